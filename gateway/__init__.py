@@ -1,0 +1,1 @@
+"""The sealgate service: HTTP API, CLI, configuration and process model."""

@@ -1,0 +1,259 @@
+"""The aiohttp application: routes, middleware, and the components' lifetimes.
+
+Every component is created in :func:`components` (an aiohttp cleanup context) and
+reached through an :class:`aiohttp.web.AppKey`; nothing lives in module globals. The
+signing process is started here, after the worker process exists, so no PKCS#11 state
+is ever carried across a fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.auth import Authenticator, require_purpose
+from gateway.catalog import REFRESH_SECONDS, SealCatalog
+from gateway.checking import StatusChecker
+from gateway.home import Settings
+from gateway.metrics import Metrics
+from gateway.openapi import OPENAPI
+from gateway.problems import Problem, invalid, problem_for
+from gateway.requests import InvalidRequest, decode_json, parse_purpose, parse_seal_body
+from gateway.sealing import SealingService, proof_view, request_digest
+from hsm.errors import HsmError
+from hsm.service import ProcessSigningService, SigningService
+from verify.code import CodeAuthority
+from verify.directory import Role
+from verify.holders import HolderKeys
+from verify.registry import Registry, RegistryError
+from verify.sqlite import SqliteDirectory, SqliteRegistry
+
+log = logging.getLogger("sealgate.gateway")
+
+MAX_BODY = 4 * 1024 * 1024  # a full batch of 1,000 proofs fits; more is refused with 413
+MAX_DOCUMENT = 1024 * 1024
+MAX_IDEMPOTENCY_KEY = 255
+
+SETTINGS = web.AppKey("settings", Settings)
+REGISTRY = web.AppKey("registry", Registry)
+CATALOG = web.AppKey("catalog", SealCatalog)
+SIGNING = web.AppKey("signing", SigningService)
+SEALING = web.AppKey("sealing", SealingService)
+CHECKER = web.AppKey("checker", StatusChecker)
+AUTH = web.AppKey("auth", Authenticator)
+METRICS = web.AppKey("metrics", Metrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    request["request_id"] = request_id
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except Problem as problem:
+        response = problem.response(request_id)
+    except InvalidRequest as exc:
+        response = invalid(exc.field, exc.message).response(request_id)
+    except web.HTTPRequestEntityTooLarge:
+        response = Problem(413, "body-too-large", "The request body is too large").response(
+            request_id
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
+        response = Problem(exc.status, code, exc.reason).response(request_id)
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem is None:
+            log.exception("unhandled error (request %s)", request_id)
+            problem = Problem(500, "internal-error", "Internal error")
+        elif problem.status >= 500:
+            log.warning("%s (request %s): %s", problem.code, request_id, type(exc).__name__)
+        response = problem.response(request_id)
+    response.headers["X-Request-Id"] = request_id
+    route = request.match_info.route.resource
+    request.app[METRICS].observe(
+        route.canonical if route is not None else "unmatched",
+        request.method,
+        response.status,
+        time.perf_counter() - started,
+    )
+    return response
+
+
+async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    return await request.read()
+
+
+async def post_certificates(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.SIGNER)
+    body = await read_body(request)
+    payload = decode_json(body)
+    proofs, batch = parse_seal_body(payload)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (
+        not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii()
+    ):
+        raise invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    outcome = await request.app[SEALING].seal(
+        client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
+    )
+    views = [proof_view(p) for p in outcome.proofs]
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return json_response({"items": views} if batch else views[0], 201, headers)
+
+
+async def get_verify(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    checker = request.app[CHECKER]
+    record = await checker.record(request.match_info["code"])
+    return json_response(checker.status_view(record), headers={"Cache-Control": "no-store"})
+
+
+async def get_document(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.VERIFIER, Role.ISSUER)
+    if client.role is Role.VERIFIER:
+        require_purpose(client, parse_purpose(request.query.get("purpose")))
+    record = await request.app[CHECKER].record(request.match_info["code"])
+    if client.role is Role.ISSUER and record.unit_code != client.office:
+        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    return web.Response(
+        body=record.document,
+        content_type="application/pkcs7-mime",
+        headers={
+            "Content-Disposition": f'attachment; filename="{record.code}.p7m"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def post_verify_document(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    der = await read_body(request, MAX_DOCUMENT)
+    if not der:
+        raise invalid("body", "send the sealed proof as DER (application/pkcs7-mime)")
+    result = await request.app[CHECKER].check_document(der)
+    return json_response(result, headers={"Cache-Control": "no-store"})
+
+
+async def get_trust(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[CATALOG].snapshot.trust_document,
+        content_type="application/json",
+        headers={"Cache-Control": "max-age=60"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(request.app[SIGNING].check(), 5)
+        checks["hsm"] = "ok"
+    except (HsmError, TimeoutError) as exc:
+        checks["hsm"] = f"unavailable: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(request.app[REGISTRY].ping(), 5)
+        checks["registry"] = "ok"
+    except (RegistryError, TimeoutError) as exc:
+        checks["registry"] = f"unavailable: {type(exc).__name__}"
+    checks["cache"] = "in-process"
+    ready = all(v in ("ok", "in-process") for v in checks.values())
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(OPENAPI)
+
+
+async def components(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    directory = SqliteDirectory(settings.sqlite_path)
+    codes = CodeAuthority(settings.read_secret("code-key"), settings.region)
+    holder_keys = HolderKeys(settings.read_secret("holder-key"))
+    catalog = await asyncio.to_thread(SealCatalog, directory)
+    signing = ProcessSigningService(settings.keystore_config())
+    await signing.start()
+    registry = SqliteRegistry(settings.sqlite_path)
+    app[REGISTRY] = registry
+    app[CATALOG] = catalog
+    app[SIGNING] = signing
+    app[AUTH] = Authenticator(directory)
+    app[SEALING] = SealingService(
+        registry=registry, catalog=catalog, signing=signing, codes=codes,
+        holder_keys=holder_keys,
+    )
+    app[CHECKER] = StatusChecker(codes=codes, lookup=registry, catalog=catalog)
+
+    async def refresh_catalog() -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await asyncio.to_thread(catalog.refresh)
+            except Exception:
+                log.exception("seal catalog refresh failed; keeping the previous one")
+
+    refresher = asyncio.create_task(refresh_catalog())
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await registry.close()
+        await signing.close()
+        directory.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[problems_middleware])
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(components)
+    app.router.add_post("/v1/certificates", post_certificates)
+    app.router.add_get("/v1/verify/{code}", get_verify)
+    app.router.add_post("/v1/verify/document", post_verify_document)
+    app.router.add_get("/v1/certificates/{code}/document", get_document)
+    app.router.add_get("/v1/trust", get_trust)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,67 @@
+"""Bearer-token authentication and role checks.
+
+Tokens are looked up by digest in the directory (off the event loop) and remembered for
+a short while, so a client added or removed with the CLI takes effect within
+:data:`CACHE_SECONDS`, and a flood of bad tokens costs one directory read per token per
+window rather than one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from gateway.problems import Problem
+from verify.directory import Client, Directory, Role
+
+CACHE_SECONDS = 10.0
+MAX_CACHED = 100_000
+
+UNAUTHENTICATED = Problem(
+    401, "unauthenticated", "A valid bearer token is required",
+    headers={"WWW-Authenticate": 'Bearer realm="sealgate"'},
+)
+
+
+class Authenticator:
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._cache: dict[str, tuple[float, Client | None]] = {}
+
+    async def client(self, request: web.Request) -> Client:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 200:
+            raise UNAUTHENTICATED
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and cached[0] > now:
+            client = cached[1]
+        else:
+            client = await asyncio.to_thread(self._directory.client_by_token, token)
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[token] = (now + CACHE_SECONDS, client)
+        if client is None:
+            raise UNAUTHENTICATED
+        return client
+
+    async def require(self, request: web.Request, *roles: Role) -> Client:
+        client = await self.client(request)
+        if client.role not in roles:
+            raise Problem(
+                403, "forbidden-role", "This client's role may not do that",
+                f"needs role {' or '.join(r.value for r in roles)}",
+            )
+        return client
+
+
+def require_purpose(client: Client, purpose: str) -> None:
+    if purpose not in client.purposes:
+        raise Problem(
+            403, "purpose-not-granted", "This client may not check proofs for that purpose",
+            f"purpose {purpose!r} is not granted to this client",
+        )

@@ -1,0 +1,74 @@
+"""The seals a gateway process can use, their sealers, and the trust list it publishes.
+
+Loaded from the :class:`~verify.directory.Directory` at start and refreshed in the
+background, so a ``sealgate seal rotate`` or ``seal create`` run beside a serving gateway
+takes effect within :data:`REFRESH_SECONDS` without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from crypto.certificates import certificate_pem
+from crypto.proof import ProofSealer
+from crypto.verification import TrustList
+from verify.directory import Directory, Seal, SealKey
+
+REFRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    seals: dict[str, Seal]
+    roots: tuple[bytes, ...]
+    trust: TrustList
+    trust_document: bytes  # GET /v1/trust, serialised once per refresh
+
+
+class SealCatalog:
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+        self._sealers: dict[str, ProofSealer] = {}
+        self.snapshot = self._load()
+
+    def refresh(self) -> None:
+        """Re-read seals and roots (blocking: run it off the event loop)."""
+        self.snapshot = self._load()
+
+    def _load(self) -> CatalogSnapshot:
+        roots = tuple(der for der, _ in self._directory.roots())
+        seals = {seal.seal_id: seal for seal in self._directory.seals()}
+        document = {
+            "roots": [certificate_pem(der) for der in roots],
+            "seals": [
+                {
+                    "seal_id": seal.seal_id,
+                    "kind": seal.kind.value,
+                    "kind_name": seal.kind.chinese_name,
+                    "unit_name": seal.unit_name,
+                    "unit_code": seal.unit_code,
+                    "version": key.version,
+                    "state": key.state.value,
+                    "certificate": certificate_pem(key.certificate),
+                }
+                for seal in seals.values()
+                for key in seal.keys
+            ],
+        }
+        return CatalogSnapshot(
+            seals=seals,
+            roots=roots,
+            trust=TrustList.from_der(roots),
+            trust_document=json.dumps(document, ensure_ascii=False).encode(),
+        )
+
+    def seal(self, seal_id: str) -> Seal | None:
+        return self.snapshot.seals.get(seal_id)
+
+    def sealer(self, key: SealKey) -> ProofSealer:
+        sealer = self._sealers.get(key.key_label)
+        if sealer is None:
+            sealer = ProofSealer(key.certificate, self.snapshot.roots)
+            self._sealers[key.key_label] = sealer
+        return sealer

@@ -1,0 +1,101 @@
+"""Checking: a code's current status, and a presented document's seal and status.
+
+The order of DESIGN §3 holds: the code's syntax and keyed tag are checked with no I/O,
+and only a code that passes reaches the lookup (cache, then registry).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from crypto.verification import VerifiedProof, verify_proof
+from gateway.catalog import SealCatalog
+from gateway.problems import UNKNOWN_CODE
+from gateway.sealing import format_code, rfc3339
+from verify.code import CodeAuthority, CodeError, parse_code
+from verify.registry import ProofRecord
+
+
+class ProofLookup(Protocol):
+    """Where a checked code's record comes from (the registry, or a cache in front)."""
+
+    async def get(self, code: str) -> ProofRecord | None: ...
+
+
+class StatusChecker:
+    def __init__(
+        self,
+        *,
+        codes: CodeAuthority,
+        lookup: ProofLookup,
+        catalog: SealCatalog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._codes = codes
+        self._lookup = lookup
+        self._catalog = catalog
+        self._clock = clock
+
+    async def record(self, code_text: str) -> ProofRecord:
+        """The record of a genuine, registered code; otherwise the one 404 for all."""
+        try:
+            code = self._codes.check(code_text)
+        except CodeError:
+            raise UNKNOWN_CODE from None
+        record = await self._lookup.get(code.compact)
+        if record is None:
+            raise UNKNOWN_CODE
+        return record
+
+    def status_view(self, record: ProofRecord) -> dict[str, Any]:
+        """The minimum a checker needs (DESIGN §4), holder masked."""
+        now = self._clock()
+        view: dict[str, Any] = {
+            "code": format_code(record.code),
+            "status": record.current_status(now).value,
+            "type": record.type,
+            "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
+            "holder": {
+                "kind": record.holder_kind,
+                "name": record.holder_name_masked,
+                "id": record.holder_id_masked,
+            },
+            "valid_from": record.valid_from,
+            "valid_until": record.valid_until,
+            "issued_at": rfc3339(record.issued_at),
+            "status_changed_at": rfc3339(record.status_changed_at),
+            "checked_at": rfc3339(now),
+        }
+        if record.superseded_by:
+            view["superseded_by"] = format_code(record.superseded_by)
+        return view
+
+    async def check_document(self, der: bytes) -> dict[str, Any]:
+        """Verify a presented sealed proof offline, then report its registered status.
+
+        Raises :class:`crypto.errors.ProofError` when the seal does not hold.
+        """
+        verified: VerifiedProof = verify_proof(der, self._catalog.snapshot.trust)
+        result: dict[str, Any] = {
+            "seal": "valid",
+            "code": verified.code,
+            "seal_id": verified.seal_id,
+            "issuer": {"unit_name": verified.unit_name, "unit_code": verified.unit_code},
+            "signing_time": rfc3339(verified.signing_time.timestamp()),
+        }
+        record = None
+        try:
+            record = await self._lookup.get(parse_code(verified.code).compact)
+        except CodeError:
+            record = None
+        if record is None or record.document != der:
+            # Sealed by a trusted seal but not the registered document for this code.
+            result["registered"] = False
+            result["status"] = None
+        else:
+            result["registered"] = True
+            result["status"] = record.current_status(self._clock()).value
+        result["checked_at"] = rfc3339(self._clock())
+        return result

@@ -1,0 +1,99 @@
+"""RFC 9457 problem details, and the one place where domain errors become HTTP answers.
+
+Each problem has a stable ``code`` clients may branch on. Handlers raise :class:`Problem`
+or let a domain exception through; :func:`problem_for` maps the latter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from crypto.errors import ProofError
+from hsm.errors import HsmError, HsmUnavailable
+from verify.registry import IdempotencyConflict, RegistryUnavailable
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error answer: HTTP status, stable code, human title and detail."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail or title}")
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self, request_id: str | None = None) -> web.Response:
+        body: dict[str, Any] = {
+            "type": f"urn:sealgate:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if request_id:
+            body["request_id"] = request_id
+        body.update(self.extra)
+        return web.Response(
+            status=self.status,
+            body=json.dumps(body, ensure_ascii=False).encode(),
+            content_type=PROBLEM_TYPE,
+            headers=self.headers,
+        )
+
+
+# Same status, body and code for malformed, forged and unregistered codes: an enumerator
+# must not learn which of them a guess was.
+UNKNOWN_CODE = Problem(404, "unknown-code", "No proof has this verification code")
+
+
+def invalid(field: str, message: str) -> Problem:
+    return Problem(400, "invalid-request", "The request is invalid", message, field=field)
+
+
+def problem_for(exc: Exception) -> Problem | None:
+    """The answer for a domain exception, or ``None`` for a bug (answered 500)."""
+    if isinstance(exc, HsmUnavailable):
+        retry = max(1, round(getattr(exc, "retry_after", 1.0)))
+        return Problem(
+            503, "hsm-unavailable", "The signing device is unavailable; retry later",
+            headers={"Retry-After": str(retry)},
+        )
+    if isinstance(exc, HsmError):
+        return Problem(
+            503, "seal-key-unavailable", "The seal's key cannot be used right now",
+            headers={"Retry-After": "30"},
+        )
+    if isinstance(exc, RegistryUnavailable):
+        return Problem(
+            503, "registry-unavailable", "The registry is unavailable; retry later",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, IdempotencyConflict):
+        return Problem(
+            422, "idempotency-key-reused",
+            "This Idempotency-Key was used with a different request",
+        )
+    if isinstance(exc, ProofError):
+        return Problem(
+            422, "invalid-proof", "The document is not a valid sealed proof",
+            str(exc), reason=type(exc).__name__,
+        )
+    return None

@@ -1,0 +1,270 @@
+"""Operations' provisioning: the home, the city root CA, seals, clients.
+
+Runs in the CLI process, with the keystore opened in-process: these are one-shot
+commands, not the serving path. Every key is generated inside the keystore; only public
+keys and certificates come out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from crypto.certificates import (
+    PendingCertificate,
+    certificate_pem,
+    prepare_root_certificate,
+    prepare_seal_certificate,
+)
+from gateway.home import CONFIG_NAME, HomeError, Settings, load_settings, write_config, write_secret
+from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
+from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
+from verify.directory import Client, KeyState, Role, Seal, SealKey, SealKind
+from verify.sqlite import SqliteDirectory, migrate
+
+ROOT_KEY_LABEL = "sealgate-root-ca-1"
+ROOT_YEARS = 20
+SEAL_YEARS = 5
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
+DEMO_PURPOSE = "demo"
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def new_token() -> str:
+    return "sgt_" + secrets.token_urlsafe(32)
+
+
+def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
+    return pending.finish(keystore.sign_digest(label, pending.digest))
+
+
+def _years(start: dt.datetime, years: int) -> dt.datetime:
+    return start.replace(year=start.year + years)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoCredentials:
+    seals: list[Seal]
+    clients: list[tuple[Client, str]]  # with the token, shown once
+
+    def lines(self) -> list[str]:
+        out = [f"seal\t{s.seal_id}\t{s.kind.value}" for s in self.seals]
+        out += [f"{c.role.value}\t{c.client_id}\t{token}" for c, token in self.clients]
+        return out
+
+
+class Provisioner:
+    """Provisioning operations on one home."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def keystore(self) -> Keystore:
+        return open_keystore(self.settings.keystore_config())
+
+    def directory(self) -> SqliteDirectory:
+        return SqliteDirectory(self.settings.sqlite_path)
+
+    def _root(self, directory: SqliteDirectory) -> bytes:
+        roots = directory.roots()
+        if not roots:
+            raise HomeError("the home has no city root CA (run 'sealgate init')")
+        return roots[-1][0]
+
+    def create_root(self, keystore: Keystore, directory: SqliteDirectory, city: str) -> bytes:
+        info = keystore.generate_key(ROOT_KEY_LABEL, KeyAlgorithm.EC_P256)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        pending = prepare_root_certificate(
+            info.public_key_der,
+            common_name=f"{city} 无证明城市 Root CA" if city else "sealgate city Root CA",
+            organization=city or "sealgate",
+            not_before=now - dt.timedelta(minutes=5),
+            not_after=_years(now, ROOT_YEARS),
+            serial=secrets.randbits(127),
+        )
+        certificate = _sign(keystore, ROOT_KEY_LABEL, pending)
+        directory.add_root(certificate, ROOT_KEY_LABEL)
+        self.settings.root_certificate_path.write_text(certificate_pem(certificate))
+        return certificate
+
+    def _issue_seal_key(
+        self,
+        keystore: Keystore,
+        directory: SqliteDirectory,
+        *,
+        seal_id: str,
+        version: int,
+        kind: SealKind,
+        unit_name: str,
+        unit_code: str,
+        algorithm: KeyAlgorithm,
+    ) -> SealKey:
+        roots = directory.roots()
+        if not roots:
+            raise HomeError("the home has no city root CA (run 'sealgate init')")
+        root_der, root_label = roots[-1]
+        label = f"seal-{seal_id}-v{version}"
+        info = keystore.generate_key(label, algorithm)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        pending = prepare_seal_certificate(
+            info.public_key_der,
+            issuer_certificate_der=root_der,
+            unit_name=unit_name,
+            unit_code=unit_code,
+            seal_id=seal_id,
+            kind_name=kind.chinese_name,
+            not_before=now - dt.timedelta(minutes=5),
+            not_after=_years(now, SEAL_YEARS),
+            serial=secrets.randbits(127),
+        )
+        certificate = _sign(keystore, root_label, pending)
+        return SealKey(seal_id, version, label, certificate, KeyState.ACTIVE, time.time())
+
+    def create_seal(
+        self,
+        keystore: Keystore,
+        directory: SqliteDirectory,
+        *,
+        unit_name: str,
+        unit_code: str,
+        kind: SealKind,
+        algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+    ) -> Seal:
+        seal_id = _new_id("SEAL-")
+        key = self._issue_seal_key(
+            keystore, directory, seal_id=seal_id, version=1, kind=kind,
+            unit_name=unit_name, unit_code=unit_code, algorithm=algorithm,
+        )
+        seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
+        directory.add_seal(seal)
+        return seal
+
+    def rotate_seal(
+        self,
+        keystore: Keystore,
+        directory: SqliteDirectory,
+        seal_id: str,
+        algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+    ) -> SealKey:
+        seal = directory.seal(seal_id)
+        key = self._issue_seal_key(
+            keystore, directory, seal_id=seal_id, version=seal.keys[-1].version + 1,
+            kind=seal.kind, unit_name=seal.unit_name, unit_code=seal.unit_code,
+            algorithm=algorithm,
+        )
+        directory.add_seal_key(key)
+        return key
+
+    def add_client(
+        self,
+        directory: SqliteDirectory,
+        *,
+        name: str,
+        role: Role,
+        seals: Iterable[str] = (),
+        purposes: Iterable[str] = (),
+        office: str | None = None,
+    ) -> tuple[Client, str]:
+        seal_ids = frozenset(seals)
+        purpose_set = frozenset(p.strip() for p in purposes if p.strip())
+        known = {s.seal_id: s for s in directory.seals()}
+        unknown = sorted(seal_ids - known.keys())
+        if unknown:
+            raise HomeError(f"unknown seal {unknown[0]}")
+        if seal_ids and role is not Role.SIGNER:
+            raise HomeError("only signers are granted seals")
+        if purpose_set and role is not Role.VERIFIER:
+            raise HomeError("only verifiers are granted purposes")
+        if role is Role.ISSUER and office is None:
+            raise HomeError("an issuer belongs to an office: give --office UNIT_CODE")
+        if office is not None and role is not Role.ISSUER:
+            raise HomeError("only issuers belong to an office")
+        client = Client(
+            _new_id("C-"), name, role, office, seal_ids, purpose_set, time.time()
+        )
+        token = new_token()
+        directory.add_client(client, token)
+        return client, token
+
+    def demo(self, keystore: Keystore, directory: SqliteDirectory) -> DemoCredentials:
+        unit_name, unit_code = DEMO_OFFICE
+        seals = [
+            self.create_seal(keystore, directory, unit_name=unit_name, unit_code=unit_code,
+                             kind=kind)
+            for kind in (SealKind.PROOF, SealKind.VERIFICATION)
+        ]
+        clients = [
+            self.add_client(directory, name="demo signer", role=Role.SIGNER,
+                            seals=[s.seal_id for s in seals]),
+            self.add_client(directory, name="demo issuer", role=Role.ISSUER, office=unit_code),
+            self.add_client(directory, name="demo verifier", role=Role.VERIFIER,
+                            purposes=[DEMO_PURPOSE]),
+            self.add_client(directory, name="demo admin", role=Role.ADMIN),
+        ]
+        return DemoCredentials(seals, clients)
+
+
+def init_home(
+    home: Path,
+    *,
+    backend: str = "pkcs11",
+    demo: bool = False,
+    region: str = "430900",
+    city: str = "益阳市",
+    pkcs11_module: str | None = None,
+    token_label: str = "sealgate",
+) -> tuple[Settings, DemoCredentials | None]:
+    """Create a home: config, secrets, token (SoftHSM2 unless a module is given), root CA."""
+    if backend not in ("pkcs11", "soft"):
+        raise HomeError(f"unknown backend {backend!r} (pkcs11 or soft)")
+    if not (len(region) == 6 and region.isdigit() and region.isascii()):
+        raise HomeError("the region code has 6 digits (GB/T 2260), e.g. 430900")
+    if (home / CONFIG_NAME).exists():
+        raise HomeError(f"{home} is already a sealgate home")
+    created = not home.exists()
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        config = {"region": region, "city": city, "backend": backend, "token_label": token_label}
+        write_secret(home, "code-key")
+        write_secret(home, "holder-key")
+        if backend == "pkcs11":
+            if pkcs11_module:
+                config["pkcs11_module"] = pkcs11_module
+                if not os.environ.get("SEALGATE_PKCS11_PIN"):
+                    raise HomeError("set SEALGATE_PKCS11_PIN to the token's user PIN")
+            else:
+                pin = secrets.token_hex(16)
+                so_pin = secrets.token_hex(16)
+                write_secret(home, "token-pin", pin.encode())
+                write_secret(home, "token-so-pin", so_pin.encode())
+                create_softhsm_token(home / "softhsm", token_label, pin, so_pin)
+                config["pkcs11_module"] = SOFTHSM2_MODULE
+        write_config(home, config)
+        settings = load_settings(home)
+        migrate(settings.sqlite_path)
+        provisioner = Provisioner(settings)
+        with provisioner.keystore() as keystore:
+            directory = provisioner.directory()
+            try:
+                provisioner.create_root(keystore, directory, city)
+                credentials = provisioner.demo(keystore, directory) if demo else None
+            finally:
+                directory.close()
+        return settings, credentials
+    except BaseException:
+        if created:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            (home / CONFIG_NAME).unlink(missing_ok=True)
+        raise

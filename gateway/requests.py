@@ -1,0 +1,194 @@
+"""Strict parsing of request bodies: every field checked, unknown fields refused.
+
+Errors name the offending field as a JSON path (``items[3].holder.id``) so a client can
+fix the request; nothing from a refused request is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+
+MAX_BATCH = 1000
+MAX_TEXT = 256
+# Dates without a time are read in China Standard Time: a proof valid until 2027-01-31
+# stays valid through that whole day where it is used.
+LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+class InvalidRequest(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class EndorsementRequest:
+    extracting_unit: str | None
+    verifying_unit: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRequest:
+    seal_id: str
+    type: str
+    holder_kind: HolderKind
+    holder_id: str  # normalised, checked; never logged
+    holder_name: str
+    content: dict[str, Any]
+    valid_from: str
+    valid_until: str | None
+    expires_at: float | None
+    endorsement: EndorsementRequest | None
+
+
+def decode_json(body: bytes) -> Any:
+    """Parse a body as strict UTF-8 JSON (no NaN/Infinity, no duplicate keys)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest("", f"the body is not valid UTF-8 (byte {exc.start})") from None
+
+    def no_constants(name: str) -> Any:
+        raise InvalidRequest("", f"{name} is not JSON")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise InvalidRequest(key, "appears twice")
+            result[key] = value
+        return result
+
+    try:
+        return json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest("", f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidRequest("", "JSON nested too deeply") from None
+
+
+def _object(value: Any, field: str, required: set[str], optional: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidRequest(field, "must be an object")
+    for key in value:
+        if key not in required and key not in optional:
+            raise InvalidRequest(_join(field, key), "is not a known field")
+    for key in sorted(required):
+        if key not in value:
+            raise InvalidRequest(_join(field, key), "is required")
+    return value
+
+
+def _join(field: str, key: str) -> str:
+    return f"{field}.{key}" if field else key
+
+
+def _text(value: Any, field: str, *, limit: int = MAX_TEXT) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be a string")
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidRequest(field, "must not be empty")
+    if len(stripped) > limit:
+        raise InvalidRequest(field, f"must be at most {limit} characters")
+    if any(ord(c) < 0x20 for c in stripped):
+        raise InvalidRequest(field, "must not contain control characters")
+    return stripped
+
+
+def _instant(value: Any, field: str, *, end_of_day: bool) -> tuple[str, float]:
+    text = _text(value, field, limit=40)
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            if end_of_day:
+                day += dt.timedelta(days=1)
+            start = dt.datetime.combine(day, dt.time(), LOCAL_ZONE)
+            return text, start.timestamp()
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(field, "must be an RFC 3339 date or date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(field, "a date-time needs a UTC offset")
+    return text, moment.timestamp()
+
+
+def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
+    obj = _object(
+        value,
+        field,
+        {"seal_id", "type", "holder", "content", "valid_from"},
+        {"valid_until", "endorsement"},
+    )
+    holder_field = _join(field, "holder")
+    holder = _object(obj["holder"], holder_field, {"kind", "id", "name"}, set())
+    try:
+        kind = HolderKind(holder["kind"])
+    except (ValueError, TypeError):
+        raise InvalidRequest(_join(holder_field, "kind"), "must be 'person' or 'org'") from None
+    id_field = _join(holder_field, "id")
+    try:
+        holder_id = normalise_holder_id(kind, _text(holder["id"], id_field, limit=18))
+    except InvalidHolderId as exc:
+        raise InvalidRequest(id_field, str(exc)) from None
+    content = obj["content"]
+    if not isinstance(content, dict):
+        raise InvalidRequest(_join(field, "content"), "must be an object")
+    valid_from, starts_at = _instant(obj["valid_from"], _join(field, "valid_from"), end_of_day=False)
+    valid_until: str | None = None
+    expires_at: float | None = None
+    if obj.get("valid_until") is not None:
+        until_field = _join(field, "valid_until")
+        valid_until, expires_at = _instant(obj["valid_until"], until_field, end_of_day=True)
+        if expires_at <= starts_at:
+            raise InvalidRequest(until_field, "must be after valid_from")
+    endorsement: EndorsementRequest | None = None
+    if obj.get("endorsement") is not None:
+        e_field = _join(field, "endorsement")
+        e = _object(obj["endorsement"], e_field, set(), {"extracting_unit", "verifying_unit"})
+        endorsement = EndorsementRequest(
+            extracting_unit=_text(e["extracting_unit"], _join(e_field, "extracting_unit"))
+            if e.get("extracting_unit") is not None else None,
+            verifying_unit=_text(e["verifying_unit"], _join(e_field, "verifying_unit"))
+            if e.get("verifying_unit") is not None else None,
+        )
+    return ProofRequest(
+        seal_id=_text(obj["seal_id"], _join(field, "seal_id"), limit=64),
+        type=_text(obj["type"], _join(field, "type"), limit=64),
+        holder_kind=kind,
+        holder_id=holder_id,
+        holder_name=_text(holder["name"], _join(holder_field, "name"), limit=128),
+        content=content,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        expires_at=expires_at,
+        endorsement=endorsement,
+    )
+
+
+def parse_seal_body(value: Any) -> tuple[list[ProofRequest], bool]:
+    """The proofs a ``POST /v1/certificates`` body asks for, and whether it was a batch."""
+    if isinstance(value, dict) and "items" in value:
+        _object(value, "", {"items"}, set())
+        items = value["items"]
+        if not isinstance(items, list):
+            raise InvalidRequest("items", "must be an array")
+        if not items:
+            raise InvalidRequest("items", "must not be empty")
+        if len(items) > MAX_BATCH:
+            raise InvalidRequest("items", f"holds {len(items)} proofs; at most {MAX_BATCH}")
+        return [parse_proof_request(item, f"items[{i}]") for i, item in enumerate(items)], True
+    return [parse_proof_request(value)], False
+
+
+def parse_purpose(value: str | None) -> str:
+    if value is None:
+        raise InvalidRequest("purpose", "is required: say what business the check is for")
+    return _text(value, "purpose", limit=64)

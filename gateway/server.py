@@ -1,0 +1,99 @@
+"""The process model of ``sealgate serve``.
+
+``--workers N`` starts N worker processes that each bind the same port with
+SO_REUSEPORT (the kernel spreads connections), each with its own event loop (uvloop),
+registry connections and signing process. Workers are started with the ``spawn``
+method: a fresh interpreter, so nothing (PKCS#11 state above all) crosses a fork. The
+supervisor restarts a worker that dies and stops them all on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import sys
+import time
+from multiprocessing.process import BaseProcess
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.home import Settings
+from gateway.logs import AccessLogger, configure_logging
+
+log = logging.getLogger("sealgate.server")
+
+RESTART_BACKOFF = 1.0
+
+
+async def _serve(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
+    await site.start()
+    log.info("worker listening on http://%s:%d", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    configure_logging()
+    import uvloop
+
+    uvloop.run(_serve(settings, host, port, reuse_port))
+
+
+def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    if workers <= 1:
+        run_worker(settings, host, port, reuse_port=False)
+        return
+    configure_logging()
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(
+            target=run_worker, args=(settings, host, port, True), name=f"sealgate-worker-{index}"
+        )
+        process.start()
+        return process
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    processes = [start(i) for i in range(workers)]
+    log.info("supervising %d workers on http://%s:%d", workers, host, port)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for index, process in enumerate(processes):
+                if not process.is_alive() and not stopping:
+                    log.warning("worker %d exited with %s; restarting", index, process.exitcode)
+                    time.sleep(RESTART_BACKOFF)
+                    processes[index] = start(index)
+    finally:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+        sys.stdout.flush()
+
+
+

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the system programs sealgate needs, where missing (Debian/Ubuntu).
+set -euo pipefail
+missing=()
+command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,134 @@
+"""Who may do what: the seals an office holds and the clients that call the gateway.
+
+Kept in the same store as the registry (one SQLite file, or one PostgreSQL database at
+city scale) so that every gateway instance sees the same seals and clients. Client
+tokens are stored only as SHA-256 digests: they are 256-bit random values, so a fast
+hash suffices and a leaked store yields no usable token.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+class DirectoryError(Exception):
+    """Base of the directory's errors."""
+
+
+class NotFound(DirectoryError):
+    """No seal or client with that id."""
+
+
+class AlreadyExists(DirectoryError):
+    """A seal or client with that id already exists."""
+
+
+class SealKind(enum.StrEnum):
+    """The two seal kinds of 益阳 第十七条 (宁波 第十四条 names in the comments)."""
+
+    PROOF = "proof"  # 电子证明专用章 (宁波: 电子证明共享信息专用章)
+    VERIFICATION = "verification"  # 查询核验专用章 (宁波: 电子证明核实信息专用章)
+
+    @property
+    def chinese_name(self) -> str:
+        return _KIND_NAMES[self]
+
+
+_KIND_NAMES = {SealKind.PROOF: "电子证明专用章", SealKind.VERIFICATION: "查询核验专用章"}
+
+
+class Role(enum.StrEnum):
+    SIGNER = "signer"
+    ISSUER = "issuer"
+    VERIFIER = "verifier"
+    ADMIN = "admin"
+
+
+class KeyState(enum.StrEnum):
+    ACTIVE = "active"  # new proofs are sealed with it
+    RETIRED = "retired"  # rotated out; proofs sealed with it still verify
+
+
+@dataclass(frozen=True, slots=True)
+class SealKey:
+    seal_id: str
+    version: int
+    key_label: str  # the label of the key in the keystore
+    certificate: bytes  # DER, issued by the city root
+    state: KeyState
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    seal_id: str
+    kind: SealKind
+    unit_name: str
+    unit_code: str  # 统一社会信用代码 of the office
+    created_at: float
+    keys: tuple[SealKey, ...]  # every version, oldest first
+
+    @property
+    def active_key(self) -> SealKey:
+        for key in reversed(self.keys):
+            if key.state is KeyState.ACTIVE:
+                return key
+        raise NotFound(f"seal {self.seal_id} has no active key")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    name: str
+    role: Role
+    office: str | None  # unit code; issuers change only their office's proofs
+    seals: frozenset[str]  # seal ids a signer may use
+    purposes: frozenset[str]  # purposes a verifier may check codes for
+    created_at: float
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+class Directory(ABC):
+    """Seals and clients. Blocking calls: the gateway runs them off the event loop."""
+
+    @abstractmethod
+    def add_seal(self, seal: Seal) -> None:
+        """Store a new seal with its first key. Raises :class:`AlreadyExists`."""
+
+    @abstractmethod
+    def add_seal_key(self, key: SealKey) -> None:
+        """Add a key version to a seal and retire the versions before it."""
+
+    @abstractmethod
+    def seal(self, seal_id: str) -> Seal:
+        """The seal with this id. Raises :class:`NotFound`."""
+
+    @abstractmethod
+    def seals(self) -> list[Seal]:
+        """Every seal, by id."""
+
+    @abstractmethod
+    def add_root(self, certificate: bytes, key_label: str) -> None:
+        """Trust a city root CA certificate (DER) whose key has this label."""
+
+    @abstractmethod
+    def roots(self) -> list[tuple[bytes, str]]:
+        """The trusted root certificates (DER) with their key labels, oldest first."""
+
+    @abstractmethod
+    def add_client(self, client: Client, token: str) -> None:
+        """Store a client and the digest of its token. Raises :class:`AlreadyExists`."""
+
+    @abstractmethod
+    def client_by_token(self, token: str) -> Client | None:
+        """The client holding this bearer token, or ``None``."""
+
+    @abstractmethod
+    def clients(self) -> list[Client]:
+        """Every client, by id."""

@@ -1,0 +1,547 @@
+"""The embedded registry: one SQLite file in WAL mode, synchronous=FULL.
+
+Writes go through one writer thread that commits whatever has queued up as one
+transaction (group commit): one fsync serves many concurrent sealings, and each request
+runs in its own savepoint so one conflicting request never fails its neighbours. Reads
+run on a small pool of threads with their own connections, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from verify.directory import (
+    AlreadyExists,
+    Client,
+    Directory,
+    KeyState,
+    NotFound,
+    Role,
+    Seal,
+    SealKey,
+    SealKind,
+    token_digest,
+)
+from verify.registry import (
+    CodeTaken,
+    IdempotencyConflict,
+    IdempotentRequest,
+    IdempotentResult,
+    ProofRecord,
+    Registry,
+    RegistryError,
+    RegistryUnavailable,
+    Status,
+)
+
+T = TypeVar("T")
+
+# Versioned schema: entry N brings user_version from N to N+1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE proofs (
+        code TEXT PRIMARY KEY,
+        seal_id TEXT NOT NULL,
+        unit_name TEXT NOT NULL,
+        unit_code TEXT NOT NULL,
+        type TEXT NOT NULL,
+        holder_kind TEXT NOT NULL,
+        holder_name_masked TEXT NOT NULL,
+        holder_id_masked TEXT NOT NULL,
+        holder_key BLOB NOT NULL,
+        valid_from TEXT NOT NULL,
+        valid_until TEXT,
+        expires_at REAL,
+        issued_at REAL NOT NULL,
+        status TEXT NOT NULL,
+        status_changed_at REAL NOT NULL,
+        superseded_by TEXT,
+        signer_client TEXT NOT NULL,
+        document BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX proofs_holder ON proofs (holder_key, type);
+    CREATE TABLE idempotency_keys (
+        client_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        request_digest BLOB NOT NULL,
+        codes TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (client_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE seals (
+        seal_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        unit_name TEXT NOT NULL,
+        unit_code TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE seal_keys (
+        seal_id TEXT NOT NULL REFERENCES seals (seal_id),
+        version INTEGER NOT NULL,
+        key_label TEXT NOT NULL UNIQUE,
+        certificate BLOB NOT NULL,
+        state TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (seal_id, version)
+    );
+    CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        office TEXT,
+        token_digest BLOB NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE client_seals (
+        client_id TEXT NOT NULL REFERENCES clients (client_id),
+        seal_id TEXT NOT NULL REFERENCES seals (seal_id),
+        PRIMARY KEY (client_id, seal_id)
+    );
+    CREATE TABLE roots (
+        fingerprint BLOB PRIMARY KEY,
+        certificate BLOB NOT NULL,
+        key_label TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE client_purposes (
+        client_id TEXT NOT NULL REFERENCES clients (client_id),
+        purpose TEXT NOT NULL,
+        PRIMARY KEY (client_id, purpose)
+    );
+    """,
+)
+
+_PROOF_COLUMNS = (
+    "code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,"
+    " holder_id_masked, holder_key, valid_from, valid_until, expires_at, issued_at,"
+    " status, status_changed_at, superseded_by, signer_client, document"
+)
+_INSERT_PROOF = f"INSERT INTO proofs ({_PROOF_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_SELECT_PROOF = f"SELECT {_PROOF_COLUMNS} FROM proofs WHERE code = ?"
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with the settings durability depends on."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk (the WAL fsynced) before COMMIT returns; 201 depends on it.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def migrate(path: Path) -> int:
+    """Bring the schema up to date; returns the resulting version."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for number in range(version, len(MIGRATIONS)):
+            for statement in _statements(MIGRATIONS[number]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+        return len(MIGRATIONS)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    # executescript() would commit our transaction; run the statements one by one instead.
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement
+
+
+def _proof_row(proof: ProofRecord) -> tuple[Any, ...]:
+    return (
+        proof.code,
+        proof.seal_id,
+        proof.unit_name,
+        proof.unit_code,
+        proof.type,
+        proof.holder_kind,
+        proof.holder_name_masked,
+        proof.holder_id_masked,
+        proof.holder_key,
+        proof.valid_from,
+        proof.valid_until,
+        proof.expires_at,
+        proof.issued_at,
+        proof.status.value,
+        proof.status_changed_at,
+        proof.superseded_by,
+        proof.signer_client,
+        proof.document,
+    )
+
+
+def _proof_from_row(row: tuple[Any, ...]) -> ProofRecord:
+    return ProofRecord(
+        code=row[0],
+        seal_id=row[1],
+        unit_name=row[2],
+        unit_code=row[3],
+        type=row[4],
+        holder_kind=row[5],
+        holder_name_masked=row[6],
+        holder_id_masked=row[7],
+        holder_key=bytes(row[8]),
+        valid_from=row[9],
+        valid_until=row[10],
+        expires_at=row[11],
+        issued_at=row[12],
+        status=Status(row[13]),
+        status_changed_at=row[14],
+        superseded_by=row[15],
+        signer_client=row[16],
+        document=bytes(row[17]),
+    )
+
+
+@dataclass(slots=True)
+class _WriteJob:
+    work: Callable[[sqlite3.Connection], None]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[None]
+    error: BaseException | None = field(default=None)
+
+
+class _GroupCommitWriter:
+    """One thread, one connection; commits every queued job in one transaction."""
+
+    MAX_GROUP = 512
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path)
+        self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._jobs.put(_WriteJob(work, loop, future))
+        return future
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            group = [first]
+            stop = False
+            while len(group) < self.MAX_GROUP:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                group.append(job)
+            self._commit(group)
+            if stop:
+                return
+
+    def _commit(self, group: list[_WriteJob]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                try:
+                    job.work(conn)
+                except (sqlite3.IntegrityError, RegistryError) as exc:
+                    conn.execute("ROLLBACK TO job")
+                    job.error = exc
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            failure = RegistryUnavailable(f"registry write failed: {exc}")
+            for job in group:
+                job.error = failure
+        for job in group:
+            job.loop.call_soon_threadsafe(_settle, job.future, job.error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; the write stands regardless
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class SqliteRegistry(Registry):
+    """:class:`Registry` on a SQLite file; see the module docstring."""
+
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        migrate(path)
+        self._path = path
+        self._writer = _GroupCommitWriter(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="registry-reader")
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self._path, readonly=True)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            try:
+                return query(self._reader())
+            except sqlite3.Error as exc:
+                raise RegistryUnavailable(f"registry read failed: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def register(
+        self, proofs: list[ProofRecord], idempotency: IdempotentRequest | None = None
+    ) -> None:
+        rows = [_proof_row(p) for p in proofs]
+        codes = ",".join(p.code for p in proofs)
+        now = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            if idempotency is not None:
+                try:
+                    conn.execute(
+                        "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
+                        (idempotency.client_id, idempotency.key, idempotency.request_digest,
+                         codes, now),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise IdempotencyConflict("idempotency key already used") from exc
+            try:
+                conn.executemany(_INSERT_PROOF, rows)
+            except sqlite3.IntegrityError as exc:
+                raise CodeTaken("verification code already registered") from exc
+
+        # Shielded: once queued the write happens; a cancelled caller must not leave the
+        # future unobserved nor believe it was not written.
+        await asyncio.shield(self._writer.submit(work))
+
+    async def get(self, code: str) -> ProofRecord | None:
+        def query(conn: sqlite3.Connection) -> ProofRecord | None:
+            row = conn.execute(_SELECT_PROOF, (code,)).fetchone()
+            return None if row is None else _proof_from_row(row)
+
+        return await self._read(query)
+
+    async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
+        def query(conn: sqlite3.Connection) -> IdempotentResult | None:
+            row = conn.execute(
+                "SELECT request_digest, codes FROM idempotency_keys"
+                " WHERE client_id = ? AND key = ?",
+                (client_id, key),
+            ).fetchone()
+            if row is None:
+                return None
+            return IdempotentResult(bytes(row[0]), tuple(row[1].split(",")))
+
+        return await self._read(query)
+
+    async def count(self) -> int:
+        return await self._read(lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0]))
+
+    async def ping(self) -> None:
+        await self._read(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+class SqliteDirectory(Directory):
+    """:class:`Directory` on the registry's SQLite file. Blocking; one connection."""
+
+    def __init__(self, path: Path) -> None:
+        migrate(path)
+        self._conn = connect(path)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def add_seal(self, seal: Seal) -> None:
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO seals VALUES (?, ?, ?, ?, ?)",
+                    (seal.seal_id, seal.kind.value, seal.unit_name, seal.unit_code,
+                     seal.created_at),
+                )
+                for key in seal.keys:
+                    self._insert_key(conn, key)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(f"seal {seal.seal_id} already exists") from exc
+
+    @staticmethod
+    def _insert_key(conn: sqlite3.Connection, key: SealKey) -> None:
+        conn.execute(
+            "INSERT INTO seal_keys VALUES (?, ?, ?, ?, ?, ?)",
+            (key.seal_id, key.version, key.key_label, key.certificate, key.state.value,
+             key.created_at),
+        )
+
+    def add_seal_key(self, key: SealKey) -> None:
+        try:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM seals WHERE seal_id = ?", (key.seal_id,)).fetchone() is None:
+                    raise NotFound(f"no seal {key.seal_id}")
+                conn.execute(
+                    "UPDATE seal_keys SET state = ? WHERE seal_id = ? AND version < ?",
+                    (KeyState.RETIRED.value, key.seal_id, key.version),
+                )
+                self._insert_key(conn, key)
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(f"seal {key.seal_id} already has version {key.version}") from exc
+
+    def _seals(self, where: str, args: tuple[Any, ...]) -> list[Seal]:
+        with self._lock:
+            seal_rows = self._conn.execute(
+                f"SELECT seal_id, kind, unit_name, unit_code, created_at FROM seals {where}"  # noqa: S608
+                " ORDER BY seal_id",
+                args,
+            ).fetchall()
+            key_rows = self._conn.execute(
+                "SELECT seal_id, version, key_label, certificate, state, created_at"
+                " FROM seal_keys ORDER BY seal_id, version"
+            ).fetchall()
+        keys: dict[str, list[SealKey]] = {}
+        for r in key_rows:
+            keys.setdefault(r[0], []).append(
+                SealKey(r[0], r[1], r[2], bytes(r[3]), KeyState(r[4]), r[5])
+            )
+        return [
+            Seal(r[0], SealKind(r[1]), r[2], r[3], r[4], tuple(keys.get(r[0], ())))
+            for r in seal_rows
+        ]
+
+    def seal(self, seal_id: str) -> Seal:
+        found = self._seals("WHERE seal_id = ?", (seal_id,))
+        if not found:
+            raise NotFound(f"no seal {seal_id}")
+        return found[0]
+
+    def seals(self) -> list[Seal]:
+        return self._seals("", ())
+
+    def add_root(self, certificate: bytes, key_label: str) -> None:
+        fingerprint = hashlib.sha256(certificate).digest()
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO roots VALUES (?, ?, ?, ?)",
+                    (fingerprint, certificate, key_label, time.time()),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists("that root certificate is already trusted") from exc
+
+    def roots(self) -> list[tuple[bytes, str]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT certificate, key_label FROM roots ORDER BY created_at"
+            ).fetchall()
+        return [(bytes(r[0]), r[1]) for r in rows]
+
+    def add_client(self, client: Client, token: str) -> None:
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?)",
+                    (client.client_id, client.name, client.role.value, client.office,
+                     token_digest(token), client.created_at),
+                )
+                conn.executemany(
+                    "INSERT INTO client_seals VALUES (?, ?)",
+                    [(client.client_id, s) for s in sorted(client.seals)],
+                )
+                conn.executemany(
+                    "INSERT INTO client_purposes VALUES (?, ?)",
+                    [(client.client_id, p) for p in sorted(client.purposes)],
+                )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(
+                f"client {client.client_id} already exists or names an unknown seal"
+            ) from exc
+
+    def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT client_id, name, role, office, created_at FROM clients {where}"  # noqa: S608
+                " ORDER BY client_id",
+                args,
+            ).fetchall()
+            result = []
+            for r in rows:
+                seals = frozenset(
+                    s for (s,) in self._conn.execute(
+                        "SELECT seal_id FROM client_seals WHERE client_id = ?", (r[0],)
+                    )
+                )
+                purposes = frozenset(
+                    p for (p,) in self._conn.execute(
+                        "SELECT purpose FROM client_purposes WHERE client_id = ?", (r[0],)
+                    )
+                )
+                result.append(Client(r[0], r[1], Role(r[2]), r[3], seals, purposes, r[4]))
+        return result
+
+    def client_by_token(self, token: str) -> Client | None:
+        found = self._clients("WHERE token_digest = ?", (token_digest(token),))
+        return found[0] if found else None
+
+    def clients(self) -> list[Client]:
+        return self._clients("", ())

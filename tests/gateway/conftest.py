@@ -1,0 +1,73 @@
+"""A real demo home (SoftHSM2 token inside it) and an HTTP client on the real app."""
+
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.home import Settings
+from gateway.provision import DemoCredentials, init_home
+from hsm.softhsm import softhsm_available
+from verify.directory import Role
+
+
+@dataclass(frozen=True)
+class Demo:
+    settings: Settings
+    credentials: DemoCredentials
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def token(self, role: Role) -> str:
+        return next(t for c, t in self.credentials.clients if c.role is role)
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role)}"}
+
+    @property
+    def proof_seal(self) -> str:
+        return self.credentials.seals[0].seal_id
+
+    @property
+    def verification_seal(self) -> str:
+        return self.credentials.seals[1].seal_id
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """One demo home for the run: tests add proofs to it and count differences."""
+    if not softhsm_available():
+        pytest.fail("SoftHSM2 is required: run the suite with `make test`")
+    home = tmp_path_factory.mktemp("sealgate") / "home"
+    settings, credentials = init_home(home, demo=True)
+    assert credentials is not None
+    return Demo(settings, credentials)
+
+
+
+
+@pytest.fixture
+async def api(demo: Demo, aiohttp_client: Any) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(demo.settings))
+    return client
+
+
+def proof_request(seal: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "seal_id": seal,
+        "type": "无犯罪记录证明",
+        "holder": {"kind": "person", "id": "11010519491231002X", "name": "张三"},
+        "content": {"结论": "经查询，未发现有犯罪记录", "用途": "入职"},
+        "valid_from": "2026-11-22",
+        "valid_until": "2027-05-21",
+    }
+    body.update(overrides)
+    return body

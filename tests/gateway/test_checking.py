@@ -1,0 +1,115 @@
+"""A guessed code is refused before any lookup; a real one is found."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.catalog import SealCatalog
+from gateway.checking import StatusChecker
+from gateway.problems import Problem
+from tests.gateway.conftest import Demo, proof_request
+from verify.code import CROCKFORD_ALPHABET, CodeAuthority
+from verify.directory import Role
+from verify.registry import ProofRecord
+from verify.sqlite import SqliteDirectory, SqliteRegistry
+
+ISO = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
+
+
+# ISO/IEC 7064 MOD 37-2, computed independently of verify.code: the check character c of
+# payload a_1..a_23 makes sum(a_i * 2^(24-i)) + c = 1 (mod 37).
+WEIGHTS = [
+    [ISO.index(chr(b)) * pow(2, 23 - i, 37) % 37 if chr(b) in ISO else 0 for b in range(256)]
+    for i in range(23)
+]
+DIGITS = bytes(ord("0123456789"[b % 10]) for b in range(256))
+SYMBOLS = bytes(ord(CROCKFORD_ALPHABET[b % 32]) for b in range(256))
+
+
+def random_codes(count: int, seed: int) -> list[str]:
+    """Random codes of the right shape, with a correct check character."""
+    rng = random.Random(seed)
+    codes: list[str] = []
+    while len(codes) < count:
+        payload = rng.randbytes(6).translate(DIGITS) + rng.randbytes(17).translate(SYMBOLS)
+        total = sum(row[b] for row, b in zip(WEIGHTS, payload, strict=True)) % 37
+        check = ISO[(1 - total) % 37]
+        if check in CROCKFORD_ALPHABET:
+            codes.append(payload.decode() + check)
+    return codes
+
+
+class CountingLookup:
+    def __init__(self, registry: SqliteRegistry) -> None:
+        self.registry = registry
+        self.lookups = 0
+
+    async def get(self, code: str) -> ProofRecord | None:
+        self.lookups += 1
+        return await self.registry.get(code)
+
+
+async def test_a_million_random_codes_are_refused_without_a_lookup(demo: Demo) -> None:
+    registry = SqliteRegistry(demo.settings.sqlite_path)
+    directory = SqliteDirectory(demo.settings.sqlite_path)
+    lookup = CountingLookup(registry)
+    codes = CodeAuthority(demo.settings.read_secret("code-key"), demo.settings.region)
+    checker = StatusChecker(codes=codes, lookup=lookup, catalog=SealCatalog(directory))
+    refused = 0
+    for text in random_codes(1_000_000, seed=20261122):
+        try:
+            await checker.record(text)
+        except Problem as problem:
+            assert problem.status == 404
+            refused += 1
+    assert refused == 1_000_000
+    assert lookups_for(lookup) == 0
+
+    # while a genuine code issued under the home's key does reach the registry
+    genuine = codes.issue()
+    try:
+        await checker.record(str(genuine))
+    except Problem:
+        pass
+    assert lookups_for(lookup) == 1
+    await registry.close()
+    directory.close()
+
+
+def lookups_for(lookup: CountingLookup) -> int:
+    return lookup.lookups
+
+
+async def test_unknown_and_malformed_codes_look_the_same(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    response = await api.post("/v1/certificates", json=proof_request(demo.proof_seal),
+                              headers=demo.auth(Role.SIGNER))
+    real = (await response.json())["code"]
+    codes = CodeAuthority(demo.settings.read_secret("code-key"), demo.settings.region)
+    candidates = [
+        "garbage",
+        "%00%ff",
+        real[:-1] + ("0" if real[-1] != "0" else "1"),  # typo: check character fails
+        random_codes(1, seed=7)[0],  # right shape, forged
+        str(codes.issue()),  # genuine tag, never registered
+        "4" * 60,
+    ]
+    bodies = set()
+    for text in candidates:
+        r = await api.get(f"/v1/verify/{text}?purpose=demo", headers=demo.auth(Role.VERIFIER))
+        assert r.status == 404, text
+        problem = await r.json()
+        problem.pop("request_id")
+        bodies.add(tuple(sorted(problem.items())))
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert len(bodies) == 1
+
+    # the real code, typed in lower case with O for 0 and without hyphens, is found
+    typed = real.replace("-", "").lower().replace("0", "o").replace("1", "l")
+    r = await api.get(f"/v1/verify/{typed}?purpose=demo", headers=demo.auth(Role.VERIFIER))
+    assert r.status == 200
+    assert (await r.json())["code"] == real

@@ -1,0 +1,151 @@
+"""The real `sealgate serve` process: killed with SIGKILL, and run with several workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from crypto.verification import TrustList, verify_proof
+from tests.gateway.conftest import Demo, proof_request
+from verify.directory import Role
+from verify.sqlite import SqliteRegistry
+
+SEALGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"sealgate serve exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("sealgate serve did not start listening")
+
+
+@contextmanager
+def serving(home: Path, port: int, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(
+        [*SEALGATE, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_until_serving(port, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.mark.slow
+async def test_every_proof_answered_201_survives_sigkill(demo: Demo) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    answered: list[str] = []
+    with serving(demo.home, port) as process:
+        async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
+
+            async def seal_forever(worker: int) -> None:
+                n = 0
+                while True:
+                    body = proof_request(demo.proof_seal, content={"w": worker, "n": n})
+                    n += 1
+                    try:
+                        async with session.post(f"{url}/v1/certificates", json=body) as r:
+                            if r.status == 201:
+                                answered.append((await r.json())["code"])
+                                if len(answered) == 40:
+                                    # killed the instant the 40th answer has arrived
+                                    os.kill(process.pid, signal.SIGKILL)
+                    except aiohttp.ClientError:
+                        return
+
+            await asyncio.wait_for(
+                asyncio.gather(*(seal_forever(i) for i in range(16))), timeout=60
+            )
+        process.wait(timeout=10)
+        assert process.returncode == -signal.SIGKILL
+    assert len(answered) >= 40
+
+    registry = SqliteRegistry(demo.settings.sqlite_path)
+    trust = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
+    try:
+        for code in answered:
+            record = await registry.get(code.replace("-", ""))
+            assert record is not None, f"{code} was answered 201 but is not registered"
+            assert verify_proof(record.document, trust).code == code
+    finally:
+        await registry.close()
+
+    # and after a restart the gateway answers for them
+    with serving(demo.home, port):
+        async with aiohttp.ClientSession(headers=demo.auth(Role.VERIFIER)) as session:
+            for code in answered:
+                async with session.get(f"{url}/v1/verify/{code}?purpose=demo") as r:
+                    assert r.status == 200
+                    assert (await r.json())["status"] == "valid"
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.mark.slow
+async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serving(demo.home, port, workers=2) as supervisor:
+        deadline = time.monotonic() + 20
+        while len(children(supervisor.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = children(supervisor.pid)
+        assert len(workers) == 2
+        async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
+
+            async def seal(n: int) -> int:
+                body = proof_request(demo.proof_seal, content={"n": n})
+                async with session.post(f"{url}/v1/certificates", json=body) as r:
+                    return r.status
+
+            statuses = await asyncio.gather(*(seal(n) for n in range(200)))
+            assert set(statuses) == {201}
+
+            os.kill(workers[0], signal.SIGKILL)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                now = children(supervisor.pid)
+                if len(now) == 2 and workers[0] not in now:
+                    break
+                time.sleep(0.1)
+            assert workers[0] not in children(supervisor.pid)
+            assert len(children(supervisor.pid)) == 2
+            await asyncio.sleep(3)  # the new worker starts its signer and binds
+            statuses = await asyncio.gather(*(seal(n) for n in range(100)))
+            assert set(statuses) == {201}

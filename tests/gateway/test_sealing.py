@@ -1,0 +1,173 @@
+"""Sealing through the HTTP API, checked by OpenSSL and by `sealgate verify-file`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.cli import main as sealgate
+from tests.gateway.conftest import Demo, proof_request
+from verify.code import parse_code
+from verify.directory import Role
+from verify.sqlite import SqliteRegistry
+
+
+def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / "proof.der"
+    path.write_bytes(der)
+    return subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(path),
+         "-CAfile", str(root), "-purpose", "any"],
+        capture_output=True, check=False,
+    )
+
+
+def verify_file(der: bytes, demo: Demo, tmp_path: Path) -> int:
+    path = tmp_path / "proof-cli.der"
+    path.write_bytes(der)
+    return sealgate(["--home", str(demo.home), "verify-file", str(path)])
+
+
+async def seal(api: TestClient[Any, Any], demo: Demo, **overrides: Any) -> dict[str, Any]:
+    response = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal, **overrides),
+        headers=demo.auth(Role.SIGNER),
+    )
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
+    api: TestClient[Any, Any], demo: Demo, tmp_path: Path
+) -> None:
+    body = await seal(api, demo, endorsement={"extracting_unit": "益阳市人社局",
+                                             "verifying_unit": "益阳市公安局"})
+    assert body["status"] == "valid"
+    assert body["seal_id"] == demo.proof_seal
+    parse_code(body["code"])
+    der = base64.b64decode(body["document"])
+
+    result = openssl_verify(der, demo.settings.root_certificate_path, tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
+    content = json.loads(result.stdout)
+    assert content["code"] == body["code"]
+    assert content["holder"] == {"kind": "person", "id": "11010519491231002X", "name": "张三"}
+    assert content["issuer"] == {"unit_name": "益阳市公安局", "unit_code": "11430900006151330B"}
+    assert content["endorsement"]["extracting_unit"] == "益阳市人社局"
+    # Canonical JSON (RFC 8785): keys sorted, no whitespace.
+    assert result.stdout == json.dumps(content, ensure_ascii=False, sort_keys=True,
+                                       separators=(",", ":")).encode()
+    assert verify_file(der, demo, tmp_path) == 0
+
+    printed = subprocess.run(
+        ["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", str(tmp_path / "proof.der")],
+        capture_output=True, check=True, text=True,
+    ).stdout
+    assert "2.25.227244376699152950896079126569910947090.1.1" in printed
+    assert body["code"] in printed
+
+
+async def test_any_changed_content_byte_fails_openssl_and_verify_file(
+    api: TestClient[Any, Any], demo: Demo, tmp_path: Path
+) -> None:
+    body = await seal(api, demo)
+    der = base64.b64decode(body["document"])
+    content = openssl_verify(der, demo.settings.root_certificate_path, tmp_path).stdout
+    start = der.find(content)
+    assert start > 0
+    positions = list(range(start, start + len(content)))
+    # and bytes across the rest of the structure: signed attributes, certificates, signature
+    positions += list(range(0, len(der), 23))
+    for position in sorted(set(positions)):
+        tampered = bytearray(der)
+        tampered[position] ^= 0x01
+        result = openssl_verify(bytes(tampered), demo.settings.root_certificate_path, tmp_path)
+        cli = verify_file(bytes(tampered), demo, tmp_path)
+        assert result.returncode != 0, f"openssl accepted a change at byte {position}"
+        assert cli == 1, f"verify-file accepted a change at byte {position}"
+
+
+async def test_verify_document_endpoint_reports_seal_and_status(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    body = await seal(api, demo)
+    der = base64.b64decode(body["document"])
+    headers = {**demo.auth(Role.VERIFIER), "Content-Type": "application/pkcs7-mime"}
+    response = await api.post("/v1/verify/document?purpose=demo", data=der, headers=headers)
+    assert response.status == 200
+    result = await response.json()
+    assert result["seal"] == "valid"
+    assert result["registered"] is True
+    assert result["status"] == "valid"
+    assert result["code"] == body["code"]
+
+    tampered = bytearray(der)
+    tampered[der.find(b"valid_from") + 15] ^= 0x01
+    response = await api.post("/v1/verify/document?purpose=demo", data=bytes(tampered),
+                              headers=headers)
+    assert response.status == 422
+    problem = await response.json()
+    assert problem["code"] == "invalid-proof"
+
+
+async def test_document_download_is_the_registered_der(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    body = await seal(api, demo)
+    response = await api.get(
+        f"/v1/certificates/{body['code']}/document?purpose=demo", headers=demo.auth(Role.VERIFIER)
+    )
+    assert response.status == 200
+    assert response.content_type == "application/pkcs7-mime"
+    assert await response.read() == base64.b64decode(body["document"])
+    # The issuing office may fetch its own proof without a purpose.
+    response = await api.get(f"/v1/certificates/{body['code']}/document",
+                             headers=demo.auth(Role.ISSUER))
+    assert response.status == 200
+
+
+async def test_batch_seals_every_item_in_one_registration(
+    api: TestClient[Any, Any], demo: Demo, tmp_path: Path
+) -> None:
+    registry = SqliteRegistry(demo.settings.sqlite_path)
+    before = await registry.count()
+    items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(50)]
+    items[7]["seal_id"] = demo.verification_seal
+    response = await api.post("/v1/certificates", json={"items": items},
+                              headers=demo.auth(Role.SIGNER))
+    assert response.status == 201
+    sealed = (await response.json())["items"]
+    assert len(sealed) == 50
+    assert len({s["code"] for s in sealed}) == 50
+    assert sealed[7]["seal_id"] == demo.verification_seal
+    assert await registry.count() == before + 50
+    for item in (sealed[0], sealed[7]):
+        result = openssl_verify(base64.b64decode(item["document"]),
+                                demo.settings.root_certificate_path, tmp_path)
+        assert result.returncode == 0
+    await registry.close()
+
+
+@pytest.mark.parametrize("size", [1000])
+async def test_batch_limit(api: TestClient[Any, Any], demo: Demo, size: int) -> None:
+    registry = SqliteRegistry(demo.settings.sqlite_path)
+    before = await registry.count()
+    items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(size + 1)]
+    response = await api.post("/v1/certificates", json={"items": items},
+                              headers=demo.auth(Role.SIGNER))
+    assert response.status == 400
+    problem = await response.json()
+    assert problem["field"] == "items"
+    assert await registry.count() == before
+    response = await api.post("/v1/certificates", json={"items": items[:size]},
+                              headers=demo.auth(Role.SIGNER))
+    assert response.status == 201
+    assert await registry.count() == before + size
+    await registry.close()

@@ -1,0 +1,1 @@
+"""Verification side of the gateway: unified verification codes, the registry, the directory."""

@@ -42,6 +42,7 @@ MAX_BODY = 4 * 1024 * 1024  # a full batch of 1,000 proofs fits; more is refused
 MAX_DOCUMENT = 1024 * 1024
 MAX_IDEMPOTENCY_KEY = 255
 
+REQUEST_ID = web.RequestKey("request_id", str)
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 CATALOG = web.AppKey("catalog", SealCatalog)
@@ -66,7 +67,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
-    request["request_id"] = request_id
+    request[REQUEST_ID] = request_id
     started = time.perf_counter()
     try:
         response = await handler(request)

@@ -69,6 +69,8 @@ class SealCatalog:
     def sealer(self, key: SealKey) -> ProofSealer:
         sealer = self._sealers.get(key.key_label)
         if sealer is None:
-            sealer = ProofSealer(key.certificate, self.snapshot.roots)
+            # Only the seal certificate: the root is the trust anchor, which checkers take
+            # from the trust list; a copy in the proof would be bytes no signature covers.
+            sealer = ProofSealer(key.certificate)
             self._sealers[key.key_label] = sealer
         return sealer

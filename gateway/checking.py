@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from crypto.verification import VerifiedProof, verify_proof
 from gateway.catalog import SealCatalog
-from gateway.problems import UNKNOWN_CODE
+from gateway.problems import unknown_code
 from gateway.sealing import format_code, rfc3339
 from verify.code import CodeAuthority, CodeError, parse_code
 from verify.registry import ProofRecord
@@ -43,10 +43,10 @@ class StatusChecker:
         try:
             code = self._codes.check(code_text)
         except CodeError:
-            raise UNKNOWN_CODE from None
+            raise unknown_code() from None
         record = await self._lookup.get(code.compact)
         if record is None:
-            raise UNKNOWN_CODE
+            raise unknown_code()
         return record
 
     def status_view(self, record: ProofRecord) -> dict[str, Any]:

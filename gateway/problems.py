@@ -61,7 +61,8 @@ class Problem(Exception):
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
-UNKNOWN_CODE = Problem(404, "unknown-code", "No proof has this verification code")
+def unknown_code() -> Problem:
+    return Problem(404, "unknown-code", "No proof has this verification code")
 
 
 def invalid(field: str, message: str) -> Problem:

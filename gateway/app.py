@@ -55,7 +55,9 @@ METRICS = web.AppKey("metrics", Metrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.Response(
         status=status,
         body=json.dumps(body, ensure_ascii=False).encode(),
@@ -85,13 +87,13 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
         response = Problem(exc.status, code, exc.reason).response(request_id)
     except Exception as exc:
-        problem = problem_for(exc)
-        if problem is None:
+        mapped = problem_for(exc)
+        if mapped is None:
             log.exception("unhandled error (request %s)", request_id)
-            problem = Problem(500, "internal-error", "Internal error")
-        elif problem.status >= 500:
-            log.warning("%s (request %s): %s", problem.code, request_id, type(exc).__name__)
-        response = problem.response(request_id)
+            mapped = Problem(500, "internal-error", "Internal error")
+        elif mapped.status >= 500:
+            log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
+        response = mapped.response(request_id)
     response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
     request.app[METRICS].observe(
@@ -118,7 +120,9 @@ async def post_certificates(request: web.Request) -> web.Response:
     if key is not None and (
         not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii()
     ):
-        raise invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+        raise invalid(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
     outcome = await request.app[SEALING].seal(
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )
@@ -218,7 +222,10 @@ async def components(app: web.Application) -> AsyncIterator[None]:
     app[SIGNING] = signing
     app[AUTH] = Authenticator(directory)
     app[SEALING] = SealingService(
-        registry=registry, catalog=catalog, signing=signing, codes=codes,
+        registry=registry,
+        catalog=catalog,
+        signing=signing,
+        codes=codes,
         holder_keys=holder_keys,
     )
     app[CHECKER] = StatusChecker(codes=codes, lookup=registry, catalog=catalog)

@@ -20,7 +20,9 @@ CACHE_SECONDS = 10.0
 MAX_CACHED = 100_000
 
 UNAUTHENTICATED = Problem(
-    401, "unauthenticated", "A valid bearer token is required",
+    401,
+    "unauthenticated",
+    "A valid bearer token is required",
     headers={"WWW-Authenticate": 'Bearer realm="sealgate"'},
 )
 
@@ -53,7 +55,9 @@ class Authenticator:
         client = await self.client(request)
         if client.role not in roles:
             raise Problem(
-                403, "forbidden-role", "This client's role may not do that",
+                403,
+                "forbidden-role",
+                "This client's role may not do that",
                 f"needs role {' or '.join(r.value for r in roles)}",
             )
         return client
@@ -62,6 +66,8 @@ class Authenticator:
 def require_purpose(client: Client, purpose: str) -> None:
     if purpose not in client.purposes:
         raise Problem(
-            403, "purpose-not-granted", "This client may not check proofs for that purpose",
+            403,
+            "purpose-not-granted",
+            "This client may not check proofs for that purpose",
             f"purpose {purpose!r} is not granted to this client",
         )

@@ -37,39 +37,58 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser("init", parents=[home], help="create a home: token, root CA, config")
-    init.add_argument("--backend", choices=("pkcs11", "soft"), default="pkcs11",
-                      help="where keys live (soft: files, for development only)")
-    init.add_argument("--demo", action="store_true",
-                      help="also create a demo office, its seals and one client of each role")
+    init.add_argument(
+        "--backend",
+        choices=("pkcs11", "soft"),
+        default="pkcs11",
+        help="where keys live (soft: files, for development only)",
+    )
+    init.add_argument(
+        "--demo",
+        action="store_true",
+        help="also create a demo office, its seals and one client of each role",
+    )
     init.add_argument("--region", default="430900", help="6-digit region code of this city")
     init.add_argument("--city", default="益阳市", help="the city's name, for the root CA")
-    init.add_argument("--pkcs11-module", help="PKCS#11 library of a real HSM (default: a "
-                      "SoftHSM2 token inside the home); its PIN comes from SEALGATE_PKCS11_PIN")
+    init.add_argument(
+        "--pkcs11-module",
+        help="PKCS#11 library of a real HSM (default: a "
+        "SoftHSM2 token inside the home); its PIN comes from SEALGATE_PKCS11_PIN",
+    )
     init.add_argument("--token-label", default="sealgate")
 
     seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     create = seal.add_parser("create", parents=[home], help="create a seal and its key")
     create.add_argument("--unit-name", required=True, help="the office's name")
     create.add_argument("--unit-code", required=True, help="the office's 统一社会信用代码")
-    create.add_argument("--kind", required=True, choices=[k.value for k in SealKind],
-                        help="proof: 电子证明专用章; verification: 查询核验专用章")
-    create.add_argument("--algorithm", default=KeyAlgorithm.EC_P256.value,
-                        choices=[a.value for a in KeyAlgorithm])
+    create.add_argument(
+        "--kind",
+        required=True,
+        choices=[k.value for k in SealKind],
+        help="proof: 电子证明专用章; verification: 查询核验专用章",
+    )
+    create.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
     rotate.add_argument("seal", metavar="SEAL")
-    rotate.add_argument("--algorithm", default=KeyAlgorithm.EC_P256.value,
-                        choices=[a.value for a in KeyAlgorithm])
+    rotate.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
 
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
-        dest="action", required=True, metavar="ACTION")
+        dest="action", required=True, metavar="ACTION"
+    )
     add = client.add_parser("add", parents=[home], help="add a client; prints its token once")
     add.add_argument("--name", required=True)
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--seal", action="append", default=[], help="a seal a signer may use")
-    add.add_argument("--purpose", action="append", default=[],
-                     help="a purpose a verifier may check codes for")
+    add.add_argument(
+        "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
+    )
     add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
     client.add_parser("list", parents=[home], help="list clients")
 
@@ -80,11 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
     serve.add_argument("--redis-url", help="overrides SEALGATE_REDIS_URL")
 
-    check = sub.add_parser("verify-file", parents=[home],
-                           help="check a sealed proof (DER CMS) against the trust list, offline")
+    check = sub.add_parser(
+        "verify-file",
+        parents=[home],
+        help="check a sealed proof (DER CMS) against the trust list, offline",
+    )
     check.add_argument("file", type=Path)
-    check.add_argument("--trust", type=Path,
-                       help="PEM file of trusted roots (default: the home's root.pem)")
+    check.add_argument(
+        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
+    )
     return parser
 
 
@@ -92,12 +115,19 @@ def _run(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     if args.command == "init":
         _, credentials = init_home(
-            home, backend=args.backend, demo=args.demo, region=args.region, city=args.city,
-            pkcs11_module=args.pkcs11_module, token_label=args.token_label,
+            home,
+            backend=args.backend,
+            demo=args.demo,
+            region=args.region,
+            city=args.city,
+            pkcs11_module=args.pkcs11_module,
+            token_label=args.token_label,
         )
         if args.backend == "soft":
-            print("warning: soft keystore: private keys are in files, for development only",
-                  file=sys.stderr)
+            print(
+                "warning: soft keystore: private keys are in files, for development only",
+                file=sys.stderr,
+            )
         print(f"initialised {home}", file=sys.stderr)
         if credentials is not None:
             print("\n".join(credentials.lines()))
@@ -125,8 +155,18 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "seal" and args.action == "list":
             for seal in directory.seals():
                 for key in seal.keys:
-                    print("\t".join((seal.seal_id, seal.kind.value, seal.unit_name,
-                                     seal.unit_code, f"v{key.version}", key.state.value)))
+                    print(
+                        "\t".join(
+                            (
+                                seal.seal_id,
+                                seal.kind.value,
+                                seal.unit_name,
+                                seal.unit_code,
+                                f"v{key.version}",
+                                key.state.value,
+                            )
+                        )
+                    )
             return 0
         if args.command == "client" and args.action == "list":
             for c in directory.clients():
@@ -135,22 +175,30 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "client" and args.action == "add":
             client, token = provisioner.add_client(
-                directory, name=args.name, role=Role(args.role), seals=args.seal,
-                purposes=args.purpose, office=args.office,
+                directory,
+                name=args.name,
+                role=Role(args.role),
+                seals=args.seal,
+                purposes=args.purpose,
+                office=args.office,
             )
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
             if args.action == "create":
                 seal = provisioner.create_seal(
-                    keystore, directory, unit_name=args.unit_name.strip(),
-                    unit_code=args.unit_code.strip().upper(), kind=SealKind(args.kind),
+                    keystore,
+                    directory,
+                    unit_name=args.unit_name.strip(),
+                    unit_code=args.unit_code.strip().upper(),
+                    kind=SealKind(args.kind),
                     algorithm=KeyAlgorithm(args.algorithm),
                 )
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
                 return 0
-            key = provisioner.rotate_seal(keystore, directory, args.seal,
-                                          KeyAlgorithm(args.algorithm))
+            key = provisioner.rotate_seal(
+                keystore, directory, args.seal, KeyAlgorithm(args.algorithm)
+            )
             print(f"seal\t{key.seal_id}\tv{key.version}")
             return 0
     finally:
@@ -169,8 +217,9 @@ def _verify_file(args: argparse.Namespace, home: Path) -> int:
     except ProofError as exc:
         print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t"
-          f"{proof.signing_time.isoformat()}")
+    print(
+        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
+    )
     return 0
 
 

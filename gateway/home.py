@@ -49,8 +49,10 @@ class Settings:
     def sqlite_path(self) -> Path:
         prefix = "sqlite:///"
         if not self.database_url.startswith(prefix):
-            raise HomeError(f"unsupported database URL scheme in {self.database_url.split(':')[0]!r}")
-        return Path(self.database_url[len(prefix):])
+            raise HomeError(
+                f"unsupported database URL scheme in {self.database_url.split(':')[0]!r}"
+            )
+        return Path(self.database_url[len(prefix) :])
 
     @property
     def secrets_dir(self) -> Path:

@@ -40,7 +40,9 @@ class Metrics:
         ]
         for route, row in sorted(self._latency.items()):
             for i, bound in enumerate(BUCKETS):
-                lines.append(f'sealgate_request_seconds_bucket{{route="{route}",le="{bound}"}} {int(row[i])}')
+                lines.append(
+                    f'sealgate_request_seconds_bucket{{route="{route}",le="{bound}"}} {int(row[i])}'
+                )
             total = int(row[len(BUCKETS)])
             lines.append(f'sealgate_request_seconds_bucket{{route="{route}",le="+Inf"}} {total}')
             lines.append(f'sealgate_request_seconds_sum{{route="{route}"}} {row[-1]:.6f}')

@@ -7,12 +7,16 @@ from typing import Any
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _PURPOSE = {
-    "name": "purpose", "in": "query", "required": True,
+    "name": "purpose",
+    "in": "query",
+    "required": True,
     "description": "The business the check is for; must be granted to the client.",
     "schema": {"type": "string", "maxLength": 64},
 }
 _CODE = {
-    "name": "code", "in": "path", "required": True,
+    "name": "code",
+    "in": "path",
+    "required": True,
     "description": "Unified verification code, e.g. 430900-7K3M9Q-ZX4T2B-H8WDQ5 "
     "(case-insensitive, hyphens optional, O/I/L read as 0/1/1).",
     "schema": {"type": "string", "maxLength": 64},
@@ -33,7 +37,10 @@ _PROOF_REQUEST: dict[str, Any] = {
             "required": ["kind", "id", "name"],
             "properties": {
                 "kind": {"enum": ["person", "org"]},
-                "id": {"type": "string", "description": "身份证号 (GB 11643) or 统一社会信用代码 (GB 32100)"},
+                "id": {
+                    "type": "string",
+                    "description": "身份证号 (GB 11643) or 统一社会信用代码 (GB 32100)",
+                },
                 "name": {"type": "string", "maxLength": 128},
             },
         },
@@ -56,8 +63,11 @@ _SEALED = {
         "status": {"type": "string"},
         "issued_at": {"type": "string", "format": "date-time"},
         "seal_id": {"type": "string"},
-        "document": {"type": "string", "contentEncoding": "base64",
-                     "description": "the sealed proof, DER CMS SignedData"},
+        "document": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "the sealed proof, DER CMS SignedData",
+        },
     },
 }
 
@@ -73,74 +83,171 @@ OPENAPI: dict[str, Any] = {
         "responses": {
             "Problem": {
                 "description": "RFC 9457 problem details with a stable `code`",
-                "content": {"application/problem+json": {"schema": {
-                    "type": "object",
-                    "properties": {
-                        "type": {"type": "string"}, "title": {"type": "string"},
-                        "status": {"type": "integer"}, "code": {"type": "string"},
-                        "detail": {"type": "string"}, "field": {"type": "string"},
-                    },
-                }}},
+                "content": {
+                    "application/problem+json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "type": {"type": "string"},
+                                "title": {"type": "string"},
+                                "status": {"type": "integer"},
+                                "code": {"type": "string"},
+                                "detail": {"type": "string"},
+                                "field": {"type": "string"},
+                            },
+                        }
+                    }
+                },
             }
         },
         "schemas": {"ProofRequest": _PROOF_REQUEST, "SealedProof": _SEALED},
     },
     "paths": {
-        "/v1/certificates": {"post": {
-            "summary": "Seal and register one proof, or a batch of up to 1,000",
-            "security": _BEARER,
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
-                            "schema": {"type": "string", "maxLength": 255}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "oneOf": [
-                    {"$ref": "#/components/schemas/ProofRequest"},
-                    {"type": "object", "additionalProperties": False, "required": ["items"],
-                     "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                              "items": {"$ref": "#/components/schemas/ProofRequest"}}}},
-                ]}}}},
-            "responses": {
-                "201": {"description": "sealed and durably registered", "content": {
-                    "application/json": {"schema": {"oneOf": [
-                        {"$ref": "#/components/schemas/SealedProof"},
-                        {"type": "object", "properties": {"items": {
-                            "type": "array", "items": {"$ref": "#/components/schemas/SealedProof"}}}},
-                    ]}}}},
-                "400": _PROBLEM, "401": _PROBLEM, "403": _PROBLEM, "413": _PROBLEM,
-                "422": _PROBLEM, "503": _PROBLEM,
-            },
-        }},
-        "/v1/verify/{code}": {"get": {
-            "summary": "Current status of a proof, holder masked",
-            "security": _BEARER,
-            "parameters": [_CODE, _PURPOSE],
-            "responses": {"200": {"description": "the proof's status"}, "401": _PROBLEM,
-                          "403": _PROBLEM, "404": _PROBLEM},
-        }},
-        "/v1/certificates/{code}/document": {"get": {
-            "summary": "The sealed proof (DER CMS)",
-            "security": _BEARER,
-            "parameters": [_CODE, {**_PURPOSE, "required": False,
-                                   "description": "required for verifiers"}],
-            "responses": {"200": {"description": "the sealed proof",
-                                  "content": {"application/pkcs7-mime": {}}},
-                          "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM},
-        }},
-        "/v1/verify/document": {"post": {
-            "summary": "Check a presented sealed proof: seal, chain and current status",
-            "security": _BEARER,
-            "parameters": [_PURPOSE],
-            "requestBody": {"required": True, "content": {"application/pkcs7-mime": {}}},
-            "responses": {"200": {"description": "seal valid; registered status"},
-                          "401": _PROBLEM, "403": _PROBLEM, "413": _PROBLEM, "422": _PROBLEM},
-        }},
-        "/v1/trust": {"get": {"summary": "Trust list: roots and seal certificates",
-                              "responses": {"200": {"description": "the trust list"}}}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness of HSM, registry and cache",
-                            "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics",
-                             "responses": {"200": {"description": "text exposition format"}}}},
-        "/openapi.json": {"get": {"summary": "This document",
-                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        "/v1/certificates": {
+            "post": {
+                "summary": "Seal and register one proof, or a batch of up to 1,000",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 255},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    {"$ref": "#/components/schemas/ProofRequest"},
+                                    {
+                                        "type": "object",
+                                        "additionalProperties": False,
+                                        "required": ["items"],
+                                        "properties": {
+                                            "items": {
+                                                "type": "array",
+                                                "minItems": 1,
+                                                "maxItems": 1000,
+                                                "items": {
+                                                    "$ref": "#/components/schemas/ProofRequest"
+                                                },
+                                            }
+                                        },
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "sealed and durably registered",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/SealedProof"},
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "items": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "$ref": "#/components/schemas/SealedProof"
+                                                    },
+                                                }
+                                            },
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                    "413": _PROBLEM,
+                    "422": _PROBLEM,
+                    "503": _PROBLEM,
+                },
+            }
+        },
+        "/v1/verify/{code}": {
+            "get": {
+                "summary": "Current status of a proof, holder masked",
+                "security": _BEARER,
+                "parameters": [_CODE, _PURPOSE],
+                "responses": {
+                    "200": {"description": "the proof's status"},
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                    "404": _PROBLEM,
+                },
+            }
+        },
+        "/v1/certificates/{code}/document": {
+            "get": {
+                "summary": "The sealed proof (DER CMS)",
+                "security": _BEARER,
+                "parameters": [
+                    _CODE,
+                    {**_PURPOSE, "required": False, "description": "required for verifiers"},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the sealed proof",
+                        "content": {"application/pkcs7-mime": {}},
+                    },
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                    "404": _PROBLEM,
+                },
+            }
+        },
+        "/v1/verify/document": {
+            "post": {
+                "summary": "Check a presented sealed proof: seal, chain and current status",
+                "security": _BEARER,
+                "parameters": [_PURPOSE],
+                "requestBody": {"required": True, "content": {"application/pkcs7-mime": {}}},
+                "responses": {
+                    "200": {"description": "seal valid; registered status"},
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                    "413": _PROBLEM,
+                    "422": _PROBLEM,
+                },
+            }
+        },
+        "/v1/trust": {
+            "get": {
+                "summary": "Trust list: roots and seal certificates",
+                "responses": {"200": {"description": "the trust list"}},
+            }
+        },
+        "/healthz": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness of HSM, registry and cache",
+                "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition format"}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1"}},
+            }
+        },
     },
 }

@@ -74,27 +74,37 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, HsmUnavailable):
         retry = max(1, round(getattr(exc, "retry_after", 1.0)))
         return Problem(
-            503, "hsm-unavailable", "The signing device is unavailable; retry later",
+            503,
+            "hsm-unavailable",
+            "The signing device is unavailable; retry later",
             headers={"Retry-After": str(retry)},
         )
     if isinstance(exc, HsmError):
         return Problem(
-            503, "seal-key-unavailable", "The seal's key cannot be used right now",
+            503,
+            "seal-key-unavailable",
+            "The seal's key cannot be used right now",
             headers={"Retry-After": "30"},
         )
     if isinstance(exc, RegistryUnavailable):
         return Problem(
-            503, "registry-unavailable", "The registry is unavailable; retry later",
+            503,
+            "registry-unavailable",
+            "The registry is unavailable; retry later",
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, IdempotencyConflict):
         return Problem(
-            422, "idempotency-key-reused",
+            422,
+            "idempotency-key-reused",
             "This Idempotency-Key was used with a different request",
         )
     if isinstance(exc, ProofError):
         return Problem(
-            422, "invalid-proof", "The document is not a valid sealed proof",
-            str(exc), reason=type(exc).__name__,
+            422,
+            "invalid-proof",
+            "The document is not a valid sealed proof",
+            str(exc),
+            reason=type(exc).__name__,
         )
     return None

@@ -143,8 +143,14 @@ class Provisioner:
     ) -> Seal:
         seal_id = _new_id("SEAL-")
         key = self._issue_seal_key(
-            keystore, directory, seal_id=seal_id, version=1, kind=kind,
-            unit_name=unit_name, unit_code=unit_code, algorithm=algorithm,
+            keystore,
+            directory,
+            seal_id=seal_id,
+            version=1,
+            kind=kind,
+            unit_name=unit_name,
+            unit_code=unit_code,
+            algorithm=algorithm,
         )
         seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
         directory.add_seal(seal)
@@ -159,8 +165,13 @@ class Provisioner:
     ) -> SealKey:
         seal = directory.seal(seal_id)
         key = self._issue_seal_key(
-            keystore, directory, seal_id=seal_id, version=seal.keys[-1].version + 1,
-            kind=seal.kind, unit_name=seal.unit_name, unit_code=seal.unit_code,
+            keystore,
+            directory,
+            seal_id=seal_id,
+            version=seal.keys[-1].version + 1,
+            kind=seal.kind,
+            unit_name=seal.unit_name,
+            unit_code=seal.unit_code,
             algorithm=algorithm,
         )
         directory.add_seal_key(key)
@@ -190,9 +201,7 @@ class Provisioner:
             raise HomeError("an issuer belongs to an office: give --office UNIT_CODE")
         if office is not None and role is not Role.ISSUER:
             raise HomeError("only issuers belong to an office")
-        client = Client(
-            _new_id("C-"), name, role, office, seal_ids, purpose_set, time.time()
-        )
+        client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())
         token = new_token()
         directory.add_client(client, token)
         return client, token
@@ -200,16 +209,19 @@ class Provisioner:
     def demo(self, keystore: Keystore, directory: SqliteDirectory) -> DemoCredentials:
         unit_name, unit_code = DEMO_OFFICE
         seals = [
-            self.create_seal(keystore, directory, unit_name=unit_name, unit_code=unit_code,
-                             kind=kind)
+            self.create_seal(
+                keystore, directory, unit_name=unit_name, unit_code=unit_code, kind=kind
+            )
             for kind in (SealKind.PROOF, SealKind.VERIFICATION)
         ]
         clients = [
-            self.add_client(directory, name="demo signer", role=Role.SIGNER,
-                            seals=[s.seal_id for s in seals]),
+            self.add_client(
+                directory, name="demo signer", role=Role.SIGNER, seals=[s.seal_id for s in seals]
+            ),
             self.add_client(directory, name="demo issuer", role=Role.ISSUER, office=unit_code),
-            self.add_client(directory, name="demo verifier", role=Role.VERIFIER,
-                            purposes=[DEMO_PURPOSE]),
+            self.add_client(
+                directory, name="demo verifier", role=Role.VERIFIER, purposes=[DEMO_PURPOSE]
+            ),
             self.add_client(directory, name="demo admin", role=Role.ADMIN),
         ]
         return DemoCredentials(seals, clients)
@@ -223,7 +235,7 @@ def init_home(
     region: str = "430900",
     city: str = "益阳市",
     pkcs11_module: str | None = None,
-    token_label: str = "sealgate",
+    token_label: str = "sealgate",  # noqa: S107 - a token's label, not a secret
 ) -> tuple[Settings, DemoCredentials | None]:
     """Create a home: config, secrets, token (SoftHSM2 unless a module is given), root CA."""
     if backend not in ("pkcs11", "soft"):

@@ -69,7 +69,9 @@ def decode_json(body: bytes) -> Any:
     try:
         return json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as exc:
-        raise InvalidRequest("", f"malformed JSON at line {exc.lineno} column {exc.colno}") from None
+        raise InvalidRequest(
+            "", f"malformed JSON at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise InvalidRequest("", "JSON nested too deeply") from None
 
@@ -141,7 +143,9 @@ def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
     content = obj["content"]
     if not isinstance(content, dict):
         raise InvalidRequest(_join(field, "content"), "must be an object")
-    valid_from, starts_at = _instant(obj["valid_from"], _join(field, "valid_from"), end_of_day=False)
+    valid_from, starts_at = _instant(
+        obj["valid_from"], _join(field, "valid_from"), end_of_day=False
+    )
     valid_until: str | None = None
     expires_at: float | None = None
     if obj.get("valid_until") is not None:
@@ -155,9 +159,11 @@ def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
         e = _object(obj["endorsement"], e_field, set(), {"extracting_unit", "verifying_unit"})
         endorsement = EndorsementRequest(
             extracting_unit=_text(e["extracting_unit"], _join(e_field, "extracting_unit"))
-            if e.get("extracting_unit") is not None else None,
+            if e.get("extracting_unit") is not None
+            else None,
             verifying_unit=_text(e["verifying_unit"], _join(e_field, "verifying_unit"))
-            if e.get("verifying_unit") is not None else None,
+            if e.get("verifying_unit") is not None
+            else None,
         )
     return ProofRequest(
         seal_id=_text(obj["seal_id"], _join(field, "seal_id"), limit=64),

@@ -41,8 +41,10 @@ CODE_ATTEMPTS = 4
 
 
 def rfc3339(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds").replace(
-        "+00:00", "Z"
+    return (
+        dt.datetime.fromtimestamp(timestamp, dt.UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -99,7 +101,9 @@ class SealingService:
             if request.seal_id not in client.seals or self._catalog.seal(request.seal_id) is None:
                 where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
                 raise Problem(
-                    403, "seal-not-granted", "This client may not use that seal",
+                    403,
+                    "seal-not-granted",
+                    "This client may not use that seal",
                     f"{where}: seal {request.seal_id!r} is not granted to this client",
                 )
 

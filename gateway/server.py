@@ -94,6 +94,3 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             if process.is_alive():
                 process.kill()
         sys.stdout.flush()
-
-
-

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 
 class KeyAlgorithm(enum.StrEnum):
@@ -74,7 +75,7 @@ class Keystore(ABC):
     def close(self) -> None:
         """Release sessions and handles."""
 
-    def __enter__(self) -> Keystore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

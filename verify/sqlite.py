@@ -127,8 +127,9 @@ _PROOF_COLUMNS = (
     " holder_id_masked, holder_key, valid_from, valid_until, expires_at, issued_at,"
     " status, status_changed_at, superseded_by, signer_client, document"
 )
-_INSERT_PROOF = f"INSERT INTO proofs ({_PROOF_COLUMNS}) VALUES ({', '.join('?' * 18)})"
-_SELECT_PROOF = f"SELECT {_PROOF_COLUMNS} FROM proofs WHERE code = ?"
+# Built from the constant column list above, never from input.
+_INSERT_PROOF = f"INSERT INTO proofs ({_PROOF_COLUMNS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
+_SELECT_PROOF = f"SELECT {_PROOF_COLUMNS} FROM proofs WHERE code = ?"  # noqa: S608
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -343,8 +344,13 @@ class SqliteRegistry(Registry):
                 try:
                     conn.execute(
                         "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
-                        (idempotency.client_id, idempotency.key, idempotency.request_digest,
-                         codes, now),
+                        (
+                            idempotency.client_id,
+                            idempotency.key,
+                            idempotency.request_digest,
+                            codes,
+                            now,
+                        ),
                     )
                 except sqlite3.IntegrityError as exc:
                     raise IdempotencyConflict("idempotency key already used") from exc
@@ -378,7 +384,9 @@ class SqliteRegistry(Registry):
         return await self._read(query)
 
     async def count(self) -> int:
-        return await self._read(lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0]))
+        return await self._read(
+            lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0])
+        )
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
@@ -419,8 +427,13 @@ class SqliteDirectory(Directory):
             with self._transaction() as conn:
                 conn.execute(
                     "INSERT INTO seals VALUES (?, ?, ?, ?, ?)",
-                    (seal.seal_id, seal.kind.value, seal.unit_name, seal.unit_code,
-                     seal.created_at),
+                    (
+                        seal.seal_id,
+                        seal.kind.value,
+                        seal.unit_name,
+                        seal.unit_code,
+                        seal.created_at,
+                    ),
                 )
                 for key in seal.keys:
                     self._insert_key(conn, key)
@@ -431,14 +444,23 @@ class SqliteDirectory(Directory):
     def _insert_key(conn: sqlite3.Connection, key: SealKey) -> None:
         conn.execute(
             "INSERT INTO seal_keys VALUES (?, ?, ?, ?, ?, ?)",
-            (key.seal_id, key.version, key.key_label, key.certificate, key.state.value,
-             key.created_at),
+            (
+                key.seal_id,
+                key.version,
+                key.key_label,
+                key.certificate,
+                key.state.value,
+                key.created_at,
+            ),
         )
 
     def add_seal_key(self, key: SealKey) -> None:
         try:
             with self._transaction() as conn:
-                if conn.execute("SELECT 1 FROM seals WHERE seal_id = ?", (key.seal_id,)).fetchone() is None:
+                if (
+                    conn.execute("SELECT 1 FROM seals WHERE seal_id = ?", (key.seal_id,)).fetchone()
+                    is None
+                ):
                     raise NotFound(f"no seal {key.seal_id}")
                 conn.execute(
                     "UPDATE seal_keys SET state = ? WHERE seal_id = ? AND version < ?",
@@ -501,8 +523,14 @@ class SqliteDirectory(Directory):
             with self._transaction() as conn:
                 conn.execute(
                     "INSERT INTO clients VALUES (?, ?, ?, ?, ?, ?)",
-                    (client.client_id, client.name, client.role.value, client.office,
-                     token_digest(token), client.created_at),
+                    (
+                        client.client_id,
+                        client.name,
+                        client.role.value,
+                        client.office,
+                        token_digest(token),
+                        client.created_at,
+                    ),
                 )
                 conn.executemany(
                     "INSERT INTO client_seals VALUES (?, ?)",
@@ -527,12 +555,14 @@ class SqliteDirectory(Directory):
             result = []
             for r in rows:
                 seals = frozenset(
-                    s for (s,) in self._conn.execute(
+                    s
+                    for (s,) in self._conn.execute(
                         "SELECT seal_id FROM client_seals WHERE client_id = ?", (r[0],)
                     )
                 )
                 purposes = frozenset(
-                    p for (p,) in self._conn.execute(
+                    p
+                    for (p,) in self._conn.execute(
                         "SELECT purpose FROM client_purposes WHERE client_id = ?", (r[0],)
                     )
                 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +49,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     settings, credentials = init_home(home, demo=True)
     assert credentials is not None
     return Demo(settings, credentials)
-
-
 
 
 @pytest.fixture

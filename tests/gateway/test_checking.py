@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from typing import Any
 
@@ -70,10 +71,8 @@ async def test_a_million_random_codes_are_refused_without_a_lookup(demo: Demo) -
 
     # while a genuine code issued under the home's key does reach the registry
     genuine = codes.issue()
-    try:
+    with contextlib.suppress(Problem):  # issued but never registered: 404 after a lookup
         await checker.record(str(genuine))
-    except Problem:
-        pass
     assert lookups_for(lookup) == 1
     await registry.close()
     directory.close()
@@ -86,8 +85,9 @@ def lookups_for(lookup: CountingLookup) -> int:
 async def test_unknown_and_malformed_codes_look_the_same(
     api: TestClient[Any, Any], demo: Demo
 ) -> None:
-    response = await api.post("/v1/certificates", json=proof_request(demo.proof_seal),
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
     real = (await response.json())["code"]
     codes = CodeAuthority(demo.settings.read_secret("code-key"), demo.settings.region)
     candidates = [

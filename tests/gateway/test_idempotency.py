@@ -31,8 +31,11 @@ async def test_same_key_and_body_return_the_same_proof(
 async def test_key_order_and_whitespace_do_not_make_a_different_body(
     api: TestClient[Any, Any], demo: Demo
 ) -> None:
-    headers = {**demo.auth(Role.SIGNER), "Idempotency-Key": str(uuid.uuid4()),
-               "Content-Type": "application/json"}
+    headers = {
+        **demo.auth(Role.SIGNER),
+        "Idempotency-Key": str(uuid.uuid4()),
+        "Content-Type": "application/json",
+    }
     body = proof_request(demo.proof_seal)
     import json
 
@@ -47,8 +50,7 @@ async def test_same_key_with_a_different_body_is_refused(
     api: TestClient[Any, Any], demo: Demo
 ) -> None:
     headers = {**demo.auth(Role.SIGNER), "Idempotency-Key": str(uuid.uuid4())}
-    first = await api.post("/v1/certificates", json=proof_request(demo.proof_seal),
-                           headers=headers)
+    first = await api.post("/v1/certificates", json=proof_request(demo.proof_seal), headers=headers)
     assert first.status == 201
     before = await count(demo)
     changed = proof_request(demo.proof_seal, content={"结论": "另一个"})
@@ -76,21 +78,27 @@ async def test_keys_are_per_client(api: TestClient[Any, Any], demo: Demo) -> Non
 
     provisioner = Provisioner(demo.settings)
     directory = provisioner.directory()
-    _, token = provisioner.add_client(directory, name="second signer", role=Role.SIGNER,
-                                      seals=[demo.proof_seal])
+    _, token = provisioner.add_client(
+        directory, name="second signer", role=Role.SIGNER, seals=[demo.proof_seal]
+    )
     directory.close()
     key = str(uuid.uuid4())
     body = proof_request(demo.proof_seal)
-    first = await api.post("/v1/certificates", json=body,
-                           headers={**demo.auth(Role.SIGNER), "Idempotency-Key": key})
-    second = await api.post("/v1/certificates", json=body,
-                            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key})
+    first = await api.post(
+        "/v1/certificates", json=body, headers={**demo.auth(Role.SIGNER), "Idempotency-Key": key}
+    )
+    second = await api.post(
+        "/v1/certificates",
+        json=body,
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+    )
     assert (await first.json())["code"] != (await second.json())["code"]
 
 
 async def test_bad_idempotency_key_is_400(api: TestClient[Any, Any], demo: Demo) -> None:
     headers = {**demo.auth(Role.SIGNER), "Idempotency-Key": "x" * 300}
-    response = await api.post("/v1/certificates", json=proof_request(demo.proof_seal),
-                              headers=headers)
+    response = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=headers
+    )
     assert response.status == 400
     assert (await response.json())["field"] == "Idempotency-Key"

@@ -48,7 +48,9 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: flo
 def serving(home: Path, port: int, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         [*SEALGATE, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         wait_until_serving(port, process)
@@ -113,7 +115,10 @@ async def test_every_proof_answered_201_survives_sigkill(demo: Demo) -> None:
 
 
 def children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    # workers only: not multiprocessing's resource tracker
+    out = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", "spawn_main"], capture_output=True, text=True
+    ).stdout
     return [int(p) for p in out.split()]
 
 

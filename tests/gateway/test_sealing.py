@@ -22,9 +22,21 @@ def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.Complet
     path = tmp_path / "proof.der"
     path.write_bytes(der)
     return subprocess.run(
-        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(path),
-         "-CAfile", str(root), "-purpose", "any"],
-        capture_output=True, check=False,
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-in",
+            str(path),
+            "-CAfile",
+            str(root),
+            "-purpose",
+            "any",
+        ],
+        capture_output=True,
+        check=False,
     )
 
 
@@ -36,7 +48,8 @@ def verify_file(der: bytes, demo: Demo, tmp_path: Path) -> int:
 
 async def seal(api: TestClient[Any, Any], demo: Demo, **overrides: Any) -> dict[str, Any]:
     response = await api.post(
-        "/v1/certificates", json=proof_request(demo.proof_seal, **overrides),
+        "/v1/certificates",
+        json=proof_request(demo.proof_seal, **overrides),
         headers=demo.auth(Role.SIGNER),
     )
     assert response.status == 201, await response.text()
@@ -47,8 +60,9 @@ async def seal(api: TestClient[Any, Any], demo: Demo, **overrides: Any) -> dict[
 async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
     api: TestClient[Any, Any], demo: Demo, tmp_path: Path
 ) -> None:
-    body = await seal(api, demo, endorsement={"extracting_unit": "益阳市人社局",
-                                             "verifying_unit": "益阳市公安局"})
+    body = await seal(
+        api, demo, endorsement={"extracting_unit": "益阳市人社局", "verifying_unit": "益阳市公安局"}
+    )
     assert body["status"] == "valid"
     assert body["seal_id"] == demo.proof_seal
     parse_code(body["code"])
@@ -62,13 +76,26 @@ async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
     assert content["issuer"] == {"unit_name": "益阳市公安局", "unit_code": "11430900006151330B"}
     assert content["endorsement"]["extracting_unit"] == "益阳市人社局"
     # Canonical JSON (RFC 8785): keys sorted, no whitespace.
-    assert result.stdout == json.dumps(content, ensure_ascii=False, sort_keys=True,
-                                       separators=(",", ":")).encode()
+    assert (
+        result.stdout
+        == json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    )
     assert verify_file(der, demo, tmp_path) == 0
 
     printed = subprocess.run(
-        ["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", str(tmp_path / "proof.der")],
-        capture_output=True, check=True, text=True,
+        [
+            "openssl",
+            "cms",
+            "-cmsout",
+            "-print",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "proof.der"),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
     ).stdout
     assert "2.25.227244376699152950896079126569910947090.1.1" in printed
     assert body["code"] in printed
@@ -110,8 +137,9 @@ async def test_verify_document_endpoint_reports_seal_and_status(
 
     tampered = bytearray(der)
     tampered[der.find(b"valid_from") + 15] ^= 0x01
-    response = await api.post("/v1/verify/document?purpose=demo", data=bytes(tampered),
-                              headers=headers)
+    response = await api.post(
+        "/v1/verify/document?purpose=demo", data=bytes(tampered), headers=headers
+    )
     assert response.status == 422
     problem = await response.json()
     assert problem["code"] == "invalid-proof"
@@ -128,8 +156,9 @@ async def test_document_download_is_the_registered_der(
     assert response.content_type == "application/pkcs7-mime"
     assert await response.read() == base64.b64decode(body["document"])
     # The issuing office may fetch its own proof without a purpose.
-    response = await api.get(f"/v1/certificates/{body['code']}/document",
-                             headers=demo.auth(Role.ISSUER))
+    response = await api.get(
+        f"/v1/certificates/{body['code']}/document", headers=demo.auth(Role.ISSUER)
+    )
     assert response.status == 200
 
 
@@ -140,8 +169,9 @@ async def test_batch_seals_every_item_in_one_registration(
     before = await registry.count()
     items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(50)]
     items[7]["seal_id"] = demo.verification_seal
-    response = await api.post("/v1/certificates", json={"items": items},
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates", json={"items": items}, headers=demo.auth(Role.SIGNER)
+    )
     assert response.status == 201
     sealed = (await response.json())["items"]
     assert len(sealed) == 50
@@ -149,8 +179,9 @@ async def test_batch_seals_every_item_in_one_registration(
     assert sealed[7]["seal_id"] == demo.verification_seal
     assert await registry.count() == before + 50
     for item in (sealed[0], sealed[7]):
-        result = openssl_verify(base64.b64decode(item["document"]),
-                                demo.settings.root_certificate_path, tmp_path)
+        result = openssl_verify(
+            base64.b64decode(item["document"]), demo.settings.root_certificate_path, tmp_path
+        )
         assert result.returncode == 0
     await registry.close()
 
@@ -160,14 +191,16 @@ async def test_batch_limit(api: TestClient[Any, Any], demo: Demo, size: int) -> 
     registry = SqliteRegistry(demo.settings.sqlite_path)
     before = await registry.count()
     items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(size + 1)]
-    response = await api.post("/v1/certificates", json={"items": items},
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates", json={"items": items}, headers=demo.auth(Role.SIGNER)
+    )
     assert response.status == 400
     problem = await response.json()
     assert problem["field"] == "items"
     assert await registry.count() == before
-    response = await api.post("/v1/certificates", json={"items": items[:size]},
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates", json={"items": items[:size]}, headers=demo.auth(Role.SIGNER)
+    )
     assert response.status == 201
     assert await registry.count() == before + size
     await registry.close()

@@ -18,14 +18,26 @@ def without(body: dict[str, Any], key: str) -> dict[str, Any]:
 
 CASES: list[tuple[str, Any, str]] = [
     ("unknown field", {"colour": "red"}, "colour"),
-    ("holder id check character", {"holder": {"kind": "person", "id": "110105194912310021",
-                                              "name": "张三"}}, "holder.id"),
-    ("org code check", {"holder": {"kind": "org", "id": "91430900MA4L000000", "name": "某公司"}},
-     "holder.id"),
-    ("holder kind", {"holder": {"kind": "robot", "id": "11010519491231002X", "name": "x"}},
-     "holder.kind"),
-    ("holder extra field", {"holder": {"kind": "person", "id": "11010519491231002X",
-                                       "name": "张三", "phone": "1"}}, "holder.phone"),
+    (
+        "holder id check character",
+        {"holder": {"kind": "person", "id": "110105194912310021", "name": "张三"}},
+        "holder.id",
+    ),
+    (
+        "org code check",
+        {"holder": {"kind": "org", "id": "91430900MA4L000000", "name": "某公司"}},
+        "holder.id",
+    ),
+    (
+        "holder kind",
+        {"holder": {"kind": "robot", "id": "11010519491231002X", "name": "x"}},
+        "holder.kind",
+    ),
+    (
+        "holder extra field",
+        {"holder": {"kind": "person", "id": "11010519491231002X", "name": "张三", "phone": "1"}},
+        "holder.phone",
+    ),
     ("type not a string", {"type": 42}, "type"),
     ("empty type", {"type": "  "}, "type"),
     ("content not an object", {"content": [1, 2]}, "content"),
@@ -50,18 +62,22 @@ async def test_invalid_field_is_named(
     assert problem["code"] == "invalid-request"
     assert problem["field"] == field
     # and inside a batch, the item is named
-    response = await api.post("/v1/certificates",
-                              json={"items": [proof_request(demo.proof_seal), body]},
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates",
+        json={"items": [proof_request(demo.proof_seal), body]},
+        headers=demo.auth(Role.SIGNER),
+    )
     assert response.status == 400
     assert (await response.json())["field"] == f"items[1].{field}"
     assert await count(demo) == before
 
 
 async def test_missing_field_is_named(api: TestClient[Any, Any], demo: Demo) -> None:
-    response = await api.post("/v1/certificates",
-                              json=without(proof_request(demo.proof_seal), "valid_from"),
-                              headers=demo.auth(Role.SIGNER))
+    response = await api.post(
+        "/v1/certificates",
+        json=without(proof_request(demo.proof_seal), "valid_from"),
+        headers=demo.auth(Role.SIGNER),
+    )
     assert response.status == 400
     assert (await response.json())["field"] == "valid_from"
 
@@ -81,9 +97,11 @@ async def test_undecodable_bodies(
     api: TestClient[Any, Any], demo: Demo, raw: bytes, detail: str
 ) -> None:
     before = await count(demo)
-    response = await api.post("/v1/certificates", data=raw,
-                              headers={**demo.auth(Role.SIGNER),
-                                       "Content-Type": "application/json"})
+    response = await api.post(
+        "/v1/certificates",
+        data=raw,
+        headers={**demo.auth(Role.SIGNER), "Content-Type": "application/json"},
+    )
     assert response.status == 400
     assert detail in (await response.json())["detail"]
     assert await count(demo) == before

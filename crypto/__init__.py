@@ -1,0 +1,52 @@
+"""Pure, I/O-free cryptography of sealgate: canonical JSON, seal certificates, sealed proofs.
+
+Nothing here holds a private key. Whatever needs a signature is two-phase:
+``prepare_*`` returns a pending object whose ``digest`` (SHA-256) the HSM signs,
+and ``finish(signature)`` assembles the DER.
+"""
+
+from crypto.algorithms import SignatureAlgorithm
+from crypto.canonical import canonical_json
+from crypto.certificates import (
+    PendingCertificate,
+    certificate_pem,
+    prepare_root_certificate,
+    prepare_seal_certificate,
+    public_key_der_of,
+)
+from crypto.errors import (
+    BadSignature,
+    ContentError,
+    CryptoError,
+    DigestMismatch,
+    MalformedProof,
+    ProofError,
+    SealNotValidAtSigningTime,
+    UntrustedSeal,
+)
+from crypto.proof import Endorsement, PendingProof, ProofSealer
+from crypto.verification import TrustList, VerifiedProof, verify_proof
+
+__all__ = [
+    "BadSignature",
+    "ContentError",
+    "CryptoError",
+    "DigestMismatch",
+    "Endorsement",
+    "MalformedProof",
+    "PendingCertificate",
+    "PendingProof",
+    "ProofError",
+    "ProofSealer",
+    "SealNotValidAtSigningTime",
+    "SignatureAlgorithm",
+    "TrustList",
+    "UntrustedSeal",
+    "VerifiedProof",
+    "canonical_json",
+    "certificate_pem",
+    "prepare_root_certificate",
+    "prepare_seal_certificate",
+    "public_key_der_of",
+    "verify_proof",
+]

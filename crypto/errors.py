@@ -1,0 +1,64 @@
+"""The one exception tree of :mod:`crypto`.
+
+Failure is always an exception, never a ``False``::
+
+    CryptoError
+    ├── ContentError                 what we were asked to encode cannot be encoded
+    │                                (non-JSON value, naive datetime, bad seal id,
+    │                                 malformed HSM signature, unusable key...)
+    └── ProofError                   a proof (or certificate) does not verify
+        ├── MalformedProof           not the DER structure we issue; too large
+        ├── DigestMismatch           content does not match the signed message-digest
+        ├── BadSignature             signature does not verify with the signer's key
+        ├── UntrustedSeal            seal certificate does not chain to a trusted root,
+        │                            or lacks keyUsage / documentSigning EKU
+        └── SealNotValidAtSigningTime  signing-time outside seal or root validity
+
+Errors raised by asn1crypto / cryptography are translated where they enter
+(``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadSignature",
+    "ContentError",
+    "CryptoError",
+    "DigestMismatch",
+    "MalformedProof",
+    "ProofError",
+    "SealNotValidAtSigningTime",
+    "UntrustedSeal",
+]
+
+
+class CryptoError(Exception):
+    """Root of every error raised by :mod:`crypto`."""
+
+
+class ContentError(CryptoError, ValueError):
+    """The caller's input cannot be encoded as asked; a programming or data error."""
+
+
+class ProofError(CryptoError):
+    """A proof failed verification; the subclass says which check failed."""
+
+
+class MalformedProof(ProofError):
+    """The bytes are not a sealed proof of the shape we issue."""
+
+
+class DigestMismatch(ProofError):
+    """The content does not hash to the signed message-digest: it was altered."""
+
+
+class BadSignature(ProofError):
+    """The signature does not verify with the signer certificate's public key."""
+
+
+class UntrustedSeal(ProofError):
+    """The seal certificate is not one a trusted root issued for document signing."""
+
+
+class SealNotValidAtSigningTime(ProofError):
+    """The signing time lies outside the validity of the seal or its root."""

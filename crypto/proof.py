@@ -1,0 +1,274 @@
+"""The sealed proof: a DER CMS SignedData (RFC 5652) over canonical JSON.
+
+Shape (what :mod:`crypto.verification` accepts, nothing else)::
+
+    ContentInfo { signedData, [0] SignedData {
+      version 1, digestAlgorithms {sha256},
+      encapContentInfo { id-data, [0] OCTET STRING <canonical JSON> },   -- attached
+      certificates [0] { seal certificate, root certificate },
+      signerInfos { SignerInfo {
+        version 1, sid issuerAndSerialNumber, digestAlgorithm sha256,
+        signedAttrs [0] { contentType, messageDigest, signingTime,
+                          verificationCode, sealId, endorsement? },
+        signatureAlgorithm (from the seal key), signature } } } }
+
+The private attributes live under the X.667 UUID arc ``ARC`` (2.25.<uuid>), which
+needs no registration. ``endorsement`` carries what 宁波 第十四条 asks the platform
+to endorse: the extracting unit, the verifying unit and the extraction time::
+
+    Endorsement ::= SEQUENCE {
+      extractingUnit [0] EXPLICIT UTF8String OPTIONAL,
+      verifyingUnit  [1] EXPLICIT UTF8String OPTIONAL,
+      extractedAt    [2] EXPLICIT GeneralizedTime OPTIONAL }
+
+Sealing is hot (thousands per second), so :class:`ProofSealer` precomputes all
+per-seal encodings once and per proof only concatenates DER with the helpers in
+:mod:`crypto._der`; asn1crypto is used to parse (and in tests, to cross-check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import cms, core, x509
+
+from crypto import _der
+from crypto.algorithms import (
+    SHA256_DER,
+    PublicKey,
+    SignatureAlgorithm,
+    check_signature_shape,
+    load_public_key,
+    signature_algorithm_of,
+)
+from crypto.errors import ContentError
+
+__all__ = [
+    "ARC",
+    "OID_ENDORSEMENT",
+    "OID_SEAL_ID",
+    "OID_VERIFICATION_CODE",
+    "Endorsement",
+    "PendingProof",
+    "ProofSealer",
+]
+
+#: UUID arc (X.667): 2.25.<UUID as integer>; sealgate's private OIDs live below it.
+ARC = "2.25.227244376699152950896079126569910947090"
+OID_VERIFICATION_CODE = f"{ARC}.1.1"
+OID_SEAL_ID = f"{ARC}.1.2"
+OID_ENDORSEMENT = f"{ARC}.1.3"
+
+OID_DATA = "1.2.840.113549.1.7.1"
+OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+OID_SIGNING_TIME = "1.2.840.113549.1.9.5"
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """Who extracted the proof, who verifies it, and when (宁波 第十四条)."""
+
+    extracting_unit: str | None = None
+    verifying_unit: str | None = None
+    extracted_at: datetime | None = None
+
+    def to_der(self) -> bytes:
+        """The ``Endorsement`` SEQUENCE DER (times at whole seconds, UTC)."""
+        body = b""
+        if self.extracting_unit is not None:
+            body += _der.tlv(0xA0, _der.utf8(self.extracting_unit))
+        if self.verifying_unit is not None:
+            body += _der.tlv(0xA1, _der.utf8(self.verifying_unit))
+        if self.extracted_at is not None:
+            body += _der.tlv(0xA2, _der.generalized_time(self.extracted_at))
+        return _der.tlv(_der.SEQUENCE, body)
+
+
+# --- asn1crypto registration, so parsing yields typed values ---------------------
+
+
+class EndorsementAsn1(core.Sequence):  # type: ignore[misc]
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
+        ("extracting_unit", core.UTF8String, {"explicit": 0, "optional": True}),
+        ("verifying_unit", core.UTF8String, {"explicit": 1, "optional": True}),
+        ("extracted_at", core.GeneralizedTime, {"explicit": 2, "optional": True}),
+    ]
+
+
+class SetOfUTF8String(core.SetOf):  # type: ignore[misc]
+    _child_spec = core.UTF8String
+
+
+class SetOfEndorsement(core.SetOf):  # type: ignore[misc]
+    _child_spec = EndorsementAsn1
+
+
+def _register() -> None:
+    names = {
+        OID_VERIFICATION_CODE: ("sealgate_verification_code", SetOfUTF8String),
+        OID_SEAL_ID: ("sealgate_seal_id", SetOfUTF8String),
+        OID_ENDORSEMENT: ("sealgate_endorsement", SetOfEndorsement),
+    }
+    for dotted, (name, spec) in names.items():
+        cms.CMSAttributeType._map[dotted] = name
+        cms.CMSAttribute._oid_specs[name] = spec
+    cms.CMSAttributeType._reverse_map = None  # rebuilt lazily with our names
+
+
+_register()
+
+# --- constant encodings -----------------------------------------------------------
+
+_SEQ, _SET = _der.SEQUENCE, _der.SET
+_CONTENT_TYPE_ATTR = _der.tlv(_SEQ, _der.oid(OID_CONTENT_TYPE) + _der.tlv(_SET, _der.oid(OID_DATA)))
+# messageDigest attribute: everything before the 32 digest octets is fixed.
+_MESSAGE_DIGEST_ATTR = _der.tlv(
+    _SEQ, _der.oid(OID_MESSAGE_DIGEST) + _der.tlv(_SET, _der.tlv(_der.OCTET_STRING, bytes(32)))
+)
+_MESSAGE_DIGEST_PREFIX = _MESSAGE_DIGEST_ATTR[:-32]
+_SIGNING_TIME_OID = _der.oid(OID_SIGNING_TIME)
+_VERIFICATION_CODE_OID = _der.oid(OID_VERIFICATION_CODE)
+_SEAL_ID_OID = _der.oid(OID_SEAL_ID)
+_ENDORSEMENT_OID = _der.oid(OID_ENDORSEMENT)
+_VERSION_1 = b"\x02\x01\x01"
+_ENCAP_TYPE = _der.oid(OID_DATA)
+_CONTENT_INFO_TYPE = _der.oid(OID_SIGNED_DATA)
+_DIGEST_ALGORITHMS = _der.tlv(_SET, SHA256_DER)
+
+
+def _attribute(type_der: bytes, value_der: bytes) -> bytes:
+    return _der.tlv(_SEQ, type_der + _der.tlv(_SET, value_der))
+
+
+class ProofSealer:
+    """Seals proofs with one seal certificate; build once per seal, reuse per proof.
+
+    ``chain`` is the issuing root, embedded so a verifier needs only its trust list
+    (:func:`crypto.verification.verify_proof` requires exactly seal + root).
+    Everything independent of the individual proof is encoded here, once.
+    """
+
+    __slots__ = (
+        "_algorithm",
+        "_key",
+        "_seal_id",
+        "_seal_id_attr",
+        "_signed_data_head",
+        "_signed_data_head_certs",
+        "_signer_info_head",
+        "_signer_info_sig_alg",
+    )
+
+    def __init__(self, seal_certificate_der: bytes, chain: Sequence[bytes] = ()) -> None:
+        try:
+            cert = x509.Certificate.load(seal_certificate_der, strict=True)
+            tbs = cert["tbs_certificate"]
+            issuer_der: bytes = tbs["issuer"].dump()
+            serial_der: bytes = tbs["serial_number"].dump()
+            spki_der: bytes = tbs["subject_public_key_info"].dump()
+            seal_id = cert.subject.native.get("serial_number")
+            for other in chain:
+                x509.Certificate.load(other, strict=True).subject.native  # noqa: B018
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ContentError("not a DER certificate") from exc
+        self._key: PublicKey = load_public_key(spki_der)
+        self._algorithm: SignatureAlgorithm = signature_algorithm_of(self._key)
+        self._seal_id: str | None = seal_id if isinstance(seal_id, str) else None
+        self._seal_id_attr = (
+            b"" if self._seal_id is None else _attribute(_SEAL_ID_OID, _der.utf8(self._seal_id))
+        )
+        # DER SET OF: elements sorted by their encodings (X.690 §11.6).
+        certs = sorted({seal_certificate_der, *chain})
+        certificate_set = _der.tlv(0xA0, b"".join(certs))
+        sid = _der.tlv(_SEQ, issuer_der + serial_der)
+        self._signer_info_head = _VERSION_1 + sid + SHA256_DER
+        self._signer_info_sig_alg = self._algorithm.algorithm_identifier_der
+        self._signed_data_head = _VERSION_1 + _DIGEST_ALGORITHMS
+        self._signed_data_head_certs = certificate_set
+
+    @property
+    def algorithm(self) -> SignatureAlgorithm:
+        """The algorithm the HSM must sign with (follows from the seal key)."""
+        return self._algorithm
+
+    @property
+    def seal_id(self) -> str | None:
+        """The seal id in the certificate's subject serialNumber, if any."""
+        return self._seal_id
+
+    def prepare(
+        self,
+        content: bytes,
+        *,
+        code: str,
+        seal_id: str,
+        signing_time: datetime,
+        endorsement: Endorsement | None = None,
+    ) -> PendingProof:
+        """Encode the signed attributes for ``content`` (canonical JSON bytes).
+
+        ``seal_id`` must equal the certificate's serialNumber: a proof cannot
+        claim a seal other than the one whose key signs it.
+        """
+        if seal_id != self._seal_id:
+            if self._seal_id is not None:
+                raise ContentError(f"seal_id {seal_id!r} is not this certificate's seal")
+            seal_attr = _attribute(_SEAL_ID_OID, _der.utf8(seal_id))
+        else:
+            seal_attr = self._seal_id_attr
+        if not code:
+            raise ContentError("verification code is empty")
+        attrs = [
+            _CONTENT_TYPE_ATTR,
+            _MESSAGE_DIGEST_PREFIX + hashlib.sha256(content).digest(),
+            _attribute(_SIGNING_TIME_OID, _der.time(signing_time)),
+            _attribute(_VERIFICATION_CODE_OID, _der.utf8(code)),
+            seal_attr,
+        ]
+        if endorsement is not None:
+            attrs.append(_attribute(_ENDORSEMENT_OID, endorsement.to_der()))
+        attrs.sort()  # DER SET OF order; no encoding is a prefix of another
+        body = b"".join(attrs)
+        signed_attrs_der = _der.tlv(_SET, body)
+        return PendingProof(self, content, body, hashlib.sha256(signed_attrs_der).digest())
+
+    def _assemble(self, content: bytes, attrs_body: bytes, signature: bytes) -> bytes:
+        check_signature_shape(self._key, signature)
+        signer_info = _der.tlv(
+            _SEQ,
+            self._signer_info_head
+            + _der.tlv(0xA0, attrs_body)
+            + self._signer_info_sig_alg
+            + _der.tlv(_der.OCTET_STRING, signature),
+        )
+        encap = _der.tlv(_SEQ, _ENCAP_TYPE + _der.tlv(0xA0, _der.tlv(_der.OCTET_STRING, content)))
+        signed_data = _der.tlv(
+            _SEQ,
+            self._signed_data_head
+            + encap
+            + self._signed_data_head_certs
+            + _der.tlv(_SET, signer_info),
+        )
+        return _der.tlv(_SEQ, _CONTENT_INFO_TYPE + _der.tlv(0xA0, signed_data))
+
+
+class PendingProof:
+    """A proof whose signed attributes are fixed, awaiting the HSM signature."""
+
+    __slots__ = ("_attrs_body", "_sealer", "content", "digest")
+
+    def __init__(self, sealer: ProofSealer, content: bytes, attrs_body: bytes, digest: bytes):
+        self._sealer = sealer
+        self._attrs_body = attrs_body
+        self.content = content
+        #: SHA-256 of the DER SET OF signed attributes (RFC 5652 §5.4): what the HSM signs.
+        self.digest = digest
+
+    def finish(self, signature: bytes) -> bytes:
+        """The ContentInfo DER. The signature's shape is checked, not verified (hot path)."""
+        return self._sealer._assemble(self.content, self._attrs_body, signature)

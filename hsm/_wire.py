@@ -1,0 +1,124 @@
+"""The pipe protocol between :mod:`hsm.service` and :mod:`hsm.worker`.
+
+Every message is a frame: a 4-byte big-endian length, then that many bytes of msgpack.
+
+1. parent → child: the :class:`~hsm.keystore.KeystoreConfig` as a map (the PIN travels
+   here, never on argv or in the environment).
+2. child → parent: ``["ready"]``, or ``["error", code, message]`` and the child exits.
+3. parent → child: ``[batch_id, items]``; an item is ``[label, digest]``, or ``None`` for
+   a readiness probe (:meth:`~hsm.keystore.Keystore.check`).
+4. child → parent: ``[batch_id, results]``, one result per item in order: the signature
+   (``bytes``; empty for a probe) or ``[code, message]``.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import msgpack
+
+from hsm.errors import (
+    DuplicateKey,
+    HsmError,
+    HsmUnavailable,
+    KeyExists,
+    KeyNotFound,
+    KeystoreConfigError,
+    MechanismNotSupported,
+)
+from hsm.keystore import KeystoreConfig
+
+HEADER = struct.Struct(">I")
+#: A batch of a few thousand RSA-3072 signatures is ~2 MB; anything far larger is a bug.
+MAX_FRAME = 64 * 1024 * 1024
+
+#: Error codes on the wire; ``ValueError`` is a caller bug (bad digest length).
+ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (
+        HsmError,
+        KeystoreConfigError,
+        KeyNotFound,
+        KeyExists,
+        DuplicateKey,
+        MechanismNotSupported,
+        HsmUnavailable,
+        ValueError,
+    )
+}
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a frame of this protocol."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The wire code of an exception: its hsm.errors class, else the generic HsmError."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ERRORS and issubclass(cls, ERRORS[cls.__name__]):
+            return cls.__name__
+    return "HsmError"
+
+
+def error_from_code(code: str, message: str) -> Exception:
+    return ERRORS.get(code, HsmError)(message)
+
+
+def pack(obj: Any) -> bytes:
+    payload: bytes = msgpack.packb(obj, use_bin_type=True)
+    return HEADER.pack(len(payload)) + payload
+
+
+def unpack(payload: bytes) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, use_list=True)
+    except Exception as exc:
+        raise ProtocolError(f"undecodable frame: {type(exc).__name__}") from exc
+
+
+def frame_length(header: bytes) -> int:
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
+    return int(length)
+
+
+def read_frame(stream: BinaryIO) -> Any:
+    """Blocking read of one frame; ``None`` at a clean end of stream."""
+    header = stream.read(HEADER.size)
+    if not header:
+        return None
+    if len(header) != HEADER.size:
+        raise ProtocolError("truncated frame header")
+    length = frame_length(header)
+    payload = stream.read(length)
+    if len(payload) != length:
+        raise ProtocolError("truncated frame")
+    return unpack(payload)
+
+
+def config_to_wire(config: KeystoreConfig) -> dict[str, Any]:
+    return {
+        "backend": config.backend,
+        "module": config.module,
+        "token_label": config.token_label,
+        "pin": config.pin,
+        "softhsm2_conf": config.softhsm2_conf,
+        "directory": None if config.directory is None else str(config.directory),
+    }
+
+
+def config_from_wire(obj: Any) -> KeystoreConfig:
+    if not isinstance(obj, dict):
+        raise ProtocolError("the first frame must be the keystore configuration")
+    directory = obj.get("directory")
+    return KeystoreConfig(
+        backend=str(obj.get("backend", "")),
+        module=str(obj.get("module", "")),
+        token_label=str(obj.get("token_label", "")),
+        pin=str(obj.get("pin", "")),
+        softhsm2_conf=str(obj.get("softhsm2_conf", "")),
+        directory=None if directory is None else Path(directory),
+    )

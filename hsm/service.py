@@ -1,0 +1,376 @@
+"""Signing for the asyncio gateway, out of its process.
+
+Two measurements on the target machine shape this module: python-pkcs11 with SoftHSM2
+aborts ("double free") when two threads sign at once, even on separate sessions; and a
+signing thread beside a busy event loop is starved by the GIL (~110 signs/s instead of
+~12k/s). So the gateway process never touches PKCS#11. :class:`ProcessSigningService`
+runs the keystore in a child interpreter (``python -m hsm.worker``, never a ``fork()``
+of the gateway) that owns one session, and feeds it batches: the round trip is paid
+per batch, not per signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import math
+import os
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from hsm import _wire
+from hsm.errors import HsmError, HsmUnavailable, KeystoreConfigError
+from hsm.keystore import Keystore, KeystoreConfig
+
+logger = logging.getLogger(__name__)
+
+DIGEST_LEN = 32
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SigningService(ABC):
+    """Asynchronous signing of SHA-256 digests by labelled keys.
+
+    Use as ``async with service:`` (or call :meth:`start` and :meth:`close`).
+    """
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Get ready to sign; raises :class:`KeystoreConfigError` on a bad configuration."""
+
+    @abstractmethod
+    async def sign_digest(self, label: str, digest: bytes) -> bytes:
+        """DER ECDSA or PKCS#1 v1.5 signature over ``digest`` by the key ``label``."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Readiness probe: raises :class:`HsmUnavailable` if signing cannot work now."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop signing and release the keystore."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class InProcessSigningService(SigningService):
+    """Signs synchronously, in this process and thread, with a keystore you opened.
+
+    For the CLI and one-shot jobs only. NOT for the event-loop serving path: every call
+    blocks the loop for the duration of a C_Sign.
+    """
+
+    def __init__(self, keystore: Keystore) -> None:
+        self._keystore = keystore
+
+    async def start(self) -> None:
+        pass
+
+    async def sign_digest(self, label: str, digest: bytes) -> bytes:
+        return self._keystore.sign_digest(label, digest)
+
+    async def check(self) -> None:
+        try:
+            self._keystore.check()
+        except HsmUnavailable:
+            raise
+        except HsmError as exc:
+            raise HsmUnavailable(f"keystore cannot sign: {exc}") from exc
+
+    async def close(self) -> None:
+        self._keystore.close()
+
+
+@dataclass(eq=False, slots=True)
+class _Call:
+    item: tuple[str, bytes] | None  # None: a readiness probe
+    future: asyncio.Future[bytes]
+
+
+@dataclass(eq=False)
+class _Child:
+    """One signing process, the task that feeds it and the task that watches it die."""
+
+    proc: asyncio.subprocess.Process
+    in_flight: list[_Call] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    lost: bool = False  # no longer accepts work: died, broke the protocol, or closed
+
+
+class ProcessSigningService(SigningService):
+    """Signs in a child process, batching concurrent calls.
+
+    Calls that arrive while a batch is in flight queue up and go together as the next
+    batch (at most ``max_batch``); the child signs them one after another on its single
+    session and answers with one frame. If the child dies or the pipe breaks, every
+    pending call fails with :class:`HsmUnavailable`; the next call starts a new child, but
+    not sooner than ``restart_backoff`` seconds after the previous start: calls inside that
+    window fail fast with ``HsmUnavailable.retry_after`` set.
+    """
+
+    def __init__(
+        self,
+        config: KeystoreConfig,
+        *,
+        max_batch: int = 1024,
+        restart_backoff: float = 0.5,
+        start_timeout: float = 30.0,
+        batch_timeout: float = 30.0,
+    ) -> None:
+        self._config = config
+        self._max_batch = max_batch
+        self._restart_backoff = restart_backoff
+        self._start_timeout = start_timeout
+        self._batch_timeout = batch_timeout
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._spawn_lock = asyncio.Lock()
+        self._child: _Child | None = None
+        self._last_spawn = -math.inf
+        self._last_spawn_error: HsmError | None = None
+        self._batch_ids = itertools.count(1)
+        self._closed = False
+        # Children being shut down; held here so the tasks are not garbage-collected.
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    @property
+    def pid(self) -> int | None:
+        """The signing process's pid, if one is running."""
+        child = self._child
+        return None if child is None or child.lost else child.proc.pid
+
+    async def start(self) -> None:
+        if self._closed:
+            raise HsmUnavailable("signing service is closed")
+        async with self._spawn_lock:
+            if self._child is None or self._child.lost:
+                await self._spawn()
+
+    async def sign_digest(self, label: str, digest: bytes) -> bytes:
+        if len(digest) != DIGEST_LEN:
+            raise ValueError(f"expected a {DIGEST_LEN}-byte SHA-256 digest, got {len(digest)}")
+        return await self._submit((label, bytes(digest)))
+
+    async def check(self) -> None:
+        try:
+            await self._submit(None)
+        except HsmUnavailable:
+            raise
+        except HsmError as exc:
+            raise HsmUnavailable(f"signing process cannot sign: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._fail_queued(lambda: HsmUnavailable("signing service is closed"))
+        self._wakeup.set()  # an idle pump sees _closed and returns
+        child, self._child = self._child, None
+        if child is None or child.lost:
+            return
+        pump = child.tasks[0]
+        # Let the batch in flight finish, then close stdin: the child's clean exit.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pump), self._batch_timeout)
+        self._lose(child, "signing service closed", warn=False)
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    # -- internals ------------------------------------------------------------------
+
+    async def _submit(self, item: tuple[str, bytes] | None) -> bytes:
+        await self._running_child()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Call(item, future))
+        self._wakeup.set()
+        return await future
+
+    async def _running_child(self) -> _Child:
+        child = self._child
+        if child is not None and not child.lost:
+            return child
+        async with self._spawn_lock:
+            if self._closed:
+                raise HsmUnavailable("signing service is closed")
+            child = self._child
+            if child is not None and not child.lost:
+                return child
+            wait = self._last_spawn + self._restart_backoff - asyncio.get_running_loop().time()
+            if wait > 0:
+                if isinstance(self._last_spawn_error, KeystoreConfigError):
+                    # Retrying cannot fix a configuration; say so, not "retry later".
+                    raise KeystoreConfigError(str(self._last_spawn_error))
+                raise HsmUnavailable(
+                    f"signing process restarting; retry in {wait:.2f}s", retry_after=wait
+                )
+            return await self._spawn()
+
+    async def _spawn(self) -> _Child:
+        self._last_spawn = asyncio.get_running_loop().time()
+        self._last_spawn_error = None
+        try:
+            return await self._spawn_child()
+        except HsmError as exc:
+            self._last_spawn_error = exc
+            raise
+
+    async def _spawn_child(self) -> _Child:
+        env = dict(os.environ)
+        # The child imports hsm from the same tree as this process, installed or not.
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hsm.worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            raise HsmUnavailable(f"cannot start the signing process: {exc}") from exc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            async with asyncio.timeout(self._start_timeout):
+                # The PIN travels on the pipe: never argv (ps) or the environment (/proc).
+                proc.stdin.write(_wire.pack(_wire.config_to_wire(self._config)))
+                await proc.stdin.drain()
+                reply = await _read_frame(proc.stdout)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, _wire.ProtocolError) as exc:
+            await _stop(proc)
+            raise HsmUnavailable(
+                f"the signing process did not start ({type(exc).__name__}, "
+                f"exit code {proc.returncode})"
+            ) from exc
+        if reply != ["ready"]:
+            await _stop(proc)
+            if isinstance(reply, list) and len(reply) == 3 and reply[0] == "error":
+                error = _wire.error_from_code(str(reply[1]), str(reply[2]))
+                raise error if isinstance(error, HsmError) else HsmError(str(error))
+            raise HsmUnavailable("the signing process answered nonsense at start")
+        child = _Child(proc)
+        child.tasks = [
+            asyncio.create_task(self._pump(child), name=f"hsm-pump-{proc.pid}"),
+            asyncio.create_task(self._watch(child), name=f"hsm-watch-{proc.pid}"),
+        ]
+        self._child = child
+        return child
+
+    def _take_batch(self) -> list[_Call]:
+        batch: list[_Call] = []
+        while self._queue and len(batch) < self._max_batch:
+            call = self._queue.popleft()
+            if not call.future.done():  # skip callers that were cancelled
+                batch.append(call)
+        return batch
+
+    async def _pump(self, child: _Child) -> None:
+        """Send one batch, wait for its answer, deliver, repeat."""
+        stdin, stdout = child.proc.stdin, child.proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    if self._closed:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                child.in_flight = batch
+                batch_id = next(self._batch_ids)
+                stdin.write(_wire.pack([batch_id, [call.item for call in batch]]))
+                async with asyncio.timeout(self._batch_timeout):
+                    await stdin.drain()
+                    reply = await _read_frame(stdout)
+                if (
+                    not isinstance(reply, list)
+                    or len(reply) != 2
+                    or reply[0] != batch_id
+                    or not isinstance(reply[1], list)
+                    or len(reply[1]) != len(batch)
+                ):
+                    raise _wire.ProtocolError("reply does not match the batch")
+                child.in_flight = []
+                for call, result in zip(batch, reply[1], strict=True):
+                    if call.future.done():
+                        continue
+                    if isinstance(result, bytes):
+                        call.future.set_result(result)
+                    else:
+                        code, message = result
+                        call.future.set_exception(_wire.error_from_code(code, message))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure here leaves the pipe in an unknown state
+            self._lose(child, f"{type(exc).__name__} on the pipe")
+
+    async def _watch(self, child: _Child) -> None:
+        returncode = await child.proc.wait()
+        # With a batch in flight the pump reads the child's last words first, then hits
+        # end of file and declares the loss itself.
+        if not child.in_flight:
+            self._lose(child, f"signing process exited with code {returncode}")
+
+    def _lose(self, child: _Child, reason: str, *, warn: bool = True) -> None:
+        """Retire a child: fail its pending calls, stop its tasks, end the process."""
+        if child.lost:
+            return
+        child.lost = True
+        if warn:
+            logger.warning("signing process %d lost: %s", child.proc.pid, reason)
+        for call in child.in_flight:
+            if not call.future.done():
+                call.future.set_exception(HsmUnavailable(f"signing process lost: {reason}"))
+        child.in_flight = []
+        self._fail_queued(lambda: HsmUnavailable(f"signing process lost: {reason}"))
+        current = asyncio.current_task()
+        for task in child.tasks:
+            if task is not current:
+                task.cancel()
+        if child.proc.returncode is None:
+            stopping = asyncio.get_running_loop().create_task(_stop(child.proc))
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+
+    def _fail_queued(self, error: Any) -> None:
+        while self._queue:
+            call = self._queue.popleft()
+            if not call.future.done():
+                call.future.set_exception(error())
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> Any:
+    header = await reader.readexactly(_wire.HEADER.size)
+    return _wire.unpack(await reader.readexactly(_wire.frame_length(header)))
+
+
+async def _stop(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """End a child: close its stdin (its clean exit), then escalate to SIGKILL."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

@@ -1,0 +1,97 @@
+"""The signing process: ``python -m hsm.worker``, started by
+:class:`hsm.service.ProcessSigningService`.
+
+A fresh interpreter (nothing inherited through ``fork()``) that opens ONE keystore, logs
+in once, and signs batches sequentially on its single session until stdin closes. The
+protocol is in :mod:`hsm._wire`. Errors go back as codes and short messages, never
+tracebacks (a traceback could carry the configuration, PIN included).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from typing import Any, BinaryIO
+
+from hsm import _wire
+from hsm.errors import HsmError, HsmUnavailable
+from hsm.keystore import Keystore, open_keystore
+
+logger = logging.getLogger("hsm.worker")
+
+EXIT_OK = 0
+EXIT_CONFIG = 2  # could not open the keystore
+EXIT_UNAVAILABLE = 3  # the token failed: exit so the parent starts a fresh process
+EXIT_PROTOCOL = 4
+
+
+def _sign_batch(keystore: Keystore, items: list[Any]) -> tuple[list[Any], bool]:
+    """Sign every item in order; returns the results and whether the token failed."""
+    results: list[Any] = []
+    token_failed = False
+    for item in items:
+        try:
+            if item is None:
+                keystore.check()
+                results.append(b"")
+            else:
+                label, digest = item
+                results.append(keystore.sign_digest(str(label), bytes(digest)))
+        except (HsmError, ValueError) as exc:
+            token_failed = token_failed or isinstance(exc, HsmUnavailable)
+            results.append([_wire.error_code(exc), str(exc)])
+        except Exception as exc:
+            # Unexpected: log the class only (a repr could hold key material or the PIN).
+            logger.error("signing failed unexpectedly: %s", type(exc).__name__)
+            results.append(["HsmError", f"internal error: {type(exc).__name__}"])
+    return results, token_failed
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    def send(obj: Any) -> None:
+        stdout.write(_wire.pack(obj))
+        stdout.flush()
+
+    config = _wire.config_from_wire(_wire.read_frame(stdin))
+    try:
+        keystore = open_keystore(config)
+    except HsmError as exc:
+        send(["error", _wire.error_code(exc), str(exc)])
+        return EXIT_CONFIG
+    del config  # the PIN has done its job
+    send(["ready"])
+    with keystore:
+        while (request := _wire.read_frame(stdin)) is not None:
+            batch_id, items = request
+            results, token_failed = _sign_batch(keystore, items)
+            send([batch_id, results])
+            if token_failed:
+                logger.warning("token unavailable; exiting so that a fresh process logs in")
+                return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="hsm.worker[%(process)d] %(message)s"
+    )
+    # The parent decides when this process ends (by closing stdin); a Ctrl-C aimed at
+    # the gateway's process group must not kill signing mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # fd 1 carries frames only: anything that prints (a library, a stray debug line)
+    # goes to stderr instead of corrupting the protocol.
+    stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        return serve(sys.stdin.buffer, stdout)
+    except _wire.ProtocolError as exc:
+        logger.error("protocol error: %s", exc)
+        return EXIT_PROTOCOL
+    except BrokenPipeError:
+        return EXIT_OK  # the parent went away
+
+
+if __name__ == "__main__":
+    sys.exit(main())

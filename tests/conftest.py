@@ -1,0 +1,40 @@
+"""Shared fixtures. Keep this small: one fixture per resource, documented."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hsm.keystore import KeystoreConfig
+from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
+
+SOFTHSM_TOKEN_LABEL = "sealgate-test"
+SOFTHSM_PIN = "4711-test-pin"
+SOFTHSM_SO_PIN = "0815-test-so-pin"
+
+
+@pytest.fixture(scope="session")
+def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoreConfig]:
+    """A fresh SoftHSM2 token for the whole run, as a ``pkcs11`` KeystoreConfig.
+
+    The token is shared: tests must use unique key labels.
+    """
+    if not softhsm_available():
+        pytest.skip(f"SoftHSM2 is not installed (module {SOFTHSM2_MODULE}, softhsm2-util)")
+    directory = tmp_path_factory.mktemp("softhsm")
+    conf = create_softhsm_token(directory, SOFTHSM_TOKEN_LABEL, SOFTHSM_PIN, SOFTHSM_SO_PIN)
+    yield KeystoreConfig(
+        backend="pkcs11",
+        module=SOFTHSM2_MODULE,
+        token_label=SOFTHSM_TOKEN_LABEL,
+        pin=SOFTHSM_PIN,
+        softhsm2_conf=str(conf),
+    )
+
+
+@pytest.fixture
+def soft_keystore_config(tmp_path: Path) -> KeystoreConfig:
+    """A development-only file keystore in a fresh directory."""
+    return KeystoreConfig(backend="soft", directory=tmp_path / "soft-keys")

@@ -1,0 +1,129 @@
+"""Behaviour every Keystore shares, run against a real SoftHSM2 token and the soft store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from hsm import KeyAlgorithm, KeyExists, KeyNotFound, Keystore, KeystoreConfig
+from hsm.keystore import open_keystore
+from hsm.pkcs11 import Pkcs11Keystore
+from tests.hsm._support import unique_label, verify
+
+
+@pytest.fixture(params=["pkcs11", "soft"])
+def keystore(
+    request: pytest.FixtureRequest, soft_keystore_config: KeystoreConfig
+) -> Iterator[Keystore]:
+    if request.param == "pkcs11":
+        config: KeystoreConfig = request.getfixturevalue("softhsm_token")
+    else:
+        config = soft_keystore_config
+    with open_keystore(config) as store:
+        yield store
+
+
+def require(keystore: Keystore, algorithm: KeyAlgorithm) -> None:
+    """Skip unless the store can generate and sign with ``algorithm`` (pyHanko-style gate)."""
+    if isinstance(keystore, Pkcs11Keystore) and not keystore.supports(algorithm):
+        pytest.skip(f"token lacks the mechanisms for {algorithm}")
+
+
+@pytest.mark.parametrize("algorithm", list(KeyAlgorithm))
+def test_signature_verifies_against_spki(keystore: Keystore, algorithm: KeyAlgorithm) -> None:
+    require(keystore, algorithm)
+    label = unique_label("sig")
+    info = keystore.generate_key(label, algorithm)
+    assert info.label == label
+    assert info.algorithm is algorithm
+    assert keystore.key(label) == info
+
+    public = load_der_public_key(info.public_key_der)
+    if algorithm is KeyAlgorithm.EC_P256:
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        assert isinstance(public.curve, ec.SECP256R1)
+    else:
+        assert isinstance(public, rsa.RSAPublicKey)
+        assert public.key_size == 3072
+
+    for message in (b"", b"seal me", b"x" * 10_000):
+        digest = hashlib.sha256(message).digest()
+        signature = keystore.sign_digest(label, digest)
+        verify(info, digest, signature)
+        with pytest.raises(InvalidSignature):
+            verify(info, hashlib.sha256(message + b"!").digest(), signature)
+
+
+def test_existing_label_is_refused(keystore: Keystore) -> None:
+    require(keystore, KeyAlgorithm.EC_P256)
+    label = unique_label("exists")
+    first = keystore.generate_key(label, KeyAlgorithm.EC_P256)
+    with pytest.raises(KeyExists):
+        keystore.generate_key(label, KeyAlgorithm.EC_P256)
+    assert keystore.key(label) == first  # the original key is untouched
+
+
+def test_unknown_label(keystore: Keystore) -> None:
+    label = unique_label("missing")
+    with pytest.raises(KeyNotFound):
+        keystore.key(label)
+    with pytest.raises(KeyNotFound):
+        keystore.sign_digest(label, bytes(32))
+
+
+def test_digest_must_be_sha256_sized(keystore: Keystore) -> None:
+    require(keystore, KeyAlgorithm.EC_P256)
+    label = unique_label("len")
+    keystore.generate_key(label, KeyAlgorithm.EC_P256)
+    with pytest.raises(ValueError, match="32-byte"):
+        keystore.sign_digest(label, b"short")
+
+
+def test_keys_lists_generated_keys_sorted(keystore: Keystore) -> None:
+    require(keystore, KeyAlgorithm.EC_P256)
+    labels = [unique_label("list") for _ in range(3)]
+    infos = {label: keystore.generate_key(label, KeyAlgorithm.EC_P256) for label in labels}
+    everything = keystore.keys()
+    listed = [info for info in everything if info.label in infos]
+    assert [info.label for info in listed] == sorted(labels)
+    assert all(info == infos[info.label] for info in listed)
+
+
+def test_keys_survive_reopening(keystore: Keystore, request: pytest.FixtureRequest) -> None:
+    require(keystore, KeyAlgorithm.EC_P256)
+    label = unique_label("persist")
+    info = keystore.generate_key(label, KeyAlgorithm.EC_P256)
+    keystore.close()
+    config: KeystoreConfig = request.getfixturevalue(
+        "softhsm_token" if keystore.backend == "pkcs11" else "soft_keystore_config"
+    )
+    with open_keystore(config) as reopened:
+        assert reopened.key(label) == info
+        digest = hashlib.sha256(b"after reopen").digest()
+        verify(info, digest, reopened.sign_digest(label, digest))
+
+
+def test_check_passes_on_a_healthy_store(keystore: Keystore) -> None:
+    keystore.check()
+
+
+def test_soft_keystore_warns_and_keeps_keys_private(
+    soft_keystore_config: KeystoreConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="hsm.soft"):
+        store = open_keystore(soft_keystore_config)
+    assert "soft keystore: private keys are in files, for development only" in caplog.text
+    with store:
+        assert store.backend == "soft"
+        store.generate_key(unique_label("perm"), KeyAlgorithm.EC_P256)
+    assert soft_keystore_config.directory is not None
+    files = list(soft_keystore_config.directory.iterdir())
+    assert files
+    assert all(f.stat().st_mode & 0o077 == 0 for f in files)
+    assert soft_keystore_config.directory.stat().st_mode & 0o077 == 0

@@ -1,0 +1,208 @@
+"""The out-of-process signing service against a real SoftHSM2 token (and the soft store)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
+from typing import TypeVar
+
+import pytest
+
+from hsm import (
+    HsmUnavailable,
+    KeyAlgorithm,
+    KeyInfo,
+    KeyNotFound,
+    KeystoreConfig,
+    KeystoreConfigError,
+)
+from hsm.keystore import open_keystore
+from hsm.pkcs11 import Pkcs11Keystore
+from hsm.service import InProcessSigningService, ProcessSigningService
+from tests.hsm._support import unique_label, verify
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def token_keys(softhsm_token: KeystoreConfig) -> Iterator[dict[str, KeyInfo]]:
+    """Three EC keys and one RSA key (if the token can), generated once for this module."""
+    with Pkcs11Keystore.open(softhsm_token) as store:
+        if not store.supports(KeyAlgorithm.EC_P256):
+            pytest.skip("token lacks ECDSA")
+        keys = [store.generate_key(unique_label("svc-ec"), KeyAlgorithm.EC_P256) for _ in range(3)]
+        if store.supports(KeyAlgorithm.RSA_3072):
+            keys.append(store.generate_key(unique_label("svc-rsa"), KeyAlgorithm.RSA_3072))
+    # Closed again: the signing process logs in on its own.
+    yield {info.label: info for info in keys}
+
+
+@pytest.fixture
+async def service(softhsm_token: KeystoreConfig) -> AsyncIterator[ProcessSigningService]:
+    async with ProcessSigningService(softhsm_token) as svc:
+        yield svc
+
+
+async def sign_and_verify(service: ProcessSigningService, keys: dict[str, KeyInfo], n: int) -> None:
+    labels = list(keys)
+    requests = [
+        (labels[i % len(labels)], hashlib.sha256(f"proof {i}".encode()).digest()) for i in range(n)
+    ]
+    signatures = await asyncio.gather(
+        *(service.sign_digest(label, digest) for label, digest in requests)
+    )
+    # Each signature must verify for its own caller's digest and key: a mix-up inside a
+    # batch would fail here.
+    for (label, digest), signature in zip(requests, signatures, strict=True):
+        verify(keys[label], digest, signature)
+
+
+async def test_concurrent_calls_come_back_to_their_callers(
+    service: ProcessSigningService, token_keys: dict[str, KeyInfo]
+) -> None:
+    await sign_and_verify(service, token_keys, 2000)
+
+
+async def test_per_item_errors_map_back_and_do_not_spoil_the_batch(
+    service: ProcessSigningService, token_keys: dict[str, KeyInfo]
+) -> None:
+    label = next(iter(token_keys))
+    digest = hashlib.sha256(b"ok").digest()
+    results = await asyncio.gather(
+        service.sign_digest(label, digest),
+        service.sign_digest(unique_label("absent"), digest),
+        service.sign_digest(label, digest),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], KeyNotFound)
+    for ok in (results[0], results[2]):
+        assert isinstance(ok, bytes)
+        verify(token_keys[label], digest, ok)
+    with pytest.raises(ValueError, match="32-byte"):
+        await service.sign_digest(label, b"too short")
+
+
+async def test_killed_child_fails_pending_calls_then_recovers(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    async with ProcessSigningService(softhsm_token, restart_backoff=0.5) as service:
+        first_pid = service.pid
+        assert first_pid is not None
+        label = next(iter(token_keys))
+        digest = hashlib.sha256(b"in flight").digest()
+        # Enough RSA (slow) or EC work that the batch is still in flight at the kill.
+        rsa = [lb for lb, info in token_keys.items() if info.algorithm is KeyAlgorithm.RSA_3072]
+        slow_label = rsa[0] if rsa else label
+        pending = [
+            asyncio.ensure_future(service.sign_digest(slow_label, digest)) for _ in range(3000)
+        ]
+        await asyncio.sleep(0.2)
+        os.kill(first_pid, signal.SIGKILL)
+        results = await asyncio.wait_for(
+            asyncio.gather(*pending, return_exceptions=True), timeout=60
+        )
+        failures = [r for r in results if not isinstance(r, bytes)]
+        assert failures, "the kill should have caught calls in flight"
+        assert all(isinstance(r, HsmUnavailable) for r in failures)
+
+        # Later calls succeed again, on a fresh child, without restarting the service.
+        signature = await retry_unavailable(lambda: service.sign_digest(label, digest))
+        verify(token_keys[label], digest, signature)
+        assert service.pid not in (None, first_pid)
+        await sign_and_verify(service, token_keys, 200)
+
+
+async def test_restart_backoff_fails_fast_with_retry_after(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    async with ProcessSigningService(softhsm_token, restart_backoff=30.0) as service:
+        pid = service.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await wait_until(lambda: service.pid is None)
+        with pytest.raises(HsmUnavailable) as info:
+            await service.sign_digest(next(iter(token_keys)), bytes(32))
+        assert info.value.retry_after is not None
+        assert 0 < info.value.retry_after <= 30.0
+        with pytest.raises(HsmUnavailable):
+            await service.check()
+
+
+async def test_wrong_pin_is_a_config_error_not_a_hang(softhsm_token: KeystoreConfig) -> None:
+    service = ProcessSigningService(replace(softhsm_token, pin="not-the-pin"), start_timeout=20)
+    try:
+        with pytest.raises(KeystoreConfigError) as info:
+            await asyncio.wait_for(service.start(), timeout=30)
+        assert "not-the-pin" not in str(info.value)
+        # Inside the backoff window a retry says the same thing, at once.
+        with pytest.raises(KeystoreConfigError):
+            await asyncio.wait_for(service.sign_digest("any", bytes(32)), timeout=5)
+        # A readiness probe reports it as "cannot sign".
+        with pytest.raises(HsmUnavailable):
+            await service.check()
+    finally:
+        await service.close()
+
+
+async def test_check_and_close(softhsm_token: KeystoreConfig) -> None:
+    service = ProcessSigningService(softhsm_token)
+    await service.check()  # starts the child on demand
+    pid = service.pid
+    assert pid is not None
+    await service.close()
+    assert service.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # exited and reaped
+    with pytest.raises(HsmUnavailable):
+        await service.sign_digest("any", bytes(32))
+
+
+async def test_process_service_over_the_soft_keystore(
+    soft_keystore_config: KeystoreConfig,
+) -> None:
+    with open_keystore(soft_keystore_config) as store:
+        keys = {
+            info.label: info
+            for info in (
+                store.generate_key(unique_label("soft-ec"), KeyAlgorithm.EC_P256),
+                store.generate_key(unique_label("soft-rsa"), KeyAlgorithm.RSA_3072),
+            )
+        }
+    async with ProcessSigningService(soft_keystore_config) as service:
+        await service.check()
+        await sign_and_verify(service, keys, 300)
+
+
+async def test_in_process_service(softhsm_token: KeystoreConfig) -> None:
+    store = Pkcs11Keystore.open(softhsm_token)
+    label = unique_label("inproc")
+    info = store.generate_key(label, KeyAlgorithm.EC_P256)
+    async with InProcessSigningService(store) as service:
+        await service.check()
+        digest = hashlib.sha256(b"cli").digest()
+        verify(info, digest, await service.sign_digest(label, digest))
+    with pytest.raises(HsmUnavailable):
+        store.check()  # closed with the service
+
+
+async def retry_unavailable(call: Callable[[], Awaitable[T]], attempts: int = 50) -> T:
+    for _ in range(attempts):
+        try:
+            return await call()
+        except HsmUnavailable as exc:
+            await asyncio.sleep(exc.retry_after or 0.05)
+    raise AssertionError("the service did not recover")
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)

@@ -188,11 +188,11 @@ def test_single_byte_changes_are_rejected(any_pki: Pki, openssl: OpenSSL) -> Non
     """Change ~50 bytes spread over the whole proof and every byte of the content.
 
     verify_proof must reject every change. openssl must too, except where OpenSSL
-    3.0 is knowingly lenient: it does not compare eContentType with the signed
-    content-type attribute, and it ignores the SignerInfo's signatureAlgorithm OID
-    (the key decides). Neither field is covered by the signature; verify_proof
-    checks both. (The proof carries no copy of the root, which OpenSSL would also
-    ignore in favour of -CAfile.)
+    3.0 is knowingly lenient: it ignores the SignedData and SignerInfo version
+    numbers, does not compare eContentType with the signed content-type attribute,
+    and ignores the SignerInfo's signatureAlgorithm OID (the key decides). None of
+    these fields is covered by the signature; verify_proof checks each. (The proof
+    carries no copy of the root, which OpenSSL would also ignore for -CAfile's.)
     """
     proof = any_pki.proof()
     trust = TrustList.from_der([any_pki.root])
@@ -200,7 +200,10 @@ def test_single_byte_changes_are_rejected(any_pki: Pki, openssl: OpenSSL) -> Non
     content_at = proof.index(CONTENT)
     sig_alg = any_pki.sealer().algorithm.algorithm_identifier_der
     sig_alg_at = proof.rindex(sig_alg)
+    after_seal = proof.index(any_pki.seal) + len(any_pki.seal)
     lenient = {
+        proof.index(b"\x02\x01\x01") + 2,
+        proof.index(b"\x02\x01\x01", after_seal) + 2,
         *range(proof.index(ID_DATA_DER), proof.index(ID_DATA_DER) + len(ID_DATA_DER)),
         *range(sig_alg_at, sig_alg_at + len(sig_alg)),
     }

@@ -1,4 +1,4 @@
-"""Hot-path timings; skipped by default (``pytest --benchmark-enable tests/crypto``)."""
+"""CMS build and verify without an HSM (software test signers); ``make bench`` runs them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,183 @@
+"""The `sealgate` command line, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import create_app
+from gateway.home import load_settings
+from tests.gateway.conftest import proof_request
+from verify.directory import Role
+
+SEALGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    prefix = ["--home", str(home)] if home is not None else []
+    return subprocess.run(
+        [*SEALGATE, *prefix, *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli") / "home"
+
+
+@pytest.fixture(scope="module")
+def demo_lines(home: Path) -> list[list[str]]:
+    result = run("init", "--demo", home=home)
+    assert result.returncode == 0, result.stderr
+    return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+def test_init_demo_prints_seals_and_clients_as_tab_separated_lines(
+    demo_lines: list[list[str]], home: Path
+) -> None:
+    assert [line[0] for line in demo_lines] == [
+        "seal",
+        "seal",
+        "signer",
+        "issuer",
+        "verifier",
+        "admin",
+    ]
+    assert all(len(line) == 3 for line in demo_lines)
+    assert {line[2] for line in demo_lines[:2]} == {"proof", "verification"}
+    assert all(line[2].startswith("sgt_") for line in demo_lines[2:])
+    assert (home / "root.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert (home / "secrets").stat().st_mode & 0o077 == 0
+    # tokens are shown once and stored only as digests
+    registry = (home / "registry.db").read_bytes()
+    assert all(line[2].encode() not in registry for line in demo_lines[2:])
+
+
+def test_init_refuses_an_existing_home(demo_lines: list[list[str]], home: Path) -> None:
+    result = run("init", home=home)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "already a sealgate home" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_seal_create_list_and_client_add(demo_lines: list[list[str]], home: Path) -> None:
+    created = run(
+        "seal",
+        "create",
+        "--unit-name",
+        "益阳市民政局",
+        "--unit-code",
+        "11430900006151330B",
+        "--kind",
+        "proof",
+        home=home,
+    )
+    assert created.returncode == 0, created.stderr
+    kind, seal_id, seal_kind = created.stdout.strip().split("\t")
+    assert (kind, seal_kind) == ("seal", "proof")
+    listed = run("seal", "list", home=home)
+    assert any(
+        line.startswith(f"{seal_id}\tproof\t益阳市民政局") for line in listed.stdout.splitlines()
+    )
+    added = run(
+        "client", "add", "--name", "bank", "--role", "verifier", "--purpose", "loan", home=home
+    )
+    assert added.returncode == 0
+    role, client_id, token = added.stdout.strip().split("\t")
+    assert role == "verifier" and token.startswith("sgt_")
+    assert client_id in run("client", "list", home=home).stdout
+    assert token not in run("client", "list", home=home).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["seal", "create", "--unit-name", "x", "--unit-code", "bad", "--kind", "proof"],
+            "unit_code",
+        ),
+        (["seal", "rotate", "SEAL-NOSUCHSEAL"], "no seal"),
+        (
+            ["client", "add", "--name", "x", "--role", "signer", "--seal", "SEAL-NOSUCHSEAL"],
+            "unknown seal",
+        ),
+        (["client", "add", "--name", "x", "--role", "issuer"], "office"),
+        (["verify-file", "/no/such/file"], "cannot read"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    demo_lines: list[list[str]], home: Path, args: list[str], message: str
+) -> None:
+    result = run(*args, home=home)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+
+
+def test_commands_on_a_missing_home_fail_clearly(tmp_path: Path) -> None:
+    result = run("seal", "list", home=tmp_path / "nothing")
+    assert result.returncode == 1
+    assert "not a sealgate home" in result.stderr
+
+
+def test_verify_file_rejects_garbage(
+    demo_lines: list[list[str]], home: Path, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.der"
+    garbage.write_bytes(b"\x30\x03\x02\x01\x01")
+    result = run("verify-file", str(garbage), home=home)
+    assert result.returncode == 1
+    assert result.stderr.startswith("INVALID: MalformedProof")
+
+
+async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_verify(
+    demo_lines: list[list[str]], home: Path, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    seal_id = demo_lines[0][1]
+    signer = {"Authorization": f"Bearer {demo_lines[2][2]}"}
+    settings = load_settings(home)
+
+    async def seal_one(client: TestClient[Any, Any]) -> bytes:
+        response = await client.post(
+            "/v1/certificates", json=proof_request(seal_id), headers=signer
+        )
+        assert response.status == 201
+        return base64.b64decode((await response.json())["document"])
+
+    client = await aiohttp_client(create_app(settings))
+    before = await seal_one(client)
+    await client.close()
+
+    rotated = run("seal", "rotate", seal_id, home=home)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip() == f"seal\t{seal_id}\tv2"
+
+    client = await aiohttp_client(create_app(settings))
+    after = await seal_one(client)
+    trust = await (await client.get("/v1/trust")).json()
+    versions = {(s["version"], s["state"]) for s in trust["seals"] if s["seal_id"] == seal_id}
+    assert versions == {(1, "retired"), (2, "active")}
+    await client.close()
+
+    for name, der in (("before", before), ("after", after)):
+        path = tmp_path / f"{name}.der"
+        path.write_bytes(der)
+        assert run("verify-file", str(path), home=home).returncode == 0
+    from crypto.verification import TrustList, verify_proof
+
+    roots = TrustList.from_pem((home / "root.pem").read_bytes())
+    assert verify_proof(before, roots).seal_id == verify_proof(after, roots).seal_id == seal_id
+    assert verify_proof(before, roots).unit_code == verify_proof(after, roots).unit_code
+    # a different key signed each: the embedded seal certificates differ
+    assert verify_proof(before, roots).seal_certificate_der != (
+        verify_proof(after, roots).seal_certificate_der
+    )
+    assert Role.SIGNER.value == demo_lines[2][0]

@@ -19,28 +19,39 @@ from typing import Any
 
 from aiohttp import web
 
+from cache.feed import ChangeFeed
+from cache.local import LocalTier
+from cache.lookup import CachedLookup
 from gateway.auth import Authenticator, require_purpose
 from gateway.catalog import REFRESH_SECONDS, SealCatalog
 from gateway.checking import StatusChecker
 from gateway.home import Settings
 from gateway.metrics import Metrics
 from gateway.openapi import OPENAPI
-from gateway.problems import Problem, invalid, problem_for
-from gateway.requests import InvalidRequest, decode_json, parse_purpose, parse_seal_body
-from gateway.sealing import SealingService, proof_view, request_digest
+from gateway.problems import Problem, invalid, problem_for, unknown_code
+from gateway.requests import (
+    InvalidRequest,
+    decode_json,
+    parse_holder_query,
+    parse_purpose,
+    parse_seal_body,
+    parse_status_change,
+)
+from gateway.sealing import SealingService, format_code, proof_view, request_digest, rfc3339
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
 from verify.code import CodeAuthority
 from verify.directory import Role
 from verify.holders import HolderKeys
-from verify.registry import Registry, RegistryError
-from verify.sqlite import SqliteDirectory, SqliteRegistry
+from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
+from verify.sqlite import SqliteDirectory
 
 log = logging.getLogger("sealgate.gateway")
 
 MAX_BODY = 4 * 1024 * 1024  # a full batch of 1,000 proofs fits; more is refused with 413
 MAX_DOCUMENT = 1024 * 1024
 MAX_IDEMPOTENCY_KEY = 255
+MAX_STATUS_BODY = 16 * 1024
 
 REQUEST_ID = web.RequestKey("request_id", str)
 SETTINGS = web.AppKey("settings", Settings)
@@ -50,6 +61,8 @@ SIGNING = web.AppKey("signing", SigningService)
 SEALING = web.AppKey("sealing", SealingService)
 CHECKER = web.AppKey("checker", StatusChecker)
 AUTH = web.AppKey("auth", Authenticator)
+LOOKUP = web.AppKey("lookup", CachedLookup)
+HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 METRICS = web.AppKey("metrics", Metrics)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -135,8 +148,89 @@ async def get_verify(request: web.Request) -> web.Response:
     client = await request.app[AUTH].require(request, Role.VERIFIER)
     require_purpose(client, parse_purpose(request.query.get("purpose")))
     checker = request.app[CHECKER]
-    record = await checker.record(request.match_info["code"])
-    return json_response(checker.status_view(record), headers={"Cache-Control": "no-store"})
+    status = await checker.status(request.match_info["code"])
+    return json_response(checker.status_view(status), headers={"Cache-Control": "no-store"})
+
+
+def _history_view(changes: list[StatusChange]) -> list[dict[str, Any]]:
+    return [
+        {
+            "from": c.from_status.value,
+            "to": c.to_status.value,
+            "reason": c.reason,
+            "superseded_by": format_code(c.superseded_by) if c.superseded_by else None,
+            "by": c.client_id,
+            "at": rfc3339(c.changed_at),
+        }
+        for c in changes
+    ]
+
+
+async def post_status(request: web.Request) -> web.Response:
+    """An issuing office changes its proof's status; 200 once durable and invalidated."""
+    client = await request.app[AUTH].require(request, Role.ISSUER)
+    checker = request.app[CHECKER]
+    code = checker.code(request.match_info["code"])
+    body = parse_status_change(decode_json(await read_body(request, MAX_STATUS_BODY)))
+    try:
+        target = Status(body.status)
+    except ValueError:
+        raise invalid("status", f"unknown status {body.status!r}") from None
+    superseded_by = None
+    if body.superseded_by is not None:
+        try:
+            superseded_by = checker.code(body.superseded_by)
+        except Problem:
+            raise invalid("superseded_by", "is not a registered verification code") from None
+    if client.office is None:  # pragma: no cover - provisioning refuses such issuers
+        raise Problem(403, "not-your-office", "This issuer belongs to no office")
+    registry = request.app[REGISTRY]
+    updated = await registry.change_status(
+        StatusChangeRequest(
+            code=code,
+            office=client.office,
+            status=target,
+            reason=body.reason,
+            superseded_by=superseded_by,
+            client_id=client.client_id,
+            at=time.time(),
+        )
+    )
+    # Before answering: this process's copy goes now, other processes' within the feed's
+    # bound (and at once when the message reaches them).
+    await request.app[LOOKUP].invalidate([code], announce=True)
+    view = checker.status_view(updated)
+    view["history"] = _history_view(await registry.history(code))
+    return json_response(view, headers={"Cache-Control": "no-store"})
+
+
+async def get_status_history(request: web.Request) -> web.Response:
+    """The issuing office's view: current status and every change (who, when, why)."""
+    client = await request.app[AUTH].require(request, Role.ISSUER)
+    checker = request.app[CHECKER]
+    code = checker.code(request.match_info["code"])
+    registry = request.app[REGISTRY]
+    status = await registry.get_status(code)
+    if status is None:
+        raise unknown_code()
+    if status.unit_code != client.office:
+        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    view = checker.status_view(status)
+    view["history"] = _history_view(await registry.history(code))
+    return json_response(view, headers={"Cache-Control": "no-store"})
+
+
+async def get_proofs(request: web.Request) -> web.Response:
+    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose."""
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
+    holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
+    checker = request.app[CHECKER]
+    now = time.time()
+    found = await request.app[REGISTRY].find_by_holder(holder_key, query.type)
+    items = [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+    return json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
 async def get_document(request: web.Request) -> web.Response:
@@ -190,8 +284,13 @@ async def readyz(request: web.Request) -> web.Response:
         checks["registry"] = "ok"
     except (RegistryError, TimeoutError) as exc:
         checks["registry"] = f"unavailable: {type(exc).__name__}"
-    checks["cache"] = "in-process"
-    ready = all(v in ("ok", "in-process") for v in checks.values())
+    shared = request.app[LOOKUP].shared
+    if shared is None:
+        checks["cache"] = "in-process"
+    else:
+        # Redis down is not unready: verification answers from the registry meanwhile.
+        checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
+    ready = checks["hsm"] == "ok" and checks["registry"] == "ok"
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
@@ -210,44 +309,69 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def components(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    directory = SqliteDirectory(settings.sqlite_path)
-    codes = CodeAuthority(settings.read_secret("code-key"), settings.region)
-    holder_keys = HolderKeys(settings.read_secret("holder-key"))
-    catalog = await asyncio.to_thread(SealCatalog, directory)
-    signing = ProcessSigningService(settings.keystore_config())
-    await signing.start()
-    registry = SqliteRegistry(settings.sqlite_path)
-    app[REGISTRY] = registry
-    app[CATALOG] = catalog
-    app[SIGNING] = signing
-    app[AUTH] = Authenticator(directory)
-    app[SEALING] = SealingService(
-        registry=registry,
-        catalog=catalog,
-        signing=signing,
-        codes=codes,
-        holder_keys=holder_keys,
-    )
-    app[CHECKER] = StatusChecker(codes=codes, lookup=registry, catalog=catalog)
+    async with contextlib.AsyncExitStack() as stack:
+        directory = SqliteDirectory(settings.sqlite_path)
+        stack.callback(directory.close)
+        codes = CodeAuthority(settings.read_secret("code-key"), settings.region)
+        holder_keys = HolderKeys(settings.read_secret("holder-key"))
+        catalog = await asyncio.to_thread(SealCatalog, directory)
+        signing = ProcessSigningService(settings.keystore_config())
+        await signing.start()
+        stack.push_async_callback(signing.close)
+        registry = settings.open_registry()
+        stack.push_async_callback(registry.close)
+        shared = None
+        if settings.redis_url:
+            from cache.redis_tier import RedisTier
 
-    async def refresh_catalog() -> None:
-        while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await asyncio.to_thread(catalog.refresh)
-            except Exception:
-                log.exception("seal catalog refresh failed; keeping the previous one")
+            shared = RedisTier(settings.redis_url)
+            await shared.start()
+            stack.push_async_callback(shared.close)
+        lookup = CachedLookup(registry, LocalTier(), shared)
+        feed = ChangeFeed(registry, lookup)
+        await feed.start()
 
-    refresher = asyncio.create_task(refresh_catalog())
-    try:
-        yield
-    finally:
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
-        await registry.close()
-        await signing.close()
-        directory.close()
+        app[REGISTRY] = registry
+        app[CATALOG] = catalog
+        app[SIGNING] = signing
+        app[AUTH] = Authenticator(directory)
+        app[LOOKUP] = lookup
+        app[HOLDER_KEYS] = holder_keys
+        app[SEALING] = SealingService(
+            registry=registry,
+            catalog=catalog,
+            signing=signing,
+            codes=codes,
+            holder_keys=holder_keys,
+        )
+        app[CHECKER] = StatusChecker(codes=codes, lookup=lookup, registry=registry, catalog=catalog)
+
+        async def refresh_catalog() -> None:
+            while True:
+                await asyncio.sleep(REFRESH_SECONDS)
+                try:
+                    await asyncio.to_thread(catalog.refresh)
+                except Exception:
+                    log.exception("seal catalog refresh failed; keeping the previous one")
+
+        def on_message(code: str) -> None:
+            if code == "*":  # the listener reconnected: messages may have been lost
+                lookup.forget_everything()
+            else:
+                lookup.local.invalidate([code])
+
+        tasks = [
+            asyncio.create_task(refresh_catalog(), name="catalog-refresh"),
+            asyncio.create_task(feed.run(), name="change-feed"),
+        ]
+        if shared is not None:
+            tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -259,6 +383,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/verify/{code}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
     app.router.add_get("/v1/certificates/{code}/document", get_document)
+    app.router.add_post("/v1/certificates/{code}/status", post_status)
+    app.router.add_get("/v1/certificates/{code}/status", get_status_history)
+    app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/trust", get_trust)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

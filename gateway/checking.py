@@ -15,13 +15,13 @@ from gateway.catalog import SealCatalog
 from gateway.problems import unknown_code
 from gateway.sealing import format_code, rfc3339
 from verify.code import CodeAuthority, CodeError, parse_code
-from verify.registry import ProofRecord
+from verify.registry import ProofRecord, ProofStatus, Registry
 
 
-class ProofLookup(Protocol):
-    """Where a checked code's record comes from (the registry, or a cache in front)."""
+class StatusLookup(Protocol):
+    """Where a checked code's status comes from (the caches in front of the registry)."""
 
-    async def get(self, code: str) -> ProofRecord | None: ...
+    async def get_status(self, code: str) -> ProofStatus | None: ...
 
 
 class StatusChecker:
@@ -29,27 +29,39 @@ class StatusChecker:
         self,
         *,
         codes: CodeAuthority,
-        lookup: ProofLookup,
+        lookup: StatusLookup,
+        registry: Registry,
         catalog: SealCatalog,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._codes = codes
         self._lookup = lookup
+        self._registry = registry
         self._catalog = catalog
         self._clock = clock
 
-    async def record(self, code_text: str) -> ProofRecord:
-        """The record of a genuine, registered code; otherwise the one 404 for all."""
+    def code(self, code_text: str) -> str:
+        """The compact form of a genuine code; otherwise the one 404 for all, with no I/O."""
         try:
-            code = self._codes.check(code_text)
+            return self._codes.check(code_text).compact
         except CodeError:
             raise unknown_code() from None
-        record = await self._lookup.get(code.compact)
+
+    async def status(self, code_text: str) -> ProofStatus:
+        """The status of a genuine, registered code, from the caches if they have it."""
+        status = await self._lookup.get_status(self.code(code_text))
+        if status is None:
+            raise unknown_code()
+        return status
+
+    async def record(self, code_text: str) -> ProofRecord:
+        """The full record with the document, from the registry."""
+        record = await self._registry.get(self.code(code_text))
         if record is None:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofRecord) -> dict[str, Any]:
+    def status_view(self, record: ProofStatus) -> dict[str, Any]:
         """The minimum a checker needs (DESIGN §4), holder masked."""
         now = self._clock()
         view: dict[str, Any] = {
@@ -87,7 +99,7 @@ class StatusChecker:
         }
         record = None
         try:
-            record = await self._lookup.get(parse_code(verified.code).compact)
+            record = await self._registry.get(parse_code(verified.code).compact)
         except CodeError:
             record = None
         if record is None or record.document != der:
@@ -95,7 +107,8 @@ class StatusChecker:
             result["registered"] = False
             result["status"] = None
         else:
+            status = await self._lookup.get_status(record.code)
             result["registered"] = True
-            result["status"] = record.current_status(self._clock()).value
+            result["status"] = (status or record).current_status(self._clock()).value
         result["checked_at"] = rfc3339(self._clock())
         return result

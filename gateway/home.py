@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hsm.keystore import KeystoreConfig
+from verify.at_rest import DocumentCipher
+from verify.registry import Registry
+from verify.sqlite import SqliteRegistry
 
 DEFAULT_HOME = Path(".sealgate")
 CONFIG_NAME = "config.toml"
@@ -68,6 +71,13 @@ class Settings:
             return path.read_bytes()
         except FileNotFoundError:
             raise HomeError(f"secret {name!r} missing from {self.secrets_dir}") from None
+
+    def document_cipher(self) -> DocumentCipher:
+        return DocumentCipher(self.read_secret("document-key"))
+
+    def open_registry(self) -> Registry:
+        """The registry these settings name (the SQLite file by default)."""
+        return SqliteRegistry(self.sqlite_path, self.document_cipher())
 
     def keystore_config(self) -> KeystoreConfig:
         if self.backend == "soft":

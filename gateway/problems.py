@@ -13,7 +13,13 @@ from aiohttp import web
 
 from crypto.errors import ProofError
 from hsm.errors import HsmError, HsmUnavailable
-from verify.registry import IdempotencyConflict, RegistryUnavailable
+from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from verify.registry import (
+    IdempotencyConflict,
+    ProofNotFound,
+    RegistryUnavailable,
+    WrongOffice,
+)
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -98,6 +104,22 @@ def problem_for(exc: Exception) -> Problem | None:
             422,
             "idempotency-key-reused",
             "This Idempotency-Key was used with a different request",
+        )
+    if isinstance(exc, ProofNotFound):
+        return unknown_code()
+    if isinstance(exc, WrongOffice):
+        return Problem(403, "not-your-office", "This proof was issued by another office")
+    if isinstance(exc, TerminalStatus):
+        return Problem(409, "status-terminal", "The proof's status is final", str(exc))
+    if isinstance(exc, TransitionNotAllowed):
+        return Problem(409, "transition-not-allowed", "That status change is not allowed", str(exc))
+    if isinstance(exc, InvalidSupersession):
+        return Problem(
+            422,
+            "invalid-supersession",
+            "superseded_by must name a newer valid proof",
+            str(exc),
+            field="superseded_by",
         )
     if isinstance(exc, ProofError):
         return Problem(

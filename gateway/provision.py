@@ -250,6 +250,7 @@ def init_home(
         config = {"region": region, "city": city, "backend": backend, "token_label": token_label}
         write_secret(home, "code-key")
         write_secret(home, "holder-key")
+        write_secret(home, "document-key")
         if backend == "pkcs11":
             if pkcs11_module:
                 config["pkcs11_module"] = pkcs11_module

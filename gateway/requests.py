@@ -198,3 +198,49 @@ def parse_purpose(value: str | None) -> str:
     if value is None:
         raise InvalidRequest("purpose", "is required: say what business the check is for")
     return _text(value, "purpose", limit=64)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChangeBody:
+    status: str
+    reason: str
+    superseded_by: str | None  # as typed; the code is checked by the caller
+
+
+def parse_status_change(value: Any) -> StatusChangeBody:
+    obj = _object(value, "", {"status", "reason"}, {"superseded_by"})
+    status = _text(obj["status"], "status", limit=32)
+    superseded_by = obj.get("superseded_by")
+    return StatusChangeBody(
+        status=status,
+        reason=_text(obj["reason"], "reason", limit=500),
+        superseded_by=None
+        if superseded_by is None
+        else _text(superseded_by, "superseded_by", limit=64),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HolderQuery:
+    kind: HolderKind
+    holder_id: str
+    type: str
+
+
+def parse_holder_query(holder_id: str | None, type_: str | None) -> HolderQuery:
+    """Which holder's proofs: the id decides its kind (a valid 身份证号 or 统一社会信用代码)."""
+    if holder_id is None:
+        raise InvalidRequest("holder_id", "is required")
+    if type_ is None:
+        raise InvalidRequest("type", "is required")
+    text = _text(holder_id, "holder_id", limit=18)
+    for kind in (HolderKind.PERSON, HolderKind.ORG):
+        try:
+            return HolderQuery(
+                kind, normalise_holder_id(kind, text), _text(type_, "type", limit=64)
+            )
+        except InvalidHolderId:
+            continue
+    raise InvalidRequest(
+        "holder_id", "is neither a resident identity number nor a unified social credit code"
+    )

@@ -10,7 +10,11 @@ Exceptions::
     RegistryError
     ├── CodeTaken              the code is already registered (re-seal with a new code)
     ├── IdempotencyConflict    the key was used before with a different request
+    ├── ProofNotFound          no proof has that code
+    ├── WrongOffice            the proof belongs to another office
     └── RegistryUnavailable    the store cannot be reached or written; retry later
+
+Status changes are also refused with :mod:`verify.lifecycle`'s errors.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ class IdempotencyConflict(RegistryError):
     """The idempotency key was first used with a different request body."""
 
 
+class ProofNotFound(RegistryError):
+    """No proof is registered under the code."""
+
+
+class WrongOffice(RegistryError):
+    """The proof was issued by another office than the one asking."""
+
+
 class RegistryUnavailable(RegistryError):
     """The store failed; the request may be retried later."""
 
@@ -45,6 +57,40 @@ class Status(enum.StrEnum):
     REVOKED = "revoked"
     CANCELLED = "cancelled"
     ABOLISHED = "abolished"
+
+
+@dataclass(frozen=True, slots=True)
+class ProofStatus:
+    """What a status check needs of a proof: the record without the document.
+
+    This is what caches hold. ``version`` counts the status changes the proof has had,
+    so a copy can be told from a newer one.
+    """
+
+    code: str
+    seal_id: str
+    unit_name: str
+    unit_code: str
+    type: str
+    holder_kind: str
+    holder_name_masked: str
+    holder_id_masked: str
+    valid_from: str
+    valid_until: str | None
+    expires_at: float | None
+    issued_at: float
+    status: Status
+    status_changed_at: float
+    superseded_by: str | None
+    version: int
+
+    def current_status(self, now: float) -> Status:
+        """The status a checker sees: ``expired`` is derived, never stored."""
+        if self.status in (Status.VALID, Status.PLEDGED) and (
+            self.expires_at is not None and now >= self.expires_at
+        ):
+            return Status.EXPIRED
+        return self.status
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +131,33 @@ class ProofRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusChangeRequest:
+    """An issuing office's request to change a proof's status."""
+
+    code: str  # compact
+    office: str  # unit code of the office asking; must be the proof's
+    status: Status
+    reason: str
+    superseded_by: str | None  # compact code of the newer proof, for ``changed``
+    client_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One entry of a proof's status history: who changed what, when and why."""
+
+    seq: int  # position in the registry's change log, increasing
+    code: str
+    from_status: Status
+    to_status: Status
+    reason: str
+    superseded_by: str | None
+    client_id: str
+    changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class IdempotentRequest:
     """What makes a retried request the same: client, key and a digest of the body."""
 
@@ -116,6 +189,34 @@ class Registry(ABC):
     @abstractmethod
     async def get(self, code: str) -> ProofRecord | None:
         """The proof registered under the compact code, or ``None``."""
+
+    @abstractmethod
+    async def get_status(self, code: str) -> ProofStatus | None:
+        """The status facts of a proof (no document), or ``None``: what caches copy."""
+
+    @abstractmethod
+    async def change_status(self, change: StatusChangeRequest) -> ProofStatus:
+        """Apply a status change atomically and record it in the history; durable on return.
+
+        Raises :class:`ProofNotFound`, :class:`WrongOffice`, or a
+        :class:`verify.lifecycle.LifecycleError` when the lifecycle forbids the step.
+        """
+
+    @abstractmethod
+    async def history(self, code: str) -> list[StatusChange]:
+        """Every status change of a proof, oldest first."""
+
+    @abstractmethod
+    async def changes_since(self, seq: int, limit: int = 1000) -> list[StatusChange]:
+        """The change log after ``seq``, in order: how every gateway learns of changes."""
+
+    @abstractmethod
+    async def last_change(self) -> int:
+        """The newest ``seq`` of the change log (0 if empty)."""
+
+    @abstractmethod
+    async def find_by_holder(self, holder_key: bytes, type: str) -> list[ProofStatus]:
+        """The holder's proofs of that type whose stored status is ``valid``."""
 
     @abstractmethod
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from verify.at_rest import DocumentCipher
 from verify.directory import (
     AlreadyExists,
     Client,
@@ -33,16 +34,22 @@ from verify.directory import (
     SealKind,
     token_digest,
 )
+from verify.lifecycle import InvalidSupersession, LifecycleError, check_transition
 from verify.registry import (
     CodeTaken,
     IdempotencyConflict,
     IdempotentRequest,
     IdempotentResult,
+    ProofNotFound,
     ProofRecord,
+    ProofStatus,
     Registry,
     RegistryError,
     RegistryUnavailable,
     Status,
+    StatusChange,
+    StatusChangeRequest,
+    WrongOffice,
 )
 
 T = TypeVar("T")
@@ -120,6 +127,20 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (client_id, purpose)
     );
     """,
+    """
+    ALTER TABLE proofs ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE status_history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        code TEXT NOT NULL,
+        from_status TEXT NOT NULL,
+        to_status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        superseded_by TEXT,
+        client_id TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    );
+    CREATE INDEX status_history_code ON status_history (code, seq);
+    """,
 )
 
 _PROOF_COLUMNS = (
@@ -130,6 +151,13 @@ _PROOF_COLUMNS = (
 # Built from the constant column list above, never from input.
 _INSERT_PROOF = f"INSERT INTO proofs ({_PROOF_COLUMNS}) VALUES ({', '.join('?' * 18)})"  # noqa: S608
 _SELECT_PROOF = f"SELECT {_PROOF_COLUMNS} FROM proofs WHERE code = ?"  # noqa: S608
+_STATUS_COLUMNS = (
+    "code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,"
+    " holder_id_masked, valid_from, valid_until, expires_at, issued_at, status,"
+    " status_changed_at, superseded_by, version"
+)
+_SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM proofs WHERE code = ?"  # noqa: S608
+_HISTORY_COLUMNS = "seq, code, from_status, to_status, reason, superseded_by, client_id, changed_at"
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -173,7 +201,7 @@ def _statements(script: str) -> Iterator[str]:
             yield statement
 
 
-def _proof_row(proof: ProofRecord) -> tuple[Any, ...]:
+def _proof_row(proof: ProofRecord, cipher: DocumentCipher) -> tuple[Any, ...]:
     return (
         proof.code,
         proof.seal_id,
@@ -192,11 +220,11 @@ def _proof_row(proof: ProofRecord) -> tuple[Any, ...]:
         proof.status_changed_at,
         proof.superseded_by,
         proof.signer_client,
-        proof.document,
+        cipher.encrypt(proof.code, proof.document),
     )
 
 
-def _proof_from_row(row: tuple[Any, ...]) -> ProofRecord:
+def _proof_from_row(row: tuple[Any, ...], cipher: DocumentCipher) -> ProofRecord:
     return ProofRecord(
         code=row[0],
         seal_id=row[1],
@@ -215,15 +243,105 @@ def _proof_from_row(row: tuple[Any, ...]) -> ProofRecord:
         status_changed_at=row[14],
         superseded_by=row[15],
         signer_client=row[16],
-        document=bytes(row[17]),
+        document=cipher.decrypt(row[0], bytes(row[17])),
     )
+
+
+def _status_from_row(row: tuple[Any, ...]) -> ProofStatus:
+    return ProofStatus(
+        code=row[0],
+        seal_id=row[1],
+        unit_name=row[2],
+        unit_code=row[3],
+        type=row[4],
+        holder_kind=row[5],
+        holder_name_masked=row[6],
+        holder_id_masked=row[7],
+        valid_from=row[8],
+        valid_until=row[9],
+        expires_at=row[10],
+        issued_at=row[11],
+        status=Status(row[12]),
+        status_changed_at=row[13],
+        superseded_by=row[14],
+        version=row[15],
+    )
+
+
+def _change_from_row(row: tuple[Any, ...]) -> StatusChange:
+    return StatusChange(
+        seq=row[0],
+        code=row[1],
+        from_status=Status(row[2]),
+        to_status=Status(row[3]),
+        reason=row[4],
+        superseded_by=row[5],
+        client_id=row[6],
+        changed_at=row[7],
+    )
+
+
+def _apply_status_change(conn: sqlite3.Connection, change: StatusChangeRequest) -> ProofStatus:
+    row = conn.execute(_SELECT_STATUS, (change.code,)).fetchone()
+    if row is None:
+        raise ProofNotFound("no proof has that code")
+    current = _status_from_row(row)
+    if current.unit_code != change.office:
+        raise WrongOffice("the proof was issued by another office")
+    expired = current.expires_at is not None and change.at >= current.expires_at
+    check_transition(
+        current.status, change.status, expired=expired, superseded_by=change.superseded_by
+    )
+    if change.superseded_by is not None:
+        _check_supersession(conn, change.code, change.superseded_by, change.at)
+    conn.execute(
+        "UPDATE proofs SET status = ?, status_changed_at = ?, superseded_by = ?,"
+        " version = version + 1 WHERE code = ?",
+        (change.status.value, change.at, change.superseded_by, change.code),
+    )
+    conn.execute(
+        "INSERT INTO status_history (code, from_status, to_status, reason, superseded_by,"
+        " client_id, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            change.code,
+            current.status.value,
+            change.status.value,
+            change.reason,
+            change.superseded_by,
+            change.client_id,
+            change.at,
+        ),
+    )
+    return _status_from_row(conn.execute(_SELECT_STATUS, (change.code,)).fetchone())
+
+
+def _check_supersession(conn: sqlite3.Connection, code: str, newer: str, now: float) -> None:
+    if newer == code:
+        raise InvalidSupersession("a proof cannot supersede itself")
+    rows = conn.execute(
+        "SELECT p.holder_key = o.holder_key AND p.type = o.type, n_status, n_expires,"
+        " n_issued >= o.issued_at FROM (SELECT holder_key, type, status AS n_status,"
+        " expires_at AS n_expires, issued_at AS n_issued FROM proofs WHERE code = ?) p,"
+        " (SELECT holder_key, type, issued_at FROM proofs WHERE code = ?) o",
+        (newer, code),
+    ).fetchall()
+    if not rows:
+        raise InvalidSupersession("superseded_by names no registered proof")
+    same_holder_and_type, status, expires_at, not_older = rows[0]
+    if not same_holder_and_type:
+        raise InvalidSupersession("superseded_by is a proof of another holder or type")
+    if status != Status.VALID.value or (expires_at is not None and now >= expires_at):
+        raise InvalidSupersession("superseded_by is not a valid proof")
+    if not not_older:
+        raise InvalidSupersession("superseded_by is older than the proof it replaces")
 
 
 @dataclass(slots=True)
 class _WriteJob:
-    work: Callable[[sqlite3.Connection], None]
+    work: Callable[[sqlite3.Connection], Any]
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None]
+    future: asyncio.Future[Any]
+    result: Any = field(default=None)
     error: BaseException | None = field(default=None)
 
 
@@ -238,9 +356,9 @@ class _GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, work: Callable[[sqlite3.Connection], None]) -> asyncio.Future[None]:
+    def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_WriteJob(work, loop, future))
         return future
 
@@ -276,8 +394,9 @@ class _GroupCommitWriter:
             for job in group:
                 conn.execute("SAVEPOINT job")
                 try:
-                    job.work(conn)
-                except (sqlite3.IntegrityError, RegistryError) as exc:
+                    job.result = job.work(conn)
+                except (sqlite3.IntegrityError, RegistryError, LifecycleError) as exc:
+                    # This request alone is refused; its neighbours in the group commit.
                     conn.execute("ROLLBACK TO job")
                     job.error = exc
                 conn.execute("RELEASE job")
@@ -290,14 +409,14 @@ class _GroupCommitWriter:
             for job in group:
                 job.error = failure
         for job in group:
-            job.loop.call_soon_threadsafe(_settle, job.future, job.error)
+            job.loop.call_soon_threadsafe(_settle, job.future, job.result, job.error)
 
 
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.done():  # the caller was cancelled; the write stands regardless
         return
     if error is None:
-        future.set_result(None)
+        future.set_result(result)
     else:
         future.set_exception(error)
 
@@ -305,9 +424,10 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
 class SqliteRegistry(Registry):
     """:class:`Registry` on a SQLite file; see the module docstring."""
 
-    def __init__(self, path: Path, *, readers: int = 2) -> None:
+    def __init__(self, path: Path, cipher: DocumentCipher, *, readers: int = 2) -> None:
         migrate(path)
         self._path = path
+        self._cipher = cipher
         self._writer = _GroupCommitWriter(path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -335,7 +455,7 @@ class SqliteRegistry(Registry):
     async def register(
         self, proofs: list[ProofRecord], idempotency: IdempotentRequest | None = None
     ) -> None:
-        rows = [_proof_row(p) for p in proofs]
+        rows = [_proof_row(p, self._cipher) for p in proofs]
         codes = ",".join(p.code for p in proofs)
         now = time.time()
 
@@ -366,7 +486,59 @@ class SqliteRegistry(Registry):
     async def get(self, code: str) -> ProofRecord | None:
         def query(conn: sqlite3.Connection) -> ProofRecord | None:
             row = conn.execute(_SELECT_PROOF, (code,)).fetchone()
-            return None if row is None else _proof_from_row(row)
+            return None if row is None else _proof_from_row(row, self._cipher)
+
+        return await self._read(query)
+
+    async def get_status(self, code: str) -> ProofStatus | None:
+        def query(conn: sqlite3.Connection) -> ProofStatus | None:
+            row = conn.execute(_SELECT_STATUS, (code,)).fetchone()
+            return None if row is None else _status_from_row(row)
+
+        return await self._read(query)
+
+    async def change_status(self, change: StatusChangeRequest) -> ProofStatus:
+        result: ProofStatus = await asyncio.shield(
+            self._writer.submit(lambda conn: _apply_status_change(conn, change))
+        )
+        return result
+
+    async def history(self, code: str) -> list[StatusChange]:
+        def query(conn: sqlite3.Connection) -> list[StatusChange]:
+            rows = conn.execute(
+                f"SELECT {_HISTORY_COLUMNS} FROM status_history WHERE code = ? ORDER BY seq",  # noqa: S608
+                (code,),
+            ).fetchall()
+            return [_change_from_row(r) for r in rows]
+
+        return await self._read(query)
+
+    async def changes_since(self, seq: int, limit: int = 1000) -> list[StatusChange]:
+        def query(conn: sqlite3.Connection) -> list[StatusChange]:
+            rows = conn.execute(
+                f"SELECT {_HISTORY_COLUMNS} FROM status_history WHERE seq > ?"  # noqa: S608
+                " ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+            return [_change_from_row(r) for r in rows]
+
+        return await self._read(query)
+
+    async def last_change(self) -> int:
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT max(seq) FROM status_history").fetchone()
+            return int(row[0] or 0)
+
+        return await self._read(query)
+
+    async def find_by_holder(self, holder_key: bytes, type: str) -> list[ProofStatus]:
+        def query(conn: sqlite3.Connection) -> list[ProofStatus]:
+            rows = conn.execute(
+                f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608
+                " WHERE holder_key = ? AND type = ? AND status = ? ORDER BY issued_at DESC",
+                (holder_key, type, Status.VALID.value),
+            ).fetchall()
+            return [_status_from_row(r) for r in rows]
 
         return await self._read(query)
 

@@ -10,11 +10,10 @@ from aiohttp.test_utils import TestClient
 from gateway.provision import Provisioner
 from tests.gateway.conftest import Demo, proof_request
 from verify.directory import Role
-from verify.sqlite import SqliteRegistry
 
 
 async def count(demo: Demo) -> int:
-    registry = SqliteRegistry(demo.settings.sqlite_path)
+    registry = demo.settings.open_registry()
     try:
         return await registry.count()
     finally:

@@ -8,13 +8,15 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from cache.local import LocalTier
+from cache.lookup import CachedLookup
 from gateway.catalog import SealCatalog
 from gateway.checking import StatusChecker
 from gateway.problems import Problem
 from tests.gateway.conftest import Demo, proof_request
 from verify.code import CROCKFORD_ALPHABET, CodeAuthority
 from verify.directory import Role
-from verify.registry import ProofRecord
+from verify.registry import ProofRecord, ProofStatus
 from verify.sqlite import SqliteDirectory, SqliteRegistry
 
 ISO = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
@@ -43,43 +45,57 @@ def random_codes(count: int, seed: int) -> list[str]:
     return codes
 
 
-class CountingLookup:
-    def __init__(self, registry: SqliteRegistry) -> None:
-        self.registry = registry
-        self.lookups = 0
+class CountingRegistry(SqliteRegistry):
+    """The real registry, counting every read of a proof."""
+
+    lookups = 0
 
     async def get(self, code: str) -> ProofRecord | None:
         self.lookups += 1
-        return await self.registry.get(code)
+        return await super().get(code)
+
+    async def get_status(self, code: str) -> ProofStatus | None:
+        self.lookups += 1
+        return await super().get_status(code)
+
+
+class CountingLookup(CachedLookup):
+    """The real cache tiers in front of it, counting every lookup they are asked for."""
+
+    lookups = 0
+
+    async def get_status(self, code: str) -> ProofStatus | None:
+        self.lookups += 1
+        return await super().get_status(code)
 
 
 async def test_a_million_random_codes_are_refused_without_a_lookup(demo: Demo) -> None:
-    registry = SqliteRegistry(demo.settings.sqlite_path)
+    registry = CountingRegistry(demo.settings.sqlite_path, demo.settings.document_cipher())
     directory = SqliteDirectory(demo.settings.sqlite_path)
-    lookup = CountingLookup(registry)
+    lookup = CountingLookup(registry, LocalTier())
     codes = CodeAuthority(demo.settings.read_secret("code-key"), demo.settings.region)
-    checker = StatusChecker(codes=codes, lookup=lookup, catalog=SealCatalog(directory))
+    checker = StatusChecker(
+        codes=codes, lookup=lookup, registry=registry, catalog=SealCatalog(directory)
+    )
     refused = 0
     for text in random_codes(1_000_000, seed=20261122):
         try:
-            await checker.record(text)
+            await checker.status(text)
         except Problem as problem:
             assert problem.status == 404
             refused += 1
     assert refused == 1_000_000
-    assert lookups_for(lookup) == 0
+    assert lookup.lookups == 0
+    assert registry.lookups == 0
 
     # while a genuine code issued under the home's key does reach the registry
     genuine = codes.issue()
     with contextlib.suppress(Problem):  # issued but never registered: 404 after a lookup
-        await checker.record(str(genuine))
-    assert lookups_for(lookup) == 1
+        await checker.status(str(genuine))
+    assert lookup.lookups == 1
+    assert registry.lookups == 1
     await registry.close()
     directory.close()
-
-
-def lookups_for(lookup: CountingLookup) -> int:
-    return lookup.lookups
 
 
 async def test_unknown_and_malformed_codes_look_the_same(

@@ -19,7 +19,6 @@ import pytest
 from crypto.verification import TrustList, verify_proof
 from tests.gateway.conftest import Demo, proof_request
 from verify.directory import Role
-from verify.sqlite import SqliteRegistry
 
 SEALGATE = [sys.executable, "-m", "gateway.cli"]
 
@@ -95,7 +94,7 @@ async def test_every_proof_answered_201_survives_sigkill(demo: Demo) -> None:
         assert process.returncode == -signal.SIGKILL
     assert len(answered) >= 40
 
-    registry = SqliteRegistry(demo.settings.sqlite_path)
+    registry = demo.settings.open_registry()
     trust = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
     try:
         for code in answered:

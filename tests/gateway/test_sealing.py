@@ -15,7 +15,6 @@ from gateway.cli import main as sealgate
 from tests.gateway.conftest import Demo, proof_request
 from verify.code import parse_code
 from verify.directory import Role
-from verify.sqlite import SqliteRegistry
 
 
 def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
@@ -189,7 +188,7 @@ async def test_document_download_is_the_registered_der(
 async def test_batch_seals_every_item_in_one_registration(
     api: TestClient[Any, Any], demo: Demo, tmp_path: Path
 ) -> None:
-    registry = SqliteRegistry(demo.settings.sqlite_path)
+    registry = demo.settings.open_registry()
     before = await registry.count()
     items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(50)]
     items[7]["seal_id"] = demo.verification_seal
@@ -212,7 +211,7 @@ async def test_batch_seals_every_item_in_one_registration(
 
 @pytest.mark.parametrize("size", [1000])
 async def test_batch_limit(api: TestClient[Any, Any], demo: Demo, size: int) -> None:
-    registry = SqliteRegistry(demo.settings.sqlite_path)
+    registry = demo.settings.open_registry()
     before = await registry.count()
     items = [proof_request(demo.proof_seal, content={"n": i}) for i in range(size + 1)]
     response = await api.post(

@@ -1,0 +1,90 @@
+"""The in-process tier: copies of proof statuses in one worker's memory.
+
+Bounded in count; a copy is dropped when an invalidation names its code, and never
+stored if an invalidation arrived while it was being fetched (see :meth:`LocalTier.put`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from verify.registry import ProofStatus
+
+DEFAULT_MAX_ENTRIES = 200_000
+# An upper bound on any copy's age: invalidation is what keeps copies right; this only
+# limits the damage of a bug or of a change feed that stalled unnoticed.
+DEFAULT_MAX_AGE = 30.0
+
+
+class LocalTier:
+    def __init__(
+        self,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_age: float = DEFAULT_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._entries: dict[str, tuple[float, ProofStatus]] = {}
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._clock = clock
+        self._generation = 0  # bumped by every invalidation
+        # Copies are served only until this instant; the change feed moves it forward
+        # after each successful poll. Without a feed (tests, tools) copies are trusted.
+        self._trusted_until = float("inf")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def trust_until(self, deadline: float) -> None:
+        """Serve copies until ``deadline`` (a ``clock`` reading), unless moved again."""
+        self._trusted_until = deadline
+
+    @property
+    def trusted(self) -> bool:
+        return self._clock() <= self._trusted_until
+
+    def get(self, code: str) -> ProofStatus | None:
+        entry = self._entries.get(code)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now > self._trusted_until:
+            return None
+        stored_at, status = entry
+        if now - stored_at > self._max_age:
+            del self._entries[code]
+            return None
+        return status
+
+    def fill_token(self) -> int:
+        """Take before fetching a copy; pass to :meth:`put` when it arrives."""
+        return self._generation
+
+    def current(self, token: int) -> bool:
+        """Whether no invalidation happened since ``token`` was taken."""
+        return token == self._generation
+
+    def put(self, code: str, status: ProofStatus, token: int) -> None:
+        """Keep a copy, unless an invalidation came while it was fetched.
+
+        The fetch may have read the registry just before a status change committed; an
+        invalidation since the token was taken means the copy may be that old one.
+        """
+        if token != self._generation:
+            return
+        if len(self._entries) >= self._max_entries:
+            # Drop the oldest tenth (dicts keep insertion order): cheap, and the popular
+            # codes come straight back.
+            for stale in list(self._entries)[: max(1, self._max_entries // 10)]:
+                del self._entries[stale]
+        self._entries[code] = (self._clock(), status)
+
+    def invalidate(self, codes: list[str]) -> None:
+        self._generation += 1
+        for code in codes:
+            self._entries.pop(code, None)
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()

@@ -24,9 +24,15 @@ def canonical_json(obj: Any) -> bytes:
     """
     try:
         return rfc8785.dumps(obj)
+    # Messages name the kind of problem, never the value: content carries identity
+    # numbers, and these messages may reach a client or a log.
+    except rfc8785.IntegerDomainError:
+        raise ContentError("an integer is beyond ±(2**53-1): send it as a string") from None
+    except rfc8785.FloatDomainError:
+        raise ContentError("a number is NaN or infinite") from None
     except rfc8785.CanonicalizationError as exc:
-        raise ContentError(f"not canonicalizable as JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ContentError("JSON value nested too deeply (or cyclic)") from exc
+        raise ContentError(f"not canonicalizable as JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise ContentError("JSON value nested too deeply (or cyclic)") from None
     except (TypeError, AttributeError) as exc:
-        raise ContentError(f"not a JSON value: {exc}") from exc
+        raise ContentError(f"not a JSON value ({type(exc).__name__})") from None

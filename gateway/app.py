@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +55,7 @@ MAX_IDEMPOTENCY_KEY = 255
 MAX_STATUS_BODY = 16 * 1024
 
 REQUEST_ID = web.RequestKey("request_id", str)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 CATALOG = web.AppKey("catalog", SealCatalog)
@@ -81,7 +83,8 @@ def json_response(
 
 @web.middleware
 async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    offered = request.headers.get("X-Request-Id", "")
+    request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     try:
@@ -119,9 +122,15 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (chunked bodies too)."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    return await request.read()
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return bytes(body)
 
 
 async def post_certificates(request: web.Request) -> web.Response:
@@ -316,8 +325,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         holder_keys = HolderKeys(settings.read_secret("holder-key"))
         catalog = await asyncio.to_thread(SealCatalog, directory)
         signing = ProcessSigningService(settings.keystore_config())
-        await signing.start()
         stack.push_async_callback(signing.close)
+        try:
+            await signing.start()
+        except HsmError as exc:
+            # Verification does not need the HSM: serve it, and let sealing answer 503
+            # until the signing process can start (each seal request retries it).
+            log.warning(
+                "signing unavailable at start (%s); sealing will answer 503", type(exc).__name__
+            )
         registry = settings.open_registry()
         stack.push_async_callback(registry.close)
         shared = None
@@ -380,7 +396,8 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
-    app.router.add_get("/v1/verify/{code}", get_verify)
+    # {code:.+}: anything typed, slashes included, gets the code check and its one 404.
+    app.router.add_get("/v1/verify/{code:.+}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
     app.router.add_get("/v1/certificates/{code}/document", get_document)
     app.router.add_post("/v1/certificates/{code}/status", post_status)

@@ -19,12 +19,15 @@ from verify.directory import Client, Directory, Role
 CACHE_SECONDS = 10.0
 MAX_CACHED = 100_000
 
-UNAUTHENTICATED = Problem(
-    401,
-    "unauthenticated",
-    "A valid bearer token is required",
-    headers={"WWW-Authenticate": 'Bearer realm="sealgate"'},
-)
+
+def unauthenticated() -> Problem:
+    # A fresh exception each time: a shared one would keep every raise's traceback.
+    return Problem(
+        401,
+        "unauthenticated",
+        "A valid bearer token is required",
+        headers={"WWW-Authenticate": 'Bearer realm="sealgate"'},
+    )
 
 
 class Authenticator:
@@ -36,8 +39,14 @@ class Authenticator:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > 200:
-            raise UNAUTHENTICATED
+        if (
+            scheme.lower() != "bearer"
+            or not token
+            or len(token) > 200
+            or not token.isascii()
+            or not token.isprintable()
+        ):
+            raise unauthenticated()
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
@@ -48,7 +57,7 @@ class Authenticator:
                 self._cache.clear()
             self._cache[token] = (now + CACHE_SECONDS, client)
         if client is None:
-            raise UNAUTHENTICATED
+            raise unauthenticated()
         return client
 
     async def require(self, request: web.Request, *roles: Role) -> Client:

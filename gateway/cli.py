@@ -15,6 +15,7 @@ from crypto.errors import CryptoError, ProofError
 from crypto.verification import TrustList, verify_proof
 from gateway.home import HomeError, load_settings, resolve_home
 from gateway.provision import Provisioner, init_home
+from gateway.server import ServeError, serve
 from hsm.errors import HsmError
 from hsm.keystore import KeyAlgorithm
 from verify.directory import DirectoryError, Role, SealKind
@@ -142,8 +143,6 @@ def _run(args: argparse.Namespace) -> int:
         redis_url=getattr(args, "redis_url", None),
     )
     if args.command == "serve":
-        from gateway.server import serve
-
         if args.workers < 1:
             raise CliError("--workers must be at least 1")
         serve(settings, args.host, args.port, args.workers)
@@ -231,6 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (CliError, HomeError, HsmError, DirectoryError, CryptoError, ValueError) as exc:
         print(f"sealgate: error: {exc}", file=sys.stderr)
+        return 1
+    except ServeError as exc:
+        print(f"sealgate: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"sealgate: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
 
 

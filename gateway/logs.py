@@ -11,6 +11,7 @@ import os
 import sys
 
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
 
@@ -27,6 +28,21 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+class MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a malformed HTTP request with its raw request line, query string
+    included (where holder ids travel); keep one line naming the error, nothing more."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "malformed HTTP request refused (%s)"
+            record.args = (type(error).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging() -> None:
     level = os.environ.get("SEALGATE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
@@ -34,3 +50,4 @@ def configure_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())

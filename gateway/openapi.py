@@ -207,6 +207,88 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/v1/certificates/{code}/status": {
+            "post": {
+                "summary": "The issuing office changes a proof's status",
+                "description": "valid ⇄ pledged; valid → changed (superseded_by: a newer "
+                "valid proof of the same holder and type); → revoked | cancelled | abolished "
+                "(terminal, 409 afterwards). 'expired' is derived from valid_until.",
+                "security": _BEARER,
+                "parameters": [_CODE],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "required": ["status", "reason"],
+                                "properties": {
+                                    "status": {
+                                        "enum": [
+                                            "valid",
+                                            "pledged",
+                                            "changed",
+                                            "revoked",
+                                            "cancelled",
+                                            "abolished",
+                                        ]
+                                    },
+                                    "reason": {"type": "string", "maxLength": 500},
+                                    "superseded_by": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {"description": "changed, durable, caches invalidated; with history"},
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                    "404": _PROBLEM,
+                    "409": _PROBLEM,
+                    "422": _PROBLEM,
+                },
+            },
+            "get": {
+                "summary": "Current status and the history of changes (issuing office only)",
+                "security": _BEARER,
+                "parameters": [_CODE],
+                "responses": {
+                    "200": {"description": "status and history"},
+                    "403": _PROBLEM,
+                    "404": _PROBLEM,
+                },
+            },
+        },
+        "/v1/proofs": {
+            "get": {
+                "summary": "Reuse: the holder's current valid proofs of a type",
+                "security": _BEARER,
+                "parameters": [
+                    {
+                        "name": "holder_id",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 18},
+                    },
+                    {
+                        "name": "type",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 64},
+                    },
+                    _PURPOSE,
+                ],
+                "responses": {
+                    "200": {"description": "the proofs, holder masked"},
+                    "400": _PROBLEM,
+                    "401": _PROBLEM,
+                    "403": _PROBLEM,
+                },
+            }
+        },
         "/v1/verify/document": {
             "post": {
                 "summary": "Check a presented sealed proof: seal, chain and current status",

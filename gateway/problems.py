@@ -7,11 +7,12 @@ or let a domain exception through; :func:`problem_for` maps the latter.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from aiohttp import web
 
-from crypto.errors import ProofError
+from crypto.errors import ContentError, ProofError
 from hsm.errors import HsmError, HsmUnavailable
 from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
 from verify.registry import (
@@ -78,7 +79,7 @@ def invalid(field: str, message: str) -> Problem:
 def problem_for(exc: Exception) -> Problem | None:
     """The answer for a domain exception, or ``None`` for a bug (answered 500)."""
     if isinstance(exc, HsmUnavailable):
-        retry = max(1, round(getattr(exc, "retry_after", 1.0)))
+        retry = max(1, math.ceil(exc.retry_after or 1))
         return Problem(
             503,
             "hsm-unavailable",
@@ -121,6 +122,8 @@ def problem_for(exc: Exception) -> Problem | None:
             str(exc),
             field="superseded_by",
         )
+    if isinstance(exc, ContentError):
+        return Problem(400, "invalid-request", "The request is invalid", str(exc))
     if isinstance(exc, ProofError):
         return Problem(
             422,

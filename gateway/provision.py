@@ -26,6 +26,7 @@ from gateway.home import CONFIG_NAME, HomeError, Settings, load_settings, write_
 from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
 from verify.directory import Client, KeyState, Role, Seal, SealKey, SealKind
+from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 from verify.sqlite import SqliteDirectory, migrate
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
@@ -199,6 +200,11 @@ class Provisioner:
             raise HomeError("only verifiers are granted purposes")
         if role is Role.ISSUER and office is None:
             raise HomeError("an issuer belongs to an office: give --office UNIT_CODE")
+        if office is not None:
+            try:
+                office = normalise_holder_id(HolderKind.ORG, office)
+            except InvalidHolderId as exc:
+                raise HomeError(f"--office: {exc}") from None
         if office is not None and role is not Role.ISSUER:
             raise HomeError("only issuers belong to an office")
         client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 
 MAX_BATCH = 1000
+MAX_SAFE_INTEGER = 2**53 - 1
 MAX_TEXT = 256
 # Dates without a time are read in China Standard Time: a proof valid until 2027-01-31
 # stays valid through that whole day where it is used.
@@ -66,8 +68,27 @@ def decode_json(body: bytes) -> Any:
             result[key] = value
         return result
 
+    def exact_int(literal: str) -> int:
+        # Beyond 2^53 JSON numbers are not exact across implementations (RFC 8785), and
+        # identity numbers sent as numbers would lose digits: they belong in strings.
+        if len(literal) > 17 or abs(value := int(literal)) > MAX_SAFE_INTEGER:
+            raise InvalidRequest("", "an integer is beyond ±(2**53-1): send it as a string")
+        return value
+
+    def finite_float(literal: str) -> float:
+        value = float(literal)
+        if value in (float("inf"), float("-inf")):
+            raise InvalidRequest("", "a number is out of range")
+        return value
+
     try:
-        return json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+        return json.loads(
+            text,
+            parse_constant=no_constants,
+            parse_int=exact_int,
+            parse_float=finite_float,
+            object_pairs_hook=no_duplicates,
+        )
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             "", f"malformed JSON at line {exc.lineno} column {exc.colno}"
@@ -100,13 +121,24 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT) -> str:
         raise InvalidRequest(field, "must not be empty")
     if len(stripped) > limit:
         raise InvalidRequest(field, f"must be at most {limit} characters")
-    if any(ord(c) < 0x20 for c in stripped):
-        raise InvalidRequest(field, "must not contain control characters")
+    if any(ord(c) < 0x20 or 0xD800 <= ord(c) <= 0xDFFF for c in stripped):
+        raise InvalidRequest(field, "must not contain control characters or lone surrogates")
     return stripped
+
+
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def _instant(value: Any, field: str, *, end_of_day: bool) -> tuple[str, float]:
     text = _text(value, field, limit=40)
+    if not (_RFC3339_DATE.fullmatch(text) or _RFC3339_DATE_TIME.fullmatch(text)):
+        raise InvalidRequest(field, "must be an RFC 3339 date or date-time with an offset")
+    if not "1900" <= text[:4] <= "9998":
+        raise InvalidRequest(field, "must be a year between 1900 and 9998")
     try:
         if len(text) == 10:
             day = dt.date.fromisoformat(text)
@@ -115,9 +147,9 @@ def _instant(value: Any, field: str, *, end_of_day: bool) -> tuple[str, float]:
             start = dt.datetime.combine(day, dt.time(), LOCAL_ZONE)
             return text, start.timestamp()
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidRequest(field, "must be an RFC 3339 date or date-time") from None
-    if moment.tzinfo is None:
+    if moment.tzinfo is None:  # pragma: no cover - the pattern requires an offset
         raise InvalidRequest(field, "a date-time needs a UTC offset")
     return text, moment.timestamp()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import hashlib
 import time
@@ -94,7 +93,7 @@ class SealingService:
         self._clock = clock
         # One in-flight sealing per (client, idempotency key) in this process; other
         # processes are held off by the registry's unique key.
-        self._inflight: dict[tuple[str, str], asyncio.Future[SealOutcome]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Event] = {}
 
     def authorise(self, client: Client, requests: list[ProofRequest]) -> None:
         for index, request in enumerate(requests):
@@ -122,22 +121,17 @@ class SealingService:
         running = self._inflight.get(slot)
         if running is not None:
             # Wait for the twin already in flight, then answer from what it stored (or,
-            # if it failed and stored nothing, seal afresh).
-            with contextlib.suppress(Exception):
-                await asyncio.shield(running)
+            # if it failed or was cancelled and stored nothing, seal afresh). Only the
+            # fact that it ended passes between them, never its exception.
+            await running.wait()
             return await self._seal_idempotent(client, requests, idempotency_key, digest)
-        future: asyncio.Future[SealOutcome] = asyncio.get_running_loop().create_future()
-        self._inflight[slot] = future
+        done = asyncio.Event()
+        self._inflight[slot] = done
         try:
-            outcome = await self._seal_idempotent(client, requests, idempotency_key, digest)
-            future.set_result(outcome)
-            return outcome
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved here: waiters re-raise it, no warning if none
-            raise
+            return await self._seal_idempotent(client, requests, idempotency_key, digest)
         finally:
             del self._inflight[slot]
+            done.set()
 
     async def _seal_idempotent(
         self, client: Client, requests: list[ProofRequest], key: str, digest: bytes

@@ -27,20 +27,28 @@ from gateway.logs import AccessLogger, configure_logging
 log = logging.getLogger("sealgate.server")
 
 RESTART_BACKOFF = 1.0
+# A worker that dies this soon after starting failed to start (port taken, bad home);
+# after this many such failures in a row the supervisor gives up instead of looping.
+FAST_FAILURE_SECONDS = 5.0
+MAX_FAST_FAILURES = 5
+
+
+class ServeError(Exception):
+    """The gateway could not be kept running."""
 
 
 async def _serve(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
-    await site.start()
-    log.info("worker listening on http://%s:%d", host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
+        await site.start()
+        log.info("worker listening on http://%s:%d", host, port)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -61,11 +69,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
+    started: dict[int, float] = {}
+    fast_failures = 0
+
     def start(index: int) -> BaseProcess:
         process = context.Process(
             target=run_worker, args=(settings, host, port, True), name=f"sealgate-worker-{index}"
         )
         process.start()
+        started[index] = time.monotonic()
         return process
 
     def stop(signum: int, frame: object) -> None:
@@ -81,6 +93,15 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
             time.sleep(0.2)
             for index, process in enumerate(processes):
                 if not process.is_alive() and not stopping:
+                    if time.monotonic() - started[index] < FAST_FAILURE_SECONDS:
+                        fast_failures += 1
+                    else:
+                        fast_failures = 0
+                    if fast_failures >= MAX_FAST_FAILURES:
+                        raise ServeError(
+                            f"workers keep failing at start (last exit code "
+                            f"{process.exitcode}); see the log above"
+                        )
                     log.warning("worker %d exited with %s; restarting", index, process.exitcode)
                     time.sleep(RESTART_BACKOFF)
                     processes[index] = start(index)

@@ -255,6 +255,11 @@ class ProcessSigningService(SigningService):
                 proc.stdin.write(_wire.pack(_wire.config_to_wire(self._config)))
                 await proc.stdin.drain()
                 reply = await _read_frame(proc.stdout)
+        except asyncio.CancelledError:
+            # The caller gave up (a readiness probe's timeout): the half-started child
+            # must not outlive it.
+            await asyncio.shield(_stop(proc))
+            raise
         except (TimeoutError, OSError, asyncio.IncompleteReadError, _wire.ProtocolError) as exc:
             await _stop(proc)
             raise HsmUnavailable(
@@ -267,6 +272,9 @@ class ProcessSigningService(SigningService):
                 error = _wire.error_from_code(str(reply[1]), str(reply[2]))
                 raise error if isinstance(error, HsmError) else HsmError(str(error))
             raise HsmUnavailable("the signing process answered nonsense at start")
+        if self._closed:  # closed while this child was starting: it must not linger
+            await _stop(proc)
+            raise HsmUnavailable("signing service is closed")
         child = _Child(proc)
         child.tasks = [
             asyncio.create_task(self._pump(child), name=f"hsm-pump-{proc.pid}"),

@@ -34,7 +34,7 @@ from verify.directory import (
     SealKind,
     token_digest,
 )
-from verify.lifecycle import InvalidSupersession, LifecycleError, check_transition
+from verify.lifecycle import InvalidSupersession, check_transition
 from verify.registry import (
     CodeTaken,
     IdempotencyConflict,
@@ -44,7 +44,6 @@ from verify.registry import (
     ProofRecord,
     ProofStatus,
     Registry,
-    RegistryError,
     RegistryUnavailable,
     Status,
     StatusChange,
@@ -353,21 +352,45 @@ class _GroupCommitWriter:
     def __init__(self, path: Path) -> None:
         self._conn = connect(path)
         self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return not self._closed and self._thread.is_alive()
+
     def submit(self, work: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        if not self.alive:
+            raise RegistryUnavailable("the registry writer has stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put(_WriteJob(work, loop, future))
         return future
 
     def close(self) -> None:
+        self._closed = True
         self._jobs.put(None)
         self._thread.join()
         self._conn.close()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            # Whatever ended the thread, nobody may wait forever on a job it never ran.
+            self._closed = True
+            stopped = RegistryUnavailable("the registry writer has stopped")
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.error = stopped
+                    _notify(job)
+
+    def _serve(self) -> None:
         while True:
             first = self._jobs.get()
             if first is None:
@@ -395,8 +418,14 @@ class _GroupCommitWriter:
                 conn.execute("SAVEPOINT job")
                 try:
                     job.result = job.work(conn)
-                except (sqlite3.IntegrityError, RegistryError, LifecycleError) as exc:
-                    # This request alone is refused; its neighbours in the group commit.
+                except sqlite3.Error as exc:
+                    if not isinstance(exc, sqlite3.IntegrityError):
+                        raise  # the store itself failed: the whole group fails below
+                    conn.execute("ROLLBACK TO job")
+                    job.error = exc
+                except Exception as exc:
+                    # This request alone is refused (a conflict, a lifecycle rule, or a
+                    # bug in the job); its neighbours in the group still commit.
                     conn.execute("ROLLBACK TO job")
                     job.error = exc
                 conn.execute("RELEASE job")
@@ -409,7 +438,12 @@ class _GroupCommitWriter:
             for job in group:
                 job.error = failure
         for job in group:
-            job.loop.call_soon_threadsafe(_settle, job.future, job.result, job.error)
+            _notify(job)
+
+
+def _notify(job: _WriteJob) -> None:
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+        job.loop.call_soon_threadsafe(_settle, job.future, job.result, job.error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -561,6 +595,8 @@ class SqliteRegistry(Registry):
         )
 
     async def ping(self) -> None:
+        if not self._writer.alive:
+            raise RegistryUnavailable("the registry writer has stopped")
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:

@@ -100,5 +100,14 @@ def test_rejects_cycles_and_deep_nesting() -> None:
 
 
 def test_content_error_is_value_error() -> None:
-    with pytest.raises(ValueError, match="JSON"):
+    with pytest.raises(ValueError, match="NaN or infinite"):
         canonical_json(math.nan)
+
+
+def test_errors_never_carry_the_value() -> None:
+    # content carries identity numbers; an error message may reach a log or a client
+    for value in (430902199001011231, {"id": 430902199001011231}, ["\ud800430902"]):
+        with pytest.raises(ContentError) as caught:
+            canonical_json(value)
+        assert "430902" not in str(caught.value)
+        assert caught.value.__cause__ is None

@@ -181,3 +181,31 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
         verify_proof(after, roots).seal_certificate_der
     )
     assert Role.SIGNER.value == demo_lines[2][0]
+
+
+def test_issuer_office_must_be_a_credit_code(demo_lines: list[list[str]], home: Path) -> None:
+    result = run("client", "add", "--name", "x", "--role", "issuer", "--office", "", home=home)
+    assert result.returncode == 1
+    assert "--office" in result.stderr
+
+
+def test_os_errors_are_one_line(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = run("seal", "list", home=not_a_dir)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_on_a_taken_port_fails_with_one_line(demo_lines: list[list[str]], home: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--port", str(port), home=home)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "sealgate: error:" in result.stderr.splitlines()[-1]

@@ -9,6 +9,7 @@ import pytest
 
 from hsm.keystore import KeystoreConfig
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
+from tests.redis_server import RedisServer, RedisServerMissing
 
 SOFTHSM_TOKEN_LABEL = "sealgate-test"
 SOFTHSM_PIN = "4711-test-pin"
@@ -38,3 +39,29 @@ def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keystore
 def soft_keystore_config(tmp_path: Path) -> KeystoreConfig:
     """A development-only file keystore in a fresh directory."""
     return KeystoreConfig(backend="soft", directory=tmp_path / "soft-keys")
+
+
+def _started(directory: Path) -> RedisServer:
+    server = RedisServer(directory)
+    try:
+        server.start()
+    except RedisServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole run. Tests share it: use a unique namespace
+    (the ``tier`` fixture does), and never kill it (use ``own_redis_server``)."""
+    server = _started(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test alone, which it may kill and restart."""
+    server = _started(tmp_path / "redis")
+    yield server
+    server.stop()

@@ -9,9 +9,11 @@ from contextlib import ExitStack, asynccontextmanager
 
 import aiohttp
 import pytest
+import redis
 
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
+from tests.redis_server import RedisServer
 from verify.directory import Role
 
 BOUND = 1.0  # DESIGN: no verification shows the old status more than 1 s after the 200
@@ -93,3 +95,93 @@ async def test_changes_reach_the_other_process_through_the_change_feed(demo: Dem
     delays = await exercise(demo, None)
     print(f"change feed only: seen after {[round(d, 3) for d in delays]} s")
     assert max(delays) <= BOUND, delays
+
+
+@pytest.mark.slow
+async def test_changes_reach_the_other_process_through_redis(
+    demo: Demo, redis_server: RedisServer
+) -> None:
+    delays = await exercise(demo, {"SEALGATE_REDIS_URL": redis_server.url})
+    print(f"with redis: seen after {[round(d, 3) for d in delays]} s")
+    assert max(delays) <= BOUND, delays
+
+
+@pytest.mark.slow
+async def test_redis_killed_and_restarted_under_load(
+    demo: Demo, own_redis_server: RedisServer
+) -> None:
+    """Verification answers throughout from the registry, never shows a revoked proof as
+    valid past the bound, and caches in Redis again once it is back."""
+    env = {"SEALGATE_REDIS_URL": own_redis_server.url}
+    async with two_gateways(demo, env) as (a, b, session):
+        codes = [await seal_on(session, a, demo) for _ in range(24)]
+        for code in codes:
+            assert await status_on(session, a, demo, code) == "valid"
+            assert await status_on(session, b, demo, code) == "valid"
+        revoked_at: dict[str, float] = {}
+        observations: list[tuple[float, str, str, int]] = []  # started, code, status, http
+        stop = asyncio.Event()
+
+        async def check_forever(base: str, offset: int) -> None:
+            n = offset
+            while not stop.is_set():
+                code = codes[n % len(codes)]
+                n += 1
+                started = time.monotonic()
+                try:
+                    async with session.get(
+                        f"{base}/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER)
+                    ) as r:
+                        body = await r.json() if r.status == 200 else {}
+                        observations.append((started, code, body.get("status", ""), r.status))
+                except aiohttp.ClientError:
+                    observations.append((started, code, "", 0))
+
+        async def revoke(code: str) -> None:
+            revoked_at[code] = await change_on(session, a, demo, code, "revoked")
+
+        checkers = [
+            asyncio.create_task(check_forever(base, i * 5)) for i, base in enumerate((a, b, a, b))
+        ]
+        await asyncio.sleep(0.5)
+        for code in codes[:4]:
+            await revoke(code)
+        await asyncio.sleep(0.5)
+        own_redis_server.kill()
+        killed = time.monotonic()
+        for code in codes[4:8]:
+            await asyncio.sleep(0.3)
+            await revoke(code)  # Redis is down: the delete fails, the registry holds
+        await asyncio.sleep(1.0)
+        own_redis_server.restart()
+        restarted = time.monotonic()
+        for code in codes[8:12]:
+            await asyncio.sleep(0.3)
+            await revoke(code)
+        await asyncio.sleep(2.0)
+        stop.set()
+        await asyncio.gather(*checkers)
+
+    http = [o[3] for o in observations]
+    assert http.count(200) == len(http), {s: http.count(s) for s in set(http)}
+    during = [o for o in observations if killed < o[0] < restarted]
+    assert len(during) > 50, "verification kept answering while Redis was down"
+    latest_valid = 0.0  # the latest a revoked proof was still shown valid, after the 200
+    for started, code, status, _ in observations:
+        if code in revoked_at and started > revoked_at[code]:
+            if status == "valid":
+                latest_valid = max(latest_valid, started - revoked_at[code])
+            if started > revoked_at[code] + BOUND:
+                assert status == "revoked", f"{code}: {status} long after its revocation"
+    print(
+        f"redis outage: {len(observations)} checks, {len(during)} while down, all 200; "
+        f"latest 'valid' after a revocation: {latest_valid:.3f}s"
+    )
+    for code in codes[12:]:
+        assert {o[2] for o in observations if o[1] == code} == {"valid"}
+
+    client = redis.Redis.from_url(own_redis_server.url)
+    try:
+        assert client.dbsize() > 0, "the gateways cache in Redis again after its restart"
+    finally:
+        client.close()

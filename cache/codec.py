@@ -1,0 +1,155 @@
+"""The wire form of a cached :class:`~verify.registry.ProofStatus`: one msgpack array.
+
+Layout (positional, so no field names are repeated in every cached value)::
+
+    [FORMAT_VERSION, code, seal_id, unit_name, unit_code, type, holder_kind,
+     holder_name_masked, holder_id_masked, valid_from, valid_until, expires_at,
+     issued_at, status, status_changed_at, superseded_by, version]
+
+``status`` travels as the :class:`~verify.registry.Status` string value, so a reordering
+of the enum never changes the meaning of stored bytes. Bump ``FORMAT_VERSION`` whenever
+the layout changes: values of another version decode as :class:`CacheDataError`, which
+callers treat as a miss, so a rolling deploy degrades to registry reads, never to wrong
+answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from verify.registry import ProofStatus, Status
+
+FORMAT_VERSION = 1
+
+_FIELDS = 17  # the version marker plus the 16 fields of ProofStatus
+
+# Read-only lookup table: decoding by dict is several times cheaper than Status(value),
+# which goes through the enum's metaclass and raises on failure.
+_STATUS_BY_VALUE: dict[str, Status] = {member.value: member for member in Status}
+
+
+class CacheDataError(ValueError):
+    """A cached value is not a well-formed status of the current format: treat as a miss."""
+
+
+def encode_status(status: ProofStatus) -> bytes:
+    """The compact msgpack form of ``status``."""
+    packed: bytes = msgpack.packb(
+        (
+            FORMAT_VERSION,
+            status.code,
+            status.seal_id,
+            status.unit_name,
+            status.unit_code,
+            status.type,
+            status.holder_kind,
+            status.holder_name_masked,
+            status.holder_id_masked,
+            status.valid_from,
+            status.valid_until,
+            status.expires_at,
+            status.issued_at,
+            status.status.value,
+            status.status_changed_at,
+            status.superseded_by,
+            status.version,
+        ),
+        use_bin_type=True,
+    )
+    return packed
+
+
+def decode_status(data: bytes) -> ProofStatus:
+    """The status encoded in ``data``; :class:`CacheDataError` if it is not one."""
+    try:
+        # raw=False: strings must be valid UTF-8 (else UnicodeDecodeError, a ValueError).
+        # use_list=False: tuples are cheaper and we never mutate. The max_*_len limits cap
+        # what a corrupt length prefix can make the unpacker allocate.
+        fields: Any = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=False,
+            strict_map_key=True,
+            max_bin_len=0,
+            max_ext_len=0,
+            max_array_len=_FIELDS,
+            max_map_len=0,
+        )
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        # ExtraData, FormatError, StackError and OutOfData are ValueError subclasses;
+        # UnpackException covers the rest of msgpack's own failures.
+        raise CacheDataError(f"cached status is not valid msgpack: {type(exc).__name__}") from exc
+    if type(fields) is not tuple or len(fields) != _FIELDS:
+        raise CacheDataError("cached status is not an array of the expected length")
+    (
+        fmt,
+        code,
+        seal_id,
+        unit_name,
+        unit_code,
+        proof_type,
+        holder_kind,
+        holder_name_masked,
+        holder_id_masked,
+        valid_from,
+        valid_until,
+        expires_at,
+        issued_at,
+        status_value,
+        status_changed_at,
+        superseded_by,
+        version,
+    ) = fields
+    if fmt != FORMAT_VERSION or type(fmt) is not int:
+        raise CacheDataError(f"cached status has format {fmt!r}, expected {FORMAT_VERSION}")
+    for text in (
+        code,
+        seal_id,
+        unit_name,
+        unit_code,
+        proof_type,
+        holder_kind,
+        holder_name_masked,
+        holder_id_masked,
+        valid_from,
+    ):
+        if type(text) is not str:
+            raise CacheDataError("cached status has a non-string text field")
+    for optional_text in (valid_until, superseded_by):
+        if optional_text is not None and type(optional_text) is not str:
+            raise CacheDataError("cached status has a bad optional text field")
+    status = _STATUS_BY_VALUE.get(status_value) if type(status_value) is str else None
+    if status is None:
+        raise CacheDataError("cached status has an unknown status value")
+    if type(version) is not int:
+        raise CacheDataError("cached status has a non-integer version")
+    return ProofStatus(
+        code=code,
+        seal_id=seal_id,
+        unit_name=unit_name,
+        unit_code=unit_code,
+        type=proof_type,
+        holder_kind=holder_kind,
+        holder_name_masked=holder_name_masked,
+        holder_id_masked=holder_id_masked,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        expires_at=None if expires_at is None else _number(expires_at),
+        issued_at=_number(issued_at),
+        status=status,
+        status_changed_at=_number(status_changed_at),
+        superseded_by=superseded_by,
+        version=version,
+    )
+
+
+def _number(value: object) -> float:
+    # msgpack keeps int and float apart; a writer may have held a whole-second time as an
+    # int. bool is an int subclass and is rejected by the exact type test.
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise CacheDataError("cached status has a non-numeric time field")

@@ -1,0 +1,183 @@
+"""The Redis tier against a real server: commands, bad values, invalidation messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from cache.codec import encode_status
+from cache.redis_tier import RedisTier
+from tests.cache.samples import status_for
+from tests.redis_server import RedisServer
+from verify.registry import Status
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=[True, False], ids=["coalesced", "per-request"])
+async def any_tier(
+    request: pytest.FixtureRequest, redis_server: RedisServer, namespace: str
+) -> AsyncIterator[RedisTier]:
+    tier = RedisTier(redis_server.url, namespace=namespace, coalesce=request.param)
+    await tier.start()
+    yield tier
+    await tier.close()
+
+
+async def test_put_get_delete(any_tier: RedisTier) -> None:
+    status = status_for("CODE1")
+    assert await any_tier.get("CODE1") is None
+    await any_tier.put("CODE1", status)
+    assert await any_tier.get("CODE1") == status
+    assert await any_tier.get("CODE2") is None
+    assert await any_tier.delete(["CODE1", "CODE2"]) is True
+    assert await any_tier.get("CODE1") is None
+    assert await any_tier.delete([]) is True
+    assert any_tier.available
+
+
+async def test_concurrent_gets_each_get_their_own(any_tier: RedisTier) -> None:
+    codes = [f"C{n:04d}" for n in range(500)]
+    for code in codes[::2]:
+        await any_tier.put(code, status_for(code, version=int(code[1:])))
+    results = await asyncio.gather(*(any_tier.get(code) for code in codes))
+    for code, result in zip(codes, results, strict=True):
+        if int(code[1:]) % 2:
+            assert result is None
+        else:
+            assert result == status_for(code, version=int(code[1:]))
+
+
+async def test_keys_and_ttl(tier: RedisTier, raw: Redis, namespace: str) -> None:
+    await tier.put("CODE1", status_for("CODE1"))
+    key = f"{namespace}:p:CODE1"
+    assert await raw.get(key) == encode_status(status_for("CODE1"))
+    assert 3590 <= await raw.ttl(key) <= 3600
+
+
+async def test_overwrite_replaces(tier: RedisTier) -> None:
+    await tier.put("CODE1", status_for("CODE1"))
+    revoked = status_for("CODE1", status=Status.REVOKED, version=2)
+    await tier.put("CODE1", revoked)
+    assert await tier.get("CODE1") == revoked
+
+
+async def test_malformed_value_is_a_miss(
+    tier: RedisTier, raw: Redis, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await raw.set(f"{namespace}:p:BAD", b"\x93\x01\x02")
+    await raw.set(f"{namespace}:p:OLD", msgpack.packb([0, "OLD"]))
+    await raw.rpush(f"{namespace}:p:LIST", b"x")  # wrong type: MGET/GET → nil/WRONGTYPE
+    with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+        assert await tier.get("BAD") is None
+        assert await tier.get("OLD") is None
+        assert await tier.get("LIST") is None
+    assert tier.malformed_values == 2
+    assert len(caplog.records) == 1  # logged once, without the value
+    assert "\\x93" not in caplog.text
+    assert tier.available
+
+
+async def test_value_of_another_code_is_a_miss(tier: RedisTier, raw: Redis, namespace: str) -> None:
+    await raw.set(f"{namespace}:p:CODE2", encode_status(status_for("CODE1")))
+    assert await tier.get("CODE2") is None
+    assert tier.foreign_values == 1
+
+
+async def test_wrongtype_on_per_request_get_is_a_miss(
+    redis_server: RedisServer, raw: Redis, namespace: str
+) -> None:
+    tier = RedisTier(redis_server.url, namespace=namespace, coalesce=False)
+    await tier.start()
+    try:
+        await raw.rpush(f"{namespace}:p:LIST", b"x")
+        assert await tier.get("LIST") is None
+        assert tier.available
+    finally:
+        await tier.close()
+
+
+async def test_publish_reaches_listen_within_100_ms(tier: RedisTier) -> None:
+    received: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    listener = asyncio.create_task(
+        tier.listen(lambda code: received.put_nowait((code, time.monotonic())))
+    )
+    try:
+        # Subscribing takes a moment: publish until someone hears it.
+        deadline = time.monotonic() + 5
+        while received.empty():
+            assert time.monotonic() < deadline, "listen never subscribed"
+            await tier.publish("WARMUP")
+            await asyncio.sleep(0.02)
+        while not received.empty():
+            received.get_nowait()
+        for n in range(5):
+            sent = time.monotonic()
+            assert await tier.publish(f"CODE{n}") is True
+            code, at = await asyncio.wait_for(received.get(), 1.0)
+            assert code == f"CODE{n}"
+            assert at - sent < 0.1
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
+
+
+async def test_listen_survives_a_failing_callback(tier: RedisTier) -> None:
+    seen: list[str] = []
+
+    def callback(code: str) -> None:
+        seen.append(code)
+        if code == "BOOM":
+            raise RuntimeError("callback bug")
+
+    listener = asyncio.create_task(tier.listen(callback))
+    try:
+        deadline = time.monotonic() + 5
+        while "BOOM" not in seen:
+            assert time.monotonic() < deadline
+            await tier.publish("BOOM")
+            await asyncio.sleep(0.02)
+        await tier.publish("AFTER")
+        while "AFTER" not in seen:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
+
+
+async def test_unstarted_tier_is_a_harmless_miss() -> None:
+    tier = RedisTier("redis://127.0.0.1:1/0")
+    assert await tier.get("CODE1") is None
+    await tier.put("CODE1", status_for("CODE1"))
+    assert await tier.delete(["CODE1"]) is False
+    assert await tier.publish("CODE1") is False
+    assert tier.available is False
+
+
+async def test_start_with_redis_down_does_not_fail(
+    own_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    own_redis_server.kill()
+    tier = RedisTier(own_redis_server.url)
+    with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+        await tier.start()
+    try:
+        assert tier.available is False
+        assert "unavailable" in caplog.text
+        assert await tier.get("CODE1") is None
+    finally:
+        await tier.close()

@@ -23,7 +23,8 @@ from aiohttp import web
 from cache.feed import ChangeFeed
 from cache.local import LocalTier
 from cache.lookup import CachedLookup
-from gateway.auth import Authenticator, require_purpose
+from gateway.audit import AuditLog, AuditUnavailable
+from gateway.auth import CLIENT, Authenticator, require_purpose
 from gateway.catalog import REFRESH_SECONDS, SealCatalog
 from gateway.checking import StatusChecker
 from gateway.home import Settings
@@ -39,8 +40,10 @@ from gateway.requests import (
     parse_status_change,
 )
 from gateway.sealing import SealingService, format_code, proof_view, request_digest, rfc3339
+from gateway.throttle import FailedLookupLimiter, limited_lookup
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
+from verify.audit import AuditEvent
 from verify.code import CodeAuthority
 from verify.directory import Role
 from verify.holders import HolderKeys
@@ -64,7 +67,11 @@ SEALING = web.AppKey("sealing", SealingService)
 CHECKER = web.AppKey("checker", StatusChecker)
 AUTH = web.AppKey("auth", Authenticator)
 LOOKUP = web.AppKey("lookup", CachedLookup)
+AUDIT = web.AppKey("audit", AuditLog)
+AUDIT_CODES = web.RequestKey("audit_codes", list)  # codes a sealing produced
+AUDIT_DETAIL = web.RequestKey("audit_detail", dict)  # what else the record should say
 HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
+FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,6 +128,71 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     return response
 
 
+# The requests that leave an audit record, by route: every sealing, status change,
+# verification and document download.
+AUDITED = {
+    ("POST", "/v1/certificates"): "seal",
+    ("GET", "/v1/verify/{code}"): "verify",
+    ("POST", "/v1/verify/document"): "verify-document",
+    ("GET", "/v1/certificates/{code}/document"): "document",
+    ("POST", "/v1/certificates/{code}/status"): "status",
+    ("GET", "/v1/certificates/{code}/status"): "status-history",
+    ("GET", "/v1/proofs"): "proofs",
+}
+# Changes refused up front while the trail cannot be written, so nothing is done unaudited.
+_CHANGES = frozenset({"seal", "status"})
+
+
+def _audit_unavailable(request_id: str) -> web.Response:
+    return Problem(
+        503,
+        "audit-unavailable",
+        "The audit trail cannot be written; retry later",
+        headers={"Retry-After": "5"},
+    ).response(request_id)
+
+
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Record the request before its answer leaves; refuse it if that fails (fail closed)."""
+    resource = request.match_info.route.resource
+    action = AUDITED.get((request.method, resource.canonical if resource else ""))
+    if action is None:
+        return await handler(request)
+    audit = request.app[AUDIT]
+    if action in _CHANGES and not audit.healthy:
+        return _audit_unavailable(uuid.uuid4().hex)
+    response = await handler(request)
+    client = request.get(CLIENT)
+    if client is None:  # refused before authentication: no verification took place
+        return response
+    request_id = response.headers.get("X-Request-Id", "")
+    purpose = request.query.get("purpose")
+    base = {
+        "action": action,
+        "client_id": client.client_id,
+        "role": client.role.value,
+        "purpose": purpose[:64] if purpose else None,
+        "result": str(response.status),
+        "request_id": request_id,
+        "at": time.time(),
+        "detail": request.get(AUDIT_DETAIL, {}),
+    }
+    codes = request.get(AUDIT_CODES)
+    if codes is None:
+        typed = request.match_info.get("code")
+        events = [AuditEvent(code=typed[:64] if typed else None, **base)]
+    else:
+        events = [AuditEvent(code=code, **base) for code in codes] or [
+            AuditEvent(code=None, **base)
+        ]
+    try:
+        await audit.record(events)
+    except AuditUnavailable:
+        return _audit_unavailable(request_id)
+    return response
+
+
 async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The body, refused with 413 as soon as it passes ``limit`` (chunked bodies too)."""
     if request.content_length is not None and request.content_length > limit:
@@ -149,6 +221,7 @@ async def post_certificates(request: web.Request) -> web.Response:
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )
     views = [proof_view(p) for p in outcome.proofs]
+    request[AUDIT_CODES] = [v["code"] for v in views]
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return json_response({"items": views} if batch else views[0], 201, headers)
 
@@ -157,7 +230,10 @@ async def get_verify(request: web.Request) -> web.Response:
     client = await request.app[AUTH].require(request, Role.VERIFIER)
     require_purpose(client, parse_purpose(request.query.get("purpose")))
     checker = request.app[CHECKER]
-    status = await checker.status(request.match_info["code"])
+    code = request.match_info["code"]
+    status = await limited_lookup(
+        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.status(code)
+    )
     return json_response(checker.status_view(status), headers={"Cache-Control": "no-store"})
 
 
@@ -194,6 +270,7 @@ async def post_status(request: web.Request) -> web.Response:
     if client.office is None:  # pragma: no cover - provisioning refuses such issuers
         raise Problem(403, "not-your-office", "This issuer belongs to no office")
     registry = request.app[REGISTRY]
+    request[AUDIT_DETAIL] = {"status": target.value}
     updated = await registry.change_status(
         StatusChangeRequest(
             code=code,
@@ -235,6 +312,8 @@ async def get_proofs(request: web.Request) -> web.Response:
     require_purpose(client, parse_purpose(request.query.get("purpose")))
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
     holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
+    # the keyed hash only: the audit trail never holds an identity number
+    request[AUDIT_DETAIL] = {"holder": holder_key.hex(), "type": query.type}
     checker = request.app[CHECKER]
     now = time.time()
     found = await request.app[REGISTRY].find_by_holder(holder_key, query.type)
@@ -246,7 +325,13 @@ async def get_document(request: web.Request) -> web.Response:
     client = await request.app[AUTH].require(request, Role.VERIFIER, Role.ISSUER)
     if client.role is Role.VERIFIER:
         require_purpose(client, parse_purpose(request.query.get("purpose")))
-    record = await request.app[CHECKER].record(request.match_info["code"])
+    checker = request.app[CHECKER]
+    code = request.match_info["code"]
+    # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
+    # way around the limit.
+    record = await limited_lookup(
+        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.record(code)
+    )
     if client.role is Role.ISSUER and record.unit_code != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
     return web.Response(
@@ -343,6 +428,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             shared = RedisTier(settings.redis_url)
             await shared.start()
             stack.push_async_callback(shared.close)
+        audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
+        stack.push_async_callback(audit.close)
         lookup = CachedLookup(registry, LocalTier(), shared)
         feed = ChangeFeed(registry, lookup)
         await feed.start()
@@ -352,6 +439,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[SIGNING] = signing
         app[AUTH] = Authenticator(directory)
         app[LOOKUP] = lookup
+        app[AUDIT] = audit
         app[HOLDER_KEYS] = holder_keys
         app[SEALING] = SealingService(
             registry=registry,
@@ -379,6 +467,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         tasks = [
             asyncio.create_task(refresh_catalog(), name="catalog-refresh"),
             asyncio.create_task(feed.run(), name="change-feed"),
+            asyncio.create_task(audit.run(), name="audit-duties"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
@@ -391,9 +480,12 @@ async def components(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[problems_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY, middlewares=[audit_middleware, problems_middleware]
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[FAILED_LOOKUPS] = FailedLookupLimiter()
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.

@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.problems import Problem
 from verify.directory import Client, Directory, Role
 
+CLIENT = web.RequestKey("client", Client)  # who is asking, once authenticated
 CACHE_SECONDS = 10.0
 MAX_CACHED = 100_000
 
@@ -58,6 +59,7 @@ class Authenticator:
             self._cache[token] = (now + CACHE_SECONDS, client)
         if client is None:
             raise unauthenticated()
+        request[CLIENT] = client
         return client
 
     async def require(self, request: web.Request, *roles: Role) -> Client:

@@ -7,17 +7,24 @@ check or operation, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from crypto.errors import CryptoError, ProofError
 from crypto.verification import TrustList, verify_proof
+from gateway.audit import append_now, read_records
 from gateway.home import HomeError, load_settings, resolve_home
 from gateway.provision import Provisioner, init_home
 from gateway.server import ServeError, serve
 from hsm.errors import HsmError
 from hsm.keystore import KeyAlgorithm
+from verify.audit import AuditError, AuditEvent, SignedHead, TrailBroken, verify_trail
 from verify.directory import DirectoryError, Role, SealKind
 
 
@@ -100,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
     serve.add_argument("--redis-url", help="overrides SEALGATE_REDIS_URL")
 
+    audit = sub.add_parser("audit", parents=[home], help="the audit trail").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    audit_verify = audit.add_parser(
+        "verify", parents=[home], help="check the trail's chain, checkpoints and signed head"
+    )
+    audit_verify.add_argument("--trail", type=Path, help="the audit store (default: the home's)")
+    audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
+    audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
+
     check = sub.add_parser(
         "verify-file",
         parents=[home],
@@ -136,6 +153,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "verify-file":
         return _verify_file(args, home)
+    if args.command == "audit":
+        return _audit_verify(args, home)
 
     settings = load_settings(
         home,
@@ -181,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
                 purposes=args.purpose,
                 office=args.office,
             )
+            _audit_cli(settings.audit_path, "client-add", client.client_id, role=client.role.value)
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
@@ -193,15 +213,78 @@ def _run(args: argparse.Namespace) -> int:
                     kind=SealKind(args.kind),
                     algorithm=KeyAlgorithm(args.algorithm),
                 )
+                _audit_cli(settings.audit_path, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
                 return 0
             key = provisioner.rotate_seal(
                 keystore, directory, args.seal, KeyAlgorithm(args.algorithm)
             )
+            _audit_cli(
+                settings.audit_path,
+                "seal-rotate",
+                key.seal_id,
+                version=key.version,
+                key=key.key_label,
+            )
             print(f"seal\t{key.seal_id}\tv{key.version}")
             return 0
     finally:
         directory.close()
+
+
+def _audit_cli(trail: Path, action: str, subject: str, **detail: object) -> None:
+    """Operations' changes go into the same trail as the gateway's requests."""
+    operator = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+    append_now(
+        trail,
+        [
+            AuditEvent(
+                action=action,
+                client_id=f"cli:{operator}",
+                role="operator",
+                purpose=None,
+                code=None,
+                result="ok",
+                request_id="",
+                at=time.time(),
+                detail={"subject": subject, **detail},
+            )
+        ],
+    )
+
+
+def _audit_verify(args: argparse.Namespace, home: Path) -> int:
+    trail: Path = args.trail or home / "audit.db"
+    head_path: Path = args.head or home / "audit-head.json"
+    key_path: Path = args.key or home / "audit-key.pem"
+    if not trail.exists():
+        raise CliError(f"no audit trail at {trail}")
+    try:
+        public = serialization.load_pem_public_key(key_path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the audit key {key_path}: {exc}") from None
+    key_der = public.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head = SignedHead.from_json(head_path.read_bytes()) if head_path.exists() else None
+    try:
+        summary = verify_trail(read_records(trail), key_der, head)
+    except TrailBroken as exc:
+        print(f"BROKEN: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"BROKEN: the trail cannot be read: {exc}", file=sys.stderr)
+        return 1
+    if head is None:
+        print(
+            "warning: no signed head: a cut-off end of the trail cannot be detected",
+            file=sys.stderr,
+        )
+    print(
+        f"OK\t{summary.records} records\t{summary.checkpoints} checkpoints\t"
+        f"signed head at {head.seq if head else '-'}"
+    )
+    return 0
 
 
 def _verify_file(args: argparse.Namespace, home: Path) -> int:
@@ -228,7 +311,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return 130
-    except (CliError, HomeError, HsmError, DirectoryError, CryptoError, ValueError) as exc:
+    except (
+        CliError,
+        HomeError,
+        HsmError,
+        DirectoryError,
+        CryptoError,
+        AuditError,
+        ValueError,
+    ) as exc:
         print(f"sealgate: error: {exc}", file=sys.stderr)
         return 1
     except ServeError as exc:

@@ -65,6 +65,20 @@ class Settings:
     def root_certificate_path(self) -> Path:
         return self.home / "root.pem"
 
+    @property
+    def audit_path(self) -> Path:
+        return self.home / "audit.db"
+
+    @property
+    def audit_head_path(self) -> Path:
+        """The newest signed checkpoint, kept outside the trail to detect truncation."""
+        return self.home / "audit-head.json"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The audit key's public half (PEM); the private half never leaves the token."""
+        return self.home / "audit-key.pem"
+
     def read_secret(self, name: str) -> bytes:
         path = self.secrets_dir / name
         try:

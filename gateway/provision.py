@@ -16,12 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from crypto.certificates import (
     PendingCertificate,
     certificate_pem,
     prepare_root_certificate,
     prepare_seal_certificate,
 )
+from gateway.audit import AUDIT_KEY_LABEL
 from gateway.home import CONFIG_NAME, HomeError, Settings, load_settings, write_config, write_secret
 from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
@@ -98,6 +101,16 @@ class Provisioner:
         directory.add_root(certificate, ROOT_KEY_LABEL)
         self.settings.root_certificate_path.write_text(certificate_pem(certificate))
         return certificate
+
+    def create_audit_key(self, keystore: Keystore) -> None:
+        """The key that signs the audit trail's checkpoints; its public half in the home."""
+        info = keystore.generate_key(AUDIT_KEY_LABEL, KeyAlgorithm.EC_P256)
+        public = serialization.load_der_public_key(info.public_key_der)
+        self.settings.audit_key_path.write_bytes(
+            public.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
 
     def _issue_seal_key(
         self,
@@ -277,6 +290,7 @@ def init_home(
             directory = provisioner.directory()
             try:
                 provisioner.create_root(keystore, directory, city)
+                provisioner.create_audit_key(keystore)
                 credentials = provisioner.demo(keystore, directory) if demo else None
             finally:
                 directory.close()

@@ -159,13 +159,17 @@ _SELECT_STATUS = f"SELECT {_STATUS_COLUMNS} FROM proofs WHERE code = ?"  # noqa:
 _HISTORY_COLUMNS = "seq, code, from_status, to_status, reason, superseded_by, client_id, changed_at"
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, readonly: bool = False, busy_timeout: float = 10.0, synchronous: str = "FULL"
+) -> sqlite3.Connection:
     """A connection with the settings durability depends on."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit is on disk (the WAL fsynced) before COMMIT returns; 201 depends on it.
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
@@ -344,13 +348,15 @@ class _WriteJob:
     error: BaseException | None = field(default=None)
 
 
-class _GroupCommitWriter:
+class GroupCommitWriter:
     """One thread, one connection; commits every queued job in one transaction."""
 
     MAX_GROUP = 512
 
-    def __init__(self, path: Path) -> None:
-        self._conn = connect(path)
+    def __init__(
+        self, path: Path, *, busy_timeout: float = 10.0, synchronous: str = "FULL"
+    ) -> None:
+        self._conn = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
         self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
@@ -462,7 +468,7 @@ class SqliteRegistry(Registry):
         migrate(path)
         self._path = path
         self._cipher = cipher
-        self._writer = _GroupCommitWriter(path)
+        self._writer = GroupCommitWriter(path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

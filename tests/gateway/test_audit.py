@@ -1,0 +1,216 @@
+"""The audit trail in the running gateway: what is recorded, `sealgate audit verify`, and
+refusal when the trail cannot be written."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.app import AUDIT, create_app
+from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.test_authorization import count
+from verify.directory import Role
+
+SEALGATE = [sys.executable, "-m", "gateway.cli"]
+HOLDER_ID = "430902198502020019"
+
+
+def audit_verify(demo: Demo, trail: Path | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--trail", str(trail)] if trail else []
+    return subprocess.run(
+        [*SEALGATE, "--home", str(demo.home), "audit", "verify", *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def rows(path: Path, where: str = "1") -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        query = f"SELECT seq, action, client, role, purpose, code, result, detail FROM audit WHERE {where} ORDER BY seq"  # noqa: S608,E501
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_requests_are_recorded_and_the_trail_verifies(
+    demo: Demo, aiohttp_client: Any
+) -> None:
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await aiohttp_client(app)
+    trail = demo.settings.audit_path
+    start = max((r[0] for r in rows(trail)), default=0)
+    holder = {"kind": "person", "id": HOLDER_ID, "name": "赵六"}
+    r = await api.post(
+        "/v1/certificates",
+        json=proof_request(demo.proof_seal, holder=holder),
+        headers={**demo.auth(Role.SIGNER), "X-Request-Id": "seal-1"},
+    )
+    code = (await r.json())["code"]
+    verifier = demo.auth(Role.VERIFIER)
+    assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+    assert (
+        await api.get("/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo", headers=verifier)
+    ).status == 404
+    assert (
+        await api.get(f"/v1/certificates/{code}/document?purpose=demo", headers=verifier)
+    ).status == 200
+    assert (
+        await api.get(
+            "/v1/proofs",
+            params={"holder_id": HOLDER_ID, "type": "无犯罪记录证明", "purpose": "demo"},
+            headers=verifier,
+        )
+    ).status == 200
+    r = await api.post(
+        f"/v1/certificates/{code}/status",
+        json={"status": "pledged", "reason": "x"},
+        headers=demo.auth(Role.ISSUER),
+    )
+    assert r.status == 200
+    await app[AUDIT].checkpoint()
+
+    recorded = rows(trail, f"seq > {start}")
+    actions = [(r[1], r[6]) for r in recorded]
+    assert actions[:6] == [
+        ("seal", "201"),
+        ("verify", "200"),
+        ("verify", "404"),
+        ("document", "200"),
+        ("proofs", "200"),
+        ("status", "200"),
+    ]
+    assert actions[-1] == ("checkpoint", "signed")
+    seal, verify = recorded[0], recorded[1]
+    assert seal[5] == code and seal[3] == "signer"
+    assert verify[4] == "demo" and verify[3] == "verifier" and verify[5] == code
+    assert '"status": "pledged"' in recorded[5][7]
+    raw = (
+        trail.read_bytes() + Path(str(trail) + "-wal").read_bytes()
+        if Path(str(trail) + "-wal").exists()
+        else trail.read_bytes()
+    )
+    assert HOLDER_ID.encode() not in raw
+
+    result = audit_verify(demo)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK")
+
+
+TAMPER = {
+    "deleted": ("DELETE FROM audit WHERE seq = {k}", 0),
+    "altered": ("UPDATE audit SET result = '200' WHERE seq = {k}", 0),
+    "truncated field": ("UPDATE audit SET code = substr(code, 1, 5) WHERE seq = {k}", 0),
+    "reordered": (
+        "UPDATE audit SET seq = -1 WHERE seq = {k}; "
+        "UPDATE audit SET seq = {k} WHERE seq = {k} + 1; "
+        "UPDATE audit SET seq = {k} + 1 WHERE seq = -1",
+        0,
+    ),
+    "cut off": ("DELETE FROM audit WHERE seq >= {k}", 0),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPER))
+async def test_audit_verify_names_the_first_bad_record(
+    demo: Demo, aiohttp_client: Any, tmp_path: Path, kind: str
+) -> None:
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await aiohttp_client(app)
+    for _ in range(5):
+        await api.get(
+            "/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo", headers=demo.auth(Role.VERIFIER)
+        )
+    head = await app[AUDIT].checkpoint()
+    assert head is not None
+    copy = tmp_path / "audit.db"
+    source = sqlite3.connect(demo.settings.audit_path)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    k = head.seq - 3  # a record the signed head vouches for, with records after it
+    target.executescript(TAMPER[kind][0].format(k=k))
+    target.commit()
+    target.close()
+    result = audit_verify(demo, copy)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"BROKEN: record {k}:"), result.stderr
+    assert audit_verify(demo).returncode == 0  # the real trail is untouched
+
+
+async def test_requests_are_refused_while_the_trail_cannot_be_written(
+    demo: Demo, aiohttp_client: Any
+) -> None:
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await aiohttp_client(app)
+    r = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
+    code = (await r.json())["code"]
+    verifier = demo.auth(Role.VERIFIER)
+
+    # Another holder of the store's write lock: the gateway's writes time out.
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(demo.settings.audit_path, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(30)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    try:
+        r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
+        assert r.status == 503
+        assert (await r.json())["code"] == "audit-unavailable"
+        assert r.headers["Retry-After"]
+        before = await count(demo)
+        r = await api.post(
+            "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+        )
+        assert r.status == 503  # refused before any sealing: nothing unaudited
+        r = await api.post(
+            f"/v1/certificates/{code}/status",
+            json={"status": "revoked", "reason": "x"},
+            headers=demo.auth(Role.ISSUER),
+        )
+        assert r.status == 503
+        assert await count(demo) == before
+    finally:
+        release.set()
+        holder.join()
+    for _ in range(50):  # the log probes the store and recovers by itself
+        r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
+        if r.status == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert r.status == 200
+    assert (await r.json())["status"] == "valid"  # the refused revocation did not happen
+    assert audit_verify(demo).returncode == 0
+
+
+def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
+    result = subprocess.run(
+        [*SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    last = rows(demo.settings.audit_path)[-1]
+    assert last[1] == "seal-rotate" and last[3] == "operator"
+    assert demo.verification_seal in last[7]
+    assert audit_verify(demo).returncode == 0

@@ -1,0 +1,126 @@
+"""The audit chain: intact trails verify; each kind of tampering names the first bad record."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from verify.audit import (
+    GENESIS,
+    AuditEvent,
+    AuditRecord,
+    SignedHead,
+    TrailBroken,
+    chain,
+    checkpoint_digest,
+    verify_trail,
+)
+
+KEY = ec.generate_private_key(ec.SECP256R1())
+PUBLIC = KEY.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+
+def event(n: int) -> AuditEvent:
+    return AuditEvent(
+        "verify",
+        f"C-{n % 3}",
+        "verifier",
+        "demo",
+        f"CODE{n}",
+        "200",
+        f"r{n}",
+        1_700_000_000 + n,
+        {"n": n},
+    )
+
+
+def sign(seq: int, digest: bytes) -> SignedHead:
+    signature = KEY.sign(checkpoint_digest(seq, digest), ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    return SignedHead(seq, digest, signature, "audit-test")
+
+
+def trail(
+    n: int = 30, checkpoint_after: tuple[int, ...] = (10, 20)
+) -> tuple[list[AuditRecord], SignedHead]:
+    records: list[AuditRecord] = []
+    head = None
+    for i in range(1, n + 1):
+        prev = records[-1].hash if records else GENESIS
+        records += chain(prev, len(records) + 1, [event(i)])
+        if i in checkpoint_after:
+            head = sign(records[-1].seq, records[-1].hash)
+            records += chain(records[-1].hash, len(records) + 1, [head.checkpoint_event(1.0)])
+    assert head is not None
+    return records, head
+
+
+def test_an_intact_trail_verifies() -> None:
+    records, head = trail()
+    summary = verify_trail(records, PUBLIC, head)
+    assert (summary.records, summary.checkpoints) == (32, 2)
+
+
+def altered(records: list[AuditRecord], seq: int, **changes: object) -> list[AuditRecord]:
+    out = list(records)
+    record = out[seq - 1]
+    out[seq - 1] = dataclasses.replace(record, event=dataclasses.replace(record.event, **changes))
+    return out
+
+
+TAMPERINGS: dict[str, tuple[Callable[[list[AuditRecord]], list[AuditRecord]], int]] = {
+    "deleted": (lambda r: r[:6] + r[7:], 7),
+    "altered result": (lambda r: altered(r, 5, result="404"), 5),
+    "altered detail": (lambda r: altered(r, 9, detail={"n": 99}), 9),
+    "truncated field": (lambda r: altered(r, 4, code="CODE"), 4),
+    "reordered": (lambda r: [*r[:14], r[15], r[14], *r[16:]], 15),
+    "rehashed to hide a change": (
+        lambda r: (
+            r[:3] + chain(r[2].hash, 4, [dataclasses.replace(r[3].event, result="500")]) + r[4:]
+        ),
+        5,
+    ),
+    "forged checkpoint": (
+        lambda r: altered(r, 11, detail={**r[10].event.detail, "signature": "AAAA"}),
+        11,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERINGS))
+def test_tampering_names_the_first_bad_record(name: str) -> None:
+    records, head = trail()
+    tamper, first_bad = TAMPERINGS[name]
+    with pytest.raises(TrailBroken) as caught:
+        verify_trail(tamper(records), PUBLIC, head)
+    assert caught.value.seq == first_bad, str(caught.value)
+
+
+def test_a_cut_off_end_is_caught_by_the_signed_head() -> None:
+    records, head = trail()
+    assert head.seq == 21
+    with pytest.raises(TrailBroken, match="truncated") as caught:
+        verify_trail(records[:18], PUBLIC, head)
+    assert caught.value.seq == 19
+    # without the head a cut at a record boundary is undetectable: that is what it is for
+    verify_trail(records[:18], PUBLIC, None)
+
+
+def test_a_head_not_signed_by_the_audit_key_is_refused() -> None:
+    records, head = trail()
+    other = ec.generate_private_key(ec.SECP256R1())
+    forged = SignedHead(
+        head.seq,
+        head.hash,
+        other.sign(
+            checkpoint_digest(head.seq, head.hash), ec.ECDSA(utils.Prehashed(hashes.SHA256()))
+        ),
+        "x",
+    )
+    with pytest.raises(TrailBroken, match="signed head"):
+        verify_trail(records, PUBLIC, forged)

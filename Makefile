@@ -46,3 +46,19 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks
+
+# `make fuzz`: coverage-guided fuzzing (atheris/libFuzzer, installed into the venv on first
+# use; not a project dependency) of verify_proof and the request parsers, FUZZ_SECONDS
+# each. New inputs go to tests/fuzz/.work/, crashes to tests/fuzz/.work/crash-*.
+FUZZ_SECONDS ?= 60
+FUZZ_WORK := tests/fuzz/.work
+.PHONY: fuzz
+fuzz: setup
+	@$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install -q atheris
+	@mkdir -p $(FUZZ_WORK)/der $(FUZZ_WORK)/json
+	@status=0; for target in der json; do \
+		echo "== atheris $$target, $(FUZZ_SECONDS) s"; \
+		$(BIN)/python tests/fuzz/atheris_$$target.py $(FUZZ_WORK)/$$target tests/fuzz/corpus/$$target \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+			-artifact_prefix=$(FUZZ_WORK)/ -print_final_stats=1 || status=1; \
+	done; exit $$status

@@ -96,3 +96,50 @@ def time(when: datetime) -> bytes:
         )
         return bytes((UTC_TIME, 13)) + text
     return _generalized(t)
+
+
+MAX_DEPTH = 64
+
+
+def check_der_lengths(data: bytes) -> None:
+    """Raise ValueError unless every TLV in ``data`` has a definite, minimal length and the
+    nesting is at most :data:`MAX_DEPTH` deep.
+
+    BER allows other encodings of the same value (indefinite or padded lengths); a sealed
+    proof must have exactly one byte form, so it is refused before any parsing.
+    """
+    stack = [(0, len(data))]  # (start, end) of the constructed contents still to walk
+    while stack:
+        position, end = stack.pop()
+        while position < end:
+            if len(stack) >= MAX_DEPTH:
+                raise ValueError("nested too deeply")
+            tag = data[position]
+            position += 1
+            if tag & 0x1F == 0x1F:  # high tag number form
+                while position < end and data[position] & 0x80:
+                    position += 1
+                position += 1
+            if position >= end:
+                raise ValueError("truncated TLV")
+            first = data[position]
+            position += 1
+            if first < 0x80:
+                length = first
+            elif first == 0x80:
+                raise ValueError("indefinite length")
+            else:
+                size = first & 0x7F
+                if size > 4 or position + size > end:
+                    raise ValueError("length too long")
+                length = int.from_bytes(data[position : position + size], "big")
+                position += size
+                if length < 0x80 or data[position - size] == 0:
+                    raise ValueError("length not minimal")
+            if position + length > end:
+                raise ValueError("length beyond its container")
+            if tag & 0x20:  # constructed: walk its contents after this level
+                stack.append((position + length, end))
+                stack.append((position, position + length))
+                break
+            position += length

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from crypto import _der
 from crypto import proof as _proof
 from crypto.certificates import DOCUMENT_SIGNING
 from crypto.errors import (
@@ -29,6 +30,7 @@ from crypto.errors import (
     ContentError,
     DigestMismatch,
     MalformedProof,
+    ProofError,
     SealNotValidAtSigningTime,
     UntrustedSeal,
 )
@@ -147,6 +149,19 @@ class VerifiedProof:
 
 
 def verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
+    """Verify a sealed proof against ``trust``; raise a :class:`ProofError` if it fails.
+
+    Fails closed: whatever a library raises on hostile input ends as MalformedProof.
+    """
+    try:
+        return _verify_proof(der, trust)
+    except ProofError:
+        raise
+    except Exception as exc:  # a library's unexpected complaint about the input
+        raise MalformedProof(f"not a sealed proof: {type(exc).__name__}") from exc
+
+
+def _verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
     """Verify a sealed proof against ``trust``; raise the first failing check's error.
 
     Order: structure (MalformedProof) → message digest (DigestMismatch) → content
@@ -207,6 +222,10 @@ def _parse(der: bytes) -> _Parsed:
         raise MalformedProof("proof must be bytes")
     if len(der) > MAX_PROOF_SIZE:
         raise MalformedProof(f"proof larger than {MAX_PROOF_SIZE} bytes")
+    try:
+        _der.check_der_lengths(bytes(der))
+    except ValueError as exc:
+        raise MalformedProof(f"not DER: {exc}") from None
     try:
         return _parse_unchecked(bytes(der))
     except MalformedProof:

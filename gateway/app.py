@@ -63,6 +63,7 @@ SETTINGS = web.AppKey("settings", Settings)
 REGISTRY = web.AppKey("registry", Registry)
 CATALOG = web.AppKey("catalog", SealCatalog)
 SIGNING = web.AppKey("signing", SigningService)
+SIGNING_OVERRIDE = web.AppKey("signing_override", SigningService)
 SEALING = web.AppKey("sealing", SealingService)
 CHECKER = web.AppKey("checker", StatusChecker)
 AUTH = web.AppKey("auth", Authenticator)
@@ -409,7 +410,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         codes = CodeAuthority(settings.read_secret("code-key"), settings.region)
         holder_keys = HolderKeys(settings.read_secret("holder-key"))
         catalog = await asyncio.to_thread(SealCatalog, directory)
-        signing = ProcessSigningService(settings.keystore_config())
+        signing = app.get(SIGNING_OVERRIDE) or ProcessSigningService(settings.keystore_config())
         stack.push_async_callback(signing.close)
         try:
             await signing.start()
@@ -479,11 +480,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, signing: SigningService | None = None) -> web.Application:
+    """The gateway's application. ``signing`` replaces the signing process (the seam
+    through which tests inject HSM faults); by default each worker starts its own."""
     app = web.Application(
         client_max_size=MAX_BODY, middlewares=[audit_middleware, problems_middleware]
     )
     app[SETTINGS] = settings
+    if signing is not None:
+        app[SIGNING_OVERRIDE] = signing
     app[METRICS] = Metrics()
     app[FAILED_LOOKUPS] = FailedLookupLimiter()
     app.cleanup_ctx.append(components)

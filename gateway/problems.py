@@ -60,7 +60,9 @@ class Problem(Exception):
         body.update(self.extra)
         return web.Response(
             status=self.status,
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            # ASCII escapes: a detail may quote a client's field name, and that may hold a
+            # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
+            body=json.dumps(body).encode(),
             content_type=PROBLEM_TYPE,
             headers=self.headers,
         )

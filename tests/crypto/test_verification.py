@@ -287,3 +287,15 @@ def test_fuzz_insertions(position: int, inserted: bytes) -> None:
 _FUZZ_PKI = make_pki()
 _FUZZ_PROOF = _FUZZ_PKI.proof()
 _FUZZ_TRUST = TrustList.from_der([_FUZZ_PKI.root])
+
+
+@pytest.mark.parametrize("name", ["indefinite-outer.der", "length-nonminimal.der"])
+def test_ber_re_encodings_of_a_valid_proof_are_refused(name: str) -> None:
+    """One proof, one byte form: BER variants (found by fuzzing) must not verify."""
+    from pathlib import Path
+
+    corpus = Path(__file__).parent.parent / "fuzz" / "corpus"
+    trust = TrustList.from_der(p.read_bytes() for p in sorted((corpus / "trust").iterdir()))
+    assert verify_proof((corpus / "der" / "valid-ec-seal-only.der").read_bytes(), trust)
+    with pytest.raises(MalformedProof, match="not DER"):
+        verify_proof((corpus / "der" / name).read_bytes(), trust)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from crypto.verification import TrustList, verify_proof
 from gateway.cli import main as sealgate
 from tests.gateway.conftest import Demo, proof_request
 from verify.code import parse_code
@@ -122,7 +123,8 @@ async def test_any_changed_byte_fails_openssl_and_verify_file(
     content_positions = set(range(start, start + len(content)))
     e_content_type = der.index(ID_DATA)
     signature_algorithm = der.rindex(ECDSA_WITH_SHA256)
-    seal_certificate = demo.credentials.seals[0].keys[0].certificate
+    trust = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
+    seal_certificate = verify_proof(der, trust).seal_certificate_der  # the key may be rotated
     after_certificates = der.index(seal_certificate) + len(seal_certificate)
     lenient = {
         der.index(VERSION_1) + 2,  # SignedData version

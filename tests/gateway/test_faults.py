@@ -1,0 +1,186 @@
+"""Faults: the HSM failing under a running gateway, and seal key rotation under load."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from crypto.verification import TrustList, verify_proof
+from gateway.app import create_app
+from gateway.home import Settings
+from gateway.provision import DemoCredentials, init_home
+from hsm.errors import HsmUnavailable
+from hsm.service import ProcessSigningService, SigningService
+from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.serving import free_port, serving
+from verify.directory import Role
+
+SEALGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+class FlakySigningService(SigningService):
+    """The real signing process, failing on command: a session or token failure."""
+
+    def __init__(self, inner: SigningService) -> None:
+        self.inner = inner
+        self.failing = False
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def sign_digest(self, label: str, digest: bytes) -> bytes:
+        if self.failing:
+            raise HsmUnavailable("injected: session closed", retry_after=2.0)
+        return await self.inner.sign_digest(label, digest)
+
+    async def check(self) -> None:
+        if self.failing:
+            raise HsmUnavailable("injected: session closed")
+        await self.inner.check()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_hsm_failure_is_503_verification_stays_up_sealing_recovers(
+    demo: Demo, aiohttp_client: Any
+) -> None:
+    flaky = FlakySigningService(ProcessSigningService(demo.settings.keystore_config()))
+    api: TestClient[Any, Any] = await aiohttp_client(create_app(demo.settings, signing=flaky))
+    signer, verifier = demo.auth(Role.SIGNER), demo.auth(Role.VERIFIER)
+    r = await api.post("/v1/certificates", json=proof_request(demo.proof_seal), headers=signer)
+    code = (await r.json())["code"]
+    flaky.failing = True
+    r = await api.post("/v1/certificates", json=proof_request(demo.proof_seal), headers=signer)
+    assert r.status == 503
+    assert r.headers["Retry-After"] == "2"
+    assert (await r.json())["code"] == "hsm-unavailable"
+    assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+    assert (await api.get("/readyz")).status == 503
+    flaky.failing = False
+    r = await api.post("/v1/certificates", json=proof_request(demo.proof_seal), headers=signer)
+    assert r.status == 201
+    assert (await api.get("/readyz")).status == 200
+
+
+@pytest.fixture
+def own_home(tmp_path: Path) -> tuple[Settings, DemoCredentials]:
+    """A home of its own: this test breaks its token."""
+    settings, credentials = init_home(tmp_path / "home", demo=True)
+    assert credentials is not None
+    return settings, credentials
+
+
+async def test_token_reinitialised_under_a_running_gateway(
+    own_home: tuple[Settings, DemoCredentials], aiohttp_client: Any, tmp_path: Path
+) -> None:
+    settings, credentials = own_home
+    api: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    token = {c.role: t for c, t in credentials.clients}
+    signer = {"Authorization": f"Bearer {token[Role.SIGNER]}"}
+    verifier = {"Authorization": f"Bearer {token[Role.VERIFIER]}"}
+    body = proof_request(credentials.seals[0].seal_id)
+    r = await api.post("/v1/certificates", json=body, headers=signer)
+    assert r.status == 201
+    code = (await r.json())["code"]
+
+    tokens = settings.home / "softhsm" / "tokens"
+    backup = tmp_path / "token-backup"
+    shutil.copytree(tokens, backup)
+    reinit = subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--token",
+            settings.token_label,
+            "--label",
+            settings.token_label,
+            "--so-pin",
+            settings.read_secret("token-so-pin").decode(),
+            "--pin",
+            settings.read_secret("token-pin").decode(),
+        ],
+        env={**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")},
+        capture_output=True,
+        check=False,
+    )
+    assert reinit.returncode == 0
+    for _ in range(3):
+        r = await api.post("/v1/certificates", json=body, headers=signer)
+        assert r.status == 503
+        assert "Retry-After" in r.headers
+        assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+        await asyncio.sleep(0.6)
+
+    shutil.rmtree(tokens)
+    shutil.copytree(backup, tokens)  # the operator restores the token
+    for _ in range(30):
+        r = await api.post("/v1/certificates", json=body, headers=signer)
+        if r.status == 201:
+            break
+        await asyncio.sleep(0.3)
+    assert r.status == 201  # without restarting the gateway
+
+
+@pytest.mark.slow
+async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    seal_id = demo.proof_seal
+    documents: list[bytes] = []
+    stop = asyncio.Event()
+    with serving(demo.home, port):
+        async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
+
+            async def seal_forever(worker: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    body = proof_request(seal_id, content={"w": worker, "n": n})
+                    n += 1
+                    async with session.post(f"{url}/v1/certificates", json=body) as r:
+                        assert r.status == 201, await r.text()
+                        documents.append(base64.b64decode((await r.json())["document"]))
+
+            load = [asyncio.create_task(seal_forever(i)) for i in range(4)]
+            await asyncio.sleep(1.0)
+            rotated = await asyncio.to_thread(
+                subprocess.run,
+                [*SEALGATE, "--home", str(demo.home), "seal", "rotate", seal_id],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert rotated.returncode == 0, rotated.stderr
+            await asyncio.sleep(7.0)  # past the gateway's seal catalog refresh (5 s)
+            stop.set()
+            await asyncio.gather(*load)
+            async with session.get(f"{url}/v1/trust") as r:
+                trust_list = await r.json()
+    versions = [s for s in trust_list["seals"] if s["seal_id"] == seal_id]
+    assert [s["state"] for s in versions][-2:] == ["retired", "active"]
+
+    roots = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
+    certificates = [verify_proof(d, roots).seal_certificate_der for d in documents]
+    assert len(set(certificates)) == 2  # old key before, new key after, all verifying
+    old, new = certificates[0], certificates[-1]
+    assert old != new
+    switched = certificates.index(new)
+    assert all(c == old for c in certificates[:switched])
+    assert all(c == new for c in certificates[switched:])
+    audit = subprocess.run(
+        [*SEALGATE, "--home", str(demo.home), "audit", "verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stderr

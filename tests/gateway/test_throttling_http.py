@@ -1,0 +1,77 @@
+"""Enumeration through the API: failed lookups are throttled per client, and every kind of
+failure looks and takes alike."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from gateway.provision import Provisioner
+from gateway.throttle import FAILURE_FLOOR_SECONDS
+from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.test_checking import random_codes
+from verify.code import CodeAuthority
+from verify.directory import Role
+
+
+def new_verifier(demo: Demo) -> dict[str, str]:
+    provisioner = Provisioner(demo.settings)
+    directory = provisioner.directory()
+    _, token = provisioner.add_client(directory, name="bank", role=Role.VERIFIER, purposes=["demo"])
+    directory.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_the_101st_failure_is_429_and_other_clients_go_on(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    r = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
+    real = (await r.json())["code"]
+    attacker, bank = new_verifier(demo), new_verifier(demo)
+    for n, code in enumerate(random_codes(100, seed=5)):
+        r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=attacker)
+        assert r.status == 404, n
+        if n % 10 == 0:  # a valid code in between does not reset the count
+            assert (
+                await api.get(f"/v1/verify/{real}?purpose=demo", headers=attacker)
+            ).status == 200
+    r = await api.get(f"/v1/verify/{random_codes(1, seed=6)[0]}?purpose=demo", headers=attacker)
+    assert r.status == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert (await r.json())["code"] == "too-many-failed-lookups"
+    # refused before any lookup, even for a real code, and on the document route too
+    assert (await api.get(f"/v1/verify/{real}?purpose=demo", headers=attacker)).status == 429
+    assert (
+        await api.get(f"/v1/certificates/{real}/document?purpose=demo", headers=attacker)
+    ).status == 429
+    assert (await api.get(f"/v1/verify/{real}?purpose=demo", headers=bank)).status == 200
+
+
+async def test_malformed_forged_and_unknown_codes_take_the_same_floor(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    client = new_verifier(demo)
+    codes = CodeAuthority(demo.settings.read_secret("code-key"), demo.settings.region)
+    kinds = {
+        "malformed": "not-a-code",
+        "mistyped": "430900-ZDXE31-DD2417-Z7GDV0",
+        "forged": random_codes(1, seed=9)[0],
+        "unknown": str(codes.issue()),
+    }
+    bodies = set()
+    for kind, code in kinds.items():
+        for _ in range(3):
+            started = time.perf_counter()
+            r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=client)
+            elapsed = time.perf_counter() - started
+            assert r.status == 404, kind
+            # a lower bound only: none answers sooner than the floor, whatever its path
+            assert elapsed >= FAILURE_FLOOR_SECONDS, (kind, elapsed)
+            problem = await r.json()
+            problem.pop("request_id")
+            bodies.add(tuple(sorted(problem.items())))
+    assert len(bodies) == 1

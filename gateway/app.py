@@ -430,6 +430,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             await shared.start()
             stack.push_async_callback(shared.close)
         audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
+        await audit.start()
         stack.push_async_callback(audit.close)
         lookup = CachedLookup(registry, LocalTier(), shared)
         feed = ChangeFeed(registry, lookup)

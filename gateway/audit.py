@@ -3,9 +3,9 @@
 Every sealing, status change, verification and document download is recorded (client,
 role, purpose, code, result, time, request id; never a holder's identity number) before
 its answer leaves: if the record cannot be written the answer is a 503 instead (fail
-closed). Records of one event-loop turn go to the store as one write, and concurrent
-writes share one commit (the registry's group-commit writer), so auditing every
-verification costs one fsync per group, not per request.
+closed). Records are written by a process of their own (:mod:`gateway.audit_writer`):
+concurrent requests' records go as one frame and one commit, and the chaining work
+stays off the gateway's event loop and its GIL.
 
 Several worker processes append to one store: each write reads the chain's head inside
 its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
@@ -14,14 +14,19 @@ its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sqlite3
+import struct
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import msgpack
 
 from hsm.errors import HsmError
 from hsm.service import SigningService
@@ -33,7 +38,7 @@ from verify.audit import (
     chain,
     checkpoint_digest,
 )
-from verify.sqlite import GroupCommitWriter, connect
+from verify.sqlite import connect
 
 log = logging.getLogger("sealgate.audit")
 
@@ -41,6 +46,10 @@ AUDIT_KEY_LABEL = "sealgate-audit-1"
 CHECKPOINT_SECONDS = 10.0
 WRITE_TIMEOUT = 5.0
 PROBE_SECONDS = 1.0
+START_TIMEOUT = 15.0
+MAX_GROUP = 5000
+_HEADER = struct.Struct(">I")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -153,7 +162,11 @@ def write_head(path: Path, head: SignedHead) -> None:
 
 
 class AuditLog:
-    """Appends events for the gateway; owned by the app, one per worker process."""
+    """Appends events for the gateway through the audit writer process; one per worker.
+
+    Events of concurrent requests are sent together: while one group is being written,
+    the next gathers, so one pipe round trip and one commit serve many requests.
+    """
 
     def __init__(
         self,
@@ -164,85 +177,161 @@ class AuditLog:
         key_label: str = AUDIT_KEY_LABEL,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> None:
-        open_store(path).close()
-        # A request waits for its record: a store that stays locked this long is a failed
-        # store, and the request is refused rather than held. synchronous=NORMAL (WAL): a
-        # commit is in the OS before the answer leaves, so a killed process loses no
-        # record; only an OS crash can lose the newest ones, which the signed head then
-        # shows as a truncation. FULL would hold the write lock through an fsync per
-        # group, and with several workers on one trail, writers would starve each other.
-        self._writer = GroupCommitWriter(path, busy_timeout=WRITE_TIMEOUT, synchronous="NORMAL")
+        self._path = path
         self._head_path = head_path
         self._signing = signing
         self._key_label = key_label
         self._checkpoint_seconds = checkpoint_seconds
-        self._pending: list[tuple[list[AuditEvent], asyncio.Future[None]]] = []
-        self._flush_scheduled = False
+        self._queue: list[tuple[str, list[list[Any]], asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._ids = 0
         self._failing_since: float | None = None
         self._since_checkpoint = 0
+        self._closed = False
 
     @property
     def healthy(self) -> bool:
-        return self._failing_since is None and self._writer.alive
+        return self._failing_since is None and self._proc is not None
+
+    async def start(self) -> None:
+        """Start the writer process; a failure leaves the log refusing until a probe works."""
+        try:
+            await self._spawn()
+        except AuditUnavailable as exc:
+            self._failed(exc)
+
+    async def _spawn(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway.audit_writer",
+            str(self._path),
+            str(WRITE_TIMEOUT),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None
+        try:
+            reply = await asyncio.wait_for(_read_frame(proc.stdout), START_TIMEOUT)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            await _stop(proc)
+            raise AuditUnavailable("the audit writer did not start") from exc
+        if reply != ["ready"]:
+            await _stop(proc)
+            raise AuditUnavailable("the audit writer cannot open the store")
+        self._proc = proc
+        self._pump = asyncio.create_task(self._run_pump(proc), name="audit-pump")
 
     async def record(self, events: list[AuditEvent]) -> None:
         """Durable on return; raises :class:`AuditUnavailable` otherwise."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((events, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        # Shielded: once queued the record is written, whether the caller waits or not.
-        await asyncio.shield(future)
+        if self._proc is None:
+            raise AuditUnavailable("the audit writer is not running")
+        await self._call("append", [_fields(e) for e in events])
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        batch, self._pending = self._pending, []
-        events = [event for group, _ in batch for event in group]
+    async def _call(self, operation: str, payload: list[list[Any]]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((operation, payload, future))
+        self._wakeup.set()
+        # Once queued the record is written whether the caller waits or not: a cancelled
+        # caller only cancels its own future, which settling then skips.
+        return await future
+
+    def _take(self) -> tuple[str, list[list[Any]], list[asyncio.Future[Any]]]:
+        """The next frame: every queued append together, or one other operation."""
+        operation, payload, future = self._queue.pop(0)
+        if operation != "append":
+            return operation, payload, [future]
+        events, futures = list(payload), [future]
+        while self._queue and self._queue[0][0] == "append" and len(events) < MAX_GROUP:
+            _, more, other = self._queue.pop(0)
+            events += more
+            futures.append(other)
+        return "append", events, futures
+
+    async def _run_pump(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        futures: list[asyncio.Future[Any]] = []
         try:
-            written = self._writer.submit(lambda conn: append(conn, events))
-        except Exception as exc:
-            self._fail(batch, exc)
-            return
+            while True:
+                if not self._queue:
+                    if self._closed:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                operation, payload, futures = self._take()
+                self._ids += 1
+                frame = (
+                    [self._ids, operation, payload]
+                    if operation == "append"
+                    else [self._ids, operation]
+                )
+                proc.stdin.write(_pack(frame))
+                await proc.stdin.drain()
+                reply = await asyncio.wait_for(_read_frame(proc.stdout), WRITE_TIMEOUT + 5)
+                if not isinstance(reply, list) or len(reply) != 3 or reply[0] != self._ids:
+                    raise AuditUnavailable("the audit writer answered out of turn")
+                if reply[1] != "ok":
+                    self._failed(AuditUnavailable(str(reply[2])))
+                    _settle(
+                        futures, error=AuditUnavailable("the audit record could not be written")
+                    )
+                else:
+                    if operation == "append":
+                        self._since_checkpoint += len(payload)
+                    self._recovered()
+                    _settle(futures, value=reply[2])
+                futures = []
+        except (
+            OSError,
+            asyncio.IncompleteReadError,
+            TimeoutError,
+            ValueError,
+            AuditUnavailable,
+        ) as exc:
+            # The writer died or hung: what was in flight and queued is refused, and the
+            # next probe starts a new writer.
+            self._failed(exc)
+            _settle(futures, error=AuditUnavailable("the audit writer failed"))
+            queued, self._queue = self._queue, []
+            _settle([f for _, _, f in queued], error=AuditUnavailable("the audit writer failed"))
+            self._proc = None
+            await _stop(proc)
 
-        def settle(done: asyncio.Future[list[AuditRecord]]) -> None:
-            error = done.exception()
-            if error is not None:
-                self._fail(batch, error)
-                return
-            if self._failing_since is not None:
-                log.info("audit trail writable again")
-                self._failing_since = None
-            self._since_checkpoint += len(events)
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-
-        written.add_done_callback(settle)
-
-    def _fail(
-        self, batch: list[tuple[list[AuditEvent], asyncio.Future[None]]], error: BaseException
-    ) -> None:
+    def _failed(self, error: BaseException) -> None:
         if self._failing_since is None:
             log.error(
                 "audit trail cannot be written (%s): refusing audited requests",
                 type(error).__name__,
             )
             self._failing_since = time.monotonic()
-        for _, future in batch:
-            if not future.done():
-                future.set_exception(AuditUnavailable("the audit record could not be written"))
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            log.info("audit trail writable again")
+            self._failing_since = None
+
+    async def probe(self) -> None:
+        """Try an empty write (starting a writer if none runs); success makes it healthy."""
+        try:
+            if self._proc is None:
+                await self._spawn()
+            await self._call("probe", [])
+        except AuditUnavailable:
+            return
 
     async def checkpoint(self) -> SignedHead | None:
         """Sign the chain's head with the audit key and record the checkpoint."""
-        if self._signing is None:
+        if self._signing is None or self._proc is None:
             return None
-        head_row = await self._writer.submit(
-            lambda conn: conn.execute(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        )
+        head_row = await self._call("head", [])
         if head_row is None:
             return None
         seq, head_hash = int(head_row[0]), bytes(head_row[1])
@@ -254,16 +343,6 @@ class AuditLog:
         self._since_checkpoint = 0
         await asyncio.to_thread(write_head, self._head_path, head)
         return head
-
-    async def probe(self) -> None:
-        """Try an empty write; a success makes the log healthy again."""
-        try:
-            await self._writer.submit(lambda conn: None)
-        except Exception:  # still failing: stay refused
-            return
-        if self._failing_since is not None:
-            log.info("audit trail writable again")
-            self._failing_since = None
 
     async def run(self) -> None:
         """Background duties: checkpoints every interval, and probing while failing."""
@@ -284,12 +363,66 @@ class AuditLog:
                 log.warning("audit checkpoint skipped (%s); retrying later", type(exc).__name__)
 
     async def close(self) -> None:
-        if self._since_checkpoint:
+        if self._since_checkpoint and self.healthy:
             try:
                 await self.checkpoint()
             except (HsmError, AuditUnavailable) as exc:
                 log.warning("final audit checkpoint skipped (%s)", type(exc).__name__)
-        await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
+        self._closed = True
+        self._wakeup.set()
+        if self._pump is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pump, WRITE_TIMEOUT + 5)
+        if self._proc is not None:
+            await _stop(self._proc)
+            self._proc = None
+
+
+def _fields(event: AuditEvent) -> list[Any]:
+    return [
+        event.action,
+        event.client_id,
+        event.role,
+        event.purpose,
+        event.code,
+        event.result,
+        event.request_id,
+        event.at,
+        event.detail,
+    ]
+
+
+def _settle(
+    futures: list[asyncio.Future[Any]], *, value: Any = None, error: BaseException | None = None
+) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+
+def _pack(message: Any) -> bytes:
+    data: bytes = msgpack.packb(message, use_bin_type=True)
+    return _HEADER.pack(len(data)) + data
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> Any:
+    (length,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    return msgpack.unpackb(await reader.readexactly(length), raw=False)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 def event_detail(**values: Any) -> dict[str, Any]:

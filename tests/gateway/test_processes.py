@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -54,6 +55,18 @@ async def test_every_proof_answered_201_survives_sigkill(demo: Demo) -> None:
             record = await registry.get(code.replace("-", ""))
             assert record is not None, f"{code} was answered 201 but is not registered"
             assert verify_proof(record.document, trust).code == code
+    finally:
+        await registry.close()
+    # and no row anywhere in the registry is half-written: every stored proof is whole
+    conn = sqlite3.connect(demo.settings.sqlite_path)
+    stored = [row[0] for row in conn.execute("SELECT code FROM proofs")]
+    conn.close()
+    registry = demo.settings.open_registry()
+    try:
+        for code in stored:
+            record = await registry.get(code)
+            assert record is not None
+            assert verify_proof(record.document, trust).code.replace("-", "") == code
     finally:
         await registry.close()
 

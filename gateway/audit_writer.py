@@ -1,0 +1,112 @@
+"""The audit writer process (``python -m gateway.audit_writer STORE TIMEOUT``).
+
+Chaining records (encoding, hashing) is Python work; done in a thread of the gateway it
+holds the GIL against the event loop and cost about a quarter of verification throughput.
+In a process of its own it costs the gateway one pipe write per group of records.
+
+Frames on stdin/stdout are a 4-byte big-endian length, then msgpack:
+
+- child → parent at start: ``["ready"]``, or ``["error", message]`` and exit;
+- parent → child: ``[id, "append", [event, ...]]`` (an event is the fields of
+  :class:`verify.audit.AuditEvent` in order), ``[id, "head"]`` or ``[id, "probe"]``;
+- child → parent: ``[id, "ok", value]`` (the last ``seq``; ``[seq, hash]`` or ``None``;
+  ``None``) or ``[id, "error", message]``. A message never quotes a record.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import struct
+import sys
+from typing import Any, BinaryIO
+
+import msgpack
+
+from gateway.audit import append, open_store
+from verify.audit import AuditEvent
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 256 * 1024 * 1024
+
+
+def write_frame(out: BinaryIO, message: Any) -> None:
+    data = msgpack.packb(message, use_bin_type=True)
+    out.write(HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def read_frame(stream: BinaryIO) -> Any | None:
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None  # the parent closed the pipe: time to go
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise ValueError("frame too large")
+    data = stream.read(length)
+    if len(data) < length:
+        return None
+    return msgpack.unpackb(data, raw=False)
+
+
+def _event(fields: list[Any]) -> AuditEvent:
+    action, client, role, purpose, code, result, request, at, detail = fields
+    return AuditEvent(action, client, role, purpose, code, result, request, float(at), dict(detail))
+
+
+def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    while (message := read_frame(stdin)) is not None:
+        call_id, operation = message[0], message[1]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if operation == "append":
+                    value: Any = append(conn, [_event(e) for e in message[2]])[-1].seq
+                elif operation == "head":
+                    row = conn.execute(
+                        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                    ).fetchone()
+                    value = None if row is None else [int(row[0]), bytes(row[1])]
+                else:
+                    value = None
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            reply = [call_id, "ok", value]
+        except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError) as exc:
+            reply = [call_id, "error", type(exc).__name__ + ": " + str(exc)[:200]]
+        write_frame(stdout, reply)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this ends
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # stray prints must not corrupt the frames
+    try:
+        store = open_store_with_timeout(args[0], float(args[1]))
+    except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
+        write_frame(stdout, ["error", type(exc).__name__])
+        return 2
+    write_frame(stdout, ["ready"])
+    try:
+        _serve(store, stdin, stdout)
+    finally:
+        store.close()
+    return 0
+
+
+def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
+    from pathlib import Path
+
+    from verify.sqlite import connect
+
+    open_store(Path(path)).close()
+    # See gateway.audit: NORMAL (WAL) keeps a killed gateway from losing records without
+    # an fsync per group; a lock held past ``timeout`` fails the write (and the request).
+    return connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -59,6 +59,13 @@ class Status(enum.StrEnum):
     ABOLISHED = "abolished"
 
 
+def derived_status(stored: Status, expires_at: float | None, now: float) -> Status:
+    """``expired`` once a valid or pledged proof is past ``valid_until``; else as stored."""
+    if stored in (Status.VALID, Status.PLEDGED) and expires_at is not None and now >= expires_at:
+        return Status.EXPIRED
+    return stored
+
+
 @dataclass(frozen=True, slots=True)
 class ProofStatus:
     """What a status check needs of a proof: the record without the document.
@@ -86,11 +93,7 @@ class ProofStatus:
 
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` is derived, never stored."""
-        if self.status in (Status.VALID, Status.PLEDGED) and (
-            self.expires_at is not None and now >= self.expires_at
-        ):
-            return Status.EXPIRED
-        return self.status
+        return derived_status(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +126,7 @@ class ProofRecord:
 
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` is derived, never stored."""
-        if self.status in (Status.VALID, Status.PLEDGED) and (
-            self.expires_at is not None and now >= self.expires_at
-        ):
-            return Status.EXPIRED
-        return self.status
+        return derived_status(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -40,8 +41,15 @@ CODE_ATTEMPTS = 4
 
 
 def rfc3339(timestamp: float) -> str:
+    """UTC, whole seconds: ``2026-11-22T03:08:04Z``."""
+    return _rfc3339_seconds(int(timestamp))
+
+
+@functools.lru_cache(maxsize=8192)
+def _rfc3339_seconds(seconds: int) -> str:
+    # Cached: every status answer formats its proof's times and "now", which repeat.
     return (
-        dt.datetime.fromtimestamp(timestamp, dt.UTC)
+        dt.datetime.fromtimestamp(seconds, dt.UTC)
         .isoformat(timespec="seconds")
         .replace("+00:00", "Z")
     )

@@ -23,6 +23,7 @@ Exceptions::
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ class CodeAuthority:
     Route on ``parse_code(text).region`` first when other cities' codes are expected.
     """
 
-    __slots__ = ("_key", "_region")
+    __slots__ = ("_key", "_mac", "_region")
 
     def __init__(self, key: bytes, region: str) -> None:
         if len(key) < _MIN_KEY_LENGTH:
@@ -175,6 +176,7 @@ class CodeAuthority:
         if not _is_region(region):
             raise ValueError("the region must be 6 ASCII digits")
         self._key = bytes(key)  # a private copy: a caller's bytearray may change later
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha256)
         self._region = region
 
     def __repr__(self) -> str:
@@ -185,8 +187,10 @@ class CodeAuthority:
         return self._region
 
     def _tag(self, region: bytes, random_part: bytes) -> bytes:
-        message = _TAG_DOMAIN + region + b"|" + random_part
-        return hmac.digest(self._key, message, "sha256")[:_TAG_BYTES]
+        # A copy of the keyed state skips re-keying on every check (~0.7 µs of ~2).
+        mac = self._mac.copy()
+        mac.update(_TAG_DOMAIN + region + b"|" + random_part)
+        return mac.digest()[:_TAG_BYTES]
 
     def issue(self) -> VerificationCode:
         """A fresh code of our region: 45 random bits, 40 tag bits, a Crockford check symbol."""

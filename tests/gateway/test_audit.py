@@ -214,3 +214,38 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     assert last[1] == "seal-rotate" and last[3] == "operator"
     assert demo.verification_seal in last[7]
     assert audit_verify(demo).returncode == 0
+
+
+async def test_a_killed_audit_writer_refuses_then_recovers_and_the_trail_holds(
+    demo: Demo, aiohttp_client: Any
+) -> None:
+    import os
+    import signal
+
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await aiohttp_client(app)
+    r = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
+    code = (await r.json())["code"]
+    verifier = demo.auth(Role.VERIFIER)
+
+    async def check() -> int:
+        response = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
+        return response.status
+
+    writer = app[AUDIT]._proc
+    assert writer is not None
+    load = [asyncio.create_task(check()) for _ in range(200)]
+    await asyncio.sleep(0.01)
+    os.kill(writer.pid, signal.SIGKILL)
+    statuses = await asyncio.gather(*load)
+    assert set(statuses) <= {200, 503}, set(statuses)
+    for _ in range(50):
+        if await check() == 200:
+            break
+        await asyncio.sleep(0.2)
+    assert await check() == 200
+    assert app[AUDIT]._proc is not None and app[AUDIT]._proc.pid != writer.pid
+    await app[AUDIT].checkpoint()
+    assert audit_verify(demo).returncode == 0

@@ -16,10 +16,10 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from bench.redis_server import RedisServer
 from cache.codec import decode_status, encode_status
 from cache.redis_tier import RedisTier
 from tests.cache.samples import BASE
-from tests.redis_server import RedisServer
 
 PER_ROUND = 100
 CODE = BASE.code

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from bench.redis_server import RedisServer
 from cache.local import LocalTier
 from cache.lookup import CachedLookup
 from cache.redis_tier import RedisTier
-from tests.redis_server import RedisServer
 from tests.verify.test_lifecycle import proof
 from verify.at_rest import DocumentCipher
 from verify.sqlite import SqliteRegistry

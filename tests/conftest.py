@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.redis_server import RedisServer, RedisServerMissing
 from hsm.keystore import KeystoreConfig
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
-from tests.redis_server import RedisServer, RedisServerMissing
 
 SOFTHSM_TOKEN_LABEL = "sealgate-test"
 SOFTHSM_PIN = "4711-test-pin"

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.redis_server import RedisServer
 from cache.redis_tier import RedisTier
-from tests.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
+from bench.redis_server import RedisServer
 from cache.codec import encode_status
 from cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from bench.redis_server import RedisServer
 from cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 

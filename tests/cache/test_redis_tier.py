@@ -11,10 +11,10 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
+from bench.redis_server import RedisServer
 from cache.codec import encode_status
 from cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
-from tests.redis_server import RedisServer
 from verify.registry import Status
 
 

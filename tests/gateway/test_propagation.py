@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 import redis
 
+from bench.redis_server import RedisServer
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
-from tests.redis_server import RedisServer
 from verify.directory import Role
 
 BOUND = 1.0  # DESIGN: no verification shows the old status more than 1 s after the 200

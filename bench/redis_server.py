@@ -1,4 +1,7 @@
-"""A real ``redis-server`` for tests: start, SIGKILL, restart on the same port, stop."""
+"""A real, throwaway ``redis-server`` for tests and the capacity harness.
+
+Start, SIGKILL, restart on the same port, stop.
+"""
 
 from __future__ import annotations
 

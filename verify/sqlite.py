@@ -140,6 +140,45 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX status_history_code ON status_history (code, seq);
     """,
+    # 3: proofs in a rowid table. WITHOUT ROWID keeps whole rows in the code's B-tree; with
+    # a sealed document (~1.5 KB) in each row, random codes split pages at every insert
+    # (measured ≈ 230 µs per proof at 20 k proofs). Rows now append in issue order and the
+    # code's index holds only codes.
+    """
+    CREATE TABLE proofs_v3 (
+        code TEXT NOT NULL UNIQUE,
+        seal_id TEXT NOT NULL,
+        unit_name TEXT NOT NULL,
+        unit_code TEXT NOT NULL,
+        type TEXT NOT NULL,
+        holder_kind TEXT NOT NULL,
+        holder_name_masked TEXT NOT NULL,
+        holder_id_masked TEXT NOT NULL,
+        holder_key BLOB NOT NULL,
+        valid_from TEXT NOT NULL,
+        valid_until TEXT,
+        expires_at REAL,
+        issued_at REAL NOT NULL,
+        status TEXT NOT NULL,
+        status_changed_at REAL NOT NULL,
+        superseded_by TEXT,
+        signer_client TEXT NOT NULL,
+        document BLOB NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO proofs_v3 (
+        code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,
+        holder_id_masked, holder_key, valid_from, valid_until, expires_at, issued_at, status,
+        status_changed_at, superseded_by, signer_client, document, version
+    ) SELECT
+        code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,
+        holder_id_masked, holder_key, valid_from, valid_until, expires_at, issued_at, status,
+        status_changed_at, superseded_by, signer_client, document, version
+    FROM proofs ORDER BY issued_at;
+    DROP TABLE proofs;
+    ALTER TABLE proofs_v3 RENAME TO proofs;
+    CREATE INDEX proofs_holder ON proofs (holder_key, type);
+    """,
 )
 
 _PROOF_COLUMNS = (

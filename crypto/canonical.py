@@ -2,10 +2,17 @@
 
 Sealing JSON needs one byte sequence per value, otherwise a bank re-serialising
 the content would see a different digest. JCS gives that; ``rfc8785`` implements it.
+
+Most proofs hold only objects, arrays, strings, safe integers, booleans and null, with
+keys in the Basic Multilingual Plane. For those, JCS is exactly what the C encoder of
+``json`` writes with sorted keys, no spaces and no ASCII escaping (same escapes, keys in
+the same order), at a fraction of the cost; anything else (floats above all, whose JCS
+form is ECMAScript's) goes through ``rfc8785``. Tests compare both on generated values.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import rfc8785
@@ -22,6 +29,13 @@ def canonical_json(obj: Any) -> bytes:
     NaN/Infinity, integers beyond ±(2**53-1), non-string keys, lone surrogates,
     non-JSON types, cycles.
     """
+    if _plain(obj, 0):
+        try:
+            return json.dumps(
+                obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode()
+        except UnicodeEncodeError:
+            raise ContentError("a string holds a lone surrogate") from None
     try:
         return rfc8785.dumps(obj)
     # Messages name the kind of problem, never the value: content carries identity
@@ -36,3 +50,26 @@ def canonical_json(obj: Any) -> bytes:
         raise ContentError("JSON value nested too deeply (or cyclic)") from None
     except (TypeError, AttributeError) as exc:
         raise ContentError(f"not a JSON value ({type(exc).__name__})") from None
+
+
+_MAX_SAFE = 2**53 - 1
+_MAX_DEPTH = 64
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether ``value`` is in the subset where ``json``'s output is JCS (see above)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -_MAX_SAFE <= value <= _MAX_SAFE
+    if depth >= _MAX_DEPTH:
+        return False
+    if kind is dict:
+        return all(
+            type(k) is str and (k.isascii() or max(k) < "\ud800") and _plain(v, depth + 1)
+            for k, v in value.items()
+        )
+    if kind is list:
+        return all(_plain(v, depth + 1) for v in value)
+    return False

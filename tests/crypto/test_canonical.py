@@ -7,6 +7,9 @@ import math
 import struct
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto import ContentError, canonical_json
 
@@ -111,3 +114,35 @@ def test_errors_never_carry_the_value() -> None:
             canonical_json(value)
         assert "430902" not in str(caught.value)
         assert caught.value.__cause__ is None
+
+
+# Any JSON value: the fast path (json's C encoder) must write exactly what rfc8785 writes.
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_json_values)
+def test_fast_path_writes_what_rfc8785_writes(value: object) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(ContentError):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+def test_astral_keys_sort_by_utf16_code_units() -> None:
+    # U+FF61 sorts after U+1F600 in UTF-16 (0xD83D...) though before it by code point.
+    value = {"\uff61": 1, "\U0001f600": 2}
+    assert canonical_json(value) == rfc8785.dumps(value)
+    assert canonical_json(value).index("😀".encode()) < canonical_json(value).index(b"\xef\xbd\xa1")

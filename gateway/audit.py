@@ -14,6 +14,7 @@ its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack
+from aiohttp import web
 
 from hsm.errors import HsmError
 from hsm.service import SigningService
@@ -74,6 +76,20 @@ _COLUMNS = (
 
 class AuditUnavailable(Exception):
     """The audit record could not be written: the request must be refused."""
+
+
+class AuditNote:
+    """What a handler adds to its request's audit record (see ``gateway.app``)."""
+
+    __slots__ = ("codes", "detail", "purpose")
+
+    def __init__(self) -> None:
+        self.codes: list[str] | None = None  # the codes a sealing produced
+        self.detail: dict[str, Any] = {}
+        self.purpose: str | None = None  # as checked; else read from the query
+
+
+AUDIT_NOTE = web.RequestKey("audit_note", AuditNote)
 
 
 def open_store(path: Path) -> sqlite3.Connection:
@@ -164,8 +180,11 @@ def write_head(path: Path, head: SignedHead) -> None:
 class AuditLog:
     """Appends events for the gateway through the audit writer process; one per worker.
 
-    Events of concurrent requests are sent together: while one group is being written,
-    the next gathers, so one pipe round trip and one commit serve many requests.
+    The records of the requests handled in one turn of the event loop go as one frame
+    (one pipe write, one commit), sent at the end of that turn without waiting for the
+    frames before it: the writer answers frames in order, and a reader task settles
+    each group's one future as its answer comes. So a request waits for its own group's
+    write only, and the loop never idles waiting for the writer.
     """
 
     def __init__(
@@ -182,14 +201,21 @@ class AuditLog:
         self._signing = signing
         self._key_label = key_label
         self._checkpoint_seconds = checkpoint_seconds
-        self._queue: list[tuple[str, list[list[Any]], asyncio.Future[Any]]] = []
-        self._wakeup = asyncio.Event()
+        # the group gathering in this turn of the loop: its rows and its one future
+        self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
+        self._flush_scheduled = False
+        # sent frames awaiting their answer, in order: (id, operation, rows, future, sent at)
+        self._in_flight: collections.deque[tuple[int, str, int, asyncio.Future[Any], float]] = (
+            collections.deque()
+        )
         self._proc: asyncio.subprocess.Process | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._ids = 0
         self._failing_since: float | None = None
         self._since_checkpoint = 0
         self._closed = False
+        self.groups_written = 0  # for metrics: records per group show how well writes share
+        self.records_written = 0
 
     @property
     def healthy(self) -> bool:
@@ -227,83 +253,107 @@ class AuditLog:
             await _stop(proc)
             raise AuditUnavailable("the audit writer cannot open the store")
         self._proc = proc
-        self._pump = asyncio.create_task(self._run_pump(proc), name="audit-pump")
+        self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
 
     async def record(self, events: list[AuditEvent]) -> None:
         """Durable on return; raises :class:`AuditUnavailable` otherwise."""
+        await self.record_rows([_fields(e) for e in events])
+
+    async def record_rows(self, rows: list[list[Any]]) -> None:
+        """:meth:`record` for events given as their fields in :class:`AuditEvent` order.
+
+        Rows join the group gathering in this turn of the loop and wait on that group's
+        one future: per request, auditing costs an append and a wait.
+        """
         if self._proc is None:
             raise AuditUnavailable("the audit writer is not running")
-        await self._call("append", [_fields(e) for e in events])
+        group = self._gathering
+        if group is None or len(group[0]) >= MAX_GROUP:
+            if group is not None:
+                self._flush()
+            group = self._gathering = ([], asyncio.get_running_loop().create_future())
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        group[0].extend(rows)
+        # Shielded: a cancelled caller must not cancel the future its group shares.
+        await asyncio.shield(group[1])
 
-    async def _call(self, operation: str, payload: list[list[Any]]) -> Any:
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        group, self._gathering = self._gathering, None
+        if group is not None:
+            self._send("append", group[0], group[1])
+
+    def _send(self, operation: str, payload: list[list[Any]], future: asyncio.Future[Any]) -> None:
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+            # a dying writer: the reply reader sees its end and fails what is in flight
+            _settle([future], error=AuditUnavailable("the audit writer is not running"))
+            return
+        self._ids += 1
+        frame = [self._ids, operation, payload] if operation == "append" else [self._ids, operation]
+        proc.stdin.write(_pack(frame))
+        self._in_flight.append((self._ids, operation, len(payload), future, time.monotonic()))
+
+    async def _call(self, operation: str) -> Any:
+        if self._proc is None:
+            raise AuditUnavailable("the audit writer is not running")
+        self._flush()  # what gathered before goes first
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((operation, payload, future))
-        self._wakeup.set()
-        # Once queued the record is written whether the caller waits or not: a cancelled
-        # caller only cancels its own future, which settling then skips.
+        self._send(operation, [], future)
         return await future
 
-    def _take(self) -> tuple[str, list[list[Any]], list[asyncio.Future[Any]]]:
-        """The next frame: every queued append together, or one other operation."""
-        operation, payload, future = self._queue.pop(0)
-        if operation != "append":
-            return operation, payload, [future]
-        events, futures = list(payload), [future]
-        while self._queue and self._queue[0][0] == "append" and len(events) < MAX_GROUP:
-            _, more, other = self._queue.pop(0)
-            events += more
-            futures.append(other)
-        return "append", events, futures
+    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+        """Settle each sent frame's future as the writer answers it, in order.
 
-    async def _run_pump(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        futures: list[asyncio.Future[Any]] = []
+        Always reading, so a writer that dies is noticed at once even when idle; a writer
+        that hangs is killed by :meth:`run` (see :meth:`_overdue`), which ends this too.
+        """
+        assert proc.stdout is not None
+        in_flight = self._in_flight
         try:
             while True:
-                if not self._queue:
-                    if self._closed:
-                        return
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                operation, payload, futures = self._take()
-                self._ids += 1
-                frame = (
-                    [self._ids, operation, payload]
-                    if operation == "append"
-                    else [self._ids, operation]
-                )
-                proc.stdin.write(_pack(frame))
-                await proc.stdin.drain()
-                reply = await asyncio.wait_for(_read_frame(proc.stdout), WRITE_TIMEOUT + 5)
-                if not isinstance(reply, list) or len(reply) != 3 or reply[0] != self._ids:
+                try:
+                    reply = await _read_frame(proc.stdout)
+                except asyncio.IncompleteReadError:
+                    if self._closed and not in_flight:
+                        return  # stopped on purpose
+                    raise
+                if not in_flight:
+                    raise AuditUnavailable("the audit writer answered a frame never sent")
+                call_id, operation, rows, future, _ = in_flight.popleft()
+                if not isinstance(reply, list) or len(reply) != 3 or reply[0] != call_id:
                     raise AuditUnavailable("the audit writer answered out of turn")
                 if reply[1] != "ok":
                     self._failed(AuditUnavailable(str(reply[2])))
-                    _settle(
-                        futures, error=AuditUnavailable("the audit record could not be written")
-                    )
-                else:
-                    if operation == "append":
-                        self._since_checkpoint += len(payload)
-                    self._recovered()
-                    _settle(futures, value=reply[2])
-                futures = []
-        except (
-            OSError,
-            asyncio.IncompleteReadError,
-            TimeoutError,
-            ValueError,
-            AuditUnavailable,
-        ) as exc:
-            # The writer died or hung: what was in flight and queued is refused, and the
-            # next probe starts a new writer.
+                    _settle([future], error=AuditUnavailable("the audit record was not written"))
+                    continue
+                if operation == "append":
+                    self._since_checkpoint += rows
+                    self.groups_written += 1
+                    self.records_written += rows
+                self._recovered()
+                _settle([future], value=reply[2])
+        except (OSError, asyncio.IncompleteReadError, ValueError, AuditUnavailable) as exc:
+            # The writer died or misbehaved: what was sent or is gathering is refused, and
+            # the next probe starts a new writer.
             self._failed(exc)
-            _settle(futures, error=AuditUnavailable("the audit writer failed"))
-            queued, self._queue = self._queue, []
-            _settle([f for _, _, f in queued], error=AuditUnavailable("the audit writer failed"))
-            self._proc = None
+            if self._proc is proc:
+                self._proc = None
+            failed = [future for _, _, _, future, _ in in_flight]
+            in_flight.clear()
+            if self._gathering is not None:
+                failed.append(self._gathering[1])
+                self._gathering = None
+            _settle(failed, error=AuditUnavailable("the audit writer failed"))
             await _stop(proc)
+
+    def _overdue(self) -> bool:
+        """Whether the oldest unanswered frame has waited past the write timeout."""
+        return bool(self._in_flight) and (
+            time.monotonic() - self._in_flight[0][4] > WRITE_TIMEOUT + 5
+        )
 
     def _failed(self, error: BaseException) -> None:
         if self._failing_since is None:
@@ -323,7 +373,7 @@ class AuditLog:
         try:
             if self._proc is None:
                 await self._spawn()
-            await self._call("probe", [])
+            await self._call("probe")
         except AuditUnavailable:
             return
 
@@ -331,7 +381,7 @@ class AuditLog:
         """Sign the chain's head with the audit key and record the checkpoint."""
         if self._signing is None or self._proc is None:
             return None
-        head_row = await self._call("head", [])
+        head_row = await self._call("head")
         if head_row is None:
             return None
         seq, head_hash = int(head_row[0]), bytes(head_row[1])
@@ -349,6 +399,12 @@ class AuditLog:
         last_checkpoint = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_SECONDS)
+            proc = self._proc
+            if proc is not None and self._overdue():
+                log.error("the audit writer stopped answering; restarting it")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()  # its reply reader then fails what was in flight
+                continue
             if not self.healthy:
                 await self.probe()
                 continue
@@ -369,13 +425,16 @@ class AuditLog:
             except (HsmError, AuditUnavailable) as exc:
                 log.warning("final audit checkpoint skipped (%s)", type(exc).__name__)
         self._closed = True
-        self._wakeup.set()
-        if self._pump is not None:
+        self._flush()
+        deadline = time.monotonic() + WRITE_TIMEOUT + 5
+        while self._in_flight and self._proc is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await _stop(proc)
+        if self._reader is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, WRITE_TIMEOUT + 5)
-        if self._proc is not None:
-            await _stop(self._proc)
-            self._proc = None
+                await asyncio.wait_for(self._reader, 5)
 
 
 def _fields(event: AuditEvent) -> list[Any]:
@@ -402,6 +461,7 @@ def _settle(
             future.set_result(value)
         else:
             future.set_exception(error)
+            future.exception()  # retrieved: a group whose waiters all left is not an error
 
 
 def _pack(message: Any) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from aiohttp import web
 from cache.feed import ChangeFeed
 from cache.local import LocalTier
 from cache.lookup import CachedLookup
-from gateway.audit import AuditLog, AuditUnavailable
+from gateway.audit import AUDIT_NOTE, AuditLog, AuditNote, AuditUnavailable
 from gateway.auth import CLIENT, Authenticator, require_purpose
 from gateway.catalog import REFRESH_SECONDS, SealCatalog
 from gateway.checking import StatusChecker
@@ -41,11 +42,11 @@ from gateway.requests import (
 )
 from gateway.sealing import SealingService, format_code, proof_view, request_digest, rfc3339
 from gateway.throttle import FailedLookupLimiter, limited_lookup
+from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
-from verify.audit import AuditEvent
 from verify.code import CodeAuthority
-from verify.directory import Role
+from verify.directory import Client, Role
 from verify.holders import HolderKeys
 from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
 from verify.sqlite import SqliteDirectory
@@ -69,11 +70,10 @@ CHECKER = web.AppKey("checker", StatusChecker)
 AUTH = web.AppKey("auth", Authenticator)
 LOOKUP = web.AppKey("lookup", CachedLookup)
 AUDIT = web.AppKey("audit", AuditLog)
-AUDIT_CODES = web.RequestKey("audit_codes", list)  # codes a sealing produced
-AUDIT_DETAIL = web.RequestKey("audit_detail", dict)  # what else the record should say
 HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
+VERIFY = web.AppKey("verify", VerifyEndpoint)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,48 +89,22 @@ def json_response(
     )
 
 
-@web.middleware
-async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    offered = request.headers.get("X-Request-Id", "")
-    request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
-    started = time.perf_counter()
-    try:
-        response = await handler(request)
-    except Problem as problem:
-        response = problem.response(request_id)
-    except InvalidRequest as exc:
-        response = invalid(exc.field, exc.message).response(request_id)
-    except web.HTTPRequestEntityTooLarge:
-        response = Problem(413, "body-too-large", "The request body is too large").response(
-            request_id
-        )
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
-        response = Problem(exc.status, code, exc.reason).response(request_id)
-    except Exception as exc:
-        mapped = problem_for(exc)
-        if mapped is None:
-            log.exception("unhandled error (request %s)", request_id)
-            mapped = Problem(500, "internal-error", "Internal error")
-        elif mapped.status >= 500:
-            log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
-        response = mapped.response(request_id)
-    response.headers["X-Request-Id"] = request_id
-    route = request.match_info.route.resource
-    request.app[METRICS].observe(
-        route.canonical if route is not None else "unmatched",
-        request.method,
-        response.status,
-        time.perf_counter() - started,
-    )
-    return response
+class RequestIds:
+    """Request ids: a random prefix per process and a counter (unique, and cheap)."""
 
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:12]
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):08x}"
+
+
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
+ROUTE_ACTIONS = web.AppKey("route_actions", dict)
 
 # The requests that leave an audit record, by route: every sealing, status change,
-# verification and document download.
+# verification and document download (HEAD included: it answers 200 or 404 too).
 AUDITED = {
     ("POST", "/v1/certificates"): "seal",
     ("GET", "/v1/verify/{code}"): "verify",
@@ -153,44 +127,93 @@ def _audit_unavailable(request_id: str) -> web.Response:
     ).response(request_id)
 
 
-@web.middleware
-async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Record the request before its answer leaves; refuse it if that fails (fail closed)."""
-    resource = request.match_info.route.resource
-    action = AUDITED.get((request.method, resource.canonical if resource else ""))
-    if action is None:
-        return await handler(request)
-    audit = request.app[AUDIT]
-    if action in _CHANGES and not audit.healthy:
-        return _audit_unavailable(uuid.uuid4().hex)
-    response = await handler(request)
-    client = request.get(CLIENT)
-    if client is None:  # refused before authentication: no verification took place
-        return response
-    request_id = response.headers.get("X-Request-Id", "")
-    purpose = request.query.get("purpose")
-    base = {
-        "action": action,
-        "client_id": client.client_id,
-        "role": client.role.value,
-        "purpose": purpose[:64] if purpose else None,
-        "result": str(response.status),
-        "request_id": request_id,
-        "at": time.time(),
-        "detail": request.get(AUDIT_DETAIL, {}),
-    }
-    codes = request.get(AUDIT_CODES)
-    if codes is None:
+def _problem_response(exc: Exception, request_id: str) -> web.Response:
+    """The one place where an exception escaping a handler becomes an answer."""
+    if isinstance(exc, Problem):
+        return exc.response(request_id)
+    if isinstance(exc, InvalidRequest):
+        return invalid(exc.field, exc.message).response(request_id)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return Problem(413, "body-too-large", "The request body is too large").response(request_id)
+    if isinstance(exc, web.HTTPException):
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
+        return Problem(exc.status, code, exc.reason).response(request_id)
+    mapped = problem_for(exc)
+    if mapped is None:
+        log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        mapped = Problem(500, "internal-error", "Internal error")
+    elif mapped.status >= 500:
+        log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
+    return mapped.response(request_id)
+
+
+def _audit_rows(
+    action: str,
+    client: Client,
+    request: web.Request,
+    note: AuditNote,
+    request_id: str,
+    status: int,
+) -> list[list[Any]]:
+    """The record's fields (see :class:`verify.audit.AuditEvent`), one row per code."""
+    purpose = note.purpose
+    if purpose is None and request.query_string:
+        purpose = request.query.get("purpose")
+    head = [action, client.client_id, client.role.value, purpose[:64] if purpose else None]
+    tail = [str(status), request_id, time.time(), note.detail]
+    if note.codes is None:
         typed = request.match_info.get("code")
-        events = [AuditEvent(code=typed[:64] if typed else None, **base)]
+        return [[*head, typed[:64] if typed else None, *tail]]
+    return [[*head, code, *tail] for code in note.codes] or [[*head, None, *tail]]
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, errors as problem+json, the audit record, metrics: for every request.
+
+    The audit record is written before the answer leaves; if that fails the answer is a
+    503 instead (fail closed), and while the trail cannot be written, changes are refused
+    before anything is done.
+    """
+    app = request.app
+    offered = request.headers.get("X-Request-Id")
+    request_id = offered if offered and _REQUEST_ID.fullmatch(offered) else app[REQUEST_IDS].next()
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    route = request.match_info.route
+    action: str | None = app[ROUTE_ACTIONS].get(route)
+    audit = app[AUDIT] if action is not None else None
+    note = AuditNote()
+    request[AUDIT_NOTE] = note
+    response: web.StreamResponse
+    if audit is not None and action in _CHANGES and not audit.healthy:
+        response = _audit_unavailable(request_id)
     else:
-        events = [AuditEvent(code=code, **base) for code in codes] or [
-            AuditEvent(code=None, **base)
-        ]
-    try:
-        await audit.record(events)
-    except AuditUnavailable:
-        return _audit_unavailable(request_id)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _problem_response(exc, request_id)
+        except Exception as exc:
+            response = _problem_response(exc, request_id)
+        # unauthenticated: refused before anything took place, nothing to record
+        client = request.get(CLIENT) if audit is not None else None
+        if audit is not None and action is not None and client is not None:
+            try:
+                await audit.record_rows(
+                    _audit_rows(action, client, request, note, request_id, response.status)
+                )
+            except AuditUnavailable:
+                response = _audit_unavailable(request_id)
+    response.headers["X-Request-Id"] = request_id
+    resource = route.resource
+    app[METRICS].observe(
+        resource.canonical if resource is not None else "unmatched",
+        request.method,
+        response.status,
+        time.perf_counter() - started,
+    )
     return response
 
 
@@ -222,20 +245,13 @@ async def post_certificates(request: web.Request) -> web.Response:
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )
     views = [proof_view(p) for p in outcome.proofs]
-    request[AUDIT_CODES] = [v["code"] for v in views]
+    request[AUDIT_NOTE].codes = [v["code"] for v in views]
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return json_response({"items": views} if batch else views[0], 201, headers)
 
 
 async def get_verify(request: web.Request) -> web.Response:
-    client = await request.app[AUTH].require(request, Role.VERIFIER)
-    require_purpose(client, parse_purpose(request.query.get("purpose")))
-    checker = request.app[CHECKER]
-    code = request.match_info["code"]
-    status = await limited_lookup(
-        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.status(code)
-    )
-    return json_response(checker.status_view(status), headers={"Cache-Control": "no-store"})
+    return await request.app[VERIFY].answer(request)
 
 
 def _history_view(changes: list[StatusChange]) -> list[dict[str, Any]]:
@@ -271,7 +287,7 @@ async def post_status(request: web.Request) -> web.Response:
     if client.office is None:  # pragma: no cover - provisioning refuses such issuers
         raise Problem(403, "not-your-office", "This issuer belongs to no office")
     registry = request.app[REGISTRY]
-    request[AUDIT_DETAIL] = {"status": target.value}
+    request[AUDIT_NOTE].detail = {"status": target.value}
     updated = await registry.change_status(
         StatusChangeRequest(
             code=code,
@@ -314,7 +330,7 @@ async def get_proofs(request: web.Request) -> web.Response:
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
     holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
     # the keyed hash only: the audit trail never holds an identity number
-    request[AUDIT_DETAIL] = {"holder": holder_key.hex(), "type": query.type}
+    request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": query.type}
     checker = request.app[CHECKER]
     now = time.time()
     found = await request.app[REGISTRY].find_by_holder(holder_key, query.type)
@@ -390,8 +406,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    audit = request.app[AUDIT]
+    extra = (
+        "# HELP sealgate_audit_records_total Audit records written by this worker.\n"
+        "# TYPE sealgate_audit_records_total counter\n"
+        f"sealgate_audit_records_total {audit.records_written}\n"
+        "# HELP sealgate_audit_groups_total Audit writes (records go in groups) by this worker.\n"
+        "# TYPE sealgate_audit_groups_total counter\n"
+        f"sealgate_audit_groups_total {audit.groups_written}\n"
+    )
     return web.Response(
-        body=request.app[METRICS].render(),
+        body=request.app[METRICS].render() + extra.encode(),
         content_type="text/plain",
         charset="utf-8",
         headers={"X-Content-Type-Options": "nosniff"},
@@ -450,7 +475,9 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             codes=codes,
             holder_keys=holder_keys,
         )
-        app[CHECKER] = StatusChecker(codes=codes, lookup=lookup, registry=registry, catalog=catalog)
+        checker = StatusChecker(codes=codes, lookup=lookup, registry=registry, catalog=catalog)
+        app[CHECKER] = checker
+        app[VERIFY] = VerifyEndpoint(auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS])
 
         async def refresh_catalog() -> None:
             while True:
@@ -484,9 +511,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, signing: SigningService | None = None) -> web.Application:
     """The gateway's application. ``signing`` replaces the signing process (the seam
     through which tests inject HSM faults); by default each worker starts its own."""
-    app = web.Application(
-        client_max_size=MAX_BODY, middlewares=[audit_middleware, problems_middleware]
-    )
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[gateway_middleware])
     app[SETTINGS] = settings
     if signing is not None:
         app[SIGNING_OVERRIDE] = signing
@@ -506,4 +531,12 @@ def create_app(settings: Settings, *, signing: SigningService | None = None) -> 
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    app[REQUEST_IDS] = RequestIds()
+    app[ROUTE_ACTIONS] = {
+        route: AUDITED[key]
+        for route in app.router.routes()
+        if route.resource is not None
+        and (key := ("GET" if route.method == "HEAD" else route.method, route.resource.canonical))
+        in AUDITED
+    }
     return app

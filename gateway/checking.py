@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from cache.local import LocalTier
 from crypto.verification import VerifiedProof, verify_proof
 from gateway.catalog import SealCatalog
 from gateway.problems import unknown_code
@@ -17,9 +18,14 @@ from gateway.sealing import format_code, rfc3339
 from verify.code import CodeAuthority, CodeError, parse_code
 from verify.registry import ProofRecord, ProofStatus, Registry
 
+MAX_REMEMBERED_CODES = 200_000
+
 
 class StatusLookup(Protocol):
     """Where a checked code's status comes from (the caches in front of the registry)."""
+
+    @property
+    def local(self) -> LocalTier: ...
 
     async def get_status(self, code: str) -> ProofStatus | None: ...
 
@@ -39,13 +45,28 @@ class StatusChecker:
         self._registry = registry
         self._catalog = catalog
         self._clock = clock
+        self._genuine: dict[str, str] = {}  # code as typed → compact, for genuine codes
 
     def code(self, code_text: str) -> str:
         """The compact form of a genuine code; otherwise the one 404 for all, with no I/O."""
+        compact = self._genuine.get(code_text)
+        if compact is not None:
+            return compact
         try:
-            return self._codes.check(code_text).compact
+            compact = self._codes.check(code_text).compact
         except CodeError:
             raise unknown_code() from None
+        # Only genuine codes are remembered: a flood of guesses cannot grow this.
+        if len(self._genuine) >= MAX_REMEMBERED_CODES:
+            self._genuine.clear()
+        self._genuine[code_text] = compact
+        return compact
+
+    def remembered(self, code_text: str) -> ProofStatus | None:
+        """The in-process copy of an already checked code's status, with no work at all;
+        ``None`` sends the caller the full way (:meth:`status`)."""
+        compact = self._genuine.get(code_text)
+        return None if compact is None else self._lookup.local.get(compact)
 
     async def status(self, code_text: str) -> ProofStatus:
         """The status of a genuine, registered code, from the caches if they have it."""
@@ -61,9 +82,10 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus) -> dict[str, Any]:
+    def status_view(self, record: ProofStatus, now: float | None = None) -> dict[str, Any]:
         """The minimum a checker needs (DESIGN §4), holder masked."""
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         view: dict[str, Any] = {
             "code": format_code(record.code),
             "status": record.current_status(now).value,

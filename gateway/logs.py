@@ -14,9 +14,31 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, StreamResponse
 
+SLOW_SECONDS = 1.0
+
 
 class AccessLogger(AbstractAccessLogger):
+    """``SEALGATE_ACCESS_LOG``: ``errors`` (default: answers ≥ 500 and answers slower than
+    :data:`SLOW_SECONDS`), ``all``, or ``off``.
+
+    Not every request by default: at a city's verification rate a line per request costs
+    as much CPU as the answer, and the audit trail already records every audited request
+    (and metrics count the rest).
+    """
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        mode = os.environ.get("SEALGATE_ACCESS_LOG", "errors").lower()
+        self._all = mode == "all"
+        self._off = mode == "off"
+
+    @property
+    def enabled(self) -> bool:
+        return not self._off and self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if not self._all and response.status < 500 and time < SLOW_SECONDS:
+            return
         self.logger.info(
             '%s "%s %s" %d %.1fms %s',
             request.remote,

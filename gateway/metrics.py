@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 
 # Latency buckets in seconds, from sub-millisecond cache hits to slow seal batches.
@@ -18,10 +19,8 @@ class Metrics:
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self._requests[(route, method, status)] += 1
         row = self._latency[route]
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                row[i] += 1
-        row[len(BUCKETS)] += 1
+        # One bucket per observation (made cumulative when rendered): this runs per request.
+        row[bisect.bisect_left(BUCKETS, seconds)] += 1
         row[-1] += seconds
 
     def render(self) -> bytes:
@@ -39,11 +38,13 @@ class Metrics:
             "# TYPE sealgate_request_seconds histogram",
         ]
         for route, row in sorted(self._latency.items()):
+            cumulative = 0
             for i, bound in enumerate(BUCKETS):
+                cumulative += int(row[i])
                 lines.append(
-                    f'sealgate_request_seconds_bucket{{route="{route}",le="{bound}"}} {int(row[i])}'
+                    f'sealgate_request_seconds_bucket{{route="{route}",le="{bound}"}} {cumulative}'
                 )
-            total = int(row[len(BUCKETS)])
+            total = cumulative + int(row[len(BUCKETS)])
             lines.append(f'sealgate_request_seconds_bucket{{route="{route}",le="+Inf"}} {total}')
             lines.append(f'sealgate_request_seconds_sum{{route="{route}"}} {row[-1]:.6f}')
             lines.append(f'sealgate_request_seconds_count{{route="{route}"}} {total}')

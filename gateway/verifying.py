@@ -1,0 +1,111 @@
+"""``GET /v1/verify/{code}``: the route the whole city calls, kept cheap per request.
+
+What a request needs is mostly known from earlier ones: the client behind a bearer
+header, the purpose in a query string, the compact form of a code already checked, the
+answer's JSON for a status version. Each is remembered (bounded), so a verification of a
+popular code is a few dictionary reads, a check of the client's failure budget and one
+string join; only ``checked_at`` is new in each answer. Anything not remembered takes
+the full path (code check, cache tiers, registry), which fills the memories.
+
+Nothing here weakens a check: remembered codes passed the keyed-tag check (a code's
+check is a pure function of its text, and only genuine codes are remembered); statuses
+come from the in-process tier, which invalidation and the change feed keep right; the
+answer's status is derived anew (``expired``) at every request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway.audit import AUDIT_NOTE
+from gateway.auth import Authenticator, require_purpose
+from gateway.checking import StatusChecker
+from gateway.requests import parse_purpose
+from gateway.sealing import rfc3339
+from gateway.throttle import (
+    FailedLookupLimiter,
+    Throttled,
+    limited_lookup,
+    too_many_failed_lookups,
+)
+from verify.directory import Role
+from verify.registry import ProofStatus, Status
+
+MAX_REMEMBERED = 100_000
+_HEADERS = CIMultiDict({"Content-Type": "application/json", "Cache-Control": "no-store"})
+
+
+class StatusAnswers:
+    """The JSON of status answers, per (code, status version) and derived status; only
+    ``checked_at`` is appended per request."""
+
+    def __init__(self, checker: StatusChecker, max_entries: int = MAX_REMEMBERED) -> None:
+        self._checker = checker
+        self._max_entries = max_entries
+        self._prefixes: dict[tuple[str, int], tuple[Status, bytes]] = {}
+
+    def body(self, status: ProofStatus, now: float) -> bytes:
+        key = (status.code, status.version)
+        current = status.current_status(now)
+        entry = self._prefixes.get(key)
+        if entry is None or entry[0] is not current:
+            view = self._checker.status_view(status, now)
+            del view["checked_at"]
+            text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
+            entry = (current, (text[:-1] + ',"checked_at":"').encode())
+            if len(self._prefixes) >= self._max_entries:
+                self._prefixes.clear()
+            self._prefixes[key] = entry
+        return entry[1] + rfc3339(now).encode() + b'"}'
+
+
+class VerifyEndpoint:
+    def __init__(
+        self,
+        *,
+        auth: Authenticator,
+        checker: StatusChecker,
+        limiter: FailedLookupLimiter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._auth = auth
+        self._checker = checker
+        self._limiter = limiter
+        self._clock = clock
+        self._answers = StatusAnswers(checker)
+        self._purposes: dict[str, str] = {}  # query string → its checked purpose
+
+    def purpose(self, request: web.Request) -> str:
+        query = request.query_string
+        purpose = self._purposes.get(query)
+        if purpose is None:
+            purpose = parse_purpose(request.query.get("purpose"))
+            if len(self._purposes) >= 1024:
+                self._purposes.clear()
+            self._purposes[query] = purpose
+        return purpose
+
+    async def answer(self, request: web.Request) -> web.Response:
+        client = await self._auth.require(request, Role.VERIFIER)
+        purpose = self.purpose(request)
+        request[AUDIT_NOTE].purpose = purpose
+        require_purpose(client, purpose)
+        code_text = request.match_info["code"]
+        now = self._clock()
+        status = self._checker.remembered(code_text)
+        if status is not None:
+            try:
+                self._limiter.admit(client.client_id)
+            except Throttled as exc:
+                raise too_many_failed_lookups(exc) from None
+        else:
+            checker = self._checker
+            status = await limited_lookup(
+                self._limiter, client.client_id, lambda: checker.status(code_text)
+            )
+        return web.Response(body=self._answers.body(status, now), headers=_HEADERS)

@@ -1,0 +1,561 @@
+"""The capacity harness: floors and the gateway measured in one run, as ratios (DESIGN §6).
+
+``sealgate bench capacity`` (or ``make capacity``) runs, on this machine:
+
+1. a home with a demo office (``sealgate init --demo``) and a population of real sealed
+   proofs, seeded through the bulk path (kept in the output directory for the next run);
+2. the floors: an aiohttp + uvloop trivial handler; the same with one Redis GET per
+   request; the raw python-pkcs11 sign rate of the seal key;
+3. the gateway, one worker, Redis as its shared cache: verification of one cached code;
+   verification over the Zipf mix of the population; sealing in batches and one at a time;
+   verification at offered loads from 10 % to 120 % of its peak (the plots); optionally
+   the locust mix of all endpoints;
+
+and writes ``report.md``, ``results.json`` and PNG plots. Throughput is measured with wrk
+(closed loop: each connection sends its next request when the last is answered) and, for
+the offered-load sweep, with wrk paced on a fixed schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.floors import REDIS_PREFIX
+from bench.population import Credentials, ZipfSampler, proof_request, read_codes
+from bench.processes import free_port, service, tree_cpu_seconds
+from bench.redis_server import RedisServer
+from bench.seeding import Progress, seed
+from bench.wrk import WrkResult, run_wrk
+
+# What a 25 M-person city needs (DESIGN §6).
+CITY_NEEDS = {
+    "verifications/s at peak": ("verify_mix", 50_000),
+    "verifications/s in a burst": ("verify_mix", 150_000),
+    "seals/s online": ("seal_single", 200),
+    "seals/s for a one-night re-issue": ("seal_batch", 3_500),
+}
+TARGET_UTILISATION = 0.7  # plan machines to run at most this busy
+SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.2)
+
+
+@dataclass(frozen=True)
+class Options:
+    out: Path
+    population: int = 1_000_000
+    seconds: float = 8.0
+    warmup: float = 2.0
+    connections: int = 64
+    zipf: float = 1.0
+    batch: int = 100
+    sweep_seconds: float = 4.0
+    locust_seconds: int = 0  # 0: no locust run
+    locust_users: int = 64
+
+
+@dataclass
+class Measurement:
+    name: str
+    what: str
+    rate: float  # requests (or signatures, or seals) per second
+    cpu_us: float | None  # CPU-µs per unit, the service's whole process tree
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int = 0
+    unit: str = "req/s"
+
+
+@dataclass
+class Report:
+    started: str
+    machine: str
+    population: int
+    options: dict[str, Any]
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    ratios: list[dict[str, Any]] = field(default_factory=list)
+    sweep: list[dict[str, float]] = field(default_factory=list)
+    machines: list[dict[str, Any]] = field(default_factory=list)
+    locust: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, measurement: Measurement) -> None:
+        self.measurements[measurement.name] = measurement
+        m = measurement
+        latency = f", p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms" if m.p99_ms is not None else ""
+        cpu = f", {m.cpu_us:.0f} CPU-µs each" if m.cpu_us is not None else ""
+        errors = f", {m.errors} errors" if m.errors else ""
+        print(f"  {m.what}: {m.rate:,.0f} {m.unit}{cpu}{latency}{errors}", file=sys.stderr)
+
+
+def _step(text: str) -> None:
+    print(f"== {text}", file=sys.stderr, flush=True)
+
+
+def _sealgate() -> list[str]:
+    return [sys.executable, "-m", "gateway.cli"]
+
+
+def measure(
+    pid: int,
+    url: str,
+    paths: Path,
+    options: Options,
+    *,
+    connections: int | None = None,
+    rate: float = 0.0,
+    seconds: float | None = None,
+    body: Path | None = None,
+    headers: dict[str, str] | None = None,
+    warmup: float | None = None,
+) -> tuple[WrkResult, float]:
+    """One wrk run after a warm-up; returns the result and CPU-µs per request of ``pid``'s tree."""
+    conns = connections or options.connections
+    warm = options.warmup if warmup is None else warmup
+    if warm > 0:
+        run_wrk(url, paths, seconds=warm, connections=conns, rate=rate, body=body, headers=headers)
+    before = tree_cpu_seconds(pid)
+    result = run_wrk(
+        url,
+        paths,
+        seconds=seconds or options.seconds,
+        connections=conns,
+        rate=rate,
+        body=body,
+        headers=headers,
+    )
+    cpu = tree_cpu_seconds(pid) - before
+    return result, (cpu / result.requests * 1e6 if result.requests else math.inf)
+
+
+def _measurement(name: str, what: str, result: WrkResult, cpu_us: float) -> Measurement:
+    return Measurement(name, what, result.rate, cpu_us, result.p50_ms, result.p99_ms, result.errors)
+
+
+class Harness:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.out = options.out
+        self.home = self.out / "home"
+        self.codes_file = self.out / "codes.txt"
+        self.credentials_file = self.out / "credentials.tsv"
+        self.logs = self.out / "logs"
+        self.report = Report(
+            started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            machine=_machine(),
+            population=0,
+            options={k: str(v) for k, v in asdict(options).items()},
+        )
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def prepare_home(self) -> Credentials:
+        if not (self.home / "config.toml").exists():
+            _step("creating a demo home (sealgate init --demo)")
+            if self.home.exists():
+                shutil.rmtree(self.home)
+            done = subprocess.run(
+                [*_sealgate(), "--home", str(self.home), "init", "--demo"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"sealgate init failed: {done.stderr.strip()}")
+            self.credentials_file.write_text(done.stdout, encoding="utf-8")
+            self.codes_file.unlink(missing_ok=True)
+        return Credentials.read(self.credentials_file)
+
+    @contextmanager
+    def gateway(
+        self, redis_url: str, workers: int = 1, label: str = "gateway"
+    ) -> Iterator[tuple[str, int]]:
+        port = free_port()
+        argv = [
+            *_sealgate(),
+            "--home",
+            str(self.home),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+        env = {"SEALGATE_REDIS_URL": redis_url, "SEALGATE_LOG_LEVEL": "WARNING"}
+        with service(argv, port=port, log=self.logs / f"{label}.log", env=env) as process:
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url)
+            yield url, process.pid
+
+    def seed(self, credentials: Credentials, redis_url: str) -> list[str]:
+        target = self.options.population
+        _step(f"population: {target:,} sealed proofs (bulk path, 2 workers)")
+        with self.gateway(redis_url, workers=2, label="seeding") as (url, _):
+            asyncio.run(seed(url, credentials, self.codes_file, target))
+        codes = read_codes(self.codes_file)
+        self.report.population = len(codes)
+        return codes
+
+    # -- the run --------------------------------------------------------------------
+
+    def run(self) -> Report:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        credentials = self.prepare_home()
+        redis = RedisServer(self.out / "redis")
+        redis.start()
+        try:
+            codes = self.seed(credentials, redis.url)
+            zipf_paths = self._zipf_paths(codes, credentials)
+            self.floors(redis, codes, zipf_paths)
+            self.gateway_figures(credentials, redis, codes, zipf_paths)
+        finally:
+            redis.stop()
+        self.derive()
+        return self.report
+
+    def _zipf_paths(self, codes: list[str], credentials: Credentials) -> Path:
+        """A fixed sequence of Zipf-popular verification paths, long enough not to repeat
+        within a measurement."""
+        count = max(200_000, int(self.options.seconds * 40_000))
+        sampler = ZipfSampler(codes, s=self.options.zipf, seed=7)
+        path = self.out / "zipf-paths.txt"
+        with path.open("w", encoding="ascii") as out:
+            for code in sampler.stream(count):
+                out.write(f"/v1/verify/{code}?purpose=demo\n")
+        return path
+
+    def floors(self, redis: RedisServer, codes: list[str], zipf_paths: Path) -> None:
+        options = self.options
+        one = self.out / "one-path.txt"
+        one.write_text(f"/v1/verify/{codes[0]}?purpose=demo\n", encoding="ascii")
+        _step("floor: aiohttp + uvloop trivial handler")
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.floors", "trivial", "--port", str(port)]
+        with service(argv, port=port, log=self.logs / "floor-trivial.log") as process:
+            result, cpu = measure(process.pid, f"http://127.0.0.1:{port}", one, options)
+        self.report.add(_measurement("trivial", "trivial handler", result, cpu))
+
+        _step("floor: the same handler doing one Redis GET per request (Zipf mix)")
+        _fill_floor_keys(redis, codes)
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.floors",
+            "redis-get",
+            "--port",
+            str(port),
+            "--redis",
+            redis.url,
+        ]
+        with service(argv, port=port, log=self.logs / "floor-redis-get.log") as process:
+            result, cpu = measure(process.pid, f"http://127.0.0.1:{port}", zipf_paths, options)
+        self.report.add(_measurement("redis_get", "one-Redis-GET handler", result, cpu))
+        _flush_floor_keys(redis)
+
+        _step("floor: raw python-pkcs11 sign rate of the seal key, one thread")
+        key_label = _seal_key_label(self.home, self.credentials_file)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.floors",
+                "sign",
+                "--home",
+                str(self.home),
+                "--key-label",
+                key_label,
+                "--seconds",
+                str(options.seconds),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the sign floor failed: {done.stderr.strip()[-2000:]}")
+        sign = json.loads(done.stdout)
+        self.report.add(
+            Measurement("sign", "raw PKCS#11 sign", sign["rate"], sign["cpu_us"], unit="signs/s")
+        )
+
+    def gateway_figures(
+        self, credentials: Credentials, redis: RedisServer, codes: list[str], zipf_paths: Path
+    ) -> None:
+        options = self.options
+        verifier = credentials.auth("verifier")
+        signer = credentials.auth("signer")
+        one = self.out / "one-path.txt"
+        with self.gateway(redis.url) as (url, pid):
+            _step("gateway: verification of one cached code")
+            result, cpu = measure(pid, url, one, options, headers=verifier)
+            self.report.add(_measurement("verify_cached", "verify, cached code", result, cpu))
+            peak = result.rate
+
+            _step(f"gateway: verification over the Zipf mix (s={options.zipf}) of the population")
+            # a longer warm-up: the popular codes reach Redis and the worker's own tier
+            result, cpu = measure(
+                pid, url, zipf_paths, options, headers=verifier, warmup=2 * options.seconds
+            )
+            self.report.add(_measurement("verify_mix", "verify, Zipf mix", result, cpu))
+
+            _step("gateway: verification at offered loads (paced)")
+            for fraction in SWEEP:
+                offered = peak * fraction
+                result, _ = measure(
+                    pid,
+                    url,
+                    one,
+                    options,
+                    connections=256,
+                    rate=offered,
+                    seconds=options.sweep_seconds,
+                    headers=verifier,
+                    warmup=0.0,
+                )
+                point = {
+                    "fraction": fraction,
+                    "offered": offered,
+                    "achieved": result.rate,
+                    "p50_ms": result.p50_ms,
+                    "p90_ms": result.p90_ms,
+                    "p99_ms": result.p99_ms,
+                    "errors": float(result.errors),
+                }
+                self.report.sweep.append(point)
+                print(
+                    f"  offered {offered:,.0f}/s: achieved {result.rate:,.0f}/s, "
+                    f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
+                    file=sys.stderr,
+                )
+
+            _step(f"gateway: sealing in batches of {options.batch}")
+            batch = self.out / "seal-batch.json"
+            batch.write_text(
+                json.dumps(
+                    {
+                        "items": [
+                            proof_request(credentials.proof_seal, i) for i in range(options.batch)
+                        ]
+                    },
+                    ensure_ascii=False,
+                ),
+                encoding="utf-8",
+            )
+            post = self.out / "post-path.txt"
+            post.write_text("/v1/certificates\n", encoding="ascii")
+            result, cpu = measure(
+                pid, url, post, options, connections=4, body=batch, headers=signer, warmup=1.0
+            )
+            per_seal = options.batch
+            self.report.add(
+                Measurement(
+                    "seal_batch",
+                    f"seal, batches of {per_seal}",
+                    result.rate * per_seal,
+                    cpu / per_seal,
+                    result.p50_ms,
+                    result.p99_ms,
+                    result.errors,
+                    "seals/s",
+                )
+            )
+
+            _step("gateway: sealing one proof per request")
+            single = self.out / "seal-one.json"
+            single.write_text(
+                json.dumps(proof_request(credentials.proof_seal, 1), ensure_ascii=False),
+                encoding="utf-8",
+            )
+            result, cpu = measure(
+                pid, url, post, options, connections=32, body=single, headers=signer, warmup=1.0
+            )
+            self.report.add(
+                Measurement(
+                    "seal_single",
+                    "seal, one per request",
+                    result.rate,
+                    cpu,
+                    result.p50_ms,
+                    result.p99_ms,
+                    result.errors,
+                    "seals/s",
+                )
+            )
+
+            if options.locust_seconds > 0:
+                self._locust(url, codes)
+
+    def _locust(self, url: str, codes: list[str]) -> None:
+        _step(f"locust: the citywide mix, {self.options.locust_seconds} s")
+        try:
+            from bench.load import format_table, run_locust
+        except ImportError as exc:  # pragma: no cover - the bench extra is missing
+            self.report.notes.append(f"locust mix not run: {exc}")
+            return
+        result = run_locust(
+            url,
+            self.credentials_file,
+            self.codes_file,
+            users=self.options.locust_users,
+            spawn_rate=self.options.locust_users,
+            seconds=self.options.locust_seconds,
+            out_dir=self.out / "locust",
+            zipf=self.options.zipf,
+        )
+        self.report.locust = format_table(result)
+        print(self.report.locust, file=sys.stderr)
+
+    # -- what the figures mean ------------------------------------------------------
+
+    def derive(self) -> None:
+        m = self.report.measurements
+        pairs = [
+            ("verify_cached", "trivial", 0.75, "verify of a cached code / trivial handler"),
+            ("verify_mix", "redis_get", 1.0, "verify, Zipf mix / one-Redis-GET handler"),
+            ("seal_batch", "sign", 0.6, "sealing in batches / raw PKCS#11 sign rate"),
+            ("seal_single", "sign", None, "sealing one per request / raw PKCS#11 sign rate"),
+        ]
+        for name, floor, target, what in pairs:
+            if name in m and floor in m:
+                ratio = m[name].rate / m[floor].rate
+                self.report.ratios.append(
+                    {
+                        "what": what,
+                        "ratio": ratio,
+                        "target": target,
+                        "pass": None if target is None else ratio >= target,
+                    }
+                )
+        half = min(self.report.sweep, key=lambda p: abs(p["fraction"] - 0.5), default=None)
+        if half is not None:
+            self.report.ratios.append(
+                {
+                    "what": "p99 at half the cached-verify rate (ms)",
+                    "ratio": half["p99_ms"],
+                    "target": 10.0,
+                    "pass": half["p99_ms"] <= 10.0,
+                }
+            )
+        cores = os.cpu_count() or 1
+        for need, (name, amount) in CITY_NEEDS.items():
+            if name not in m or not m[name].cpu_us:
+                continue
+            cpu_us = m[name].cpu_us or math.inf
+            per_core = 1e6 / cpu_us * TARGET_UTILISATION
+            self.report.machines.append(
+                {
+                    "need": need,
+                    "amount": amount,
+                    "basis": m[name].what,
+                    "cpu_us": cpu_us,
+                    "per_core": per_core,
+                    "machines_like_this": math.ceil(amount / (per_core * cores)),
+                    "cores": cores,
+                    "machines_16_core": math.ceil(amount / (per_core * 16)),
+                }
+            )
+
+
+def _wait_ready(url: str, timeout: float = 60.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=5) as reply:  # noqa: S310
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway at {url} did not become ready")
+        time.sleep(0.2)
+
+
+def _seal_key_label(home: Path, credentials_file: Path) -> str:
+    from gateway.home import load_settings
+    from verify.sqlite import SqliteDirectory
+
+    settings = load_settings(home)
+    directory = SqliteDirectory(settings.sqlite_path)
+    try:
+        seal = directory.seal(Credentials.read(credentials_file).proof_seal)
+        return seal.active_key.key_label
+    finally:
+        directory.close()
+
+
+def _fill_floor_keys(redis: RedisServer, codes: list[str]) -> None:
+    """The one-GET floor's keys: one value per code, the size of a cached status."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis.url)
+    value = b'{"status":"valid","type":"' + b"x" * 200 + b'"}'
+    progress = Progress(len(codes), "floor keys")
+    try:
+        for start in range(0, len(codes), 10_000):
+            pipe = client.pipeline(transaction=False)
+            for code in codes[start : start + 10_000]:
+                pipe.set(REDIS_PREFIX + code.encode(), value)
+            pipe.execute()
+            progress.update(min(start + 10_000, len(codes)))
+        progress.update(len(codes), final=True)
+    finally:
+        client.close()
+
+
+def _flush_floor_keys(redis: RedisServer) -> None:
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis.url)
+    try:
+        cursor = 0
+        while True:
+            cursor, keys = client.scan(cursor, match=REDIS_PREFIX + b"*", count=10_000)
+            if keys:
+                client.unlink(*keys)
+            if cursor == 0:
+                break
+    finally:
+        client.close()
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpu = model or "unknown CPU"
+    python = platform.python_version()
+    return f"{os.cpu_count()} cores, {platform.machine()}, {cpu}, Python {python}"
+
+
+def run_capacity(options: Options) -> Path:
+    """Run the whole harness; prints the ratio table and returns the report's path."""
+    from bench.report import ratio_table, write
+
+    started = time.monotonic()
+    report = Harness(options).run()
+    path = write(report, options.out)
+    print(f"\n{ratio_table(report)}\n", file=sys.stderr)
+    print(f"report: {path} ({time.monotonic() - started:,.0f} s)", file=sys.stderr)
+    return path

@@ -1,0 +1,158 @@
+"""The capacity report: ``report.md``, ``results.json`` and the PNG plots of one run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.capacity import Report
+
+
+def ratio_table(report: Report) -> str:
+    lines = ["| figure | measured | target | |", "|---|---:|---:|---|"]
+    for row in report.ratios:
+        target = "" if row["target"] is None else f"{row['target']:g}"
+        verdict = {True: "pass", False: "**FAIL**", None: ""}[row["pass"]]
+        value = f"{row['ratio']:.2f}" if "ms" in row["what"] else f"{row['ratio']:.2f}×"
+        lines.append(f"| {row['what']} | {value} | {target} | {verdict} |")
+    return "\n".join(lines)
+
+
+def measurement_table(report: Report) -> str:
+    lines = [
+        "| measurement | rate | CPU-µs each | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in report.measurements.values():
+        cpu = f"{m.cpu_us:.0f}" if m.cpu_us is not None else ""
+        p50 = f"{m.p50_ms:.2f}" if m.p50_ms is not None else ""
+        p99 = f"{m.p99_ms:.2f}" if m.p99_ms is not None else ""
+        lines.append(f"| {m.what} | {m.rate:,.0f} {m.unit} | {cpu} | {p50} | {p99} | {m.errors} |")
+    return "\n".join(lines)
+
+
+def machines_table(report: Report) -> str:
+    if not report.machines:
+        return ""
+    cores = report.machines[0]["cores"]
+    lines = [
+        f"| need | basis | CPU-µs each | machines like this ({cores} cores) | 16-core machines |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for row in report.machines:
+        lines.append(
+            f"| {row['amount']:,} {row['need']} | {row['basis']} | {row['cpu_us']:.0f} | "
+            f"{row['machines_like_this']} | {row['machines_16_core']} |"
+        )
+    return "\n".join(lines)
+
+
+def sweep_table(report: Report) -> str:
+    lines = [
+        "| offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | errors |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in report.sweep:
+        lines.append(
+            f"| {p['offered']:,.0f} | {p['achieved']:,.0f} | {p['p50_ms']:.2f} | "
+            f"{p['p90_ms']:.2f} | {p['p99_ms']:.2f} | {p['errors']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(report: Report, out: Path) -> list[Path]:
+    """Throughput and latency against offered load (the paced sweep)."""
+    if not report.sweep:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    offered = [p["offered"] for p in report.sweep]
+    written = []
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(offered, [p["achieved"] for p in report.sweep], marker="o", label="achieved")
+    axis.plot(offered, offered, linestyle="--", color="grey", label="offered")
+    trivial = report.measurements.get("trivial")
+    if trivial is not None:
+        axis.axhline(trivial.rate, color="tab:red", linestyle=":", label="trivial handler peak")
+    axis.set_xlabel("offered verifications/s (one worker)")
+    axis.set_ylabel("answered verifications/s")
+    axis.set_title("Verification of a cached code: throughput")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    path = out / "throughput.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    written.append(path)
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for key, label in (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99")):
+        axis.plot(offered, [p[key] for p in report.sweep], marker="o", label=label)
+    axis.axhline(10.0, color="tab:red", linestyle=":", label="p99 target (10 ms)")
+    axis.set_yscale("log")
+    axis.set_xlabel("offered verifications/s (one worker)")
+    axis.set_ylabel("latency, ms (log)")
+    axis.set_title("Verification of a cached code: latency")
+    axis.legend()
+    axis.grid(alpha=0.3, which="both")
+    figure.tight_layout()
+    path = out / "latency.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    written.append(path)
+    return written
+
+
+def markdown(report: Report, plots: list[Path]) -> str:
+    parts = [
+        "# sealgate capacity report",
+        "",
+        f"Run {report.started} on {report.machine}; population {report.population:,} "
+        "sealed proofs. One gateway worker; floors measured in the same run.",
+        "",
+        "## Ratios to the floors (DESIGN §6)",
+        "",
+        ratio_table(report),
+        "",
+        "## Measurements",
+        "",
+        measurement_table(report),
+        "",
+        "CPU-µs each: user + system CPU of the service's whole process tree (worker, "
+        "signing and audit-writer children) over the measured window, per request "
+        "(per seal for sealing).",
+        "",
+        "## Machines a 25 M-person city needs",
+        "",
+        machines_table(report),
+        "",
+        "From CPU-µs per request, with machines planned to run at most 70 % busy and one "
+        "worker per core; Redis, the database and the HSM are sized separately.",
+        "",
+        "## Verification at offered loads (paced)",
+        "",
+        sweep_table(report),
+        "",
+    ]
+    parts += [f"![{p.stem}]({p.name})" for p in plots]
+    if report.locust:
+        parts += ["", "## The citywide mix (locust)", "", report.locust]
+    if report.notes:
+        parts += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(parts) + "\n"
+
+
+def write(report: Report, out: Path) -> Path:
+    plots = plot(report, out)
+    (out / "results.json").write_text(
+        json.dumps(asdict(report), indent=1, ensure_ascii=False, default=str), encoding="utf-8"
+    )
+    path = out / "report.md"
+    path.write_text(markdown(report, plots), encoding="utf-8")
+    return path

@@ -4,7 +4,8 @@
 of explicit size and timeouts. It keeps the embedded registry's rules:
 
 - **Durable on return.** ``register`` and ``change_status`` return only after COMMIT,
-  with ``synchronous_commit`` at least ``on`` (a session finding it ``off`` turns it on),
+  with ``synchronous_commit`` at least ``on`` (where the database says ``off``, the
+  pool's sessions start with it ``on``),
   so a 201 or a 200 is never answered for a write a crash could lose.
 - **Group commit.** Concurrent registrations queue for one writer task, which commits
   everything queued as one transaction, each registration in its own savepoint: one
@@ -453,16 +454,6 @@ async def _insert_registration(conn: Any, job: _Registration) -> None:
         raise CodeTaken("verification code already registered") from exc
 
 
-async def _ensure_durable_commits(conn: Any) -> None:
-    """Each new pooled connection: COMMIT must wait for the WAL flush (201 depends on it).
-
-    Only ``off`` is raised to ``on``; stronger settings of the server (``remote_write``,
-    ``remote_apply`` with synchronous standbys) are kept.
-    """
-    if await conn.fetchval("SHOW synchronous_commit") == "off":
-        await conn.execute("SET synchronous_commit = on")
-
-
 class PostgresRegistry(Registry):
     """:class:`Registry` on PostgreSQL; see the module docstring.
 
@@ -505,31 +496,40 @@ class PostgresRegistry(Registry):
             return self._pool
         async with self._opening:
             if self._pool is None:
-                try:
-                    pool = await asyncpg.create_pool(
-                        self._url,
-                        min_size=self._min,
-                        max_size=self._max,
-                        timeout=self._connect_timeout,
-                        command_timeout=self._command_timeout,
-                        max_inactive_connection_lifetime=IDLE_LIFETIME,
-                        init=_ensure_durable_commits,
-                    )
-                except _STORE_FAILURES as exc:
-                    raise RegistryUnavailable(_failure("connecting to the registry", exc)) from exc
-                try:
-                    async with pool.acquire(timeout=self._acquire_timeout) as conn:
-                        found = await _applied_version_async(conn)
-                except _STORE_FAILURES as exc:
-                    await pool.close()
-                    raise RegistryUnavailable(_failure("reading the schema", exc)) from exc
-                # A newer schema is accepted: migrations only add, so the gateways of the
-                # previous release keep running while the next one is rolled out.
-                if found < len(MIGRATIONS):
-                    await pool.close()
-                    raise _outdated(found)
-                self._pool = pool
+                self._pool = await self._create_pool()
         return self._pool
+
+    async def _create_pool(self) -> Any:
+        try:
+            probe = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+            try:
+                found = await _applied_version_async(probe)
+                durable = await probe.fetchval("SHOW synchronous_commit") != "off"
+            finally:
+                await probe.close()
+        except _STORE_FAILURES as exc:
+            raise RegistryUnavailable(_failure("connecting to the registry", exc)) from exc
+        # A newer schema is accepted: migrations only add, so the gateways of the previous
+        # release keep running while the next one is rolled out.
+        if found < len(MIGRATIONS):
+            raise _outdated(found)
+        # COMMIT must wait for the WAL flush: a 201 depends on it. Where the database or
+        # role says synchronous_commit = off, the pool's sessions start with it on (as a
+        # startup setting, which the pool's RESET ALL between uses keeps). Stronger
+        # settings (remote_write, remote_apply with synchronous standbys) are left alone.
+        settings = {} if durable else {"synchronous_commit": "on"}
+        try:
+            return await asyncpg.create_pool(
+                self._url,
+                min_size=self._min,
+                max_size=self._max,
+                timeout=self._connect_timeout,
+                command_timeout=self._command_timeout,
+                max_inactive_connection_lifetime=IDLE_LIFETIME,
+                server_settings=settings,
+            )
+        except _STORE_FAILURES as exc:
+            raise RegistryUnavailable(_failure("connecting to the registry", exc)) from exc
 
     @contextlib.asynccontextmanager
     async def _connection(self, what: str) -> AsyncIterator[Any]:

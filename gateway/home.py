@@ -121,8 +121,8 @@ class Settings:
     def document_cipher(self) -> DocumentCipher:
         return DocumentCipher(self.read_secret("document-key"))
 
-    # The backends are imported when chosen: an embedded gateway never loads the
-    # PostgreSQL drivers, nor a city-scale one SQLite's writer.
+    # The backends are imported when chosen, so an embedded gateway never loads the
+    # PostgreSQL drivers.
     def open_registry(self) -> Registry:
         """The registry these settings name (the SQLite file by default)."""
         if self.database_kind == "postgresql":

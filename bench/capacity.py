@@ -489,10 +489,8 @@ def _wait_ready(url: str, timeout: float = 60.0) -> None:
 
 def _seal_key_label(home: Path, credentials_file: Path) -> str:
     from gateway.home import load_settings
-    from verify.sqlite import SqliteDirectory
 
-    settings = load_settings(home)
-    directory = SqliteDirectory(settings.sqlite_path)
+    directory = load_settings(home).open_directory()
     try:
         seal = directory.seal(Credentials.read(credentials_file).proof_seal)
         return seal.active_key.key_label

@@ -49,7 +49,6 @@ from verify.code import CodeAuthority
 from verify.directory import Client, Role
 from verify.holders import HolderKeys
 from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
-from verify.sqlite import SqliteDirectory
 
 log = logging.getLogger("sealgate.gateway")
 
@@ -430,7 +429,7 @@ async def openapi(request: web.Request) -> web.Response:
 async def components(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with contextlib.AsyncExitStack() as stack:
-        directory = SqliteDirectory(settings.sqlite_path)
+        directory = settings.open_directory()
         stack.callback(directory.close)
         codes = CodeAuthority(settings.read_secret("code-key"), settings.region)
         holder_keys = HolderKeys(settings.read_secret("holder-key"))

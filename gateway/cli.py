@@ -26,6 +26,7 @@ from hsm.errors import HsmError
 from hsm.keystore import KeyAlgorithm
 from verify.audit import AuditError, AuditEvent, SignedHead, TrailBroken, verify_trail
 from verify.directory import DirectoryError, Role, SealKind
+from verify.registry import RegistryError
 
 
 class CliError(Exception):
@@ -64,6 +65,20 @@ def _parser() -> argparse.ArgumentParser:
         "SoftHSM2 token inside the home); its PIN comes from SEALGATE_PKCS11_PIN",
     )
     init.add_argument("--token-label", default="sealgate")
+    init.add_argument(
+        "--database-url",
+        help="where the registry and directory live (default: $SEALGATE_DATABASE_URL, else "
+        "the SQLite file in the home); postgresql://HOST/DB at city scale, kept in the "
+        "config file, so without a password (use PGPASSWORD or ~/.pgpass)",
+    )
+
+    db = sub.add_parser("db", parents=[home], help="the registry's database").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    migrate = db.add_parser(
+        "migrate", parents=[home], help="apply the schema migrations the database lacks"
+    )
+    migrate.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
 
     seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -140,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
             city=args.city,
             pkcs11_module=args.pkcs11_module,
             token_label=args.token_label,
+            database_url=args.database_url,
         )
         if args.backend == "soft":
             print(
@@ -161,6 +177,10 @@ def _run(args: argparse.Namespace) -> int:
         database_url=getattr(args, "database_url", None),
         redis_url=getattr(args, "redis_url", None),
     )
+    if args.command == "db":
+        version = settings.migrate_database()
+        print(f"{settings.database_label}\tschema version {version}")
+        return 0
     if args.command == "serve":
         if args.workers < 1:
             raise CliError("--workers must be at least 1")
@@ -316,6 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         HomeError,
         HsmError,
         DirectoryError,
+        RegistryError,
         CryptoError,
         AuditError,
         ValueError,

@@ -4,7 +4,8 @@ Layout::
 
     HOME/config.toml        settings (no secrets)
     HOME/secrets/           0700; token PINs, the code-tag and holder-key secrets
-    HOME/registry.db        the SQLite registry (embedded default)
+    HOME/registry.db        the SQLite registry (embedded default; a postgresql:// database
+                            URL puts the registry and the directory there instead)
     HOME/softhsm/           SoftHSM2 token store and its softhsm2.conf
     HOME/soft-keys/         the development-only soft keystore
     HOME/root.pem           the city root CA certificate (public)
@@ -22,8 +23,8 @@ from pathlib import Path
 
 from hsm.keystore import KeystoreConfig
 from verify.at_rest import DocumentCipher
+from verify.directory import Directory
 from verify.registry import Registry
-from verify.sqlite import SqliteRegistry
 
 DEFAULT_HOME = Path(".sealgate")
 CONFIG_NAME = "config.toml"
@@ -35,6 +36,26 @@ class HomeError(Exception):
 
 def resolve_home(flag: str | None) -> Path:
     return Path(flag or os.environ.get("SEALGATE_HOME") or DEFAULT_HOME).absolute()
+
+
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def database_kind(url: str) -> str:
+    """``sqlite`` or ``postgresql``, from the URL's scheme; any other is a HomeError.
+
+    Only the scheme is ever quoted: the rest of a URL may hold a password.
+    """
+    if url.startswith(SQLITE_PREFIX):
+        return "sqlite"
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in POSTGRES_SCHEMES:
+        return "postgresql"
+    raise HomeError(
+        f"unsupported database URL scheme {scheme or url.split(':')[0]!r}:"
+        " use sqlite:///PATH or postgresql://HOST/DATABASE"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +70,24 @@ class Settings:
     redis_url: str | None
 
     @property
+    def database_kind(self) -> str:
+        """``sqlite`` (embedded default) or ``postgresql`` (city scale)."""
+        return database_kind(self.database_url)
+
+    @property
+    def database_label(self) -> str:
+        """The database URL with any password hidden, for messages."""
+        if self.database_kind == "postgresql":
+            from verify.postgres import redacted
+
+            return redacted(self.database_url)
+        return self.database_url
+
+    @property
     def sqlite_path(self) -> Path:
-        prefix = "sqlite:///"
-        if not self.database_url.startswith(prefix):
-            raise HomeError(
-                f"unsupported database URL scheme in {self.database_url.split(':')[0]!r}"
-            )
-        return Path(self.database_url[len(prefix) :])
+        if self.database_kind != "sqlite":
+            raise HomeError("the database is not SQLite")
+        return Path(self.database_url[len(SQLITE_PREFIX) :])
 
     @property
     def secrets_dir(self) -> Path:
@@ -89,9 +121,37 @@ class Settings:
     def document_cipher(self) -> DocumentCipher:
         return DocumentCipher(self.read_secret("document-key"))
 
+    # The backends are imported when chosen, so an embedded gateway never loads the
+    # PostgreSQL drivers.
     def open_registry(self) -> Registry:
         """The registry these settings name (the SQLite file by default)."""
+        if self.database_kind == "postgresql":
+            from verify.postgres import PostgresRegistry
+
+            return PostgresRegistry(self.database_url, self.document_cipher())
+        from verify.sqlite import SqliteRegistry
+
         return SqliteRegistry(self.sqlite_path, self.document_cipher())
+
+    def open_directory(self) -> Directory:
+        """The directory of seals and clients, in the registry's database."""
+        if self.database_kind == "postgresql":
+            from verify.postgres import PostgresDirectory
+
+            return PostgresDirectory(self.database_url)
+        from verify.sqlite import SqliteDirectory
+
+        return SqliteDirectory(self.sqlite_path)
+
+    def migrate_database(self) -> int:
+        """Bring the database's schema up to date; returns its version."""
+        if self.database_kind == "postgresql":
+            from verify.postgres import migrate as migrate_postgres
+
+            return migrate_postgres(self.database_url)
+        from verify.sqlite import migrate as migrate_sqlite
+
+        return migrate_sqlite(self.sqlite_path)
 
     def keystore_config(self) -> KeystoreConfig:
         if self.backend == "soft":
@@ -147,6 +207,8 @@ def load_settings(
         return str(value) if value is not None else None
 
     db = pick(database_url, "SEALGATE_DATABASE_URL", "database_url", None)
+    if db is not None:
+        database_kind(db)  # an unknown scheme is refused here, before anything opens
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from crypto.errors import ContentError, ProofError
 from hsm.errors import HsmError, HsmUnavailable
+from verify.directory import DirectoryUnavailable
 from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
 from verify.registry import (
     IdempotencyConflict,
@@ -100,6 +101,13 @@ def problem_for(exc: Exception) -> Problem | None:
             503,
             "registry-unavailable",
             "The registry is unavailable; retry later",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, DirectoryUnavailable):  # clients cannot be authenticated meanwhile
+        return Problem(
+            503,
+            "directory-unavailable",
+            "The directory of seals and clients is unavailable; retry later",
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, IdempotencyConflict):

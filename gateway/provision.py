@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
@@ -25,12 +26,19 @@ from crypto.certificates import (
     prepare_seal_certificate,
 )
 from gateway.audit import AUDIT_KEY_LABEL
-from gateway.home import CONFIG_NAME, HomeError, Settings, load_settings, write_config, write_secret
+from gateway.home import (
+    CONFIG_NAME,
+    HomeError,
+    Settings,
+    database_kind,
+    load_settings,
+    write_config,
+    write_secret,
+)
 from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
-from verify.directory import Client, KeyState, Role, Seal, SealKey, SealKind
+from verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
 from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
-from verify.sqlite import SqliteDirectory, migrate
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
@@ -77,16 +85,16 @@ class Provisioner:
     def keystore(self) -> Keystore:
         return open_keystore(self.settings.keystore_config())
 
-    def directory(self) -> SqliteDirectory:
-        return SqliteDirectory(self.settings.sqlite_path)
+    def directory(self) -> Directory:
+        return self.settings.open_directory()
 
-    def _root(self, directory: SqliteDirectory) -> bytes:
+    def _root(self, directory: Directory) -> bytes:
         roots = directory.roots()
         if not roots:
             raise HomeError("the home has no city root CA (run 'sealgate init')")
         return roots[-1][0]
 
-    def create_root(self, keystore: Keystore, directory: SqliteDirectory, city: str) -> bytes:
+    def create_root(self, keystore: Keystore, directory: Directory, city: str) -> bytes:
         info = keystore.generate_key(ROOT_KEY_LABEL, KeyAlgorithm.EC_P256)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         pending = prepare_root_certificate(
@@ -115,7 +123,7 @@ class Provisioner:
     def _issue_seal_key(
         self,
         keystore: Keystore,
-        directory: SqliteDirectory,
+        directory: Directory,
         *,
         seal_id: str,
         version: int,
@@ -148,7 +156,7 @@ class Provisioner:
     def create_seal(
         self,
         keystore: Keystore,
-        directory: SqliteDirectory,
+        directory: Directory,
         *,
         unit_name: str,
         unit_code: str,
@@ -173,7 +181,7 @@ class Provisioner:
     def rotate_seal(
         self,
         keystore: Keystore,
-        directory: SqliteDirectory,
+        directory: Directory,
         seal_id: str,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
     ) -> SealKey:
@@ -193,7 +201,7 @@ class Provisioner:
 
     def add_client(
         self,
-        directory: SqliteDirectory,
+        directory: Directory,
         *,
         name: str,
         role: Role,
@@ -225,7 +233,7 @@ class Provisioner:
         directory.add_client(client, token)
         return client, token
 
-    def demo(self, keystore: Keystore, directory: SqliteDirectory) -> DemoCredentials:
+    def demo(self, keystore: Keystore, directory: Directory) -> DemoCredentials:
         unit_name, unit_code = DEMO_OFFICE
         seals = [
             self.create_seal(
@@ -255,10 +263,24 @@ def init_home(
     city: str = "益阳市",
     pkcs11_module: str | None = None,
     token_label: str = "sealgate",  # noqa: S107 - a token's label, not a secret
+    database_url: str | None = None,
 ) -> tuple[Settings, DemoCredentials | None]:
-    """Create a home: config, secrets, token (SoftHSM2 unless a module is given), root CA."""
+    """Create a home: config, secrets, token (SoftHSM2 unless a module is given), root CA.
+
+    ``database_url`` (else ``SEALGATE_DATABASE_URL``, else the SQLite file in the home)
+    is where the schema is created and the directory written; given here, it is also
+    recorded in the config file, so it must not carry a password (libpq's
+    ``PGPASSWORD`` or ``~/.pgpass`` hold that).
+    """
     if backend not in ("pkcs11", "soft"):
         raise HomeError(f"unknown backend {backend!r} (pkcs11 or soft)")
+    if database_url is not None:
+        database_kind(database_url)
+        if urlsplit(database_url).password is not None:
+            raise HomeError(
+                "the database URL is written to config.toml: leave the password out of it"
+                " (use PGPASSWORD or ~/.pgpass)"
+            )
     if not (len(region) == 6 and region.isdigit() and region.isascii()):
         raise HomeError("the region code has 6 digits (GB/T 2260), e.g. 430900")
     if (home / CONFIG_NAME).exists():
@@ -282,9 +304,11 @@ def init_home(
                 write_secret(home, "token-so-pin", so_pin.encode())
                 create_softhsm_token(home / "softhsm", token_label, pin, so_pin)
                 config["pkcs11_module"] = SOFTHSM2_MODULE
+        if database_url is not None:
+            config["database_url"] = database_url
         write_config(home, config)
-        settings = load_settings(home)
-        migrate(settings.sqlite_path)
+        settings = load_settings(home, database_url=database_url)
+        settings.migrate_database()
         provisioner = Provisioner(settings)
         with provisioner.keystore() as keystore:
             directory = provisioner.directory()

@@ -10,6 +10,7 @@ import pytest
 from bench.redis_server import RedisServer, RedisServerMissing
 from hsm.keystore import KeystoreConfig
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
+from tests.postgres_server import PostgresServer, PostgresServerMissing
 
 SOFTHSM_TOKEN_LABEL = "sealgate-test"
 SOFTHSM_PIN = "4711-test-pin"
@@ -65,3 +66,22 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = _started(tmp_path / "redis")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the whole run, started on first use. Tests share the
+    server, never a database: take a fresh one with ``postgres_url``."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database on the shared server (no schema yet)."""
+    return postgres_server.create_database()

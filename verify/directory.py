@@ -1,7 +1,8 @@
 """Who may do what: the seals an office holds and the clients that call the gateway.
 
 Kept in the same store as the registry (one SQLite file, or one PostgreSQL database at
-city scale) so that every gateway instance sees the same seals and clients. Client
+city scale: :mod:`verify.sqlite`, :mod:`verify.postgres`) so that every gateway instance
+sees the same seals and clients. Client
 tokens are stored only as SHA-256 digests: they are 256-bit random values, so a fast
 hash suffices and a leaked store yields no usable token.
 """
@@ -24,6 +25,10 @@ class NotFound(DirectoryError):
 
 class AlreadyExists(DirectoryError):
     """A seal or client with that id already exists."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The store cannot be reached or read; retry later."""
 
 
 class SealKind(enum.StrEnum):
@@ -132,3 +137,7 @@ class Directory(ABC):
     @abstractmethod
     def clients(self) -> list[Client]:
         """Every client, by id."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's connection."""

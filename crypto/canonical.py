@@ -62,7 +62,7 @@ def _plain(value: Any, depth: int) -> bool:
     if kind is str or value is None or kind is bool:
         return True
     if kind is int:
-        return -_MAX_SAFE <= value <= _MAX_SAFE
+        return bool(-_MAX_SAFE <= value <= _MAX_SAFE)
     if depth >= _MAX_DEPTH:
         return False
     if kind is dict:

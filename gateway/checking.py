@@ -82,29 +82,9 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus, now: float | None = None) -> dict[str, Any]:
-        """The minimum a checker needs (DESIGN §4), holder masked."""
-        if now is None:
-            now = self._clock()
-        view: dict[str, Any] = {
-            "code": format_code(record.code),
-            "status": record.current_status(now).value,
-            "type": record.type,
-            "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
-            "holder": {
-                "kind": record.holder_kind,
-                "name": record.holder_name_masked,
-                "id": record.holder_id_masked,
-            },
-            "valid_from": record.valid_from,
-            "valid_until": record.valid_until,
-            "issued_at": rfc3339(record.issued_at),
-            "status_changed_at": rfc3339(record.status_changed_at),
-            "checked_at": rfc3339(now),
-        }
-        if record.superseded_by:
-            view["superseded_by"] = format_code(record.superseded_by)
-        return view
+    def status_view(self, record: ProofStatus) -> dict[str, Any]:
+        """The minimum a checker needs (DESIGN §4), holder masked, checked now."""
+        return status_view(record, self._clock())
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
         """Verify a presented sealed proof offline, then report its registered status.
@@ -134,3 +114,26 @@ class StatusChecker:
             result["status"] = (status or record).current_status(self._clock()).value
         result["checked_at"] = rfc3339(self._clock())
         return result
+
+
+def status_view(record: ProofStatus, now: float) -> dict[str, Any]:
+    """The minimum a checker needs (DESIGN §4), holder masked, as of ``now``."""
+    view: dict[str, Any] = {
+        "code": format_code(record.code),
+        "status": record.current_status(now).value,
+        "type": record.type,
+        "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
+        "holder": {
+            "kind": record.holder_kind,
+            "name": record.holder_name_masked,
+            "id": record.holder_id_masked,
+        },
+        "valid_from": record.valid_from,
+        "valid_until": record.valid_until,
+        "issued_at": rfc3339(record.issued_at),
+        "status_changed_at": rfc3339(record.status_changed_at),
+        "checked_at": rfc3339(now),
+    }
+    if record.superseded_by:
+        view["superseded_by"] = format_code(record.superseded_by)
+    return view

@@ -24,7 +24,7 @@ from multidict import CIMultiDict
 
 from gateway.audit import AUDIT_NOTE
 from gateway.auth import Authenticator, require_purpose
-from gateway.checking import StatusChecker
+from gateway.checking import StatusChecker, status_view
 from gateway.requests import parse_purpose
 from gateway.sealing import rfc3339
 from gateway.throttle import (
@@ -44,8 +44,7 @@ class StatusAnswers:
     """The JSON of status answers, per (code, status version) and derived status; only
     ``checked_at`` is appended per request."""
 
-    def __init__(self, checker: StatusChecker, max_entries: int = MAX_REMEMBERED) -> None:
-        self._checker = checker
+    def __init__(self, max_entries: int = MAX_REMEMBERED) -> None:
         self._max_entries = max_entries
         self._prefixes: dict[tuple[str, int], tuple[Status, bytes]] = {}
 
@@ -54,7 +53,7 @@ class StatusAnswers:
         current = status.current_status(now)
         entry = self._prefixes.get(key)
         if entry is None or entry[0] is not current:
-            view = self._checker.status_view(status, now)
+            view = status_view(status, now)
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
             entry = (current, (text[:-1] + ',"checked_at":"').encode())
@@ -77,7 +76,7 @@ class VerifyEndpoint:
         self._checker = checker
         self._limiter = limiter
         self._clock = clock
-        self._answers = StatusAnswers(checker)
+        self._answers = StatusAnswers()
         self._purposes: dict[str, str] = {}  # query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:

@@ -210,6 +210,9 @@ def connect(
     # FULL: a commit is on disk (the WAL fsynced) before COMMIT returns; 201 depends on it.
     conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # 64 MiB of pages per connection (default 2 MiB): the code and holder indexes of a
+    # million proofs are random-keyed, and every insert and lookup walks them.
+    conn.execute("PRAGMA cache_size = -65536")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn

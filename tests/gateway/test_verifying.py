@@ -1,0 +1,71 @@
+"""The verify route's remembered answers say exactly what a freshly built view says."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.checking import status_view
+from gateway.verifying import StatusAnswers
+from tests.cache.samples import BASE
+from verify.registry import ProofStatus, Status
+
+# What a registry can hold: text without lone surrogates, times a calendar can show.
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_time = st.floats(min_value=0, max_value=4e9)
+statuses = st.builds(
+    ProofStatus,
+    code=_text,
+    seal_id=_text,
+    unit_name=_text,
+    unit_code=_text,
+    type=_text,
+    holder_kind=_text,
+    holder_name_masked=_text,
+    holder_id_masked=_text,
+    valid_from=_text,
+    valid_until=st.none() | _text,
+    expires_at=st.none() | _time,
+    issued_at=_time,
+    status=st.sampled_from(Status),
+    status_changed_at=_time,
+    superseded_by=st.none() | _text,
+    version=st.integers(min_value=0, max_value=2**63),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(statuses, st.floats(min_value=0, max_value=4e9))
+def test_a_remembered_answer_is_the_fresh_view(status: ProofStatus, now: float) -> None:
+    answers = StatusAnswers()
+    first = json.loads(answers.body(status, now))
+    assert first == status_view(status, now)
+    # and again from memory, a second later
+    assert json.loads(answers.body(status, now + 1)) == status_view(status, now + 1)
+
+
+def test_the_answer_turns_expired_at_valid_until_with_no_new_version() -> None:
+    answers = StatusAnswers()
+    assert BASE.expires_at is not None
+    before = json.loads(answers.body(BASE, BASE.expires_at - 1))
+    after = json.loads(answers.body(BASE, BASE.expires_at))
+    assert before["status"] == "valid"
+    assert after["status"] == "expired"
+
+
+def test_a_new_version_is_a_new_answer() -> None:
+    answers = StatusAnswers()
+    now = BASE.issued_at + 10
+    assert json.loads(answers.body(BASE, now))["status"] == "valid"
+    revoked = dataclasses.replace(BASE, status=Status.REVOKED, version=BASE.version + 1)
+    assert json.loads(answers.body(revoked, now))["status"] == "revoked"
+
+
+def test_memory_is_bounded() -> None:
+    answers = StatusAnswers(max_entries=10)
+    for version in range(25):
+        answers.body(dataclasses.replace(BASE, version=version), BASE.issued_at)
+    assert len(answers._prefixes) <= 10

@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: setup system run test lint bench clean
+.PHONY: setup system run test lint bench capacity clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	@touch $(STAMP)
 
 run: setup
@@ -43,6 +43,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/pytest bench -o addopts="" --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+# `make capacity`: the capacity harness (DESIGN §6): floors and the gateway measured in one
+# run, ratios, machines needed; report in $(CAPACITY_OUT)/report.md. Its home and seeded
+# population stay there, so a second run skips the seeding.
+CAPACITY_OUT ?= capacity-report
+CAPACITY_ARGS ?=
+capacity: setup
+	$(BIN)/sealgate bench capacity --out $(CAPACITY_OUT) $(CAPACITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks

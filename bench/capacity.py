@@ -63,7 +63,8 @@ class Options:
     batch: int = 100
     sweep_seconds: float = 4.0
     locust_seconds: int = 0  # 0: no locust run
-    locust_users: int = 64
+    locust_users: int = 32
+    database_url: str | None = None  # None: SQLite in the harness's home
 
 
 @dataclass
@@ -166,8 +167,11 @@ class Harness:
             _step("creating a demo home (sealgate init --demo)")
             if self.home.exists():
                 shutil.rmtree(self.home)
+            extra = (
+                ["--database-url", self.options.database_url] if self.options.database_url else []
+            )
             done = subprocess.run(
-                [*_sealgate(), "--home", str(self.home), "init", "--demo"],
+                [*_sealgate(), "--home", str(self.home), "init", "--demo", *extra],
                 capture_output=True,
                 text=True,
                 check=False,

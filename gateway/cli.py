@@ -132,6 +132,31 @@ def _parser() -> argparse.ArgumentParser:
     audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
     audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
 
+    bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
+    bench_sub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
+    capacity = bench_sub.add_parser(
+        "capacity",
+        help="floors and the gateway in one run on this machine: ratios, machines needed, "
+        "a Markdown report with plots",
+    )
+    capacity.add_argument(
+        "--out",
+        type=Path,
+        default=Path("capacity-report"),
+        help="report and work directory (its home and population are reused by the next run)",
+    )
+    capacity.add_argument("--population", type=int, default=1_000_000, help="proofs to seed")
+    capacity.add_argument("--seconds", type=float, default=8.0, help="each measurement's length")
+    capacity.add_argument("--zipf", type=float, default=1.0, help="popularity exponent")
+    capacity.add_argument("--connections", type=int, default=64, help="wrk connections")
+    capacity.add_argument("--batch", type=int, default=100, help="proofs per sealing batch")
+    capacity.add_argument(
+        "--locust", type=int, default=30, metavar="SECONDS", help="the locust mix (0: skip)"
+    )
+    capacity.add_argument(
+        "--database-url", help="registry for the harness's home (default: SQLite in it)"
+    )
+
     check = sub.add_parser(
         "verify-file",
         parents=[home],
@@ -167,6 +192,8 @@ def _run(args: argparse.Namespace) -> int:
             print("\n".join(credentials.lines()))
         return 0
 
+    if args.command == "bench":
+        return _bench_capacity(args)
     if args.command == "verify-file":
         return _verify_file(args, home)
     if args.command == "audit":
@@ -321,6 +348,28 @@ def _verify_file(args: argparse.Namespace, home: Path) -> int:
         return 1
     print(
         f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
+    )
+    return 0
+
+
+def _bench_capacity(args: argparse.Namespace) -> int:
+    try:
+        from bench.capacity import Options, run_capacity
+    except ImportError as exc:  # pragma: no cover - an install without bench/
+        raise CliError(f"the capacity harness is not installed ({exc})") from None
+    if args.population < 1 or args.seconds <= 0 or args.batch < 1 or args.connections < 1:
+        raise CliError("--population, --seconds, --batch and --connections must be positive")
+    run_capacity(
+        Options(
+            out=args.out.resolve(),
+            population=args.population,
+            seconds=args.seconds,
+            zipf=args.zipf,
+            connections=args.connections,
+            batch=min(args.batch, 1000),
+            locust_seconds=max(0, args.locust),
+            database_url=args.database_url,
+        )
     )
     return 0
 

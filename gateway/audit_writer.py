@@ -23,8 +23,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from gateway.audit import append, open_store
-from verify.audit import AuditEvent
+from gateway.audit import append_rows, open_store
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
@@ -49,9 +48,10 @@ def read_frame(stream: BinaryIO) -> Any | None:
     return msgpack.unpackb(data, raw=False)
 
 
-def _event(fields: list[Any]) -> AuditEvent:
+def _fields(fields: list[Any]) -> list[Any]:
+    """An event's fields as sent, checked for shape (a bad frame fails its group)."""
     action, client, role, purpose, code, result, request, at, detail = fields
-    return AuditEvent(action, client, role, purpose, code, result, request, float(at), dict(detail))
+    return [action, client, role, purpose, code, result, request, float(at), dict(detail)]
 
 
 def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
@@ -61,7 +61,7 @@ def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if operation == "append":
-                    value: Any = append(conn, [_event(e) for e in message[2]])[-1].seq
+                    value: Any = append_rows(conn, [_fields(e) for e in message[2]])
                 elif operation == "head":
                     row = conn.execute(
                         "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"

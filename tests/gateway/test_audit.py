@@ -249,3 +249,29 @@ async def test_a_killed_audit_writer_refuses_then_recovers_and_the_trail_holds(
     assert app[AUDIT]._proc is not None and app[AUDIT]._proc.pid != writer.pid
     await app[AUDIT].checkpoint()
     assert audit_verify(demo).returncode == 0
+
+
+async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
+    tmp_path: Path,
+) -> None:
+    from gateway.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    try:
+
+        def row(n: int) -> list[Any]:
+            return ["verify", "client-1", "verifier", "demo", f"CODE{n}", "200", f"r{n}", 1.0, {}]
+
+        # the same turn of the loop: one group, one future
+        first = asyncio.create_task(log.record_rows([row(1)]))
+        second = asyncio.create_task(log.record_rows([row(2)]))
+        await asyncio.sleep(0)
+        first.cancel()
+        await second  # the neighbour's write is not cancelled with it
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert [r[5] for r in rows(tmp_path / "audit.db")] == ["CODE1", "CODE2"]
+        assert log.groups_written == 1
+    finally:
+        await log.close()

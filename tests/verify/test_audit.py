@@ -8,6 +8,8 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from verify.audit import (
     GENESIS,
@@ -16,6 +18,7 @@ from verify.audit import (
     SignedHead,
     TrailBroken,
     chain,
+    chain_fields,
     checkpoint_digest,
     verify_trail,
 )
@@ -124,3 +127,32 @@ def test_a_head_not_signed_by_the_audit_key_is_refused() -> None:
     )
     with pytest.raises(TrailBroken, match="signed head"):
         verify_trail(records, PUBLIC, forged)
+
+
+_field_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_events = st.builds(
+    AuditEvent,
+    action=_field_text,
+    client_id=_field_text,
+    role=_field_text,
+    purpose=st.none() | _field_text,
+    code=st.none() | _field_text,
+    result=_field_text,
+    request_id=_field_text,
+    at=st.floats(min_value=0, max_value=4e9),
+    detail=st.dictionaries(_field_text, st.none() | _field_text | st.integers(-(2**53), 2**53)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_events, max_size=5), st.binary(min_size=32, max_size=32))
+def test_chaining_fields_gives_the_hashes_of_chaining_events(
+    events: list[AuditEvent], prev_hash: bytes
+) -> None:
+    fields = [
+        [e.action, e.client_id, e.role, e.purpose, e.code, e.result, e.request_id, e.at, e.detail]
+        for e in events
+    ]
+    fast = [(seq, prev, digest) for seq, prev, digest, _ in chain_fields(prev_hash, 7, fields)]
+    slow = [(r.seq, r.prev_hash, r.hash) for r in chain(prev_hash, 7, events)]
+    assert fast == slow

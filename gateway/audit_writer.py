@@ -19,6 +19,8 @@ import signal
 import sqlite3
 import struct
 import sys
+import threading
+import time
 from typing import Any, BinaryIO
 
 import msgpack
@@ -89,12 +91,43 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
         write_frame(stdout, ["error", type(exc).__name__])
         return 2
+    checkpoints = threading.Thread(
+        target=_checkpoint_forever, args=(args[0],), name="audit-checkpoints", daemon=True
+    )
+    checkpoints.start()
     write_frame(stdout, ["ready"])
     try:
         _serve(store, stdin, stdout)
     finally:
         store.close()
     return 0
+
+
+CHECKPOINT_SECONDS = 1.0
+
+
+def _checkpoint_forever(path: str) -> None:
+    """Copy the WAL into the store beside the writer, never inside its commits.
+
+    SQLite's automatic checkpoint runs in the committing connection and fsyncs there:
+    every few thousand records one group waited tens of milliseconds for it, and every
+    request in that group with it. A passive checkpoint from another connection copies
+    what it can without blocking the writer.
+    """
+    from pathlib import Path
+
+    from verify.sqlite import connect
+
+    conn = connect(Path(path), synchronous="NORMAL")
+    try:
+        while True:
+            time.sleep(CHECKPOINT_SECONDS)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                continue  # the next one catches up; the writer is unaffected
+    finally:
+        conn.close()
 
 
 def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
@@ -105,7 +138,9 @@ def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
     open_store(Path(path)).close()
     # See gateway.audit: NORMAL (WAL) keeps a killed gateway from losing records without
     # an fsync per group; a lock held past ``timeout`` fails the write (and the request).
-    return connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
+    conn = connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_forever
+    return conn
 
 
 if __name__ == "__main__":

@@ -56,12 +56,12 @@ SWEEP = (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.2)
 class Options:
     out: Path
     population: int = 1_000_000
-    seconds: float = 8.0
+    seconds: float = 6.0
     warmup: float = 2.0
     connections: int = 64
     zipf: float = 1.0
     batch: int = 100
-    sweep_seconds: float = 4.0
+    sweep_seconds: float = 3.0
     locust_seconds: int = 0  # 0: no locust run
     locust_users: int = 32
     database_url: str | None = None  # None: SQLite in the harness's home

@@ -146,12 +146,12 @@ def _parser() -> argparse.ArgumentParser:
         help="report and work directory (its home and population are reused by the next run)",
     )
     capacity.add_argument("--population", type=int, default=1_000_000, help="proofs to seed")
-    capacity.add_argument("--seconds", type=float, default=8.0, help="each measurement's length")
+    capacity.add_argument("--seconds", type=float, default=6.0, help="each measurement's length")
     capacity.add_argument("--zipf", type=float, default=1.0, help="popularity exponent")
     capacity.add_argument("--connections", type=int, default=64, help="wrk connections")
     capacity.add_argument("--batch", type=int, default=100, help="proofs per sealing batch")
     capacity.add_argument(
-        "--locust", type=int, default=30, metavar="SECONDS", help="the locust mix (0: skip)"
+        "--locust", type=int, default=20, metavar="SECONDS", help="the locust mix (0: skip)"
     )
     capacity.add_argument(
         "--database-url", help="registry for the harness's home (default: SQLite in it)"

@@ -35,7 +35,7 @@ def canonical_json(obj: Any) -> bytes:
                 obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
             ).encode()
         except UnicodeEncodeError:
-            raise ContentError("a string holds a lone surrogate") from None
+            raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     try:
         return rfc8785.dumps(obj)
     # Messages name the kind of problem, never the value: content carries identity

@@ -124,6 +124,14 @@ class _Breaker:
             self._probing = False
 
 
+DEFAULT_NAMESPACE = "sealgate"
+
+
+def status_key(code: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The Redis key of a code's cached status (what tools that fill the cache write)."""
+    return f"{namespace}:p:{code}"
+
+
 class RedisTier:
     """Proof statuses cached in Redis under ``{namespace}:p:{code}``, with invalidations
     published on ``{namespace}:invalidate``.
@@ -137,7 +145,7 @@ class RedisTier:
         self,
         url: str,
         *,
-        namespace: str = "sealgate",
+        namespace: str = DEFAULT_NAMESPACE,
         ttl_seconds: int = 3600,
         breaker_seconds: float = 1.0,
         socket_timeout: float = 0.25,
@@ -151,7 +159,7 @@ class RedisTier:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
         self._url = url
-        self._prefix = f"{namespace}:p:"
+        self._prefix = status_key("", namespace)
         self._channel = f"{namespace}:invalidate"
         self._ttl = ttl_seconds
         self._socket_timeout = socket_timeout

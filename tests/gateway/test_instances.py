@@ -1,0 +1,150 @@
+"""Two gateway instances on one PostgreSQL and one Redis (city scale, DESIGN §3).
+
+Each instance has a home of its own (its own audit trail, config and token directory);
+they share the database, the cache and what every instance must hold alike: the
+secrets (code, holder and document keys) and the keys in the HSM. Here the second home
+is a copy of the first, as a second machine provisioned from the same secrets and
+attached to the same (replicated) HSM would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import psycopg
+import pytest
+
+from bench.redis_server import RedisServer
+from gateway.provision import init_home
+from tests.gateway.conftest import proof_request
+from tests.gateway.serving import free_port, serving
+from tests.postgres_server import PostgresServer
+from verify.directory import Role
+
+BOUND = 1.0  # DESIGN: a status change shows everywhere within 1 s of its 200
+SEALGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+class Instances:
+    def __init__(self, homes: list[Path], urls: list[str], tokens: dict[Role, str], seal: str):
+        self.homes = homes
+        self.urls = urls
+        self.tokens = tokens
+        self.seal = seal
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@asynccontextmanager
+async def two_instances(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> AsyncIterator[tuple[Instances, aiohttp.ClientSession, str]]:
+    database = postgres_server.create_database("instances")
+    first = tmp_path / "gateway-a"
+    _, credentials = init_home(first, demo=True, database_url=database)
+    assert credentials is not None
+    second = tmp_path / "gateway-b"
+    shutil.copytree(first, second)
+    # the second instance starts a trail of its own (same audit key: the same HSM)
+    for trail in [*second.glob("audit.db*"), second / "audit-head.json"]:
+        trail.unlink(missing_ok=True)
+    tokens = {client.role: token for client, token in credentials.clients}
+    ports = [free_port(), free_port()]
+    env = {"SEALGATE_REDIS_URL": redis_server.url}
+    with ExitStack() as processes:
+        for home, port in zip((first, second), ports, strict=True):
+            processes.enter_context(serving(home, port, env=env))
+        instances = Instances(
+            [first, second],
+            [f"http://127.0.0.1:{port}" for port in ports],
+            tokens,
+            credentials.seals[0].seal_id,
+        )
+        async with aiohttp.ClientSession() as session:
+            yield instances, session, database
+
+
+async def status_on(session: aiohttp.ClientSession, base: str, gw: Instances, code: str) -> str:
+    async with session.get(
+        f"{base}/v1/verify/{code}?purpose=demo", headers=gw.auth(Role.VERIFIER)
+    ) as r:
+        assert r.status == 200, await r.text()
+        status: str = (await r.json())["status"]
+        return status
+
+
+@pytest.mark.slow
+async def test_proofs_statuses_and_idempotency_hold_across_instances(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    async with two_instances(tmp_path, postgres_server, redis_server) as (gw, session, db):
+        a, b = gw.urls
+
+        # sealed on one, verified on the other (and its document served there)
+        async with session.post(
+            f"{a}/v1/certificates", json=proof_request(gw.seal), headers=gw.auth(Role.SIGNER)
+        ) as r:
+            assert r.status == 201, await r.text()
+            code = (await r.json())["code"]
+        assert await status_on(session, b, gw, code) == "valid"
+        assert await status_on(session, a, gw, code) == "valid"
+
+        # a change on either is seen on the other within the bound
+        for writer, reader, status in ((a, b, "pledged"), (b, a, "valid"), (a, b, "revoked")):
+            async with session.post(
+                f"{writer}/v1/certificates/{code}/status",
+                json={"status": status, "reason": "cross-instance test"},
+                headers=gw.auth(Role.ISSUER),
+            ) as r:
+                assert r.status == 200, await r.text()
+                answered = time.monotonic()
+            while await status_on(session, reader, gw, code) != status:
+                assert time.monotonic() - answered <= BOUND, f"{status} not seen on {reader}"
+                await asyncio.sleep(0.01)
+
+        # one Idempotency-Key sent to both at once, then retried on each: one proof
+        key = str(uuid.uuid4())
+        headers = {**gw.auth(Role.SIGNER), "Idempotency-Key": key}
+        body = proof_request(gw.seal, content={"用途": "跨实例幂等"})
+
+        async def post(base: str) -> tuple[int, str, bool]:
+            async with session.post(f"{base}/v1/certificates", json=body, headers=headers) as r:
+                answer = await r.json()
+                replayed = r.headers.get("Idempotent-Replayed") == "true"
+                return r.status, answer.get("code", ""), replayed
+
+        first = await asyncio.gather(post(a), post(b), post(a), post(b))
+        again = [await post(b), await post(a)]
+        assert {status for status, _, _ in first + again} == {201}
+        assert len({code for _, code, _ in first + again}) == 1
+        assert all(replayed for _, _, replayed in again)
+        with psycopg.connect(db) as conn:
+            stored = conn.execute(
+                "SELECT count(*) FROM proofs WHERE code = %s", (first[0][1].replace("-", ""),)
+            ).fetchone()
+            keys = conn.execute(
+                "SELECT count(*) FROM idempotency_keys WHERE key = %s", (key,)
+            ).fetchone()
+        assert stored is not None and stored[0] == 1
+        assert keys is not None and keys[0] == 1
+
+    # each instance kept a trail of its own, and each verifies (both were stopped cleanly)
+    for home in gw.homes:
+        result = subprocess.run(
+            [*SEALGATE, "--home", str(home), "audit", "verify"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("OK"), result.stdout

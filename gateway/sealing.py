@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crypto.canonical import canonical_json
-from crypto.proof import Endorsement
+from crypto.proof import Endorsement, PendingProof
 from gateway.catalog import SealCatalog
 from gateway.problems import Problem
 from gateway.requests import ProofRequest
@@ -175,7 +176,16 @@ class SealingService:
         ticket: IdempotentRequest | None,
     ) -> list[ProofRecord]:
         for attempt in range(CODE_ATTEMPTS):
-            proofs = await asyncio.gather(*(self._seal_one(client, r) for r in requests))
+            # Prepared here, signed together (one trip to the signing process, no task per
+            # proof), then assembled.
+            prepared = [self._prepare_one(client, r) for r in requests]
+            signatures = await self._signing.sign_digests(
+                [(label, pending.digest) for label, pending, _ in prepared]
+            )
+            proofs = [
+                dataclasses.replace(record, document=pending.finish(signature))
+                for (_, pending, record), signature in zip(prepared, signatures, strict=True)
+            ]
             try:
                 await self._registry.register(list(proofs), ticket)
                 return list(proofs)
@@ -184,7 +194,10 @@ class SealingService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _seal_one(self, client: Client, request: ProofRequest) -> ProofRecord:
+    def _prepare_one(
+        self, client: Client, request: ProofRequest
+    ) -> tuple[str, PendingProof, ProofRecord]:
+        """The key label, the CMS awaiting its signature, and the record (document empty)."""
         seal = self._catalog.seal(request.seal_id)
         if seal is None:  # removed since authorise(); treat as not granted
             raise Problem(403, "seal-not-granted", "This client may not use that seal")
@@ -232,8 +245,7 @@ class SealingService:
             signing_time=signing_time,
             endorsement=endorsement,
         )
-        signature = await self._signing.sign_digest(key.key_label, pending.digest)
-        return ProofRecord(
+        record = ProofRecord(
             code=code.compact,
             seal_id=seal.seal_id,
             unit_name=seal.unit_name,
@@ -251,5 +263,6 @@ class SealingService:
             status_changed_at=float(now),
             superseded_by=None,
             signer_client=client.client_id,
-            document=pending.finish(signature),
+            document=b"",
         )
+        return key.key_label, pending, record

@@ -49,6 +49,11 @@ class SigningService(ABC):
     async def sign_digest(self, label: str, digest: bytes) -> bytes:
         """DER ECDSA or PKCS#1 v1.5 signature over ``digest`` by the key ``label``."""
 
+    async def sign_digests(self, items: list[tuple[str, bytes]]) -> list[bytes]:
+        """:meth:`sign_digest` for each ``(label, digest)``, in order; one failure fails
+        the call. Implementations may sign them in one round trip."""
+        return list(await asyncio.gather(*(self.sign_digest(label, d) for label, d in items)))
+
     @abstractmethod
     async def check(self) -> None:
         """Readiness probe: raises :class:`HsmUnavailable` if signing cannot work now."""
@@ -167,6 +172,27 @@ class ProcessSigningService(SigningService):
         if len(digest) != DIGEST_LEN:
             raise ValueError(f"expected a {DIGEST_LEN}-byte SHA-256 digest, got {len(digest)}")
         return await self._submit((label, bytes(digest)))
+
+    async def sign_digests(self, items: list[tuple[str, bytes]]) -> list[bytes]:
+        """All in the queue at once: they go to the signing process together, with no
+        task per signature."""
+        for _, digest in items:
+            if len(digest) != DIGEST_LEN:
+                raise ValueError(f"expected a {DIGEST_LEN}-byte SHA-256 digest, got {len(digest)}")
+        await self._running_child()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bytes]] = []
+        for label, digest in items:
+            future: asyncio.Future[bytes] = loop.create_future()
+            self._queue.append(_Call((label, bytes(digest)), future))
+            futures.append(future)
+        self._wakeup.set()
+        try:
+            return list(await asyncio.gather(*futures))
+        except BaseException:
+            for future in futures:  # cancelled or failed: the rest need not be signed
+                future.cancel()
+            raise
 
     async def check(self) -> None:
         try:

@@ -69,6 +69,29 @@ async def test_concurrent_calls_come_back_to_their_callers(
     await sign_and_verify(service, token_keys, 2000)
 
 
+async def test_a_list_of_digests_is_signed_in_order(
+    service: ProcessSigningService, token_keys: dict[str, KeyInfo]
+) -> None:
+    labels = list(token_keys)
+    items = [
+        (labels[i % len(labels)], hashlib.sha256(f"batch {i}".encode()).digest())
+        for i in range(500)
+    ]
+    # two lists at once, interleaved in the queue: each gets its own signatures back
+    first, second = await asyncio.gather(
+        service.sign_digests(items), service.sign_digests(items[::-1])
+    )
+    for (label, digest), signature in zip(items, first, strict=True):
+        verify(token_keys[label], digest, signature)
+    for (label, digest), signature in zip(items[::-1], second, strict=True):
+        verify(token_keys[label], digest, signature)
+    with pytest.raises(KeyNotFound):
+        await service.sign_digests([items[0], (unique_label("absent"), items[0][1])])
+    with pytest.raises(ValueError, match="32-byte"):
+        await service.sign_digests([(labels[0], b"short")])
+    assert await service.sign_digests([]) == []
+
+
 async def test_per_item_errors_map_back_and_do_not_spoil_the_batch(
     service: ProcessSigningService, token_keys: dict[str, KeyInfo]
 ) -> None:

@@ -252,6 +252,7 @@ class AuditLog:
         )
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._ids = 0
         self._failing_since: float | None = None
         self._since_checkpoint = 0
@@ -296,6 +297,7 @@ class AuditLog:
             raise AuditUnavailable("the audit writer cannot open the store")
         self._proc = proc
         self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
+        self._watchdog = asyncio.create_task(self._watch(proc), name="audit-watchdog")
 
     async def record(self, events: list[AuditEvent]) -> None:
         """Durable on return; raises :class:`AuditUnavailable` otherwise."""
@@ -343,7 +345,21 @@ class AuditLog:
         self._flush()  # what gathered before goes first
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._send(operation, [], future)
-        return await future
+        try:
+            return await asyncio.wait_for(future, WRITE_TIMEOUT + 5)
+        except TimeoutError:
+            raise AuditUnavailable(f"the audit writer did not answer {operation!r}") from None
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        """Kill a writer that stopped answering; its reply reader then fails what was in
+        flight. A task of its own: nothing that waits on the writer can delay it."""
+        while self._proc is proc and proc.returncode is None:
+            await asyncio.sleep(PROBE_SECONDS / 2)
+            if self._overdue():
+                log.error("the audit writer stopped answering; killing it")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
 
     async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
         """Settle each sent frame's future as the writer answers it, in order.
@@ -363,9 +379,10 @@ class AuditLog:
                     raise
                 if not in_flight:
                     raise AuditUnavailable("the audit writer answered a frame never sent")
-                call_id, operation, rows, future, _ = in_flight.popleft()
+                call_id, operation, rows, future, _ = in_flight[0]
                 if not isinstance(reply, list) or len(reply) != 3 or reply[0] != call_id:
                     raise AuditUnavailable("the audit writer answered out of turn")
+                in_flight.popleft()
                 if reply[1] != "ok":
                     self._failed(AuditUnavailable(str(reply[2])))
                     _settle([future], error=AuditUnavailable("the audit record was not written"))
@@ -376,9 +393,13 @@ class AuditLog:
                     self.records_written += rows
                 self._recovered()
                 _settle([future], value=reply[2])
-        except (OSError, asyncio.IncompleteReadError, ValueError, AuditUnavailable) as exc:
-            # The writer died or misbehaved: what was sent or is gathering is refused, and
-            # the next probe starts a new writer.
+        except Exception as exc:
+            # The writer died or misbehaved (or this reader has a bug): what was sent or
+            # is gathering is refused, and the next probe starts a new writer.
+            if not isinstance(
+                exc, (OSError, asyncio.IncompleteReadError, ValueError, AuditUnavailable)
+            ):
+                log.error("audit reply reader failed", exc_info=exc)
             self._failed(exc)
             if self._proc is proc:
                 self._proc = None
@@ -440,12 +461,6 @@ class AuditLog:
         last_checkpoint = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_SECONDS)
-            proc = self._proc
-            if proc is not None and self._overdue():
-                log.error("the audit writer stopped answering; restarting it")
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()  # its reply reader then fails what was in flight
-                continue
             if not self.healthy:
                 await self.probe()
                 continue
@@ -476,6 +491,9 @@ class AuditLog:
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 5)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            await asyncio.gather(self._watchdog, return_exceptions=True)
 
 
 def _fields(event: AuditEvent) -> list[Any]:

@@ -275,3 +275,37 @@ async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
         assert log.groups_written == 1
     finally:
         await log.close()
+
+
+@pytest.mark.slow
+async def test_a_hung_writer_is_killed_and_its_waiters_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import gateway.audit as audit_module
+    from gateway.audit import AuditLog, AuditUnavailable
+
+    monkeypatch.setattr(audit_module, "WRITE_TIMEOUT", 0.5)  # overdue after 5.5 s
+    log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    try:
+        row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
+        await log.record_rows([row])
+        hung = log._proc
+        assert hung is not None
+        os.kill(hung.pid, signal.SIGSTOP)  # alive, but answers nothing
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(AuditUnavailable):
+            # nobody runs the duties loop here: the watchdog alone must end the wait
+            await asyncio.wait_for(log.record_rows([row]), 30)
+        assert asyncio.get_running_loop().time() - started < 15
+        assert not log.healthy
+        await hung.wait()  # killed
+        await log.probe()  # a new writer
+        assert log.healthy
+        await log.record_rows([row])
+        assert len(rows(tmp_path / "audit.db")) == 2  # the refused record was never written
+    finally:
+        await log.close()

@@ -19,6 +19,8 @@ from verify.directory import Client, Directory, Role
 CLIENT = web.RequestKey("client", Client)  # who is asking, once authenticated
 CACHE_SECONDS = 10.0
 MAX_CACHED = 100_000
+MAX_TOKEN = 200
+MAX_HEADER = len("Bearer ") + MAX_TOKEN + 8  # a little whitespace, no more
 
 
 def unauthenticated() -> Problem:
@@ -38,6 +40,8 @@ class Authenticator:
 
     async def client(self, request: web.Request) -> Client:
         header = request.headers.get("Authorization", "")
+        if len(header) > MAX_HEADER:  # before the cache, which is keyed by the header
+            raise unauthenticated()
         # Keyed by the header as sent: a known client costs one dictionary read.
         cached = self._cache.get(header)
         if cached is not None and cached[0] > time.monotonic():
@@ -55,7 +59,7 @@ class Authenticator:
         if (
             scheme.lower() != "bearer"
             or not token
-            or len(token) > 200
+            or len(token) > MAX_TOKEN
             or not token.isascii()
             or not token.isprintable()
         ):

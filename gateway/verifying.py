@@ -77,10 +77,12 @@ class VerifyEndpoint:
         self._limiter = limiter
         self._clock = clock
         self._answers = StatusAnswers()
-        self._purposes: dict[str, str] = {}  # query string → its checked purpose
+        self._purposes: dict[str, str] = {}  # raw query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:
-        query = request.query_string
+        # The raw (still percent-encoded) query: decoded forms of different queries can
+        # coincide (a%2526 and a%26), and a memo must not let one answer for another.
+        query = request.rel_url.raw_query_string
         purpose = self._purposes.get(query)
         if purpose is None:
             purpose = parse_purpose(request.query.get("purpose"))

@@ -196,3 +196,22 @@ async def test_gateway_serves_verification_when_the_token_cannot_be_opened(
     ready = await broken.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["checks"]["hsm"].startswith("unavailable")
+
+
+async def test_a_padded_authorization_header_is_refused_before_the_cache(demo: Demo) -> None:
+    from verify.sqlite import SqliteDirectory
+
+    directory = SqliteDirectory(demo.settings.sqlite_path)
+    auth = Authenticator(directory)
+    padded = "Bearer " + " " * 8000 + demo.token(Role.VERIFIER)
+
+    class Fake:
+        headers: ClassVar[dict[str, str]] = {"Authorization": padded}
+
+    try:
+        with pytest.raises(Problem) as refused:
+            await auth.client(Fake())  # type: ignore[arg-type]
+        assert refused.value.status == 401
+        assert auth._cache == {}  # nothing of it kept
+    finally:
+        directory.close()

@@ -69,3 +69,16 @@ def test_memory_is_bounded() -> None:
     for version in range(25):
         answers.body(dataclasses.replace(BASE, version=version), BASE.issued_at)
     assert len(answers._prefixes) <= 10
+
+
+def test_the_purpose_memo_tells_apart_queries_that_decode_alike() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from gateway.verifying import VerifyEndpoint
+
+    endpoint = VerifyEndpoint(auth=None, checker=None, limiter=None)  # type: ignore[arg-type]
+    first = make_mocked_request("GET", "/v1/verify/X?purpose=a%2526")
+    second = make_mocked_request("GET", "/v1/verify/X?purpose=a%26")
+    assert endpoint.purpose(first) == "a%26"
+    assert endpoint.purpose(second) == "a&"
+    assert endpoint.purpose(first) == "a%26"  # and from memory

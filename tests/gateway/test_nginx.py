@@ -40,6 +40,7 @@ def nginx(tmp: Path, port: int, upstreams: list[int]) -> Iterator[Path]:
     site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
     access_log = tmp / "access.log"
     site = site.replace("/var/log/nginx/sealgate.access.log", str(access_log))
+    site = site.replace("/var/log/nginx/sealgate.error.log", str(tmp / "site-error.log"))
     temps = "\n".join(
         f"    {kind}_temp_path {tmp / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -117,3 +118,6 @@ async def test_traffic_through_nginx_reaches_both_gateways_and_survives_one(
         assert {str(p) for p in ports} <= used, log  # both gateways served
         assert holder not in log  # the path is logged, never the query string
         assert "/v1/proofs" in log
+        # nor does the error log of the failover (a refused upstream) quote it
+        for errors in (tmp_path / "site-error.log", tmp_path / "error.log"):
+            assert holder not in (errors.read_text() if errors.exists() else "")

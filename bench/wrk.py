@@ -52,11 +52,13 @@ def run_wrk(
     body: Path | None = None,
     headers: Mapping[str, str] | None = None,
     threads: int = 1,
+    start: int = 0,
 ) -> WrkResult:
     """Send the requests of ``paths`` (cycling) to ``url`` for ``seconds``.
 
     ``rate`` > 0 paces the requests on a fixed schedule (requests per second in all);
     otherwise each connection sends its next request as soon as the last is answered.
+    ``start`` is the line of ``paths`` to begin at.
     """
     argv = [
         wrk_path(),
@@ -70,7 +72,7 @@ def run_wrk(
     ]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
-    argv += [url, "--", str(paths), f"{rate / threads:.3f}", str(body) if body else "-"]
+    argv += [url, "--", str(paths), f"{rate / threads:.3f}", str(body) if body else "-", str(start)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if done.returncode != 0 or line is None:

@@ -1,8 +1,10 @@
 -- wrk script of the capacity harness.
--- wrk ... -s load.lua URL -- PATHS RATE BODY
+-- wrk ... -s load.lua URL -- PATHS RATE BODY [START]
 --   PATHS  file of request paths, one per line, sent in order (cycling)
 --   RATE   requests per second for this thread, paced on a schedule; 0 = as fast as possible
 --   BODY   file sent as a POST body (application/json); "-" = GET
+--   START  the line to begin at (a measurement that follows a warm-up on the same file
+--          starts where the warm-up did not go, so it does not replay the warm-up)
 -- Prints one line "WRKJSON {...}" with counts and latency percentiles (µs) in done().
 -- Latency is measured by wrk from when a request is written, so under pacing a request
 -- that waits for a free connection is not counted as slow: use enough connections.
@@ -35,6 +37,7 @@ function init(args)
   end
   local rate = tonumber(args[2] or "0")
   if rate > 0 then interval = 1000 / rate end
+  index = (tonumber(args[4] or "0") % count)
   if args[3] and args[3] ~= "-" then
     local file = assert(io.open(args[3], "rb"))
     body = file:read("*a")

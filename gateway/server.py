@@ -77,6 +77,11 @@ def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> No
 
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    if settings.database_kind == "sqlite":
+        # Once, before the workers: each would otherwise run a long migration (a rebuilt
+        # table of a million proofs) while the others time out on its lock and exit.
+        # PostgreSQL is migrated by the operator (`sealgate db migrate`), never here.
+        settings.migrate_database()
     if workers <= 1:
         run_worker(settings, host, port, reuse_port=False)
         return

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 CHECKPOINT_SECONDS = 1.0
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+_PAGE_BYTES = 4096  # SQLite's default page size, which the audit store keeps
 
 
 def _checkpoint_forever(path: str) -> None:
@@ -122,16 +123,17 @@ def _checkpoint_forever(path: str) -> None:
 
     from verify.sqlite import connect
 
-    wal = Path(path + "-wal")
     conn: sqlite3.Connection | None = None
     while True:
         time.sleep(CHECKPOINT_SECONDS)
         try:
             if conn is None:
                 conn = connect(Path(path), synchronous="NORMAL")
-            size = wal.stat().st_size if wal.exists() else 0
-            mode = "RESTART" if size > WAL_RESTART_BYTES else "PASSIVE"
-            conn.execute(f"PRAGMA wal_checkpoint({mode})")
+            # (busy, frames in the WAL since it last started over, frames copied back);
+            # the file's size says nothing: a restarted WAL is reused, not shrunk.
+            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if frames * _PAGE_BYTES > WAL_RESTART_BYTES:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
         except (sqlite3.Error, OSError) as exc:
             # The next round retries; the writer is unaffected meanwhile.
             print(f"audit checkpoint failed: {type(exc).__name__}", file=sys.stderr)

@@ -11,18 +11,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.processes import free_port
+
 START_TIMEOUT = 10.0
 
 
 class RedisServerMissing(RuntimeError):
     """``redis-server`` is not on PATH."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _ping(port: int, timeout: float = 0.2) -> bool:
@@ -63,7 +58,7 @@ class RedisServer:
             )
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.port is None:
-            self.port = _free_port()
+            self.port = free_port()
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
                 [

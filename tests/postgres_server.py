@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,19 +22,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench.processes import free_port
+
 START_TIMEOUT = 30.0
 SUPERUSER = "postgres"
 
 
 class PostgresServerMissing(RuntimeError):
     """``initdb``/``postgres`` are not installed."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def find_bindir() -> Path:
@@ -111,7 +105,7 @@ class PostgresServer:
             capture_output=True,
             user=self._user,
         )
-        self.port = _free_port()
+        self.port = free_port()
         with log.open("ab") as out:
             self._process = subprocess.Popen(
                 [

@@ -59,3 +59,27 @@ statuses = st.builds(
     superseded_by=st.none() | _text,
     version=st.integers(min_value=-(2**63), max_value=2**64 - 1),
 )
+
+
+# What a registry can actually hold: text without lone surrogates, times a calendar shows.
+_stored_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+_stored_time = st.floats(min_value=0, max_value=4e9)
+stored_statuses = st.builds(
+    ProofStatus,
+    code=_stored_text,
+    seal_id=_stored_text,
+    unit_name=_stored_text,
+    unit_code=_stored_text,
+    type=_stored_text,
+    holder_kind=_stored_text,
+    holder_name_masked=_stored_text,
+    holder_id_masked=_stored_text,
+    valid_from=_stored_text,
+    valid_until=st.none() | _stored_text,
+    expires_at=st.none() | _stored_time,
+    issued_at=_stored_time,
+    status=st.sampled_from(Status),
+    status_changed_at=_stored_time,
+    superseded_by=st.none() | _stored_text,
+    version=st.integers(min_value=0, max_value=2**63),
+)

@@ -12,14 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.processes import free_port
+
+__all__ = ["free_port", "serving", "wait_until_serving"]
+
 SEALGATE = [sys.executable, "-m", "gateway.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -10,35 +10,12 @@ from hypothesis import strategies as st
 
 from gateway.checking import status_view
 from gateway.verifying import StatusAnswers
-from tests.cache.samples import BASE
+from tests.cache.samples import BASE, stored_statuses
 from verify.registry import ProofStatus, Status
-
-# What a registry can hold: text without lone surrogates, times a calendar can show.
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
-_time = st.floats(min_value=0, max_value=4e9)
-statuses = st.builds(
-    ProofStatus,
-    code=_text,
-    seal_id=_text,
-    unit_name=_text,
-    unit_code=_text,
-    type=_text,
-    holder_kind=_text,
-    holder_name_masked=_text,
-    holder_id_masked=_text,
-    valid_from=_text,
-    valid_until=st.none() | _text,
-    expires_at=st.none() | _time,
-    issued_at=_time,
-    status=st.sampled_from(Status),
-    status_changed_at=_time,
-    superseded_by=st.none() | _text,
-    version=st.integers(min_value=0, max_value=2**63),
-)
 
 
 @settings(max_examples=300, deadline=None)
-@given(statuses, st.floats(min_value=0, max_value=4e9))
+@given(stored_statuses, st.floats(min_value=0, max_value=4e9))
 def test_a_remembered_answer_is_the_fresh_view(status: ProofStatus, now: float) -> None:
     answers = StatusAnswers()
     first = json.loads(answers.body(status, now))

@@ -209,6 +209,14 @@ def load_settings(
     db = pick(database_url, "SEALGATE_DATABASE_URL", "database_url", None)
     if db is not None:
         database_kind(db)  # an unknown scheme is refused here, before anything opens
+    redis = pick(redis_url, "SEALGATE_REDIS_URL", "redis_url", None)
+    if redis is not None:
+        from cache.redis_url import RedisUrlError, check_redis_url
+
+        try:
+            check_redis_url(redis)  # likewise: one line at startup, not a worker's traceback
+        except RedisUrlError as exc:
+            raise HomeError(f"Redis URL: {exc}") from None
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
@@ -217,5 +225,5 @@ def load_settings(
         pkcs11_module=pick(None, "SEALGATE_PKCS11_MODULE", "pkcs11_module", "") or "",
         token_label=str(config.get("token_label", "sealgate")),
         database_url=db or f"sqlite:///{home / 'registry.db'}",
-        redis_url=pick(redis_url, "SEALGATE_REDIS_URL", "redis_url", None),
+        redis_url=redis,
     )

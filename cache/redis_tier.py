@@ -26,31 +26,50 @@ import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterError,
+    MaxConnectionsError,
+    RedisClusterException,
+    RedisError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cache.codec import CacheDataError, decode_status, encode_status
+from cache.redis_url import is_cluster_url
 from verify.registry import ProofStatus
 
-__all__ = ["RedisTier"]
+__all__ = ["RedisTier", "redis_tier_for", "status_key"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# What "Redis is not there" looks like from redis-py. OSError covers the builtin
-# TimeoutError (asyncio's, in 3.11) and socket errors that escape unwrapped.
+# The client a command runs on: one server's, or the cluster's (cache.redis_cluster_tier).
+Client: TypeAlias = Redis | RedisCluster
+
+# What "Redis is not there" looks like from redis-py: the one place errors are mapped to
+# availability. OSError covers the builtin TimeoutError (asyncio's, in 3.11) and socket
+# errors that escape unwrapped. The cluster client adds two families, after its own
+# retry has given up: ClusterError (CLUSTERDOWN, MASTERDOWN, redirections that never
+# settle: "TTL exhausted") and RedisClusterException, which is not a RedisError at all
+# (no reachable startup node, slots not covered, SlotNotCoveredError): uncaught, either
+# would be a 500 where a miss is due. MaxConnectionsError is a ConnectionError; see
+# _pool_exhausted.
 AVAILABILITY_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
+    ClusterError,
+    RedisClusterException,
     OSError,
 )
 
@@ -139,7 +158,12 @@ class RedisTier:
     ``coalesce`` (default on) turns concurrent :meth:`get` calls into one MGET: requests
     arriving while an MGET is in flight go together in the next one, at most
     ``max_batch`` keys each.
+
+    One server only: for a ``redis+cluster://`` URL use :func:`redis_tier_for`, which
+    gives a :class:`cache.redis_cluster_tier.RedisClusterTier` (same interface).
     """
+
+    _cluster = False  # which kind of URL this class takes
 
     def __init__(
         self,
@@ -158,6 +182,12 @@ class RedisTier:
     ) -> None:
         if ttl_seconds <= 0:
             raise ValueError("ttl_seconds must be positive")
+        if is_cluster_url(url) != self._cluster:
+            raise ValueError(
+                "a Redis Cluster URL needs the cluster tier (redis_tier_for)"
+                if is_cluster_url(url)
+                else "the cluster tier needs a redis+cluster:// URL"
+            )
         self._url = url
         self._prefix = status_key("", namespace)
         self._channel = f"{namespace}:invalidate"
@@ -170,7 +200,7 @@ class RedisTier:
         self._coalesce = coalesce
         self._max_batch = max_batch
         self._breaker = _Breaker(breaker_seconds)
-        self._client: Redis | None = None
+        self._client: Client | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # strong refs to shielded commands
         self._queue: list[tuple[str, asyncio.Future[bytes | str | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -197,6 +227,12 @@ class RedisTier:
         breaker (one WARNING), and the tier comes back by itself when Redis does."""
         if self._client is not None:
             return
+        self._client = self._open_client()
+        # Learn the state now, so an outage at boot is logged at boot.
+        with contextlib.suppress(_Unavailable, RedisError):
+            await self._command(lambda redis: redis.ping())
+
+    def _open_client(self) -> Client:
         pool = BlockingConnectionPool.from_url(
             self._url,
             # Bounded: at peak, many requests share few connections instead of opening
@@ -214,10 +250,7 @@ class RedisTier:
             health_check_interval=self._health_check_interval,
             **self._client_options(),
         )
-        self._client = Redis.from_pool(pool)
-        # Learn the state now, so an outage at boot is logged at boot.
-        with contextlib.suppress(_Unavailable, RedisError):
-            await self._command(lambda redis: redis.ping())
+        return Redis.from_pool(pool)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -313,7 +346,7 @@ class RedisTier:
 
     # -- running commands safely ------------------------------------------------------
 
-    async def _command(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
+    async def _command(self, operation: Callable[[Client], Awaitable[T]]) -> T:
         """Run one command in its own task, shielded from the caller's cancellation."""
         client = self._client
         admission = self._breaker.admit() if client is not None else None
@@ -334,7 +367,7 @@ class RedisTier:
             task.exception()  # mark retrieved: an abandoned miss is not worth a log line
 
     async def _guarded(
-        self, client: Redis, operation: Callable[[Redis], Awaitable[T]], admission: _Admission
+        self, client: Client, operation: Callable[[Client], Awaitable[T]], admission: _Admission
     ) -> T:
         """Run ``operation`` and tell the breaker how it went."""
         try:
@@ -356,6 +389,11 @@ class RedisTier:
             raise
         self._breaker.succeeded(admission)
         return result
+
+    @staticmethod
+    def _mget(keys: list[str]) -> Callable[[Client], Awaitable[list[bytes | str | None]]]:
+        """The batch's read: one MGET (the cluster tier splits it by slot)."""
+        return lambda redis: redis.mget(keys)
 
     async def _enqueue(self, code: str) -> bytes | str | None:
         future: asyncio.Future[bytes | str | None] = asyncio.get_running_loop().create_future()
@@ -382,7 +420,7 @@ class RedisTier:
                 else:
                     keys = [self._key(code) for code, _ in batch]
                     try:
-                        values = await self._guarded(client, _mget(keys), admission)
+                        values = await self._guarded(client, self._mget(keys), admission)
                     except _Unavailable:
                         values = [None] * len(batch)  # the breaker has logged it
                     except RedisError as exc:
@@ -408,23 +446,15 @@ class RedisTier:
         After a lost subscription it reconnects with backoff (≤ 1 s) and then calls
         ``on_invalidate("*")`` once: messages may have been missed, drop everything.
         """
-        # Its own client: no retries (redis-py's retry would silently reconnect and
-        # resubscribe, hiding the gap in which messages were lost) and no redis-py health
-        # check (it swallows the PONG we use for our own liveness check below).
-        client = Redis.from_pool(
-            BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=2,
-                timeout=self._pool_timeout,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-                **self._client_options(),
-            )
-        )
+        client: Redis | None = None
         backoff = _RECONNECT_FIRST
         missed = False  # a subscription was lost (or never made): signal "*" when back
         try:
             while True:
+                fresh = self._subscriber_client(client)
+                if client is not None and fresh is not client:
+                    await client.aclose()
+                client = fresh
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 try:
                     await pubsub.subscribe(self._channel)
@@ -447,7 +477,32 @@ class RedisTier:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RECONNECT_MAX)
         finally:
-            await client.aclose()
+            if client is not None:
+                await client.aclose()
+
+    def _subscriber_client(self, previous: Redis | None) -> Redis:
+        """The client to (re)subscribe with: after a loss, the same one (its pool
+        reconnects to the one server). The cluster tier moves to another node instead."""
+        if previous is not None:
+            return previous
+        return Redis.from_pool(self._subscriber_pool(BlockingConnectionPool.from_url, self._url))
+
+    def _subscriber_pool(
+        self, make: Callable[..., BlockingConnectionPool], *args: object, **options: object
+    ) -> BlockingConnectionPool:
+        # The subscriber's own pool: no retries (redis-py's retry would silently
+        # reconnect and resubscribe, hiding the gap in which messages were lost) and no
+        # redis-py health check (it swallows the PONG we use for our own liveness check
+        # in _receive).
+        return make(
+            *args,
+            max_connections=2,
+            timeout=self._pool_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            **self._client_options(),
+            **options,
+        )
 
     async def _receive(self, pubsub: PubSub, on_invalidate: Callable[[str], None]) -> None:
         """Deliver messages until the connection fails; raise when it does.
@@ -489,15 +544,24 @@ class RedisTier:
             log.exception("on_invalidate callback failed")
 
 
-def _mget(keys: list[str]) -> Callable[[Redis], Awaitable[list[bytes | str | None]]]:
-    return lambda redis: redis.mget(keys)
-
-
 def _pool_exhausted(error: BaseException) -> bool:
     # redis-py raises a plain ConnectionError("No connection available.") from the
-    # pool's wait timeout; the cause is the only structured tell.
-    return (
+    # pool's wait timeout; the cause is the only structured tell. The cluster client's
+    # per-node pools do not wait: they raise MaxConnectionsError at once (the cluster
+    # tier bounds its commands so that it does not happen; if it does, it is still load,
+    # not an outage).
+    return isinstance(error, MaxConnectionsError) or (
         isinstance(error, RedisConnectionError)
         and isinstance(error.__cause__, TimeoutError)
         and "No connection available" in str(error)
     )
+
+
+def redis_tier_for(url: str, **options: Any) -> RedisTier:
+    """The tier for ``url``: :class:`RedisTier` for one server, the cluster tier for a
+    ``redis+cluster://`` URL (imported only then). ``options`` as :class:`RedisTier`'s."""
+    if is_cluster_url(url):
+        from cache.redis_cluster_tier import RedisClusterTier
+
+        return RedisClusterTier(url, **options)
+    return RedisTier(url, **options)

@@ -448,9 +448,10 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(registry.close)
         shared = None
         if settings.redis_url:
-            from cache.redis_tier import RedisTier
+            from cache.redis_tier import redis_tier_for
 
-            shared = RedisTier(settings.redis_url)
+            # One server (redis://) or a Redis Cluster (redis+cluster://), same interface.
+            shared = redis_tier_for(settings.redis_url)
             await shared.start()
             stack.push_async_callback(shared.close)
         audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)

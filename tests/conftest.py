@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.redis_cluster import RedisClusterServer
 from bench.redis_server import RedisServer, RedisServerMissing
 from hsm.keystore import KeystoreConfig
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
@@ -66,6 +67,32 @@ def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = _started(tmp_path / "redis")
     yield server
     server.stop()
+
+
+def _started_cluster(directory: Path) -> RedisClusterServer:
+    cluster = RedisClusterServer(directory)
+    try:
+        cluster.start()
+    except RedisServerMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
+    """One real three-node Redis Cluster for the whole run, started on first use. Tests
+    share it: use a unique namespace, and never kill a node (use ``own_redis_cluster``)."""
+    cluster = _started_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def own_redis_cluster(tmp_path: Path) -> Iterator[RedisClusterServer]:
+    """A three-node Redis Cluster for one test alone, which it may kill nodes of."""
+    cluster = _started_cluster(tmp_path / "redis-cluster")
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,7 @@ class ProofSealer:
         "_signed_data_head_certs",
         "_signer_info_head",
         "_signer_info_sig_alg",
+        "_signing_time",
     )
 
     def __init__(self, seal_certificate_der: bytes, chain: Sequence[bytes] = ()) -> None:
@@ -190,6 +191,8 @@ class ProofSealer:
         self._signer_info_sig_alg = self._algorithm.algorithm_identifier_der
         self._signed_data_head = _VERSION_1 + _DIGEST_ALGORITHMS
         self._signed_data_head_certs = certificate_set
+        # The last signing time and its attribute: a batch's proofs share one.
+        self._signing_time: tuple[datetime | None, bytes] = (None, b"")
 
     @property
     def algorithm(self) -> SignatureAlgorithm:
@@ -223,10 +226,14 @@ class ProofSealer:
             seal_attr = self._seal_id_attr
         if not code:
             raise ContentError("verification code is empty")
+        last_time, time_attr = self._signing_time
+        if signing_time != last_time or last_time is None:
+            time_attr = _attribute(_SIGNING_TIME_OID, _der.time(signing_time))
+            self._signing_time = (signing_time, time_attr)
         attrs = [
             _CONTENT_TYPE_ATTR,
             _MESSAGE_DIGEST_PREFIX + hashlib.sha256(content).digest(),
-            _attribute(_SIGNING_TIME_OID, _der.time(signing_time)),
+            time_attr,
             _attribute(_VERIFICATION_CODE_OID, _der.utf8(code)),
             seal_attr,
         ]

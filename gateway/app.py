@@ -40,7 +40,7 @@ from gateway.requests import (
     parse_seal_body,
     parse_status_change,
 )
-from gateway.sealing import SealingService, format_code, proof_view, request_digest, rfc3339
+from gateway.sealing import SealingService, format_code, proofs_json, request_digest, rfc3339
 from gateway.throttle import FailedLookupLimiter, limited_lookup
 from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
@@ -243,10 +243,14 @@ async def post_certificates(request: web.Request) -> web.Response:
     outcome = await request.app[SEALING].seal(
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )
-    views = [proof_view(p) for p in outcome.proofs]
-    request[AUDIT_NOTE].codes = [v["code"] for v in views]
+    request[AUDIT_NOTE].codes = [format_code(p.code) for p in outcome.proofs]
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return json_response({"items": views} if batch else views[0], 201, headers)
+    return web.Response(
+        status=201,
+        body=proofs_json(outcome.proofs, batch=batch),
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 async def get_verify(request: web.Request) -> web.Response:

@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crypto.verification import TrustList, verify_proof
 from gateway.cli import main as sealgate
+from gateway.sealing import proof_view, proofs_json
 from tests.gateway.conftest import Demo, proof_request
 from verify.code import parse_code
 from verify.directory import Role
+from verify.registry import ProofRecord, Status
 
 
 def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
@@ -229,3 +233,38 @@ async def test_batch_limit(api: TestClient[Any, Any], demo: Demo, size: int) -> 
     assert response.status == 201
     assert await registry.count() == before + size
     await registry.close()
+
+
+_codes = st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=24, max_size=24)
+_seal_ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+_records = st.builds(
+    ProofRecord,
+    code=_codes,
+    seal_id=_seal_ids,
+    unit_name=st.just("某市公安局"),
+    unit_code=st.just("11430900MB1234567X"),
+    type=st.just("无犯罪记录证明"),
+    holder_kind=st.just("person"),
+    holder_name_masked=st.just("张*"),
+    holder_id_masked=st.just("1101**********002X"),
+    holder_key=st.binary(min_size=32, max_size=32),
+    valid_from=st.just("2026-01-01"),
+    valid_until=st.none(),
+    expires_at=st.none(),
+    issued_at=st.integers(min_value=0, max_value=2**33).map(float),
+    status=st.sampled_from(Status),
+    status_changed_at=st.just(0.0),
+    superseded_by=st.none(),
+    signer_client=st.just("C-1"),
+    document=st.binary(max_size=3000),
+)
+
+
+@given(st.lists(_records, min_size=1, max_size=5), st.booleans())
+def test_written_answer_is_the_json_of_the_views(records: list[ProofRecord], batch: bool) -> None:
+    """The 201 body is written by hand for speed; it must be exactly the views' JSON."""
+    body = proofs_json(records, batch=batch)
+    expected: Any = (
+        {"items": [proof_view(r) for r in records]} if batch else proof_view(records[0])
+    )
+    assert json.loads(body) == expected

@@ -389,12 +389,14 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(request.app[SIGNING].check(), 5)
+        async with asyncio.timeout(5):
+            await request.app[SIGNING].check()
         checks["hsm"] = "ok"
     except (HsmError, TimeoutError) as exc:
         checks["hsm"] = f"unavailable: {type(exc).__name__}"
     try:
-        await asyncio.wait_for(request.app[REGISTRY].ping(), 5)
+        async with asyncio.timeout(5):
+            await request.app[REGISTRY].ping()
         checks["registry"] = "ok"
     except (RegistryError, TimeoutError) as exc:
         checks["registry"] = f"unavailable: {type(exc).__name__}"
@@ -507,9 +509,24 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the background tasks and wait for them, cancelling again any that went on:
+    a cancellation can be swallowed deep inside (Python 3.11's ``wait_for`` drops one
+    that meets a result), and a loop that survives it would hang shutdown for good."""
+    pending = set(tasks)
+    for _ in range(10):
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        if not pending:
+            break
+        log.error("background tasks ignored a cancellation: %s", [t.get_name() for t in pending])
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 def create_app(settings: Settings, *, signing: SigningService | None = None) -> web.Application:

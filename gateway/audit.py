@@ -288,7 +288,8 @@ class AuditLog:
         )
         assert proc.stdout is not None
         try:
-            reply = await asyncio.wait_for(_read_frame(proc.stdout), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):
+                reply = await _read_frame(proc.stdout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             await _stop(proc)
             raise AuditUnavailable("the audit writer did not start") from exc
@@ -346,7 +347,11 @@ class AuditLog:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._send(operation, [], future)
         try:
-            return await asyncio.wait_for(future, WRITE_TIMEOUT + 5)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result
+            # and drops a cancellation that arrives as the reply does, so a task
+            # cancelled at shutdown (the duties loop) went on forever.
+            async with asyncio.timeout(WRITE_TIMEOUT + 5):
+                return await future
         except TimeoutError:
             raise AuditUnavailable(f"the audit writer did not answer {operation!r}") from None
 
@@ -490,7 +495,8 @@ class AuditLog:
             await _stop(proc)
         if self._reader is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._reader, 5)
+                async with asyncio.timeout(5):
+                    await self._reader
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)
@@ -537,7 +543,8 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
     if proc.stdin is not None:
         proc.stdin.close()
     try:
-        await asyncio.wait_for(proc.wait(), 5)
+        async with asyncio.timeout(5):
+            await proc.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

@@ -214,7 +214,8 @@ class ProcessSigningService(SigningService):
         pump = child.tasks[0]
         # Let the batch in flight finish, then close stdin: the child's clean exit.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pump), self._batch_timeout)
+            async with asyncio.timeout(self._batch_timeout):
+                await asyncio.shield(pump)
         self._lose(child, "signing service closed", warn=False)
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
@@ -403,7 +404,8 @@ async def _stop(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
     if proc.stdin is not None:
         proc.stdin.close()
     try:
-        await asyncio.wait_for(proc.wait(), grace)
+        async with asyncio.timeout(grace):
+            await proc.wait()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()

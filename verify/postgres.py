@@ -669,7 +669,8 @@ class PostgresRegistry(Registry):
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
-                await asyncio.wait_for(pool.close(), self._command_timeout)
+                async with asyncio.timeout(self._command_timeout):
+                    await pool.close()
             except Exception:  # closing failed or hung: drop the connections regardless
                 pool.terminate()
 

@@ -277,6 +277,26 @@ async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
         await log.close()
 
 
+async def test_a_cancellation_that_meets_the_writers_answer_is_not_lost(tmp_path: Path) -> None:
+    """Shutdown cancels the duties loop once; if that lands as the writer's answer does,
+    the loop must still end (Python 3.11's wait_for dropped such a cancellation, and the
+    gateway's shutdown hung)."""
+    from gateway.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    try:
+        call = asyncio.create_task(log._call("head"))
+        await asyncio.sleep(0)  # sent; now waiting for the answer
+        answer = log._in_flight[0][3]
+        answer.set_result(None)  # the answer arrives ...
+        call.cancel()  # ... in the same turn as the cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        await log.close()
+
+
 @pytest.mark.slow
 async def test_a_hung_writer_is_killed_and_its_waiters_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -32,10 +32,18 @@ def length(n: int) -> bytes:
 
 def tlv(tag: int, body: bytes) -> bytes:
     """One DER element with a single-octet tag."""
-    n = len(body)
+    return header(tag, len(body)) + body
+
+
+def header(tag: int, n: int) -> bytes:
+    """The tag and length octets of an element whose contents are ``n`` octets."""
     if n < 0x80:
-        return bytes((tag, n)) + body
-    return bytes((tag,)) + length(n) + body
+        return bytes((tag, n))
+    if n < 0x100:
+        return bytes((tag, 0x81, n))
+    if n < 0x10000:
+        return bytes((tag, 0x82, n >> 8, n & 0xFF))
+    return bytes((tag,)) + length(n)
 
 
 def oid(dotted: str) -> bytes:

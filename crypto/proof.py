@@ -246,22 +246,58 @@ class ProofSealer:
 
     def _assemble(self, content: bytes, attrs_body: bytes, signature: bytes) -> bytes:
         check_signature_shape(self._key, signature)
-        signer_info = _der.tlv(
-            _SEQ,
-            self._signer_info_head
-            + _der.tlv(0xA0, attrs_body)
-            + self._signer_info_sig_alg
-            + _der.tlv(_der.OCTET_STRING, signature),
+        # Headers from lengths, the parts joined once: nesting by concatenation would
+        # copy the content once per level.
+        header = _der.header
+        signature_der = header(_der.OCTET_STRING, len(signature)) + signature
+        attrs_head = header(0xA0, len(attrs_body))
+        signer_info_len = (
+            len(self._signer_info_head)
+            + len(attrs_head)
+            + len(attrs_body)
+            + len(self._signer_info_sig_alg)
+            + len(signature_der)
         )
-        encap = _der.tlv(_SEQ, _ENCAP_TYPE + _der.tlv(0xA0, _der.tlv(_der.OCTET_STRING, content)))
-        signed_data = _der.tlv(
-            _SEQ,
-            self._signed_data_head
-            + encap
-            + self._signed_data_head_certs
-            + _der.tlv(_SET, signer_info),
+        signer_info_head = header(_SEQ, signer_info_len)
+        signer_infos_head = header(_SET, len(signer_info_head) + signer_info_len)
+        signer_infos_len = len(signer_infos_head) + len(signer_info_head) + signer_info_len
+        octets_head = header(_der.OCTET_STRING, len(content))
+        explicit_len = len(octets_head) + len(content)
+        explicit_head = header(0xA0, explicit_len)
+        encap_len = len(_ENCAP_TYPE) + len(explicit_head) + explicit_len
+        encap_head = header(_SEQ, encap_len)
+        signed_data_len = (
+            len(self._signed_data_head)
+            + len(encap_head)
+            + encap_len
+            + len(self._signed_data_head_certs)
+            + signer_infos_len
         )
-        return _der.tlv(_SEQ, _CONTENT_INFO_TYPE + _der.tlv(0xA0, signed_data))
+        signed_data_head = header(_SEQ, signed_data_len)
+        wrapper_len = len(signed_data_head) + signed_data_len
+        wrapper_head = header(0xA0, wrapper_len)
+        return b"".join(
+            (
+                header(_SEQ, len(_CONTENT_INFO_TYPE) + len(wrapper_head) + wrapper_len),
+                _CONTENT_INFO_TYPE,
+                wrapper_head,
+                signed_data_head,
+                self._signed_data_head,
+                encap_head,
+                _ENCAP_TYPE,
+                explicit_head,
+                octets_head,
+                content,
+                self._signed_data_head_certs,
+                signer_infos_head,
+                signer_info_head,
+                self._signer_info_head,
+                attrs_head,
+                attrs_body,
+                self._signer_info_sig_alg,
+                signature_der,
+            )
+        )
 
 
 class PendingProof:

@@ -108,6 +108,19 @@ def test_output_is_der(proof: bytes, openssl: OpenSSL) -> None:
     assert reencoded.read_bytes() == proof
 
 
+@pytest.mark.parametrize(
+    "size", [0, 1, 0x2F, 0x7F, 0x80, 0xFF, 0x100, 0x3FF, 0xFFFF - 0x600, 0xFFFF, 0x10000, 70000]
+)
+def test_every_length_form_is_der_and_verifies(pki: Pki, trust: TrustList, size: int) -> None:
+    """The envelope's lengths are computed, not nested: across every DER length form
+    (short, one, two and three octets, and the boundaries between them) the proof
+    re-encodes to itself and verifies."""
+    content = b'{"x":"' + b"a" * size + b'"}'
+    proof = pki.proof(content)
+    assert cms.ContentInfo.load(proof, strict=True).dump(force=True) == proof
+    assert verify_proof(proof, trust).content == content
+
+
 def test_digest_is_over_the_der_set_of_signed_attributes(pki: Pki) -> None:
     pending = pki.sealer().prepare(
         CONTENT, code="C1", seal_id=SEAL_ID, signing_time=NOW, endorsement=None

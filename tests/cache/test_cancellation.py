@@ -156,20 +156,33 @@ async def test_tier_is_safe_even_where_redis_py_is_not(
 
 
 async def test_harness_reproduces_the_hazard_on_unshielded_commands(
-    redis_server: RedisServer, loaded: str, widened_window: list[int]
+    redis_server: RedisServer, loaded: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The test above has teeth: plain redis-py calls, cancelled in the same window,
-    do hand out other callers' replies."""
-    client = Redis.from_pool(
-        BlockingConnectionPool.from_url(redis_server.url, max_connections=64, timeout=10)
+    """The tests above have teeth: a plain redis-py GET cancelled exactly in the window
+    (sent, reply not yet read) hands its reply to the next caller on that connection.
+    Deterministic: the cancellation is made once the command is inside the window."""
+    original = Connection.read_response
+    inside = asyncio.Event()
+
+    async def read_response(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        inside.set()
+        await asyncio.sleep(0.05)
+        return await original(self, *args, **kwargs)
+
+    client = Redis.from_pool(  # one connection: the next command gets the same one
+        BlockingConnectionPool.from_url(redis_server.url, max_connections=1, timeout=10)
     )
+    first, second = CODES[0], CODES[1]
     try:
-        wrong, _ = await _hammer(
-            lambda code: client.get(f"{loaded}:p:{code}"),
-            lambda code: encode_status(EXPECTED[code]),
-            seed=1,
-        )
+        await client.ping()  # connected (handshake read) before the window opens
+        monkeypatch.setattr(Connection, "read_response", read_response)
+        victim = asyncio.create_task(client.get(f"{loaded}:p:{first}"))
+        await inside.wait()
+        victim.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await victim
+        monkeypatch.setattr(Connection, "read_response", original)
+        answer = await client.get(f"{loaded}:p:{second}")
     finally:
         await client.aclose()
-    assert widened_window[0] > 0
-    assert wrong > 0
+    assert answer == encode_status(EXPECTED[first])  # the other caller's status

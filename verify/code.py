@@ -23,7 +23,6 @@ Exceptions::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import os
@@ -113,8 +112,9 @@ _PAYLOAD_TABLES = _POSITION_TABLES[:-1]
 # A random byte → the Crockford symbol of its low 5 bits (256 is a multiple of 32, so
 # uniform bytes give uniform symbols).
 _BYTE_TO_SYMBOL = bytes(ord(CROCKFORD_ALPHABET[b & 31]) for b in range(256))
-_BASE32HEX_TO_CROCKFORD = bytes.maketrans(
-    b"0123456789ABCDEFGHIJKLMNOPQRSTUV", CROCKFORD_ALPHABET.encode()
+# Every 10-bit value as its two Crockford symbols (base64's base32 is a Python loop).
+_PAIRS = tuple(
+    (CROCKFORD_ALPHABET[v >> 5] + CROCKFORD_ALPHABET[v & 31]).encode() for v in range(1024)
 )
 _ENTROPY_BYTES = RANDOM_LENGTH * 512  # one os.urandom call per ~500 codes
 # int(..., 32) reads base32hex, whose symbols have the same values as Crockford's.
@@ -200,7 +200,12 @@ class CodeAuthority:
         while True:
             random_part = self._random_bytes(RANDOM_LENGTH).translate(_BYTE_TO_SYMBOL)
             tag = self._tag(region, random_part)
-            body = random_part + base64.b32hexencode(tag).translate(_BASE32HEX_TO_CROCKFORD)
+            t = int.from_bytes(tag, "big")  # 40 bits: 8 symbols, two per 10 bits
+            pairs = _PAIRS
+            body = b"".join(
+                (random_part, pairs[t >> 30], pairs[(t >> 20) & 1023], pairs[(t >> 10) & 1023],
+                 pairs[t & 1023])
+            )  # fmt: skip
             check = _check_symbol_of(region + body)
             # I, L, O, U and '*' (5 of 37 values) would not survive input folding: redraw.
             if check in CROCKFORD_ALPHABET:

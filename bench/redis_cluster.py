@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from bench.processes import free_port
-from bench.redis_server import RedisServerMissing
+from bench.redis_server import RedisServer, RedisServerMissing
 
-START_TIMEOUT = 10.0
 CLUSTER_TIMEOUT = 30.0
 # How long the nodes wait before they call a silent peer failed. Redis's default is 15 s;
 # tests want an outage (and the cluster's own CLUSTERDOWN) to show within seconds.
@@ -56,71 +55,21 @@ def _cluster_ok(port: int) -> bool:
     return reply is not None and b"cluster_state:ok" in reply
 
 
-class _Node:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        # The cluster bus port, given explicitly: the default (port + 10000) may be past
-        # 65535 or taken, since free ports come from the ephemeral range.
-        self.bus_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, binary: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log_path = self.directory / "redis.log"
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    binary,
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-port",
-                    str(self.bus_port),
-                    "--cluster-node-timeout",
-                    str(NODE_TIMEOUT_MS),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--dir",
-                    str(self.directory),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while (_command(self.port, "PING") or b"")[:5] != b"+PONG":
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server (cluster node) exited with {self.process.returncode}: "
-                    f"{log_path.read_text(errors='replace')[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"cluster node did not answer PING on port {self.port}")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+def _node(directory: Path) -> RedisServer:
+    """One cluster primary: a plain throwaway server with the cluster settings."""
+    node = RedisServer(
+        directory,
+        extra_args=(
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            # The bus port, given explicitly: the default (port + 10000) may be past
+            # 65535 or taken, since free ports come from the ephemeral range.
+            "--cluster-port", str(free_port()),
+            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+        ),
+    )  # fmt: skip
+    node.port = free_port()  # known before start: the cluster URL and `create` name it
+    return node
 
 
 class RedisClusterServer:
@@ -128,11 +77,11 @@ class RedisClusterServer:
 
     def __init__(self, directory: Path, nodes: int = 3) -> None:
         self.directory = directory
-        self._nodes = [_Node(directory / f"node-{n}") for n in range(nodes)]
+        self._nodes = [_node(directory / f"node-{n}") for n in range(nodes)]
 
     @property
     def ports(self) -> list[int]:
-        return [node.port for node in self._nodes]
+        return [node.port for node in self._nodes if node.port is not None]
 
     @property
     def url(self) -> str:
@@ -140,8 +89,7 @@ class RedisClusterServer:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
     def running(self, index: int) -> bool:
-        process = self._nodes[index].process
-        return process is not None and process.poll() is None
+        return self._nodes[index].running
 
     def start(self) -> None:
         binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
@@ -152,7 +100,7 @@ class RedisClusterServer:
             )
         try:
             for node in self._nodes:
-                node.start(binary)
+                node.start()
             created = subprocess.run(
                 [
                     cli,
@@ -179,7 +127,7 @@ class RedisClusterServer:
     def wait_ok(self, timeout: float = CLUSTER_TIMEOUT) -> None:
         """Until every running node reports ``cluster_state:ok``."""
         deadline = time.monotonic() + timeout
-        while not all(_cluster_ok(node.port) for node in self._nodes if node.process):
+        while not all(_cluster_ok(port) for port in self._running_ports()):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
             time.sleep(0.05)
@@ -187,10 +135,13 @@ class RedisClusterServer:
     def wait_down(self, timeout: float = CLUSTER_TIMEOUT) -> None:
         """Until no running node reports ``cluster_state:ok`` (a primary is gone)."""
         deadline = time.monotonic() + timeout
-        while any(_cluster_ok(node.port) for node in self._nodes if node.process):
+        while any(_cluster_ok(port) for port in self._running_ports()):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis Cluster still reports cluster_state:ok")
             time.sleep(0.05)
+
+    def _running_ports(self) -> list[int]:
+        return [node.port for node in self._nodes if node.running and node.port is not None]
 
     def kill(self, index: int) -> None:
         """SIGKILL one node: no shutdown, sockets reset, as in a crash."""
@@ -198,10 +149,7 @@ class RedisClusterServer:
 
     def restart(self, index: int) -> None:
         """Start a killed node again on its ports; it rejoins from its nodes.conf."""
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        self._nodes[index].kill()
-        self._nodes[index].start(binary)
+        self._nodes[index].restart()
 
     def stop(self) -> None:
         for node in self._nodes:

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.processes import free_port
@@ -33,8 +34,9 @@ def _ping(port: int, timeout: float = 0.2) -> bool:
 class RedisServer:
     """One throwaway, non-persistent ``redis-server`` on 127.0.0.1."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra_args: Sequence[str] = ()) -> None:
         self.directory = directory
+        self.extra_args = tuple(extra_args)  # e.g. a cluster node's settings
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log = directory / "redis.log"
@@ -63,6 +65,7 @@ class RedisServer:
             self._process = subprocess.Popen(
                 [
                     binary,
+                    *self.extra_args,
                     "--save",
                     "",
                     "--appendonly",

@@ -16,6 +16,7 @@ from redis.crc import key_slot
 from bench.redis_cluster import RedisClusterServer
 from cache.redis_cluster_tier import RedisClusterTier
 from cache.redis_tier import RedisTier, redis_tier_for, status_key
+from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
 
 CODES = [f"C{n:04d}" for n in range(120)]
@@ -93,15 +94,7 @@ async def test_concurrent_gets_across_slots_each_get_their_own(
     )
     await tier.start()
     try:
-        codes = [f"C{n:04d}" for n in range(500)]
-        for code in codes[::2]:
-            await tier.put(code, status_for(code, version=int(code[1:])))
-        results = await asyncio.gather(*(tier.get(code) for code in codes))
-        for code, result in zip(codes, results, strict=True):
-            if int(code[1:]) % 2:
-                assert result is None
-            else:
-                assert result == status_for(code, version=int(code[1:]))
+        codes = await concurrent_gets_get_their_own(tier)
         assert len({key_slot(status_key(code, namespace).encode()) for code in codes}) > 400
     finally:
         await tier.close()

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from bench.redis_server import RedisServer
 from cache.codec import encode_status
 from cache.redis_tier import RedisTier
+from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
 from verify.registry import Status
 
@@ -63,15 +64,7 @@ async def test_concurrent_gets_each_get_their_own(
     )
     await tier.start()
     try:
-        codes = [f"C{n:04d}" for n in range(500)]
-        for code in codes[::2]:
-            await tier.put(code, status_for(code, version=int(code[1:])))
-        results = await asyncio.gather(*(tier.get(code) for code in codes))
-        for code, result in zip(codes, results, strict=True):
-            if int(code[1:]) % 2:
-                assert result is None
-            else:
-                assert result == status_for(code, version=int(code[1:]))
+        await concurrent_gets_get_their_own(tier)
     finally:
         await tier.close()
 

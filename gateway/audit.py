@@ -20,16 +20,15 @@ import json
 import logging
 import os
 import sqlite3
-import struct
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgpack
 from aiohttp import web
 
+from hsm import frames
 from hsm.errors import HsmError
 from hsm.service import SigningService
 from verify.audit import (
@@ -51,7 +50,6 @@ WRITE_TIMEOUT = 5.0
 PROBE_SECONDS = 1.0
 START_TIMEOUT = 15.0
 MAX_GROUP = 5000
-_HEADER = struct.Struct(">I")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _SCHEMA = """
@@ -289,12 +287,18 @@ class AuditLog:
         assert proc.stdout is not None
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                reply = await _read_frame(proc.stdout)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            await _stop(proc)
+                reply = await frames.read_frame_async(proc.stdout)
+        except (
+            TimeoutError,
+            OSError,
+            asyncio.IncompleteReadError,
+            ValueError,
+            frames.ProtocolError,
+        ) as exc:
+            await frames.stop_child(proc)
             raise AuditUnavailable("the audit writer did not start") from exc
         if reply != ["ready"]:
-            await _stop(proc)
+            await frames.stop_child(proc)
             raise AuditUnavailable("the audit writer cannot open the store")
         self._proc = proc
         self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
@@ -337,7 +341,7 @@ class AuditLog:
             return
         self._ids += 1
         frame = [self._ids, operation, payload] if operation == "append" else [self._ids, operation]
-        proc.stdin.write(_pack(frame))
+        proc.stdin.write(frames.pack(frame))
         self._in_flight.append((self._ids, operation, len(payload), future, time.monotonic()))
 
     async def _call(self, operation: str) -> Any:
@@ -377,7 +381,7 @@ class AuditLog:
         try:
             while True:
                 try:
-                    reply = await _read_frame(proc.stdout)
+                    reply = await frames.read_frame_async(proc.stdout)
                 except asyncio.IncompleteReadError:
                     if self._closed and not in_flight:
                         return  # stopped on purpose
@@ -402,7 +406,14 @@ class AuditLog:
             # The writer died or misbehaved (or this reader has a bug): what was sent or
             # is gathering is refused, and the next probe starts a new writer.
             if not isinstance(
-                exc, (OSError, asyncio.IncompleteReadError, ValueError, AuditUnavailable)
+                exc,
+                (
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    ValueError,
+                    frames.ProtocolError,
+                    AuditUnavailable,
+                ),
             ):
                 log.error("audit reply reader failed", exc_info=exc)
             self._failed(exc)
@@ -414,7 +425,7 @@ class AuditLog:
                 failed.append(self._gathering[1])
                 self._gathering = None
             _settle(failed, error=AuditUnavailable("the audit writer failed"))
-            await _stop(proc)
+            await frames.stop_child(proc)
 
     def _overdue(self) -> bool:
         """Whether the oldest unanswered frame has waited past the write timeout."""
@@ -492,7 +503,7 @@ class AuditLog:
             await asyncio.sleep(0.01)
         proc, self._proc = self._proc, None
         if proc is not None:
-            await _stop(proc)
+            await frames.stop_child(proc)
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
@@ -527,28 +538,6 @@ def _settle(
         else:
             future.set_exception(error)
             future.exception()  # retrieved: a group whose waiters all left is not an error
-
-
-def _pack(message: Any) -> bytes:
-    data: bytes = msgpack.packb(message, use_bin_type=True)
-    return _HEADER.pack(len(data)) + data
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> Any:
-    (length,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
-    return msgpack.unpackb(await reader.readexactly(length), raw=False)
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.stdin is not None:
-        proc.stdin.close()
-    try:
-        async with asyncio.timeout(5):
-            await proc.wait()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
 
 
 def event_detail(**values: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Chaining records (encoding, hashing) is Python work; done in a thread of the gat
 holds the GIL against the event loop and cost about a quarter of verification throughput.
 In a process of its own it costs the gateway one pipe write per group of records.
 
-Frames on stdin/stdout are a 4-byte big-endian length, then msgpack:
+Frames of :mod:`hsm.frames` on stdin/stdout:
 
 - child → parent at start: ``["ready"]``, or ``["error", message]`` and exit;
 - parent → child: ``[id, "append", [event, ...]]`` (an event is the fields of
@@ -17,37 +17,13 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import struct
 import sys
 import threading
 import time
 from typing import Any, BinaryIO
 
-import msgpack
-
 from gateway.audit import append_rows, open_store
-
-HEADER = struct.Struct(">I")
-MAX_FRAME = 256 * 1024 * 1024
-
-
-def write_frame(out: BinaryIO, message: Any) -> None:
-    data = msgpack.packb(message, use_bin_type=True)
-    out.write(HEADER.pack(len(data)) + data)
-    out.flush()
-
-
-def read_frame(stream: BinaryIO) -> Any | None:
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None  # the parent closed the pipe: time to go
-    (length,) = HEADER.unpack(header)
-    if length > MAX_FRAME:
-        raise ValueError("frame too large")
-    data = stream.read(length)
-    if len(data) < length:
-        return None
-    return msgpack.unpackb(data, raw=False)
+from hsm import frames
 
 
 def _fields(fields: list[Any]) -> list[Any]:
@@ -57,7 +33,7 @@ def _fields(fields: list[Any]) -> list[Any]:
 
 
 def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    while (message := read_frame(stdin)) is not None:
+    while (message := frames.read_frame(stdin)) is not None:
         call_id, operation = message[0], message[1]
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -78,7 +54,7 @@ def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
             reply = [call_id, "ok", value]
         except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError) as exc:
             reply = [call_id, "error", type(exc).__name__ + ": " + str(exc)[:200]]
-        write_frame(stdout, reply)
+        frames.write_frame(stdout, reply)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,15 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         store = open_store_with_timeout(args[0], float(args[1]))
     except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
-        write_frame(stdout, ["error", type(exc).__name__])
+        frames.write_frame(stdout, ["error", type(exc).__name__])
         return 2
     checkpoints = threading.Thread(
         target=_checkpoint_forever, args=(args[0],), name="audit-checkpoints", daemon=True
     )
     checkpoints.start()
-    write_frame(stdout, ["ready"])
+    frames.write_frame(stdout, ["ready"])
     try:
         _serve(store, stdin, stdout)
+    except frames.ProtocolError as exc:
+        # a truncated frame: the parent died mid-write; anything else is a bug of ours
+        print(f"audit writer: {exc}", file=sys.stderr)
+        return 4
+    except BrokenPipeError:
+        return 0  # the parent went away
     finally:
         store.close()
     return 0

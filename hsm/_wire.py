@@ -1,6 +1,6 @@
 """The pipe protocol between :mod:`hsm.service` and :mod:`hsm.worker`.
 
-Every message is a frame: a 4-byte big-endian length, then that many bytes of msgpack.
+Every message is a frame of :mod:`hsm.frames`.
 
 1. parent → child: the :class:`~hsm.keystore.KeystoreConfig` as a map (the PIN travels
    here, never on argv or in the environment).
@@ -13,11 +13,8 @@ Every message is a frame: a 4-byte big-endian length, then that many bytes of ms
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import msgpack
+from typing import Any
 
 from hsm.errors import (
     DuplicateKey,
@@ -28,11 +25,17 @@ from hsm.errors import (
     KeystoreConfigError,
     MechanismNotSupported,
 )
+from hsm.frames import ProtocolError
 from hsm.keystore import KeystoreConfig
 
-HEADER = struct.Struct(">I")
-#: A batch of a few thousand RSA-3072 signatures is ~2 MB; anything far larger is a bug.
-MAX_FRAME = 64 * 1024 * 1024
+__all__ = [
+    "ERRORS",
+    "ProtocolError",
+    "config_from_wire",
+    "config_to_wire",
+    "error_code",
+    "error_from_code",
+]
 
 #: Error codes on the wire; ``ValueError`` is a caller bug (bad digest length).
 ERRORS: dict[str, type[Exception]] = {
@@ -50,10 +53,6 @@ ERRORS: dict[str, type[Exception]] = {
 }
 
 
-class ProtocolError(Exception):
-    """The peer sent something that is not a frame of this protocol."""
-
-
 def error_code(exc: BaseException) -> str:
     """The wire code of an exception: its hsm.errors class, else the generic HsmError."""
     for cls in type(exc).__mro__:
@@ -64,39 +63,6 @@ def error_code(exc: BaseException) -> str:
 
 def error_from_code(code: str, message: str) -> Exception:
     return ERRORS.get(code, HsmError)(message)
-
-
-def pack(obj: Any) -> bytes:
-    payload: bytes = msgpack.packb(obj, use_bin_type=True)
-    return HEADER.pack(len(payload)) + payload
-
-
-def unpack(payload: bytes) -> Any:
-    try:
-        return msgpack.unpackb(payload, raw=False, use_list=True)
-    except Exception as exc:
-        raise ProtocolError(f"undecodable frame: {type(exc).__name__}") from exc
-
-
-def frame_length(header: bytes) -> int:
-    (length,) = HEADER.unpack(header)
-    if length > MAX_FRAME:
-        raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
-    return int(length)
-
-
-def read_frame(stream: BinaryIO) -> Any:
-    """Blocking read of one frame; ``None`` at a clean end of stream."""
-    header = stream.read(HEADER.size)
-    if not header:
-        return None
-    if len(header) != HEADER.size:
-        raise ProtocolError("truncated frame header")
-    length = frame_length(header)
-    payload = stream.read(length)
-    if len(payload) != length:
-        raise ProtocolError("truncated frame")
-    return unpack(payload)
 
 
 def config_to_wire(config: KeystoreConfig) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from hsm import _wire
+from hsm import _wire, frames
 from hsm.errors import HsmError, HsmUnavailable, KeystoreConfigError
 from hsm.keystore import Keystore, KeystoreConfig
 
@@ -279,28 +279,28 @@ class ProcessSigningService(SigningService):
         try:
             async with asyncio.timeout(self._start_timeout):
                 # The PIN travels on the pipe: never argv (ps) or the environment (/proc).
-                proc.stdin.write(_wire.pack(_wire.config_to_wire(self._config)))
+                proc.stdin.write(frames.pack(_wire.config_to_wire(self._config)))
                 await proc.stdin.drain()
-                reply = await _read_frame(proc.stdout)
+                reply = await frames.read_frame_async(proc.stdout)
         except asyncio.CancelledError:
             # The caller gave up (a readiness probe's timeout): the half-started child
             # must not outlive it.
-            await asyncio.shield(_stop(proc))
+            await asyncio.shield(frames.stop_child(proc))
             raise
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, _wire.ProtocolError) as exc:
-            await _stop(proc)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, frames.ProtocolError) as exc:
+            await frames.stop_child(proc)
             raise HsmUnavailable(
                 f"the signing process did not start ({type(exc).__name__}, "
                 f"exit code {proc.returncode})"
             ) from exc
         if reply != ["ready"]:
-            await _stop(proc)
+            await frames.stop_child(proc)
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == "error":
                 error = _wire.error_from_code(str(reply[1]), str(reply[2]))
                 raise error if isinstance(error, HsmError) else HsmError(str(error))
             raise HsmUnavailable("the signing process answered nonsense at start")
         if self._closed:  # closed while this child was starting: it must not linger
-            await _stop(proc)
+            await frames.stop_child(proc)
             raise HsmUnavailable("signing service is closed")
         child = _Child(proc)
         child.tasks = [
@@ -333,10 +333,10 @@ class ProcessSigningService(SigningService):
                     continue
                 child.in_flight = batch
                 batch_id = next(self._batch_ids)
-                stdin.write(_wire.pack([batch_id, [call.item for call in batch]]))
+                stdin.write(frames.pack([batch_id, [call.item for call in batch]]))
                 async with asyncio.timeout(self._batch_timeout):
                     await stdin.drain()
-                    reply = await _read_frame(stdout)
+                    reply = await frames.read_frame_async(stdout)
                 if (
                     not isinstance(reply, list)
                     or len(reply) != 2
@@ -344,7 +344,7 @@ class ProcessSigningService(SigningService):
                     or not isinstance(reply[1], list)
                     or len(reply[1]) != len(batch)
                 ):
-                    raise _wire.ProtocolError("reply does not match the batch")
+                    raise frames.ProtocolError("reply does not match the batch")
                 child.in_flight = []
                 for call, result in zip(batch, reply[1], strict=True):
                     if call.future.done():
@@ -383,7 +383,7 @@ class ProcessSigningService(SigningService):
             if task is not current:
                 task.cancel()
         if child.proc.returncode is None:
-            stopping = asyncio.get_running_loop().create_task(_stop(child.proc))
+            stopping = asyncio.get_running_loop().create_task(frames.stop_child(child.proc))
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
 
@@ -392,21 +392,3 @@ class ProcessSigningService(SigningService):
             call = self._queue.popleft()
             if not call.future.done():
                 call.future.set_exception(error())
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> Any:
-    header = await reader.readexactly(_wire.HEADER.size)
-    return _wire.unpack(await reader.readexactly(_wire.frame_length(header)))
-
-
-async def _stop(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
-    """End a child: close its stdin (its clean exit), then escalate to SIGKILL."""
-    if proc.stdin is not None:
-        proc.stdin.close()
-    try:
-        async with asyncio.timeout(grace):
-            await proc.wait()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()

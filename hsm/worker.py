@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import Any, BinaryIO
 
-from hsm import _wire
+from hsm import _wire, frames
 from hsm.errors import HsmError, HsmUnavailable
 from hsm.keystore import Keystore, open_keystore
 
@@ -51,10 +51,9 @@ def _sign_batch(keystore: Keystore, items: list[Any]) -> tuple[list[Any], bool]:
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     def send(obj: Any) -> None:
-        stdout.write(_wire.pack(obj))
-        stdout.flush()
+        frames.write_frame(stdout, obj)
 
-    config = _wire.config_from_wire(_wire.read_frame(stdin))
+    config = _wire.config_from_wire(frames.read_frame(stdin))
     try:
         keystore = open_keystore(config)
     except HsmError as exc:
@@ -63,7 +62,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     del config  # the PIN has done its job
     send(["ready"])
     with keystore:
-        while (request := _wire.read_frame(stdin)) is not None:
+        while (request := frames.read_frame(stdin)) is not None:
             batch_id, items = request
             results, token_failed = _sign_batch(keystore, items)
             send([batch_id, results])
@@ -86,7 +85,7 @@ def main() -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     try:
         return serve(sys.stdin.buffer, stdout)
-    except _wire.ProtocolError as exc:
+    except frames.ProtocolError as exc:
         logger.error("protocol error: %s", exc)
         return EXIT_PROTOCOL
     except BrokenPipeError:

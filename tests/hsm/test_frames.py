@@ -1,0 +1,41 @@
+"""The frames both child processes speak: round trip, end of stream, and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+
+from hsm import frames
+
+
+def test_frames_round_trip_and_end_cleanly() -> None:
+    stream = io.BytesIO(frames.pack(["ready"]) + frames.pack([7, [b"\x00sig", None]]))
+    assert frames.read_frame(stream) == ["ready"]
+    assert frames.read_frame(stream) == [7, [b"\x00sig", None]]
+    assert frames.read_frame(stream) is None  # the peer closed the pipe
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frames.pack(["x"])[:2],  # header cut short
+        frames.pack(["a long enough frame"])[:-3],  # payload cut short
+        frames.HEADER.pack(frames.MAX_FRAME + 1),  # oversized: a bug, not a frame
+        frames.HEADER.pack(1) + b"\xc1",  # 0xc1 is never valid msgpack
+    ],
+    ids=["truncated-header", "truncated-payload", "oversized", "undecodable"],
+)
+def test_broken_frames_are_protocol_errors(data: bytes) -> None:
+    with pytest.raises(frames.ProtocolError):
+        frames.read_frame(io.BytesIO(data))
+
+
+async def test_the_async_reader_reads_what_the_writer_wrote() -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(frames.pack([1, "ok", None]))
+    reader.feed_eof()
+    assert await frames.read_frame_async(reader) == [1, "ok", None]
+    with pytest.raises(asyncio.IncompleteReadError):
+        await frames.read_frame_async(reader)

@@ -80,6 +80,22 @@ def _node(text: str) -> tuple[str, int]:
 
 
 def parse_cluster_url(url: str) -> ClusterUrl:
+    try:
+        return _parse_cluster_url(url)
+    except RedisUrlError:
+        if "@" not in url:
+            raise
+        # The message may quote a piece of the URL, and with credentials in it (a password
+        # holding an unencoded '?', '/' or '@' ends up in a "node" or "option") that piece
+        # may be part of the password: say what to do, quote nothing.
+        raise RedisUrlError(
+            "the Redis Cluster URL cannot be read (not shown: it holds credentials); "
+            "percent-encode ':', '@', '/', '?' and '#' in the user name and password, "
+            f"and {_USAGE}"
+        ) from None
+
+
+def _parse_cluster_url(url: str) -> ClusterUrl:
     scheme = _scheme(url)
     if scheme not in _CLUSTER_SCHEMES:
         raise RedisUrlError(f"not a Redis Cluster URL: {_USAGE}")

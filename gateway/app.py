@@ -520,7 +520,7 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
     for _ in range(10):
         for task in pending:
             task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=1.0)
+        _, pending = await asyncio.wait(pending, timeout=3.0)
         if not pending:
             break
         log.error("background tasks ignored a cancellation: %s", [t.get_name() for t in pending])

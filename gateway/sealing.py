@@ -67,19 +67,9 @@ class SealOutcome:
     replayed: bool  # answered from an earlier request with the same Idempotency-Key
 
 
-def proof_view(proof: ProofRecord) -> dict[str, Any]:
-    """The 201 body of one sealed proof."""
-    return {
-        "code": format_code(proof.code),
-        "status": proof.status.value,
-        "issued_at": rfc3339(proof.issued_at),
-        "seal_id": proof.seal_id,
-        "document": base64.b64encode(proof.document).decode("ascii"),
-    }
-
-
-def proof_json(proof: ProofRecord) -> bytes:
-    """:func:`proof_view` as JSON bytes, written directly.
+def proof_json(proof: ProofRecord, code: str) -> bytes:
+    """The 201 body of one sealed proof (``code`` is its hyphenated form), written directly:
+    ``{"code", "status", "issued_at", "seal_id", "document"}`` with the document in base64.
 
     Every part but the seal id is ASCII that needs no escaping (code, status, time,
     base64); ``json.dumps`` spent most of its time scanning the documents for escapes.
@@ -87,7 +77,7 @@ def proof_json(proof: ProofRecord) -> bytes:
     return b"".join(
         (
             b'{"code":"',
-            format_code(proof.code).encode("ascii"),
+            code.encode("ascii"),
             b'","status":"',
             proof.status.value.encode("ascii"),
             b'","issued_at":"',
@@ -106,11 +96,12 @@ def _json_string(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
 
 
-def proofs_json(proofs: list[ProofRecord], *, batch: bool) -> bytes:
-    """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof."""
+def proofs_json(proofs: list[ProofRecord], codes: list[str], *, batch: bool) -> bytes:
+    """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof.
+    ``codes`` are the proofs' hyphenated codes (the audit record needs them too)."""
     if not batch:
-        return proof_json(proofs[0])
-    return b'{"items":[' + b",".join(map(proof_json, proofs)) + b"]}"
+        return proof_json(proofs[0], codes[0])
+    return b'{"items":[' + b",".join(map(proof_json, proofs, codes)) + b"]}"
 
 
 def format_code(compact: str) -> str:

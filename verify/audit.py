@@ -105,27 +105,79 @@ def chain_fields(
     seq = first_seq
     for fields in events:
         action, client_id, role, purpose, code, result, request_id, at, detail = fields
-        encoded = json.dumps(
-            {
-                "action": action,
-                "at_ms": round(at * 1000),
-                "client": client_id,
-                "code": code,
-                "detail": detail,
-                "purpose": purpose,
-                "request": request_id,
-                "result": result,
-                "role": role,
-                "seq": seq,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ).encode()
+        encoded = _record_json(
+            seq,
+            action,
+            client_id,
+            role,
+            purpose,
+            code,
+            result,
+            request_id,
+            round(at * 1000),
+            detail,
+        )
         digest = hashlib.sha256(_RECORD_DOMAIN + prev_hash + encoded).digest()
         yield seq, prev_hash, digest, fields
         prev_hash = digest
         seq += 1
+
+
+# What json.dumps(ensure_ascii=False) writes for one string (its C encoder, if built).
+_string = json.encoder.encode_basestring
+
+
+def _record_json(
+    seq: int,
+    action: Any,
+    client_id: Any,
+    role: Any,
+    purpose: Any,
+    code: Any,
+    result: Any,
+    request_id: Any,
+    at_ms: int,
+    detail: Any,
+) -> bytes:
+    """``_encode(event.payload(seq))``, written out for the usual types. Building a dict
+    and sorting its keys for every record was most of the audit writer's chaining time;
+    anything unusual (a str subclass, a number where a string belongs) takes the general
+    path, so the bytes are :func:`_encode`'s for every input."""
+    if (
+        type(action) is str
+        and type(client_id) is str
+        and type(role) is str
+        and (purpose is None or type(purpose) is str)
+        and (code is None or type(code) is str)
+        and type(result) is str
+        and type(request_id) is str
+        and type(seq) is int
+        and type(at_ms) is int
+        and type(detail) is dict
+    ):
+        # Keys in sorted order, as sort_keys=True writes them.
+        return (
+            f'{{"action":{_string(action)},"at_ms":{at_ms},"client":{_string(client_id)},'
+            f'"code":{"null" if code is None else _string(code)},'
+            f'"detail":{_encode(detail).decode() if detail else "{}"},'
+            f'"purpose":{"null" if purpose is None else _string(purpose)},'
+            f'"request":{_string(request_id)},"result":{_string(result)},'
+            f'"role":{_string(role)},"seq":{seq}}}'
+        ).encode()
+    return _encode(
+        {
+            "action": action,
+            "at_ms": at_ms,
+            "client": client_id,
+            "code": code,
+            "detail": detail,
+            "purpose": purpose,
+            "request": request_id,
+            "result": result,
+            "role": role,
+            "seq": seq,
+        }
+    )
 
 
 def chain(prev_hash: bytes, first_seq: int, events: Iterable[AuditEvent]) -> list[AuditRecord]:

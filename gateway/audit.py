@@ -40,7 +40,7 @@ from verify.audit import (
     chain_fields,
     checkpoint_digest,
 )
-from verify.sqlite import connect
+from verify.sqlite import connect, insert_rows
 
 log = logging.getLogger("sealgate.audit")
 
@@ -103,8 +103,10 @@ def append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[AuditReco
     row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     last_seq, prev_hash = (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
     records = chain(prev_hash, last_seq + 1, events)
-    conn.executemany(
-        f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
+    insert_rows(
+        conn,
+        "audit",
+        _COLUMNS,
         [
             (
                 r.seq,
@@ -150,10 +152,7 @@ def append_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> int:
         )
         for seq, prev, digest, fields in chain_fields(prev_hash, last_seq + 1, rows)
     ]
-    conn.executemany(
-        f"INSERT INTO audit ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",  # noqa: S608
-        stored,
-    )
+    insert_rows(conn, "audit", _COLUMNS, stored)
     return stored[-1][0] if stored else last_seq
 
 

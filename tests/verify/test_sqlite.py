@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from tests.verify.test_lifecycle import proof
 from verify.at_rest import DocumentCipher
 from verify.registry import CodeTaken, RegistryUnavailable
-from verify.sqlite import SqliteRegistry
+from verify.sqlite import SqliteRegistry, insert_rows
 
 
 async def test_a_failing_job_is_refused_alone_and_the_writer_lives_on(tmp_path: Path) -> None:
@@ -51,3 +52,13 @@ async def test_cancelled_callers_still_get_their_write(tmp_path: Path) -> None:
     # Every queued write was committed; a cancelled caller only lost its answer.
     assert await registry.count() == 200
     await registry.close()
+
+
+@pytest.mark.parametrize("limit", [3, 7, 12, 25, 32766])
+def test_insert_rows_splits_statements_at_the_connections_variable_limit(limit: int) -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    rows = [(n, f"row {n}", bytes([n])) for n in range(23)]
+    insert_rows(conn, "t", "a, b, c", rows)
+    assert conn.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows

@@ -4,12 +4,15 @@
 
 1. a home with a demo office (``sealgate init --demo``) and a population of real sealed
    proofs, seeded through the bulk path (kept in the output directory for the next run);
-2. the floors: an aiohttp + uvloop trivial handler; the same with one Redis GET per
-   request; the raw python-pkcs11 sign rate of the seal key;
-3. the gateway, one worker, Redis as its shared cache: verification of one cached code;
+2. the gateway, one worker, Redis as its shared cache: verification of one cached code;
    verification over the Zipf mix of the population; sealing in batches and one at a time;
    verification at offered loads from 10 % to 120 % of its peak (the plots); optionally
    the locust mix of all endpoints;
+3. the floors: an aiohttp + uvloop trivial handler; the same with one Redis GET per
+   request; the raw python-pkcs11 sign rate of the seal key. Each is measured right
+   before and right after the gateway figure it is compared with (the gateway idle
+   meanwhile), and its rate is the mean of the two: a shared host's drift during the
+   run cancels to first order, and the two runs show how large it was;
 
 and writes ``report.md``, ``results.json`` and PNG plots. Throughput is measured with wrk
 (closed loop: each connection sends its next request when the last is answered) and, for
@@ -78,6 +81,26 @@ class Measurement:
     p99_ms: float | None = None
     errors: int = 0
     unit: str = "req/s"
+    runs: list[float] = field(default_factory=list)  # a floor's rates, before and after
+
+
+def bracketed(before: Measurement, after: Measurement) -> Measurement:
+    """A floor measured before and after its gateway figure, as one: the means."""
+
+    def mean(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else (a + b) / 2
+
+    return Measurement(
+        before.name,
+        before.what,
+        (before.rate + after.rate) / 2,
+        mean(before.cpu_us, after.cpu_us),
+        mean(before.p50_ms, after.p50_ms),
+        mean(before.p99_ms, after.p99_ms),
+        before.errors + after.errors,
+        before.unit,
+        [before.rate, after.rate],
+    )
 
 
 @dataclass
@@ -99,7 +122,8 @@ class Report:
         latency = f", p50 {m.p50_ms:.2f} ms, p99 {m.p99_ms:.2f} ms" if m.p99_ms is not None else ""
         cpu = f", {m.cpu_us:.0f} CPU-µs each" if m.cpu_us is not None else ""
         errors = f", {m.errors} errors" if m.errors else ""
-        print(f"  {m.what}: {m.rate:,.0f} {m.unit}{cpu}{latency}{errors}", file=sys.stderr)
+        runs = f" (mean of {' and '.join(f'{r:,.0f}' for r in m.runs)})" if m.runs else ""
+        print(f"  {m.what}: {m.rate:,.0f} {m.unit}{runs}{cpu}{latency}{errors}", file=sys.stderr)
 
 
 def _step(text: str) -> None:
@@ -227,12 +251,15 @@ class Harness:
         try:
             codes = self.seed(credentials, redis.url)
             zipf_paths = self._zipf_paths(codes, credentials)
-            self.floors(redis, codes, zipf_paths)
             _step("warming Redis with every proof's status (a gateway after hours of traffic)")
             warmed = _warm_shared_cache(self.home, redis.url)
             self.report.notes.append(
                 f"Redis held all {warmed:,} statuses before the gateway measurements (as after "
                 "hours of traffic); each worker's in-process tier started empty."
+            )
+            self.report.notes.append(
+                "Each floor was measured right before and right after the gateway figure it "
+                "is compared with; its rate is the mean of the two runs (both shown)."
             )
             self.gateway_figures(credentials, redis, codes, zipf_paths)
         finally:
@@ -252,19 +279,20 @@ class Harness:
                 out.write(f"/v1/verify/{code}?purpose=demo\n")
         return path
 
-    def floors(self, redis: RedisServer, codes: list[str], zipf_paths: Path) -> None:
-        options = self.options
-        one = self.out / "one-path.txt"
-        one.write_text(f"/v1/verify/{codes[0]}?purpose=demo\n", encoding="ascii")
-        _step("floor: aiohttp + uvloop trivial handler")
+    def trivial_floor(self, when: str) -> Measurement:
+        _step(f"floor ({when}): aiohttp + uvloop trivial handler")
         port = free_port()
         argv = [sys.executable, "-m", "bench.floors", "trivial", "--port", str(port)]
-        with service(argv, port=port, log=self.logs / "floor-trivial.log") as process:
-            result, cpu = measure(process.pid, f"http://127.0.0.1:{port}", one, options)
-        self.report.add(_measurement("trivial", "trivial handler", result, cpu))
+        log = self.logs / f"floor-trivial-{when}.log"
+        with service(argv, port=port, log=log) as process:
+            result, cpu = measure(
+                process.pid, f"http://127.0.0.1:{port}", self.out / "one-path.txt", self.options
+            )
+        return _measurement("trivial", "trivial handler", result, cpu)
 
-        _step("floor: the same handler doing one Redis GET per request (Zipf mix)")
-        _fill_floor_keys(redis, codes)
+    def redis_get_floor(self, redis: RedisServer, zipf_paths: Path, when: str) -> Measurement:
+        """Needs the floor's keys in Redis (:func:`_fill_floor_keys`)."""
+        _step(f"floor ({when}): the trivial handler doing one Redis GET per request (Zipf mix)")
         port = free_port()
         argv = [
             sys.executable,
@@ -276,12 +304,13 @@ class Harness:
             "--redis",
             redis.url,
         ]
-        with service(argv, port=port, log=self.logs / "floor-redis-get.log") as process:
-            result, cpu = measure(process.pid, f"http://127.0.0.1:{port}", zipf_paths, options)
-        self.report.add(_measurement("redis_get", "one-Redis-GET handler", result, cpu))
-        _flush_floor_keys(redis)
+        log = self.logs / f"floor-redis-get-{when}.log"
+        with service(argv, port=port, log=log) as process:
+            result, cpu = measure(process.pid, f"http://127.0.0.1:{port}", zipf_paths, self.options)
+        return _measurement("redis_get", "one-Redis-GET handler", result, cpu)
 
-        _step("floor: raw python-pkcs11 sign rate of the seal key, one thread")
+    def sign_floor(self, when: str) -> Measurement:
+        _step(f"floor ({when}): raw python-pkcs11 sign rate of the seal key, one thread")
         key_label = _seal_key_label(self.home, self.credentials_file)
         done = subprocess.run(
             [
@@ -294,7 +323,7 @@ class Harness:
                 "--key-label",
                 key_label,
                 "--seconds",
-                str(options.seconds),
+                str(self.options.seconds),
             ],
             capture_output=True,
             text=True,
@@ -303,9 +332,7 @@ class Harness:
         if done.returncode != 0:
             raise RuntimeError(f"the sign floor failed: {done.stderr.strip()[-2000:]}")
         sign = json.loads(done.stdout)
-        self.report.add(
-            Measurement("sign", "raw PKCS#11 sign", sign["rate"], sign["cpu_us"], unit="signs/s")
-        )
+        return Measurement("sign", "raw PKCS#11 sign", sign["rate"], sign["cpu_us"], unit="signs/s")
 
     def gateway_figures(
         self, credentials: Credentials, redis: RedisServer, codes: list[str], zipf_paths: Path
@@ -314,11 +341,18 @@ class Harness:
         verifier = credentials.auth("verifier")
         signer = credentials.auth("signer")
         one = self.out / "one-path.txt"
+        one.write_text(f"/v1/verify/{codes[0]}?purpose=demo\n", encoding="ascii")
+        # The gateway stays up, idle, while each floor runs beside it.
         with self.gateway(redis.url) as (url, pid):
+            trivial = self.trivial_floor("before")
             _step("gateway: verification of one cached code")
             result, cpu = measure(pid, url, one, options, headers=verifier)
+            self.report.add(bracketed(trivial, self.trivial_floor("after")))
             self.report.add(_measurement("verify_cached", "verify, cached code", result, cpu))
             peak = result.rate
+
+            _fill_floor_keys(redis, codes)
+            redis_get = self.redis_get_floor(redis, zipf_paths, "before")
 
             _step(f"gateway: verification over the Zipf mix (s={options.zipf}) of the population")
             # a longer warm-up: the popular codes reach Redis and the worker's own tier
@@ -327,7 +361,9 @@ class Harness:
                 pid, url, zipf_paths, options, headers=verifier, warmup=2 * options.seconds,
                 start=self._zipf_count // 2,
             )  # fmt: skip
+            self.report.add(bracketed(redis_get, self.redis_get_floor(redis, zipf_paths, "after")))
             self.report.add(_measurement("verify_mix", "verify, Zipf mix", result, cpu))
+            _flush_floor_keys(redis)
 
             _step("gateway: verification at offered loads (paced)")
             for fraction in SWEEP:
@@ -359,7 +395,6 @@ class Harness:
                     file=sys.stderr,
                 )
 
-            _step(f"gateway: sealing in batches of {options.batch}")
             batch = self.out / "seal-batch.json"
             batch.write_text(
                 json.dumps(
@@ -374,9 +409,12 @@ class Harness:
             )
             post = self.out / "post-path.txt"
             post.write_text("/v1/certificates\n", encoding="ascii")
+            sign = self.sign_floor("before")
+            _step(f"gateway: sealing in batches of {options.batch}")
             result, cpu = measure(
                 pid, url, post, options, connections=4, body=batch, headers=signer, warmup=1.0
             )
+            self.report.add(bracketed(sign, self.sign_floor("after")))
             per_seal = options.batch
             self.report.add(
                 Measurement(

@@ -30,7 +30,10 @@ def measurement_table(report: Report) -> str:
         cpu = f"{m.cpu_us:.0f}" if m.cpu_us is not None else ""
         p50 = f"{m.p50_ms:.2f}" if m.p50_ms is not None else ""
         p99 = f"{m.p99_ms:.2f}" if m.p99_ms is not None else ""
-        lines.append(f"| {m.what} | {m.rate:,.0f} {m.unit} | {cpu} | {p50} | {p99} | {m.errors} |")
+        # a floor: the mean of its runs before and after the gateway figure, both shown
+        runs = f" (before {m.runs[0]:,.0f}, after {m.runs[1]:,.0f})" if len(m.runs) == 2 else ""
+        rate = f"{m.rate:,.0f} {m.unit}{runs}"
+        lines.append(f"| {m.what} | {rate} | {cpu} | {p50} | {p99} | {m.errors} |")
     return "\n".join(lines)
 
 
@@ -114,7 +117,8 @@ def markdown(report: Report, plots: list[Path]) -> str:
         "# sealgate capacity report",
         "",
         f"Run {report.started} on {report.machine}; population {report.population:,} "
-        "sealed proofs. One gateway worker; floors measured in the same run.",
+        "sealed proofs. One gateway worker; each floor measured right before and right "
+        "after the gateway figure it is compared with, in the same run.",
         "",
         "## Ratios to the floors (DESIGN §6)",
         "",

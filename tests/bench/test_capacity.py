@@ -42,6 +42,11 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     }  # fmt: skip
     for name, m in measured.items():
         assert m["rate"] > 0, name
+        # each floor ran before and after its gateway figure; its rate is their mean
+        floor = name in {"trivial", "redis_get", "sign"}
+        assert len(m["runs"]) == (2 if floor else 0), name
+        if floor:
+            assert m["rate"] == pytest.approx(sum(m["runs"]) / 2), name
         assert m["errors"] == 0, name  # every request answered as expected (2xx)
         assert m["cpu_us"] > 0, name
     assert results["population"] == 300
@@ -56,6 +61,7 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
 
     report = report_path.read_text(encoding="utf-8")
     assert "verify of a cached code / trivial handler" in report
+    assert "(before " in report and ", after " in report  # the floors' two runs
     assert "| /v1/verify/{code} |" in report or "/v1/verify/{code}" in report  # locust table
     for plot in ("throughput.png", "latency.png"):
         assert (out / plot).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

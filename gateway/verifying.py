@@ -38,6 +38,7 @@ from verify.registry import ProofStatus, Status
 
 MAX_REMEMBERED = 100_000
 _HEADERS = CIMultiDict({"Content-Type": "application/json", "Cache-Control": "no-store"})
+_VALUES = {member: member.value for member in Status}
 
 
 class StatusAnswers:
@@ -46,13 +47,15 @@ class StatusAnswers:
 
     def __init__(self, max_entries: int = MAX_REMEMBERED) -> None:
         self._max_entries = max_entries
-        self._prefixes: dict[tuple[str, int], tuple[Status, bytes]] = {}
+        # (code, version) -> (derived status's value, JSON prefix): strings and numbers
+        # only, so the garbage collector stops tracking them (see cache.local)
+        self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
 
     def body(self, status: ProofStatus, now: float) -> bytes:
         key = (status.code, status.version)
-        current = status.current_status(now)
+        current = _VALUES[status.current_status(now)]
         entry = self._prefixes.get(key)
-        if entry is None or entry[0] is not current:
+        if entry is None or entry[0] != current:
             view = status_view(status, now)
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 
 from hypothesis import given, settings
@@ -59,3 +60,15 @@ def test_the_purpose_memo_tells_apart_queries_that_decode_alike() -> None:
     assert endpoint.purpose(first) == "a%26"
     assert endpoint.purpose(second) == "a&"
     assert endpoint.purpose(first) == "a%26"  # and from memory
+
+
+def test_remembered_answers_are_not_left_for_the_garbage_collector_to_scan() -> None:
+    # As with the in-process tier (tests/cache/test_local.py): tracked entries made every
+    # full collection a long pause of the worker.
+    answers = StatusAnswers()
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(20_000):
+        answers.body(dataclasses.replace(BASE, code=f"code-{n}"), 1_750_000_000.0)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 1000

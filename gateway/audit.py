@@ -243,6 +243,7 @@ class AuditLog:
         # the group gathering in this turn of the loop: its rows and its one future
         self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
         self._flush_scheduled = False
+        self._appends_in_flight = 0
         # sent frames awaiting their answer, in order: (id, operation, rows, future, sent at)
         self._in_flight: collections.deque[tuple[int, str, int, asyncio.Future[Any], float]] = (
             collections.deque()
@@ -310,15 +311,18 @@ class AuditLog:
     async def record_rows(self, rows: list[list[Any]]) -> None:
         """:meth:`record` for events given as their fields in :class:`AuditEvent` order.
 
-        Rows join the group gathering in this turn of the loop and wait on that group's
-        one future: per request, auditing costs an append and a wait.
+        Rows join the gathering group and wait on its one future: per request, auditing
+        costs an append and a wait. A group goes to the writer at the end of the loop's
+        turn, or, while the writer has a group, as soon as that one is answered: under
+        load the groups grow instead of the frames multiplying (each frame costs the
+        worker a write, a reply to read and a wake-up, and the writer a transaction).
         """
         if self._proc is None:
             raise AuditUnavailable("the audit writer is not running")
         group = self._gathering
         if group is None or len(group[0]) >= MAX_GROUP:
             if group is not None:
-                self._flush()
+                self._send_gathered()  # a full group goes at once
             group = self._gathering = ([], _GroupFuture())
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -327,7 +331,13 @@ class AuditLog:
         await group[1]
 
     def _flush(self) -> None:
+        """The end of a loop turn: send the gathered group unless one is with the writer
+        (its answer sends this one)."""
         self._flush_scheduled = False
+        if not self._appends_in_flight:
+            self._send_gathered()
+
+    def _send_gathered(self) -> None:
         group, self._gathering = self._gathering, None
         if group is not None:
             self._send("append", group[0], group[1])
@@ -341,12 +351,14 @@ class AuditLog:
         self._ids += 1
         frame = [self._ids, operation, payload] if operation == "append" else [self._ids, operation]
         proc.stdin.write(frames.pack(frame))
+        if operation == "append":
+            self._appends_in_flight += 1
         self._in_flight.append((self._ids, operation, len(payload), future, time.monotonic()))
 
     async def _call(self, operation: str) -> Any:
         if self._proc is None:
             raise AuditUnavailable("the audit writer is not running")
-        self._flush()  # what gathered before goes first
+        self._send_gathered()  # what gathered before goes first
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._send(operation, [], future)
         try:
@@ -391,6 +403,10 @@ class AuditLog:
                 if not isinstance(reply, list) or len(reply) != 3 or reply[0] != call_id:
                     raise AuditUnavailable("the audit writer answered out of turn")
                 in_flight.popleft()
+                if operation == "append":
+                    self._appends_in_flight -= 1
+                    if not self._appends_in_flight:
+                        self._send_gathered()  # what gathered meanwhile
                 if reply[1] != "ok":
                     self._failed(AuditUnavailable(str(reply[2])))
                     _settle([future], error=AuditUnavailable("the audit record was not written"))
@@ -420,6 +436,7 @@ class AuditLog:
                 self._proc = None
             failed = [future for _, _, _, future, _ in in_flight]
             in_flight.clear()
+            self._appends_in_flight = 0
             if self._gathering is not None:
                 failed.append(self._gathering[1])
                 self._gathering = None
@@ -496,7 +513,7 @@ class AuditLog:
             except (HsmError, AuditUnavailable) as exc:
                 log.warning("final audit checkpoint skipped (%s)", type(exc).__name__)
         self._closed = True
-        self._flush()
+        self._send_gathered()
         deadline = time.monotonic() + WRITE_TIMEOUT + 5
         while self._in_flight and self._proc is not None and time.monotonic() < deadline:
             await asyncio.sleep(0.01)

@@ -277,6 +277,31 @@ async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
         await log.close()
 
 
+async def test_records_gather_while_a_group_is_with_the_writer(tmp_path: Path) -> None:
+    """One record per turn of the loop, as under paced load: the frames do not multiply
+    with the turns; what gathers while a group is with the writer goes as one."""
+    from gateway.audit import AuditLog
+
+    log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    try:
+
+        def row(n: int) -> list[Any]:
+            return ["verify", "client-1", "verifier", "demo", f"CODE{n}", "200", f"r{n}", 1.0, {}]
+
+        waits = []
+        for n in range(200):
+            waits.append(asyncio.create_task(log.record_rows([row(n)])))
+            await asyncio.sleep(0)  # the next record comes in the next turn
+        await asyncio.gather(*waits)
+        assert [r[5] for r in rows(tmp_path / "audit.db")] == [f"CODE{n}" for n in range(200)]
+        assert log.records_written == 200
+        # a round trip to the writer process spans many turns of the loop
+        assert log.groups_written < 50, log.groups_written
+    finally:
+        await log.close()
+
+
 async def test_a_cancellation_that_meets_the_writers_answer_is_not_lost(tmp_path: Path) -> None:
     """Shutdown cancels the duties loop once; if that lands as the writer's answer does,
     the loop must still end (Python 3.11's wait_for dropped such a cancellation, and the

@@ -240,10 +240,11 @@ class AuditLog:
         self._signing = signing
         self._key_label = key_label
         self._checkpoint_seconds = checkpoint_seconds
-        # the group gathering in this turn of the loop: its rows and its one future
+        # the group gathering (until the loop's turn ends, or while the writer has a
+        # group, until that one is answered): its rows and its one future
         self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
         self._flush_scheduled = False
-        self._appends_in_flight = 0
+        self._appends_in_flight = 0  # append frames the writer has not answered
         # sent frames awaiting their answer, in order: (id, operation, rows, future, sent at)
         self._in_flight: collections.deque[tuple[int, str, int, asyncio.Future[Any], float]] = (
             collections.deque()

@@ -3,11 +3,12 @@
 Bounded in count; a copy is dropped when an invalidation names its code, and never
 stored if an invalidation arrived while it was being fetched (see :meth:`LocalTier.put`).
 
-Copies are kept as plain tuples of strings and numbers, which the cyclic garbage
-collector stops tracking after its first look; only the last :data:`HOT_ENTRIES` read
-are also kept as :class:`ProofStatus` objects. As objects, 200,000 copies (with the
-answers built from them) were ~500,000 objects for every full collection to scan: a
-pause of ~100 ms of the worker, every minute or so under the Zipf mix.
+Copies are kept as plain tuples of strings and numbers
+(:func:`cache.codec.status_fields`), which the cyclic garbage collector stops tracking
+after its first look; only the last :data:`HOT_ENTRIES` read are also kept as
+:class:`ProofStatus` objects. As objects, 200,000 copies (with the answers built from
+them) were ~500,000 objects for every full collection to scan: a pause of ~100 ms of the
+worker, every minute or so under the Zipf mix.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from verify.registry import ProofStatus, Status
+from cache.codec import status_fields, status_from_fields
+from verify.registry import ProofStatus
 
 DEFAULT_MAX_ENTRIES = 200_000
 HOT_ENTRIES = 4096
@@ -32,7 +34,8 @@ class LocalTier:
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # code -> (stored at, the status's fields): see the module docstring
+        # code -> (stored at, *cache.codec.status_fields), flat: a tuple holding a tuple
+        # is untracked only a collection after it (see the module docstring)
         self._entries: dict[str, tuple[Any, ...]] = {}
         self._objects: dict[str, ProofStatus] = {}  # the hot ones, as objects
         self._max_entries = max_entries
@@ -67,7 +70,7 @@ class LocalTier:
             return None
         status = self._objects.get(code)
         if status is None:
-            status = _status(entry)
+            status = status_from_fields(entry[1:])
             self._keep_object(code, status)
         return status
 
@@ -100,7 +103,7 @@ class LocalTier:
             for stale in list(self._entries)[: max(1, self._max_entries // 10)]:
                 del self._entries[stale]
                 self._objects.pop(stale, None)
-        self._entries[code] = _row(self._clock(), status)
+        self._entries[code] = (self._clock(), *status_fields(status))
         self._keep_object(code, status)
 
     def invalidate(self, codes: list[str]) -> None:
@@ -113,50 +116,3 @@ class LocalTier:
         self._generation += 1
         self._entries.clear()
         self._objects.clear()
-
-
-_STATUS_BY_VALUE = {member.value: member for member in Status}
-
-
-def _row(stored_at: float, s: ProofStatus) -> tuple[Any, ...]:
-    # The enum member as its value: a tuple holding an object stays tracked.
-    return (
-        stored_at,
-        s.code,
-        s.seal_id,
-        s.unit_name,
-        s.unit_code,
-        s.type,
-        s.holder_kind,
-        s.holder_name_masked,
-        s.holder_id_masked,
-        s.valid_from,
-        s.valid_until,
-        s.expires_at,
-        s.issued_at,
-        s.status.value,
-        s.status_changed_at,
-        s.superseded_by,
-        s.version,
-    )
-
-
-def _status(row: tuple[Any, ...]) -> ProofStatus:
-    return ProofStatus(
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        _STATUS_BY_VALUE[row[13]],
-        row[14],
-        row[15],
-        row[16],
-    )

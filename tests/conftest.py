@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -43,8 +44,11 @@ def soft_keystore_config(tmp_path: Path) -> KeystoreConfig:
     return KeystoreConfig(backend="soft", directory=tmp_path / "soft-keys")
 
 
-def _started(directory: Path) -> RedisServer:
-    server = RedisServer(directory)
+_Redis = TypeVar("_Redis", RedisServer, RedisClusterServer)
+
+
+def _started(server: _Redis) -> _Redis:
+    """``server`` started, or the test failed with why (redis-server missing)."""
     try:
         server.start()
     except RedisServerMissing as exc:
@@ -56,7 +60,7 @@ def _started(directory: Path) -> RedisServer:
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the whole run. Tests share it: use a unique namespace
     (the ``tier`` fixture does), and never kill it (use ``own_redis_server``)."""
-    server = _started(tmp_path_factory.mktemp("redis"))
+    server = _started(RedisServer(tmp_path_factory.mktemp("redis")))
     yield server
     server.stop()
 
@@ -64,25 +68,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server for one test alone, which it may kill and restart."""
-    server = _started(tmp_path / "redis")
+    server = _started(RedisServer(tmp_path / "redis"))
     yield server
     server.stop()
-
-
-def _started_cluster(directory: Path) -> RedisClusterServer:
-    cluster = RedisClusterServer(directory)
-    try:
-        cluster.start()
-    except RedisServerMissing as exc:
-        pytest.fail(str(exc), pytrace=False)
-    return cluster
 
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
     """One real three-node Redis Cluster for the whole run, started on first use. Tests
     share it: use a unique namespace, and never kill a node (use ``own_redis_cluster``)."""
-    cluster = _started_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    cluster = _started(RedisClusterServer(tmp_path_factory.mktemp("redis-cluster")))
     yield cluster
     cluster.stop()
 
@@ -90,7 +85,7 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 @pytest.fixture
 def own_redis_cluster(tmp_path: Path) -> Iterator[RedisClusterServer]:
     """A three-node Redis Cluster for one test alone, which it may kill nodes of."""
-    cluster = _started_cluster(tmp_path / "redis-cluster")
+    cluster = _started(RedisClusterServer(tmp_path / "redis-cluster"))
     yield cluster
     cluster.stop()
 

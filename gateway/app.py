@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -117,13 +117,43 @@ AUDITED = {
 _CHANGES = frozenset({"seal", "status"})
 
 
-def _audit_unavailable(request_id: str) -> web.Response:
+def audit_unavailable(request_id: str) -> web.Response:
     return Problem(
         503,
         "audit-unavailable",
         "The audit trail cannot be written; retry later",
         headers={"Retry-After": "5"},
     ).response(request_id)
+
+
+def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
+    """The caller's ``X-Request-Id`` when it is a plain token, else a new one."""
+    offered = request.headers.get("X-Request-Id")
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else ids.next()
+
+
+def audit_row(
+    action: str,
+    client: Client,
+    purpose: str | None,
+    code: str | None,
+    status: int,
+    request_id: str,
+    at: float,
+    detail: dict[str, Any],
+) -> list[Any]:
+    """One audit record's fields, in :class:`verify.audit.AuditEvent` order."""
+    return [
+        action,
+        client.client_id,
+        client.role.value,
+        purpose[:64] if purpose else None,
+        code[:64] if code else None,
+        str(status),
+        request_id,
+        at,
+        detail,
+    ]
 
 
 def _problem_response(exc: Exception, request_id: str) -> web.Response:
@@ -154,16 +184,18 @@ def _audit_rows(
     request_id: str,
     status: int,
 ) -> list[list[Any]]:
-    """The record's fields (see :class:`verify.audit.AuditEvent`), one row per code."""
+    """The request's audit records: one per code it concerned."""
     purpose = note.purpose
     if purpose is None and request.query_string:
         purpose = request.query.get("purpose")
-    head = [action, client.client_id, client.role.value, purpose[:64] if purpose else None]
-    tail = [str(status), request_id, time.time(), note.detail]
-    if note.codes is None:
-        typed = request.match_info.get("code")
-        return [[*head, typed[:64] if typed else None, *tail]]
-    return [[*head, code, *tail] for code in note.codes] or [[*head, None, *tail]]
+    codes: Sequence[str | None] = (
+        note.codes if note.codes is not None else [request.match_info.get("code")]
+    )
+    at = time.time()
+    return [
+        audit_row(action, client, purpose, code, status, request_id, at, note.detail)
+        for code in codes or [None]
+    ]
 
 
 @web.middleware
@@ -175,8 +207,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     before anything is done.
     """
     app = request.app
-    offered = request.headers.get("X-Request-Id")
-    request_id = offered if offered and _REQUEST_ID.fullmatch(offered) else app[REQUEST_IDS].next()
+    request_id = request_id_of(request, app[REQUEST_IDS])
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     route = request.match_info.route
@@ -186,7 +217,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[AUDIT_NOTE] = note
     response: web.StreamResponse
     if audit is not None and action in _CHANGES and not audit.healthy:
-        response = _audit_unavailable(request_id)
+        response = audit_unavailable(request_id)
     else:
         try:
             response = await handler(request)
@@ -204,7 +235,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
                     _audit_rows(action, client, request, note, request_id, response.status)
                 )
             except AuditUnavailable:
-                response = _audit_unavailable(request_id)
+                response = audit_unavailable(request_id)
     response.headers["X-Request-Id"] = request_id
     resource = route.resource
     app[METRICS].observe(

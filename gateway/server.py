@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.dispatch import answer_remembered_verifications
 from gateway.home import Settings
 from gateway.logs import AccessLogger, configure_logging
 
@@ -47,6 +48,8 @@ async def _serve(settings: Settings, host: str, port: int, reuse_port: bool) -> 
         loop.add_signal_handler(sig, stop.set)
     try:
         await runner.setup()
+        assert runner.server is not None  # set up
+        answer_remembered_verifications(runner.server, app)
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
         await site.start()
         log.info("worker listening on http://%s:%d", host, port)

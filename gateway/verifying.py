@@ -33,7 +33,7 @@ from gateway.throttle import (
     limited_lookup,
     too_many_failed_lookups,
 )
-from verify.directory import Role
+from verify.directory import Client, Role
 from verify.registry import ProofStatus, Status
 
 MAX_REMEMBERED = 100_000
@@ -93,6 +93,32 @@ class VerifyEndpoint:
                 self._purposes.clear()
             self._purposes[query] = purpose
         return purpose
+
+    def remembered_answer(
+        self, authorization: str, raw_query: str, code_text: str
+    ) -> tuple[Client, str, web.Response] | None:
+        """The client, purpose and answer of a verification whose every input is
+        remembered (the client behind the header, the purpose of the raw query, the
+        status of the typed code) and which passes every check :meth:`answer` makes.
+
+        ``None`` in any other case, refusals included: :meth:`answer` then takes the
+        full way, which remembers what it learns and answers or refuses.
+        """
+        client = self._auth.remembered(authorization)
+        if client is None or client.role is not Role.VERIFIER:
+            return None
+        purpose = self._purposes.get(raw_query)
+        if purpose is None or purpose not in client.purposes:
+            return None
+        status = self._checker.remembered(code_text)
+        if status is None:
+            return None
+        try:
+            self._limiter.admit(client.client_id)
+        except Throttled:
+            return None
+        body = self._answers.body(status, self._clock())
+        return client, purpose, web.Response(body=body, headers=_HEADERS)
 
     async def answer(self, request: web.Request) -> web.Response:
         client = await self._auth.require(request, Role.VERIFIER)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.dispatch import answer_remembered_verifications
 from gateway.home import Settings
 from gateway.provision import DemoCredentials, init_home
 from hsm.softhsm import softhsm_available
@@ -51,10 +54,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     return Demo(settings, credentials)
 
 
+GatewayClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
 @pytest.fixture
-async def api(demo: Demo, aiohttp_client: Any) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await aiohttp_client(create_app(demo.settings))
-    return client
+def gateway_client(aiohttp_client: Any) -> GatewayClient:
+    """Serves an app as ``sealgate serve`` does: remembered verifications answered by
+    :class:`gateway.dispatch.Dispatch`, everything else by the application."""
+
+    async def serve(app: web.Application) -> TestClient[Any, Any]:
+        client: TestClient[Any, Any] = await aiohttp_client(app)
+        runner = client.server.runner
+        assert runner is not None and runner.server is not None
+        answer_remembered_verifications(runner.server, app)
+        return client
+
+    return serve
+
+
+@pytest.fixture
+async def api(demo: Demo, gateway_client: GatewayClient) -> TestClient[Any, Any]:
+    return await gateway_client(create_app(demo.settings))
 
 
 def proof_request(seal: str, **overrides: Any) -> dict[str, Any]:

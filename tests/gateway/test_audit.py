@@ -43,10 +43,10 @@ def rows(path: Path, where: str = "1") -> list[tuple[Any, ...]]:
 
 
 async def test_requests_are_recorded_and_the_trail_verifies(
-    demo: Demo, aiohttp_client: Any
+    demo: Demo, gateway_client: Any
 ) -> None:
     app = create_app(demo.settings)
-    api: TestClient[Any, Any] = await aiohttp_client(app)
+    api: TestClient[Any, Any] = await gateway_client(app)
     trail = demo.settings.audit_path
     start = max((r[0] for r in rows(trail)), default=0)
     holder = {"kind": "person", "id": HOLDER_ID, "name": "赵六"}
@@ -122,10 +122,10 @@ TAMPER = {
 
 @pytest.mark.parametrize("kind", list(TAMPER))
 async def test_audit_verify_names_the_first_bad_record(
-    demo: Demo, aiohttp_client: Any, tmp_path: Path, kind: str
+    demo: Demo, gateway_client: Any, tmp_path: Path, kind: str
 ) -> None:
     app = create_app(demo.settings)
-    api: TestClient[Any, Any] = await aiohttp_client(app)
+    api: TestClient[Any, Any] = await gateway_client(app)
     for _ in range(5):
         await api.get(
             "/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo", headers=demo.auth(Role.VERIFIER)
@@ -148,10 +148,10 @@ async def test_audit_verify_names_the_first_bad_record(
 
 
 async def test_requests_are_refused_while_the_trail_cannot_be_written(
-    demo: Demo, aiohttp_client: Any
+    demo: Demo, gateway_client: Any
 ) -> None:
     app = create_app(demo.settings)
-    api: TestClient[Any, Any] = await aiohttp_client(app)
+    api: TestClient[Any, Any] = await gateway_client(app)
     r = await api.post(
         "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
     )
@@ -217,13 +217,13 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
 
 
 async def test_a_killed_audit_writer_refuses_then_recovers_and_the_trail_holds(
-    demo: Demo, aiohttp_client: Any
+    demo: Demo, gateway_client: Any
 ) -> None:
     import os
     import signal
 
     app = create_app(demo.settings)
-    api: TestClient[Any, Any] = await aiohttp_client(app)
+    api: TestClient[Any, Any] = await gateway_client(app)
     r = await api.post(
         "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
     )

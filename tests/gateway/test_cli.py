@@ -139,7 +139,7 @@ def test_verify_file_rejects_garbage(
 
 
 async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_verify(
-    demo_lines: list[list[str]], home: Path, tmp_path: Path, aiohttp_client: Any
+    demo_lines: list[list[str]], home: Path, tmp_path: Path, gateway_client: Any
 ) -> None:
     seal_id = demo_lines[0][1]
     signer = {"Authorization": f"Bearer {demo_lines[2][2]}"}
@@ -152,7 +152,7 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
         assert response.status == 201
         return base64.b64decode((await response.json())["document"])
 
-    client = await aiohttp_client(create_app(settings))
+    client = await gateway_client(create_app(settings))
     before = await seal_one(client)
     await client.close()
 
@@ -160,7 +160,7 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.strip() == f"seal\t{seal_id}\tv2"
 
-    client = await aiohttp_client(create_app(settings))
+    client = await gateway_client(create_app(settings))
     after = await seal_one(client)
     trust = await (await client.get("/v1/trust")).json()
     versions = {(s["version"], s["state"]) for s in trust["seals"] if s["seal_id"] == seal_id}

@@ -53,10 +53,10 @@ class FlakySigningService(SigningService):
 
 
 async def test_hsm_failure_is_503_verification_stays_up_sealing_recovers(
-    demo: Demo, aiohttp_client: Any
+    demo: Demo, gateway_client: Any
 ) -> None:
     flaky = FlakySigningService(ProcessSigningService(demo.settings.keystore_config()))
-    api: TestClient[Any, Any] = await aiohttp_client(create_app(demo.settings, signing=flaky))
+    api: TestClient[Any, Any] = await gateway_client(create_app(demo.settings, signing=flaky))
     signer, verifier = demo.auth(Role.SIGNER), demo.auth(Role.VERIFIER)
     r = await api.post("/v1/certificates", json=proof_request(demo.proof_seal), headers=signer)
     code = (await r.json())["code"]
@@ -82,10 +82,10 @@ def own_home(tmp_path: Path) -> tuple[Settings, DemoCredentials]:
 
 
 async def test_token_reinitialised_under_a_running_gateway(
-    own_home: tuple[Settings, DemoCredentials], aiohttp_client: Any, tmp_path: Path
+    own_home: tuple[Settings, DemoCredentials], gateway_client: Any, tmp_path: Path
 ) -> None:
     settings, credentials = own_home
-    api: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    api: TestClient[Any, Any] = await gateway_client(create_app(settings))
     token = {c.role: t for c, t in credentials.clients}
     signer = {"Authorization": f"Bearer {token[Role.SIGNER]}"}
     verifier = {"Authorization": f"Bearer {token[Role.VERIFIER]}"}

@@ -138,10 +138,10 @@ async def test_oversized_document_is_413_even_when_chunked(
 
 
 async def test_a_lost_signing_process_is_503_with_retry_after_then_recovers(
-    demo: Demo, aiohttp_client: Any
+    demo: Demo, gateway_client: Any
 ) -> None:
     app = create_app(demo.settings)
-    api: TestClient[Any, Any] = await aiohttp_client(app)
+    api: TestClient[Any, Any] = await gateway_client(app)
     signer = demo.auth(Role.SIGNER)
 
     async def seal(n: int) -> tuple[int, str | None]:
@@ -177,7 +177,7 @@ async def test_a_lost_signing_process_is_503_with_retry_after_then_recovers(
 async def test_gateway_serves_verification_when_the_token_cannot_be_opened(
     api: TestClient[Any, Any],
     demo: Demo,
-    aiohttp_client: Any,
+    gateway_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     response = await api.post(
@@ -185,7 +185,7 @@ async def test_gateway_serves_verification_when_the_token_cannot_be_opened(
     )
     code = (await response.json())["code"]
     monkeypatch.setenv("SEALGATE_PKCS11_PIN", "wrong-pin")
-    broken: TestClient[Any, Any] = await aiohttp_client(create_app(demo.settings))
+    broken: TestClient[Any, Any] = await gateway_client(create_app(demo.settings))
     response = await broken.get(f"/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER))
     assert response.status == 200
     response = await broken.post(

@@ -75,9 +75,9 @@ def rows(url: str, query: str, *args: object) -> list[tuple[Any, ...]]:
 
 
 async def test_a_proof_is_sealed_verified_and_its_status_changed_over_http(
-    pg_demo: PgDemo, aiohttp_client: Any
+    pg_demo: PgDemo, gateway_client: Any
 ) -> None:
-    api: Client = await aiohttp_client(create_app(pg_demo.settings))
+    api: Client = await gateway_client(create_app(pg_demo.settings))
     key = {"Idempotency-Key": "pg-gateway-1"}
     sealed = await api.post(
         "/v1/certificates",

@@ -25,9 +25,9 @@ Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def cluster_api(demo: Demo, redis_cluster: RedisClusterServer, aiohttp_client: Any) -> Client:
+async def cluster_api(demo: Demo, redis_cluster: RedisClusterServer, gateway_client: Any) -> Client:
     settings = dataclasses.replace(demo.settings, redis_url=redis_cluster.url)
-    client: Client = await aiohttp_client(create_app(settings))
+    client: Client = await gateway_client(create_app(settings))
     return client
 
 

@@ -411,8 +411,11 @@ class Harness:
             post.write_text("/v1/certificates\n", encoding="ascii")
             sign = self.sign_floor("before")
             _step(f"gateway: sealing in batches of {options.batch}")
+            # 16 batches in flight: enough that the worker, its registry writer and the
+            # signing process each always have one to work on (at 4 they wait on each
+            # other: 3,595 against 4,253 seals/s measured back to back, 2026-12-01).
             result, cpu = measure(
-                pid, url, post, options, connections=4, body=batch, headers=signer, warmup=1.0
+                pid, url, post, options, connections=16, body=batch, headers=signer, warmup=1.0
             )
             self.report.add(bracketed(sign, self.sign_floor("after")))
             per_seal = options.batch

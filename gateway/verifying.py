@@ -50,6 +50,8 @@ class StatusAnswers:
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
         # only, so the garbage collector stops tracking them (see cache.local)
         self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
+        self._second = -1  # the whole second of the last answer, and its ending
+        self._ending = b""
 
     def body(self, status: ProofStatus, now: float) -> bytes:
         key = (status.code, status.version)
@@ -63,7 +65,10 @@ class StatusAnswers:
             if len(self._prefixes) >= self._max_entries:
                 self._prefixes.clear()
             self._prefixes[key] = entry
-        return entry[1] + rfc3339(now).encode() + b'"}'
+        second = int(now)
+        if second != self._second:
+            self._second, self._ending = second, rfc3339(second).encode() + b'"}'
+        return entry[1] + self._ending
 
 
 class VerifyEndpoint:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.gateway.conftest import api, demo
+from tests.gateway.conftest import api, demo, gateway_client
 
-__all__ = ["api", "demo"]
+__all__ = ["api", "demo", "gateway_client"]

@@ -4,10 +4,12 @@ refusal when the trail cannot be written."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,29 @@ async def test_audit_verify_names_the_first_bad_record(
     assert audit_verify(demo).returncode == 0  # the real trail is untouched
 
 
+@contextlib.contextmanager
+def audit_store_locked(path: Path) -> Iterator[None]:
+    """Another connection holds the audit store's write lock: the gateway's writes time out."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(30)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 async def test_requests_are_refused_while_the_trail_cannot_be_written(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -158,21 +183,7 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
     code = (await r.json())["code"]
     verifier = demo.auth(Role.VERIFIER)
 
-    # Another holder of the store's write lock: the gateway's writes time out.
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        conn = sqlite3.connect(demo.settings.audit_path, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        locked.set()
-        release.wait(30)
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    locked.wait(10)
-    try:
+    with audit_store_locked(demo.settings.audit_path):
         r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
         assert r.status == 503
         assert (await r.json())["code"] == "audit-unavailable"
@@ -189,9 +200,6 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
         )
         assert r.status == 503
         assert await count(demo) == before
-    finally:
-        release.set()
-        holder.join()
     for _ in range(50):  # the log probes the store and recovers by itself
         r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
         if r.status == 200:

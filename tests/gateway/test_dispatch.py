@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from gateway.app import AUDIT, FAILED_LOOKUPS, create_app
 from gateway.dispatch import Dispatch
 from gateway.provision import Provisioner, new_token
 from tests.gateway.conftest import Demo, GatewayClient
+from tests.gateway.test_audit import audit_store_locked
 from tests.gateway.test_authorization import sealed_code
 from verify.directory import Client as DirectoryClient
 from verify.directory import Role
@@ -228,20 +228,7 @@ async def test_no_answer_leaves_unless_its_audit_record_is_written(
     app = create_app(demo.settings)
     api = await gateway_client(app)
     code, dispatch = await remembered(api, demo)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:  # another writer holds the trail: the gateway's writes time out
-        conn = sqlite3.connect(demo.settings.audit_path, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        locked.set()
-        release.wait(30)
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    locked.wait(10)
-    try:
+    with audit_store_locked(demo.settings.audit_path):
         answered = dispatch.answered
         response = await api.get(
             f"/v1/verify/{code}?purpose=demo",
@@ -253,7 +240,4 @@ async def test_no_answer_leaves_unless_its_audit_record_is_written(
         assert body["code"] == "audit-unavailable"
         assert response.headers["X-Request-Id"] == "unaudited" == body["request_id"]
         assert body["status"] == 503
-    finally:
-        release.set()
-        holder.join()
     assert audit_records(demo.settings.audit_path, "unaudited") == []

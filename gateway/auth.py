@@ -41,6 +41,8 @@ class Authenticator:
     def remembered(self, header: str) -> Client | None:
         """The known client behind ``header`` if it is remembered and fresh, with no work
         at all; ``None`` sends the caller the full way (:meth:`client`)."""
+        if len(header) > MAX_HEADER:  # never remembered; not worth hashing
+            return None
         cached = self._cache.get(header)
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 

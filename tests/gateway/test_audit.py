@@ -285,10 +285,11 @@ async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
         await log.close()
 
 
-async def test_records_gather_while_a_group_is_with_the_writer(tmp_path: Path) -> None:
-    """One record per turn of the loop, as under paced load: the frames do not multiply
-    with the turns; what gathers while a group is with the writer goes as one."""
-    from gateway.audit import AuditLog
+async def test_records_gather_while_the_writer_holds_its_most_groups(tmp_path: Path) -> None:
+    """One record per turn of the loop, as under paced load: a few groups go to the
+    writer at once, and the frames do not multiply with the turns; what gathers while
+    the writer holds its most goes as one."""
+    from gateway.audit import MAX_APPENDS_IN_FLIGHT, AuditLog
 
     log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
     await log.start()
@@ -298,12 +299,15 @@ async def test_records_gather_while_a_group_is_with_the_writer(tmp_path: Path) -
             return ["verify", "client-1", "verifier", "demo", f"CODE{n}", "200", f"r{n}", 1.0, {}]
 
         waits = []
+        held = set()
         for n in range(200):
             waits.append(asyncio.create_task(log.record_rows([row(n)])))
             await asyncio.sleep(0)  # the next record comes in the next turn
+            held.add(log._appends_in_flight)
         await asyncio.gather(*waits)
         assert [r[5] for r in rows(tmp_path / "audit.db")] == [f"CODE{n}" for n in range(200)]
         assert log.records_written == 200
+        assert max(held) == MAX_APPENDS_IN_FLIGHT > 1  # several at once, never more
         # a round trip to the writer process spans many turns of the loop
         assert log.groups_written < 50, log.groups_written
     finally:

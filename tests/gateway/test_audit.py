@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import AUDIT, create_app
 from tests.gateway.conftest import Demo, proof_request
-from tests.gateway.test_authorization import count
+from tests.gateway.test_authorization import count, sealed_code
 from verify.directory import Role
 
 SEALGATE = [sys.executable, "-m", "gateway.cli"]
@@ -177,10 +177,7 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
 ) -> None:
     app = create_app(demo.settings)
     api: TestClient[Any, Any] = await gateway_client(app)
-    r = await api.post(
-        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
-    )
-    code = (await r.json())["code"]
+    code = await sealed_code(api, demo)
     verifier = demo.auth(Role.VERIFIER)
 
     with audit_store_locked(demo.settings.audit_path):
@@ -232,10 +229,7 @@ async def test_a_killed_audit_writer_refuses_then_recovers_and_the_trail_holds(
 
     app = create_app(demo.settings)
     api: TestClient[Any, Any] = await gateway_client(app)
-    r = await api.post(
-        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
-    )
-    code = (await r.json())["code"]
+    code = await sealed_code(api, demo)
     verifier = demo.auth(Role.VERIFIER)
 
     async def check() -> int:

@@ -62,6 +62,8 @@ def status_fields(status: ProofStatus) -> tuple[Any, ...]:
 def status_from_fields(fields: tuple[Any, ...]) -> ProofStatus:
     """:func:`status_fields` undone, unchecked: only for tuples this process made
     (bytes from elsewhere go through :func:`decode_status`)."""
+    # Spelled out: slicing and star-arguments cost ~15 % more (3.2 vs 2.8 µs), and this
+    # runs for every cold copy the in-process tier hands out.
     return ProofStatus(
         fields[0],
         fields[1],

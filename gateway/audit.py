@@ -249,7 +249,6 @@ class AuditLog:
         # MAX_APPENDS_IN_FLIGHT groups, until one is answered): its rows and one future
         self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
         self._flush_scheduled = False
-        self._appends_in_flight = 0  # append frames the writer has not answered
         # sent frames awaiting their answer, in order: (id, operation, rows, future, sent at)
         self._in_flight: collections.deque[tuple[int, str, int, asyncio.Future[Any], float]] = (
             collections.deque()
@@ -344,6 +343,11 @@ class AuditLog:
         if self._appends_in_flight < MAX_APPENDS_IN_FLIGHT:
             self._send_gathered()
 
+    @property
+    def _appends_in_flight(self) -> int:
+        """Append frames the writer has not answered (a few at most: a short scan)."""
+        return sum(1 for entry in self._in_flight if entry[1] == "append")
+
     def _send_gathered(self) -> None:
         group, self._gathering = self._gathering, None
         if group is not None:
@@ -358,8 +362,6 @@ class AuditLog:
         self._ids += 1
         frame = [self._ids, operation, payload] if operation == "append" else [self._ids, operation]
         proc.stdin.write(frames.pack(frame))
-        if operation == "append":
-            self._appends_in_flight += 1
         self._in_flight.append((self._ids, operation, len(payload), future, time.monotonic()))
 
     async def _call(self, operation: str) -> Any:
@@ -411,7 +413,6 @@ class AuditLog:
                     raise AuditUnavailable("the audit writer answered out of turn")
                 in_flight.popleft()
                 if operation == "append":
-                    self._appends_in_flight -= 1
                     self._send_gathered()  # what gathered while the writer was full
                 if reply[1] != "ok":
                     self._failed(AuditUnavailable(str(reply[2])))
@@ -442,7 +443,6 @@ class AuditLog:
                 self._proc = None
             failed = [future for _, _, _, future, _ in in_flight]
             in_flight.clear()
-            self._appends_in_flight = 0
             if self._gathering is not None:
                 failed.append(self._gathering[1])
                 self._gathering = None

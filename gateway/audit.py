@@ -3,9 +3,11 @@
 Every sealing, status change, verification and document download is recorded (client,
 role, purpose, code, result, time, request id; never a holder's identity number) before
 its answer leaves: if the record cannot be written the answer is a 503 instead (fail
-closed). Records are written by a process of their own (:mod:`gateway.audit_writer`):
-concurrent requests' records go as one frame and one commit, and the chaining work
-stays off the gateway's event loop and its GIL.
+closed). A worker writes its records to a journal of its own (:mod:`gateway.audit_journal`),
+the records of one turn of its event loop with one write; a process of its own
+(:mod:`gateway.audit_writer`) chains them into the store, off the gateway's event loop
+and its GIL. Requests are refused while the journal cannot be written, while the store
+cannot, or once the store is :data:`LAG_LIMIT` behind the journal.
 
 Several worker processes append to one store: each write reads the chain's head inside
 its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
@@ -28,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.audit_journal import Journal, journal_directory, journal_files
 from hsm import frames
 from hsm.errors import HsmError
 from hsm.service import SigningService
@@ -50,11 +53,10 @@ WRITE_TIMEOUT = 5.0
 PROBE_SECONDS = 1.0
 START_TIMEOUT = 15.0
 MAX_GROUP = 5000
-# Groups with the writer at once. With one, under closed-loop load the requests split
-# into two halves, one with the writer and one with the clients, and the worker idled
-# 9-13 % of the time; with four it idled 6-10 % and answered 3-22 % more (five
-# back-to-back pairs, 2026-12-01), the writer spending a little more per record.
-MAX_APPENDS_IN_FLIGHT = 4
+# How long journaled records may wait for the store before requests are refused. The
+# writer is a few milliseconds behind; this bounds how many answers leave while the
+# store cannot be written (a lock held, a hung writer) before the refusals begin.
+LAG_LIMIT = 1.0
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 _SCHEMA = """
@@ -71,6 +73,11 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL,
     prev_hash BLOB NOT NULL,
     hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_journal (
+    name TEXT PRIMARY KEY,
+    offset INTEGER NOT NULL,
+    done_at REAL
 )
 """
 _COLUMNS = (
@@ -99,7 +106,7 @@ AUDIT_NOTE = web.RequestKey("audit_note", AuditNote)
 def open_store(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
-    conn.execute(_SCHEMA)
+    conn.executescript(_SCHEMA)
     return conn
 
 
@@ -202,6 +209,28 @@ def read_records(path: Path) -> Iterator[AuditRecord]:
         conn.close()
 
 
+def unchained_journal_bytes(path: Path) -> int:
+    """How many bytes of the store's journals no writer has chained into it yet."""
+    files = journal_files(journal_directory(path))
+    if not files:
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        try:
+            chained = dict(
+                conn.execute("SELECT name, offset FROM audit_journal WHERE done_at IS NULL")
+            )
+        except sqlite3.OperationalError:  # a store from before the journal
+            chained = {}
+    finally:
+        conn.close()
+    total = 0
+    for file in files:
+        with contextlib.suppress(FileNotFoundError):
+            total += max(0, file.stat().st_size - int(chained.get(file.name, 0)))
+    return total
+
+
 def write_head(path: Path, head: SignedHead) -> None:
     """Replace the signed head atomically (a reader sees the old one or the new one)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
@@ -210,7 +239,7 @@ def write_head(path: Path, head: SignedHead) -> None:
 
 
 class _GroupFuture(asyncio.Future[Any]):
-    """The one future a group of requests waits on for its records' write.
+    """The one future a group of requests waits on for its records' journal write.
 
     A waiter that is cancelled must not cancel the write for its neighbours: ``cancel``
     refuses, so a cancelled waiter's task ends when its group is settled (asyncio defers
@@ -222,13 +251,15 @@ class _GroupFuture(asyncio.Future[Any]):
 
 
 class AuditLog:
-    """Appends events for the gateway through the audit writer process; one per worker.
+    """Records events for the gateway: through its journal, into the store by the audit
+    writer process; one per worker.
 
-    The records of the requests handled in one turn of the event loop go as one frame
-    (one pipe write, one commit), sent at the end of that turn while fewer than
-    :data:`MAX_APPENDS_IN_FLIGHT` are with the writer (else as soon as one is answered):
-    the writer answers frames in order, and a reader task settles each group's one
-    future as its answer comes. So a request waits for its own group's write only.
+    The records of the requests handled in one turn of the event loop go to the journal
+    as one frame with one write at the end of that turn, and their requests are answered
+    then (see :mod:`gateway.audit_journal`). The writer chains them into the store a few
+    milliseconds later and says how far it got. Requests are refused (fail closed) while a
+    record cannot be written to the journal, while the writer's last pass failed, or
+    once journaled records have waited :data:`LAG_LIMIT` for the store.
     """
 
     def __init__(
@@ -245,12 +276,13 @@ class AuditLog:
         self._signing = signing
         self._key_label = key_label
         self._checkpoint_seconds = checkpoint_seconds
-        # the group gathering (until the loop's turn ends, or while the writer holds
-        # MAX_APPENDS_IN_FLIGHT groups, until one is answered): its rows and one future
+        self._journal: Journal | None = None
+        # the group gathering until the loop's turn ends: its rows and one future
         self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
-        self._flush_scheduled = False
-        # sent frames awaiting their answer, in order: (id, operation, rows, future, sent at)
-        self._in_flight: collections.deque[tuple[int, str, int, asyncio.Future[Any], float]] = (
+        # journal positions not yet chained, with when they were written: (n, offset, at)
+        self._unchained: collections.deque[tuple[int, int, float]] = collections.deque()
+        # calls sent awaiting their answer, in order: (id, operation, future, sent at)
+        self._in_flight: collections.deque[tuple[int, str, asyncio.Future[Any], float]] = (
             collections.deque()
         )
         self._proc: asyncio.subprocess.Process | None = None
@@ -265,16 +297,39 @@ class AuditLog:
 
     @property
     def healthy(self) -> bool:
-        return self._failing_since is None and self._proc is not None
+        return self._refusal() is None
+
+    def _refusal(self) -> str | None:
+        """Why requests must be refused now, or ``None``."""
+        if self._journal is None:
+            return "the audit journal cannot be opened"
+        if self._failing_since is not None:
+            return "the audit store cannot be written"
+        unchained = self._unchained
+        if unchained and time.monotonic() - unchained[0][2] > LAG_LIMIT:
+            return "the audit writer is behind"
+        return None
+
+    def _lag(self) -> float:
+        return time.monotonic() - self._unchained[0][2] if self._unchained else 0.0
 
     async def start(self) -> None:
-        """Start the writer process; a failure leaves the log refusing until a probe works."""
+        """Open the journal and start the writer; a failure leaves the log refusing until
+        a probe works."""
+        try:
+            self._journal = Journal(journal_directory(self._path))
+        except OSError as exc:
+            log.error("the audit journal cannot be opened (%s)", type(exc).__name__)
+            return
         try:
             await self._spawn()
         except AuditUnavailable as exc:
             self._failed(exc)
 
     async def _spawn(self) -> None:
+        journal = self._journal
+        if journal is None:
+            raise AuditUnavailable("the audit journal cannot be opened")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
@@ -285,6 +340,7 @@ class AuditLog:
             "gateway.audit_writer",
             str(self._path),
             str(WRITE_TIMEOUT),
+            str(journal.directory / journal.name),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
@@ -307,69 +363,80 @@ class AuditLog:
             raise AuditUnavailable("the audit writer cannot open the store")
         self._proc = proc
         self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
-        self._watchdog = asyncio.create_task(self._watch(proc), name="audit-watchdog")
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.create_task(self._watch(), name="audit-watchdog")
 
     async def record(self, events: list[AuditEvent]) -> None:
-        """Durable on return; raises :class:`AuditUnavailable` otherwise."""
+        """Journaled on return; raises :class:`AuditUnavailable` otherwise."""
         await self.record_rows([_fields(e) for e in events])
 
     async def record_rows(self, rows: list[list[Any]]) -> None:
         """:meth:`record` for events given as their fields in :class:`AuditEvent` order.
 
         Rows join the gathering group and wait on its one future: per request, auditing
-        costs an append and a wait. A group goes to the writer at the end of the loop's
-        turn, or, while the writer holds :data:`MAX_APPENDS_IN_FLIGHT` groups, as soon as
-        one is answered: under load the groups grow instead of the frames multiplying
-        (each frame costs the worker a write, a reply to read and a wake-up, and the
-        writer a transaction).
+        costs an append and a wait. The group is written at the end of the loop's turn:
+        under load many requests share one write, and their answers leave together.
         """
-        if self._proc is None:
-            raise AuditUnavailable("the audit writer is not running")
+        if (refusal := self._refusal()) is not None:
+            raise AuditUnavailable(refusal)
         group = self._gathering
         if group is None or len(group[0]) >= MAX_GROUP:
             if group is not None:
-                self._send_gathered()  # a full group goes at once
+                self._write_gathered()  # a full group goes at once
+            else:
+                asyncio.get_running_loop().call_soon(self._write_gathered)
             group = self._gathering = ([], _GroupFuture())
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
         group[0].extend(rows)
         await group[1]
 
-    def _flush(self) -> None:
-        """The end of a loop turn: send the gathered group unless the writer holds
-        :data:`MAX_APPENDS_IN_FLIGHT` (the next answer sends it)."""
-        self._flush_scheduled = False
-        if self._appends_in_flight < MAX_APPENDS_IN_FLIGHT:
-            self._send_gathered()
-
-    @property
-    def _appends_in_flight(self) -> int:
-        """Append frames the writer has not answered (a few at most: a short scan)."""
-        return sum(1 for entry in self._in_flight if entry[1] == "append")
-
-    def _send_gathered(self) -> None:
+    def _write_gathered(self) -> None:
         group, self._gathering = self._gathering, None
-        if group is not None:
-            self._send("append", group[0], group[1])
+        if group is None:
+            return
+        rows, future = group
+        journal = self._journal
+        try:
+            if journal is None:
+                raise OSError("the audit journal is closed")
+            journal.append(frames.pack(rows))
+        except OSError as exc:
+            log.error("audit records cannot be journaled (%s)", type(exc).__name__)
+            _settle([future], error=AuditUnavailable("the audit record was not written"))
+            return
+        now = time.monotonic()
+        # one position in 50 ms is enough to tell a lag: the deque stays short
+        if not self._unchained or now - self._unchained[-1][2] > 0.05:
+            self._unchained.append((journal.n, journal.offset, now))
+        else:
+            self._unchained[-1] = (journal.n, journal.offset, self._unchained[-1][2])
+        self._since_checkpoint += len(rows)
+        self.groups_written += 1
+        self.records_written += len(rows)
+        _settle([future])
 
-    def _send(self, operation: str, payload: list[list[Any]], future: asyncio.Future[Any]) -> None:
+    def _chained(self, n: int, offset: int) -> None:
+        """The writer's word that the journal is in the store up to ``(n, offset)``."""
+        unchained = self._unchained
+        while unchained and (unchained[0][0], unchained[0][1]) <= (n, offset):
+            unchained.popleft()
+        self._recovered()
+
+    def _send(self, operation: str, future: asyncio.Future[Any]) -> None:
         proc = self._proc
         if proc is None or proc.stdin is None or proc.stdin.is_closing():
             # a dying writer: the reply reader sees its end and fails what is in flight
             _settle([future], error=AuditUnavailable("the audit writer is not running"))
             return
         self._ids += 1
-        frame = [self._ids, operation, payload] if operation == "append" else [self._ids, operation]
-        proc.stdin.write(frames.pack(frame))
-        self._in_flight.append((self._ids, operation, len(payload), future, time.monotonic()))
+        proc.stdin.write(frames.pack([self._ids, operation]))
+        self._in_flight.append((self._ids, operation, future, time.monotonic()))
 
     async def _call(self, operation: str) -> Any:
         if self._proc is None:
             raise AuditUnavailable("the audit writer is not running")
-        self._send_gathered()  # what gathered before goes first
+        self._write_gathered()  # what gathered before is in the journal the call sees
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._send(operation, [], future)
+        self._send(operation, future)
         try:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result
             # and drops a cancellation that arrives as the reply does, so a task
@@ -379,22 +446,33 @@ class AuditLog:
         except TimeoutError:
             raise AuditUnavailable(f"the audit writer did not answer {operation!r}") from None
 
-    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
-        """Kill a writer that stopped answering; its reply reader then fails what was in
-        flight. A task of its own: nothing that waits on the writer can delay it."""
-        while self._proc is proc and proc.returncode is None:
+    async def flush(self) -> None:
+        """Return once every record journaled so far is in the store."""
+        await self._call("drain")
+
+    async def _watch(self) -> None:
+        """Kill a writer that stopped answering or chaining; its reply reader then fails
+        what was in flight, and the duties loop starts another. A task of its own:
+        nothing that waits on the writer can delay it."""
+        while not self._closed:
             await asyncio.sleep(PROBE_SECONDS / 2)
-            if self._overdue():
+            proc = self._proc
+            if proc is None or proc.returncode is not None:
+                continue
+            now = time.monotonic()
+            if (self._in_flight and now - self._in_flight[0][3] > WRITE_TIMEOUT + 5) or (
+                self._lag() > WRITE_TIMEOUT + 5
+            ):
                 log.error("the audit writer stopped answering; killing it")
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                return
 
     async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
-        """Settle each sent frame's future as the writer answers it, in order.
+        """Take the writer's word as it comes: answers to calls, in order, and unasked
+        notices (id 0) of how far the journal is chained or that a pass failed.
 
         Always reading, so a writer that dies is noticed at once even when idle; a writer
-        that hangs is killed by :meth:`run` (see :meth:`_overdue`), which ends this too.
+        that hangs is killed by :meth:`_watch`, which ends this too.
         """
         assert proc.stdout is not None
         in_flight = self._in_flight
@@ -406,27 +484,27 @@ class AuditLog:
                     if self._closed and not in_flight:
                         return  # stopped on purpose
                     raise
-                if not in_flight:
-                    raise AuditUnavailable("the audit writer answered a frame never sent")
-                call_id, operation, rows, future, _ = in_flight[0]
-                if not isinstance(reply, list) or len(reply) != 3 or reply[0] != call_id:
+                if not isinstance(reply, list) or len(reply) != 3:
                     raise AuditUnavailable("the audit writer answered out of turn")
-                in_flight.popleft()
-                if operation == "append":
-                    self._send_gathered()  # what gathered while the writer was full
+                if reply[0] == 0:
+                    if reply[1] == "chained":
+                        self._chained(int(reply[2][0]), int(reply[2][1]))
+                    else:
+                        self._failed(AuditUnavailable(str(reply[2])))
+                    continue
+                if not in_flight or reply[0] != in_flight[0][0]:
+                    raise AuditUnavailable("the audit writer answered out of turn")
+                _, _, future, _ = in_flight.popleft()
                 if reply[1] != "ok":
                     self._failed(AuditUnavailable(str(reply[2])))
-                    _settle([future], error=AuditUnavailable("the audit record was not written"))
+                    _settle([future], error=AuditUnavailable("the audit store cannot be written"))
                     continue
-                if operation == "append":
-                    self._since_checkpoint += rows
-                    self.groups_written += 1
-                    self.records_written += rows
                 self._recovered()
                 _settle([future], value=reply[2])
         except Exception as exc:
-            # The writer died or misbehaved (or this reader has a bug): what was sent or
-            # is gathering is refused, and the next probe starts a new writer.
+            # The writer died or misbehaved (or this reader has a bug): the calls in
+            # flight are refused; the journal keeps the records, and the next writer
+            # (the duties loop starts one) chains them.
             if not isinstance(
                 exc,
                 (
@@ -438,22 +516,13 @@ class AuditLog:
                 ),
             ):
                 log.error("audit reply reader failed", exc_info=exc)
-            self._failed(exc)
+            log.error("the audit writer ended (%s)", type(exc).__name__)
             if self._proc is proc:
                 self._proc = None
-            failed = [future for _, _, _, future, _ in in_flight]
+            failed = [future for _, _, future, _ in in_flight]
             in_flight.clear()
-            if self._gathering is not None:
-                failed.append(self._gathering[1])
-                self._gathering = None
             _settle(failed, error=AuditUnavailable("the audit writer failed"))
             await frames.stop_child(proc)
-
-    def _overdue(self) -> bool:
-        """Whether the oldest unanswered frame has waited past the write timeout."""
-        return bool(self._in_flight) and (
-            time.monotonic() - self._in_flight[0][4] > WRITE_TIMEOUT + 5
-        )
 
     def _failed(self, error: BaseException) -> None:
         if self._failing_since is None:
@@ -469,16 +538,19 @@ class AuditLog:
             self._failing_since = None
 
     async def probe(self) -> None:
-        """Try an empty write (starting a writer if none runs); success makes it healthy."""
+        """Start a writer if none runs, and try an empty write; success mends a failure."""
         try:
+            if self._journal is None:
+                self._journal = Journal(journal_directory(self._path))
             if self._proc is None:
                 await self._spawn()
             await self._call("probe")
-        except AuditUnavailable:
+        except (AuditUnavailable, OSError):
             return
 
     async def checkpoint(self) -> SignedHead | None:
-        """Sign the chain's head with the audit key and record the checkpoint."""
+        """Sign the chain's head with the audit key and record the checkpoint; returns
+        once the checkpoint's record is in the store."""
         if self._signing is None or self._proc is None:
             return None
         head_row = await self._call("head")
@@ -491,15 +563,17 @@ class AuditLog:
         head = SignedHead(seq, head_hash, signature, self._key_label)
         await self.record([head.checkpoint_event(time.time())])
         self._since_checkpoint = 0
+        await self.flush()
         await asyncio.to_thread(write_head, self._head_path, head)
         return head
 
     async def run(self) -> None:
-        """Background duties: checkpoints every interval, and probing while failing."""
+        """Background duties: a writer while none runs, probes while failing, and
+        checkpoints every interval."""
         last_checkpoint = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_SECONDS)
-            if not self.healthy:
+            if self._proc is None or self._journal is None or self._failing_since is not None:
                 await self.probe()
                 continue
             if self._since_checkpoint == 0:
@@ -518,11 +592,15 @@ class AuditLog:
                 await self.checkpoint()
             except (HsmError, AuditUnavailable) as exc:
                 log.warning("final audit checkpoint skipped (%s)", type(exc).__name__)
+        self._write_gathered()
+        if self._proc is not None:
+            try:
+                await self.flush()
+            except AuditUnavailable:
+                log.warning("audit journal left for the next writer to chain")
         self._closed = True
-        self._send_gathered()
-        deadline = time.monotonic() + WRITE_TIMEOUT + 5
-        while self._in_flight and self._proc is not None and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        if self._journal is not None:
+            self._journal.close()  # unlocked: the writer finishes the file as it ends
         proc, self._proc = self._proc, None
         if proc is not None:
             await frames.stop_child(proc)

@@ -1,69 +1,270 @@
-"""The audit writer process (``python -m gateway.audit_writer STORE TIMEOUT``).
+"""The audit writer process (``python -m gateway.audit_writer STORE TIMEOUT JOURNAL``).
 
 Chaining records (encoding, hashing) is Python work; done in a thread of the gateway it
 holds the GIL against the event loop and cost about a quarter of verification throughput.
-In a process of its own it costs the gateway one pipe write per group of records.
+In a process of its own, reading the worker's journal (:mod:`gateway.audit_journal`), it
+costs the gateway one file write per turn of its event loop and no round trip.
 
-Frames of :mod:`hsm.frames` on stdin/stdout:
+It chains the journal ``JOURNAL`` names and its successors, a few milliseconds behind the
+worker; at start it first finishes the journals whose workers are gone (including this
+worker's older files, if the writer before it died). Frames of :mod:`hsm.frames` on
+stdin/stdout:
 
 - child → parent at start: ``["ready"]``, or ``["error", message]`` and exit;
-- parent → child: ``[id, "append", [event, ...]]`` (an event is the fields of
-  :class:`verify.audit.AuditEvent` in order), ``[id, "head"]`` or ``[id, "probe"]``;
-- child → parent: ``[id, "ok", value]`` (the last ``seq``; ``[seq, hash]`` or ``None``;
-  ``None``) or ``[id, "error", message]``. A message never quotes a record.
+- parent → child: ``[id, "drain"]`` (chain what the journal holds now), ``[id, "head"]``
+  or ``[id, "probe"]`` (can the store be written?);
+- child → parent: ``[id, "ok", value]`` (``None``; ``[seq, hash]`` or ``None``; ``None``)
+  or ``[id, "error", message]``; and unasked, with id 0, ``[0, "chained", [n, offset]]``
+  when the worker's journal is chained up to file ``n``'s ``offset`` (after progress, or
+  after a failure mended) and ``[0, "error", message]`` when a pass failed. A message
+  never quotes a record.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import signal
 import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from gateway.audit import append_rows, open_store
+from gateway.audit_journal import (
+    file_name,
+    journal_files,
+    parse_name,
+    read_groups,
+    try_lock,
+)
 from hsm import frames
+from verify.sqlite import connect
+
+POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
+POLL_IDLE = 0.05
+RETRY_SECONDS = 0.25  # after a failed pass
+FORGET_FINISHED_SECONDS = 7 * 24 * 3600
+_FAILURES = (sqlite3.Error, OSError, frames.ProtocolError, ValueError, TypeError, KeyError)
 
 
 def _fields(fields: list[Any]) -> list[Any]:
-    """An event's fields as sent, checked for shape (a bad frame fails its group)."""
+    """An event's fields as journaled, checked for shape (a bad frame fails its pass)."""
     action, client, role, purpose, code, result, request, at, detail = fields
     return [action, client, role, purpose, code, result, request, float(at), dict(detail)]
 
 
-def _serve(conn: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
-    while (message := frames.read_frame(stdin)) is not None:
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, rolled back on any error (the connection stays usable)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def chain_pass(
+    conn: sqlite3.Connection, path: Path, fd: int, *, final: bool
+) -> tuple[int, bool, int]:
+    """One transaction: chain ``path``'s frames from the offset the store holds for it,
+    and store the new offset. Returns ``(offset, done, records)``; a file is done when it
+    is ``final`` (no more writes will come) and nothing whole is left to chain."""
+    with _transaction(conn):
+        row = conn.execute(
+            "SELECT offset, done_at FROM audit_journal WHERE name = ?", (path.name,)
+        ).fetchone()
+        offset, done = (0, False) if row is None else (int(row[0]), row[1] is not None)
+        records = 0
+        if not done:
+            groups, end = read_groups(fd, offset)
+            rows = [_fields(fields) for group in groups for fields in group]
+            if rows:
+                append_rows(conn, rows)
+                records = len(rows)
+            done = final and not groups
+            if done and (torn := os.fstat(fd).st_size - end) > 0:
+                print(f"audit writer: {torn} torn bytes at the end of {path.name}", file=sys.stderr)
+            if row is None or end != offset or done:
+                conn.execute(
+                    "INSERT INTO audit_journal (name, offset, done_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET offset = excluded.offset, "
+                    "done_at = excluded.done_at",
+                    (path.name, end, time.time() if done else None),
+                )
+            offset = end
+    return offset, done, records
+
+
+def finish(conn: sqlite3.Connection, path: Path, fd: int) -> None:
+    """Chain a final file to its end and remove it."""
+    while not chain_pass(conn, path, fd, final=True)[1]:
+        pass
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def finish_orphans(conn: sqlite3.Connection, directory: Path) -> None:
+    """Finish every journal whose worker is gone (its lock can be taken), in order; and
+    forget files finished long ago (a writer may still hold a removed file open for a
+    while, and must find it finished, not new)."""
+    for path in journal_files(directory):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # finished by another writer meanwhile
+        try:
+            if try_lock(fd):
+                finish(conn, path, fd)
+        finally:
+            os.close(fd)
+    with _transaction(conn):
+        conn.execute(
+            "DELETE FROM audit_journal WHERE done_at < ?",
+            (time.time() - FORGET_FINISHED_SECONDS,),
+        )
+
+
+class Follower:
+    """Chains one worker's journal: its current file, then each successor."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._directory = path.parent
+        self._lineage, self.n = parse_name(path.name)
+        self._path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        self.offset = 0  # as far as this process knows; the store's offset decides
+
+    def chain(self) -> bool:
+        """Chain what is new; whether anything was."""
+        progressed = False
+        while True:
+            # The successor is looked for before reading: the worker writes its last
+            # frame to a file before it makes the next, so this read sees all of it.
+            successor = self._directory / file_name(self._lineage, self.n + 1)
+            final = successor.exists()
+            if not final and os.fstat(self._fd).st_size <= self.offset:
+                return progressed
+            self.offset, done, records = chain_pass(self._conn, self._path, self._fd, final=final)
+            progressed = progressed or records > 0
+            if not done:
+                if records == 0:
+                    return progressed
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
+            fd = os.open(successor, os.O_RDONLY)
+            os.close(self._fd)
+            self._fd, self._path, self.n, self.offset = fd, successor, self.n + 1, 0
+            progressed = True
+
+    def close(self) -> None:
+        """At the worker's end: finish its file if it is closed (its lock can be taken)."""
+        try:
+            self.chain()
+            if try_lock(self._fd):
+                finish(self._conn, self._path, self._fd)
+        finally:
+            os.close(self._fd)
+
+
+class Writer:
+    def __init__(self, conn: sqlite3.Connection, follower: Follower, out: BinaryIO) -> None:
+        self._conn = conn
+        self._follower = follower
+        self._out = out
+        self.failing = False
+
+    def chain(self) -> bool:
+        """Chain what is new and tell the worker how far its journal is chained (when
+        that moved, or a failure is mended); raises what failed (after telling)."""
+        try:
+            progressed = self._follower.chain()
+        except _FAILURES as exc:
+            if not self.failing:
+                frames.write_frame(self._out, [0, "error", _message(exc)])
+            self.failing = True
+            raise
+        if progressed or self.failing:
+            frames.write_frame(self._out, [0, "chained", [self._follower.n, self._follower.offset]])
+        self.failing = False
+        return progressed
+
+    def answer(self, message: Any) -> None:
         call_id, operation = message[0], message[1]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if operation == "append":
-                    value: Any = append_rows(conn, [_fields(e) for e in message[2]])
-                elif operation == "head":
-                    row = conn.execute(
-                        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    value = None if row is None else [int(row[0]), bytes(row[1])]
-                else:
-                    value = None
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            self.chain()
+            value: Any = None
+            if operation == "head":
+                row = self._conn.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                value = None if row is None else [int(row[0]), bytes(row[1])]
+            elif operation == "probe":
+                with _transaction(self._conn):
+                    pass
             reply = [call_id, "ok", value]
-        except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError) as exc:
-            reply = [call_id, "error", type(exc).__name__ + ": " + str(exc)[:200]]
-        frames.write_frame(stdout, reply)
+        except _FAILURES as exc:
+            reply = [call_id, "error", _message(exc)]
+        frames.write_frame(self._out, reply)
+
+    def serve(self, stdin: int) -> None:
+        """Until the worker closes stdin: answer its calls, chain its journal."""
+        inbox = bytearray()
+        wait = 0.0
+        while True:
+            ready, _, _ = select.select([stdin], [], [], wait)
+            if ready:
+                data = os.read(stdin, 1 << 16)
+                if not data:
+                    if inbox:
+                        raise frames.ProtocolError("truncated frame")
+                    return
+                inbox += data
+                for message in _take_frames(inbox):
+                    self.answer(message)
+            try:
+                wait = POLL_BUSY if self.chain() else POLL_IDLE
+            except _FAILURES:
+                wait = RETRY_SECONDS
+
+
+def _take_frames(inbox: bytearray) -> list[Any]:
+    """The whole frames at the start of ``inbox``, removed from it."""
+    messages = []
+    while len(inbox) >= frames.HEADER.size:
+        end = frames.HEADER.size + frames.frame_length(bytes(inbox[: frames.HEADER.size]))
+        if len(inbox) < end:
+            break
+        messages.append(frames.unpack(bytes(inbox[frames.HEADER.size : end])))
+        del inbox[:end]
+    return messages
+
+
+def _message(exc: BaseException) -> str:
+    return type(exc).__name__ + ": " + str(exc)[:200]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this ends
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     try:
         store = open_store_with_timeout(args[0], float(args[1]))
+        follower = Follower(store, Path(args[2]))
     except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
         frames.write_frame(stdout, ["error", type(exc).__name__])
         return 2
@@ -72,14 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     checkpoints.start()
     frames.write_frame(stdout, ["ready"])
+    writer = Writer(store, follower, stdout)
     try:
-        _serve(store, stdin, stdout)
+        finish_orphans(store, Path(args[2]).parent)
+    except _FAILURES as exc:
+        # Retried by the next writer to start; this worker's own journal goes on.
+        print(f"audit writer: journals left unfinished ({_message(exc)})", file=sys.stderr)
+    try:
+        writer.serve(sys.stdin.fileno())
+        follower.close()
     except frames.ProtocolError as exc:
         # a truncated frame: the parent died mid-write; anything else is a bug of ours
         print(f"audit writer: {exc}", file=sys.stderr)
         return 4
     except BrokenPipeError:
-        return 0  # the parent went away
+        return 0  # the parent went away; the next writer finishes its journal
     finally:
         store.close()
     return 0
@@ -101,10 +309,6 @@ def _checkpoint_forever(path: str) -> None:
     :data:`WAL_RESTART_BYTES` a RESTART checkpoint waits for the writer once and lets the
     next commit start the WAL from the beginning (a short pause every ~200,000 records).
     """
-    from pathlib import Path
-
-    from verify.sqlite import connect
-
     conn: sqlite3.Connection | None = None
     while True:
         time.sleep(CHECKPOINT_SECONDS)
@@ -113,8 +317,8 @@ def _checkpoint_forever(path: str) -> None:
                 conn = connect(Path(path), synchronous="NORMAL")
             # (busy, frames in the WAL since it last started over, frames copied back);
             # the file's size says nothing: a restarted WAL is reused, not shrunk.
-            _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames * _PAGE_BYTES > WAL_RESTART_BYTES:
+            _, wal_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if wal_frames * _PAGE_BYTES > WAL_RESTART_BYTES:
                 conn.execute("PRAGMA wal_checkpoint(RESTART)")
         except (sqlite3.Error, OSError) as exc:
             # The next round retries; the writer is unaffected meanwhile.
@@ -125,13 +329,10 @@ def _checkpoint_forever(path: str) -> None:
 
 
 def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
-    from pathlib import Path
-
-    from verify.sqlite import connect
-
     open_store(Path(path)).close()
-    # See gateway.audit: NORMAL (WAL) keeps a killed gateway from losing records without
-    # an fsync per group; a lock held past ``timeout`` fails the write (and the request).
+    # NORMAL (WAL): as durable as the journal the records come from (the page cache);
+    # a lock held past ``timeout`` fails the pass, and the worker refuses requests once
+    # its journal is gateway.audit.LAG_LIMIT behind.
     conn = connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
     conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_forever
     return conn

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from crypto.errors import CryptoError, ProofError
 from crypto.verification import TrustList, verify_proof
-from gateway.audit import append_now, read_records
+from gateway.audit import append_now, read_records, unchained_journal_bytes
 from gateway.home import HomeError, load_settings, resolve_home
 from gateway.provision import Provisioner, init_home
 from gateway.server import ServeError, serve
@@ -331,6 +331,13 @@ def _audit_verify(args: argparse.Namespace, home: Path) -> int:
         f"OK\t{summary.records} records\t{summary.checkpoints} checkpoints\t"
         f"signed head at {head.seq if head else '-'}"
     )
+    if waiting := unchained_journal_bytes(trail):
+        print(
+            f"note: {waiting} bytes of records wait in the audit journal, not yet in the"
+            " trail: the gateway's audit writer chains them (a stopped gateway's, when it"
+            " next starts)",
+            file=sys.stderr,
+        )
     return 0
 
 

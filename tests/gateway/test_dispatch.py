@@ -3,6 +3,7 @@ answers, refusals and audit records as the application's, over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -228,7 +229,18 @@ async def test_no_answer_leaves_unless_its_audit_record_is_written(
     app = create_app(demo.settings)
     api = await gateway_client(app)
     code, dispatch = await remembered(api, demo)
+    audit = app[AUDIT]
     with audit_store_locked(demo.settings.audit_path):
+        # the first record waits in the journal; once it has waited too long, refusals
+        response = await api.get(
+            f"/v1/verify/{code}?purpose=demo",
+            headers={**demo.auth(Role.VERIFIER), "X-Request-Id": "journaled"},
+        )
+        assert response.status == 200
+        for _ in range(100):
+            if not audit.healthy:
+                break
+            await asyncio.sleep(0.05)
         answered = dispatch.answered
         response = await api.get(
             f"/v1/verify/{code}?purpose=demo",
@@ -240,4 +252,6 @@ async def test_no_answer_leaves_unless_its_audit_record_is_written(
         assert body["code"] == "audit-unavailable"
         assert response.headers["X-Request-Id"] == "unaudited" == body["request_id"]
         assert body["status"] == 503
+    await audit.flush()
     assert audit_records(demo.settings.audit_path, "unaudited") == []
+    assert len(audit_records(demo.settings.audit_path, "journaled")) == 1

@@ -184,3 +184,39 @@ async def test_records_past_a_rotation_reach_the_store_in_order(
         assert len(journal_files(journal_directory(path))) == 1
     finally:
         await log.close()
+
+
+async def test_a_record_the_journal_cannot_take_is_refused_and_cut_off_whole(
+    tmp_path: Path,
+) -> None:
+    """A full disk, played by a file-size limit: the group's waiters are refused, the
+    journal is cut back to its last whole frame, and writing goes on once there is room."""
+    import resource
+    import signal
+
+    from gateway.audit import AuditUnavailable
+
+    path = tmp_path / "audit.db"
+    log = AuditLog(path, head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        await log.record_rows([row(1)])
+        [journal] = journal_files(journal_directory(path))
+        whole = journal.stat().st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (whole + 10, limits[1]))
+        try:
+            with pytest.raises(AuditUnavailable):
+                await log.record_rows([row(2)])  # 10 of its bytes fit: a short write
+            with pytest.raises(AuditUnavailable):
+                await log.record_rows([row(3)])  # none fit
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        assert journal.stat().st_size == whole
+        await log.record_rows([row(4)])
+        await log.flush()
+        assert codes(path) == ["CODE1", "CODE4"]
+    finally:
+        signal.signal(signal.SIGXFSZ, previous)
+        await log.close()

@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 
 from crypto.verification import TrustList, verify_proof
+from gateway.audit import unchained_journal_bytes
 from tests.gateway.conftest import Demo, proof_request
-from tests.gateway.serving import free_port, serving
+from tests.gateway.serving import SEALGATE, free_port, serving
 from verify.directory import Role
 
 
@@ -119,3 +120,63 @@ async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
             await asyncio.sleep(3)  # the new worker starts its signer and binds
             statuses = await asyncio.gather(*(seal(n) for n in range(100)))
             assert set(statuses) == {201}
+
+
+@pytest.mark.slow
+async def test_every_answer_is_in_the_trail_after_the_whole_gateway_is_killed(
+    demo: Demo,
+) -> None:
+    """Its audit writer held up, then the gateway, the writer and the signer killed at
+    once: the records answered meanwhile wait in the journal, and the next gateway's
+    writer chains them into the trail, each once."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    trail = demo.settings.audit_path
+    answered: list[str] = []
+    with serving(demo.home, port) as process:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{url}/v1/certificates",
+                json=proof_request(demo.proof_seal),
+                headers=demo.auth(Role.SIGNER),
+            ) as r:
+                code = (await r.json())["code"]
+            [writer] = [
+                int(pid)
+                for pid in subprocess.run(
+                    ["pgrep", "-s", str(process.pid), "-f", "gateway.audit_writer"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+            ]
+            os.kill(writer, signal.SIGSTOP)  # chains nothing from here on
+            started = time.monotonic()
+            while time.monotonic() - started < 0.5:  # within LAG_LIMIT: still answered
+                request_id = f"before-the-kill-{len(answered)}"
+                async with session.get(
+                    f"{url}/v1/verify/{code}?purpose=demo",
+                    headers={**demo.auth(Role.VERIFIER), "X-Request-Id": request_id},
+                ) as r:
+                    assert r.status == 200
+                    answered.append(request_id)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    assert answered
+    assert unchained_journal_bytes(trail) > 0
+
+    with serving(demo.home, port):
+        deadline = time.monotonic() + 20
+        while unchained_journal_bytes(trail) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    conn = sqlite3.connect(trail)
+    stored = [row[0] for row in conn.execute("SELECT request FROM audit")]
+    conn.close()
+    assert sorted(r for r in stored if r.startswith("before-the-kill-")) == sorted(answered)
+    result = subprocess.run(
+        [*SEALGATE, "--home", str(demo.home), "audit", "verify"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wait in the audit journal" not in result.stderr

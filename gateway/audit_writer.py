@@ -165,10 +165,29 @@ class Follower:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
-            fd = os.open(successor, os.O_RDONLY)
-            os.close(self._fd)
-            self._fd, self._path, self.n, self.offset = fd, successor, self.n + 1, 0
+            self._advance()
             progressed = True
+
+    def _advance(self) -> None:
+        """Move to the next file of the lineage. Ones that are gone were finished by
+        another writer (only final files are finished, and removed once finished)."""
+        while True:
+            later = sorted(
+                n
+                for lineage, n in (parse_name(p.name) for p in journal_files(self._directory))
+                if lineage == self._lineage and n > self.n
+            )
+            if not later:
+                raise FileNotFoundError(f"no journal file follows {self._path.name}")
+            n = later[0]
+            path = self._directory / file_name(self._lineage, n)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+                break
+            except FileNotFoundError:
+                continue  # finished meanwhile: look again
+        os.close(self._fd)
+        self._fd, self._path, self.n, self.offset = fd, path, n, 0
 
     def close(self) -> None:
         """At the worker's end: finish its file if it is closed (its lock can be taken)."""

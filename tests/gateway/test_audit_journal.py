@@ -220,3 +220,28 @@ async def test_a_record_the_journal_cannot_take_is_refused_and_cut_off_whole(
     finally:
         signal.signal(signal.SIGXFSZ, previous)
         await log.close()
+
+
+def test_a_file_another_writer_finished_is_skipped(
+    tmp_path: Path, store: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files a worker rotated away from are final: another writer starting meanwhile may
+    finish and remove them before this worker's writer gets there."""
+    monkeypatch.setattr(audit_journal, "ROTATE_BYTES", 100)
+    directory = tmp_path / "audit-journal"
+    journal = Journal(directory)
+    follower = Follower(store, directory / journal.name)
+    for n in range(6):
+        journal.append(frames.pack([row(n)]))
+    assert journal.n >= 3
+    other = open_store(tmp_path / "audit.db")
+    try:
+        finish_orphans(other, directory)  # files 1 .. n-1: their lock is free
+    finally:
+        other.close()
+    assert [p.name for p in journal_files(directory)] == [journal.name]
+    follower.chain()
+    assert follower.n == journal.n
+    assert codes(tmp_path / "audit.db") == [f"CODE{n}" for n in range(6)]
+    journal.close()
+    follower.close()

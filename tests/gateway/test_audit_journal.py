@@ -27,6 +27,12 @@ def codes(store: Path) -> list[str | None]:
     return [record.event.code for record in read_records(store)]
 
 
+def followed_journal(store: sqlite3.Connection, directory: Path) -> tuple[Journal, Follower]:
+    """A worker's journal, and a writer's follower of it."""
+    journal = Journal(directory)
+    return journal, Follower(store, directory / journal.name)
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[sqlite3.Connection]:
     conn = open_store(tmp_path / "audit.db")
@@ -114,8 +120,7 @@ def test_the_writer_follows_its_worker_across_files(
 ) -> None:
     monkeypatch.setattr(audit_journal, "ROTATE_BYTES", 300)
     directory = tmp_path / "audit-journal"
-    journal = Journal(directory)
-    follower = Follower(store, directory / journal.name)
+    journal, follower = followed_journal(store, directory)
     for n in range(40):
         journal.append(frames.pack([row(n)]))
         if n % 7 == 0:
@@ -229,8 +234,7 @@ def test_a_file_another_writer_finished_is_skipped(
     finish and remove them before this worker's writer gets there."""
     monkeypatch.setattr(audit_journal, "ROTATE_BYTES", 100)
     directory = tmp_path / "audit-journal"
-    journal = Journal(directory)
-    follower = Follower(store, directory / journal.name)
+    journal, follower = followed_journal(store, directory)
     for n in range(6):
         journal.append(frames.pack([row(n)]))
     assert journal.n >= 3

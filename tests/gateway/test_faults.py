@@ -23,6 +23,7 @@ from hsm.errors import HsmUnavailable
 from hsm.service import ProcessSigningService, SigningService
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
+from tests.gateway.test_audit import audit_verify
 from verify.directory import Role
 
 SEALGATE = [sys.executable, "-m", "gateway.cli"]
@@ -177,10 +178,5 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
     switched = certificates.index(new)
     assert all(c == old for c in certificates[:switched])
     assert all(c == new for c in certificates[switched:])
-    audit = subprocess.run(
-        [*SEALGATE, "--home", str(demo.home), "audit", "verify"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    audit = audit_verify(demo)
     assert audit.returncode == 0, audit.stderr

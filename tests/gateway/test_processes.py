@@ -15,7 +15,8 @@ import pytest
 from crypto.verification import TrustList, verify_proof
 from gateway.audit import unchained_journal_bytes
 from tests.gateway.conftest import Demo, proof_request
-from tests.gateway.serving import SEALGATE, free_port, serving
+from tests.gateway.serving import free_port, serving
+from tests.gateway.test_audit import audit_verify
 from verify.directory import Role
 
 
@@ -172,11 +173,6 @@ async def test_every_answer_is_in_the_trail_after_the_whole_gateway_is_killed(
     stored = [row[0] for row in conn.execute("SELECT request FROM audit")]
     conn.close()
     assert sorted(r for r in stored if r.startswith("before-the-kill-")) == sorted(answered)
-    result = subprocess.run(
-        [*SEALGATE, "--home", str(demo.home), "audit", "verify"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = audit_verify(demo)
     assert result.returncode == 0, result.stderr
     assert "wait in the audit journal" not in result.stderr

@@ -289,6 +289,7 @@ class AuditLog:
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._ids = 0
+        self._heard_at = 0.0  # when the writer last said anything
         self._failing_since: float | None = None
         self._since_checkpoint = 0
         self._closed = False
@@ -309,9 +310,6 @@ class AuditLog:
         if unchained and time.monotonic() - unchained[0][2] > LAG_LIMIT:
             return "the audit writer is behind"
         return None
-
-    def _lag(self) -> float:
-        return time.monotonic() - self._unchained[0][2] if self._unchained else 0.0
 
     async def start(self) -> None:
         """Open the journal and start the writer; a failure leaves the log refusing until
@@ -362,6 +360,7 @@ class AuditLog:
             await frames.stop_child(proc)
             raise AuditUnavailable("the audit writer cannot open the store")
         self._proc = proc
+        self._heard_at = time.monotonic()
         self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch(), name="audit-watchdog")
@@ -459,9 +458,11 @@ class AuditLog:
             proc = self._proc
             if proc is None or proc.returncode is not None:
                 continue
+            # A writer at work says something at least every WRITE_TIMEOUT: how far it
+            # got, or that a pass failed (a locked store fails a pass after that long).
             now = time.monotonic()
             if (self._in_flight and now - self._in_flight[0][3] > WRITE_TIMEOUT + 5) or (
-                self._lag() > WRITE_TIMEOUT + 5
+                self._unchained and now - self._heard_at > WRITE_TIMEOUT + 5
             ):
                 log.error("the audit writer stopped answering; killing it")
                 with contextlib.suppress(ProcessLookupError):
@@ -484,6 +485,7 @@ class AuditLog:
                     if self._closed and not in_flight:
                         return  # stopped on purpose
                     raise
+                self._heard_at = time.monotonic()
                 if not isinstance(reply, list) or len(reply) != 3:
                     raise AuditUnavailable("the audit writer answered out of turn")
                 if reply[0] == 0:

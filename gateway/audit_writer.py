@@ -16,8 +16,8 @@ stdin/stdout:
 - child → parent: ``[id, "ok", value]`` (``None``; ``[seq, hash]`` or ``None``; ``None``)
   or ``[id, "error", message]``; and unasked, with id 0, ``[0, "chained", [n, offset]]``
   when the worker's journal is chained up to file ``n``'s ``offset`` (after progress, or
-  after a failure mended) and ``[0, "error", message]`` when a pass failed. A message
-  never quotes a record.
+  after a failure mended) and ``[0, "error", message]`` after each pass that failed. A
+  message never quotes a record.
 """
 
 from __future__ import annotations
@@ -212,8 +212,8 @@ class Writer:
         try:
             progressed = self._follower.chain()
         except _FAILURES as exc:
-            if not self.failing:
-                frames.write_frame(self._out, [0, "error", _message(exc)])
+            # every time: it is also the worker's sign that this writer is not hung
+            frames.write_frame(self._out, [0, "error", _message(exc)])
             self.failing = True
             raise
         if progressed or self.failing:

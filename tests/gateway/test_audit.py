@@ -405,3 +405,31 @@ async def test_a_hung_writer_is_refused_then_killed_and_replaced(
         assert len(rows(tmp_path / "audit.db")) == 3  # the refused record was never written
     finally:
         await log.close()
+
+
+@pytest.mark.slow
+async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long lock on the store (a backup, say): the writer's passes keep failing and it
+    says so each time, so it is left to retry, and it chains everything once it can."""
+    import gateway.audit as audit_module
+    from gateway.audit import AuditLog
+
+    monkeypatch.setattr(audit_module, "WRITE_TIMEOUT", 0.5)  # hung would mean 5.5 s silent
+    path = tmp_path / "audit.db"
+    log = AuditLog(path, head_path=tmp_path / "head.json", signing=None)
+    await log.start()
+    try:
+        row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
+        writer = log._proc
+        with audit_store_locked(path):
+            await log.record_rows([row])
+            await asyncio.sleep(8)
+            assert not log.healthy
+            assert log._proc is writer and writer is not None and writer.returncode is None
+        await log.flush()
+        assert log.healthy
+        assert len(rows(path)) == 1
+    finally:
+        await log.close()

@@ -298,18 +298,22 @@ def main(argv: list[str] | None = None) -> int:
     except _FAILURES as exc:
         # Retried by the next writer to start; this worker's own journal goes on.
         print(f"audit writer: journals left unfinished ({_message(exc)})", file=sys.stderr)
+    status = 0
     try:
         writer.serve(sys.stdin.fileno())
-        follower.close()
     except frames.ProtocolError as exc:
         # a truncated frame: the parent died mid-write; anything else is a bug of ours
         print(f"audit writer: {exc}", file=sys.stderr)
-        return 4
+        status = 4
     except BrokenPipeError:
-        return 0  # the parent went away; the next writer finishes its journal
+        pass  # the parent went away
+    try:
+        follower.close()  # with the worker gone, its journal is final: finish it
+    except _FAILURES as exc:
+        print(f"audit writer: journal left for the next writer ({_message(exc)})", file=sys.stderr)
     finally:
         store.close()
-    return 0
+    return status
 
 
 CHECKPOINT_SECONDS = 1.0

@@ -278,7 +278,11 @@ def _message(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when this ends
+    # The worker decides when this ends, by closing stdin, after its last records: a
+    # SIGTERM or Ctrl-C to the whole process group (systemd, a terminal) must not end
+    # the writer before them. A worker that dies closes stdin too.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     stdout = sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     try:

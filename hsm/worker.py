@@ -76,9 +76,11 @@ def main() -> int:
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="hsm.worker[%(process)d] %(message)s"
     )
-    # The parent decides when this process ends (by closing stdin); a Ctrl-C aimed at
-    # the gateway's process group must not kill signing mid-batch.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent decides when this process ends (by closing stdin); a Ctrl-C or SIGTERM
+    # aimed at the gateway's process group must not kill signing mid-batch, nor before
+    # the audit trail's final checkpoint is signed.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     # fd 1 carries frames only: anything that prints (a library, a stray debug line)
     # goes to stderr instead of corrupting the protocol.
     stdout = os.fdopen(os.dup(sys.stdout.fileno()), "wb")

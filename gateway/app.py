@@ -438,7 +438,9 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         # Redis down is not unready: verification answers from the registry meanwhile.
         checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
-    ready = checks["hsm"] == "ok" and checks["registry"] == "ok"
+    refusal = request.app[AUDIT].refusal
+    checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
+    ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 

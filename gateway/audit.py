@@ -298,10 +298,11 @@ class AuditLog:
 
     @property
     def healthy(self) -> bool:
-        return self._refusal() is None
+        return self.refusal is None
 
-    def _refusal(self) -> str | None:
-        """Why requests must be refused now, or ``None``."""
+    @property
+    def refusal(self) -> str | None:
+        """Why audited requests are refused now, or ``None``."""
         if self._journal is None:
             return "the audit journal cannot be opened"
         if self._failing_since is not None:
@@ -376,7 +377,7 @@ class AuditLog:
         costs an append and a wait. The group is written at the end of the loop's turn:
         under load many requests share one write, and their answers leave together.
         """
-        if (refusal := self._refusal()) is not None:
+        if (refusal := self.refusal) is not None:
             raise AuditUnavailable(refusal)
         group = self._gathering
         if group is None or len(group[0]) >= MAX_GROUP:

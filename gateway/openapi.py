@@ -315,7 +315,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness of HSM, registry and cache",
+                "summary": "Readiness of HSM, registry, audit trail and cache",
                 "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}},
             }
         },

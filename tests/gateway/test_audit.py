@@ -200,6 +200,9 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
         assert answered  # the first records waited in the journal, not the answers
         refused = request_id
         assert not app[AUDIT].healthy
+        ready = await api.get("/readyz")  # a balancer stops sending audited work here
+        assert ready.status == 503
+        assert (await ready.json())["checks"]["audit"] == "refusing: the audit writer is behind"
         before = await count(demo)
         r = await api.post(
             "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
@@ -219,6 +222,8 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
         await asyncio.sleep(0.2)
     assert r.status == 200
     assert (await r.json())["status"] == "valid"  # the refused revocation did not happen
+    ready = await api.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["checks"]["audit"] == "ok"
     await app[AUDIT].flush()
     stored = {row[0] for row in _request_ids(demo.settings.audit_path)}
     assert set(answered) <= stored

@@ -191,7 +191,10 @@ async def test_a_gateway_stopped_by_sigterm_to_its_group_leaves_its_trail_whole(
         async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
             for n in range(20):
                 body = proof_request(demo.proof_seal, content={"n": n})
-                async with session.post(f"{url}/v1/certificates", json=body) as r:
+                request_id = {"X-Request-Id": f"sealed-before-sigterm-{n}"}
+                async with session.post(
+                    f"{url}/v1/certificates", json=body, headers=request_id
+                ) as r:
                     assert r.status == 201
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=15) == 0
@@ -203,7 +206,10 @@ async def test_a_gateway_stopped_by_sigterm_to_its_group_leaves_its_trail_whole(
     assert "wait in the audit journal" not in result.stderr
     conn = sqlite3.connect(demo.settings.audit_path)
     last = conn.execute("SELECT action FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    sealed = conn.execute("SELECT count(*) FROM audit WHERE action = 'seal'").fetchone()
+    sealed = conn.execute(
+        "SELECT count(*) FROM audit WHERE action = 'seal' AND request LIKE ?",
+        ("sealed-before-sigterm-%",),
+    ).fetchone()
     conn.close()
     assert last == ("checkpoint",)
     assert sealed == (20,)

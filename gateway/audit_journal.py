@@ -156,18 +156,8 @@ def read_groups(fd: int, offset: int, limit: int = READ_BYTES) -> tuple[list[Any
     Raises :class:`hsm.frames.ProtocolError` for bytes that are not a frame.
     """
     data = os.pread(fd, limit, offset)
-    groups: list[Any] = []
-    at = 0
-    while len(data) - at >= frames.HEADER.size:
-        length = frames.frame_length(data[at : at + frames.HEADER.size])
-        end = at + frames.HEADER.size + length
-        if end > len(data):
-            if at == 0 and len(data) == limit:  # one frame larger than a read
-                data = os.pread(fd, end, offset)
-                if len(data) < end:
-                    break
-            else:
-                break
-        groups.append(frames.unpack(data[at + frames.HEADER.size : end]))
-        at = end
-    return groups, offset + at
+    groups, used = frames.split(data)
+    if not groups and len(data) == limit:  # one frame larger than a read
+        whole = frames.HEADER.size + frames.frame_length(data[: frames.HEADER.size])
+        groups, used = frames.split(os.pread(fd, whole, offset))
+    return groups, offset + used

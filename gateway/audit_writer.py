@@ -252,24 +252,14 @@ class Writer:
                         raise frames.ProtocolError("truncated frame")
                     return
                 inbox += data
-                for message in _take_frames(inbox):
+                messages, used = frames.split(inbox)
+                del inbox[:used]
+                for message in messages:
                     self.answer(message)
             try:
                 wait = POLL_BUSY if self.chain() else POLL_IDLE
             except _FAILURES:
                 wait = RETRY_SECONDS
-
-
-def _take_frames(inbox: bytearray) -> list[Any]:
-    """The whole frames at the start of ``inbox``, removed from it."""
-    messages = []
-    while len(inbox) >= frames.HEADER.size:
-        end = frames.HEADER.size + frames.frame_length(bytes(inbox[: frames.HEADER.size]))
-        if len(inbox) < end:
-            break
-        messages.append(frames.unpack(bytes(inbox[frames.HEADER.size : end])))
-        del inbox[:end]
-    return messages
 
 
 def _message(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ __all__ = [
     "pack",
     "read_frame",
     "read_frame_async",
+    "split",
     "stop_child",
     "unpack",
     "write_frame",
@@ -56,6 +57,20 @@ def frame_length(header: bytes) -> int:
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME}")
     return int(length)
+
+
+def split(data: bytes | bytearray) -> tuple[list[Any], int]:
+    """The whole frames at the start of ``data`` and how many bytes they take; an
+    incomplete frame at the end is left (for a reader that gets more bytes later)."""
+    messages: list[Any] = []
+    at = 0
+    while len(data) - at >= HEADER.size:
+        end = at + HEADER.size + frame_length(bytes(data[at : at + HEADER.size]))
+        if end > len(data):
+            break
+        messages.append(unpack(bytes(data[at + HEADER.size : end])))
+        at = end
+    return messages, at
 
 
 def write_frame(stream: BinaryIO, obj: Any) -> None:

@@ -39,3 +39,18 @@ async def test_the_async_reader_reads_what_the_writer_wrote() -> None:
     assert await frames.read_frame_async(reader) == [1, "ok", None]
     with pytest.raises(asyncio.IncompleteReadError):
         await frames.read_frame_async(reader)
+
+
+def test_split_takes_the_whole_frames_and_leaves_a_partial_one() -> None:
+    whole = frames.pack([1, "drain"]) + frames.pack([2, "head"])
+    partial = frames.pack([3, "probe"])
+    for cut in range(len(partial)):
+        messages, used = frames.split(bytearray(whole + partial[:cut]))
+        assert messages == [[1, "drain"], [2, "head"]]
+        assert used == len(whole)
+    assert frames.split(whole + partial) == (
+        [[1, "drain"], [2, "head"], [3, "probe"]],
+        len(whole + partial),
+    )
+    with pytest.raises(frames.ProtocolError):
+        frames.split(frames.HEADER.pack(frames.MAX_FRAME + 1))

@@ -43,7 +43,7 @@ from verify.audit import (
     chain_fields,
     checkpoint_digest,
 )
-from verify.sqlite import connect, insert_rows
+from verify.sqlite import connect, insert_rows, write_transaction
 
 log = logging.getLogger("sealgate.audit")
 
@@ -172,14 +172,8 @@ def append_now(path: Path, events: list[AuditEvent]) -> list[AuditRecord]:
     """Append from a one-shot process (the CLI), in a transaction of its own."""
     conn = open_store(path)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            records = append(conn, events)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return records
+        with write_transaction(conn):
+            return append(conn, events)
     finally:
         conn.close()
 

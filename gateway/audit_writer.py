@@ -30,7 +30,6 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,7 +42,7 @@ from gateway.audit_journal import (
     try_lock,
 )
 from hsm import frames
-from verify.sqlite import connect
+from verify.sqlite import connect, write_transaction
 
 POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
 POLL_IDLE = 0.05
@@ -58,30 +57,13 @@ def _fields(fields: list[Any]) -> list[Any]:
     return [action, client, role, purpose, code, result, request, float(at), dict(detail)]
 
 
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction, rolled back on any error (the connection stays usable)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def chain_pass(
     conn: sqlite3.Connection, path: Path, fd: int, *, final: bool
 ) -> tuple[int, bool, int]:
     """One transaction: chain ``path``'s frames from the offset the store holds for it,
     and store the new offset. Returns ``(offset, done, records)``; a file is done when it
     is ``final`` (no more writes will come) and nothing whole is left to chain."""
-    with _transaction(conn):
+    with write_transaction(conn):
         row = conn.execute(
             "SELECT offset, done_at FROM audit_journal WHERE name = ?", (path.name,)
         ).fetchone()
@@ -129,7 +111,7 @@ def finish_orphans(conn: sqlite3.Connection, directory: Path) -> None:
                 finish(conn, path, fd)
         finally:
             os.close(fd)
-    with _transaction(conn):
+    with write_transaction(conn):
         conn.execute(
             "DELETE FROM audit_journal WHERE done_at < ?",
             (time.time() - FORGET_FINISHED_SECONDS,),
@@ -232,7 +214,7 @@ class Writer:
                 ).fetchone()
                 value = None if row is None else [int(row[0]), bytes(row[1])]
             elif operation == "probe":
-                with _transaction(self._conn):
+                with write_transaction(self._conn):
                     pass
             reply = [call_id, "ok", value]
         except _FAILURES as exc:

@@ -110,10 +110,15 @@ def open_store(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def stored_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
+    """The last record's ``(seq, hash)``; ``None`` for an empty trail."""
+    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else (int(row[0]), bytes(row[1]))
+
+
 def append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[AuditRecord]:
     """Chain ``events`` after the stored head; call inside a write transaction."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    last_seq, prev_hash = (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+    last_seq, prev_hash = stored_head(conn) or (0, GENESIS)
     records = chain(prev_hash, last_seq + 1, events)
     insert_rows(
         conn,
@@ -145,8 +150,7 @@ def append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[AuditReco
 def append_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> int:
     """:func:`append` for events given as their fields (the writer's hot path); returns
     the last ``seq``. Call inside a write transaction."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    last_seq, prev_hash = (0, GENESIS) if row is None else (int(row[0]), bytes(row[1]))
+    last_seq, prev_hash = stored_head(conn) or (0, GENESIS)
     stored = [
         (
             seq,
@@ -309,10 +313,7 @@ class AuditLog:
     async def start(self) -> None:
         """Open the journal and start the writer; a failure leaves the log refusing until
         a probe works."""
-        try:
-            self._journal = Journal(journal_directory(self._path))
-        except OSError as exc:
-            log.error("the audit journal cannot be opened (%s)", type(exc).__name__)
+        if not self._open_journal():
             return
         try:
             await self._spawn()
@@ -536,14 +537,24 @@ class AuditLog:
 
     async def probe(self) -> None:
         """Start a writer if none runs, and try an empty write; success mends a failure."""
+        if not self._open_journal():
+            return
         try:
-            if self._journal is None:
-                self._journal = Journal(journal_directory(self._path))
             if self._proc is None:
                 await self._spawn()
             await self._call("probe")
-        except (AuditUnavailable, OSError):
+        except AuditUnavailable:
             return
+
+    def _open_journal(self) -> bool:
+        """Open this worker's journal unless it is open; whether it is."""
+        if self._journal is None:
+            try:
+                self._journal = Journal(journal_directory(self._path))
+            except OSError as exc:
+                log.error("the audit journal cannot be opened (%s)", type(exc).__name__)
+                return False
+        return True
 
     async def checkpoint(self) -> SignedHead | None:
         """Sign the chain's head with the audit key and record the checkpoint; returns

@@ -83,12 +83,10 @@ class Journal:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.directory = directory
         self.lineage = f"{os.getpid()}-{secrets.token_hex(4)}"
-        self.n = 0
-        self.offset = 0
-        self._fd = -1
-        self._rotate_at = ROTATE_BYTES
         self._fd = self._create(1)
         self.n = 1
+        self.offset = 0
+        self._rotate_at = ROTATE_BYTES
 
     @property
     def name(self) -> str:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gateway.audit import append_rows, open_store
+from gateway.audit import append_rows, open_store, stored_head
 from gateway.audit_journal import (
     file_name,
     journal_files,
@@ -209,10 +209,8 @@ class Writer:
             self.chain()
             value: Any = None
             if operation == "head":
-                row = self._conn.execute(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                value = None if row is None else [int(row[0]), bytes(row[1])]
+                head = stored_head(self._conn)
+                value = None if head is None else list(head)
             elif operation == "probe":
                 with write_transaction(self._conn):
                     pass

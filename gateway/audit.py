@@ -377,7 +377,9 @@ class AuditLog:
         group = self._gathering
         if group is None or len(group[0]) >= MAX_GROUP:
             if group is not None:
-                self._write_gathered()  # a full group goes at once
+                # a full group goes at once; the write already scheduled for this turn
+                # takes the group that follows it
+                self._write_gathered()
             else:
                 asyncio.get_running_loop().call_soon(self._write_gathered)
             group = self._gathering = ([], _GroupFuture())

@@ -28,7 +28,6 @@ import select
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,7 +41,7 @@ from gateway.audit_journal import (
     try_lock,
 )
 from hsm import frames
-from verify.sqlite import connect, write_transaction
+from verify.sqlite import Checkpointer, connect, write_transaction
 
 POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
 POLL_IDLE = 0.05
@@ -261,10 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
         frames.write_frame(stdout, ["error", type(exc).__name__])
         return 2
-    checkpoints = threading.Thread(
-        target=_checkpoint_forever, args=(args[0],), name="audit-checkpoints", daemon=True
-    )
-    checkpoints.start()
+    # Every second, beside the writer: the store's WAL never waits inside a pass's commit.
+    checkpoints = Checkpointer(Path(args[0]), name="audit-checkpoints")
     frames.write_frame(stdout, ["ready"])
     writer = Writer(store, follower, stdout)
     try:
@@ -286,43 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except _FAILURES as exc:
         print(f"audit writer: journal left for the next writer ({_message(exc)})", file=sys.stderr)
     finally:
+        checkpoints.close()
         store.close()
     return status
-
-
-CHECKPOINT_SECONDS = 1.0
-WAL_RESTART_BYTES = 64 * 1024 * 1024
-_PAGE_BYTES = 4096  # SQLite's default page size, which the audit store keeps
-
-
-def _checkpoint_forever(path: str) -> None:
-    """Copy the WAL into the store beside the writer, never inside its commits.
-
-    SQLite's automatic checkpoint runs in the committing connection and fsyncs there:
-    every few thousand records one group waited tens of milliseconds for it, and every
-    request in that group with it. A passive checkpoint from this thread copies what it
-    can without blocking the writer. Under steady writes a passive checkpoint never
-    catches up with the end of the WAL, so the WAL would only grow: past
-    :data:`WAL_RESTART_BYTES` a RESTART checkpoint waits for the writer once and lets the
-    next commit start the WAL from the beginning (a short pause every ~200,000 records).
-    """
-    conn: sqlite3.Connection | None = None
-    while True:
-        time.sleep(CHECKPOINT_SECONDS)
-        try:
-            if conn is None:
-                conn = connect(Path(path), synchronous="NORMAL")
-            # (busy, frames in the WAL since it last started over, frames copied back);
-            # the file's size says nothing: a restarted WAL is reused, not shrunk.
-            _, wal_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if wal_frames * _PAGE_BYTES > WAL_RESTART_BYTES:
-                conn.execute("PRAGMA wal_checkpoint(RESTART)")
-        except (sqlite3.Error, OSError) as exc:
-            # The next round retries; the writer is unaffected meanwhile.
-            print(f"audit checkpoint failed: {type(exc).__name__}", file=sys.stderr)
-            if conn is not None:
-                conn.close()
-                conn = None
 
 
 def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
@@ -331,7 +294,7 @@ def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
     # a lock held past ``timeout`` fails the pass, and the worker refuses requests once
     # its journal is gateway.audit.LAG_LIMIT behind.
     conn = connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _checkpoint_forever
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see verify.sqlite.Checkpointer
     return conn
 
 

@@ -488,6 +488,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        page_size = 0
         try:
             while not self._closed:
                 self._wake.wait(self._interval)
@@ -499,7 +500,8 @@ class Checkpointer:
                         conn = connect(
                             self._path, busy_timeout=self._restart_wait, synchronous="NORMAL"
                         )
-                    self.checkpoint(conn)
+                        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+                    self._checkpoint(conn, page_size)
                 except (sqlite3.Error, OSError) as exc:
                     # The next round retries; the writers are unaffected meanwhile.
                     logger.warning("checkpoint of %s failed: %s", self._path.name, exc)
@@ -510,11 +512,10 @@ class Checkpointer:
             if conn is not None:
                 conn.close()
 
-    def checkpoint(self, conn: sqlite3.Connection) -> None:
+    def _checkpoint(self, conn: sqlite3.Connection, page_size: int) -> None:
         # (busy, frames in the WAL since it last started over, frames copied back); the
         # file's size says nothing: a restarted WAL is reused, not shrunk.
         _, wal_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         if wal_frames * page_size > self._restart_bytes:
             conn.execute("PRAGMA wal_checkpoint(RESTART)")
 

@@ -94,26 +94,6 @@ async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Pa
     assert not path.with_name("r.db-wal").exists()  # the last close checkpointed the rest
 
 
-def test_the_wal_starts_over_under_steady_writes(tmp_path: Path) -> None:
-    path = tmp_path / "w.db"
-    writer = connect(path)
-    writer.execute("PRAGMA wal_autocheckpoint = 0")
-    writer.execute("CREATE TABLE t (b BLOB)")
-    wal = path.with_name("w.db-wal")
-    written = 0
-    with Checkpointer(path, interval=0.01, restart_bytes=64 * 4096) as checkpointer:
-        for _ in range(300):
-            with writer:  # one transaction of ~20 pages
-                writer.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3500),)] * 20)
-            written += 20 * 3500
-            checkpointer.poke()
-            time.sleep(0.001)  # as the registry writer between groups
-    # Without the checkpointer the WAL would hold every page written (> 20 MB).
-    assert wal.stat().st_size < written / 4
-    assert writer.execute("SELECT count(*) FROM t").fetchone()[0] == 6000
-    writer.close()
-
-
 def test_a_checkpoint_that_fails_is_retried(tmp_path: Path) -> None:
     path = tmp_path / "gone" / "x.db"
     with Checkpointer(path, interval=0.01) as checkpointer:

@@ -70,6 +70,17 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def host_steal_ticks() -> tuple[int, int] | None:
+    """(steal, all) CPU ticks of the host since boot, from ``/proc/stat``: the time a
+    virtual machine's CPUs were ready to run but the hypervisor ran someone else."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(f) for f in fields]
+    except (OSError, ValueError):
+        return None
+    return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+
+
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -17,23 +17,27 @@ def ratio_table(report: Report) -> str:
         target = "" if row["target"] is None else f"{row['target']:g}"
         verdict = {True: "pass", False: "**FAIL**", None: ""}[row["pass"]]
         value = f"{row['ratio']:.2f}" if "ms" in row["what"] else f"{row['ratio']:.2f}×"
+        pairs = row.get("pairs") or []
+        if len(pairs) > 1:  # the median of the windows' ratios: show their spread
+            value += f" ({min(pairs):.2f}–{max(pairs):.2f} in {len(pairs)} windows)"
         lines.append(f"| {row['what']} | {value} | {target} | {verdict} |")
     return "\n".join(lines)
 
 
 def measurement_table(report: Report) -> str:
     lines = [
-        "| measurement | rate | CPU-µs each | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| measurement | rate | CPU-µs each | p50 ms | p99 ms | errors | host steal |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in report.measurements.values():
         cpu = f"{m.cpu_us:.0f}" if m.cpu_us is not None else ""
         p50 = f"{m.p50_ms:.2f}" if m.p50_ms is not None else ""
         p99 = f"{m.p99_ms:.2f}" if m.p99_ms is not None else ""
-        # a floor: the mean of its runs before and after the gateway figure, both shown
-        runs = f" (before {m.runs[0]:,.0f}, after {m.runs[1]:,.0f})" if len(m.runs) == 2 else ""
+        # measured in windows (alternating with the floor's): their mean, each shown
+        runs = f" (windows: {', '.join(f'{r:,.0f}' for r in m.runs)})" if len(m.runs) > 1 else ""
         rate = f"{m.rate:,.0f} {m.unit}{runs}"
-        lines.append(f"| {m.what} | {rate} | {cpu} | {p50} | {p99} | {m.errors} |")
+        steal = f"{m.steal:.1%}" if m.steal is not None else ""
+        lines.append(f"| {m.what} | {rate} | {cpu} | {p50} | {p99} | {m.errors} | {steal} |")
     return "\n".join(lines)
 
 
@@ -117,8 +121,8 @@ def markdown(report: Report, plots: list[Path]) -> str:
         "# sealgate capacity report",
         "",
         f"Run {report.started} on {report.machine}; population {report.population:,} "
-        "sealed proofs. One gateway worker; each floor measured right before and right "
-        "after the gateway figure it is compared with, in the same run.",
+        "sealed proofs. One gateway worker; each floor measured in windows alternating "
+        "with those of the gateway figure it is compared with, in the same run.",
         "",
         "## Ratios to the floors (DESIGN §6)",
         "",
@@ -130,7 +134,9 @@ def markdown(report: Report, plots: list[Path]) -> str:
         "",
         "CPU-µs each: user + system CPU of the service's whole process tree (worker, "
         "signing and audit-writer children) over the measured window, per request "
-        "(per seal for sealing).",
+        "(per seal for sealing); the mean rate of the windows, the median of their p50s and "
+        "the worst of their p99s. Host steal: the share of the machine's CPU time its "
+        "hypervisor gave to others during the windows (a busy neighbour slows everything).",
         "",
         "## Machines a 25 M-person city needs",
         "",

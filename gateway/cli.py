@@ -146,7 +146,15 @@ def _parser() -> argparse.ArgumentParser:
         help="report and work directory (its home and population are reused by the next run)",
     )
     capacity.add_argument("--population", type=int, default=1_000_000, help="proofs to seed")
-    capacity.add_argument("--seconds", type=float, default=6.0, help="each measurement's length")
+    capacity.add_argument(
+        "--seconds", type=float, default=3.0, help="each measured window's length"
+    )
+    capacity.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="gateway windows per figure, each between two windows of its floor",
+    )
     capacity.add_argument("--zipf", type=float, default=1.0, help="popularity exponent")
     capacity.add_argument("--connections", type=int, default=64, help="wrk connections")
     capacity.add_argument("--batch", type=int, default=100, help="proofs per sealing batch")
@@ -364,13 +372,22 @@ def _bench_capacity(args: argparse.Namespace) -> int:
         from bench.capacity import Options, run_capacity
     except ImportError as exc:  # pragma: no cover - an install without bench/
         raise CliError(f"the capacity harness is not installed ({exc})") from None
-    if args.population < 1 or args.seconds <= 0 or args.batch < 1 or args.connections < 1:
-        raise CliError("--population, --seconds, --batch and --connections must be positive")
+    if (
+        args.population < 1
+        or args.seconds <= 0
+        or args.rounds < 1
+        or args.batch < 1
+        or args.connections < 1
+    ):
+        raise CliError(
+            "--population, --seconds, --rounds, --batch and --connections must be positive"
+        )
     run_capacity(
         Options(
             out=args.out.resolve(),
             population=args.population,
             seconds=args.seconds,
+            rounds=args.rounds,
             zipf=args.zipf,
             connections=args.connections,
             batch=min(args.batch, 1000),

@@ -10,8 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from bench.capacity import SWEEP, Options, run_capacity
+from bench.capacity import SWEEP, Options, Window, alternate, combined, run_capacity
 from hsm.softhsm import softhsm_available
+
+
+def test_alternating_windows_cancel_a_drifting_host() -> None:
+    # A host whose speed grows between windows: a gateway at 0.8 of its floor, seen
+    # against the floor windows either side of each of its own, is 0.8 every time.
+    speed = iter(range(1, 100))
+
+    def floor() -> Window:
+        return Window(rate=1000.0 * next(speed), cpu_us=10.0, count=100)
+
+    def figure(index: int) -> Window:
+        return Window(rate=800.0 * next(speed), cpu_us=20.0 * (index + 1), count=100 * (index + 1))
+
+    floors, figures, ratios = alternate(floor, figure, rounds=3)
+    assert [w.rate for w in floors] == [1000.0, 3000.0, 5000.0, 7000.0]
+    assert [w.rate for w in figures] == [1600.0, 3200.0, 4800.0]
+    assert ratios == pytest.approx([0.8, 0.8, 0.8])
+    joined = combined("verify_cached", "verify", figures)
+    assert joined.rate == pytest.approx(3200.0)
+    # CPU-µs over all requests, not the mean of the windows' figures
+    assert joined.cpu_us == pytest.approx((20 * 100 + 40 * 200 + 60 * 300) / 600)
+    assert joined.runs == [1600.0, 3200.0, 4800.0]
+
+
+def test_one_stalled_window_moves_one_pair_only() -> None:
+    # the hypervisor takes the CPU away during the second gateway window
+    floor_rates = iter([1000.0, 1000.0, 1000.0, 1000.0])
+    figure_rates = iter([800.0, 200.0, 800.0])
+    _, _, ratios = alternate(
+        lambda: Window(next(floor_rates), 1.0, 1), lambda _: Window(next(figure_rates), 1.0, 1), 3
+    )
+    assert ratios == pytest.approx([0.8, 0.2, 0.8])  # the report's figure: their median, 0.8
 
 
 @pytest.mark.slow
@@ -25,7 +57,9 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
         out=out,
         population=300,
         seconds=1.0,
+        rounds=2,
         warmup=0.5,
+        zipf_warmup=1.0,
         connections=8,
         batch=10,
         sweep_seconds=1.0,
@@ -40,13 +74,13 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
         "trivial", "redis_get", "sign", "verify_cached", "verify_mix", "seal_batch",
         "seal_single",
     }  # fmt: skip
+    windows = {"trivial": 3, "redis_get": 3, "sign": 3, "seal_single": 1}
     for name, m in measured.items():
         assert m["rate"] > 0, name
-        # each floor ran before and after its gateway figure; its rate is their mean
-        floor = name in {"trivial", "redis_get", "sign"}
-        assert len(m["runs"]) == (2 if floor else 0), name
-        if floor:
-            assert m["rate"] == pytest.approx(sum(m["runs"]) / 2), name
+        # floor, gateway, floor, gateway, floor: two gateway windows between three of the
+        # floor's; a measurement's rate is the mean of its windows'
+        assert len(m["runs"]) == windows.get(name, 2), name
+        assert m["rate"] == pytest.approx(sum(m["runs"]) / len(m["runs"])), name
         assert m["errors"] == 0, name  # every request answered as expected (2xx)
         assert m["cpu_us"] > 0, name
     assert results["population"] == 300
@@ -58,17 +92,25 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     }  # fmt: skip
     assert all(row["machines_like_this"] >= 1 for row in results["machines"])
     assert len(results["ratios"]) == 5
-
+    # each paired ratio is the median of its gateway windows against the floor windows
+    # either side of each
+    floors = {"verify_cached": "trivial", "verify_mix": "redis_get", "seal_batch": "sign"}
+    for name, floor in floors.items():
+        figure, base = measured[name]["runs"], measured[floor]["runs"]
+        expected = [g / ((a + b) / 2) for g, a, b in zip(figure, base, base[1:], strict=False)]
+        assert measured[name]["pair_ratios"] == pytest.approx(expected), name
+        row = next(r for r in results["ratios"] if r.get("pairs") == measured[name]["pair_ratios"])
+        assert row["ratio"] == pytest.approx(sum(expected) / 2), name  # the median of two
     report = report_path.read_text(encoding="utf-8")
     assert "verify of a cached code / trivial handler" in report
-    assert "(before " in report and ", after " in report  # the floors' two runs
+    assert "(windows: " in report  # every window's rate
     assert "| /v1/verify/{code} |" in report or "/v1/verify/{code}" in report  # locust table
     for plot in ("throughput.png", "latency.png"):
         assert (out / plot).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert f"]({plot})" in report
 
     # a second run reuses the home and the population: nothing is seeded again
-    again = Options(out=out, population=300, seconds=0.5, warmup=0.0, connections=4, batch=5,
-                    sweep_seconds=0.5)  # fmt: skip
+    again = Options(out=out, population=300, seconds=0.5, rounds=1, warmup=0.0, zipf_warmup=0.5,
+                    connections=4, batch=5, sweep_seconds=0.5)  # fmt: skip
     run_capacity(again)
     assert len((out / "codes.txt").read_text().split()) == 300

@@ -209,3 +209,16 @@ def test_serve_on_a_taken_port_fails_with_one_line(demo_lines: list[list[str]], 
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "sealgate: error:" in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "option", [["--rounds", "0"], ["--seconds", "0"], ["--population", "0"], ["--batch", "-1"]]
+)
+def test_bench_capacity_refuses_a_nonsense_option_before_starting_anything(
+    tmp_path: Path, option: list[str]
+) -> None:
+    out = tmp_path / "capacity"
+    result = run("bench", "capacity", "--out", str(out), *option)
+    assert result.returncode == 1
+    assert result.stderr.startswith("sealgate: error: --population, --seconds, --rounds")
+    assert not out.exists()  # no home made, nothing seeded

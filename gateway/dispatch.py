@@ -7,6 +7,8 @@ already remembered needs none of it. :class:`Dispatch` answers such a request it
 with the same checks (:meth:`VerifyEndpoint.remembered_answer`), the same audit record
 written before the answer leaves (503 when it cannot be), the same request id, metrics
 and body; everything else, every refusal included, goes to the application unchanged.
+The answer leaves as one pre-serialised message (:mod:`gateway.prepared`) when the
+request is HTTP/1.1 with keep-alive, as aiohttp's own response otherwise.
 
 A request takes this way only when its raw target is the verify route's: a ``GET`` of
 ``/v1/verify/<text>`` where ``<text>`` is a code already checked as typed. Such a text
@@ -31,6 +33,8 @@ from gateway.app import (
     request_id_of,
 )
 from gateway.audit import AuditUnavailable
+from gateway.prepared import AnswerWriter
+from gateway.verifying import ANSWER_HEADERS
 
 __all__ = ["Dispatch", "answer_remembered_verifications"]
 
@@ -50,6 +54,7 @@ class Dispatch:
         self._audit = app[AUDIT]
         self._ids = app[REQUEST_IDS]
         self._metrics = app[METRICS]
+        self._answers = AnswerWriter(ANSWER_HEADERS)
         self.answered = 0  # by this handler; the application answered the rest
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -64,14 +69,22 @@ class Dispatch:
         )
         if known is None:
             return await self._application(request)
-        client, purpose, response = known
+        client, purpose, body = known
         request_id = request_id_of(request, self._ids)
         row = audit_row("verify", client, purpose, code_text, 200, request_id, time.time(), {})
+        response: web.StreamResponse
         try:
             await self._audit.record_rows([row])
         except AuditUnavailable:
             response = audit_unavailable(request_id)
-        response.headers["X-Request-Id"] = request_id
+            response.headers["X-Request-Id"] = request_id
+        else:
+            if self._answers.fits(request):
+                response = self._answers.answer(body, request_id)
+            else:
+                response = web.Response(
+                    body=body, headers={**ANSWER_HEADERS, "X-Request-Id": request_id}
+                )
         self._metrics.observe(VERIFY_ROUTE, "GET", response.status, time.perf_counter() - started)
         self.answered += 1
         return response

@@ -37,7 +37,9 @@ from verify.directory import Client, Role
 from verify.registry import ProofStatus, Status
 
 MAX_REMEMBERED = 100_000
-_HEADERS = CIMultiDict({"Content-Type": "application/json", "Cache-Control": "no-store"})
+# Every answer's fixed headers, on either way (the application's or the dispatch's).
+ANSWER_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+_HEADERS = CIMultiDict(ANSWER_HEADERS)
 _VALUES = {member: member.value for member in Status}
 
 
@@ -101,8 +103,8 @@ class VerifyEndpoint:
 
     def remembered_answer(
         self, authorization: str, raw_query: str, code_text: str
-    ) -> tuple[Client, str, web.Response] | None:
-        """The client, purpose and answer of a verification whose every input is
+    ) -> tuple[Client, str, bytes] | None:
+        """The client, purpose and answer's body of a verification whose every input is
         remembered (the client behind the header, the purpose of the raw query, the
         status of the typed code) and which passes every check :meth:`answer` makes.
 
@@ -122,8 +124,7 @@ class VerifyEndpoint:
             self._limiter.admit(client.client_id)
         except Throttled:
             return None
-        body = self._answers.body(status, self._clock())
-        return client, purpose, web.Response(body=body, headers=_HEADERS)
+        return client, purpose, self._answers.body(status, self._clock())
 
     async def answer(self, request: web.Request) -> web.Response:
         client = await self._auth.require(request, Role.VERIFIER)

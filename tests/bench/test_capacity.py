@@ -86,6 +86,11 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     assert results["population"] == 300
     assert len((out / "codes.txt").read_text().split()) == 300
     assert [p["fraction"] for p in results["sweep"]] == list(SWEEP)
+    # the judged point, half the rate, in as many windows as a ratio: its p99 their median
+    [half] = [p for p in results["sweep"] if p["fraction"] == 0.5]
+    assert len(half["p99_windows"]) == 2
+    assert half["p99_ms"] == pytest.approx(sum(half["p99_windows"]) / 2)
+    assert results["ratios"][-1]["pairs"] == half["p99_windows"]
     assert {row["need"] for row in results["machines"]} == {
         "verifications/s at peak", "verifications/s in a burst", "seals/s online",
         "seals/s for a one-night re-issue",

@@ -202,30 +202,9 @@ def measure(
     headers: dict[str, str] | None = None,
     warmup: float | None = None,
     start: int = 0,
-) -> tuple[WrkResult, float]:
-    """One wrk run after a warm-up; returns the result and CPU-µs per request of ``pid``'s tree."""
-    result, cpu_us, _ = measure_window(
-        pid, url, paths, options, connections=connections, rate=rate, seconds=seconds,
-        body=body, headers=headers, warmup=warmup, start=start,
-    )  # fmt: skip
-    return result, cpu_us
-
-
-def measure_window(
-    pid: int,
-    url: str,
-    paths: Path,
-    options: Options,
-    *,
-    connections: int | None = None,
-    rate: float = 0.0,
-    seconds: float | None = None,
-    body: Path | None = None,
-    headers: dict[str, str] | None = None,
-    warmup: float | None = None,
-    start: int = 0,
 ) -> tuple[WrkResult, float, float | None]:
-    """:func:`measure`, and the host's steal share of CPU time during the window."""
+    """One wrk run after a warm-up; returns the result, CPU-µs per request of ``pid``'s
+    tree, and the host's steal share of CPU time during the run."""
     conns = connections or options.connections
     warm = options.warmup if warmup is None else warmup
     if warm > 0:
@@ -401,7 +380,7 @@ class Harness:
             nonlocal warmed
             warmup = 0.0 if warmed else self.options.warmup
             warmed = True
-            return Window.of(*measure_window(pid, url, paths, self.options, warmup=warmup))
+            return Window.of(*measure(pid, url, paths, self.options, warmup=warmup))
 
         return window
 
@@ -465,9 +444,7 @@ class Harness:
 
             def cached(index: int) -> Window:
                 warmup = options.warmup if index == 0 else 0.0
-                return Window.of(
-                    *measure_window(pid, url, one, options, headers=verifier, warmup=warmup)
-                )
+                return Window.of(*measure(pid, url, one, options, headers=verifier, warmup=warmup))
 
             _step(f"gateway: verification of one cached code ({rounds} rounds with the floor)")
             with self.trivial_floor() as trivial:
@@ -528,7 +505,7 @@ class Harness:
                 warmup = options.zipf_warmup if index == 0 else 0.0
                 start = self._zipf_count // 2 + index * self._zipf_count // (2 * rounds)
                 return Window.of(
-                    *measure_window(
+                    *measure(
                         pid,
                         url,
                         zipf_paths,
@@ -567,7 +544,7 @@ class Harness:
                 # 16 batches in flight: enough that the worker, its registry writer and the
                 # signing process each always have one to work on (at 4 they wait on each
                 # other: 3,595 against 4,253 seals/s measured back to back, 2026-12-01).
-                result, cpu, steal = measure_window(
+                result, cpu, steal = measure(
                     pid,
                     url,
                     post,
@@ -601,7 +578,7 @@ class Harness:
                 json.dumps(proof_request(credentials.proof_seal, 1), ensure_ascii=False),
                 encoding="utf-8",
             )
-            result, cpu, steal = measure_window(
+            result, cpu, steal = measure(
                 pid, url, post, options, connections=32, body=single, headers=signer, warmup=1.0,
                 seconds=options.seconds * 2,
             )  # fmt: skip

@@ -79,12 +79,7 @@ class Dispatch:
             response = audit_unavailable(request_id)
             response.headers["X-Request-Id"] = request_id
         else:
-            if self._answers.fits(request):
-                response = self._answers.answer(body, request_id)
-            else:
-                response = web.Response(
-                    body=body, headers={**ANSWER_HEADERS, "X-Request-Id": request_id}
-                )
+            response = self._answers.respond(request, body, request_id)
         self._metrics.observe(VERIFY_ROUTE, "GET", response.status, time.perf_counter() - started)
         self.answered += 1
         return response

@@ -95,6 +95,16 @@ class AnswerWriter:
         """Whether a prepared answer says to ``request`` exactly what aiohttp would."""
         return request.version == HttpVersion11 and request.keep_alive
 
+    def respond(self, request: web.BaseRequest, body: bytes, request_id: str) -> web.StreamResponse:
+        """The answer to ``request``: prepared when it :meth:`fits`, else aiohttp's own
+        response with the same headers."""
+        if self.fits(request):
+            return self.answer(body, request_id)
+        return web.Response(body=body, headers=self._headers_with(request_id))
+
+    def _headers_with(self, request_id: str) -> dict[str, str]:
+        return {**self._headers, "X-Request-Id": request_id}
+
     def answer(self, body: bytes, request_id: str) -> PreparedAnswer:
         if not _TOKEN.fullmatch(request_id):
             raise ValueError("a request id must be a token")
@@ -115,4 +125,4 @@ class AnswerWriter:
                 body,
             )
         )
-        return PreparedAnswer(message, {**self._headers, "X-Request-Id": request_id})
+        return PreparedAnswer(message, self._headers_with(request_id))

@@ -119,6 +119,11 @@ def _tier(url: str, namespace: str, coalesce: bool, max_connections: int) -> Red
         # 2,000 callers on 2 connections queue for a while: wait for the pool rather
         # than turn the queueing itself into misses.
         pool_timeout=10.0,
+        # Nor a slow connect or reply of a loaded machine: the production 0.25 s tripped
+        # the breaker once in CI (64 connections opened at once), and every answer after
+        # it was a miss, which this test counts as wrong. Cancellation is what it tests.
+        socket_timeout=10.0,
+        socket_connect_timeout=10.0,
     )
 
 

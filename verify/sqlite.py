@@ -207,23 +207,31 @@ def _insert_rows_statement(table: str, columns: str, count: int) -> str:
 def insert_rows(
     conn: sqlite3.Connection, table: str, columns: str, rows: list[tuple[Any, ...]]
 ) -> None:
-    """Insert the rows with as few statements as the connection's limits allow.
+    """Insert the rows in a few multi-row statements of power-of-two sizes.
 
     One multi-row INSERT is one sqlite3_step: the writer thread gives up and takes back
     the GIL once per statement, not once per row, which the event loop sharing the
-    process felt: row by row, batches of 100 sealed ~10% fewer proofs per second.
+    process felt: row by row, batches of 100 sealed ~10% fewer proofs per second. Sizes
+    are powers of two (100 rows: 64 + 32 + 4) so that each statement is compiled once and
+    then found in the connection's statement cache: one sized to every count was compiled
+    afresh whenever the count changed, and compiling its thousands of placeholders cost
+    more than the inserts (2.5 against 6.7 µs a row for audit rows in passes of 200-400).
     """
     width = columns.count(",") + 1
     per = max(
         1,
         min(_MAX_ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width),
     )
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
+    largest = 1 << (per.bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        size = min(largest, 1 << ((len(rows) - start).bit_length() - 1))
+        chunk = rows[start : start + size]
         conn.execute(
-            _insert_rows_statement(table, columns, len(chunk)),
+            _insert_rows_statement(table, columns, size),
             list(itertools.chain.from_iterable(chunk)),
         )
+        start += size
 
 
 _STATUS_COLUMNS = (

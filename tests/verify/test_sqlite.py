@@ -69,6 +69,33 @@ def test_insert_rows_splits_statements_at_the_connections_variable_limit(limit: 
     assert conn.execute("SELECT a, b, c FROM t ORDER BY rowid").fetchall() == rows
 
 
+def test_insert_rows_reuses_a_few_statement_sizes_whatever_the_counts() -> None:
+    # Counts that differ call after call (the audit writer's passes, clients' batches)
+    # must not each compile a statement of their own: every size used is a power of two,
+    # so a handful of statements serve every count, and the rows still go in in order.
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)  # each statement run, values filled in
+
+    def rows_in(statement: str) -> int:
+        return statement.count("), (") + 1
+
+    written = 0
+    for count in [*range(0, 70), 100, 255, 256, 257, 300, 511, 1000]:
+        before = len(statements)
+        insert_rows(conn, "t", "a, b", [(written + n, f"row {written + n}") for n in range(count)])
+        inserts = [s for s in statements[before:] if s.startswith("INSERT")]  # not BEGIN
+        sizes = [rows_in(statement) for statement in inserts]
+        assert sum(sizes) == count
+        assert all(size & (size - 1) == 0 for size in sizes), sizes
+        assert len(sizes) <= max(1, count.bit_count()) + count // 512, sizes
+        written += count
+    assert len({rows_in(s) for s in statements if s.startswith("INSERT")}) <= 10
+    rows = conn.execute("SELECT a, b FROM t ORDER BY rowid").fetchall()
+    assert rows == [(n, f"row {n}") for n in range(written)]
+
+
 def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -44,7 +44,7 @@ from typing import Any
 
 from bench.floors import REDIS_PREFIX
 from bench.population import Credentials, ZipfSampler, proof_request, read_codes
-from bench.processes import free_port, host_steal_ticks, service, tree_cpu_seconds
+from bench.processes import cpu_by_part, free_port, host_steal_ticks, ordered_parts, service
 from bench.redis_server import RedisServer
 from bench.seeding import Progress, seed
 from bench.wrk import WrkResult, run_wrk
@@ -92,6 +92,7 @@ class Measurement:
     # a gateway figure's windows, each against the mean of the floor windows either side
     pair_ratios: list[float] = field(default_factory=list)
     steal: float | None = None  # the host's steal share of CPU time over the windows
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # cpu_us by part (processes)
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,7 @@ class Window:
     p99_ms: float | None = None
     errors: int = 0
     steal: float | None = None
-
-    @classmethod
-    def of(cls, result: WrkResult, cpu_us: float, steal: float | None) -> Window:
-        return cls(
-            result.rate, cpu_us, result.requests, result.p50_ms, result.p99_ms, result.errors,
-            steal,
-        )  # fmt: skip
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # cpu_us by part
 
 
 def combined(name: str, what: str, windows: list[Window], unit: str = "req/s") -> Measurement:
@@ -122,6 +117,10 @@ def combined(name: str, what: str, windows: list[Window], unit: str = "req/s") -
     p50s = [w.p50_ms for w in windows if w.p50_ms is not None]
     p99s = [w.p99_ms for w in windows if w.p99_ms is not None]
     steals = [w.steal for w in windows if w.steal is not None]
+    parts: dict[str, float] = {}
+    for w in windows:
+        for part, us in w.cpu_parts.items():
+            parts[part] = parts.get(part, 0.0) + us * w.count / count
     return Measurement(
         name,
         what,
@@ -133,6 +132,7 @@ def combined(name: str, what: str, windows: list[Window], unit: str = "req/s") -
         unit,
         [w.rate for w in windows],
         steal=statistics.fmean(steals) if steals else None,
+        cpu_parts=parts,
     )
 
 
@@ -179,6 +179,9 @@ class Report:
             f"  {m.what}: {m.rate:,.0f} {m.unit}{runs}{cpu}{latency}{errors}{ratios}",
             file=sys.stderr,
         )
+        if len(m.cpu_parts) > 1:
+            parts = ", ".join(f"{part} {us:.0f}" for part, us in ordered_parts(m.cpu_parts))
+            print(f"    CPU-µs each by part: {parts}", file=sys.stderr)
 
 
 def _step(text: str) -> None:
@@ -202,15 +205,17 @@ def measure(
     headers: dict[str, str] | None = None,
     warmup: float | None = None,
     start: int = 0,
-) -> tuple[WrkResult, float, float | None]:
-    """One wrk run after a warm-up; returns the result, CPU-µs per request of ``pid``'s
-    tree, and the host's steal share of CPU time during the run."""
+    per: int = 1,
+) -> tuple[WrkResult, Window]:
+    """One wrk run after a warm-up: wrk's result, and the window it makes with ``per``
+    units (seals) a request: their rate, CPU-µs each of ``pid``'s tree in all and by
+    part, and the host's steal share of CPU time during the run."""
     conns = connections or options.connections
     warm = options.warmup if warmup is None else warmup
     if warm > 0:
         run_wrk(url, paths, seconds=warm, connections=conns, rate=rate, body=body, headers=headers)
     steal_before = host_steal_ticks()
-    before = tree_cpu_seconds(pid)
+    before = cpu_by_part(pid)
     result = run_wrk(
         url,
         paths,
@@ -221,9 +226,24 @@ def measure(
         headers=headers,
         start=start,
     )
-    cpu = tree_cpu_seconds(pid) - before
+    after = cpu_by_part(pid)
     steal = _steal_share(steal_before, host_steal_ticks())
-    return result, (cpu / result.requests * 1e6 if result.requests else math.inf), steal
+    units = result.requests * per
+    parts = {
+        part: (spent - before.get(part, 0.0)) / units * 1e6 if units else math.inf
+        for part, spent in after.items()
+    }
+    window = Window(
+        result.rate * per,
+        sum(parts.values()) if units else math.inf,
+        units,
+        result.p50_ms,
+        result.p99_ms,
+        result.errors,
+        steal,
+        parts,
+    )
+    return result, window
 
 
 def _steal_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
@@ -380,7 +400,7 @@ class Harness:
             nonlocal warmed
             warmup = 0.0 if warmed else self.options.warmup
             warmed = True
-            return Window.of(*measure(pid, url, paths, self.options, warmup=warmup))
+            return measure(pid, url, paths, self.options, warmup=warmup)[1]
 
         return window
 
@@ -444,7 +464,7 @@ class Harness:
 
             def cached(index: int) -> Window:
                 warmup = options.warmup if index == 0 else 0.0
-                return Window.of(*measure(pid, url, one, options, headers=verifier, warmup=warmup))
+                return measure(pid, url, one, options, headers=verifier, warmup=warmup)[1]
 
             _step(f"gateway: verification of one cached code ({rounds} rounds with the floor)")
             with self.trivial_floor() as trivial:
@@ -504,17 +524,9 @@ class Harness:
                 # second half, never a replay of the warm-up's or another window's.
                 warmup = options.zipf_warmup if index == 0 else 0.0
                 start = self._zipf_count // 2 + index * self._zipf_count // (2 * rounds)
-                return Window.of(
-                    *measure(
-                        pid,
-                        url,
-                        zipf_paths,
-                        options,
-                        headers=verifier,
-                        warmup=warmup,
-                        start=start,
-                    )
-                )
+                return measure(
+                    pid, url, zipf_paths, options, headers=verifier, warmup=warmup, start=start
+                )[1]
 
             _step(f"gateway: verification over the Zipf mix (s={options.zipf}) of the population")
             with self.redis_get_floor(redis, zipf_paths) as redis_get:
@@ -544,7 +556,7 @@ class Harness:
                 # 16 batches in flight: enough that the worker, its registry writer and the
                 # signing process each always have one to work on (at 4 they wait on each
                 # other: 3,595 against 4,253 seals/s measured back to back, 2026-12-01).
-                result, cpu, steal = measure(
+                return measure(
                     pid,
                     url,
                     post,
@@ -553,16 +565,8 @@ class Harness:
                     body=batch,
                     headers=signer,
                     warmup=1.0 if index == 0 else 0.0,
-                )
-                return Window(
-                    result.rate * per_seal,
-                    cpu / per_seal,
-                    result.requests * per_seal,
-                    result.p50_ms,
-                    result.p99_ms,
-                    result.errors,
-                    steal,
-                )
+                    per=per_seal,
+                )[1]
 
             _step(f"gateway: sealing in batches of {per_seal} ({rounds} rounds with the floor)")
             self.paired(
@@ -578,18 +582,11 @@ class Harness:
                 json.dumps(proof_request(credentials.proof_seal, 1), ensure_ascii=False),
                 encoding="utf-8",
             )
-            result, cpu, steal = measure(
+            _, one_each = measure(
                 pid, url, post, options, connections=32, body=single, headers=signer, warmup=1.0,
                 seconds=options.seconds * 2,
             )  # fmt: skip
-            self.report.add(
-                combined(
-                    "seal_single",
-                    "seal, one per request",
-                    [Window.of(result, cpu, steal)],
-                    "seals/s",
-                )
-            )
+            self.report.add(combined("seal_single", "seal, one per request", [one_each], "seals/s"))
 
             if options.locust_seconds > 0:
                 self._locust(url, codes)

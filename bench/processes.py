@@ -2,7 +2,8 @@
 
 CPU time is read from ``/proc`` for a process and all its descendants (the gateway's
 worker, signing and audit-writer children), so CPU-µs per request counts everything the
-service spent, not only the process the load generator talks to.
+service spent, not only the process the load generator talks to; :func:`cpu_by_part`
+tells those parts apart.
 """
 
 from __future__ import annotations
@@ -53,21 +54,69 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and every live descendant."""
+# The parts of a gateway whose CPU the harness reports apart. A child process is known
+# by its command line; a thread of the worker by the name it gave itself in the OS
+# (verify.sqlite.name_native_thread). Whatever is neither counts as the worker's.
+WORKER = "worker"
+REGISTRY_THREADS = "registry threads"
+PROCESS_PARTS = ((b"hsm.worker", "signing process"), (b"gateway.audit_writer", "audit writer"))
+_REGISTRY_THREAD_PREFIX = "registry-"
+
+
+def _cpu_seconds(stat_path: str) -> tuple[str, float] | None:
+    """The name and user + system CPU seconds in a ``/proc`` stat file, if it is there."""
+    try:
+        stat = Path(stat_path).read_text()
+    except OSError:
+        return None
+    name, _, rest = stat[stat.index("(") + 1 :].rpartition(")")
+    fields = rest.split()
+    return name, (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _part_of(pid: int) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return WORKER
+    return next((part for module, part in PROCESS_PARTS if module in argv), WORKER)
+
+
+def ordered_parts(parts: Mapping[str, float]) -> list[tuple[str, float]]:
+    """``parts`` in a fixed order: the worker, its registry threads, then the children."""
+    order = [WORKER, REGISTRY_THREADS, *(part for _, part in PROCESS_PARTS)]
+    return sorted(parts.items(), key=lambda item: order.index(item[0]))
+
+
+def cpu_by_part(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of ``pid`` and every live descendant, by part: the
+    signing process, the audit writer, the worker's registry threads, and the rest (the
+    worker: its event loop and other threads). Parts with nothing to count are absent."""
     tree = _children()
-    total = 0.0
+    parts: dict[str, float] = {}
     pending = [pid]
     while pending:
         current = pending.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += (int(fields[11]) + int(fields[12])) / _TICKS
         pending.extend(tree.get(current, []))
-    return total
+        process = _cpu_seconds(f"/proc/{current}/stat")
+        if process is None:
+            continue
+        part = _part_of(current)
+        seconds = process[1]
+        if part == WORKER:
+            # the process's own figure includes threads that have ended; the registry's
+            # live threads are taken out of it
+            try:
+                tasks = os.listdir(f"/proc/{current}/task")
+            except OSError:
+                tasks = []
+            for task in tasks:
+                thread = _cpu_seconds(f"/proc/{current}/task/{task}/stat")
+                if thread is not None and thread[0].startswith(_REGISTRY_THREAD_PREFIX):
+                    parts[REGISTRY_THREADS] = parts.get(REGISTRY_THREADS, 0.0) + thread[1]
+                    seconds -= thread[1]
+        parts[part] = parts.get(part, 0.0) + seconds
+    return parts
 
 
 def host_steal_ticks() -> tuple[int, int] | None:

@@ -7,6 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.processes import ordered_parts
+
 if TYPE_CHECKING:
     from bench.capacity import Report
 
@@ -38,6 +40,23 @@ def measurement_table(report: Report) -> str:
         rate = f"{m.rate:,.0f} {m.unit}{runs}"
         steal = f"{m.steal:.1%}" if m.steal is not None else ""
         lines.append(f"| {m.what} | {rate} | {cpu} | {p50} | {p99} | {m.errors} | {steal} |")
+    return "\n".join(lines)
+
+
+def parts_table(report: Report) -> str:
+    """CPU-µs each by part, for the measurements of a service with more than one."""
+    measured = [m for m in report.measurements.values() if len(m.cpu_parts) > 1]
+    if not measured:
+        return ""
+    every = {part: 0.0 for m in measured for part in m.cpu_parts}
+    names = [part for part, _ in ordered_parts(every)]
+    lines = [
+        f"| measurement | {' | '.join(names)} | in all |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for m in measured:
+        cells = " | ".join(f"{m.cpu_parts[n]:.0f}" if n in m.cpu_parts else "" for n in names)
+        lines.append(f"| {m.what} | {cells} | {m.cpu_us:.0f} |")
     return "\n".join(lines)
 
 
@@ -140,6 +159,16 @@ def markdown(report: Report, plots: list[Path]) -> str:
         "(per seal for sealing); the mean rate of the windows, the median of their p50s and "
         "the worst of their p99s. Host steal: the share of the machine's CPU time its "
         "hypervisor gave to others during the windows (a busy neighbour slows everything).",
+        "",
+        "## Where the CPU goes",
+        "",
+        parts_table(report),
+        "",
+        "CPU-µs each by part of the gateway: the worker process (its event loop and all "
+        "but its registry threads), the worker's registry threads (the SQLite writer, its "
+        "checkpoints and readers), the signing process (SoftHSM2 signs inside it: a network "
+        "HSM takes that work off the machine) and the audit writer. Two cores hold them all "
+        "here, and the load generator too.",
         "",
         "## Machines a 25 M-person city needs",
         "",

@@ -23,7 +23,8 @@ def test_alternating_windows_cancel_a_drifting_host() -> None:
         return Window(rate=1000.0 * next(speed), cpu_us=10.0, count=100)
 
     def figure(index: int) -> Window:
-        return Window(rate=800.0 * next(speed), cpu_us=20.0 * (index + 1), count=100 * (index + 1))
+        parts = {"worker": 15.0 * (index + 1), "signing process": 5.0 * (index + 1)}
+        return Window(800.0 * next(speed), 20.0 * (index + 1), 100 * (index + 1), cpu_parts=parts)
 
     floors, figures, ratios = alternate(floor, figure, rounds=3)
     assert [w.rate for w in floors] == [1000.0, 3000.0, 5000.0, 7000.0]
@@ -34,6 +35,11 @@ def test_alternating_windows_cancel_a_drifting_host() -> None:
     # CPU-µs over all requests, not the mean of the windows' figures
     assert joined.cpu_us == pytest.approx((20 * 100 + 40 * 200 + 60 * 300) / 600)
     assert joined.runs == [1600.0, 3200.0, 4800.0]
+    # and so by part
+    whole = (20 * 100 + 40 * 200 + 60 * 300) / 600
+    assert joined.cpu_parts == pytest.approx(
+        {"worker": whole * 0.75, "signing process": whole * 0.25}
+    )
 
 
 def test_one_stalled_window_moves_one_pair_only() -> None:
@@ -83,6 +89,13 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
         assert m["rate"] == pytest.approx(sum(m["runs"]) / len(m["runs"])), name
         assert m["errors"] == 0, name  # every request answered as expected (2xx)
         assert m["cpu_us"] > 0, name
+    # where a seal's CPU went: every part of the gateway did some of it, and the parts
+    # add up to the whole
+    batch_parts = measured["seal_batch"]["cpu_parts"]
+    assert set(batch_parts) == {"worker", "registry threads", "signing process", "audit writer"}
+    assert all(us > 0 for us in batch_parts.values()), batch_parts
+    assert sum(batch_parts.values()) == pytest.approx(measured["seal_batch"]["cpu_us"])
+    assert set(measured["trivial"]["cpu_parts"]) == {"worker"}  # a floor is one process
     assert results["population"] == 300
     assert len((out / "codes.txt").read_text().split()) == 300
     assert [p["fraction"] for p in results["sweep"]] == list(SWEEP)
@@ -109,6 +122,8 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     report = report_path.read_text(encoding="utf-8")
     assert "verify of a cached code / trivial handler" in report
     assert "(windows: " in report  # every window's rate
+    assert "## Where the CPU goes" in report
+    assert "| seal, batches of 10 |" in report
     assert "| /v1/verify/{code} |" in report or "/v1/verify/{code}" in report  # locust table
     for plot in ("throughput.png", "latency.png"):
         assert (out / plot).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

@@ -96,6 +96,20 @@ def test_insert_rows_reuses_a_few_statement_sizes_whatever_the_counts() -> None:
     assert rows == [(n, f"row {n}") for n in range(written)]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+async def test_the_registry_threads_carry_their_names_in_the_os(tmp_path: Path) -> None:
+    # what top -H, py-spy and the capacity harness's CPU by part see
+    registry = SqliteRegistry(tmp_path / "r.db", DocumentCipher(os.urandom(32)))
+    await registry.register([proof("C1")])
+    assert await registry.get("C1") is not None  # a reader thread has started
+
+    def names() -> set[str]:
+        return {comm.read_text().strip() for comm in Path("/proc/self/task").glob("*/comm")}
+
+    assert {"registry-writer", "registry-checkp", "registry-reader"} <= names()
+    await registry.close()
+
+
 def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():

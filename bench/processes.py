@@ -91,7 +91,8 @@ def ordered_parts(parts: Mapping[str, float]) -> list[tuple[str, float]]:
 def cpu_by_part(pid: int) -> dict[str, float]:
     """User + system CPU seconds of ``pid`` and every live descendant, by part: the
     signing process, the audit writer, the worker's registry threads, and the rest (the
-    worker: its event loop and other threads). Parts with nothing to count are absent."""
+    worker: its event loop and other threads). A part with no live process or thread
+    is absent."""
     tree = _children()
     parts: dict[str, float] = {}
     pending = [pid]

@@ -19,7 +19,15 @@ import rfc8785
 
 from crypto.errors import ContentError
 
-__all__ = ["canonical_json"]
+__all__ = ["canonical_json", "canonical_string"]
+
+# The C encoder once, not per call (json.dumps builds an encoder each time). No cycle
+# check: only values that pass _plain reach it, and _plain bounds their depth.
+_PLAIN_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+# The string escaper the encoder above uses: '"', '\\' and U+0000-U+001F, as RFC 8785.
+_string_literal = json.encoder.encode_basestring
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -31,9 +39,7 @@ def canonical_json(obj: Any) -> bytes:
     """
     if _plain(obj, 0):
         try:
-            return json.dumps(
-                obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-            ).encode()
+            return _PLAIN_ENCODER.encode(obj).encode()
         except UnicodeEncodeError:
             raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     try:
@@ -50,6 +56,18 @@ def canonical_json(obj: Any) -> bytes:
         raise ContentError("JSON value nested too deeply (or cyclic)") from None
     except (TypeError, AttributeError) as exc:
         raise ContentError(f"not a JSON value ({type(exc).__name__})") from None
+
+
+def canonical_string(text: str) -> bytes:
+    """The RFC 8785 encoding of the string ``text``, quotes included: what
+    :func:`canonical_json` writes for it. For documents written from canonical parts.
+
+    Raises :class:`ContentError` for a lone surrogate.
+    """
+    try:
+        return _string_literal(text).encode()
+    except UnicodeEncodeError:
+        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
 
 
 _MAX_SAFE = 2**53 - 1

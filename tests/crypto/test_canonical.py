@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto import ContentError, canonical_json
+from crypto.canonical import canonical_string
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical text.
 NUMBER_VECTORS = [
@@ -140,6 +141,19 @@ def test_fast_path_writes_what_rfc8785_writes(value: object) -> None:
             canonical_json(value)
         return
     assert canonical_json(value) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text())
+def test_a_string_alone_is_written_as_rfc8785_writes_it(text: str) -> None:
+    try:
+        expected = rfc8785.dumps(text)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(ContentError) as caught:
+            canonical_string(text)
+        assert caught.value.__cause__ is None
+        return
+    assert canonical_string(text) == expected == canonical_json(text)
 
 
 def test_astral_keys_sort_by_utf16_code_units() -> None:

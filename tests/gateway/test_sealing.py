@@ -13,12 +13,15 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crypto.canonical import canonical_json
 from crypto.verification import TrustList, verify_proof
 from gateway.cli import main as sealgate
-from gateway.sealing import format_code, proofs_json, rfc3339
+from gateway.requests import EndorsementRequest, ProofRequest
+from gateway.sealing import document_json, format_code, proofs_json, rfc3339
 from tests.gateway.conftest import Demo, proof_request
 from verify.code import parse_code
-from verify.directory import Role
+from verify.directory import Role, Seal, SealKind
+from verify.holders import HolderKind
 from verify.registry import ProofRecord, Status
 
 
@@ -277,3 +280,60 @@ def test_written_answer_is_the_json_of_the_views(records: list[ProofRecord], bat
     body = proofs_json(records, codes, batch=batch)
     expected: Any = {"items": [view(r) for r in records]} if batch else view(records[0])
     assert json.loads(body) == expected
+
+
+# Any text a field could hold short of a lone surrogate (quotes, backslashes, control
+# characters, astral planes): what the canonical form must escape, or must not.
+_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+    max_leaves=8,
+)
+_requests = st.builds(
+    ProofRequest,
+    seal_id=_texts,
+    type=_texts,
+    holder_kind=st.sampled_from(HolderKind),
+    holder_id=_texts,
+    holder_name=_texts,
+    content=st.dictionaries(_texts, _json_values | st.floats(allow_nan=False), max_size=4),
+    valid_from=_texts,
+    valid_until=st.none() | _texts,
+    expires_at=st.none(),
+    endorsement=st.none() | st.builds(EndorsementRequest, st.none() | _texts, st.none() | _texts),
+)
+
+
+@given(_requests, _texts, _texts, _texts, _texts)
+def test_written_document_is_the_canonical_json_of_the_proof(
+    request: ProofRequest, code: str, unit_name: str, unit_code: str, issued_at: str
+) -> None:
+    """The sealed content is written member by member for speed; it must be exactly
+    what canonicalising the whole proof object gives (floats in the content included,
+    which take RFC 8785's number form)."""
+    seal = Seal(request.seal_id, SealKind.PROOF, unit_name, unit_code, 0.0, ())
+    proof: dict[str, Any] = {
+        "version": 1,
+        "code": code,
+        "type": request.type,
+        "issuer": {"unit_name": unit_name, "unit_code": unit_code},
+        "seal_id": seal.seal_id,
+        "holder": {
+            "kind": request.holder_kind.value,
+            "id": request.holder_id,
+            "name": request.holder_name,
+        },
+        "content": request.content,
+        "valid_from": request.valid_from,
+        "issued_at": issued_at,
+    }
+    if request.valid_until is not None:
+        proof["valid_until"] = request.valid_until
+    if (endorsement := request.endorsement) is not None:
+        proof["endorsement"] = {"extracted_at": issued_at}
+        if endorsement.extracting_unit is not None:
+            proof["endorsement"]["extracting_unit"] = endorsement.extracting_unit
+        if endorsement.verifying_unit is not None:
+            proof["endorsement"]["verifying_unit"] = endorsement.verifying_unit
+    assert document_json(code, request, seal, issued_at) == canonical_json(proof)

@@ -324,9 +324,9 @@ class SealingService:
         return prepared
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: its __init__ would set each field through object.__setattr__
 class _Prepared:
-    """One proof between preparation and its signature."""
+    """One proof between preparation and its signature (private, never changed)."""
 
     key_label: str
     pending: PendingProof

@@ -1,6 +1,7 @@
-"""The event loop's share of sealing a batch, per piece: parsing the request and writing
-the 201 body (the signature and the registry write are measured in test_seal_bench and
-by the capacity harness). Each round handles a batch of 100; divide by 100 per proof."""
+"""The event loop's share of sealing a batch, per piece: parsing the request, writing each
+proof's canonical content, and writing the 201 body (the signature and the registry write
+are measured in test_seal_bench and by the capacity harness). Each round handles a batch
+of 100; divide by 100 per proof."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import json
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from bench.population import proof_request
+from crypto.canonical import canonical_json
 from gateway.requests import decode_json, parse_seal_body
-from gateway.sealing import format_code, proofs_json
+from gateway.sealing import document_json, format_code, proofs_json
+from verify.directory import Seal, SealKind
 from verify.registry import ProofRecord, Status
 
 BATCH = 100
@@ -22,6 +25,17 @@ BODY = json.dumps(
 def test_seal_request_parsed(benchmark: BenchmarkFixture) -> None:
     proofs, batch = benchmark(lambda: parse_seal_body(decode_json(BODY)))
     assert batch and len(proofs) == BATCH
+
+
+def test_proof_documents_written(benchmark: BenchmarkFixture) -> None:
+    """The content each proof seals (RFC 8785 JSON), member by member as sealing writes it."""
+    requests, _ = parse_seal_body(decode_json(BODY))
+    seal = Seal("SEAL-BENCH00001", SealKind.PROOF, "益阳市公安局", "11430900006151330B", 0.0, ())
+    code, issued_at = "430900-ZDXE31-DD2417-Z7GDVP", "2026-12-03T10:00:00Z"
+    documents = benchmark(lambda: [document_json(code, r, seal, issued_at) for r in requests])
+    assert len(documents) == BATCH
+    assert json.loads(documents[0])["holder"]["name"] == requests[0].holder_name
+    assert documents[0] == canonical_json(json.loads(documents[0]))
 
 
 def test_seal_answer_written(benchmark: BenchmarkFixture) -> None:

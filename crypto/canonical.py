@@ -21,8 +21,8 @@ from crypto.errors import ContentError
 
 __all__ = ["canonical_json", "canonical_string"]
 
-# The C encoder once, not per call (json.dumps builds an encoder each time). No cycle
-# check: only values that pass _plain reach it, and _plain bounds their depth.
+# One JSONEncoder, not one per call as json.dumps makes. No cycle check: only values
+# that pass _plain reach it, and _plain bounds their depth.
 _PLAIN_ENCODER = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
 )
@@ -44,6 +44,8 @@ def canonical_json(obj: Any) -> bytes:
             raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     try:
         return rfc8785.dumps(obj)
+    except UnicodeEncodeError:  # a lone surrogate in a key: rfc8785 sorts keys as UTF-16
+        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     # Messages name the kind of problem, never the value: content carries identity
     # numbers, and these messages may reach a client or a log.
     except rfc8785.IntegerDomainError:

@@ -29,6 +29,8 @@ HOLDER_ID = "430902199001011231"
         (b'{"content": {"x": 1e400}}', "out of range"),
         (b'{"content": {"x": ' + b"9" * 5000 + b"}}", "2**53"),
         (b'{"content": {"x": "\\ud800"}}', "canonicalizable"),
+        (b'{"content": {"\\ud800": 1}}', "canonicalizable"),
+        (b'{"content": {"\\udfff": 1, "y": 1.5}}', "canonicalizable"),
     ],
 )
 async def test_numbers_and_surrogates_are_400_and_never_logged(

@@ -6,7 +6,7 @@ and ``finish(signature)`` assembles the DER.
 """
 
 from crypto.algorithms import SignatureAlgorithm
-from crypto.canonical import canonical_json
+from crypto.canonical import canonical_json, canonical_string
 from crypto.certificates import (
     PendingCertificate,
     certificate_pem,
@@ -44,6 +44,7 @@ __all__ = [
     "UntrustedSeal",
     "VerifiedProof",
     "canonical_json",
+    "canonical_string",
     "certificate_pem",
     "prepare_root_certificate",
     "prepare_seal_certificate",

@@ -121,7 +121,7 @@ def document_json(code: str, request: ProofRequest, seal: Seal, issued_at: str) 
     through :func:`canonical_json`: building the object and canonicalising it whole was
     the largest part of preparing a proof (tests compare the two).
     """
-    s = canonical_string
+    s = canonical_string  # a local name: called a dozen times a proof
     parts = [
         b'{"code":',
         s(code),

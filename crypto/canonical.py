@@ -44,10 +44,10 @@ def canonical_json(obj: Any) -> bytes:
             raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     try:
         return rfc8785.dumps(obj)
-    except UnicodeEncodeError:  # a lone surrogate in a key: rfc8785 sorts keys as UTF-16
-        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     # Messages name the kind of problem, never the value: content carries identity
     # numbers, and these messages may reach a client or a log.
+    except UnicodeEncodeError:  # a lone surrogate in a key: rfc8785 sorts keys as UTF-16
+        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
     except rfc8785.IntegerDomainError:
         raise ContentError("an integer is beyond ±(2**53-1): send it as a string") from None
     except rfc8785.FloatDomainError:

@@ -26,6 +26,7 @@ __all__ = ["canonical_json", "canonical_string"]
 _PLAIN_ENCODER = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, check_circular=False
 )
+_LONE_SURROGATE = "not canonicalizable as JSON (a lone surrogate)"
 # The string escaper the encoder above uses: '"', '\\' and U+0000-U+001F, as RFC 8785.
 _string_literal = json.encoder.encode_basestring
 
@@ -41,13 +42,13 @@ def canonical_json(obj: Any) -> bytes:
         try:
             return _PLAIN_ENCODER.encode(obj).encode()
         except UnicodeEncodeError:
-            raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
+            raise ContentError(_LONE_SURROGATE) from None
     try:
         return rfc8785.dumps(obj)
     # Messages name the kind of problem, never the value: content carries identity
     # numbers, and these messages may reach a client or a log.
     except UnicodeEncodeError:  # a lone surrogate in a key: rfc8785 sorts keys as UTF-16
-        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
+        raise ContentError(_LONE_SURROGATE) from None
     except rfc8785.IntegerDomainError:
         raise ContentError("an integer is beyond ±(2**53-1): send it as a string") from None
     except rfc8785.FloatDomainError:
@@ -69,7 +70,7 @@ def canonical_string(text: str) -> bytes:
     try:
         return _string_literal(text).encode()
     except UnicodeEncodeError:
-        raise ContentError("not canonicalizable as JSON (a lone surrogate)") from None
+        raise ContentError(_LONE_SURROGATE) from None
 
 
 _MAX_SAFE = 2**53 - 1

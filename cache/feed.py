@@ -5,6 +5,11 @@ is seen by every process within one interval even when a message is lost, so no 
 outlives a change by more than about ``interval`` (DESIGN: 1 s). Each successful poll
 lets the in-process tier serve its copies for :data:`TRUST_WINDOW` more; while polls fail
 (or the event loop stalls and they cannot run) its copies are not served.
+
+At start the feed also recalls from the registry the changes recent enough that a shared
+copy made before them may still be alive (see :mod:`cache.lookup`): a process started
+while Redis was down, or before a Redis restored from a snapshot came back, must not
+take such a copy for current.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from cache.lookup import CachedLookup
+from cache.lookup import CLOCK_MARGIN, CachedLookup
 from verify.registry import Registry, RegistryError
 
 log = logging.getLogger("sealgate.cache")
@@ -23,6 +28,9 @@ DEFAULT_INTERVAL = 0.2
 # A copy may be trusted while the last successful poll is at most this old; it keeps
 # the 1 s bound with room for one slow poll.
 TRUST_WINDOW = 0.6
+# How often the lookup drops the changes it no longer needs to remember.
+FORGET_INTERVAL = 60.0
+RECALL_PAGE = 1000
 
 
 class ChangeFeed:
@@ -40,12 +48,41 @@ class ChangeFeed:
         self._clock = clock
         self._last_seq = 0
         self._failing: RegistryError | None = None
+        self._forgot_at = clock()
 
     async def start(self) -> None:
-        """Begin after the newest change: copies fetched from now on are current."""
+        """Begin after the newest change: copies fetched from now on are current, and
+        the shared copies that recent changes made stale are known."""
         self._lookup.local.trust_until(self._clock())  # nothing served until a poll
         self._last_seq = await self._registry.last_change()
+        await self._recall(self._last_seq)
         self._lookup.local.trust_until(self._clock() + TRUST_WINDOW)
+
+    async def _recall(self, last: int) -> None:
+        """Tell the lookup of every change up to ``last`` made within the shared tier's
+        TTL. The log is ordered by ``seq``, and by time but for the clocks' disagreement,
+        which the lookup's margin covers: a binary search finds where that stretch
+        starts."""
+        shared = self._lookup.shared
+        if shared is None or last == 0:
+            return
+        since = time.time() - shared.ttl_seconds - CLOCK_MARGIN
+        low, high = 0, last  # the stretch starts after some seq in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            following = await self._registry.changes_since(middle, limit=1)
+            if following and following[0].changed_at < since - CLOCK_MARGIN:
+                low = following[0].seq  # that change and every one before it are older
+            else:
+                high = middle
+        while low < last:
+            changes = await self._registry.changes_since(low, limit=RECALL_PAGE)
+            if not changes:
+                break
+            for change in changes:
+                if change.seq <= last and change.changed_at >= since:
+                    self._lookup.changed((change.code,), at=change.changed_at)
+            low = changes[-1].seq
 
     async def run(self) -> None:
         while True:
@@ -60,7 +97,6 @@ class ChangeFeed:
                 await self._lookup.invalidate(sorted({c.code for c in changes}), announce=False)
                 self._last_seq = changes[-1].seq
                 changes = await self._registry.changes_since(self._last_seq)
-            await self._lookup.retry_deletes()
         except RegistryError as exc:
             if self._failing is None:
                 log.warning("change feed failing (%s); in-process copies lapse", type(exc).__name__)
@@ -70,3 +106,6 @@ class ChangeFeed:
             log.info("change feed recovered")  # the catch-up above replayed what was missed
             self._failing = None
         self._lookup.local.trust_until(started + TRUST_WINDOW)
+        if started - self._forgot_at >= FORGET_INTERVAL:
+            self._forgot_at = started
+            self._lookup.forget_expired_changes()

@@ -3,8 +3,16 @@
 The registry is the source of truth; the tiers hold copies. Concurrent misses for one
 code make one fetch (single flight), which a cancelled caller cannot interrupt.
 Invalidation drops the in-process copy, deletes the shared one and tells every other
-process; a shared copy that could not be deleted (Redis down) is bypassed by this
-process until the delete succeeds.
+process.
+
+A delete alone cannot make a shared copy safe: it fails while Redis is down, and a Redis
+restored from a snapshot (or a promoted replica) brings back copies deleted since. So for
+a code whose status changed within the shared tier's TTL (plus :data:`CLOCK_MARGIN`),
+which is as long as a copy made before the change can live, this process takes a shared
+copy only if it is as new as the registry's row it last read after the change (rows carry
+a version that each change bumps); until it has read one, it reads the registry. The
+change feed tells it of each change, and at start it recalls those of the last TTL from
+the registry, so a process started during an outage knows them too.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Iterable
 from typing import Protocol
 
 from cache.local import LocalTier
@@ -20,12 +29,21 @@ from verify.registry import ProofStatus, Registry
 
 log = logging.getLogger("sealgate.cache")
 
+# How far the clocks of the gateways, their registry and Redis may disagree: a change's
+# time is taken on the gateway that made it.
+CLOCK_MARGIN = 300.0
+
 
 class SharedTier(Protocol):
     """The cache shared by processes and gateways (Redis); degrades to misses."""
 
     @property
     def available(self) -> bool: ...
+
+    @property
+    def ttl_seconds(self) -> int:
+        """How long a copy can live in the tier after it was put."""
+        ...
 
     async def get(self, code: str) -> ProofStatus | None: ...
 
@@ -38,14 +56,21 @@ class SharedTier(Protocol):
 
 class CachedLookup:
     def __init__(
-        self, registry: Registry, local: LocalTier, shared: SharedTier | None = None
+        self,
+        registry: Registry,
+        local: LocalTier,
+        shared: SharedTier | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
         self._local = local
         self._shared = shared
+        self._clock = clock
         self._flights: dict[str, asyncio.Task[ProofStatus | None]] = {}
-        # Codes whose shared copy may be stale because its delete failed.
-        self._undeleted: set[str] = set()
+        # Codes changed lately: until when a shared copy may predate the change, and the
+        # version of the newest row read since (None: none read yet, trust no copy).
+        self._changes: dict[str, tuple[float, int | None]] = {}
 
     @property
     def local(self) -> LocalTier:
@@ -77,17 +102,45 @@ class CachedLookup:
     async def _fetch(self, code: str) -> ProofStatus | None:
         token = self._local.fill_token()
         shared = self._shared
-        if shared is not None and code not in self._undeleted:
+        change = self._recent_change(code) if shared is not None else None
+        newest = None if change is None else change[1]
+        if shared is not None and (change is None or newest is not None):
             status = await shared.get(code)
-            if status is not None:
+            if status is not None and (newest is None or status.version >= newest):
                 self._local.put(code, status, token)
                 return status
         status = await self._registry.get_status(code)
         if status is not None and self._local.current(token):
             self._local.put(code, status, token)
-            if shared is not None and code not in self._undeleted:
+            if shared is not None:
+                # No change since the token: this row is as new as any change heard of.
+                if (heard := self._changes.get(code)) is not None:
+                    self._changes[code] = (heard[0], status.version)
                 await shared.put(code, status)
         return status
+
+    def _recent_change(self, code: str) -> tuple[float, int | None] | None:
+        change = self._changes.get(code)
+        if change is not None and change[0] <= self._clock():
+            del self._changes[code]
+            return None
+        return change
+
+    def changed(self, codes: Iterable[str], at: float | None = None) -> None:
+        """``codes`` changed status at ``at`` (default now): no shared copy of them is
+        taken until one is known to be newer, or every copy from before has expired."""
+        if self._shared is None:
+            return
+        until = (self._clock() if at is None else at) + self._shared.ttl_seconds + CLOCK_MARGIN
+        changes = self._changes
+        for code in codes:
+            known = changes.get(code)
+            changes[code] = (until if known is None else max(known[0], until), None)
+
+    def forget_expired_changes(self) -> None:
+        """Drop the changes no live copy can predate (the feed calls this now and then)."""
+        now = self._clock()
+        self._changes = {code: c for code, c in self._changes.items() if c[0] > now}
 
     async def invalidate(self, codes: list[str], *, announce: bool) -> None:
         """Forget ``codes`` in every tier; ``announce`` tells the other processes too.
@@ -102,10 +155,10 @@ class CachedLookup:
         shared = self._shared
         if shared is None:
             return
-        if await shared.delete(codes):
-            self._undeleted.difference_update(codes)
-        else:
-            self._undeleted.update(codes)
+        self.changed(codes)
+        # Best effort: changed() is what keeps this process right; the delete spares
+        # processes that have not heard of the change yet a stale read.
+        await shared.delete(codes)
         if announce:
             for code in codes:
                 await shared.publish(code)
@@ -114,12 +167,3 @@ class CachedLookup:
         """Drop every in-process copy: messages may have been lost."""
         self._local.clear()
         self._flights.clear()
-
-    async def retry_deletes(self) -> None:
-        """Delete the shared copies that could not be deleted before."""
-        if self._shared is None or not self._undeleted:
-            return
-        pending = list(self._undeleted)
-        if await self._shared.delete(pending):
-            self._undeleted.difference_update(pending)
-            log.info("deleted %d shared cache entries left over from an outage", len(pending))

@@ -270,6 +270,11 @@ class RedisTier:
         """False while the circuit breaker is open (Redis is being skipped)."""
         return self._client is not None and self._breaker.closed
 
+    @property
+    def ttl_seconds(self) -> int:
+        """Every entry expires this long after its SET (a restored snapshot included)."""
+        return self._ttl
+
     # -- commands ----------------------------------------------------------------------
 
     def _key(self, code: str) -> str:

@@ -532,6 +532,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                 lookup.forget_everything()
             else:
                 lookup.local.invalidate([code])
+                lookup.changed((code,))
 
         tasks = [
             asyncio.create_task(refresh_catalog(), name="catalog-refresh"),

@@ -1,0 +1,148 @@
+"""Shared copies made before a status change are never served, however they survived:
+a delete that failed while Redis was down, a process started since, a Redis restored from
+a snapshot. Real SQLite registry, real redis-server."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+from bench.redis_server import RedisServer
+from cache.feed import ChangeFeed
+from cache.local import LocalTier
+from cache.lookup import CLOCK_MARGIN, CachedLookup
+from cache.redis_tier import RedisTier
+from tests.verify.test_lifecycle import proof
+from verify.at_rest import DocumentCipher
+from verify.registry import Registry, Status, StatusChangeRequest
+from verify.sqlite import SqliteRegistry
+
+TTL = 3600
+
+Process = Callable[[], AbstractAsyncContextManager[tuple[CachedLookup, RedisTier]]]
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    registry = SqliteRegistry(tmp_path / "registry.db", DocumentCipher(os.urandom(32)))
+    yield registry
+    await registry.close()
+
+
+def process_on(registry: Registry, url: str, namespace: str) -> Process:
+    """What a gateway process holds: its own tiers and change feed, started afresh."""
+
+    @asynccontextmanager
+    async def process() -> AsyncIterator[tuple[CachedLookup, RedisTier]]:
+        shared = RedisTier(url, namespace=namespace, ttl_seconds=TTL)
+        await shared.start()
+        try:
+            lookup = CachedLookup(registry, LocalTier(), shared)
+            await ChangeFeed(registry, lookup).start()
+            yield lookup, shared
+        finally:
+            await shared.close()
+
+    return process
+
+
+def change(code: str, status: Status, at: float | None = None) -> StatusChangeRequest:
+    return StatusChangeRequest(
+        code=code,
+        office="O",
+        status=status,
+        reason="测试",
+        superseded_by=None,
+        client_id="C-issuer",
+        at=time.time() if at is None else at,
+    )
+
+
+async def status_of(lookup: CachedLookup, code: str) -> Status:
+    found = await lookup.get_status(code)
+    assert found is not None
+    return found.status
+
+
+async def test_a_process_started_after_a_change_does_not_serve_the_copy_from_before(
+    registry: Registry, redis_server: RedisServer, namespace: str
+) -> None:
+    """The change's delete never reached Redis (it was down, or the changer died)."""
+    process = process_on(registry, redis_server.url, namespace)
+    await registry.register([proof("A", expires_at=2e9)])
+    async with process() as (lookup, shared):
+        assert await status_of(lookup, "A") is Status.VALID
+    await registry.change_status(change("A", Status.REVOKED))
+    async with process() as (lookup, shared):
+        stale = await shared.get("A")
+        assert stale is not None and stale.status is Status.VALID  # still there
+        assert await status_of(lookup, "A") is Status.REVOKED
+        fresh = await shared.get("A")  # replaced by the row just read
+        assert fresh is not None and (fresh.status, fresh.version) == (Status.REVOKED, 1)
+
+        # From now on a copy as new as that row is taken, an older one is not.
+        await shared.put("A", dataclasses.replace(fresh, unit_name="from Redis"))
+        lookup.local.invalidate(["A"])
+        taken = await lookup.get_status("A")
+        assert taken is not None and taken.unit_name == "from Redis"
+        await shared.put("A", stale)
+        lookup.local.invalidate(["A"])
+        assert await status_of(lookup, "A") is Status.REVOKED
+
+
+async def test_a_copy_brought_back_by_a_snapshot_is_not_served(
+    registry: Registry, own_redis_server: RedisServer, namespace: str
+) -> None:
+    process = process_on(registry, own_redis_server.url, namespace)
+    client = redis.Redis.from_url(own_redis_server.url)
+    try:
+        await registry.register([proof("A", expires_at=2e9), proof("B", expires_at=2e9)])
+        async with process() as (lookup, shared):
+            assert await status_of(lookup, "A") is Status.VALID
+            assert await status_of(lookup, "B") is Status.VALID
+            client.save()  # the snapshot Redis takes by itself, now with both copies
+            await registry.change_status(change("A", Status.REVOKED))
+            await lookup.invalidate(["A"], announce=True)  # what the changing gateway does
+            assert await shared.get("A") is None  # the delete worked
+            own_redis_server.kill()
+            own_redis_server.restart()  # loads the snapshot
+            assert client.exists(f"{namespace}:p:A") == 1, "the snapshot brought A back"
+            assert await status_of(lookup, "A") is Status.REVOKED
+            assert await status_of(lookup, "B") is Status.VALID
+        async with process() as (lookup, shared):
+            assert await status_of(lookup, "A") is Status.REVOKED
+            copy = await shared.get("B")  # an unchanged proof is still served from Redis
+            assert copy is not None and copy.status is Status.VALID
+    finally:
+        client.close()
+
+
+async def test_a_process_recalls_exactly_the_changes_a_live_copy_can_predate(
+    registry: Registry, redis_server: RedisServer, namespace: str
+) -> None:
+    """Changes spread over the past hours: the ones within TTL + margin are recalled at
+    start (found by a binary search of the change log), the older ones are not."""
+    process = process_on(registry, redis_server.url, namespace)
+    now = time.time()
+    codes = [f"C{i:02d}" for i in range(40)]
+    await registry.register([proof(code, expires_at=2e9) for code in codes])
+    ages = {code: TTL + CLOCK_MARGIN + 1350 - 100 * i for i, code in enumerate(codes)}
+    for code in codes:
+        await registry.change_status(change(code, Status.PLEDGED, at=now - ages[code]))
+    async with process() as (lookup, shared):
+        for code in codes:  # a copy in Redis that the registry's status tells apart
+            current = await registry.get_status(code)
+            assert current is not None
+            await shared.put(code, dataclasses.replace(current, status=Status.REVOKED))
+        served = {code: await status_of(lookup, code) for code in codes}
+    recent = {code for code in codes if ages[code] < TTL + CLOCK_MARGIN}
+    assert 0 < len(recent) < len(codes)
+    assert {c for c, s in served.items() if s is Status.PLEDGED} == recent
+    assert {c for c, s in served.items() if s is Status.REVOKED} == set(codes) - recent

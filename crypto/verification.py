@@ -260,6 +260,13 @@ def _parse_unchecked(der: bytes) -> _Parsed:
     cert_ders = []
     for choice in certificates:
         _require(choice.name == "certificate", "unexpected certificate type")
+        # A signature is whole octets. cryptography reads a BIT STRING that claims unused
+        # bits (all zero) as the same signature, so that byte, which no signature covers,
+        # could change and the proof still verify; OpenSSL refuses it too.
+        _require(
+            choice.chosen["signature_value"].contents[:1] == b"\x00",
+            "certificate signature has unused bits",
+        )
         cert_ders.append(choice.chosen.dump())
 
     signer_infos = signed_data["signer_infos"]

@@ -26,6 +26,7 @@ from crypto import (
     verify_proof,
 )
 from crypto.verification import MAX_PROOF_SIZE
+from tests.crypto.conftest import OpenSSL
 from tests.crypto.signers import (
     CONTENT,
     ENDORSEMENT,
@@ -189,6 +190,29 @@ def test_a_root_copy_in_the_proof_must_be_a_trusted_root(pki: Pki, trust: TrustL
     other_root = _foreign_seal(pki, eku=x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"))
     with pytest.raises(UntrustedSeal):
         verify_proof(sealed([other_root]), trust)
+
+
+def test_a_certificate_signature_claiming_unused_bits_is_refused(
+    pki: Pki, trust: TrustList, openssl: OpenSSL
+) -> None:
+    """The signatureValue's unused-bits byte is covered by no signature; cryptography
+    reads ``01 ... <even last byte>`` as the same signature, so the check is ours."""
+    seal = make_seal(pki.root_signer, pki.root, pki.seal_signer)
+    while x509.load_der_x509_certificate(seal).signature[-1] % 2:  # half of them, each try
+        seal = make_seal(pki.root_signer, pki.root, pki.seal_signer)
+    proof = Pki(pki.root_signer, pki.seal_signer, pki.root, seal).proof()
+    assert verify_proof(proof, trust).seal_id == SEAL_ID
+    signature = x509.load_der_x509_certificate(seal).signature
+    unused_bits = proof.index(seal) + seal.rindex(b"\x00" + signature)
+    tampered = bytearray(proof)
+    tampered[unused_bits] = 0x01
+    changed_seal = bytes(tampered[proof.index(seal) : proof.index(seal) + len(seal)])
+    x509.load_der_x509_certificate(changed_seal).verify_directly_issued_by(
+        x509.load_der_x509_certificate(pki.root)
+    )  # cryptography alone: still "issued by the root"
+    with pytest.raises(MalformedProof, match="unused bits"):
+        verify_proof(bytes(tampered), trust)
+    assert openssl.cms_verify(bytes(tampered), pki.root).returncode != 0
 
 
 def _nested(depth: int) -> bytes:

@@ -28,6 +28,7 @@ from crypto.errors import BadSignature, ContentError
 
 __all__ = [
     "DOCUMENT_SIGNING",
+    "EMAIL_PROTECTION",
     "PendingCertificate",
     "certificate_pem",
     "prepare_root_certificate",
@@ -37,6 +38,8 @@ __all__ = [
 
 #: id-kp-documentSigning, RFC 9336.
 DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"
+#: id-kp-emailProtection, RFC 5280.
+EMAIL_PROTECTION = "1.3.6.1.5.5.7.3.4"
 #: 统一社会信用代码 (GB 32100-2015): 18 characters from this alphabet.
 _UNIT_CODE = re.compile(r"[0-9A-HJ-NPQRTUWXY]{18}")
 #: X.520 PrintableString, which serialNumber (2.5.4.5) must be.
@@ -171,7 +174,13 @@ def prepare_seal_certificate(
         _extension(
             "key_usage", x509.KeyUsage({"digital_signature", "non_repudiation"}), critical=True
         ),
-        _extension("extended_key_usage", x509.ExtKeyUsageSyntax([DOCUMENT_SIGNING])),
+        # emailProtection beside documentSigning: OpenSSL (3.x) takes a CMS signer whose
+        # EKU lacks it as unfit for S/MIME signing, and plain `openssl cms -verify` must
+        # accept a proof (DESIGN §5).
+        _extension(
+            "extended_key_usage",
+            x509.ExtKeyUsageSyntax([DOCUMENT_SIGNING, EMAIL_PROTECTION]),
+        ),
         _extension("key_identifier", core.OctetString(_key_identifier(spki))),
         _extension("authority_key_identifier", {"key_identifier": issuer_ski}),
     ]

@@ -18,7 +18,7 @@ from crypto import (
     prepare_seal_certificate,
     public_key_der_of,
 )
-from crypto.certificates import DOCUMENT_SIGNING
+from crypto.certificates import DOCUMENT_SIGNING, EMAIL_PROTECTION
 from tests.crypto.conftest import OpenSSL
 from tests.crypto.signers import (
     KIND_NAME,
@@ -78,7 +78,11 @@ def test_seal_certificate_fields(any_pki: Pki) -> None:
     assert usage.value.digital_signature and usage.value.content_commitment
     assert not usage.value.key_cert_sign
     eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [x509.ObjectIdentifier(DOCUMENT_SIGNING)]
+    # documentSigning (DESIGN §5), and emailProtection for OpenSSL's S/MIME signer check
+    assert list(eku) == [
+        x509.ObjectIdentifier(DOCUMENT_SIGNING),
+        x509.ObjectIdentifier(EMAIL_PROTECTION),
+    ]
     root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     aki = extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == root_ski.digest
@@ -105,7 +109,7 @@ def test_openssl_text_and_verify(any_pki: Pki, openssl: OpenSSL) -> None:
     assert "Certificate Sign, CRL Sign" in root_text
 
     verified = openssl.run(
-        "verify", "-CAfile", root_pem, "-purpose", "any",
+        "verify", "-CAfile", root_pem, "-purpose", "smimesign",
         "-attime", str(int(NOW.timestamp())), seal_pem,
     )  # fmt: skip
     assert verified.returncode == 0, verified.stderr

@@ -39,8 +39,6 @@ def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.Complet
             str(path),
             "-CAfile",
             str(root),
-            "-purpose",
-            "any",
         ],
         capture_output=True,
         check=False,

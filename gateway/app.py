@@ -45,7 +45,7 @@ from gateway.throttle import FailedLookupLimiter, limited_lookup
 from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
-from verify.code import CodeAuthority
+from verify.code import CodeAuthority, recordable_code
 from verify.directory import Client, Role
 from verify.holders import HolderKeys
 from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
@@ -188,9 +188,11 @@ def _audit_rows(
     purpose = note.purpose
     if purpose is None and request.query_string:
         purpose = request.query.get("purpose")
-    codes: Sequence[str | None] = (
-        note.codes if note.codes is not None else [request.match_info.get("code")]
-    )
+    if note.codes is not None:
+        codes: Sequence[str | None] = note.codes
+    else:  # the path's, as the client typed it
+        typed = request.match_info.get("code")
+        codes = [None if typed is None else recordable_code(typed)]
     at = time.time()
     return [
         audit_row(action, client, purpose, code, status, request_id, at, note.detail)

@@ -1,7 +1,8 @@
 """Logging: one line per request, with no query string and no body.
 
 Query strings can carry holder identity numbers (``/v1/proofs?holder_id=``), so the
-access log records the path only.
+access log records the path only, and not even that where a code goes and something else
+was typed (an identity number, likeliest).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import sys
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web import BaseRequest, Request, StreamResponse
+
+from verify.code import NOT_A_CODE, recordable_code
 
 SLOW_SECONDS = 1.0
 
@@ -43,11 +46,22 @@ class AccessLogger(AbstractAccessLogger):
             '%s "%s %s" %d %.1fms %s',
             request.remote,
             request.method,
-            request.rel_url.path,
+            _loggable_path(request),
             response.status,
             time * 1000,
             response.headers.get("X-Request-Id", "-"),
         )
+
+
+def _loggable_path(request: BaseRequest) -> str:
+    """The path as received (percent-encoded: no raw control characters reach the log),
+    or its route's pattern when what stands where a code goes is not a code."""
+    if isinstance(request, Request):  # routed by the application, not the fast path
+        typed = request.match_info.get("code")
+        resource = request.match_info.route.resource
+        if typed is not None and resource is not None and recordable_code(typed) == NOT_A_CODE:
+            return resource.canonical
+    return request.rel_url.raw_path
 
 
 class MalformedRequestFilter(logging.Filter):

@@ -160,6 +160,23 @@ def parse_code(text: str) -> VerificationCode:
     return _from_canonical(_canonical(text))
 
 
+#: What a record keeps in place of text that was sent as a code and is not one.
+NOT_A_CODE = "(not a code)"
+
+
+def recordable_code(text: str) -> str:
+    """``text`` if it is a well-formed code, else :data:`NOT_A_CODE`.
+
+    For the audit trail and the logs: what a client typed where a code goes may be
+    anything, a holder's identity number among the likeliest, which must not be kept.
+    """
+    try:
+        _canonical(text)
+    except MalformedCode:
+        return NOT_A_CODE
+    return text
+
+
 class CodeAuthority:
     """Issues codes and checks their keyed tag. Holds the secret tag key (never log or repr it).
 

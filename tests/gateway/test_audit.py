@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -14,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import AUDIT, create_app
+from gateway.audit_journal import journal_directory
+from gateway.logs import AccessLogger
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count, sealed_code
+from verify.code import NOT_A_CODE
 from verify.directory import Role
 
 SEALGATE = [sys.executable, "-m", "gateway.cli"]
@@ -106,6 +110,50 @@ async def test_requests_are_recorded_and_the_trail_verifies(
     result = audit_verify(demo)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK")
+
+
+async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
+    demo: Demo, aiohttp_client: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    """A clerk types the holder's identity number into the code's place: the requests
+    are recorded (as not a code), and the number is in neither the trail nor the log."""
+    monkeypatch.setenv("SEALGATE_ACCESS_LOG", "all")
+    # before any connection: aiohttp decides whether to log when a connection opens
+    caplog.set_level(logging.INFO)
+    app = create_app(demo.settings)
+    server = TestServer(app)
+    await server.start_server(access_log_class=AccessLogger)  # as `sealgate serve` logs
+    api: TestClient[Any, Any] = await aiohttp_client(server)
+    trail = demo.settings.audit_path
+    start = max((r[0] for r in rows(trail)), default=0)
+    verifier, issuer = demo.auth(Role.VERIFIER), demo.auth(Role.ISSUER)
+    code = await sealed_code(api, demo)
+    for path, headers in (
+        (f"/v1/verify/{HOLDER_ID}?purpose=demo", verifier),
+        (f"/v1/certificates/{HOLDER_ID}/document?purpose=demo", verifier),
+        (f"/v1/certificates/{HOLDER_ID}/status", issuer),
+        (f"/v1/verify/{code}?purpose=demo", verifier),
+        ("/v1/verify/a%00b?purpose=demo", verifier),
+    ):
+        assert (await api.get(path, headers=headers)).status in (200, 404)
+    await app[AUDIT].checkpoint()
+
+    recorded = [(r[1], r[5]) for r in rows(trail, f"seq > {start}")]
+    assert recorded[1:6] == [
+        ("verify", NOT_A_CODE),
+        ("document", NOT_A_CODE),
+        ("status-history", NOT_A_CODE),
+        ("verify", code),  # a code is kept as typed
+        ("verify", NOT_A_CODE),
+    ]
+    stored = b"".join(
+        f.read_bytes()
+        for f in [*trail.parent.glob(trail.name + "*"), *journal_directory(trail).iterdir()]
+    )
+    assert HOLDER_ID.encode() not in stored
+    assert HOLDER_ID not in caplog.text
+    assert "/v1/verify/{code}" in caplog.text and f"/v1/verify/{code}" in caplog.text
+    assert "\x00" not in caplog.text
 
 
 TAMPER = {

@@ -279,7 +279,10 @@ class SealingService:
     def _prepare(self, client: Client, requests: list[ProofRequest]) -> list[_Prepared]:
         """Each proof's CMS awaiting its signature, with what its record needs."""
         # What a batch shares is worked out once: the time, and each seal's key and sealer.
-        now = int(self._clock())
+        # The proof shows whole seconds; the registry keeps the instant, which orders two
+        # proofs sealed within one second (a newer proof supersedes an older one).
+        moment = self._clock()
+        now = int(moment)
         signing_time = dt.datetime.fromtimestamp(now, dt.UTC)
         issued_at = rfc3339(now)
         seals: dict[str, tuple[Seal, SealKey, ProofSealer]] = {}
@@ -317,7 +320,7 @@ class SealingService:
                     seal,
                     request,
                     self._holder_keys.key(request.holder_kind, request.holder_id),
-                    float(now),
+                    moment,
                     client.client_id,
                 )
             )

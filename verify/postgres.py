@@ -686,19 +686,19 @@ async def _check_supersession(conn: Any, code: str, newer: str, now: float) -> N
         raise InvalidSupersession("a proof cannot supersede itself")
     row = await conn.fetchrow(
         "SELECT n.holder_key = o.holder_key AND n.type = o.type, n.status, n.expires_at,"
-        " n.issued_at >= o.issued_at FROM proofs n, proofs o WHERE n.code = $1 AND o.code = $2",
+        " n.issued_at > o.issued_at FROM proofs n, proofs o WHERE n.code = $1 AND o.code = $2",
         newer,
         code,
     )
     if row is None:
         raise InvalidSupersession("superseded_by names no registered proof")
-    same_holder_and_type, status, expires_at, not_older = row
+    same_holder_and_type, status, expires_at, is_newer = row
     if not same_holder_and_type:
         raise InvalidSupersession("superseded_by is a proof of another holder or type")
     if status != Status.VALID.value or (expires_at is not None and now >= expires_at):
         raise InvalidSupersession("superseded_by is not a valid proof")
-    if not not_older:
-        raise InvalidSupersession("superseded_by is older than the proof it replaces")
+    if not is_newer:
+        raise InvalidSupersession("superseded_by is not newer than the proof it replaces")
 
 
 # --- directory -------------------------------------------------------------------------

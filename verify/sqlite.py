@@ -428,20 +428,20 @@ def _check_supersession(conn: sqlite3.Connection, code: str, newer: str, now: fl
         raise InvalidSupersession("a proof cannot supersede itself")
     rows = conn.execute(
         "SELECT p.holder_key = o.holder_key AND p.type = o.type, n_status, n_expires,"
-        " n_issued >= o.issued_at FROM (SELECT holder_key, type, status AS n_status,"
+        " n_issued > o.issued_at FROM (SELECT holder_key, type, status AS n_status,"
         " expires_at AS n_expires, issued_at AS n_issued FROM proofs WHERE code = ?) p,"
         " (SELECT holder_key, type, issued_at FROM proofs WHERE code = ?) o",
         (newer, code),
     ).fetchall()
     if not rows:
         raise InvalidSupersession("superseded_by names no registered proof")
-    same_holder_and_type, status, expires_at, not_older = rows[0]
+    same_holder_and_type, status, expires_at, is_newer = rows[0]
     if not same_holder_and_type:
         raise InvalidSupersession("superseded_by is a proof of another holder or type")
     if status != Status.VALID.value or (expires_at is not None and now >= expires_at):
         raise InvalidSupersession("superseded_by is not a valid proof")
-    if not not_older:
-        raise InvalidSupersession("superseded_by is older than the proof it replaces")
+    if not is_newer:
+        raise InvalidSupersession("superseded_by is not newer than the proof it replaces")
 
 
 def name_native_thread(name: str) -> None:

@@ -144,6 +144,11 @@ async def test_changed_names_a_newer_proof_of_the_same_holder_and_type(
         response = await change(api, demo, old, "changed", superseded_by=wrong)
         assert response.status == 422, wrong
         assert (await response.json())["code"] == "invalid-supersession"
+    # the older proof, still valid, cannot supersede the newer: sealed a moment apart,
+    # most likely within the same second
+    response = await change(api, demo, newer, "changed", superseded_by=old)
+    assert response.status == 422
+    assert "not newer" in (await response.json())["detail"]
     response = await change(api, demo, old, "changed", superseded_by=newer.lower())
     assert response.status == 200
     body = await verified(api, demo, old)

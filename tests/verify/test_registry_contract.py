@@ -175,12 +175,13 @@ async def test_supersession_names_a_newer_valid_proof_of_the_same_holder(
             proof("OLD", issued_at=1.0),
             proof("NEW", issued_at=2.0),
             proof("OLDER", issued_at=0.5),
+            proof("SAME", issued_at=1.0),  # issued at the same instant: not newer
             proof("OTHER", holder=b"x" * 32, issued_at=3.0),
             proof("GONE", issued_at=3.0),
         ]
     )
     await registry.change_status(change("GONE", S.REVOKED))
-    for newer in ("OLD", "OTHER", "GONE", "OLDER", "MISSING"):
+    for newer in ("OLD", "OTHER", "GONE", "OLDER", "SAME", "MISSING"):
         with pytest.raises(InvalidSupersession):
             await registry.change_status(change("OLD", S.CHANGED, superseded_by=newer))
     changed = await registry.change_status(change("OLD", S.CHANGED, superseded_by="NEW"))

@@ -7,6 +7,7 @@ home, so a leaked registry cannot be searched with a list of identity numbers.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
@@ -55,12 +56,24 @@ def normalise_holder_id(kind: HolderKind, holder_id: str) -> str:
             raise InvalidHolderId("a resident identity number has 17 digits and a check character")
         if resident_id_check(value[:17]) != value[17]:
             raise InvalidHolderId("the resident identity number's check character is wrong")
+        if not _is_birth_date(value[6:14]):
+            raise InvalidHolderId("the resident identity number's birth date is not a real day")
         return value
     if len(value) != 18 or any(c not in _USCC_VALUE for c in value):
         raise InvalidHolderId("a unified social credit code has 18 characters of GB 32100")
     if uscc_check(value[:17]) != value[17]:
         raise InvalidHolderId("the unified social credit code's check character is wrong")
     return value
+
+
+def _is_birth_date(digits: str) -> bool:
+    """YYYYMMDD is a day that has been (a day's grace for time zones); the standard's own
+    example was born in 1880."""
+    try:
+        born = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return False
+    return born.year >= 1800 and born <= dt.date.today() + dt.timedelta(days=1)
 
 
 def mask_name(name: str) -> str:

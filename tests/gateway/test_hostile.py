@@ -68,6 +68,8 @@ async def test_numbers_and_surrogates_are_400_and_never_logged(
         ("valid_from", "0001-01-01T00:00:00+14:00"),
         ("valid_from", "2026-11-22T10:00"),
         ("holder", {"kind": "person", "id": "11010519491231002X", "name": "\ud800"}),
+        # born on the 13th month, its check character right
+        ("holder", {"kind": "person", "id": "430902199013010017", "name": "张三"}),
     ],
 )
 async def test_odd_dates_and_names_are_400(

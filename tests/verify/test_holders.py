@@ -29,6 +29,14 @@ def test_check_character_is_the_standards_definition(first17: str) -> None:
     assert resident_id_check(first17) == "10X98765432"[total % 11]
 
 
+@pytest.mark.parametrize("birth", ["19901301", "19900230", "29990101", "17991231", "19900000"])
+def test_a_birth_date_that_is_no_past_day_is_refused(birth: str) -> None:
+    first17 = f"430902{birth}001"
+    number = first17 + resident_id_check(first17)  # the check character is right
+    with pytest.raises(InvalidHolderId, match="birth date"):
+        normalise_holder_id(HolderKind.PERSON, number)
+
+
 def test_a_wrong_check_character_or_length_is_refused() -> None:
     with pytest.raises(InvalidHolderId):
         normalise_holder_id(HolderKind.PERSON, "110105194912310021")

@@ -28,9 +28,7 @@ DEFAULT_INTERVAL = 0.2
 # A copy may be trusted while the last successful poll is at most this old; it keeps
 # the 1 s bound with room for one slow poll.
 TRUST_WINDOW = 0.6
-# How often the lookup drops the changes it no longer needs to remember.
-FORGET_INTERVAL = 60.0
-RECALL_PAGE = 1000
+RECALL_PAGE = 1000  # changes a query at start: one registry round trip each
 
 
 class ChangeFeed:
@@ -48,7 +46,6 @@ class ChangeFeed:
         self._clock = clock
         self._last_seq = 0
         self._failing: RegistryError | None = None
-        self._forgot_at = clock()
 
     async def start(self) -> None:
         """Begin after the newest change: copies fetched from now on are current, and
@@ -59,14 +56,12 @@ class ChangeFeed:
         self._lookup.local.trust_until(self._clock() + TRUST_WINDOW)
 
     async def _recall(self, last: int) -> None:
-        """Tell the lookup of every change up to ``last`` made within the shared tier's
-        TTL. The log is ordered by ``seq``, and by time but for the clocks' disagreement,
-        which the lookup's margin covers: a binary search finds where that stretch
-        starts."""
-        shared = self._lookup.shared
-        if shared is None or last == 0:
+        """Tell the lookup of every change up to ``last`` recent enough to matter. The log
+        is ordered by ``seq``, and by time but for the clocks' disagreement, which the
+        margin covers: a binary search finds where that stretch starts."""
+        since = self._lookup.relevant_since()
+        if since is None or last == 0:
             return
-        since = time.time() - shared.ttl_seconds - CLOCK_MARGIN
         low, high = 0, last  # the stretch starts after some seq in [low, high]
         while low < high:
             middle = (low + high) // 2
@@ -81,7 +76,7 @@ class ChangeFeed:
                 break
             for change in changes:
                 if change.seq <= last and change.changed_at >= since:
-                    self._lookup.changed((change.code,), at=change.changed_at)
+                    self._lookup.forget((change.code,), at=change.changed_at)
             low = changes[-1].seq
 
     async def run(self) -> None:
@@ -106,6 +101,4 @@ class ChangeFeed:
             log.info("change feed recovered")  # the catch-up above replayed what was missed
             self._failing = None
         self._lookup.local.trust_until(started + TRUST_WINDOW)
-        if started - self._forgot_at >= FORGET_INTERVAL:
-            self._forgot_at = started
-            self._lookup.forget_expired_changes()
+        self._lookup.forget_expired_changes()

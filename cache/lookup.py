@@ -12,17 +12,19 @@ which is as long as a copy made before the change can live, this process takes a
 copy only if it is as new as the registry's row it last read after the change (rows carry
 a version that each change bumps); until it has read one, it reads the registry. The
 change feed tells it of each change, and at start it recalls those of the last TTL from
-the registry, so a process started during an outage knows them too.
+the registry, so a process started during an outage knows them too. Those notes are
+bounded (:data:`MAX_NOTED_CHANGES`); past the bound the shared tier is left aside.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
-from typing import Protocol
+from collections.abc import Callable, Collection
+from typing import NamedTuple, Protocol
 
 from cache.local import LocalTier
 from verify.registry import ProofStatus, Registry
@@ -32,6 +34,12 @@ log = logging.getLogger("sealgate.cache")
 # How far the clocks of the gateways, their registry and Redis may disagree: a change's
 # time is taken on the gateway that made it.
 CLOCK_MARGIN = 300.0
+# Changes remembered code by code (~150 bytes each). Past this, as in a night that
+# supersedes proofs by the thousand a second, the process stops taking shared copies
+# at all until the newest change it could not note is old enough.
+MAX_NOTED_CHANGES = 200_000
+# Expired notes dropped per call of forget_expired_changes(), so that one call is short.
+_FORGET_BATCH = 10_000
 
 
 class SharedTier(Protocol):
@@ -54,6 +62,14 @@ class SharedTier(Protocol):
     async def publish(self, code: str) -> bool: ...
 
 
+class _Note(NamedTuple):
+    """A code's recent change: until when a shared copy may predate it, and the version of
+    the newest registry row read since (None: none yet, so no copy is taken)."""
+
+    until: float
+    version: int | None
+
+
 class CachedLookup:
     def __init__(
         self,
@@ -62,15 +78,17 @@ class CachedLookup:
         shared: SharedTier | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        max_noted: int = MAX_NOTED_CHANGES,
     ) -> None:
         self._registry = registry
         self._local = local
         self._shared = shared
-        self._clock = clock
+        self._clock = clock  # wall-clock: compared with the times of changes
         self._flights: dict[str, asyncio.Task[ProofStatus | None]] = {}
-        # Codes changed lately: until when a shared copy may predate the change, and the
-        # version of the newest row read since (None: none read yet, trust no copy).
-        self._changes: dict[str, tuple[float, int | None]] = {}
+        self._notes: dict[str, _Note] = {}
+        self._expiries: collections.deque[tuple[float, str]] = collections.deque()
+        self._max_noted = max_noted
+        self._shared_aside_until = 0.0  # no shared copy at all before then (overflow)
 
     @property
     def local(self) -> LocalTier:
@@ -102,9 +120,14 @@ class CachedLookup:
     async def _fetch(self, code: str) -> ProofStatus | None:
         token = self._local.fill_token()
         shared = self._shared
-        change = self._recent_change(code) if shared is not None else None
-        newest = None if change is None else change[1]
-        if shared is not None and (change is None or newest is not None):
+        note = None
+        if shared is not None:
+            if self._clock() < self._shared_aside_until:
+                shared = None
+            else:
+                note = self._recent_note(code)
+        newest = None if note is None else note.version
+        if shared is not None and (note is None or newest is not None):
             status = await shared.get(code)
             if status is not None and (newest is None or status.version >= newest):
                 self._local.put(code, status, token)
@@ -113,34 +136,68 @@ class CachedLookup:
         if status is not None and self._local.current(token):
             self._local.put(code, status, token)
             if shared is not None:
-                # No change since the token: this row is as new as any change heard of.
-                if (heard := self._changes.get(code)) is not None:
-                    self._changes[code] = (heard[0], status.version)
+                # No change was heard of since the token: this row is as new as any was.
+                if (heard := self._notes.get(code)) is not None:
+                    self._notes[code] = heard._replace(version=status.version)
                 await shared.put(code, status)
         return status
 
-    def _recent_change(self, code: str) -> tuple[float, int | None] | None:
-        change = self._changes.get(code)
-        if change is not None and change[0] <= self._clock():
-            del self._changes[code]
+    def _recent_note(self, code: str) -> _Note | None:
+        note = self._notes.get(code)
+        if note is not None and note.until <= self._clock():
+            del self._notes[code]
             return None
-        return change
+        return note
 
-    def changed(self, codes: Iterable[str], at: float | None = None) -> None:
-        """``codes`` changed status at ``at`` (default now): no shared copy of them is
-        taken until one is known to be newer, or every copy from before has expired."""
+    def relevant_since(self) -> float | None:
+        """The wall-clock time before which a change can no longer have a shared copy
+        from before it alive (None without a shared tier): what the feed recalls at start."""
         if self._shared is None:
-            return
-        until = (self._clock() if at is None else at) + self._shared.ttl_seconds + CLOCK_MARGIN
-        changes = self._changes
+            return None
+        return self._clock() - self._shared.ttl_seconds - CLOCK_MARGIN
+
+    def forget(self, codes: Collection[str], at: float | None = None) -> None:
+        """``codes`` changed status (at ``at``, default now): drop their in-process copies
+        and the fetches under way, and take no shared copy of them until one is known to
+        be as new as the change, or every copy from before it has expired."""
+        self._local.invalidate(list(codes))  # also keeps fetches under way from filling
         for code in codes:
-            known = changes.get(code)
-            changes[code] = (until if known is None else max(known[0], until), None)
+            self._flights.pop(code, None)  # later callers must not join a stale fetch
+        shared = self._shared
+        if shared is None:
+            return
+        until = (self._clock() if at is None else at) + shared.ttl_seconds + CLOCK_MARGIN
+        notes, expiries = self._notes, self._expiries
+        for code in codes:
+            known = notes.get(code)
+            if known is None and len(notes) >= self._max_noted:
+                self._set_shared_aside(until)
+                continue
+            notes[code] = _Note(until if known is None else max(known.until, until), None)
+            if len(expiries) < 2 * self._max_noted:
+                expiries.append((until, code))
+            # else the note stays until a fetch finds it expired: the dict's bound holds
+
+    def _set_shared_aside(self, until: float) -> None:
+        if self._shared_aside_until <= self._clock():
+            log.warning(
+                "over %d recent status changes: Redis copies are set aside for a while",
+                self._max_noted,
+            )
+        self._shared_aside_until = max(self._shared_aside_until, until)
 
     def forget_expired_changes(self) -> None:
-        """Drop the changes no live copy can predate (the feed calls this now and then)."""
+        """Drop notes no live copy can predate, a bounded number a call (the feed calls
+        this at each poll)."""
         now = self._clock()
-        self._changes = {code: c for code, c in self._changes.items() if c[0] > now}
+        expiries, notes = self._expiries, self._notes
+        for _ in range(_FORGET_BATCH):
+            if not expiries or expiries[0][0] > now:
+                return
+            until, code = expiries.popleft()
+            note = notes.get(code)
+            if note is not None and note.until <= until:
+                del notes[code]
 
     async def invalidate(self, codes: list[str], *, announce: bool) -> None:
         """Forget ``codes`` in every tier; ``announce`` tells the other processes too.
@@ -149,14 +206,11 @@ class CachedLookup:
         (by message or from the change feed) only drop their copies and delete the
         shared ones again, which covers a fill that raced the first delete.
         """
-        self._local.invalidate(codes)
-        for code in codes:
-            self._flights.pop(code, None)  # later callers must not join a stale fetch
+        self.forget(codes)
         shared = self._shared
         if shared is None:
             return
-        self.changed(codes)
-        # Best effort: changed() is what keeps this process right; the delete spares
+        # Best effort: forget() is what keeps this process right; the delete spares
         # processes that have not heard of the change yet a stale read.
         await shared.delete(codes)
         if announce:

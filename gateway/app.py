@@ -45,7 +45,7 @@ from gateway.throttle import FailedLookupLimiter, limited_lookup
 from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
-from verify.code import CodeAuthority, recordable_code
+from verify.code import NOT_A_CODE, CodeAuthority, recordable_code
 from verify.directory import Client, Role
 from verify.holders import HolderKeys
 from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
@@ -532,9 +532,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         def on_message(code: str) -> None:
             if code == "*":  # the listener reconnected: messages may have been lost
                 lookup.forget_everything()
-            else:
-                lookup.local.invalidate([code])
-                lookup.changed((code,))
+            elif recordable_code(code) != NOT_A_CODE:  # whatever else arrives is ignored
+                lookup.forget([code])
 
         tasks = [
             asyncio.create_task(refresh_catalog(), name="catalog-refresh"),

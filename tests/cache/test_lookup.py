@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -15,13 +17,14 @@ import pytest
 import redis
 
 from bench.redis_server import RedisServer
+from cache import feed
 from cache.feed import ChangeFeed
 from cache.local import LocalTier
 from cache.lookup import CLOCK_MARGIN, CachedLookup
 from cache.redis_tier import RedisTier
 from tests.verify.test_lifecycle import proof
 from verify.at_rest import DocumentCipher
-from verify.registry import Registry, Status, StatusChangeRequest
+from verify.registry import Registry, Status, StatusChange, StatusChangeRequest
 from verify.sqlite import SqliteRegistry
 
 TTL = 3600
@@ -125,24 +128,86 @@ async def test_a_copy_brought_back_by_a_snapshot_is_not_served(
 
 
 async def test_a_process_recalls_exactly_the_changes_a_live_copy_can_predate(
-    registry: Registry, redis_server: RedisServer, namespace: str
+    registry: Registry,
+    redis_server: RedisServer,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Changes spread over the past hours: the ones within TTL + margin are recalled at
-    start (found by a binary search of the change log), the older ones are not."""
+    """Changes spread over the past hours, their times a little out of order (clocks of
+    several gateways) and the log with gaps: the ones within TTL + margin are recalled at
+    start, the older ones are not, and finding where they start does not read the log."""
     process = process_on(registry, redis_server.url, namespace)
+    jitter = random.Random(7)
     now = time.time()
-    codes = [f"C{i:02d}" for i in range(40)]
+    codes = [f"C{i:03d}" for i in range(240)]
     await registry.register([proof(code, expires_at=2e9) for code in codes])
-    ages = {code: TTL + CLOCK_MARGIN + 1350 - 100 * i for i, code in enumerate(codes)}
+    ages = {
+        code: TTL + CLOCK_MARGIN + 2000 - 10 * i + jitter.uniform(-60, 60)
+        for i, code in enumerate(codes)
+    }
     for code in codes:
         await registry.change_status(change(code, Status.PLEDGED, at=now - ages[code]))
+    with sqlite3.connect(tmp_path / "registry.db") as db:  # gaps in the log's seq
+        db.execute("DELETE FROM status_history WHERE seq % 7 = 3")
+    logged = {
+        code
+        for (code,) in sqlite3.connect(tmp_path / "registry.db").execute(
+            "SELECT code FROM status_history"
+        )
+    }
+    monkeypatch.setattr(feed, "RECALL_PAGE", 10)
+    queries = 0
+    changes_since = registry.changes_since
+
+    async def counted(seq: int, limit: int = 1000) -> list[StatusChange]:
+        nonlocal queries
+        queries += 1
+        return await changes_since(seq, limit)
+
+    monkeypatch.setattr(registry, "changes_since", counted)
     async with process() as (lookup, shared):
+        started_with = queries
         for code in codes:  # a copy in Redis that the registry's status tells apart
             current = await registry.get_status(code)
             assert current is not None
             await shared.put(code, dataclasses.replace(current, status=Status.REVOKED))
         served = {code: await status_of(lookup, code) for code in codes}
-    recent = {code for code in codes if ages[code] < TTL + CLOCK_MARGIN}
-    assert 0 < len(recent) < len(codes)
+    recent = {code for code in logged if ages[code] < TTL + CLOCK_MARGIN}
+    assert 10 < len(recent) < len(logged) - 100
     assert {c for c, s in served.items() if s is Status.PLEDGED} == recent
     assert {c for c, s in served.items() if s is Status.REVOKED} == set(codes) - recent
+    # a binary search (~8 single reads) and the recent stretch's pages, not all 21 pages
+    assert started_with <= 8 + len(recent) // 10 + 4, started_with
+
+
+async def test_past_its_bound_a_process_sets_the_shared_copies_aside_for_a_while(
+    registry: Registry, redis_server: RedisServer, namespace: str
+) -> None:
+    clock = [time.time()]
+    shared = RedisTier(redis_server.url, namespace=namespace, ttl_seconds=TTL)
+    await shared.start()
+    try:
+        lookup = CachedLookup(
+            registry, LocalTier(max_age=-1.0), shared, clock=lambda: clock[0], max_noted=3
+        )
+        await registry.register([proof("U", expires_at=2e9)])
+        unchanged = await registry.get_status("U")
+        assert unchanged is not None
+        await shared.put("U", dataclasses.replace(unchanged, unit_name="from Redis"))
+        taken = await lookup.get_status("U")
+        assert taken is not None and taken.unit_name == "from Redis"
+
+        lookup.forget(["A", "B", "C"])  # noted one by one
+        assert (await lookup.get_status("U")).unit_name == "from Redis"  # type: ignore[union-attr]
+        lookup.forget(["D"])  # one too many: no copy is taken now, of any code
+        assert (await lookup.get_status("U")).unit_name == "u"  # type: ignore[union-attr]
+
+        clock[0] += TTL + CLOCK_MARGIN + 1  # every copy from before the changes is gone
+        lookup.forget_expired_changes()
+        await shared.put("U", dataclasses.replace(unchanged, unit_name="from Redis"))
+        assert (await lookup.get_status("U")).unit_name == "from Redis"  # type: ignore[union-attr]
+        lookup.forget(["E", "F", "G"])  # the notes were dropped: room again
+        assert (await lookup.get_status("U")).unit_name == "from Redis"  # type: ignore[union-attr]
+    finally:
+        await shared.close()

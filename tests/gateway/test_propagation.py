@@ -12,9 +12,12 @@ import pytest
 import redis
 
 from bench.redis_server import RedisServer
+from cache.codec import decode_status
+from cache.redis_tier import status_key
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from verify.directory import Role
+from verify.registry import Status
 
 BOUND = 1.0  # DESIGN: no verification shows the old status more than 1 s after the 200
 
@@ -209,11 +212,14 @@ async def test_a_gateway_started_during_a_redis_outage_never_serves_a_stale_copy
                 await change_on(session, base, demo, code, "revoked")
             with serving(demo.home, port, env=env):
                 own_redis_server.restart()
-                assert client.dbsize() > 0, "the snapshot brought the valid copy back"
+                key = status_key(code.replace("-", ""))
+                assert decode_status(client.get(key)).status is Status.VALID  # brought back
                 # Asked first once the breaker that the outage opened has closed again:
                 # an answer from the registry would fill the in-process tier instead.
                 await asyncio.sleep(1.5)
                 seen = {await status_on(session, base, demo, code) for _ in range(5)}
                 assert seen == {"revoked"}
+                # Redis was in use: the copy read back from the registry replaced it.
+                assert decode_status(client.get(key)).status is Status.REVOKED
     finally:
         client.close()

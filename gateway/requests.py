@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id, require_birth_date
 
 MAX_BATCH = 1000
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -190,6 +190,8 @@ def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
     id_field = _join(holder_field, "id")
     try:
         holder_id = normalise_holder_id(kind, _text(holder["id"], id_field, limit=18))
+        if kind is HolderKind.PERSON:
+            require_birth_date(holder_id)
     except InvalidHolderId as exc:
         raise InvalidRequest(id_field, str(exc)) from None
     content = obj["content"]

@@ -56,8 +56,6 @@ def normalise_holder_id(kind: HolderKind, holder_id: str) -> str:
             raise InvalidHolderId("a resident identity number has 17 digits and a check character")
         if resident_id_check(value[:17]) != value[17]:
             raise InvalidHolderId("the resident identity number's check character is wrong")
-        if not _is_birth_date(value[6:14]):
-            raise InvalidHolderId("the resident identity number's birth date is not a real day")
         return value
     if len(value) != 18 or any(c not in _USCC_VALUE for c in value):
         raise InvalidHolderId("a unified social credit code has 18 characters of GB 32100")
@@ -66,14 +64,20 @@ def normalise_holder_id(kind: HolderKind, holder_id: str) -> str:
     return value
 
 
-def _is_birth_date(digits: str) -> bool:
-    """YYYYMMDD is a day that has been (a day's grace for time zones); the standard's own
-    example was born in 1880."""
+def require_birth_date(resident_id: str) -> None:
+    """Raise :class:`InvalidHolderId` unless the birth date in a (normalised) resident
+    identity number is a day that has been (with a day's grace for time zones; the
+    standard's own example was born in 1880).
+
+    For issuing only: a lookup must still find proofs issued before this was checked.
+    """
+    digits = resident_id[6:14]
     try:
         born = dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
     except ValueError:
-        return False
-    return born.year >= 1800 and born <= dt.date.today() + dt.timedelta(days=1)
+        born = None
+    if born is None or born.year < 1800 or born > dt.date.today() + dt.timedelta(days=1):
+        raise InvalidHolderId("the resident identity number's birth date is not a real day")
 
 
 def mask_name(name: str) -> str:

@@ -11,6 +11,7 @@ from verify.holders import (
     InvalidHolderId,
     mask_id,
     normalise_holder_id,
+    require_birth_date,
     resident_id_check,
 )
 
@@ -33,8 +34,11 @@ def test_check_character_is_the_standards_definition(first17: str) -> None:
 def test_a_birth_date_that_is_no_past_day_is_refused(birth: str) -> None:
     first17 = f"430902{birth}001"
     number = first17 + resident_id_check(first17)  # the check character is right
+    assert normalise_holder_id(HolderKind.PERSON, number) == number  # lookups still work
     with pytest.raises(InvalidHolderId, match="birth date"):
-        normalise_holder_id(HolderKind.PERSON, number)
+        require_birth_date(number)
+    require_birth_date("11010519491231002X")
+    require_birth_date("440524188001010014")
 
 
 def test_a_wrong_check_character_or_length_is_refused() -> None:

@@ -18,6 +18,7 @@ from aiohttp.web import BaseRequest, Request, StreamResponse
 from verify.code import NOT_A_CODE, recordable_code
 
 SLOW_SECONDS = 1.0
+NO_ROUTE = "(no route)"
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -55,11 +56,14 @@ class AccessLogger(AbstractAccessLogger):
 
 def _loggable_path(request: BaseRequest) -> str:
     """The path as received (percent-encoded: no raw control characters reach the log),
-    or its route's pattern when what stands where a code goes is not a code."""
+    or its route's pattern when what stands where a code goes is not a code, or a marker
+    when no route took it (the path is then anything a client typed)."""
     if isinstance(request, Request):  # routed by the application, not the fast path
-        typed = request.match_info.get("code")
         resource = request.match_info.route.resource
-        if typed is not None and resource is not None and recordable_code(typed) == NOT_A_CODE:
+        if resource is None:
+            return NO_ROUTE
+        typed = request.match_info.get("code")
+        if typed is not None and recordable_code(typed) == NOT_A_CODE:
             return resource.canonical
     return request.rel_url.raw_path
 

@@ -134,6 +134,7 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
         (f"/v1/certificates/{HOLDER_ID}/status", issuer),
         (f"/v1/verify/{code}?purpose=demo", verifier),
         ("/v1/verify/a%00b?purpose=demo", verifier),
+        (f"/v1/certificates/{HOLDER_ID}", verifier),  # no such route
     ):
         assert (await api.get(path, headers=headers)).status in (200, 404)
     await app[AUDIT].checkpoint()
@@ -154,6 +155,7 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     assert HOLDER_ID not in caplog.text
     assert "/v1/verify/{code}" in caplog.text and f"/v1/verify/{code}" in caplog.text
     assert "\x00" not in caplog.text
+    assert '"GET (no route)" 404' in caplog.text
 
 
 TAMPER = {

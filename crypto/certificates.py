@@ -136,7 +136,7 @@ def prepare_seal_certificate(
 
     Subject C=CN, O=unit_name, organizationIdentifier=unit_code (统一社会信用代码),
     OU=kind_name, CN=unit_name+kind_name, serialNumber=seal_id. End entity,
-    digitalSignature + nonRepudiation, EKU documentSigning (RFC 9336).
+    digitalSignature + nonRepudiation, EKU documentSigning (RFC 9336) and emailProtection.
     """
     if not _UNIT_CODE.fullmatch(unit_code):
         raise ContentError(f"unit_code is not an 18-character 统一社会信用代码: {unit_code!r}")

@@ -280,7 +280,8 @@ class SealingService:
         """Each proof's CMS awaiting its signature, with what its record needs."""
         # What a batch shares is worked out once: the time, and each seal's key and sealer.
         # The proof shows whole seconds; the registry keeps the instant, which orders two
-        # proofs sealed within one second (a newer proof supersedes an older one).
+        # proofs sealed within one second (a newer proof supersedes an older one). Across
+        # gateways that order is only as good as their clocks' agreement.
         moment = self._clock()
         now = int(moment)
         signing_time = dt.datetime.fromtimestamp(now, dt.UTC)

@@ -1,9 +1,10 @@
 """Shared copies made before a status change are never served, however they survived:
 a delete that failed while Redis was down, a process started since, a Redis restored from
-a snapshot. Real SQLite registry, real redis-server."""
+a snapshot. On both registries (SQLite, a real PostgreSQL) and a real redis-server."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -12,7 +13,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 import redis
 
@@ -22,21 +25,36 @@ from cache.feed import ChangeFeed
 from cache.local import LocalTier
 from cache.lookup import CLOCK_MARGIN, CachedLookup
 from cache.redis_tier import RedisTier
+from tests.verify.backends import BACKENDS, Backend, open_backend
 from tests.verify.test_lifecycle import proof
 from verify.at_rest import DocumentCipher
 from verify.registry import Registry, Status, StatusChange, StatusChangeRequest
-from verify.sqlite import SqliteRegistry
 
 TTL = 3600
 
 Process = Callable[[], AbstractAsyncContextManager[tuple[CachedLookup, RedisTier]]]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return open_backend(request, tmp_path)
+
+
 @pytest.fixture
-async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
-    registry = SqliteRegistry(tmp_path / "registry.db", DocumentCipher(os.urandom(32)))
+async def registry(backend: Backend) -> AsyncIterator[Registry]:
+    registry = backend.registry(DocumentCipher(os.urandom(32)))
     yield registry
     await registry.close()
+
+
+def run_sql(backend: Backend, statement: str) -> list[tuple[Any, ...]]:
+    """A statement on the store behind the registry, as an operator's tool would run it."""
+    if backend.name == "sqlite":
+        with contextlib.closing(sqlite3.connect(backend.path)) as db, db:
+            return db.execute(statement).fetchall()
+    with psycopg.connect(backend.url) as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchall() if cursor.description else []
 
 
 def process_on(registry: Registry, url: str, namespace: str) -> Process:
@@ -129,9 +147,9 @@ async def test_a_copy_brought_back_by_a_snapshot_is_not_served(
 
 async def test_a_process_recalls_exactly_the_changes_a_live_copy_can_predate(
     registry: Registry,
+    backend: Backend,
     redis_server: RedisServer,
     namespace: str,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Changes spread over the past hours, their times a little out of order (clocks of
@@ -148,14 +166,8 @@ async def test_a_process_recalls_exactly_the_changes_a_live_copy_can_predate(
     }
     for code in codes:
         await registry.change_status(change(code, Status.PLEDGED, at=now - ages[code]))
-    with sqlite3.connect(tmp_path / "registry.db") as db:  # gaps in the log's seq
-        db.execute("DELETE FROM status_history WHERE seq % 7 = 3")
-    logged = {
-        code
-        for (code,) in sqlite3.connect(tmp_path / "registry.db").execute(
-            "SELECT code FROM status_history"
-        )
-    }
+    run_sql(backend, "DELETE FROM status_history WHERE seq % 7 = 3")  # gaps in the log
+    logged = {code for (code,) in run_sql(backend, "SELECT code FROM status_history")}
     monkeypatch.setattr(feed, "RECALL_PAGE", 10)
     queries = 0
     changes_since = registry.changes_since

@@ -58,11 +58,17 @@ def _loggable_path(request: BaseRequest) -> str:
     """The path as received (percent-encoded: no raw control characters reach the log),
     or its route's pattern when what stands where a code goes is not a code, or a marker
     when no route took it (the path is then anything a client typed)."""
-    if isinstance(request, Request):  # routed by the application, not the fast path
-        resource = request.match_info.route.resource
+    if isinstance(request, Request):
+        try:
+            match_info = request.match_info
+        except AssertionError:  # answered before the router (gateway.dispatch): a code
+            match_info = None
+        if match_info is None:
+            return request.rel_url.raw_path
+        resource = match_info.route.resource
         if resource is None:
             return NO_ROUTE
-        typed = request.match_info.get("code")
+        typed = match_info.get("code")
         if typed is not None and recordable_code(typed) == NOT_A_CODE:
             return resource.canonical
     return request.rel_url.raw_path

@@ -459,8 +459,11 @@ class AuditLog:
             # A writer at work says something at least every WRITE_TIMEOUT: how far it
             # got, or that a pass failed (a locked store fails a pass after that long).
             now = time.monotonic()
+            # Silence counts from the oldest record waiting, not from the writer's last
+            # word: an idle writer says nothing, and must not be taken for a hung one.
+            unchained = self._unchained
             if (self._in_flight and now - self._in_flight[0][3] > WRITE_TIMEOUT + 5) or (
-                self._unchained and now - self._heard_at > WRITE_TIMEOUT + 5
+                unchained and now - max(self._heard_at, unchained[0][2]) > WRITE_TIMEOUT + 5
             ):
                 log.error("the audit writer stopped answering; killing it")
                 with contextlib.suppress(ProcessLookupError):
@@ -579,22 +582,33 @@ class AuditLog:
 
     async def run(self) -> None:
         """Background duties: a writer while none runs, probes while failing, and
-        checkpoints every interval."""
+        checkpoints every interval. Nothing ends them but cancellation: they are what
+        starts a writer again, so a failed round (out of file descriptors, a full disk)
+        is logged and the next one tries again."""
         last_checkpoint = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_SECONDS)
-            if self._proc is None or self._journal is None or self._failing_since is not None:
-                await self.probe()
-                continue
-            if self._since_checkpoint == 0:
-                continue
-            if time.monotonic() - last_checkpoint < self._checkpoint_seconds:
-                continue
-            last_checkpoint = time.monotonic()
             try:
-                await self.checkpoint()
-            except (HsmError, AuditUnavailable) as exc:
-                log.warning("audit checkpoint skipped (%s); retrying later", type(exc).__name__)
+                last_checkpoint = await self._duties(last_checkpoint)
+            except (HsmError, AuditUnavailable, OSError) as exc:
+                log.warning("audit duties failed (%s: %s); retrying", type(exc).__name__, exc)
+            except Exception:
+                log.exception("audit duties failed unexpectedly; retrying")
+
+    async def _duties(self, last_checkpoint: float) -> float:
+        """One round of :meth:`run`; returns when the last checkpoint was made."""
+        if self._proc is None or self._journal is None or self._failing_since is not None:
+            await self.probe()
+            return last_checkpoint
+        if self._since_checkpoint == 0:
+            return last_checkpoint
+        if time.monotonic() - last_checkpoint < self._checkpoint_seconds:
+            return last_checkpoint
+        try:
+            await self.checkpoint()
+        except (HsmError, AuditUnavailable) as exc:
+            log.warning("audit checkpoint skipped (%s); retrying later", type(exc).__name__)
+        return time.monotonic()
 
     async def close(self) -> None:
         if self._since_checkpoint and self.healthy:

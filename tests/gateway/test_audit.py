@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import AUDIT, create_app
 from gateway.audit_journal import journal_directory
+from gateway.dispatch import answer_remembered_verifications
 from gateway.logs import AccessLogger
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count, sealed_code
@@ -124,6 +125,8 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     server = TestServer(app)
     await server.start_server(access_log_class=AccessLogger)  # as `sealgate serve` logs
     api: TestClient[Any, Any] = await aiohttp_client(server)
+    assert server.runner is not None and server.runner.server is not None
+    answer_remembered_verifications(server.runner.server, app)  # and answers
     trail = demo.settings.audit_path
     start = max((r[0] for r in rows(trail)), default=0)
     verifier, issuer = demo.auth(Role.VERIFIER), demo.auth(Role.ISSUER)
@@ -133,6 +136,8 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
         (f"/v1/certificates/{HOLDER_ID}/document?purpose=demo", verifier),
         (f"/v1/certificates/{HOLDER_ID}/status", issuer),
         (f"/v1/verify/{code}?purpose=demo", verifier),
+        (f"/v1/verify/{code}?purpose=demo", verifier),  # answered before the router
+        (f"/v1/verify/{code}?purpose=demo", verifier),
         ("/v1/verify/a%00b?purpose=demo", verifier),
         (f"/v1/certificates/{HOLDER_ID}", verifier),  # no such route
     ):
@@ -140,11 +145,11 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     await app[AUDIT].checkpoint()
 
     recorded = [(r[1], r[5]) for r in rows(trail, f"seq > {start}")]
-    assert recorded[1:6] == [
+    assert recorded[1:8] == [
         ("verify", NOT_A_CODE),
         ("document", NOT_A_CODE),
         ("status-history", NOT_A_CODE),
-        ("verify", code),  # a code is kept as typed
+        *[("verify", code)] * 3,  # a code is kept as typed
         ("verify", NOT_A_CODE),
     ]
     stored = b"".join(
@@ -156,6 +161,8 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     assert "/v1/verify/{code}" in caplog.text and f"/v1/verify/{code}" in caplog.text
     assert "\x00" not in caplog.text
     assert '"GET (no route)" 404' in caplog.text
+    assert caplog.text.count(f'"GET /v1/verify/{code}" 200') == 3
+    assert "Traceback" not in caplog.text
 
 
 TAMPER = {
@@ -342,6 +349,55 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     loaded = [request_id for request_id in stored if request_id.startswith("load-")]
     assert len(loaded) == len(set(loaded))  # chained once, though two writers read the file
     assert audit_verify(demo).returncode == 0
+
+
+async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_writer(
+    demo: Demo, gateway_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of file descriptors (a connection flood) while writing the signed head: the
+    duties loop must go on, for it is what starts a writer again."""
+    import errno
+    import os
+    import signal
+
+    import gateway.audit
+
+    writes = 0
+    write_head = gateway.audit.write_head
+
+    def failing_once(path: Path, head: Any) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 1:
+            raise OSError(errno.EMFILE, "Too many open files")
+        write_head(path, head)
+
+    monkeypatch.setattr(gateway.audit, "write_head", failing_once)
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await gateway_client(app)
+    audit = app[AUDIT]
+    audit._checkpoint_seconds = 0.2  # a checkpoint due as soon as there is a record
+    code = await sealed_code(api, demo)
+    for _ in range(50):
+        if writes >= 1:
+            break
+        await asyncio.sleep(0.1)
+    assert writes >= 1
+    writer = audit._proc
+    assert writer is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    for _ in range(50):
+        if audit._proc not in (None, writer):
+            break
+        await asyncio.sleep(0.2)
+    assert audit._proc not in (None, writer), "no writer was started again"
+    verifier = demo.auth(Role.VERIFIER)
+    assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+    for _ in range(50):  # and the checkpoints go on, the head file written again
+        if writes >= 2:
+            break
+        await asyncio.sleep(0.1)
+    assert writes >= 2
 
 
 async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(

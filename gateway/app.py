@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from cache.feed import ChangeFeed
 from cache.local import LocalTier
@@ -254,10 +255,15 @@ async def read_body(request: web.Request, limit: int = MAX_BODY) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    try:
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    except (ConnectionResetError, HttpProcessingError) as exc:
+        # The client went away mid-body, or sent less than it announced: its doing, a
+        # 4xx in the metrics and the audit trail, not a 500 with a traceback.
+        raise Problem(400, "incomplete-body", "The request body did not arrive whole") from exc
     return bytes(body)
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 from typing import Any, ClassVar
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -16,6 +17,7 @@ from gateway.app import SIGNING, create_app
 from gateway.auth import Authenticator
 from gateway.problems import Problem
 from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.serving import free_port, serving
 from tests.gateway.test_authorization import count
 from verify.directory import Role
 
@@ -102,6 +104,34 @@ async def test_codes_with_slashes_get_the_same_404(api: TestClient[Any, Any], de
     )
     assert response.status == 404
     assert (await response.json())["code"] == "unknown-code"
+
+
+async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> None:
+    """A signer's connection drops mid-body: nothing sealed, no 500. Against `sealgate
+    serve` itself: aiohttp's test server cancels a handler whose client left, which the
+    real server does not."""
+    before = await count(demo)
+    token = demo.auth(Role.SIGNER)["Authorization"]
+    port = free_port()
+    with serving(demo.home, port):
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"POST /v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                b"\r\nAuthorization: " + token.encode() + b"\r\nContent-Length: 1000\r\n\r\n"
+                b'{"seal_id": "'
+            )
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.5)
+        async with aiohttp.ClientSession() as session:
+            metrics = await (await session.get(f"http://127.0.0.1:{port}/metrics")).text()
+    assert await count(demo) == before
+    seals = [line for line in metrics.splitlines() if 'route="/v1/certificates"' in line]
+    assert any('status="400"' in line for line in seals), seals
+    assert not any('status="500"' in line for line in seals), seals
 
 
 async def test_a_refused_token_does_not_keep_its_traceback(demo: Demo) -> None:

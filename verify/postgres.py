@@ -230,6 +230,8 @@ _CHANGE_LOG_ORDER = "LOCK TABLE status_history IN EXCLUSIVE MODE"
 _STORE_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    # a connection left mid-operation by a server that died ("cannot switch to state")
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -14,6 +14,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import resource
 import signal
 import sys
 import time
@@ -29,6 +30,9 @@ from gateway.logs import AccessLogger, configure_logging
 log = logging.getLogger("sealgate.server")
 
 RESTART_BACKOFF = 1.0
+# An idle connection, or one that has not sent a whole request, is closed after this
+# (nginx's default); aiohttp's own is an hour, and idle sockets add up to the fd limit.
+KEEPALIVE_SECONDS = 75.0
 # A worker that dies this soon after starting failed to start (port taken, bad home);
 # after this many such failures in a row the supervisor gives up instead of looping.
 FAST_FAILURE_SECONDS = 5.0
@@ -41,7 +45,12 @@ class ServeError(Exception):
 
 async def _serve(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        handle_signals=False,
+        keepalive_timeout=KEEPALIVE_SECONDS,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,8 +81,18 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 100)
 
 
+def raise_file_limit() -> None:
+    """Take the hard limit on open files as the soft one: every connection is a file, and
+    a distribution's soft default (1,024) is a few seconds of a citywide peak."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     configure_logging()
+    raise_file_limit()
     import uvloop
 
     uvloop.run(_serve(settings, host, port, reuse_port))

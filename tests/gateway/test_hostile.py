@@ -7,12 +7,15 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 from typing import Any, ClassVar
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+import gateway.app
 from gateway.app import SIGNING, create_app
 from gateway.auth import Authenticator
 from gateway.problems import Problem
@@ -132,6 +135,42 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
     seals = [line for line in metrics.splitlines() if 'route="/v1/certificates"' in line]
     assert any('status="400"' in line for line in seals), seals
     assert not any('status="500"' in line for line in seals), seals
+
+
+async def test_a_body_that_never_arrives_whole_is_408(
+    api: TestClient[Any, Any], demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway.app, "BODY_SECONDS", 0.5)
+    before = await count(demo)
+    token = demo.auth(Role.SIGNER)["Authorization"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
+    try:
+        writer.write(
+            b"POST /v1/certificates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nAuthorization: " + token.encode() + b"\r\nContent-Length: 4000000\r\n\r\n"
+            b'{"seal_id": "'
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    assert await count(demo) == before
+
+
+def test_a_worker_takes_the_hard_limit_on_open_files() -> None:
+    script = (
+        "import resource\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
+        "from gateway.server import raise_file_limit\n"
+        "raise_file_limit()\n"
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == out[1], out
 
 
 async def test_a_refused_token_does_not_keep_its_traceback(demo: Demo) -> None:

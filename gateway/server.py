@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing
+import os
 import resource
 import signal
 import sys
@@ -33,6 +35,7 @@ RESTART_BACKOFF = 1.0
 # An idle connection, or one that has not sent a whole request, is closed after this
 # (nginx's default); aiohttp's own is an hour, and idle sockets add up to the fd limit.
 KEEPALIVE_SECONDS = 75.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # A worker that dies this soon after starting failed to start (port taken, bad home);
 # after this many such failures in a row the supervisor gives up instead of looping.
 FAST_FAILURE_SECONDS = 5.0
@@ -90,9 +93,21 @@ def raise_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def die_with_parent() -> None:
+    """Ask Linux for SIGTERM when the supervisor dies, however it dies: a worker left
+    behind by a SIGKILLed supervisor kept serving the port beside the next one's."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # it died before the request took hold
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     configure_logging()
     raise_file_limit()
+    if multiprocessing.parent_process() is not None:  # started by the supervisor
+        die_with_parent()
     import uvloop
 
     uvloop.run(_serve(settings, host, port, reuse_port))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -121,6 +123,34 @@ async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
             await asyncio.sleep(3)  # the new worker starts its signer and binds
             statuses = await asyncio.gather(*(seal(n) for n in range(100)))
             assert set(statuses) == {201}
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(demo: Demo) -> None:
+    port = free_port()
+    with serving(demo.home, port, workers=2) as supervisor:
+        deadline = time.monotonic() + 20
+        while len(children(supervisor.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = children(supervisor.pid)
+        assert len(workers) == 2
+        os.kill(supervisor.pid, signal.SIGKILL)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(_alive(w) for w in workers):
+                time.sleep(0.1)
+            assert not any(_alive(w) for w in workers), "workers outlived their supervisor"
+        finally:  # serving() cannot stop a group whose leader is gone
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(supervisor.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.slow

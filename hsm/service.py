@@ -128,6 +128,11 @@ class ProcessSigningService(SigningService):
     pending call fails with :class:`HsmUnavailable`; the next call starts a new child, but
     not sooner than ``restart_backoff`` seconds after the previous start: calls inside that
     window fail fast with ``HsmUnavailable.retry_after`` set.
+
+    A child that has not answered a batch within ``batch_timeout`` plus
+    ``signature_timeout`` a signature is taken for hung and replaced: a few seconds for
+    the usual batch, where a fixed 30 s kept every seal of a hung token waiting that long
+    (an RSA-3072 signature takes SoftHSM2 a few ms; P-256 a tenth of one).
     """
 
     def __init__(
@@ -137,13 +142,15 @@ class ProcessSigningService(SigningService):
         max_batch: int = 1024,
         restart_backoff: float = 0.5,
         start_timeout: float = 30.0,
-        batch_timeout: float = 30.0,
+        batch_timeout: float = 3.0,
+        signature_timeout: float = 0.02,
     ) -> None:
         self._config = config
         self._max_batch = max_batch
         self._restart_backoff = restart_backoff
         self._start_timeout = start_timeout
         self._batch_timeout = batch_timeout
+        self._signature_timeout = signature_timeout
         self._queue: collections.deque[_Call] = collections.deque()
         self._wakeup = asyncio.Event()
         self._spawn_lock = asyncio.Lock()
@@ -214,7 +221,8 @@ class ProcessSigningService(SigningService):
         pump = child.tasks[0]
         # Let the batch in flight finish, then close stdin: the child's clean exit.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._batch_timeout):
+            limit = self._batch_timeout + self._signature_timeout * self._max_batch
+            async with asyncio.timeout(limit):
                 await asyncio.shield(pump)
         self._lose(child, "signing service closed", warn=False)
         if self._stopping:
@@ -334,7 +342,8 @@ class ProcessSigningService(SigningService):
                 child.in_flight = batch
                 batch_id = next(self._batch_ids)
                 stdin.write(frames.pack([batch_id, [call.item for call in batch]]))
-                async with asyncio.timeout(self._batch_timeout):
+                limit = self._batch_timeout + self._signature_timeout * len(batch)
+                async with asyncio.timeout(limit):
                     await stdin.drain()
                     reply = await frames.read_frame_async(stdout)
                 if (

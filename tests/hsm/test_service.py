@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -139,6 +140,28 @@ async def test_killed_child_fails_pending_calls_then_recovers(
         verify(token_keys[label], digest, signature)
         assert service.pid not in (None, first_pid)
         await sign_and_verify(service, token_keys, 200)
+
+
+async def test_a_hung_child_is_given_up_on_in_seconds_then_replaced(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    """A signing process that stops answering (SIGSTOP: alive, silent) fails the seal in
+    the batch's few seconds, not in a fixed 30."""
+    async with ProcessSigningService(softhsm_token, restart_backoff=0.5) as service:
+        hung = service.pid
+        assert hung is not None
+        label = next(iter(token_keys))
+        digest = hashlib.sha256(b"hung").digest()
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            with pytest.raises(HsmUnavailable):
+                await asyncio.wait_for(service.sign_digest(label, digest), timeout=15)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGCONT)
+        signature = await retry_unavailable(lambda: service.sign_digest(label, digest))
+        verify(token_keys[label], digest, signature)
+        assert service.pid not in (None, hung)
 
 
 async def test_restart_backoff_fails_fast_with_retry_after(

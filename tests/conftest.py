@@ -14,6 +14,9 @@ from hsm.keystore import KeystoreConfig
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
 from tests.postgres_server import PostgresServer, PostgresServerMissing
 
+# The registry on each backend (SQLite, PostgreSQL): ``backend`` and ``registry``.
+pytest_plugins = ["tests.verify.backends"]
+
 SOFTHSM_TOKEN_LABEL = "sealgate-test"
 SOFTHSM_PIN = "4711-test-pin"
 SOFTHSM_SO_PIN = "0815-test-so-pin"

@@ -4,18 +4,12 @@ a snapshot. On both registries (SQLite, a real PostgreSQL) and a real redis-serv
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import random
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 import redis
 
@@ -25,36 +19,13 @@ from cache.feed import ChangeFeed
 from cache.local import LocalTier
 from cache.lookup import CLOCK_MARGIN, CachedLookup
 from cache.redis_tier import RedisTier
-from tests.verify.backends import BACKENDS, Backend, open_backend
+from tests.verify.backends import Backend, change
 from tests.verify.test_lifecycle import proof
-from verify.at_rest import DocumentCipher
-from verify.registry import Registry, Status, StatusChange, StatusChangeRequest
+from verify.registry import Registry, Status, StatusChange
 
 TTL = 3600
 
 Process = Callable[[], AbstractAsyncContextManager[tuple[CachedLookup, RedisTier]]]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return open_backend(request, tmp_path)
-
-
-@pytest.fixture
-async def registry(backend: Backend) -> AsyncIterator[Registry]:
-    registry = backend.registry(DocumentCipher(os.urandom(32)))
-    yield registry
-    await registry.close()
-
-
-def run_sql(backend: Backend, statement: str) -> list[tuple[Any, ...]]:
-    """A statement on the store behind the registry, as an operator's tool would run it."""
-    if backend.name == "sqlite":
-        with contextlib.closing(sqlite3.connect(backend.path)) as db, db:
-            return db.execute(statement).fetchall()
-    with psycopg.connect(backend.url) as conn:
-        cursor = conn.execute(statement)
-        return cursor.fetchall() if cursor.description else []
 
 
 def process_on(registry: Registry, url: str, namespace: str) -> Process:
@@ -72,18 +43,6 @@ def process_on(registry: Registry, url: str, namespace: str) -> Process:
             await shared.close()
 
     return process
-
-
-def change(code: str, status: Status, at: float | None = None) -> StatusChangeRequest:
-    return StatusChangeRequest(
-        code=code,
-        office="O",
-        status=status,
-        reason="测试",
-        superseded_by=None,
-        client_id="C-issuer",
-        at=time.time() if at is None else at,
-    )
 
 
 async def status_of(lookup: CachedLookup, code: str) -> Status:
@@ -166,8 +125,8 @@ async def test_a_process_recalls_exactly_the_changes_a_live_copy_can_predate(
     }
     for code in codes:
         await registry.change_status(change(code, Status.PLEDGED, at=now - ages[code]))
-    run_sql(backend, "DELETE FROM status_history WHERE seq % 7 = 3")  # gaps in the log
-    logged = {code for (code,) in run_sql(backend, "SELECT code FROM status_history")}
+    backend.execute("DELETE FROM status_history WHERE seq % 7 = 3")  # gaps in the log
+    logged = {code for (code,) in backend.execute("SELECT code FROM status_history")}
     monkeypatch.setattr(feed, "RECALL_PAGE", 10)
     queries = 0
     changes_since = registry.changes_since

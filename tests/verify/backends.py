@@ -1,15 +1,22 @@
-"""The registry's two backends side by side, for contract tests that run on both.
+"""The registry's two backends side by side, for tests that run on both.
 
 A :class:`Backend` opens a registry and a directory on a fresh store (a SQLite file in
-the test's temp dir, or a new database on the suite's PostgreSQL server) and can dump
-every stored value, to check what is kept at rest.
+the test's temp dir, or a new database on the suite's PostgreSQL server), runs a
+statement on it as an operator's tool would, and can dump every stored value, to check
+what is kept at rest. The ``backend`` and ``registry`` fixtures give a test one of each
+backend; a module uses them by importing them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,7 +26,7 @@ from verify.at_rest import DocumentCipher
 from verify.directory import Directory
 from verify.postgres import PostgresDirectory, PostgresRegistry
 from verify.postgres import migrate as migrate_postgres
-from verify.registry import Registry
+from verify.registry import Registry, Status, StatusChangeRequest
 from verify.sqlite import SqliteDirectory, SqliteRegistry
 
 BACKENDS = ["sqlite", "postgres"]
@@ -43,6 +50,15 @@ class Backend:
         if self.name == "sqlite":
             return SqliteDirectory(self.path)
         return PostgresDirectory(self.url)
+
+    def execute(self, statement: str) -> list[tuple[Any, ...]]:
+        """A statement on the store behind the registry; its rows, if it has any."""
+        if self.name == "sqlite":
+            with contextlib.closing(sqlite3.connect(self.path)) as db, db:
+                return db.execute(statement).fetchall()
+        with psycopg.connect(self.url) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
 
     def stored_values(self) -> list[object]:
         """Every value in every table, as stored: what a leaked database would show."""
@@ -83,3 +99,35 @@ def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     url: str = request.getfixturevalue("postgres_url")
     migrate_postgres(url)
     return Backend(name, url)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return open_backend(request, tmp_path)
+
+
+@pytest.fixture
+async def registry(backend: Backend) -> AsyncIterator[Registry]:
+    registry = backend.registry(DocumentCipher(os.urandom(32)))
+    yield registry
+    await registry.close()
+
+
+def change(
+    code: str,
+    status: Status,
+    *,
+    office: str = "O",
+    superseded_by: str | None = None,
+    at: float | None = None,
+) -> StatusChangeRequest:
+    """An issuer's request to change ``code`` to ``status`` (now, unless ``at``)."""
+    return StatusChangeRequest(
+        code=code,
+        office=office,
+        status=status,
+        reason="测试",
+        superseded_by=superseded_by,
+        client_id="C-issuer",
+        at=time.time() if at is None else at,
+    )

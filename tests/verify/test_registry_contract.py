@@ -13,12 +13,10 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.verify.backends import BACKENDS, Backend, open_backend
+from tests.verify.backends import Backend, change
 from tests.verify.test_lifecycle import proof
 from verify.at_rest import DocumentCipher
 from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
@@ -30,42 +28,10 @@ from verify.registry import (
     Registry,
     RegistryUnavailable,
     Status,
-    StatusChangeRequest,
     WrongOffice,
 )
 
 S = Status
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return open_backend(request, tmp_path)
-
-
-@pytest.fixture
-async def registry(backend: Backend) -> AsyncIterator[Registry]:
-    registry = backend.registry(DocumentCipher(os.urandom(32)))
-    yield registry
-    await registry.close()
-
-
-def change(
-    code: str,
-    status: Status,
-    *,
-    office: str = "O",
-    superseded_by: str | None = None,
-    at: float | None = None,
-) -> StatusChangeRequest:
-    return StatusChangeRequest(
-        code=code,
-        office=office,
-        status=status,
-        reason="测试",
-        superseded_by=superseded_by,
-        client_id="C-issuer",
-        at=time.time() if at is None else at,
-    )
 
 
 async def test_a_registered_proof_reads_back_whole(registry: Registry) -> None:

@@ -91,16 +91,22 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def started_workers(supervisor: int, count: int) -> list[int]:
+    """The supervisor's workers, once all ``count`` are up."""
+    deadline = time.monotonic() + 20
+    while len(children(supervisor)) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = children(supervisor)
+    assert len(workers) == count
+    return workers
+
+
 @pytest.mark.slow
 async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with serving(demo.home, port, workers=2) as supervisor:
-        deadline = time.monotonic() + 20
-        while len(children(supervisor.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = children(supervisor.pid)
-        assert len(workers) == 2
+        workers = started_workers(supervisor.pid, 2)
         async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
 
             async def seal(n: int) -> int:
@@ -129,11 +135,7 @@ async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
 def test_workers_stop_when_their_supervisor_is_killed(demo: Demo) -> None:
     port = free_port()
     with serving(demo.home, port, workers=2) as supervisor:
-        deadline = time.monotonic() + 20
-        while len(children(supervisor.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        workers = children(supervisor.pid)
-        assert len(workers) == 2
+        workers = started_workers(supervisor.pid, 2)
         os.kill(supervisor.pid, signal.SIGKILL)
         try:
             deadline = time.monotonic() + 20

@@ -46,7 +46,7 @@ from gateway.throttle import FailedLookupLimiter, limited_lookup
 from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
-from verify.code import NOT_A_CODE, CodeAuthority, recordable_code
+from verify.code import CodeAuthority, is_well_formed, recordable_code
 from verify.directory import Client, Role
 from verify.holders import HolderKeys
 from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
@@ -546,7 +546,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         def on_message(code: str) -> None:
             if code == "*":  # the listener reconnected: messages may have been lost
                 lookup.forget_everything()
-            elif recordable_code(code) != NOT_A_CODE:  # whatever else arrives is ignored
+            elif is_well_formed(code):  # whatever else arrives is ignored
                 lookup.forget([code])
 
         tasks = [

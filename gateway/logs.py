@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, Request, StreamResponse
 
-from verify.code import NOT_A_CODE, recordable_code
+from verify.code import is_well_formed
 
 SLOW_SECONDS = 1.0
 NO_ROUTE = "(no route)"
@@ -69,7 +69,7 @@ def _loggable_path(request: BaseRequest) -> str:
         if resource is None:
             return NO_ROUTE
         typed = match_info.get("code")
-        if typed is not None and recordable_code(typed) == NOT_A_CODE:
+        if typed is not None and not is_well_formed(typed):
             return resource.canonical
     return request.rel_url.raw_path
 

@@ -164,17 +164,22 @@ def parse_code(text: str) -> VerificationCode:
 NOT_A_CODE = "(not a code)"
 
 
+def is_well_formed(text: str) -> bool:
+    """Whether ``text`` passes :func:`parse_code` (syntax and check character)."""
+    try:
+        _canonical(text)
+    except MalformedCode:
+        return False
+    return True
+
+
 def recordable_code(text: str) -> str:
     """``text`` if it is a well-formed code, else :data:`NOT_A_CODE`.
 
     For the audit trail and the logs: what a client typed where a code goes may be
     anything, a holder's identity number among the likeliest, which must not be kept.
     """
-    try:
-        _canonical(text)
-    except MalformedCode:
-        return NOT_A_CODE
-    return text
+    return text if is_well_formed(text) else NOT_A_CODE
 
 
 class CodeAuthority:

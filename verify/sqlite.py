@@ -556,6 +556,13 @@ class GroupCommitWriter:
     ) -> None:
         self._conn = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
+        # Each job's savepoint journals the old content of every page it touches: with a
+        # million proofs, three random index pages a proof. Past 64 KiB SQLite spills
+        # that journal to a file in /var/tmp, two write() calls a page (a third of the
+        # writer's syscalls under batch sealing), and a group fails if no temporary
+        # directory is writable. In memory it stays at most one job's pages (~12 MB for
+        # a batch of 1,000): released with the job's savepoint.
+        self._conn.execute("PRAGMA temp_store = MEMORY")
         # A RESTART holds off this writer while it waits: never for long.
         self._checkpointer = Checkpointer(path, restart_wait=0.2, name="registry-checkpoints")
         self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()

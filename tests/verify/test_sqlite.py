@@ -4,6 +4,7 @@ WAL is copied back by the checkpointer thread, not inside its commits."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -56,6 +57,29 @@ async def test_cancelled_callers_still_get_their_write(tmp_path: Path) -> None:
     await asyncio.sleep(0.2)
     # Every queued write was committed; a cancelled caller only lost its answer.
     assert await registry.count() == 200
+    await registry.close()
+
+
+def _deleted_files_open() -> set[str]:
+    links = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+            links.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return {link for link in links if link.endswith("(deleted)")}
+
+
+async def test_a_jobs_savepoint_journal_never_goes_to_a_temporary_file(tmp_path: Path) -> None:
+    # Past 64 KiB SQLite would spill it to /var/tmp: syscalls for every page, and a
+    # failed group wherever no temporary directory is writable.
+    registry = SqliteRegistry(tmp_path / "r.db", DocumentCipher(os.urandom(32)))
+    await registry.register([proof(f"C{i:05d}") for i in range(2_000)])
+
+    def touch_every_page(conn: sqlite3.Connection) -> set[str]:
+        conn.execute("UPDATE proofs SET status_changed_at = status_changed_at + 1")
+        return _deleted_files_open()
+
+    before = _deleted_files_open()
+    assert await registry._writer.submit(touch_every_page) <= before
     await registry.close()
 
 

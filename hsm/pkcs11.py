@@ -289,6 +289,17 @@ class Pkcs11Keystore(Keystore):
                 )
         return self.key(label)
 
+    def destroy_key(self, label: str) -> None:
+        session = self._open_session()
+        self._signing_keys.pop(label, None)
+        with _token_errors(f"destroy key {label!r}"):
+            for object_class in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY):
+                # list(): destroying while a C_FindObjects search is open is not allowed.
+                for obj in list(
+                    session.get_objects({Attribute.CLASS: object_class, Attribute.LABEL: label})
+                ):
+                    obj.destroy()
+
     def key(self, label: str) -> KeyInfo:
         session = self._open_session()
         with _token_errors(f"read key {label!r}"):

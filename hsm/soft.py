@@ -60,6 +60,10 @@ class SoftKeystore(Keystore):
         self._keys[label] = (private, algorithm)
         return self._info(label, private, algorithm)
 
+    def destroy_key(self, label: str) -> None:
+        self._keys.pop(label, None)
+        self._path(label).unlink(missing_ok=True)
+
     def key(self, label: str) -> KeyInfo:
         private, algorithm = self._load(label)
         return self._info(label, private, algorithm)

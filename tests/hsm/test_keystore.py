@@ -69,6 +69,24 @@ def test_existing_label_is_refused(keystore: Keystore) -> None:
     assert keystore.key(label) == first  # the original key is untouched
 
 
+def test_destroying_a_key_removes_both_halves_and_nothing_else(keystore: Keystore) -> None:
+    kept, doomed = unique_label("kept"), unique_label("doomed")
+    kept_info = keystore.generate_key(kept, KeyAlgorithm.EC_P256)
+    keystore.generate_key(doomed, KeyAlgorithm.EC_P256)
+    keystore.sign_digest(doomed, bytes(32))  # a cached signing handle goes too
+    keystore.destroy_key(doomed)
+    with pytest.raises(KeyNotFound):
+        keystore.key(doomed)
+    with pytest.raises(KeyNotFound):
+        keystore.sign_digest(doomed, bytes(32))
+    everything = keystore.keys()
+    assert doomed not in [k.label for k in everything]
+    keystore.destroy_key(doomed)  # nothing there: nothing happens
+    # The label is free again: no public half was left behind to refuse it.
+    keystore.generate_key(doomed, KeyAlgorithm.EC_P256)
+    assert keystore.key(kept) == kept_info
+
+
 def test_unknown_label(keystore: Keystore) -> None:
     label = unique_label("missing")
     with pytest.raises(KeyNotFound):

@@ -30,6 +30,7 @@ from verify.directory import (
     AlreadyExists,
     Client,
     Directory,
+    DirectoryUnavailable,
     KeyState,
     NotFound,
     Role,
@@ -830,12 +831,25 @@ class SqliteRegistry(Registry):
             self._connections.clear()
 
 
+@contextlib.contextmanager
+def _directory_errors() -> Iterator[None]:
+    """The store's failures (locked, unreadable, full) as :class:`DirectoryUnavailable`;
+    a constraint violation is left to the caller, who knows which conflict it means."""
+    try:
+        yield
+    except sqlite3.IntegrityError:
+        raise
+    except sqlite3.Error as exc:
+        raise DirectoryUnavailable(f"the directory's store failed: {exc}") from exc
+
+
 class SqliteDirectory(Directory):
     """:class:`Directory` on the registry's SQLite file. Blocking; one connection."""
 
     def __init__(self, path: Path) -> None:
-        migrate(path)
-        self._conn = connect(path)
+        with _directory_errors():
+            migrate(path)
+            self._conn = connect(path)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -843,8 +857,13 @@ class SqliteDirectory(Directory):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, write_transaction(self._conn) as conn:
+        with _directory_errors(), self._lock, write_transaction(self._conn) as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with _directory_errors(), self._lock:
+            yield self._conn
 
     def add_seal(self, seal: Seal) -> None:
         try:
@@ -895,13 +914,13 @@ class SqliteDirectory(Directory):
             raise AlreadyExists(f"seal {key.seal_id} already has version {key.version}") from exc
 
     def _seals(self, where: str, args: tuple[Any, ...]) -> list[Seal]:
-        with self._lock:
-            seal_rows = self._conn.execute(
+        with self._reading() as conn:
+            seal_rows = conn.execute(
                 f"SELECT seal_id, kind, unit_name, unit_code, created_at FROM seals {where}"  # noqa: S608
                 " ORDER BY seal_id",
                 args,
             ).fetchall()
-            key_rows = self._conn.execute(
+            key_rows = conn.execute(
                 "SELECT seal_id, version, key_label, certificate, state, created_at"
                 " FROM seal_keys ORDER BY seal_id, version"
             ).fetchall()
@@ -936,8 +955,8 @@ class SqliteDirectory(Directory):
             raise AlreadyExists("that root certificate is already trusted") from exc
 
     def roots(self) -> list[tuple[bytes, str]]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 "SELECT certificate, key_label FROM roots ORDER BY created_at"
             ).fetchall()
         return [(bytes(r[0]), r[1]) for r in rows]
@@ -970,8 +989,8 @@ class SqliteDirectory(Directory):
             ) from exc
 
     def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 f"SELECT client_id, name, role, office, created_at FROM clients {where}"  # noqa: S608
                 " ORDER BY client_id",
                 args,
@@ -980,13 +999,13 @@ class SqliteDirectory(Directory):
             for r in rows:
                 seals = frozenset(
                     s
-                    for (s,) in self._conn.execute(
+                    for (s,) in conn.execute(
                         "SELECT seal_id FROM client_seals WHERE client_id = ?", (r[0],)
                     )
                 )
                 purposes = frozenset(
                     p
-                    for (p,) in self._conn.execute(
+                    for (p,) in conn.execute(
                         "SELECT purpose FROM client_purposes WHERE client_id = ?", (r[0],)
                     )
                 )

@@ -222,3 +222,15 @@ def test_bench_capacity_refuses_a_nonsense_option_before_starting_anything(
     assert result.returncode == 1
     assert result.stderr.startswith("sealgate: error: --population, --seconds, --rounds")
     assert not out.exists()  # no home made, nothing seeded
+
+
+def test_a_damaged_registry_is_one_line(tmp_path: Path) -> None:
+    damaged = tmp_path / "home"
+    assert run("init", home=damaged).returncode == 0
+    (damaged / "registry.db").write_bytes(b"not a database, but long enough to be read" * 100)
+    for command in (("seal", "list"), ("client", "list")):
+        result = run(*command, home=damaged)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "directory" in result.stderr

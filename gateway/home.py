@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hsm.keystore import KeystoreConfig
+from hsm.softhsm import follow_moved_tokens
 from verify.at_rest import DocumentCipher
 from verify.directory import Directory
 from verify.registry import Registry
@@ -158,6 +159,8 @@ class Settings:
             return KeystoreConfig(backend="soft", directory=self.home / "soft-keys")
         pin = os.environ.get("SEALGATE_PKCS11_PIN") or self.read_secret("token-pin").decode()
         conf = self.home / "softhsm" / "softhsm2.conf"
+        if conf.exists():
+            follow_moved_tokens(conf)
         return KeystoreConfig(
             backend="pkcs11",
             module=self.pkcs11_module,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from hsm.errors import KeystoreConfigError
+
+logger = logging.getLogger(__name__)
+
+_TOKENDIR = "directories.tokendir"
 
 #: Where Debian/Ubuntu and ``make install`` put the SoftHSM2 module.
 SOFTHSM2_MODULE_CANDIDATES = (
@@ -52,7 +57,7 @@ def create_softhsm_token(directory: Path, label: str, pin: str, so_pin: str) -> 
     token_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     conf = directory / "softhsm2.conf"
     conf.write_text(
-        f"directories.tokendir = {token_dir}\n"
+        f"{_TOKENDIR} = {token_dir}\n"
         "objectstore.backend = file\n"
         "log.level = ERROR\n"
         "slots.removable = false\n"
@@ -73,3 +78,29 @@ def create_softhsm_token(directory: Path, label: str, pin: str, so_pin: str) -> 
             f"softhsm2-util --init-token failed ({result.returncode}): {detail}"
         )
     return conf
+
+
+def follow_moved_tokens(conf: Path) -> None:
+    """Point ``conf`` at the ``tokens`` directory beside it, should it name another.
+
+    SoftHSM2 wants an absolute ``directories.tokendir``: a home copied or restored to
+    another path would otherwise go on using the original's token, or find none once
+    the original is gone. Only a configuration whose own ``tokens`` directory exists is
+    rewritten (atomically); one deliberately pointed elsewhere is left alone.
+    """
+    here = conf.parent.resolve() / "tokens"
+    if not here.is_dir():
+        return
+    lines = conf.read_text().splitlines()
+    for i, line in enumerate(lines):
+        name, _, value = line.partition("=")
+        if name.strip() != _TOKENDIR:
+            continue
+        if Path(value.strip()) == here:
+            return
+        lines[i] = f"{_TOKENDIR} = {here}"
+        staged = conf.with_name(f"{conf.name}.{os.getpid()}.new")
+        staged.write_text("\n".join(lines) + "\n")
+        os.replace(staged, conf)
+        logger.warning("the home has moved: its SoftHSM2 token is now read from %s", here)
+        return

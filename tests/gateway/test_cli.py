@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,40 @@ def test_bench_capacity_refuses_a_nonsense_option_before_starting_anything(
     assert result.returncode == 1
     assert result.stderr.startswith("sealgate: error: --population, --seconds, --rounds")
     assert not out.exists()  # no home made, nothing seeded
+
+
+def _tree_digest(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
+
+
+def test_a_copied_home_uses_its_own_token(
+    demo_lines: list[list[str]], home: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "restored"
+    shutil.copytree(home, copy)
+    original_tokens = _tree_digest(home / "softhsm" / "tokens")
+    created = run(
+        "seal",
+        "create",
+        "--unit-name",
+        "备份局",
+        "--unit-code",
+        "11430900006151330B",
+        "--kind",
+        "proof",
+        home=copy,
+    )
+    assert created.returncode == 0, created.stderr
+    seal_id = created.stdout.split("\t")[1]
+    # The new key went into the copy's token; the original's is byte for byte as it was.
+    assert _tree_digest(home / "softhsm" / "tokens") == original_tokens
+    assert _tree_digest(copy / "softhsm" / "tokens") != original_tokens
+    conf = (copy / "softhsm" / "softhsm2.conf").read_text()
+    assert f"directories.tokendir = {copy.resolve() / 'softhsm' / 'tokens'}\n" in conf
+    rotated = run("seal", "rotate", seal_id, home=copy)
+    assert rotated.returncode == 0, rotated.stderr
 
 
 def test_a_damaged_registry_is_one_line(tmp_path: Path) -> None:

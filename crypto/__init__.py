@@ -10,6 +10,7 @@ from crypto.canonical import canonical_json, canonical_string
 from crypto.certificates import (
     PendingCertificate,
     certificate_pem,
+    certificate_validity,
     prepare_root_certificate,
     prepare_seal_certificate,
     public_key_der_of,
@@ -21,6 +22,7 @@ from crypto.errors import (
     DigestMismatch,
     MalformedProof,
     ProofError,
+    SealCertificateNotValid,
     SealNotValidAtSigningTime,
     UntrustedSeal,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "PendingProof",
     "ProofError",
     "ProofSealer",
+    "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
     "SignatureAlgorithm",
     "TrustList",
@@ -46,6 +49,7 @@ __all__ = [
     "canonical_json",
     "canonical_string",
     "certificate_pem",
+    "certificate_validity",
     "prepare_root_certificate",
     "prepare_seal_certificate",
     "public_key_der_of",

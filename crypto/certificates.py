@@ -31,6 +31,7 @@ __all__ = [
     "EMAIL_PROTECTION",
     "PendingCertificate",
     "certificate_pem",
+    "certificate_validity",
     "prepare_root_certificate",
     "prepare_seal_certificate",
     "public_key_der_of",
@@ -189,6 +190,12 @@ def prepare_seal_certificate(
         serial, algorithm, issuer_tbs["subject"], subject, not_before, not_after, spki, extensions
     )
     return PendingCertificate(tbs, algorithm, issuer_tbs["subject_public_key_info"].dump())
+
+
+def certificate_validity(cert_der: bytes) -> tuple[datetime, datetime]:
+    """``(not_before, not_after)`` of a DER certificate, as aware UTC datetimes."""
+    validity = _load(cert_der)["tbs_certificate"]["validity"]
+    return validity["not_before"].native, validity["not_after"].native
 
 
 def _load(cert_der: bytes) -> x509.Certificate:

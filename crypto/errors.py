@@ -4,8 +4,9 @@ Failure is always an exception, never a ``False``::
 
     CryptoError
     ├── ContentError                 what we were asked to encode cannot be encoded
-    │                                (non-JSON value, naive datetime, bad seal id,
-    │                                 malformed HSM signature, unusable key...)
+    │   │                            (non-JSON value, naive datetime, bad seal id,
+    │   │                             malformed HSM signature, unusable key...)
+    │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
     └── ProofError                   a proof (or certificate) does not verify
         ├── MalformedProof           not the DER structure we issue; too large
         ├── DigestMismatch           content does not match the signed message-digest
@@ -27,6 +28,7 @@ __all__ = [
     "DigestMismatch",
     "MalformedProof",
     "ProofError",
+    "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
     "UntrustedSeal",
 ]
@@ -38,6 +40,11 @@ class CryptoError(Exception):
 
 class ContentError(CryptoError, ValueError):
     """The caller's input cannot be encoded as asked; a programming or data error."""
+
+
+class SealCertificateNotValid(ContentError):
+    """The signing time lies outside the seal certificate's validity: the proof would be
+    refused by every checker (:class:`SealNotValidAtSigningTime`), so it is not made."""
 
 
 class ProofError(CryptoError):

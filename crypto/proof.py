@@ -44,7 +44,7 @@ from crypto.algorithms import (
     load_public_key,
     signature_algorithm_of,
 )
-from crypto.errors import ContentError
+from crypto.errors import ContentError, SealCertificateNotValid
 
 __all__ = [
     "ARC",
@@ -163,6 +163,7 @@ class ProofSealer:
         "_signer_info_head",
         "_signer_info_sig_alg",
         "_signing_time",
+        "_validity",
     )
 
     def __init__(self, seal_certificate_der: bytes, chain: Sequence[bytes] = ()) -> None:
@@ -173,6 +174,11 @@ class ProofSealer:
             serial_der: bytes = tbs["serial_number"].dump()
             spki_der: bytes = tbs["subject_public_key_info"].dump()
             seal_id = cert.subject.native.get("serial_number")
+            validity = tbs["validity"]
+            self._validity: tuple[datetime, datetime] = (
+                validity["not_before"].native,
+                validity["not_after"].native,
+            )
             for other in chain:
                 x509.Certificate.load(other, strict=True).subject.native  # noqa: B018
         except (ValueError, TypeError, KeyError) as exc:
@@ -204,6 +210,11 @@ class ProofSealer:
         """The seal id in the certificate's subject serialNumber, if any."""
         return self._seal_id
 
+    @property
+    def validity(self) -> tuple[datetime, datetime]:
+        """The seal certificate's ``(not_before, not_after)``, aware UTC datetimes."""
+        return self._validity
+
     def prepare(
         self,
         content: bytes,
@@ -228,7 +239,14 @@ class ProofSealer:
             raise ContentError("verification code is empty")
         last_time, time_attr = self._signing_time
         if signing_time != last_time or last_time is None:
-            time_attr = _attribute(_SIGNING_TIME_OID, _der.time(signing_time))
+            encoded_time = _der.time(signing_time)  # refuses a naive datetime first
+            not_before, not_after = self._validity
+            if not not_before <= signing_time <= not_after:
+                raise SealCertificateNotValid(
+                    f"the seal certificate is valid from {not_before:%Y-%m-%d %H:%M:%S}"
+                    f" to {not_after:%Y-%m-%d %H:%M:%S} UTC, not at the signing time"
+                )
+            time_attr = _attribute(_SIGNING_TIME_OID, encoded_time)
             self._signing_time = (signing_time, time_attr)
         attrs = [
             _CONTENT_TYPE_ATTR,

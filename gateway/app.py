@@ -456,6 +456,8 @@ async def readyz(request: web.Request) -> web.Response:
         checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
     refusal = request.app[AUDIT].refusal
     checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
+    # Not unready: verification and the other seals go on; operators must rotate.
+    checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 

@@ -7,15 +7,22 @@ takes effect within :data:`REFRESH_SECONDS` without a restart.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from crypto.certificates import certificate_pem
+from crypto.certificates import certificate_pem, certificate_validity
 from crypto.proof import ProofSealer
 from crypto.verification import TrustList
-from verify.directory import Directory, Seal, SealKey
+from verify.directory import Directory, NotFound, Seal, SealKey
 
 REFRESH_SECONDS = 5.0
+#: A seal whose active certificate ends within this is named in logs and readiness.
+EXPIRY_WARNING = dt.timedelta(days=30)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +31,21 @@ class CatalogSnapshot:
     roots: tuple[bytes, ...]
     trust: TrustList
     trust_document: bytes  # GET /v1/trust, serialised once per refresh
+    # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
+    expiry_warnings: tuple[str, ...]
 
 
 class SealCatalog:
-    def __init__(self, directory: Directory) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self._directory = directory
+        self._clock = clock
         self._sealers: dict[str, ProofSealer] = {}
+        self._logged: set[str] = set()
         self.snapshot = self._load()
 
     def refresh(self) -> None:
@@ -61,7 +77,33 @@ class SealCatalog:
             roots=roots,
             trust=TrustList.from_der(roots),
             trust_document=json.dumps(document, ensure_ascii=False).encode(),
+            expiry_warnings=self._expiry_warnings(seals.values()),
         )
+
+    def _expiry_warnings(self, seals: Iterable[Seal]) -> tuple[str, ...]:
+        now = self._clock()
+        warnings = []
+        for seal in seals:
+            try:
+                key = seal.active_key
+            except NotFound:
+                continue
+            not_before, not_after = certificate_validity(key.certificate)
+            if now < not_before or now > not_after:
+                warning = f"{seal.seal_id} cannot seal: its certificate ended {not_after:%Y-%m-%d}"
+                if now < not_before:
+                    warning = (
+                        f"{seal.seal_id} cannot seal: its certificate begins {not_before:%Y-%m-%d}"
+                    )
+            elif not_after - now < EXPIRY_WARNING:
+                warning = f"{seal.seal_id}: its certificate ends {not_after:%Y-%m-%d}"
+            else:
+                continue
+            warnings.append(warning)
+            if warning not in self._logged:  # once per process, not every refresh
+                self._logged.add(warning)
+                logger.warning("%s (sealgate seal rotate %s)", warning, seal.seal_id)
+        return tuple(warnings)
 
     def seal(self, seal_id: str) -> Seal | None:
         return self.snapshot.seals.get(seal_id)

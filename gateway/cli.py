@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from crypto.certificates import certificate_validity
 from crypto.errors import CryptoError, ProofError
 from crypto.verification import TrustList, verify_proof
 from gateway.audit import append_now, read_records, unchained_journal_bytes
@@ -237,6 +239,7 @@ def _run(args: argparse.Namespace) -> int:
                                 seal.unit_code,
                                 f"v{key.version}",
                                 key.state.value,
+                                f"until {certificate_validity(key.certificate)[1]:%Y-%m-%d}",
                             )
                         )
                     )
@@ -398,8 +401,16 @@ def _bench_capacity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # An exception rather than the default death, so that a step under way undoes itself
+    # on the way out (a half-made seal key is destroyed again).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command != "serve":  # serve stops gracefully on its own
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return _run(args)
     except KeyboardInterrupt:

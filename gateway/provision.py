@@ -7,12 +7,13 @@ keys and certificates come out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from crypto.certificates import (
     PendingCertificate,
     certificate_pem,
+    certificate_validity,
     prepare_root_certificate,
     prepare_seal_certificate,
 )
@@ -35,6 +37,7 @@ from gateway.home import (
     write_config,
     write_secret,
 )
+from hsm.errors import HsmError
 from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
 from verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
@@ -43,6 +46,8 @@ from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
 SEAL_YEARS = 5
+#: No seal key is issued for less: the city root CA is that close to its end.
+MIN_SEAL_DAYS = 30
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
@@ -62,7 +67,10 @@ def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
 
 
 def _years(start: dt.datetime, years: int) -> dt.datetime:
-    return start.replace(year=start.year + years)
+    try:
+        return start.replace(year=start.year + years)
+    except ValueError:  # 29 February, into a common year
+        return start.replace(year=start.year + years, day=28)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +95,6 @@ class Provisioner:
 
     def directory(self) -> Directory:
         return self.settings.open_directory()
-
-    def _root(self, directory: Directory) -> bytes:
-        roots = directory.roots()
-        if not roots:
-            raise HomeError("the home has no city root CA (run 'sealgate init')")
-        return roots[-1][0]
 
     def create_root(self, keystore: Keystore, directory: Directory, city: str) -> bytes:
         info = keystore.generate_key(ROOT_KEY_LABEL, KeyAlgorithm.EC_P256)
@@ -120,7 +122,8 @@ class Provisioner:
             )
         )
 
-    def _issue_seal_key(
+    @contextlib.contextmanager
+    def _new_seal_key(
         self,
         keystore: Keystore,
         directory: Directory,
@@ -131,27 +134,50 @@ class Provisioner:
         unit_name: str,
         unit_code: str,
         algorithm: KeyAlgorithm,
-    ) -> SealKey:
+    ) -> Iterator[SealKey]:
+        """A seal key generated in the keystore, with its certificate from the city root.
+
+        The key pair is destroyed again unless the ``with`` block (which registers it)
+        completes: a failed or interrupted create or rotate leaves no key behind.
+        """
+        root_der, root_label = self._root_and_label(directory)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        # A certificate may not outlive its issuer: near the root's end seals get less.
+        root_ends = certificate_validity(root_der)[1]
+        not_after = min(_years(now, SEAL_YEARS), root_ends)
+        if not_after - now < dt.timedelta(days=MIN_SEAL_DAYS):
+            raise HomeError(
+                f"the city root CA ends on {root_ends:%Y-%m-%d}: too soon to issue a seal key"
+            )
+        # Unique to this attempt: a key left by an attempt killed outright (SIGKILL, a
+        # power cut) never blocks the next one. The directory keeps the label.
+        label = f"seal-{seal_id}-v{version}-{secrets.token_hex(4)}"
+        try:
+            info = keystore.generate_key(label, algorithm)
+            pending = prepare_seal_certificate(
+                info.public_key_der,
+                issuer_certificate_der=root_der,
+                unit_name=unit_name,
+                unit_code=unit_code,
+                seal_id=seal_id,
+                kind_name=kind.chinese_name,
+                not_before=now - dt.timedelta(minutes=5),
+                not_after=not_after,
+                serial=secrets.randbits(127),
+            )
+            certificate = _sign(keystore, root_label, pending)
+            yield SealKey(seal_id, version, label, certificate, KeyState.ACTIVE, time.time())
+        except BaseException:
+            with contextlib.suppress(HsmError):
+                keystore.destroy_key(label)
+            raise
+
+    @staticmethod
+    def _root_and_label(directory: Directory) -> tuple[bytes, str]:
         roots = directory.roots()
         if not roots:
             raise HomeError("the home has no city root CA (run 'sealgate init')")
-        root_der, root_label = roots[-1]
-        label = f"seal-{seal_id}-v{version}"
-        info = keystore.generate_key(label, algorithm)
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        pending = prepare_seal_certificate(
-            info.public_key_der,
-            issuer_certificate_der=root_der,
-            unit_name=unit_name,
-            unit_code=unit_code,
-            seal_id=seal_id,
-            kind_name=kind.chinese_name,
-            not_before=now - dt.timedelta(minutes=5),
-            not_after=_years(now, SEAL_YEARS),
-            serial=secrets.randbits(127),
-        )
-        certificate = _sign(keystore, root_label, pending)
-        return SealKey(seal_id, version, label, certificate, KeyState.ACTIVE, time.time())
+        return roots[-1]
 
     def create_seal(
         self,
@@ -164,7 +190,7 @@ class Provisioner:
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
     ) -> Seal:
         seal_id = _new_id("SEAL-")
-        key = self._issue_seal_key(
+        with self._new_seal_key(
             keystore,
             directory,
             seal_id=seal_id,
@@ -173,9 +199,9 @@ class Provisioner:
             unit_name=unit_name,
             unit_code=unit_code,
             algorithm=algorithm,
-        )
-        seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
-        directory.add_seal(seal)
+        ) as key:
+            seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
+            directory.add_seal(seal)
         return seal
 
     def rotate_seal(
@@ -186,7 +212,7 @@ class Provisioner:
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
     ) -> SealKey:
         seal = directory.seal(seal_id)
-        key = self._issue_seal_key(
+        with self._new_seal_key(
             keystore,
             directory,
             seal_id=seal_id,
@@ -195,8 +221,8 @@ class Provisioner:
             unit_name=seal.unit_name,
             unit_code=seal.unit_code,
             algorithm=algorithm,
-        )
-        directory.add_seal_key(key)
+        ) as key:
+            directory.add_seal_key(key)
         return key
 
     def add_client(

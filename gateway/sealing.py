@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crypto.canonical import canonical_json, canonical_string
+from crypto.errors import SealCertificateNotValid
 from crypto.proof import Endorsement, PendingProof, ProofSealer
 from gateway.catalog import SealCatalog
 from gateway.problems import Problem
@@ -306,13 +307,22 @@ class SealingService:
                     verifying_unit=request.endorsement.verifying_unit,
                     extracted_at=signing_time,
                 )
-            pending = sealer.prepare(
-                document_json(code_text, request, seal, issued_at),
-                code=code_text,
-                seal_id=seal.seal_id,
-                signing_time=signing_time,
-                endorsement=endorsement,
-            )
+            try:
+                pending = sealer.prepare(
+                    document_json(code_text, request, seal, issued_at),
+                    code=code_text,
+                    seal_id=seal.seal_id,
+                    signing_time=signing_time,
+                    endorsement=endorsement,
+                )
+            except SealCertificateNotValid as exc:
+                # Every checker would refuse the proof; the operator must rotate the key.
+                raise Problem(
+                    503,
+                    "seal-certificate-not-valid",
+                    "The seal's certificate is not valid now; an operator must rotate its key",
+                    f"seal {seal.seal_id}: {exc}",
+                ) from exc
             prepared.append(
                 _Prepared(
                     key.key_label,

@@ -78,13 +78,19 @@ class Pki:
         return pending.finish(self.seal_signer.sign(pending.digest))
 
 
-def make_root(signer: SoftSigner, *, name: str = "宁波市无证明城市根CA") -> bytes:
+def make_root(
+    signer: SoftSigner,
+    *,
+    name: str = "宁波市无证明城市根CA",
+    not_before: datetime = NOW - timedelta(days=365),
+    not_after: datetime = NOW + timedelta(days=3650),
+) -> bytes:
     pending = prepare_root_certificate(
         signer.public_key_der,
         common_name=name,
         organization="宁波市大数据发展管理局",
-        not_before=NOW - timedelta(days=365),
-        not_after=NOW + timedelta(days=3650),
+        not_before=not_before,
+        not_after=not_after,
         serial=secrets.randbits(127),
     )
     return pending.finish(signer.sign(pending.digest))
@@ -112,7 +118,18 @@ def make_seal(
     return pending.finish(root_signer.sign(pending.digest))
 
 
-def make_pki(root_kind: str = "ec", seal_kind: str = "ec") -> Pki:
+def make_pki(
+    root_kind: str = "ec",
+    seal_kind: str = "ec",
+    *,
+    validity: tuple[datetime, datetime] | None = None,
+) -> Pki:
+    """Root and seal; with ``validity``, both valid for exactly that span."""
     root_signer, seal_signer = SoftSigner(root_kind), SoftSigner(seal_kind)
-    root = make_root(root_signer)
-    return Pki(root_signer, seal_signer, root, make_seal(root_signer, root, seal_signer))
+    if validity is None:
+        root = make_root(root_signer)
+        return Pki(root_signer, seal_signer, root, make_seal(root_signer, root, seal_signer))
+    start, end = validity
+    root = make_root(root_signer, not_before=start, not_after=end)
+    seal = make_seal(root_signer, root, seal_signer, not_before=start, not_after=end)
+    return Pki(root_signer, seal_signer, root, seal)

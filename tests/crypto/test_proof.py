@@ -14,6 +14,7 @@ from crypto import (
     Endorsement,
     ProofError,
     ProofSealer,
+    SealCertificateNotValid,
     SignatureAlgorithm,
     TrustList,
     _der,
@@ -21,7 +22,7 @@ from crypto import (
 )
 from crypto.proof import OID_ENDORSEMENT, OID_SEAL_ID, OID_VERIFICATION_CODE
 from tests.crypto.conftest import OpenSSL
-from tests.crypto.signers import CONTENT, ENDORSEMENT, NOW, SEAL_ID, Pki
+from tests.crypto.signers import CONTENT, ENDORSEMENT, NOW, SEAL_ID, Pki, make_pki
 
 ID_DATA_DER = bytes.fromhex("06092a864886f70d010701")
 
@@ -144,11 +145,26 @@ def test_digest_is_over_the_der_set_of_signed_attributes(pki: Pki) -> None:
         (datetime(1949, 12, 31, 23, 59, 59, tzinfo=UTC), "generalized_time"),
     ],
 )
-def test_signing_time_encoding_follows_rfc5652(pki: Pki, when: datetime, choice: str) -> None:
-    proof = pki.proof(signing_time=when)
+def test_signing_time_encoding_follows_rfc5652(when: datetime, choice: str) -> None:
+    # Certificates valid across both boundaries: a sealer signs only within its own.
+    wide = make_pki(validity=(datetime(1940, 1, 1, tzinfo=UTC), datetime(2060, 1, 1, tzinfo=UTC)))
+    proof = wide.proof(signing_time=when)
     attrs = {a["type"].native: a["values"][0] for a in _signer_info(proof)["signed_attrs"]}
     assert attrs["signing_time"].name == choice
     assert attrs["signing_time"].native == when
+
+
+def test_a_sealer_signs_only_within_its_certificates_validity(pki: Pki) -> None:
+    sealer = pki.sealer()
+    start, end = sealer.validity
+    assert start == NOW - timedelta(days=30) and end == NOW + timedelta(days=365)
+    for outside in (start - timedelta(seconds=1), end + timedelta(seconds=1)):
+        for _ in range(2):  # a refused time is not remembered as the batch's time
+            with pytest.raises(SealCertificateNotValid, match="not at the signing time"):
+                sealer.prepare(CONTENT, code="C", seal_id=SEAL_ID, signing_time=outside)
+        sealer.prepare(CONTENT, code="C", seal_id=SEAL_ID, signing_time=NOW)
+    for edge in (start, end):
+        sealer.prepare(CONTENT, code="C", seal_id=SEAL_ID, signing_time=edge)
 
 
 def test_partial_endorsement_and_microseconds(pki: Pki, trust: TrustList) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -84,8 +84,11 @@ def test_root_is_matched_by_der_not_by_name(pki: Pki, trust: TrustList) -> None:
 
 @pytest.mark.parametrize("offset", [timedelta(days=-31), timedelta(days=366)])
 def test_signing_time_outside_seal_validity(pki: Pki, trust: TrustList, offset: timedelta) -> None:
+    # ProofSealer refuses such a time; a faulty or hostile signer would not.
+    sealer = pki.sealer()
+    sealer._validity = (datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
     with pytest.raises(SealNotValidAtSigningTime):
-        verify_proof(pki.proof(signing_time=NOW + offset), trust)
+        verify_proof(pki.proof(signing_time=NOW + offset, sealer=sealer), trust)
 
 
 def test_tampered_content(pki: Pki, trust: TrustList, proof: bytes) -> None:

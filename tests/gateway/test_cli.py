@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,12 @@ def test_a_damaged_registry_is_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert "directory" in result.stderr
+
+
+def test_seal_list_shows_when_each_certificate_ends(
+    demo_lines: list[list[str]], home: Path
+) -> None:
+    listed = run("seal", "list", home=home)
+    assert listed.returncode == 0
+    ends = [line.split("\t")[-1] for line in listed.stdout.splitlines()]
+    assert ends and all(re.fullmatch(r"until \d{4}-\d{2}-\d{2}", end) for end in ends)

@@ -42,7 +42,7 @@ from gateway.requests import (
     parse_status_change,
 )
 from gateway.sealing import SealingService, format_code, proofs_json, request_digest, rfc3339
-from gateway.throttle import FailedLookupLimiter, limited_lookup
+from gateway.throttle import FailedLookupLimiter, limited_lookup, limited_search
 from gateway.verifying import VerifyEndpoint
 from hsm.errors import HsmError
 from hsm.service import ProcessSigningService, SigningService
@@ -135,6 +135,10 @@ def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
     return offered if offered and _REQUEST_ID.fullmatch(offered) else ids.next()
 
 
+NOT_GRANTED = "(not granted)"
+NONE_FOUND = "(none found)"
+
+
 def audit_row(
     action: str,
     client: Client,
@@ -145,12 +149,16 @@ def audit_row(
     at: float,
     detail: dict[str, Any],
 ) -> list[Any]:
-    """One audit record's fields, in :class:`verify.audit.AuditEvent` order."""
+    """One audit record's fields, in :class:`verify.audit.AuditEvent` order.
+
+    A purpose is kept as given only when it is one the client is granted: anything else
+    typed there (an identity number too) is recorded as :data:`NOT_GRANTED`.
+    """
     return [
         action,
         client.client_id,
         client.role.value,
-        purpose[:64] if purpose else None,
+        (purpose if purpose in client.purposes else NOT_GRANTED) if purpose else None,
         code[:64] if code else None,
         str(status),
         request_id,
@@ -380,12 +388,22 @@ async def get_proofs(request: web.Request) -> web.Response:
     require_purpose(client, parse_purpose(request.query.get("purpose")))
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
     holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
-    # the keyed hash only: the audit trail never holds an identity number
-    request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": query.type}
+    # The keyed hash only: the audit trail never holds an identity number. Nor the type
+    # as typed (free text, an identity number too): only once it has named proofs.
+    detail = request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": NONE_FOUND}
     checker = request.app[CHECKER]
-    now = time.time()
-    found = await request.app[REGISTRY].find_by_holder(holder_key, query.type)
-    items = [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+    registry = request.app[REGISTRY]
+
+    async def current() -> list[dict[str, Any]]:
+        now = time.time()
+        found = await registry.find_by_holder(holder_key, query.type)
+        return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+
+    # An empty answer counts as a failed lookup, as an unknown code does: this must not
+    # be a way to harvest holders by guessing identity numbers.
+    items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
+    if items:
+        detail["type"] = query.type
     return json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 

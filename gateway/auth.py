@@ -96,5 +96,6 @@ def require_purpose(client: Client, purpose: str) -> None:
             403,
             "purpose-not-granted",
             "This client may not check proofs for that purpose",
-            f"purpose {purpose!r} is not granted to this client",
+            # not echoed: what was typed there may be anything, an identity number too
+            "the purpose given is not granted to this client",
         )

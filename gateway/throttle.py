@@ -223,6 +223,31 @@ async def answer_no_sooner_than(
         await asyncio.sleep(remaining)
 
 
+def _admit(limiter: FailedLookupLimiter, client_id: str) -> None:
+    try:
+        limiter.admit(client_id)
+    except Throttled as exc:
+        raise too_many_failed_lookups(exc) from None
+
+
+async def _failed(
+    limiter: FailedLookupLimiter,
+    client_id: str,
+    answer: Problem | None,
+    started: float,
+    floor_seconds: float,
+    clock: Callable[[], float],
+) -> Problem | None:
+    """Count a failure and hold the answer to the floor; the 429 instead of ``answer``
+    if the global bucket was empty."""
+    try:
+        limiter.failed(client_id)
+    except Throttled as exc:
+        answer = too_many_failed_lookups(exc)
+    await answer_no_sooner_than(started, floor_seconds, clock=clock)
+    return answer
+
+
 async def limited_lookup(
     limiter: FailedLookupLimiter,
     client_id: str,
@@ -238,20 +263,32 @@ async def limited_lookup(
     answer is held until ``floor_seconds`` after the lookup began, and the 404 is raised
     (or the 429 if the global bucket was empty). Any other outcome passes through as is.
     """
-    try:
-        limiter.admit(client_id)
-    except Throttled as exc:
-        raise too_many_failed_lookups(exc) from None
+    _admit(limiter, client_id)
     started = clock()
     try:
         return await lookup()
     except Problem as problem:
         if problem.code != UNKNOWN_CODE:
             raise
-        answer = problem
-        try:
-            limiter.failed(client_id)
-        except Throttled as exc:
-            answer = too_many_failed_lookups(exc)
-        await answer_no_sooner_than(started, floor_seconds, clock=clock)
-        raise answer from None
+        refusal = await _failed(limiter, client_id, problem, started, floor_seconds, clock)
+        raise (refusal or problem) from None
+
+
+async def limited_search(
+    limiter: FailedLookupLimiter,
+    client_id: str,
+    search: Callable[[], Awaitable[list[T]]],
+    *,
+    floor_seconds: float = FAILURE_FLOOR_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[T]:
+    """:func:`limited_lookup` for a search, whose failure is an empty result, not a 404:
+    guessing holders' identity numbers meets the same limits as guessing codes."""
+    _admit(limiter, client_id)
+    started = clock()
+    found = await search()
+    if not found:
+        refusal = await _failed(limiter, client_id, None, started, floor_seconds, clock)
+        if refusal is not None:
+            raise refusal
+    return found

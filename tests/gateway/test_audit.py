@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import AUDIT, create_app
+from gateway.app import AUDIT, NONE_FOUND, NOT_GRANTED, create_app
 from gateway.audit_journal import journal_directory
 from gateway.dispatch import answer_remembered_verifications
 from gateway.logs import AccessLogger
@@ -163,6 +163,50 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     assert '"GET (no route)" 404' in caplog.text
     assert caplog.text.count(f'"GET /v1/verify/{code}" 200') == 3
     assert "Traceback" not in caplog.text
+
+
+async def test_an_identity_number_typed_as_a_purpose_or_type_is_kept_nowhere(
+    demo: Demo, gateway_client: Any
+) -> None:
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await gateway_client(app)
+    trail = demo.settings.audit_path
+    start = max((r[0] for r in rows(trail)), default=0)
+    verifier = demo.auth(Role.VERIFIER)
+    holder = {"kind": "person", "id": HOLDER_ID, "name": "赵六"}
+    r = await api.post(
+        "/v1/certificates",
+        json=proof_request(demo.proof_seal, holder=holder),
+        headers=demo.auth(Role.SIGNER),
+    )
+    code = (await r.json())["code"]
+    for path, params, status in (
+        (f"/v1/verify/{code}", {"purpose": HOLDER_ID}, 403),
+        (f"/v1/certificates/{code}/document", {"purpose": HOLDER_ID}, 403),
+        ("/v1/proofs", {"holder_id": HOLDER_ID, "type": "x", "purpose": HOLDER_ID}, 403),
+        ("/v1/proofs", {"holder_id": HOLDER_ID, "type": HOLDER_ID, "purpose": "demo"}, 200),
+        ("/v1/proofs", {"holder_id": HOLDER_ID, "type": "无犯罪记录证明", "purpose": "demo"}, 200),
+    ):
+        r = await api.get(path, params=params, headers=verifier)
+        assert r.status == status
+        assert HOLDER_ID not in await r.text()  # nor echoed in the refusal
+    await app[AUDIT].checkpoint()
+
+    recorded = [(r[1], r[4], r[7]) for r in rows(trail, f"seq > {start}")][1:6]
+    assert [(action, purpose) for action, purpose, _ in recorded] == [
+        ("verify", NOT_GRANTED),
+        ("document", NOT_GRANTED),
+        ("proofs", NOT_GRANTED),
+        ("proofs", "demo"),
+        ("proofs", "demo"),
+    ]
+    assert f'"type": "{NONE_FOUND}"' in recorded[3][2]
+    assert '"type": "无犯罪记录证明"' in recorded[4][2]  # a type that named proofs is kept
+    stored = b"".join(
+        f.read_bytes()
+        for f in [*trail.parent.glob(trail.name + "*"), *journal_directory(trail).iterdir()]
+    )
+    assert HOLDER_ID.encode() not in stored
 
 
 TAMPER = {

@@ -14,6 +14,7 @@ from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_checking import random_codes
 from verify.code import CodeAuthority
 from verify.directory import Role
+from verify.holders import resident_id_check
 
 
 def new_verifier(demo: Demo) -> dict[str, str]:
@@ -75,3 +76,38 @@ async def test_malformed_forged_and_unknown_codes_take_the_same_floor(
             problem.pop("request_id")
             bodies.add(tuple(sorted(problem.items())))
     assert len(bodies) == 1
+
+
+def resident_ids(count: int, start: int = 0) -> list[str]:
+    """Well-formed identity numbers (valid check character) nobody here holds."""
+    first = [f"32050219800101{n:03d}" for n in range(start, start + count)]
+    return [f + resident_id_check(f) for f in first]
+
+
+async def test_guessing_identity_numbers_on_the_reuse_route_is_throttled(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    holder = resident_ids(1, start=900)[0]
+    body = proof_request(demo.proof_seal, holder={"kind": "person", "id": holder, "name": "钱七"})
+    r = await api.post("/v1/certificates", json=body, headers=demo.auth(Role.SIGNER))
+    assert r.status == 201
+    attacker, bank = new_verifier(demo), new_verifier(demo)
+
+    def query(holder_id: str) -> dict[str, str]:
+        return {"holder_id": holder_id, "type": "无犯罪记录证明", "purpose": "demo"}
+
+    started = time.monotonic()
+    for n, guess in enumerate(resident_ids(100)):
+        r = await api.get("/v1/proofs", params=query(guess), headers=attacker)
+        assert r.status == 200 and (await r.json())["items"] == [], n
+    # each empty answer waited out the floor, as an unknown code's 404 does
+    assert time.monotonic() - started >= 100 * FAILURE_FLOOR_SECONDS
+    r = await api.get("/v1/proofs", params=query(holder), headers=attacker)
+    assert r.status == 429  # refused before the lookup, even for a holder with proofs
+    assert (await r.json())["code"] == "too-many-failed-lookups"
+    assert (
+        await api.get(f"/v1/verify/{random_codes(1, seed=7)[0]}?purpose=demo", headers=attacker)
+    ).status == 429
+    for _ in range(3):  # found proofs are not failures
+        r = await api.get("/v1/proofs", params=query(holder), headers=bank)
+        assert r.status == 200 and len((await r.json())["items"]) == 1

@@ -221,6 +221,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         if args.workers < 1:
             raise CliError("--workers must be at least 1")
+        most = MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)
+        if args.workers > most:
+            raise CliError(f"--workers is at most {most} here ({MAX_WORKERS_PER_CPU} per CPU)")
+        if not 1 <= args.port <= 65535:
+            raise CliError("--port must be between 1 and 65535")
         serve(settings, args.host, args.port, args.workers)
         return 0
 
@@ -399,6 +404,10 @@ def _bench_capacity(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+#: More workers than this only contend for the cores (each also has a signing process).
+MAX_WORKERS_PER_CPU = 4
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,19 @@ def new_token() -> str:
 
 def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
     return pending.finish(keystore.sign_digest(label, pending.digest))
+
+
+def _plain_text(what: str, value: str, limit: int) -> str:
+    """Operator-typed text that the directory keeps and lists print tab-separated."""
+    value = value.strip()
+    if not value:
+        raise HomeError(f"{what} is empty")
+    if len(value) > limit:
+        raise HomeError(f"{what} is longer than {limit} characters")
+    # Tabs and newlines would split list lines; escapes would reach the terminal.
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise HomeError(f"{what} holds a control character")
+    return value
 
 
 def _years(start: dt.datetime, years: int) -> dt.datetime:
@@ -189,6 +203,13 @@ class Provisioner:
         kind: SealKind,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
     ) -> Seal:
+        unit_name = _plain_text("the unit name", unit_name, 100)
+        try:
+            # Checked as an issuer's --office is: else no issuer could ever be added for
+            # the office, and its proofs could never change status.
+            unit_code = normalise_holder_id(HolderKind.ORG, unit_code)
+        except InvalidHolderId as exc:
+            raise HomeError(f"--unit-code: {exc}") from None
         seal_id = _new_id("SEAL-")
         with self._new_seal_key(
             keystore,
@@ -235,8 +256,10 @@ class Provisioner:
         purposes: Iterable[str] = (),
         office: str | None = None,
     ) -> tuple[Client, str]:
+        name = _plain_text("the client name", name, 200)
         seal_ids = frozenset(seals)
-        purpose_set = frozenset(p.strip() for p in purposes if p.strip())
+        # 64: what the audit trail keeps of a purpose
+        purpose_set = frozenset(_plain_text("a purpose", p, 64) for p in purposes)
         known = {s.seal_id: s for s in directory.seals()}
         unknown = sorted(seal_ids - known.keys())
         if unknown:

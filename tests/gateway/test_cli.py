@@ -279,3 +279,44 @@ def test_seal_list_shows_when_each_certificate_ends(
     assert listed.returncode == 0
     ends = [line.split("\t")[-1] for line in listed.stdout.splitlines()]
     assert ends and all(re.fullmatch(r"until \d{4}-\d{2}-\d{2}", end) for end in ends)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--purpose", ""),
+        ("--purpose", "loan\tcheck"),
+        ("--purpose", "x" * 65),
+        ("--name", "bank\x1b[2J"),
+        ("--name", "b" * 201),
+    ],
+    ids=["empty purpose", "tab", "long purpose", "escape in name", "long name"],
+)
+def test_client_add_refuses_what_would_break_its_listing(
+    demo_lines: list[list[str]], home: Path, args: tuple[str, str]
+) -> None:
+    before = run("client", "list", home=home).stdout
+    flags = {"--name": "bank", "--purpose": "loan"}
+    flags[args[0]] = args[1]
+    result = run(
+        "client", "add", "--role", "verifier", *[x for kv in flags.items() for x in kv], home=home
+    )
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert run("client", "list", home=home).stdout == before  # nothing stored
+
+
+@pytest.mark.parametrize(
+    ("flags", "refusal"),
+    [
+        (("--port", "70000"), "--port"),
+        (("--port", "0"), "--port"),
+        (("--workers", "100000"), "--workers is at most"),
+    ],
+)
+def test_serve_refuses_ports_and_worker_counts_out_of_range(
+    demo_lines: list[list[str]], home: Path, flags: tuple[str, str], refusal: str
+) -> None:
+    result = run("serve", *flags, home=home)  # refused before it binds or forks anything
+    assert result.returncode == 1
+    assert refusal in result.stderr and "Traceback" not in result.stderr

@@ -16,13 +16,20 @@ from crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
-from crypto.errors import ContentError
 from gateway.app import REGISTRY, create_app
 from gateway.home import HomeError, Settings
 from gateway.provision import DEMO_OFFICE, Provisioner, _years, init_home
 from hsm.keystore import KeyAlgorithm, Keystore
 from tests.gateway.conftest import GatewayClient, proof_request
-from verify.directory import Directory, KeyState, Role, Seal, SealKey, SealKind
+from verify.directory import (
+    Directory,
+    DirectoryUnavailable,
+    KeyState,
+    Role,
+    Seal,
+    SealKey,
+    SealKind,
+)
 
 UNIT_NAME, UNIT_CODE = DEMO_OFFICE
 
@@ -90,13 +97,44 @@ def test_five_years_from_29_february_end_on_28_february() -> None:
     assert _years(leap_day, 4) == leap_day.replace(year=2032)
 
 
-def test_a_seal_create_refused_after_its_key_was_made_leaves_no_key(
-    provisioner: Provisioner, keystore: Keystore, directory: Directory
+def test_a_seal_create_that_fails_to_register_leaves_no_key(
+    provisioner: Provisioner,
+    keystore: Keystore,
+    directory: Directory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def locked(seal: Seal) -> None:
+        raise DirectoryUnavailable("the directory's store failed: database is locked")
+
+    monkeypatch.setattr(directory, "add_seal", locked)
+    before = labels(keystore)
+    with pytest.raises(DirectoryUnavailable):
+        create_seal(provisioner, keystore, directory)
+    assert labels(keystore) == before
+
+
+@pytest.mark.parametrize(
+    ("unit_name", "unit_code", "refusal"),
+    [
+        (UNIT_NAME, "91330200MA2AAAAA0X", "check character"),  # G is right
+        (UNIT_NAME, "NOT-A-USCC", "--unit-code"),
+        ("宁波\t市", UNIT_CODE, "control character"),
+        ("  ", UNIT_CODE, "empty"),
+        ("局" * 101, UNIT_CODE, "longer than 100"),
+    ],
+)
+def test_a_seal_for_a_unit_the_directory_cannot_hold_is_refused_before_any_key(
+    provisioner: Provisioner,
+    keystore: Keystore,
+    directory: Directory,
+    unit_name: str,
+    unit_code: str,
+    refusal: str,
 ) -> None:
     before = labels(keystore)
-    with pytest.raises(ContentError, match="统一社会信用代码"):  # checked with the certificate
+    with pytest.raises(HomeError, match=refusal):
         provisioner.create_seal(
-            keystore, directory, unit_name=UNIT_NAME, unit_code="NOT-A-USCC", kind=SealKind.PROOF
+            keystore, directory, unit_name=unit_name, unit_code=unit_code, kind=SealKind.PROOF
         )
     assert labels(keystore) == before
     assert directory.seals() == []

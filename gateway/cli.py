@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     audit_verify.add_argument("--trail", type=Path, help="the audit store (default: the home's)")
     audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
+    audit_verify.add_argument(
+        "--no-head",
+        action="store_true",
+        help="check a trail that has no signed head beside it (a cut-off end goes unnoticed)",
+    )
     audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
 
     bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
@@ -337,6 +342,15 @@ def _audit_verify(args: argparse.Namespace, home: Path) -> int:
         return 1
     except sqlite3.Error as exc:
         print(f"BROKEN: the trail cannot be read: {exc}", file=sys.stderr)
+        return 1
+    if head is None and summary.checkpoints and not args.no_head:
+        # Every checkpoint also writes the head: its absence is itself a sign of tampering.
+        print(
+            f"BROKEN: the signed head {head_path} is missing, yet the trail holds"
+            f" {summary.checkpoints} checkpoints: a cut-off end cannot be ruled out"
+            " (--no-head checks what is there)",
+            file=sys.stderr,
+        )
         return 1
     if head is None:
         print(

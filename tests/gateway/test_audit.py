@@ -250,6 +250,53 @@ async def test_audit_verify_names_the_first_bad_record(
     assert audit_verify(demo).returncode == 0  # the real trail is untouched
 
 
+async def test_a_cut_off_trail_without_its_signed_head_is_broken(
+    demo: Demo, gateway_client: Any, tmp_path: Path
+) -> None:
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await gateway_client(app)
+    for _ in range(2):  # two checkpoints: the cut below leaves the first
+        await api.get(
+            "/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo",
+            headers=demo.auth(Role.VERIFIER),
+        )
+        head = await app[AUDIT].checkpoint()
+        assert head is not None
+    copy = tmp_path / "audit.db"
+    source, target = sqlite3.connect(demo.settings.audit_path), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.execute("DELETE FROM audit WHERE seq >= ?", (head.seq,))  # the end cut off
+    target.commit()
+    target.close()
+
+    def check(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *SEALGATE,
+                "--home",
+                str(demo.home),
+                "audit",
+                "verify",
+                "--trail",
+                str(copy),
+                "--head",
+                str(tmp_path / "deleted-head.json"),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    refused = check()
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("BROKEN: the signed head") and "missing" in refused.stderr
+    asked = check("--no-head")  # what is there is intact; the end cannot be vouched for
+    assert asked.returncode == 0 and asked.stdout.startswith("OK")
+    assert "warning: no signed head" in asked.stderr
+
+
 @contextlib.contextmanager
 def audit_store_locked(path: Path) -> Iterator[None]:
     """Another connection holds the audit store's write lock: the gateway's writes time out."""

@@ -116,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
     client.add_parser("list", parents=[home], help="list clients")
+    remove = client.add_parser(
+        "remove", parents=[home], help="remove a client: its token stops working within 10 s"
+    )
+    remove.add_argument("client", metavar="CLIENT")
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -258,6 +262,11 @@ def _run(args: argparse.Namespace) -> int:
             for c in directory.clients():
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants))))
+            return 0
+        if args.command == "client" and args.action == "remove":
+            directory.remove_client(args.client)
+            _audit_cli(settings.audit_path, "client-remove", args.client)
+            print(f"removed\t{args.client}")
             return 0
         if args.command == "client" and args.action == "add":
             client, token = provisioner.add_client(

@@ -131,6 +131,11 @@ class Directory(ABC):
         """Store a client and the digest of its token. Raises :class:`AlreadyExists`."""
 
     @abstractmethod
+    def remove_client(self, client_id: str) -> None:
+        """Remove a client with its grants: its token authenticates no more (serving
+        gateways notice within their cache's lifetime). Raises :class:`NotFound`."""
+
+    @abstractmethod
     def client_by_token(self, token: str) -> Client | None:
         """The client holding this bearer token, or ``None``."""
 

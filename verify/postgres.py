@@ -887,6 +887,13 @@ class PostgresDirectory(Directory):
                 f"client {client.client_id} already exists or names an unknown seal"
             ) from exc
 
+    def remove_client(self, client_id: str) -> None:
+        with self._transaction("write") as conn:
+            conn.execute("DELETE FROM client_seals WHERE client_id = %s", (client_id,))
+            conn.execute("DELETE FROM client_purposes WHERE client_id = %s", (client_id,))
+            if conn.execute("DELETE FROM clients WHERE client_id = %s", (client_id,)).rowcount == 0:
+                raise NotFound(f"no client {client_id}")
+
     def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
         with self._transaction("read") as conn:
             rows = conn.execute(

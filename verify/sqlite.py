@@ -988,6 +988,13 @@ class SqliteDirectory(Directory):
                 f"client {client.client_id} already exists or names an unknown seal"
             ) from exc
 
+    def remove_client(self, client_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM client_seals WHERE client_id = ?", (client_id,))
+            conn.execute("DELETE FROM client_purposes WHERE client_id = ?", (client_id,))
+            if conn.execute("DELETE FROM clients WHERE client_id = ?", (client_id,)).rowcount == 0:
+                raise NotFound(f"no client {client_id}")
+
     def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
         with self._reading() as conn:
             rows = conn.execute(

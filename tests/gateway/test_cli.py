@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -320,3 +321,35 @@ def test_serve_refuses_ports_and_worker_counts_out_of_range(
     result = run("serve", *flags, home=home)  # refused before it binds or forks anything
     assert result.returncode == 1
     assert refusal in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_a_removed_client_is_refused(
+    demo_lines: list[list[str]], home: Path, gateway_client: Any
+) -> None:
+    added = run("client", "add", "--name", "lost laptop", "--role", "verifier",
+                "--purpose", "demo", home=home)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    _, client_id, token = added.stdout.strip().split("\t")
+    unknown = "/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo"
+    auth = {"Authorization": f"Bearer {token}"}
+    api = await gateway_client(create_app(load_settings(home)))
+    assert (await api.get(unknown, headers=auth)).status == 404  # authenticated
+    await api.close()
+
+    removed = run("client", "remove", client_id, home=home)
+    assert removed.returncode == 0, removed.stderr
+    assert client_id not in run("client", "list", home=home).stdout
+    api = await gateway_client(create_app(load_settings(home)))
+    response = await api.get(unknown, headers=auth)
+    assert response.status == 401
+    again = run("client", "remove", client_id, home=home)
+    assert again.returncode == 1 and f"no client {client_id}" in again.stderr
+    assert "Traceback" not in again.stderr
+    audited = run("audit", "verify", home=home)
+    assert audited.returncode == 0, audited.stderr
+    conn = sqlite3.connect(home / "audit.db")
+    try:
+        last = conn.execute("SELECT action, detail FROM audit ORDER BY seq DESC LIMIT 5").fetchall()
+    finally:
+        conn.close()
+    assert any(action == "client-remove" and client_id in detail for action, detail in last)

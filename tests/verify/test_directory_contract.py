@@ -109,3 +109,19 @@ def test_a_client_is_refused_for_a_taken_id_token_or_an_unknown_seal(
     # Nothing of a refused client was kept.
     assert [c.client_id for c in directory.clients()] == ["C-1"]
     assert directory.client_by_token("sgt_3") is None
+
+
+def test_a_removed_client_is_gone_with_its_grants(directory: Directory) -> None:
+    directory.add_seal(seal("SEAL-A"))
+    kept = Client("C-1", "a", Role.VERIFIER, None, frozenset(), frozenset({"贷款"}), 1.0)
+    gone = Client("C-2", "b", Role.SIGNER, None, frozenset({"SEAL-A"}), frozenset(), 2.0)
+    directory.add_client(kept, "sgt_kept")
+    directory.add_client(gone, "sgt_gone")
+    directory.remove_client("C-2")
+    assert directory.client_by_token("sgt_gone") is None
+    assert directory.clients() == [kept]
+    with pytest.raises(NotFound):
+        directory.remove_client("C-2")
+    # Its id and token can be given out again: nothing of it was left behind.
+    directory.add_client(gone, "sgt_gone")
+    assert directory.client_by_token("sgt_gone") == gone

@@ -49,7 +49,14 @@ from hsm.service import ProcessSigningService, SigningService
 from verify.code import CodeAuthority, is_well_formed, recordable_code
 from verify.directory import Client, Role
 from verify.holders import HolderKeys
-from verify.registry import Registry, RegistryError, Status, StatusChange, StatusChangeRequest
+from verify.registry import (
+    ProofStatus,
+    Registry,
+    RegistryError,
+    Status,
+    StatusChange,
+    StatusChangeRequest,
+)
 
 log = logging.getLogger("sealgate.gateway")
 
@@ -327,11 +334,30 @@ def _history_view(changes: list[StatusChange]) -> list[dict[str, Any]]:
     ]
 
 
+async def _issuers_proof(request: web.Request, client: Client) -> tuple[str, ProofStatus]:
+    """The proof an issuer's path names. An unknown code is a failed lookup, as on the
+    verify routes (throttled, answered at the floor); another office's is refused."""
+    checker = request.app[CHECKER]
+    registry = request.app[REGISTRY]
+
+    async def lookup() -> tuple[str, ProofStatus]:
+        code = checker.code(request.match_info["code"])
+        status = await registry.get_status(code)
+        if status is None:
+            raise unknown_code()
+        return code, status
+
+    code, status = await limited_lookup(request.app[FAILED_LOOKUPS], client.client_id, lookup)
+    if status.unit_code != client.office:
+        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    return code, status
+
+
 async def post_status(request: web.Request) -> web.Response:
     """An issuing office changes its proof's status; 200 once durable and invalidated."""
     client = await request.app[AUTH].require(request, Role.ISSUER)
     checker = request.app[CHECKER]
-    code = checker.code(request.match_info["code"])
+    code, _ = await _issuers_proof(request, client)
     body = parse_status_change(decode_json(await read_body(request, MAX_STATUS_BODY)))
     try:
         target = Status(body.status)
@@ -370,13 +396,8 @@ async def get_status_history(request: web.Request) -> web.Response:
     """The issuing office's view: current status and every change (who, when, why)."""
     client = await request.app[AUTH].require(request, Role.ISSUER)
     checker = request.app[CHECKER]
-    code = checker.code(request.match_info["code"])
     registry = request.app[REGISTRY]
-    status = await registry.get_status(code)
-    if status is None:
-        raise unknown_code()
-    if status.unit_code != client.office:
-        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    code, status = await _issuers_proof(request, client)
     view = checker.status_view(status)
     view["history"] = _history_view(await registry.history(code))
     return json_response(view, headers={"Cache-Control": "no-store"})

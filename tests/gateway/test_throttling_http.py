@@ -111,3 +111,34 @@ async def test_guessing_identity_numbers_on_the_reuse_route_is_throttled(
     for _ in range(3):  # found proofs are not failures
         r = await api.get("/v1/proofs", params=query(holder), headers=bank)
         assert r.status == 200 and len((await r.json())["items"]) == 1
+
+
+async def test_unknown_codes_on_the_issuers_routes_are_failed_lookups(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    provisioner = Provisioner(demo.settings)
+    directory = provisioner.directory()
+    _, token = provisioner.add_client(
+        directory, name="office", role=Role.ISSUER, office="11430900006151330B"
+    )
+    directory.close()
+    issuer = {"Authorization": f"Bearer {token}"}
+    change = {"status": "revoked", "reason": "x"}
+    started = time.monotonic()
+    for n, code in enumerate(random_codes(100, seed=8)):
+        if n % 2:
+            r = await api.get(f"/v1/certificates/{code}/status", headers=issuer)
+        else:
+            r = await api.post(f"/v1/certificates/{code}/status", json=change, headers=issuer)
+        assert r.status == 404, n
+    assert time.monotonic() - started >= 100 * FAILURE_FLOOR_SECONDS
+    r = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
+    real = (await r.json())["code"]
+    r = await api.get(f"/v1/certificates/{real}/status", headers=issuer)
+    assert r.status == 429  # refused before the lookup
+    r = await api.post(f"/v1/certificates/{real}/status", json=change, headers=issuer)
+    assert r.status == 429
+    r = await api.get(f"/v1/certificates/{real}/status", headers=demo.auth(Role.ISSUER))
+    assert r.status == 200 and (await r.json())["status"] == "valid"  # nothing changed

@@ -65,7 +65,9 @@ class Problem(Exception):
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
             body=json.dumps(body).encode(),
             content_type=PROBLEM_TYPE,
-            headers=self.headers,
+            # As the answers are: a shared cache must not keep a 404 for a code that
+            # is registered a moment later, nor any refusal meant for one client.
+            headers={"Cache-Control": "no-store", **self.headers},
         )
 
 

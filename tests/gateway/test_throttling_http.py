@@ -72,6 +72,7 @@ async def test_malformed_forged_and_unknown_codes_take_the_same_floor(
             assert r.status == 404, kind
             # a lower bound only: none answers sooner than the floor, whatever its path
             assert elapsed >= FAILURE_FLOOR_SECONDS, (kind, elapsed)
+            assert r.headers["Cache-Control"] == "no-store"  # as a 200 is: no shared copy
             problem = await r.json()
             problem.pop("request_id")
             bodies.add(tuple(sorted(problem.items())))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import unicodedata
 from dataclasses import dataclass
 from operator import getitem
 
@@ -132,10 +133,21 @@ def _is_region(region: str) -> bool:
     return len(region) == REGION_LENGTH and region.isascii() and region.isdigit()
 
 
+# Chinese input methods type full-width forms (ＡＢ０１－, NFKC reads them as ASCII) and
+# other dashes; word processors turn hyphens into en dashes.
+_DASHES = str.maketrans(
+    dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fc\ufe63", "-")
+)
+
+
 def _canonical(text: str) -> bytes:
     """The 24 canonical ASCII bytes of ``text``; raises :class:`MalformedCode`."""
-    if len(text) > _MAX_INPUT or not text.isascii():
-        raise MalformedCode("not a verification code: too long or non-ASCII characters")
+    if len(text) > _MAX_INPUT:
+        raise MalformedCode("not a verification code: too long")
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_DASHES)
+        if not text.isascii():
+            raise MalformedCode("not a verification code: characters no code has")
     compact = text.encode("ascii").translate(_FOLD, b"- ")
     if len(compact) != COMPACT_LENGTH:
         raise MalformedCode(f"a verification code has {COMPACT_LENGTH} symbols")

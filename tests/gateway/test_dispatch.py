@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -177,14 +178,19 @@ async def test_a_client_out_of_failure_budget_is_refused_by_the_application(
         "/v1/verify/{code}/?purpose=demo",
         "/v1/verify/{code}?purpose=%64emo",
         "/v1/verify/{lower}?purpose=demo",  # typed otherwise: checked anew, then remembered
+        "/v1/verify/{wide}?purpose=demo",  # full width, en dashes: as an input method types
     ],
 )
 async def test_other_spellings_go_to_the_application_and_say_the_same(
     api: Client, demo: Demo, target: str
 ) -> None:
     code, dispatch = await remembered(api, demo)
+    wide = code.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)}).replace("\uff0d", "\u2013")
     spelled = target.format(
-        code=code, lower=code.lower(), percent="%" + f"{ord(code[0]):02X}" + code[1:]
+        code=code,
+        lower=code.lower(),
+        percent="%" + f"{ord(code[0]):02X}" + code[1:],
+        wide=urllib.parse.quote(wide),
     )
     answered = dispatch.answered
     # sent as written: yarl would otherwise decode what needs no encoding

@@ -87,6 +87,10 @@ def test_issued_code_round_trips(authority: CodeAuthority, issued: list[Verifica
         assert authority.check(code.compact) == code
 
 
+# ASCII printable → its full-width form (U+FF01..U+FF5E), and space → U+3000.
+_FULL_WIDTH = {c: c + 0xFEE0 for c in range(0x21, 0x7F)} | {0x20: 0x3000}
+
+
 def test_input_is_folded(authority: CodeAuthority, issued: list[VerificationCode]) -> None:
     for code in issued[:50]:
         text = str(code)
@@ -102,6 +106,12 @@ def test_input_is_folded(authority: CodeAuthority, issued: list[VerificationCode
             " " + " ".join(code.compact) + "  ",
             text.replace("-", " - "),
             "-".join(code.compact[i : i + 4] for i in range(0, 24, 4)),
+            # as a Chinese input method or a word processor types it
+            text.translate(_FULL_WIDTH),
+            text.lower().translate(_FULL_WIDTH),
+            text.replace("-", "\u2013"),
+            text.replace("-", "\u2014").replace(text[:6], text[:6].translate(_FULL_WIDTH)),
+            text.replace("-", "\u3000"),
         ]
         for variant in variants:
             assert authority.check(variant) == code, variant
@@ -244,7 +254,8 @@ def test_not_a_code_is_malformed(authority: CodeAuthority, issued: list[Verifica
         compact[:-1] + "*",  # MOD 37-2 value 36, never issued
         compact.replace(compact[7], "é"),
         compact + " " * 100,  # bounded input
-        "４３０９００" + compact[6:],  # full-width digits
+        "４３０９００" + compact[6:-1] + "码",  # full-width digits fold; the rest does not
+        compact[:6] + "\u0301" + compact[6:],  # a combining accent is no separator
     ]
     for text in bad:
         with pytest.raises(MalformedCode):

@@ -207,6 +207,8 @@ class RedisTier:
         # Counted, and logged once each: either means a bug somewhere, not an outage.
         self.malformed_values = 0
         self.foreign_values = 0
+        self.refused_writes = 0
+        self._next_refusal_log = 1
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -325,9 +327,21 @@ class RedisTier:
         key, data, ttl = self._key(code), encode_status(status), self._ttl
         try:
             await self._command(lambda redis: redis.set(key, data, ex=ttl))
-        except (_Unavailable, RedisError) as exc:
-            # Best effort by contract: a failed SET only costs a later registry read.
-            log.debug("Redis SET skipped: %s", type(exc).__name__)
+        except _Unavailable:
+            pass  # best effort by contract; the breaker has said so already
+        except RedisError as exc:
+            # The server answered with a refusal (OOM under noeviction, a read-only
+            # replica): each costs only a later registry read, but a tier that keeps
+            # nothing must not go unnoticed. Logged at 1, 10, 100... refusals.
+            self.refused_writes += 1
+            if self.refused_writes >= self._next_refusal_log:
+                self._next_refusal_log *= 10
+                log.warning(
+                    "Redis refused %d cache writes so far, the last: %s: %s",
+                    self.refused_writes,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                )
 
     async def delete(self, codes: Collection[str]) -> bool:
         """DEL the codes' entries; True only if Redis confirmed."""

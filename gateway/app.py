@@ -511,6 +511,17 @@ async def metrics(request: web.Request) -> web.Response:
         "# TYPE sealgate_audit_groups_total counter\n"
         f"sealgate_audit_groups_total {audit.groups_written}\n"
     )
+    shared = request.app[LOOKUP].shared
+    if shared is not None:
+        extra += (
+            "# HELP sealgate_cache_redis_available Whether this worker uses the Redis tier"
+            " (0: its breaker is open, lookups go to the registry).\n"
+            "# TYPE sealgate_cache_redis_available gauge\n"
+            f"sealgate_cache_redis_available {int(shared.available)}\n"
+            "# HELP sealgate_cache_redis_refused_writes_total Copies Redis refused to keep.\n"
+            "# TYPE sealgate_cache_redis_refused_writes_total counter\n"
+            f"sealgate_cache_redis_refused_writes_total {shared.refused_writes}\n"
+        )
     return web.Response(
         body=request.app[METRICS].render() + extra.encode(),
         content_type="text/plain",

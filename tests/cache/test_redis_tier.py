@@ -99,6 +99,35 @@ async def test_malformed_value_is_a_miss(
     assert tier.available
 
 
+async def test_writes_redis_refuses_are_counted_and_logged_sparingly(
+    own_redis_server: RedisServer, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tier = RedisTier(own_redis_server.url, namespace=namespace)
+    await tier.start()
+    admin = Redis.from_url(own_redis_server.url)
+    try:
+        # Full, and told to refuse rather than evict: every SET is an OOM error.
+        await admin.config_set("maxmemory-policy", "noeviction")
+        await admin.config_set("maxmemory", 1)
+        with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+            for n in range(12):
+                await tier.put(f"CODE{n}", status_for(f"CODE{n}"))
+        assert tier.refused_writes == 12
+        assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+            "Redis refused 1 cache writes so far",
+            "Redis refused 10 cache writes so far",
+        ]
+        assert "OutOfMemoryError" in caplog.text and "maxmemory" in caplog.text
+        assert tier.available  # a refusal is an answer, not an outage
+        await admin.config_set("maxmemory", 0)
+        await tier.put("CODE0", status_for("CODE0"))
+        assert await tier.get("CODE0") == status_for("CODE0")
+        assert tier.refused_writes == 12
+    finally:
+        await admin.aclose()
+        await tier.close()
+
+
 async def test_value_of_another_code_is_a_miss(tier: RedisTier, raw: Redis, namespace: str) -> None:
     await raw.set(f"{namespace}:p:CODE2", encode_status(status_for("CODE1")))
     assert await tier.get("CODE2") is None

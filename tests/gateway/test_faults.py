@@ -14,10 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
 
+from bench.redis_server import RedisServer
 from crypto.verification import TrustList, verify_proof
 from gateway.app import create_app
-from gateway.home import Settings
+from gateway.home import Settings, load_settings
 from gateway.provision import DemoCredentials, init_home
 from hsm.errors import HsmUnavailable
 from hsm.service import ProcessSigningService, SigningService
@@ -180,3 +182,30 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
     assert all(c == new for c in certificates[switched:])
     audit = audit_verify(demo)
     assert audit.returncode == 0, audit.stderr
+
+
+async def test_a_redis_that_refuses_writes_shows_in_the_metrics(
+    demo: Demo, own_redis_server: RedisServer, gateway_client: Any
+) -> None:
+    admin = Redis.from_url(own_redis_server.url)
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", 1)  # full: every SET is refused
+    try:
+        api: TestClient[Any, Any] = await gateway_client(
+            create_app(load_settings(demo.home, redis_url=own_redis_server.url))
+        )
+        r = await api.post(
+            "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+        )
+        code = (await r.json())["code"]
+        r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER))
+        assert r.status == 200 and (await r.json())["status"] == "valid"  # from the registry
+        metrics = await (await api.get("/metrics")).text()
+        assert "sealgate_cache_redis_available 1\n" in metrics  # answering, just not keeping
+        refused = next(
+            line for line in metrics.splitlines()
+            if line.startswith("sealgate_cache_redis_refused_writes_total ")
+        )  # fmt: skip
+        assert int(refused.split()[1]) >= 1
+    finally:
+        await admin.aclose()

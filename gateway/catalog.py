@@ -46,6 +46,7 @@ class SealCatalog:
         self._clock = clock
         self._sealers: dict[str, ProofSealer] = {}
         self._logged: set[str] = set()
+        self._validity: dict[str, tuple[dt.datetime, dt.datetime]] = {}
         self.snapshot = self._load()
 
     def refresh(self) -> None:
@@ -88,13 +89,16 @@ class SealCatalog:
                 key = seal.active_key
             except NotFound:
                 continue
-            not_before, not_after = certificate_validity(key.certificate)
-            if now < not_before or now > not_after:
+            validity = self._validity.get(key.key_label)
+            if validity is None:  # parsed once per key, not once per refresh
+                validity = self._validity[key.key_label] = certificate_validity(key.certificate)
+            not_before, not_after = validity
+            if now < not_before:
+                warning = (
+                    f"{seal.seal_id} cannot seal: its certificate begins {not_before:%Y-%m-%d}"
+                )
+            elif now > not_after:
                 warning = f"{seal.seal_id} cannot seal: its certificate ended {not_after:%Y-%m-%d}"
-                if now < not_before:
-                    warning = (
-                        f"{seal.seal_id} cannot seal: its certificate begins {not_before:%Y-%m-%d}"
-                    )
             elif not_after - now < EXPIRY_WARNING:
                 warning = f"{seal.seal_id}: its certificate ends {not_after:%Y-%m-%d}"
             else:

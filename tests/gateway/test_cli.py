@@ -104,7 +104,7 @@ def test_seal_create_list_and_client_add(demo_lines: list[list[str]], home: Path
     [
         (
             ["seal", "create", "--unit-name", "x", "--unit-code", "bad", "--kind", "proof"],
-            "unit_code",
+            "--unit-code",
         ),
         (["seal", "rotate", "SEAL-NOSUCHSEAL"], "no seal"),
         (

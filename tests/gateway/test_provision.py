@@ -17,6 +17,7 @@ from crypto.certificates import (
     prepare_seal_certificate,
 )
 from gateway.app import REGISTRY, create_app
+from gateway.catalog import SealCatalog
 from gateway.home import HomeError, Settings
 from gateway.provision import DEMO_OFFICE, Provisioner, _years, init_home
 from hsm.keystore import KeyAlgorithm, Keystore
@@ -254,3 +255,26 @@ async def test_a_seal_whose_certificate_ended_refuses_to_seal_and_is_named(
     assert ready.status == 200 and body["ready"]  # verification and other seals go on
     assert f"{seal.seal_id} cannot seal: its certificate ended" in body["checks"]["seals"]
     assert any(seal.seal_id in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_the_catalog_names_a_seal_a_month_before_its_certificate_ends(
+    provisioner: Provisioner,
+    keystore: Keystore,
+    directory: Directory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seal = create_seal(provisioner, keystore, directory)
+    ends = certificate_validity(seal.active_key.certificate)[1]
+    for days_left, expected in (
+        (31, None),
+        (29, f"{seal.seal_id}: its certificate ends {ends:%Y-%m-%d}"),
+        (-1, f"{seal.seal_id} cannot seal: its certificate ended {ends:%Y-%m-%d}"),
+    ):
+        moment = ends - dt.timedelta(days=days_left)
+        catalog = SealCatalog(directory, clock=lambda moment=moment: moment)
+        catalog.refresh()  # logged once per process, not once per refresh
+        assert catalog.snapshot.expiry_warnings == (() if expected is None else (expected,))
+        if expected is not None:
+            assert [r.getMessage() for r in caplog.records].count(
+                f"{expected} (sealgate seal rotate {seal.seal_id})"
+            ) == 1

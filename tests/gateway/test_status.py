@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.provision import Provisioner
 from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.test_throttling_http import new_client
 from verify.directory import Role
 
 Client = TestClient[Any, Any]
@@ -74,13 +74,7 @@ async def test_nothing_leaves_a_terminal_status(api: Client, demo: Demo, termina
 
 async def test_other_offices_and_other_roles_are_refused(api: Client, demo: Demo) -> None:
     code = await seal(api, demo)
-    provisioner = Provisioner(demo.settings)
-    directory = provisioner.directory()
-    _, token = provisioner.add_client(
-        directory, name="other office", role=Role.ISSUER, office="91430900MA4L00000Q"
-    )
-    directory.close()
-    other = {"Authorization": f"Bearer {token}"}
+    other = new_client(demo, Role.ISSUER, office="91430900MA4L00000Q")
     response = await api.post(
         f"/v1/certificates/{code}/status", json={"status": "revoked", "reason": "x"}, headers=other
     )

@@ -17,12 +17,19 @@ from verify.directory import Role
 from verify.holders import resident_id_check
 
 
-def new_verifier(demo: Demo) -> dict[str, str]:
+def new_client(demo: Demo, role: Role, **grants: Any) -> dict[str, str]:
+    """A client of its own (its own failure budget), as its Authorization header."""
     provisioner = Provisioner(demo.settings)
     directory = provisioner.directory()
-    _, token = provisioner.add_client(directory, name="bank", role=Role.VERIFIER, purposes=["demo"])
-    directory.close()
+    try:
+        _, token = provisioner.add_client(directory, name=f"a {role.value}", role=role, **grants)
+    finally:
+        directory.close()
     return {"Authorization": f"Bearer {token}"}
+
+
+def new_verifier(demo: Demo) -> dict[str, str]:
+    return new_client(demo, Role.VERIFIER, purposes=["demo"])
 
 
 async def test_the_101st_failure_is_429_and_other_clients_go_on(
@@ -117,13 +124,7 @@ async def test_guessing_identity_numbers_on_the_reuse_route_is_throttled(
 async def test_unknown_codes_on_the_issuers_routes_are_failed_lookups(
     api: TestClient[Any, Any], demo: Demo
 ) -> None:
-    provisioner = Provisioner(demo.settings)
-    directory = provisioner.directory()
-    _, token = provisioner.add_client(
-        directory, name="office", role=Role.ISSUER, office="11430900006151330B"
-    )
-    directory.close()
-    issuer = {"Authorization": f"Bearer {token}"}
+    issuer = new_client(demo, Role.ISSUER, office="11430900006151330B")
     change = {"status": "revoked", "reason": "x"}
     started = time.monotonic()
     for n, code in enumerate(random_codes(100, seed=8)):

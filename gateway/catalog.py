@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from crypto.certificates import certificate_pem, certificate_validity
+from crypto.certificates import certificate_pem
 from crypto.proof import ProofSealer
 from crypto.verification import TrustList
 from verify.directory import Directory, NotFound, Seal, SealKey
@@ -46,7 +46,6 @@ class SealCatalog:
         self._clock = clock
         self._sealers: dict[str, ProofSealer] = {}
         self._logged: set[str] = set()
-        self._validity: dict[str, tuple[dt.datetime, dt.datetime]] = {}
         self.snapshot = self._load()
 
     def refresh(self) -> None:
@@ -89,10 +88,7 @@ class SealCatalog:
                 key = seal.active_key
             except NotFound:
                 continue
-            validity = self._validity.get(key.key_label)
-            if validity is None:  # parsed once per key, not once per refresh
-                validity = self._validity[key.key_label] = certificate_validity(key.certificate)
-            not_before, not_after = validity
+            not_before, not_after = self.sealer(key).validity  # parsed once per key
             if now < not_before:
                 warning = (
                     f"{seal.seal_id} cannot seal: its certificate begins {not_before:%Y-%m-%d}"

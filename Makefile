@@ -4,24 +4,44 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCKED := $(VENV)/.locked
 SEALGATE_HOME ?= .sealgate
 HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: setup system run test lint bench capacity clean
+.PHONY: setup system run test lint lock lock-check bench capacity clean
 
-setup: $(STAMP)
+setup: lock-check $(STAMP)
 
 system:
 	@scripts/system-packages.sh
 
-$(STAMP): pyproject.toml scripts/system-packages.sh
+# The venv holds exactly what requirements/lock.txt pins (hashes checked), then sealgate
+# itself without dependencies. A changed lock rebuilds the venv from nothing, so no package
+# the lock dropped stays behind; a changed pyproject.toml only reinstalls sealgate.
+$(LOCKED): requirements/lock.txt
+	rm -rf $(VENV)
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/lock.txt
+	@touch $(LOCKED)
+
+$(STAMP): $(LOCKED) pyproject.toml scripts/system-packages.sh
 	@scripts/system-packages.sh
-	@test -x $(BIN)/python || python3 -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Fails, saying to run `make lock`, when pyproject.toml or requirements/tools.in changed
+# after the lock was written (standard library only: it runs before the venv exists).
+lock-check:
+	@python3 scripts/lock.py check
+
+# Resolve the lock again from pyproject.toml and requirements/tools.in (needs the network).
+# uv comes from the venv when there is one, else from a throwaway one.
+lock:
+	@if [ -x $(BIN)/uv ]; then uv=$(BIN)/uv; else \
+		tmp=$$(mktemp -d) && python3 -m venv $$tmp && $$tmp/bin/pip install -q uv && uv=$$tmp/bin/uv; fi; \
+	python3 scripts/lock.py write $$uv && echo "requirements/lock.txt written; now run make test"
 
 run: setup
 	@if [ ! -f $(SEALGATE_HOME)/config.toml ]; then \

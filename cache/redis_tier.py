@@ -492,7 +492,7 @@ class RedisTier:
                     missed = True
                 finally:
                     with contextlib.suppress(*AVAILABILITY_ERRORS):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _RECONNECT_MAX)
         finally:

@@ -160,34 +160,77 @@ async def test_tier_is_safe_even_where_redis_py_is_not(
     assert widened_window[0] == 0
 
 
-async def test_harness_reproduces_the_hazard_on_unshielded_commands(
-    redis_server: RedisServer, loaded: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The tests above have teeth: a plain redis-py GET cancelled exactly in the window
-    (sent, reply not yet read) hands its reply to the next caller on that connection.
-    Deterministic: the cancellation is made once the command is inside the window."""
-    original = Connection.read_response
-    inside = asyncio.Event()
+async def _cross_answer(
+    url: str, namespace: str, monkeypatch: pytest.MonkeyPatch, widen: bool
+) -> object:
+    """Cancel a plain redis-py command while its reply is still to come, then GET a code on
+    the same (only) connection; return what that GET answered.
+
+    The cancelled command is a BLPOP on an empty list, so its reply exists only once the
+    test pushes to the list, which it does after the GET is on the wire: the reply is never
+    already waiting when the next caller takes the connection (redis-py's pool would see
+    it and reconnect), whatever the machine's load. ``widen`` puts the suspension point of
+    the CVE outside redis-py's own guard, as redis-py before 4.3.6, 4.4.4 and 4.5.4
+    (CVE-2023-28858/28859) effectively had it."""
+    original_read = Connection.read_response
+    original_send = Connection.send_packed_command
+    reading, sent = asyncio.Event(), asyncio.Event()
 
     async def read_response(self: Connection, *args: Any, **kwargs: Any) -> Any:
-        inside.set()
-        await asyncio.sleep(0.05)
-        return await original(self, *args, **kwargs)
+        reading.set()
+        if widen:
+            await asyncio.sleep(3600)  # cancelled here, outside redis-py's guard
+        return await original_read(self, *args, **kwargs)
+
+    async def send_packed_command(self: Connection, *args: Any, **kwargs: Any) -> None:
+        await original_send(self, *args, **kwargs)
+        sent.set()
 
     client = Redis.from_pool(  # one connection: the next command gets the same one
-        BlockingConnectionPool.from_url(redis_server.url, max_connections=1, timeout=10)
+        BlockingConnectionPool.from_url(url, max_connections=1, timeout=10)
     )
-    first, second = CODES[0], CODES[1]
+    pusher = Redis.from_url(url)
+    queue = f"{namespace}:hazard-queue"
     try:
         await client.ping()  # connected (handshake read) before the window opens
+        await pusher.ping()
         monkeypatch.setattr(Connection, "read_response", read_response)
-        victim = asyncio.create_task(client.get(f"{loaded}:p:{first}"))
-        await inside.wait()
+        victim = asyncio.create_task(client.blpop([queue], timeout=30))
+        await reading.wait()
+        await asyncio.sleep(0)
         victim.cancel()
         with pytest.raises(asyncio.CancelledError):
             await victim
-        monkeypatch.setattr(Connection, "read_response", original)
-        answer = await client.get(f"{loaded}:p:{second}")
+        monkeypatch.setattr(Connection, "read_response", original_read)
+        monkeypatch.setattr(Connection, "send_packed_command", send_packed_command)
+        second = asyncio.create_task(client.get(f"{namespace}:p:{CODES[1]}"))
+        await sent.wait()  # the GET is on the wire, behind the BLPOP if that is still there
+        monkeypatch.setattr(Connection, "send_packed_command", original_send)
+        await pusher.rpush(queue, b"the BLPOP's reply")
+        answer: object = await asyncio.wait_for(second, timeout=10)
     finally:
         await client.aclose()
-    assert answer == encode_status(EXPECTED[first])  # the other caller's status
+        await pusher.delete(queue)
+        await pusher.aclose()
+    return answer
+
+
+async def test_harness_reproduces_the_hazard_on_unshielded_commands(
+    redis_server: RedisServer, loaded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests above have teeth: with the window widened as in the CVE's versions, a
+    plain redis-py command cancelled before its reply came hands that reply to the next
+    caller on the connection (a GET answered with another command's data)."""
+    answer = await _cross_answer(redis_server.url, loaded, monkeypatch, widen=True)
+    assert answer == [f"{loaded}:hazard-queue".encode(), b"the BLPOP's reply"]
+
+
+async def test_pinned_redis_py_has_no_hazard_in_its_own_window(
+    redis_server: RedisServer, loaded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pinned redis-py (8.x; fixed since 4.3.6/4.4.4/4.5.4) disconnects a connection
+    whose command a cancellation interrupts in ``read_response``, so the next caller gets
+    its own answer. The tier's shielding stays anyway: it also keeps a cancellation away
+    from the pool's release, and costs nothing measurable (docs/capacity.md)."""
+    answer = await _cross_answer(redis_server.url, loaded, monkeypatch, widen=False)
+    assert answer == encode_status(EXPECTED[CODES[1]])  # its own

@@ -17,13 +17,13 @@ setup: lock-check $(STAMP)
 system:
 	@scripts/system-packages.sh
 
-# The venv holds exactly what requirements/lock.txt pins (hashes checked), then sealgate
+# The venv holds exactly what requirements.lock pins (hashes checked), then sealgate
 # itself without dependencies. A changed lock rebuilds the venv from nothing, so no package
 # the lock dropped stays behind; a changed pyproject.toml only reinstalls sealgate.
-$(LOCKED): requirements/lock.txt
+$(LOCKED): requirements.lock
 	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements/lock.txt
+	$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements.lock
 	@touch $(LOCKED)
 
 $(STAMP): $(LOCKED) pyproject.toml scripts/system-packages.sh
@@ -31,17 +31,17 @@ $(STAMP): $(LOCKED) pyproject.toml scripts/system-packages.sh
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# Fails, saying to run `make lock`, when pyproject.toml or requirements/tools.in changed
+# Fails, saying to run `make lock`, when pyproject.toml or requirements-tools.in changed
 # after the lock was written (standard library only: it runs before the venv exists).
 lock-check:
 	@python3 scripts/lock.py check
 
-# Resolve the lock again from pyproject.toml and requirements/tools.in (needs the network).
+# Resolve the lock again from pyproject.toml and requirements-tools.in (needs the network).
 # uv comes from the venv when there is one, else from a throwaway one.
 lock:
 	@if [ -x $(BIN)/uv ]; then uv=$(BIN)/uv; else \
 		tmp=$$(mktemp -d) && python3 -m venv $$tmp && $$tmp/bin/pip install -q uv && uv=$$tmp/bin/uv; fi; \
-	python3 scripts/lock.py write $$uv && echo "requirements/lock.txt written; now run make test"
+	python3 scripts/lock.py write $$uv && echo "requirements.lock written; now run make test"
 
 run: setup
 	@if [ ! -f $(SEALGATE_HOME)/config.toml ]; then \
@@ -62,7 +62,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
-	$(BIN)/pytest bench -o addopts="" --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+	$(BIN)/pytest benchmarks -o addopts="" --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 
 # `make capacity`: the capacity harness (DESIGN §6): floors and the gateway measured in one
 # run, ratios, machines needed; report in $(CAPACITY_OUT)/report.md. Its home and seeded

@@ -42,12 +42,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.floors import REDIS_PREFIX
-from bench.population import Credentials, ZipfSampler, proof_request, read_codes
-from bench.processes import cpu_by_part, free_port, host_steal_ticks, ordered_parts, service
-from bench.redis_server import RedisServer
-from bench.seeding import Progress, seed
-from bench.wrk import WrkResult, run_wrk
+from sealgate.bench.floors import REDIS_PREFIX
+from sealgate.bench.population import Credentials, ZipfSampler, proof_request, read_codes
+from sealgate.bench.processes import (
+    cpu_by_part,
+    free_port,
+    host_steal_ticks,
+    ordered_parts,
+    service,
+)
+from sealgate.bench.redis_server import RedisServer
+from sealgate.bench.seeding import Progress, seed
+from sealgate.bench.wrk import WrkResult, run_wrk
 
 # What a 25 M-person city needs (DESIGN §6).
 CITY_NEEDS = {
@@ -189,7 +195,7 @@ def _step(text: str) -> None:
 
 
 def _sealgate() -> list[str]:
-    return [sys.executable, "-m", "gateway.cli"]
+    return [sys.executable, "-m", "sealgate.gateway.cli"]
 
 
 def measure(
@@ -368,7 +374,7 @@ class Harness:
         """The trivial handler, up for the whole figure; yields a window's measurement."""
         _step("floor: aiohttp + uvloop trivial handler")
         port = free_port()
-        argv = [sys.executable, "-m", "bench.floors", "trivial", "--port", str(port)]
+        argv = [sys.executable, "-m", "sealgate.bench.floors", "trivial", "--port", str(port)]
         with service(argv, port=port, log=self.logs / "floor-trivial.log") as process:
             yield self._windows(process.pid, f"http://127.0.0.1:{port}", self.out / "one-path.txt")
 
@@ -382,7 +388,7 @@ class Harness:
         argv = [
             sys.executable,
             "-m",
-            "bench.floors",
+            "sealgate.bench.floors",
             "redis-get",
             "--port",
             str(port),
@@ -412,7 +418,7 @@ class Harness:
             [
                 sys.executable,
                 "-m",
-                "bench.floors",
+                "sealgate.bench.floors",
                 "sign",
                 "--home",
                 str(self.home),
@@ -594,7 +600,7 @@ class Harness:
     def _locust(self, url: str, codes: list[str]) -> None:
         _step(f"locust: the citywide mix, {self.options.locust_seconds} s")
         try:
-            from bench.load import format_table, run_locust
+            from sealgate.bench.load import format_table, run_locust
         except ImportError as exc:  # pragma: no cover - the bench extra is missing
             self.report.notes.append(f"locust mix not run: {exc}")
             return
@@ -685,7 +691,7 @@ def _wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 def _seal_key_label(home: Path, credentials_file: Path) -> str:
-    from gateway.home import load_settings
+    from sealgate.gateway.home import load_settings
 
     directory = load_settings(home).open_directory()
     try:
@@ -699,10 +705,10 @@ def _warm_shared_cache(home: Path, redis_url: str) -> int:
     """Every registered proof's status in Redis, as the gateway caches it."""
     import redis as redis_py
 
-    from cache.codec import encode_status
-    from cache.redis_tier import status_key
-    from gateway.home import load_settings
-    from verify.sqlite import _STATUS_COLUMNS, _status_from_row
+    from sealgate.cache.codec import encode_status
+    from sealgate.cache.redis_tier import status_key
+    from sealgate.gateway.home import load_settings
+    from sealgate.verify.sqlite import _STATUS_COLUMNS, _status_from_row
 
     settings = load_settings(home)
     query = f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
@@ -788,7 +794,7 @@ def _machine() -> str:
 
 def run_capacity(options: Options) -> Path:
     """Run the whole harness; prints the ratio table and returns the report's path."""
-    from bench.report import ratio_table, write
+    from sealgate.bench.report import ratio_table, write
 
     started = time.monotonic()
 

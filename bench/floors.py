@@ -4,7 +4,7 @@
 - ``redis-get``: the same, doing one redis-py GET per request for the code in the path;
 - :func:`sign_rate`: raw python-pkcs11 signatures with the seal key, one thread.
 
-The servers run as ``python -m bench.floors trivial|redis-get --port P [--redis URL]``,
+The servers run as ``python -m sealgate.bench.floors trivial|redis-get --port P [--redis URL]``,
 the same way (one process, uvloop, no access log) the harness runs the gateway's worker.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hsm.keystore import KeystoreConfig
+from sealgate.hsm.keystore import KeystoreConfig
 
 BODY = b'{"status":"valid"}'
 REDIS_PREFIX = b"bench:"
@@ -88,7 +88,7 @@ def sign_rate(config: KeystoreConfig, key_label: str, seconds: float) -> tuple[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.floors")
+    parser = argparse.ArgumentParser(prog="python -m sealgate.bench.floors")
     parser.add_argument("kind", choices=("trivial", "redis-get", "sign"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
@@ -100,7 +100,7 @@ def main() -> None:
     if args.kind == "sign":
         if args.home is None or not args.key_label:
             parser.error("sign needs --home and --key-label")
-        from gateway.home import load_settings
+        from sealgate.gateway.home import load_settings
 
         config = load_settings(args.home).keystore_config()
         rate, cpu_us = sign_rate(config, args.key_label, args.seconds)

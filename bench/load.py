@@ -19,11 +19,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealgate.errors import Error
+
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 PROJECT_ROOT = LOCUSTFILE.parent.parent
 
 
-class LoadError(RuntimeError):
+class LoadError(Error, RuntimeError):
     """Locust could not run the scenarios, or ran past its time."""
 
 
@@ -120,7 +122,7 @@ def run_locust(
         "SEALGATE_BENCH_CREDENTIALS": str(credentials.resolve()),
         "SEALGATE_BENCH_CODES": str(codes.resolve()),
         "SEALGATE_BENCH_ZIPF": repr(zipf),
-        # the locustfile imports bench.population, wherever locust is started from
+        # the locustfile imports sealgate.bench.population, wherever locust is started from
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),

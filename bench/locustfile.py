@@ -6,7 +6,7 @@ Run by hand (the gateway already serving, the population already issued)::
         .venv/bin/locust -f bench/locustfile.py --headless --host http://127.0.0.1:8080 \\
         -u 64 -r 16 -t 60s --only-summary
 
-or through :func:`bench.load.run_locust`. Configuration, all by environment:
+or through :func:`sealgate.bench.load.run_locust`. Configuration, all by environment:
 
 ``SEALGATE_BENCH_CREDENTIALS``
     what ``sealgate init --demo`` printed (``seal<TAB>id<TAB>kind``, ``role<TAB>id<TAB>token``).
@@ -49,7 +49,7 @@ from locust import FastHttpUser, constant, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from bench.population import Credentials, ZipfSampler, proof_request, read_codes
+from sealgate.bench.population import Credentials, ZipfSampler, proof_request, read_codes
 
 VERIFY = "/v1/verify/{code}"
 DOCUMENT = "/v1/certificates/{code}/document"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from verify.holders import resident_id_check
+from sealgate.verify.holders import resident_id_check
 
 # 430900 is the demo region (益阳); birth dates spread over 1950–2005.
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from sealgate.errors import Error
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class ServiceFailed(RuntimeError):
+class ServiceFailed(Error, RuntimeError):
     """A service under measurement did not start or died."""
 
 
@@ -56,10 +58,13 @@ def _children() -> dict[int, list[int]]:
 
 # The parts of a gateway whose CPU the harness reports apart. A child process is known
 # by its command line; a thread of the worker by the name it gave itself in the OS
-# (verify.sqlite.name_native_thread). Whatever is neither counts as the worker's.
+# (sealgate.verify.sqlite.name_native_thread). Whatever is neither counts as the worker's.
 WORKER = "worker"
 REGISTRY_THREADS = "registry threads"
-PROCESS_PARTS = ((b"hsm.worker", "signing process"), (b"gateway.audit_writer", "audit writer"))
+PROCESS_PARTS = (
+    (b"sealgate.hsm.worker", "signing process"),
+    (b"sealgate.gateway.audit_writer", "audit writer"),
+)
 _REGISTRY_THREAD_PREFIX = "registry-"
 
 

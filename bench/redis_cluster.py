@@ -14,8 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.processes import free_ports
-from bench.redis_server import RedisServer, RedisServerMissing
+from sealgate.bench.processes import free_ports
+from sealgate.bench.redis_server import RedisServer, RedisServerMissing
 
 CLUSTER_TIMEOUT = 30.0
 # How long the nodes wait before they call a silent peer failed. Redis's default is 15 s;

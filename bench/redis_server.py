@@ -12,12 +12,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.processes import free_port
+from sealgate.bench.processes import free_port
+from sealgate.errors import Error
 
 START_TIMEOUT = 10.0
 
 
-class RedisServerMissing(RuntimeError):
+class RedisServerMissing(Error, RuntimeError):
     """``redis-server`` is not on PATH."""
 
 

@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.processes import ordered_parts
+from sealgate.bench.processes import ordered_parts
 
 if TYPE_CHECKING:
-    from bench.capacity import Report
+    from sealgate.bench.capacity import Report
 
 
 def ratio_table(report: Report) -> str:

@@ -16,10 +16,11 @@ from typing import TextIO
 
 import aiohttp
 
-from bench.population import Credentials, proof_request
+from sealgate.bench.population import Credentials, proof_request
+from sealgate.errors import Error
 
 
-class SeedingFailed(RuntimeError):
+class SeedingFailed(Error, RuntimeError):
     """The gateway refused a batch."""
 
 

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealgate.errors import Error
+
 SCRIPT = Path(__file__).parent / "wrk" / "load.lua"
 
 
-class WrkFailed(RuntimeError):
+class WrkFailed(Error, RuntimeError):
     """wrk is missing, failed, or printed no result."""
 
 

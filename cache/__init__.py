@@ -1,13 +1,13 @@
 """Status caches in front of the registry (DESIGN §3: in-process → Redis → registry).
 
-- :mod:`cache.local`: the in-process tier of one worker.
-- :mod:`cache.redis_tier`: the shared Redis tier, used when SEALGATE_REDIS_URL is set.
-- :mod:`cache.lookup`: lookups through the tiers, single flight, invalidation.
-- :mod:`cache.feed`: the registry change feed that bounds staleness when messages are lost.
-- :mod:`cache.codec`: the msgpack form of a cached status.
+- :mod:`sealgate.cache.local`: the in-process tier of one worker.
+- :mod:`sealgate.cache.redis_tier`: the shared Redis tier, used when SEALGATE_REDIS_URL is set.
+- :mod:`sealgate.cache.lookup`: lookups through the tiers, single flight, invalidation.
+- :mod:`sealgate.cache.feed`: the registry change feed that bounds staleness when messages are lost.
+- :mod:`sealgate.cache.codec`: the msgpack form of a cached status.
 """
 
-from cache.codec import CacheDataError, decode_status, encode_status
-from cache.redis_tier import RedisTier
+from sealgate.cache.codec import CacheDataError, decode_status, encode_status
+from sealgate.cache.redis_tier import RedisTier
 
 __all__ = ["CacheDataError", "RedisTier", "decode_status", "encode_status"]

@@ -1,4 +1,4 @@
-"""The wire form of a cached :class:`~verify.registry.ProofStatus`: one msgpack array.
+"""The wire form of a cached :class:`~sealgate.verify.registry.ProofStatus`: one msgpack array.
 
 Layout (positional, so no field names are repeated in every cached value)::
 
@@ -6,7 +6,7 @@ Layout (positional, so no field names are repeated in every cached value)::
      holder_name_masked, holder_id_masked, valid_from, valid_until, expires_at,
      issued_at, status, status_changed_at, superseded_by, version]
 
-``status`` travels as the :class:`~verify.registry.Status` string value, so a reordering
+``status`` travels as the :class:`~sealgate.verify.registry.Status` string value, so a reordering
 of the enum never changes the meaning of stored bytes. Bump ``FORMAT_VERSION`` whenever
 the layout changes: values of another version decode as :class:`CacheDataError`, which
 callers treat as a miss, so a rolling deploy degrades to registry reads, never to wrong
@@ -19,7 +19,8 @@ from typing import Any
 
 import msgpack
 
-from verify.registry import ProofStatus, Status
+from sealgate.errors import Error
+from sealgate.verify.registry import ProofStatus, Status
 
 FORMAT_VERSION = 1
 
@@ -30,7 +31,7 @@ _FIELDS = 17  # the version marker plus the 16 fields of ProofStatus
 _STATUS_BY_VALUE: dict[str, Status] = {member.value: member for member in Status}
 
 
-class CacheDataError(ValueError):
+class CacheDataError(Error, ValueError):
     """A cached value is not a well-formed status of the current format: treat as a miss."""
 
 
@@ -38,7 +39,7 @@ def status_fields(status: ProofStatus) -> tuple[Any, ...]:
     """The 16 fields of ``status`` in the layout above, the status as its string value.
 
     Strings and numbers only: the in-process tier keeps copies in this form, which the
-    garbage collector does not track (see :mod:`cache.local`)."""
+    garbage collector does not track (see :mod:`sealgate.cache.local`)."""
     return (
         status.code,
         status.seal_id,

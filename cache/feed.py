@@ -7,7 +7,7 @@ lets the in-process tier serve its copies for :data:`TRUST_WINDOW` more; while p
 (or the event loop stalls and they cannot run) its copies are not served.
 
 At start the feed also recalls from the registry the changes recent enough that a shared
-copy made before them may still be alive (see :mod:`cache.lookup`): a process started
+copy made before them may still be alive (see :mod:`sealgate.cache.lookup`): a process started
 while Redis was down, or before a Redis restored from a snapshot came back, must not
 take such a copy for current.
 """
@@ -19,8 +19,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from cache.lookup import CLOCK_MARGIN, CachedLookup
-from verify.registry import Registry, RegistryError
+from sealgate.cache.lookup import CLOCK_MARGIN, CachedLookup
+from sealgate.verify.registry import Registry, RegistryError
 
 log = logging.getLogger("sealgate.cache")
 

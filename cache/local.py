@@ -4,7 +4,7 @@ Bounded in count; a copy is dropped when an invalidation names its code, and nev
 stored if an invalidation arrived while it was being fetched (see :meth:`LocalTier.put`).
 
 Copies are kept as plain tuples of strings and numbers
-(:func:`cache.codec.status_fields`), which the cyclic garbage collector stops tracking
+(:func:`sealgate.cache.codec.status_fields`), which the cyclic garbage collector stops tracking
 after its first look; only the last :data:`HOT_ENTRIES` read are also kept as
 :class:`ProofStatus` objects. As objects, 200,000 copies (with the answers built from
 them) were ~500,000 objects for every full collection to scan: a pause of ~100 ms of the
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cache.codec import status_fields, status_from_fields
-from verify.registry import ProofStatus
+from sealgate.cache.codec import status_fields, status_from_fields
+from sealgate.verify.registry import ProofStatus
 
 DEFAULT_MAX_ENTRIES = 200_000
 HOT_ENTRIES = 4096
@@ -34,7 +34,7 @@ class LocalTier:
         max_age: float = DEFAULT_MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # code -> (stored at, *cache.codec.status_fields), flat: a tuple holding a tuple
+        # code -> (stored at, *sealgate.cache.codec.status_fields), flat: a tuple holding a tuple
         # is untracked only a collection after it (see the module docstring)
         self._entries: dict[str, tuple[Any, ...]] = {}
         self._objects: dict[str, ProofStatus] = {}  # the hot ones, as objects

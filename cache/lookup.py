@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Collection
 from typing import NamedTuple, Protocol
 
-from cache.local import LocalTier
-from verify.registry import ProofStatus, Registry
+from sealgate.cache.local import LocalTier
+from sealgate.verify.registry import ProofStatus, Registry
 
 log = logging.getLogger("sealgate.cache")
 

@@ -1,6 +1,6 @@
 """The shared cache tier on a Redis Cluster (``SEALGATE_REDIS_URL=redis+cluster://…``).
 
-The same contract as :class:`cache.redis_tier.RedisTier`, which this extends: misses,
+The same contract as :class:`sealgate.cache.redis_tier.RedisTier`, which this extends: misses,
 never errors, when the cluster or a node is gone (one circuit breaker for the whole
 tier), commands shielded from callers' cancellation, coalesced GETs. What differs:
 
@@ -39,8 +39,8 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from cache.redis_tier import Client, RedisTier, _Admission, _Unavailable
-from cache.redis_url import ClusterUrl, parse_cluster_url
+from sealgate.cache.redis_tier import Client, RedisTier, _Admission, _Unavailable
+from sealgate.cache.redis_url import ClusterUrl, parse_cluster_url
 
 __all__ = ["RedisClusterTier"]
 
@@ -53,7 +53,7 @@ _POOL_HEADROOM = 4
 
 class RedisClusterTier(RedisTier):
     """:class:`RedisTier` over a Redis Cluster; takes the same options, and a
-    ``redis+cluster://`` or ``rediss+cluster://`` URL (see :mod:`cache.redis_url`)."""
+    ``redis+cluster://`` or ``rediss+cluster://`` URL (see :mod:`sealgate.cache.redis_url`)."""
 
     _cluster = True
 

@@ -43,9 +43,9 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from cache.codec import CacheDataError, decode_status, encode_status
-from cache.redis_url import is_cluster_url
-from verify.registry import ProofStatus
+from sealgate.cache.codec import CacheDataError, decode_status, encode_status
+from sealgate.cache.redis_url import is_cluster_url
+from sealgate.verify.registry import ProofStatus
 
 __all__ = ["RedisTier", "redis_tier_for", "status_key"]
 
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The client a command runs on: one server's, or the cluster's (cache.redis_cluster_tier).
+# The client a command runs on: one server's, or the cluster's (sealgate.cache.redis_cluster_tier).
 Client: TypeAlias = Redis | RedisCluster
 
 # What "Redis is not there" looks like from redis-py: the one place errors are mapped to
@@ -160,7 +160,7 @@ class RedisTier:
     ``max_batch`` keys each.
 
     One server only: for a ``redis+cluster://`` URL use :func:`redis_tier_for`, which
-    gives a :class:`cache.redis_cluster_tier.RedisClusterTier` (same interface).
+    gives a :class:`sealgate.cache.redis_cluster_tier.RedisClusterTier` (same interface).
     """
 
     _cluster = False  # which kind of URL this class takes
@@ -580,7 +580,7 @@ def redis_tier_for(url: str, **options: Any) -> RedisTier:
     """The tier for ``url``: :class:`RedisTier` for one server, the cluster tier for a
     ``redis+cluster://`` URL (imported only then). ``options`` as :class:`RedisTier`'s."""
     if is_cluster_url(url):
-        from cache.redis_cluster_tier import RedisClusterTier
+        from sealgate.cache.redis_cluster_tier import RedisClusterTier
 
         return RedisClusterTier(url, **options)
     return RedisTier(url, **options)

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
+from sealgate.errors import Error
+
 __all__ = ["ClusterUrl", "RedisUrlError", "check_redis_url", "is_cluster_url", "parse_cluster_url"]
 
 _SINGLE_SCHEMES = frozenset({"redis", "rediss", "unix"})
@@ -29,7 +31,7 @@ _USAGE = (
 )
 
 
-class RedisUrlError(ValueError):
+class RedisUrlError(Error, ValueError):
     """The Redis URL cannot be used; the message says why (never the password)."""
 
 

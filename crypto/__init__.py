@@ -5,9 +5,9 @@ Nothing here holds a private key. Whatever needs a signature is two-phase:
 and ``finish(signature)`` assembles the DER.
 """
 
-from crypto.algorithms import SignatureAlgorithm
-from crypto.canonical import canonical_json, canonical_string
-from crypto.certificates import (
+from sealgate.crypto.algorithms import SignatureAlgorithm
+from sealgate.crypto.canonical import canonical_json, canonical_string
+from sealgate.crypto.certificates import (
     PendingCertificate,
     certificate_pem,
     certificate_validity,
@@ -15,7 +15,7 @@ from crypto.certificates import (
     prepare_seal_certificate,
     public_key_der_of,
 )
-from crypto.errors import (
+from sealgate.crypto.errors import (
     BadSignature,
     ContentError,
     CryptoError,
@@ -26,8 +26,8 @@ from crypto.errors import (
     SealNotValidAtSigningTime,
     UntrustedSeal,
 )
-from crypto.proof import Endorsement, PendingProof, ProofSealer
-from crypto.verification import TrustList, VerifiedProof, verify_proof
+from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
+from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof
 
 __all__ = [
     "BadSignature",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import core
 
-from crypto.errors import ContentError
+from sealgate.crypto.errors import ContentError
 
 _SHORT = [bytes((n,)) for n in range(0x80)]
 

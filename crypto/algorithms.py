@@ -12,8 +12,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from crypto import _der
-from crypto.errors import ContentError
+from sealgate.crypto import _der
+from sealgate.crypto.errors import ContentError
 
 __all__ = ["SignatureAlgorithm", "load_public_key", "signature_algorithm_of"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import rfc8785
 
-from crypto.errors import ContentError
+from sealgate.crypto.errors import ContentError
 
 __all__ = ["canonical_json", "canonical_string"]
 

@@ -17,14 +17,14 @@ from datetime import datetime
 from asn1crypto import core, keys, x509
 from cryptography.exceptions import InvalidSignature
 
-from crypto import _der
-from crypto.algorithms import (
+from sealgate.crypto import _der
+from sealgate.crypto.algorithms import (
     SignatureAlgorithm,
     load_public_key,
     signature_algorithm_of,
     verify_digest_signature,
 )
-from crypto.errors import BadSignature, ContentError
+from sealgate.crypto.errors import BadSignature, ContentError
 
 __all__ = [
     "DOCUMENT_SIGNING",

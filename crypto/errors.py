@@ -21,6 +21,8 @@ Errors raised by asn1crypto / cryptography are translated where they enter
 
 from __future__ import annotations
 
+from sealgate.errors import Error
+
 __all__ = [
     "BadSignature",
     "ContentError",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class CryptoError(Exception):
+class CryptoError(Error):
     """Root of every error raised by :mod:`crypto`."""
 
 

@@ -1,6 +1,6 @@
 """The sealed proof: a DER CMS SignedData (RFC 5652) over canonical JSON.
 
-Shape (what :mod:`crypto.verification` accepts, nothing else)::
+Shape (what :mod:`sealgate.crypto.verification` accepts, nothing else)::
 
     ContentInfo { signedData, [0] SignedData {
       version 1, digestAlgorithms {sha256},
@@ -23,7 +23,7 @@ to endorse: the extracting unit, the verifying unit and the extraction time::
 
 Sealing is hot (thousands per second), so :class:`ProofSealer` precomputes all
 per-seal encodings once and per proof only concatenates DER with the helpers in
-:mod:`crypto._der`; asn1crypto is used to parse (and in tests, to cross-check).
+:mod:`sealgate.crypto._der`; asn1crypto is used to parse (and in tests, to cross-check).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from datetime import datetime
 
 from asn1crypto import cms, core, x509
 
-from crypto import _der
-from crypto.algorithms import (
+from sealgate.crypto import _der
+from sealgate.crypto.algorithms import (
     SHA256_DER,
     PublicKey,
     SignatureAlgorithm,
@@ -44,7 +44,7 @@ from crypto.algorithms import (
     load_public_key,
     signature_algorithm_of,
 )
-from crypto.errors import ContentError, SealCertificateNotValid
+from sealgate.crypto.errors import ContentError, SealCertificateNotValid
 
 __all__ = [
     "ARC",
@@ -149,7 +149,7 @@ class ProofSealer:
     """Seals proofs with one seal certificate; build once per seal, reuse per proof.
 
     ``chain`` is the issuing root, embedded so a verifier needs only its trust list
-    (:func:`crypto.verification.verify_proof` requires exactly seal + root).
+    (:func:`sealgate.crypto.verification.verify_proof` requires exactly seal + root).
     Everything independent of the individual proof is encoded here, once.
     """
 

@@ -1,7 +1,7 @@
 """Verification of sealed proofs: pure, offline, and exception-driven.
 
 :func:`verify_proof` either returns a :class:`VerifiedProof` or raises one
-:class:`~crypto.errors.ProofError` subclass naming the first check that failed.
+:class:`~sealgate.crypto.errors.ProofError` subclass naming the first check that failed.
 Revocation is deliberately not consulted here: the registry owns that state.
 """
 
@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from crypto import _der
-from crypto import proof as _proof
-from crypto.certificates import DOCUMENT_SIGNING
-from crypto.errors import (
+from sealgate.crypto import _der
+from sealgate.crypto import proof as _proof
+from sealgate.crypto.certificates import DOCUMENT_SIGNING
+from sealgate.crypto.errors import (
     BadSignature,
     ContentError,
     DigestMismatch,
@@ -34,7 +34,7 @@ from crypto.errors import (
     SealNotValidAtSigningTime,
     UntrustedSeal,
 )
-from crypto.proof import Endorsement
+from sealgate.crypto.proof import Endorsement
 
 __all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "verify_proof"]
 

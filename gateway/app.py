@@ -22,18 +22,18 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from cache.feed import ChangeFeed
-from cache.local import LocalTier
-from cache.lookup import CachedLookup
-from gateway.audit import AUDIT_NOTE, AuditLog, AuditNote, AuditUnavailable
-from gateway.auth import CLIENT, Authenticator, require_purpose
-from gateway.catalog import REFRESH_SECONDS, SealCatalog
-from gateway.checking import StatusChecker
-from gateway.home import Settings
-from gateway.metrics import Metrics
-from gateway.openapi import OPENAPI
-from gateway.problems import Problem, invalid, problem_for, unknown_code
-from gateway.requests import (
+from sealgate.cache.feed import ChangeFeed
+from sealgate.cache.local import LocalTier
+from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.audit import AUDIT_NOTE, AuditLog, AuditNote, AuditUnavailable
+from sealgate.gateway.auth import CLIENT, Authenticator, require_purpose
+from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
+from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.home import Settings
+from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.openapi import OPENAPI
+from sealgate.gateway.problems import Problem, invalid, problem_for, unknown_code
+from sealgate.gateway.requests import (
     InvalidRequest,
     decode_json,
     parse_holder_query,
@@ -41,15 +41,21 @@ from gateway.requests import (
     parse_seal_body,
     parse_status_change,
 )
-from gateway.sealing import SealingService, format_code, proofs_json, request_digest, rfc3339
-from gateway.throttle import FailedLookupLimiter, limited_lookup, limited_search
-from gateway.verifying import VerifyEndpoint
-from hsm.errors import HsmError
-from hsm.service import ProcessSigningService, SigningService
-from verify.code import CodeAuthority, is_well_formed, recordable_code
-from verify.directory import Client, Role
-from verify.holders import HolderKeys
-from verify.registry import (
+from sealgate.gateway.sealing import (
+    SealingService,
+    format_code,
+    proofs_json,
+    request_digest,
+    rfc3339,
+)
+from sealgate.gateway.throttle import FailedLookupLimiter, limited_lookup, limited_search
+from sealgate.gateway.verifying import VerifyEndpoint
+from sealgate.hsm.errors import HsmError
+from sealgate.hsm.service import ProcessSigningService, SigningService
+from sealgate.verify.code import CodeAuthority, is_well_formed, recordable_code
+from sealgate.verify.directory import Client, Role
+from sealgate.verify.holders import HolderKeys
+from sealgate.verify.registry import (
     ProofStatus,
     Registry,
     RegistryError,
@@ -156,7 +162,7 @@ def audit_row(
     at: float,
     detail: dict[str, Any],
 ) -> list[Any]:
-    """One audit record's fields, in :class:`verify.audit.AuditEvent` order.
+    """One audit record's fields, in :class:`sealgate.verify.audit.AuditEvent` order.
 
     A purpose is kept as given only when it is one the client is granted: anything else
     typed there (an identity number too) is recorded as :data:`NOT_GRANTED`.
@@ -556,7 +562,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(registry.close)
         shared = None
         if settings.redis_url:
-            from cache.redis_tier import redis_tier_for
+            from sealgate.cache.redis_tier import redis_tier_for
 
             # One server (redis://) or a Redis Cluster (redis+cluster://), same interface.
             shared = redis_tier_for(settings.redis_url)

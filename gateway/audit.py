@@ -3,11 +3,12 @@
 Every sealing, status change, verification and document download is recorded (client,
 role, purpose, code, result, time, request id; never a holder's identity number) before
 its answer leaves: if the record cannot be written the answer is a 503 instead (fail
-closed). A worker writes its records to a journal of its own (:mod:`gateway.audit_journal`),
-the records of one turn of its event loop with one write; a process of its own
-(:mod:`gateway.audit_writer`) chains them into the store, off the gateway's event loop
-and its GIL. Requests are refused while the journal cannot be written, while the store
-cannot, or once the store is :data:`LAG_LIMIT` behind the journal.
+closed). A worker writes its records to a journal of its own
+(:mod:`sealgate.gateway.audit_journal`), the records of one turn of its event loop with one
+write; a process of its own (:mod:`sealgate.gateway.audit_writer`) chains them into the
+store, off the gateway's event loop and its GIL. Requests are refused while the journal
+cannot be written, while the store cannot, or once the store is :data:`LAG_LIMIT`
+behind the journal.
 
 Several worker processes append to one store: each write reads the chain's head inside
 its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
@@ -30,11 +31,12 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.audit_journal import Journal, journal_directory, journal_files
-from hsm import frames
-from hsm.errors import HsmError
-from hsm.service import SigningService
-from verify.audit import (
+from sealgate.errors import Error
+from sealgate.gateway.audit_journal import Journal, journal_directory, journal_files
+from sealgate.hsm import frames
+from sealgate.hsm.errors import HsmError
+from sealgate.hsm.service import SigningService
+from sealgate.verify.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,
@@ -43,7 +45,7 @@ from verify.audit import (
     chain_fields,
     checkpoint_digest,
 )
-from verify.sqlite import connect, insert_rows, write_transaction
+from sealgate.verify.sqlite import connect, insert_rows, write_transaction
 
 log = logging.getLogger("sealgate.audit")
 
@@ -85,12 +87,12 @@ _COLUMNS = (
 )
 
 
-class AuditUnavailable(Exception):
+class AuditUnavailable(Error):
     """The audit record could not be written: the request must be refused."""
 
 
 class AuditNote:
-    """What a handler adds to its request's audit record (see ``gateway.app``)."""
+    """What a handler adds to its request's audit record (see ``sealgate.gateway.app``)."""
 
     __slots__ = ("codes", "detail", "purpose")
 
@@ -254,7 +256,7 @@ class AuditLog:
 
     The records of the requests handled in one turn of the event loop go to the journal
     as one frame with one write at the end of that turn, and their requests are answered
-    then (see :mod:`gateway.audit_journal`). The writer chains them into the store a few
+    then (see :mod:`sealgate.gateway.audit_journal`). The writer chains them into the store a few
     milliseconds later and says how far it got. Requests are refused (fail closed) while a
     record cannot be written to the journal, while the writer's last pass failed, or
     once journaled records have waited :data:`LAG_LIMIT` for the store.
@@ -331,7 +333,7 @@ class AuditLog:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway.audit_writer",
+            "sealgate.gateway.audit_writer",
             str(self._path),
             str(WRITE_TIMEOUT),
             str(journal.directory / journal.name),

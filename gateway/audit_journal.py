@@ -1,6 +1,6 @@
 """The audit journal: each worker's append-only file of records on their way to the store.
 
-A worker writes the records of one turn of its event loop as one frame (:mod:`hsm.frames`:
+A worker writes the records of one turn of its event loop as one frame (:mod:`sealgate.hsm.frames`:
 a length, then msgpack of the records' fields) with one ``write()`` to a file of its own,
 and answers once that returns: the same durability as a commit of the store with
 ``synchronous=NORMAL`` (the page cache; a killed process loses nothing). Its audit
@@ -29,7 +29,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from hsm import frames
+from sealgate.hsm import frames
 
 log = logging.getLogger("sealgate.audit")
 
@@ -151,7 +151,7 @@ def read_groups(fd: int, offset: int, limit: int = READ_BYTES) -> tuple[list[Any
     """The whole frames from ``offset`` on (at most about ``limit`` bytes of them) and
     the offset after the last; an incomplete frame at the end is left for later.
 
-    Raises :class:`hsm.frames.ProtocolError` for bytes that are not a frame.
+    Raises :class:`sealgate.hsm.frames.ProtocolError` for bytes that are not a frame.
     """
     data = os.pread(fd, limit, offset)
     groups, used = frames.split(data)

@@ -1,13 +1,13 @@
-"""The audit writer process (``python -m gateway.audit_writer STORE TIMEOUT JOURNAL``).
+"""The audit writer process (``python -m sealgate.gateway.audit_writer STORE TIMEOUT JOURNAL``).
 
 Chaining records (encoding, hashing) is Python work; done in a thread of the gateway it
 holds the GIL against the event loop and cost about a quarter of verification throughput.
-In a process of its own, reading the worker's journal (:mod:`gateway.audit_journal`), it
+In a process of its own, reading the worker's journal (:mod:`sealgate.gateway.audit_journal`), it
 costs the gateway one file write per turn of its event loop and no round trip.
 
 It chains the journal ``JOURNAL`` names and its successors, a few milliseconds behind the
 worker; at start it first finishes the journals whose workers are gone (including this
-worker's older files, if the writer before it died). Frames of :mod:`hsm.frames` on
+worker's older files, if the writer before it died). Frames of :mod:`sealgate.hsm.frames` on
 stdin/stdout:
 
 - child → parent at start: ``["ready"]``, or ``["error", message]`` and exit;
@@ -32,16 +32,16 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from gateway.audit import append_rows, open_store, stored_head
-from gateway.audit_journal import (
+from sealgate.gateway.audit import append_rows, open_store, stored_head
+from sealgate.gateway.audit_journal import (
     file_name,
     journal_files,
     parse_name,
     read_groups,
     try_lock,
 )
-from hsm import frames
-from verify.sqlite import Checkpointer, connect, write_transaction
+from sealgate.hsm import frames
+from sealgate.verify.sqlite import Checkpointer, connect, write_transaction
 
 POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
 POLL_IDLE = 0.05
@@ -292,9 +292,9 @@ def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
     open_store(Path(path)).close()
     # NORMAL (WAL): as durable as the journal the records come from (the page cache);
     # a lock held past ``timeout`` fails the pass, and the worker refuses requests once
-    # its journal is gateway.audit.LAG_LIMIT behind.
+    # its journal is sealgate.gateway.audit.LAG_LIMIT behind.
     conn = connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see verify.sqlite.Checkpointer
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see sealgate.verify.sqlite.Checkpointer
     return conn
 
 

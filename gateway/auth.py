@@ -13,8 +13,8 @@ import time
 
 from aiohttp import web
 
-from gateway.problems import Problem
-from verify.directory import Client, Directory, Role
+from sealgate.gateway.problems import Problem
+from sealgate.verify.directory import Client, Directory, Role
 
 CLIENT = web.RequestKey("client", Client)  # who is asking, once authenticated
 CACHE_SECONDS = 10.0

@@ -1,6 +1,6 @@
 """The seals a gateway process can use, their sealers, and the trust list it publishes.
 
-Loaded from the :class:`~verify.directory.Directory` at start and refreshed in the
+Loaded from the :class:`~sealgate.verify.directory.Directory` at start and refreshed in the
 background, so a ``sealgate seal rotate`` or ``seal create`` run beside a serving gateway
 takes effect within :data:`REFRESH_SECONDS` without a restart.
 """
@@ -13,10 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from crypto.certificates import certificate_pem
-from crypto.proof import ProofSealer
-from crypto.verification import TrustList
-from verify.directory import Directory, NotFound, Seal, SealKey
+from sealgate.crypto.certificates import certificate_pem
+from sealgate.crypto.proof import ProofSealer
+from sealgate.crypto.verification import TrustList
+from sealgate.verify.directory import Directory, NotFound, Seal, SealKey
 
 REFRESH_SECONDS = 5.0
 #: A seal whose active certificate ends within this is named in logs and readiness.

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from cache.local import LocalTier
-from crypto.verification import VerifiedProof, verify_proof
-from gateway.catalog import SealCatalog
-from gateway.problems import unknown_code
-from gateway.sealing import format_code, rfc3339
-from verify.code import CodeAuthority, CodeError, parse_code
-from verify.registry import ProofRecord, ProofStatus, Registry
+from sealgate.cache.local import LocalTier
+from sealgate.crypto.verification import VerifiedProof, verify_proof
+from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.problems import unknown_code
+from sealgate.gateway.sealing import format_code, rfc3339
+from sealgate.verify.code import CodeAuthority, CodeError, parse_code
+from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 
 MAX_REMEMBERED_CODES = 200_000
 
@@ -89,7 +89,7 @@ class StatusChecker:
     async def check_document(self, der: bytes) -> dict[str, Any]:
         """Verify a presented sealed proof offline, then report its registered status.
 
-        Raises :class:`crypto.errors.ProofError` when the seal does not hold.
+        Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold.
         """
         verified: VerifiedProof = verify_proof(der, self._catalog.snapshot.trust)
         result: dict[str, Any] = {

@@ -17,21 +17,20 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from crypto.certificates import certificate_validity
-from crypto.errors import CryptoError, ProofError
-from crypto.verification import TrustList, verify_proof
-from gateway.audit import append_now, read_records, unchained_journal_bytes
-from gateway.home import HomeError, load_settings, resolve_home
-from gateway.provision import Provisioner, init_home
-from gateway.server import ServeError, serve
-from hsm.errors import HsmError
-from hsm.keystore import KeyAlgorithm
-from verify.audit import AuditError, AuditEvent, SignedHead, TrailBroken, verify_trail
-from verify.directory import DirectoryError, Role, SealKind
-from verify.registry import RegistryError
+from sealgate.crypto.certificates import certificate_validity
+from sealgate.crypto.errors import ProofError
+from sealgate.crypto.verification import TrustList, verify_proof
+from sealgate.errors import Error
+from sealgate.gateway.audit import append_now, read_records, unchained_journal_bytes
+from sealgate.gateway.home import load_settings, resolve_home
+from sealgate.gateway.provision import Provisioner, init_home
+from sealgate.gateway.server import serve
+from sealgate.hsm.keystore import KeyAlgorithm
+from sealgate.verify.audit import AuditEvent, SignedHead, TrailBroken, verify_trail
+from sealgate.verify.directory import Role, SealKind
 
 
-class CliError(Exception):
+class CliError(Error):
     """A failure to report in one line."""
 
 
@@ -400,7 +399,7 @@ def _verify_file(args: argparse.Namespace, home: Path) -> int:
 
 def _bench_capacity(args: argparse.Namespace) -> int:
     try:
-        from bench.capacity import Options, run_capacity
+        from sealgate.bench.capacity import Options, run_capacity
     except ImportError as exc:  # pragma: no cover - an install without bench/
         raise CliError(f"the capacity harness is not installed ({exc})") from None
     if (
@@ -447,19 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except KeyboardInterrupt:
         return 130
-    except (
-        CliError,
-        HomeError,
-        HsmError,
-        DirectoryError,
-        RegistryError,
-        CryptoError,
-        AuditError,
-        ValueError,
-    ) as exc:
-        print(f"sealgate: error: {exc}", file=sys.stderr)
-        return 1
-    except ServeError as exc:
+    except Error as exc:  # every failure sealgate names (sealgate.errors draws the tree)
         print(f"sealgate: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -7,7 +7,7 @@ already remembered needs none of it. :class:`Dispatch` answers such a request it
 with the same checks (:meth:`VerifyEndpoint.remembered_answer`), the same audit record
 written before the answer leaves (503 when it cannot be), the same request id, metrics
 and body; everything else, every refusal included, goes to the application unchanged.
-The answer leaves as one pre-serialised message (:mod:`gateway.prepared`) when the
+The answer leaves as one pre-serialised message (:mod:`sealgate.gateway.prepared`) when the
 request is HTTP/1.1 with keep-alive, as aiohttp's own response otherwise.
 
 A request takes this way only when its raw target is the verify route's: a ``GET`` of
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.app import (
+from sealgate.gateway.app import (
     AUDIT,
     METRICS,
     REQUEST_IDS,
@@ -32,9 +32,9 @@ from gateway.app import (
     audit_unavailable,
     request_id_of,
 )
-from gateway.audit import AuditUnavailable
-from gateway.prepared import AnswerWriter
-from gateway.verifying import ANSWER_HEADERS
+from sealgate.gateway.audit import AuditUnavailable
+from sealgate.gateway.prepared import AnswerWriter
+from sealgate.gateway.verifying import ANSWER_HEADERS
 
 __all__ = ["Dispatch", "answer_remembered_verifications"]
 

@@ -21,17 +21,18 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hsm.keystore import KeystoreConfig
-from hsm.softhsm import follow_moved_tokens
-from verify.at_rest import DocumentCipher
-from verify.directory import Directory
-from verify.registry import Registry
+from sealgate.errors import Error
+from sealgate.hsm.keystore import KeystoreConfig
+from sealgate.hsm.softhsm import follow_moved_tokens
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.directory import Directory
+from sealgate.verify.registry import Registry
 
 DEFAULT_HOME = Path(".sealgate")
 CONFIG_NAME = "config.toml"
 
 
-class HomeError(Exception):
+class HomeError(Error):
     """The home is missing, incomplete or misconfigured."""
 
 
@@ -79,7 +80,7 @@ class Settings:
     def database_label(self) -> str:
         """The database URL with any password hidden, for messages."""
         if self.database_kind == "postgresql":
-            from verify.postgres import redacted
+            from sealgate.verify.postgres import redacted
 
             return redacted(self.database_url)
         return self.database_url
@@ -127,30 +128,30 @@ class Settings:
     def open_registry(self) -> Registry:
         """The registry these settings name (the SQLite file by default)."""
         if self.database_kind == "postgresql":
-            from verify.postgres import PostgresRegistry
+            from sealgate.verify.postgres import PostgresRegistry
 
             return PostgresRegistry(self.database_url, self.document_cipher())
-        from verify.sqlite import SqliteRegistry
+        from sealgate.verify.sqlite import SqliteRegistry
 
         return SqliteRegistry(self.sqlite_path, self.document_cipher())
 
     def open_directory(self) -> Directory:
         """The directory of seals and clients, in the registry's database."""
         if self.database_kind == "postgresql":
-            from verify.postgres import PostgresDirectory
+            from sealgate.verify.postgres import PostgresDirectory
 
             return PostgresDirectory(self.database_url)
-        from verify.sqlite import SqliteDirectory
+        from sealgate.verify.sqlite import SqliteDirectory
 
         return SqliteDirectory(self.sqlite_path)
 
     def migrate_database(self) -> int:
         """Bring the database's schema up to date; returns its version."""
         if self.database_kind == "postgresql":
-            from verify.postgres import migrate as migrate_postgres
+            from sealgate.verify.postgres import migrate as migrate_postgres
 
             return migrate_postgres(self.database_url)
-        from verify.sqlite import migrate as migrate_sqlite
+        from sealgate.verify.sqlite import migrate as migrate_sqlite
 
         return migrate_sqlite(self.sqlite_path)
 
@@ -214,7 +215,7 @@ def load_settings(
         database_kind(db)  # an unknown scheme is refused here, before anything opens
     redis = pick(redis_url, "SEALGATE_REDIS_URL", "redis_url", None)
     if redis is not None:
-        from cache.redis_url import RedisUrlError, check_redis_url
+        from sealgate.cache.redis_url import RedisUrlError, check_redis_url
 
         try:
             check_redis_url(redis)  # likewise: one line at startup, not a worker's traceback

@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web import BaseRequest, Request, StreamResponse
 
-from verify.code import is_well_formed
+from sealgate.verify.code import is_well_formed
 
 SLOW_SECONDS = 1.0
 NO_ROUTE = "(no route)"
@@ -61,7 +61,7 @@ def _loggable_path(request: BaseRequest) -> str:
     if isinstance(request, Request):
         try:
             match_info = request.match_info
-        except AssertionError:  # answered before the router (gateway.dispatch): a code
+        except AssertionError:  # answered before the router (sealgate.gateway.dispatch): a code
             match_info = None
         if match_info is None:
             return request.rel_url.raw_path

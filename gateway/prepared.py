@@ -1,6 +1,6 @@
 """Answers written as one pre-serialised HTTP/1.1 message.
 
-Once a remembered verification's body is known (:mod:`gateway.dispatch`), what is left
+Once a remembered verification's body is known (:mod:`sealgate.gateway.dispatch`), what is left
 per request is HTTP framing, and aiohttp's response does that for any answer: a header
 multidict, a status line and header serialiser, a writer state machine with its awaits.
 Under load that was about a fifth of the worker's time (profiled, docs/capacity.md).

@@ -12,11 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from crypto.errors import ContentError, ProofError
-from hsm.errors import HsmError, HsmUnavailable
-from verify.directory import DirectoryUnavailable
-from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
-from verify.registry import (
+from sealgate.crypto.errors import ContentError, ProofError
+from sealgate.errors import Error
+from sealgate.hsm.errors import HsmError, HsmUnavailable
+from sealgate.verify.directory import DirectoryUnavailable
+from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.registry import (
     IdempotencyConflict,
     ProofNotFound,
     RegistryUnavailable,
@@ -26,7 +27,7 @@ from verify.registry import (
 PROBLEM_TYPE = "application/problem+json"
 
 
-class Problem(Exception):
+class Problem(Error):
     """An error answer: HTTP status, stable code, human title and detail."""
 
     def __init__(

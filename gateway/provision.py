@@ -21,15 +21,15 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
-from crypto.certificates import (
+from sealgate.crypto.certificates import (
     PendingCertificate,
     certificate_pem,
     certificate_validity,
     prepare_root_certificate,
     prepare_seal_certificate,
 )
-from gateway.audit import AUDIT_KEY_LABEL
-from gateway.home import (
+from sealgate.gateway.audit import AUDIT_KEY_LABEL
+from sealgate.gateway.home import (
     CONFIG_NAME,
     HomeError,
     Settings,
@@ -38,11 +38,11 @@ from gateway.home import (
     write_config,
     write_secret,
 )
-from hsm.errors import HsmError
-from hsm.keystore import KeyAlgorithm, Keystore, open_keystore
-from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
-from verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
-from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from sealgate.hsm.errors import HsmError
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
+from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
+from sealgate.verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
+from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from verify.holders import HolderKind, InvalidHolderId, normalise_holder_id, require_birth_date
+from sealgate.errors import Error
+from sealgate.verify.holders import (
+    HolderKind,
+    InvalidHolderId,
+    normalise_holder_id,
+    require_birth_date,
+)
 
 MAX_BATCH = 1000
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -24,7 +30,7 @@ MAX_TEXT = 256
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(Error, ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field

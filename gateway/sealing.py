@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from crypto.canonical import canonical_json, canonical_string
-from crypto.errors import SealCertificateNotValid
-from crypto.proof import Endorsement, PendingProof, ProofSealer
-from gateway.catalog import SealCatalog
-from gateway.problems import Problem
-from gateway.requests import ProofRequest
-from hsm.service import SigningService
-from verify.code import CodeAuthority
-from verify.directory import Client, Seal, SealKey
-from verify.holders import HolderKeys, mask_id, mask_name
-from verify.registry import (
+from sealgate.crypto.canonical import canonical_json, canonical_string
+from sealgate.crypto.errors import SealCertificateNotValid
+from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
+from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.problems import Problem
+from sealgate.gateway.requests import ProofRequest
+from sealgate.hsm.service import SigningService
+from sealgate.verify.code import CodeAuthority
+from sealgate.verify.directory import Client, Seal, SealKey
+from sealgate.verify.holders import HolderKeys, mask_id, mask_name
+from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
     IdempotentRequest,

@@ -24,10 +24,11 @@ from multiprocessing.process import BaseProcess
 
 from aiohttp import web
 
-from gateway.app import create_app
-from gateway.dispatch import answer_remembered_verifications
-from gateway.home import Settings
-from gateway.logs import AccessLogger, configure_logging
+from sealgate.errors import Error
+from sealgate.gateway.app import create_app
+from sealgate.gateway.dispatch import answer_remembered_verifications
+from sealgate.gateway.home import Settings
+from sealgate.gateway.logs import AccessLogger, configure_logging
 
 log = logging.getLogger("sealgate.server")
 
@@ -42,7 +43,7 @@ FAST_FAILURE_SECONDS = 5.0
 MAX_FAST_FAILURES = 5
 
 
-class ServeError(Exception):
+class ServeError(Error):
     """The gateway could not be kept running."""
 
 

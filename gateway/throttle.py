@@ -53,20 +53,21 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
-from gateway.problems import Problem
+from sealgate.errors import Error
+from sealgate.gateway.problems import Problem
 
 T = TypeVar("T")
 
 Scope = Literal["client", "global"]
 
 FAILURE_FLOOR_SECONDS = 0.010
-UNKNOWN_CODE = "unknown-code"  # the Problem code of gateway.problems.unknown_code()
+UNKNOWN_CODE = "unknown-code"  # the Problem code of sealgate.gateway.problems.unknown_code()
 
 # Float slack: 100 failures must leave the bucket exactly full, not 1e-13 over.
 _EPSILON = 1e-9
 
 
-class Throttled(Exception):
+class Throttled(Error):
     """A lookup refused for too many failures: by this client, or by everyone together."""
 
     def __init__(self, retry_after: float, scope: Scope) -> None:

@@ -22,19 +22,19 @@ from collections.abc import Callable
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.audit import AUDIT_NOTE
-from gateway.auth import Authenticator, require_purpose
-from gateway.checking import StatusChecker, status_view
-from gateway.requests import parse_purpose
-from gateway.sealing import rfc3339
-from gateway.throttle import (
+from sealgate.gateway.audit import AUDIT_NOTE
+from sealgate.gateway.auth import Authenticator, require_purpose
+from sealgate.gateway.checking import StatusChecker, status_view
+from sealgate.gateway.requests import parse_purpose
+from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.throttle import (
     FailedLookupLimiter,
     Throttled,
     limited_lookup,
     too_many_failed_lookups,
 )
-from verify.directory import Client, Role
-from verify.registry import ProofStatus, Status
+from sealgate.verify.directory import Client, Role
+from sealgate.verify.registry import ProofStatus, Status
 
 MAX_REMEMBERED = 100_000
 # Every answer's fixed headers, on either way (the application's or the dispatch's).
@@ -50,7 +50,7 @@ class StatusAnswers:
     def __init__(self, max_entries: int = MAX_REMEMBERED) -> None:
         self._max_entries = max_entries
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
-        # only, so the garbage collector stops tracking them (see cache.local)
+        # only, so the garbage collector stops tracking them (see sealgate.cache.local)
         self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
         self._second = -1  # the whole second of the last answer, and its ending
         self._ending = b""

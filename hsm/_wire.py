@@ -1,12 +1,12 @@
-"""The pipe protocol between :mod:`hsm.service` and :mod:`hsm.worker`.
+"""The pipe protocol between :mod:`sealgate.hsm.service` and :mod:`sealgate.hsm.worker`.
 
-Every message is a frame of :mod:`hsm.frames`.
+Every message is a frame of :mod:`sealgate.hsm.frames`.
 
-1. parent → child: the :class:`~hsm.keystore.KeystoreConfig` as a map (the PIN travels
+1. parent → child: the :class:`~sealgate.hsm.keystore.KeystoreConfig` as a map (the PIN travels
    here, never on argv or in the environment).
 2. child → parent: ``["ready"]``, or ``["error", code, message]`` and the child exits.
 3. parent → child: ``[batch_id, items]``; an item is ``[label, digest]``, or ``None`` for
-   a readiness probe (:meth:`~hsm.keystore.Keystore.check`).
+   a readiness probe (:meth:`~sealgate.hsm.keystore.Keystore.check`).
 4. child → parent: ``[batch_id, results]``, one result per item in order: the signature
    (``bytes``; empty for a probe) or ``[code, message]``.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hsm.errors import (
+from sealgate.hsm.errors import (
     DuplicateKey,
     HsmError,
     HsmUnavailable,
@@ -25,8 +25,8 @@ from hsm.errors import (
     KeystoreConfigError,
     MechanismNotSupported,
 )
-from hsm.frames import ProtocolError
-from hsm.keystore import KeystoreConfig
+from sealgate.hsm.frames import ProtocolError
+from sealgate.hsm.keystore import KeystoreConfig
 
 __all__ = [
     "ERRORS",
@@ -54,7 +54,7 @@ ERRORS: dict[str, type[Exception]] = {
 
 
 def error_code(exc: BaseException) -> str:
-    """The wire code of an exception: its hsm.errors class, else the generic HsmError."""
+    """The wire code of an exception: its sealgate.hsm.errors class, else the generic HsmError."""
     for cls in type(exc).__mro__:
         if cls.__name__ in ERRORS and issubclass(cls, ERRORS[cls.__name__]):
             return cls.__name__

@@ -1,7 +1,9 @@
 """The exceptions of the key-holding layer; see the tree in :mod:`hsm`."""
 
+from sealgate.errors import Error
 
-class HsmError(Exception):
+
+class HsmError(Error):
     """Base of every error raised by :mod:`hsm`."""
 
 

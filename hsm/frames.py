@@ -1,6 +1,6 @@
 """Frames over a child process's pipes, and ending a child: what the signing process
-(:mod:`hsm.service` ↔ :mod:`hsm.worker`) and the audit writer (:mod:`gateway.audit` ↔
-:mod:`gateway.audit_writer`) share.
+(:mod:`sealgate.hsm.service` ↔ :mod:`sealgate.hsm.worker`) and the audit writer
+(:mod:`sealgate.gateway.audit` ↔ :mod:`sealgate.gateway.audit_writer`) share.
 
 A frame is a 4-byte big-endian length, then that many bytes of msgpack. Each side reads
 with :func:`read_frame` (the child, blocking) or :func:`read_frame_async` (the parent's
@@ -15,6 +15,8 @@ import struct
 from typing import Any, BinaryIO
 
 import msgpack
+
+from sealgate.errors import Error
 
 __all__ = [
     "HEADER",
@@ -36,7 +38,7 @@ HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
 
-class ProtocolError(Exception):
+class ProtocolError(Error):
     """The peer sent something that is not a frame: truncated, oversized, undecodable."""
 
 

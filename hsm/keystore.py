@@ -47,7 +47,7 @@ class Keystore(ABC):
 
     Signatures are over a SHA-256 digest computed by the caller, and come back in the
     encoding X.509 and CMS use: DER ``ECDSA-Sig-Value`` for EC, PKCS#1 v1.5 for RSA.
-    Implementations are not thread-safe; use one per thread (see :mod:`hsm.service`).
+    Implementations are not thread-safe; use one per thread (see :mod:`sealgate.hsm.service`).
     """
 
     backend: str
@@ -99,17 +99,17 @@ class Keystore(ABC):
 def open_keystore(config: KeystoreConfig) -> Keystore:
     """Open the keystore that ``config`` describes, in this process."""
     if config.backend == "pkcs11":
-        from hsm.pkcs11 import Pkcs11Keystore
+        from sealgate.hsm.pkcs11 import Pkcs11Keystore
 
         return Pkcs11Keystore.open(config)
     if config.backend == "soft":
-        from hsm.soft import SoftKeystore
+        from sealgate.hsm.soft import SoftKeystore
 
         if config.directory is None:
-            from hsm.errors import KeystoreConfigError
+            from sealgate.hsm.errors import KeystoreConfigError
 
             raise KeystoreConfigError("the soft keystore needs a directory")
         return SoftKeystore(config.directory)
-    from hsm.errors import KeystoreConfigError
+    from sealgate.hsm.errors import KeystoreConfigError
 
     raise KeystoreConfigError(f"unknown keystore backend {config.backend!r}")

@@ -4,9 +4,9 @@ One :class:`Pkcs11Keystore` owns ONE read-write session, logged in ONCE with the
 PIN, for its whole life. It is not thread-safe and must not be shared across threads or
 carried across ``fork()``: python-pkcs11 0.10.1 with SoftHSM2 aborts ("double free") when
 two threads sign at once, even on separate sessions. Serve concurrent callers through
-:class:`hsm.service.ProcessSigningService` instead.
+:class:`sealgate.hsm.service.ProcessSigningService` instead.
 
-Every ``pkcs11`` exception becomes an :mod:`hsm.errors` exception in exactly one place,
+Every ``pkcs11`` exception becomes an :mod:`sealgate.hsm.errors` exception in exactly one place,
 :func:`_token_errors`.
 """
 
@@ -28,7 +28,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
-from hsm.errors import (
+from sealgate.hsm.errors import (
     DuplicateKey,
     HsmError,
     HsmUnavailable,
@@ -37,7 +37,7 @@ from hsm.errors import (
     KeystoreConfigError,
     MechanismNotSupported,
 )
-from hsm.keystore import KeyAlgorithm, KeyInfo, Keystore, KeystoreConfig
+from sealgate.hsm.keystore import KeyAlgorithm, KeyInfo, Keystore, KeystoreConfig
 
 if TYPE_CHECKING:
     from pkcs11._pkcs11 import lib as _lib
@@ -105,7 +105,7 @@ _UNAVAILABLE_ERRORS: tuple[type[p11.PKCS11Error], ...] = (
 
 @contextlib.contextmanager
 def _token_errors(what: str) -> Iterator[None]:
-    """The one place where PKCS#11 return codes become :mod:`hsm.errors` exceptions.
+    """The one place where PKCS#11 return codes become :mod:`sealgate.hsm.errors` exceptions.
 
     Messages name the operation and the CKR_ class, never a PIN.
     """

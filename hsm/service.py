@@ -4,7 +4,7 @@ Two measurements on the target machine shape this module: python-pkcs11 with Sof
 aborts ("double free") when two threads sign at once, even on separate sessions; and a
 signing thread beside a busy event loop is starved by the GIL (~110 signs/s instead of
 ~12k/s). So the gateway process never touches PKCS#11. :class:`ProcessSigningService`
-runs the keystore in a child interpreter (``python -m hsm.worker``, never a ``fork()``
+runs the keystore in a child interpreter (``python -m sealgate.hsm.worker``, never a ``fork()``
 of the gateway) that owns one session, and feeds it batches: the round trip is paid
 per batch, not per signature.
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from hsm import _wire, frames
-from hsm.errors import HsmError, HsmUnavailable, KeystoreConfigError
-from hsm.keystore import Keystore, KeystoreConfig
+from sealgate.hsm import _wire, frames
+from sealgate.hsm.errors import HsmError, HsmUnavailable, KeystoreConfigError
+from sealgate.hsm.keystore import Keystore, KeystoreConfig
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class ProcessSigningService(SigningService):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "hsm.worker",
+                "sealgate.hsm.worker",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 env=env,

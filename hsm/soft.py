@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from hsm.errors import HsmUnavailable, KeyExists, KeyNotFound, MechanismNotSupported
-from hsm.keystore import KeyAlgorithm, KeyInfo, Keystore
+from sealgate.hsm.errors import HsmUnavailable, KeyExists, KeyNotFound, MechanismNotSupported
+from sealgate.hsm.keystore import KeyAlgorithm, KeyInfo, Keystore
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class SoftKeystore(Keystore):
 
     Each key is an unencrypted PKCS#8 PEM file (mode 0600, directory 0700) named after
     the hex of its label, so any label works. Anyone who can read the directory can
-    forge seals. Same semantics as :class:`hsm.pkcs11.Pkcs11Keystore`: exactly one key per
+    forge seals. Same semantics as :class:`sealgate.hsm.pkcs11.Pkcs11Keystore`: exactly one key per
     label, :class:`KeyExists` / :class:`KeyNotFound`, DER ECDSA and PKCS#1 v1.5 signatures.
     Opening one logs a WARNING.
     """

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from hsm.errors import KeystoreConfigError
+from sealgate.hsm.errors import KeystoreConfigError
 
 logger = logging.getLogger(__name__)
 

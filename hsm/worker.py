@@ -1,9 +1,9 @@
-"""The signing process: ``python -m hsm.worker``, started by
-:class:`hsm.service.ProcessSigningService`.
+"""The signing process: ``python -m sealgate.hsm.worker``, started by
+:class:`sealgate.hsm.service.ProcessSigningService`.
 
 A fresh interpreter (nothing inherited through ``fork()``) that opens ONE keystore, logs
 in once, and signs batches sequentially on its single session until stdin closes. The
-protocol is in :mod:`hsm._wire`. Errors go back as codes and short messages, never
+protocol is in :mod:`sealgate.hsm._wire`. Errors go back as codes and short messages, never
 tracebacks (a traceback could carry the configuration, PIN included).
 """
 
@@ -15,11 +15,11 @@ import signal
 import sys
 from typing import Any, BinaryIO
 
-from hsm import _wire, frames
-from hsm.errors import HsmError, HsmUnavailable
-from hsm.keystore import Keystore, open_keystore
+from sealgate.hsm import _wire, frames
+from sealgate.hsm.errors import HsmError, HsmUnavailable
+from sealgate.hsm.keystore import Keystore, open_keystore
 
-logger = logging.getLogger("hsm.worker")
+logger = logging.getLogger("sealgate.hsm.worker")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # could not open the keystore
@@ -74,7 +74,9 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 def main() -> int:
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format="hsm.worker[%(process)d] %(message)s"
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="sealgate.hsm.worker[%(process)d] %(message)s",
     )
     # The parent decides when this process ends (by closing stdin); a Ctrl-C or SIGTERM
     # aimed at the gateway's process group must not kill signing mid-batch, nor before

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Write or check requirements/lock.txt, the hashed pins of every Python package sealgate installs.
+"""Write or check requirements.lock, the hashed pins of every Python package sealgate installs.
 
 ``lock.py write`` resolves pyproject.toml (runtime, ``test`` and ``bench`` extras) and
-requirements/tools.in with ``uv pip compile --universal --generate-hashes`` and records a
+requirements-tools.in with ``uv pip compile --universal --generate-hashes`` and records a
 digest of those inputs in the lock's first line. ``lock.py check`` (run by ``make`` before
 it installs anything) recomputes the digest and fails, saying to run ``make lock``, when an
 input changed after the lock was written. Standard library only: it runs before the venv.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
-TOOLS = ROOT / "requirements" / "tools.in"
-LOCK = ROOT / "requirements" / "lock.txt"
+TOOLS = ROOT / "requirements-tools.in"
+LOCK = ROOT / "requirements.lock"
 EXTRAS = ("test", "bench")
 PYTHON = "3.11"  # the oldest Python sealgate supports; markers cover newer ones
 DIGEST_PREFIX = "# inputs-sha256: "
@@ -58,7 +58,7 @@ def write(uv: str) -> None:
     header = (
         f"{DIGEST_PREFIX}{inputs_digest()}\n"
         "# Written by `make lock` (scripts/lock.py) from pyproject.toml and\n"
-        "# requirements/tools.in; do not edit. `make` installs exactly these with\n"
+        "# requirements-tools.in; do not edit. `make` installs exactly these with\n"
         "# `pip install --require-hashes`.\n"
     )
     text = header + resolved.stdout
@@ -74,7 +74,7 @@ def check() -> int:
     recorded = first.removeprefix(DIGEST_PREFIX) if first.startswith(DIGEST_PREFIX) else None
     if recorded != inputs_digest():
         print(
-            f"{LOCK.relative_to(ROOT)} does not match pyproject.toml / requirements/tools.in:"
+            f"{LOCK.relative_to(ROOT)} does not match pyproject.toml / requirements-tools.in:"
             " run `make lock`, then `make test`, and commit both files.",
             file=sys.stderr,
         )

@@ -8,10 +8,10 @@ from typing import TypeVar
 
 import pytest
 
-from bench.redis_cluster import RedisClusterServer
-from bench.redis_server import RedisServer, RedisServerMissing
-from hsm.keystore import KeystoreConfig
-from hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
+from sealgate.bench.redis_cluster import RedisClusterServer
+from sealgate.bench.redis_server import RedisServer, RedisServerMissing
+from sealgate.hsm.keystore import KeystoreConfig
+from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
 from tests.postgres_server import PostgresServer, PostgresServerMissing
 
 # The registry on each backend (SQLite, PostgreSQL): ``backend`` and ``registry``.

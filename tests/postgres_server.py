@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench.processes import free_port
+from sealgate.bench.processes import free_port
 
 START_TIMEOUT = 30.0
 SUPERUSER = "postgres"

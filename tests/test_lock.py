@@ -13,7 +13,7 @@ from packaging.markers import Marker
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "requirements" / "lock.txt"
+LOCK = ROOT / "requirements.lock"
 PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^ ;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 
@@ -50,11 +50,10 @@ def test_the_venv_holds_exactly_the_locked_versions() -> None:
 
 def _checker_copy(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
-    (tmp_path / "requirements").mkdir()
     shutil.copy(ROOT / "scripts" / "lock.py", tmp_path / "scripts" / "lock.py")
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    for name in ("lock.txt", "tools.in"):
-        shutil.copy(ROOT / "requirements" / name, tmp_path / "requirements" / name)
+    for name in ("requirements.lock", "requirements-tools.in"):
+        shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
 

@@ -13,18 +13,20 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from sealgate.errors import ConfigError, Error
+
 _VERSION = b"\x01"
 _NONCE = 12
 
 
-class DocumentCorrupted(Exception):
+class DocumentCorrupted(Error):
     """A stored document fails authentication: altered, moved, or under another key."""
 
 
 class DocumentCipher:
     def __init__(self, key: bytes) -> None:
         if len(key) != 32:
-            raise ValueError("the document key has 32 bytes")
+            raise ConfigError("the document key has 32 bytes")
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:

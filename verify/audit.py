@@ -1,6 +1,6 @@
 """The audit trail's chain: records hashed in sequence, with signed checkpoints.
 
-Pure and I/O-free; :mod:`gateway.audit` stores the records and signs the checkpoints
+Pure and I/O-free; :mod:`sealgate.gateway.audit` stores the records and signs the checkpoints
 with a key in the token. Each record's hash covers the previous record's hash, so a
 deleted, altered, reordered or inserted record breaks the chain at that point. A
 checkpoint is itself a record: a signature by the audit key over the sequence number and
@@ -27,13 +27,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from sealgate.errors import Error
+
 GENESIS = b"\x00" * 32
 CHECKPOINT = "checkpoint"
 _RECORD_DOMAIN = b"sealgate/audit/record/v1|"
 _CHECKPOINT_DOMAIN = b"sealgate/audit/checkpoint/v1|"
 
 
-class AuditError(Exception):
+class AuditError(Error):
     """Base of the audit trail's errors."""
 
 

@@ -30,6 +30,8 @@ import unicodedata
 from dataclasses import dataclass
 from operator import getitem
 
+from sealgate.errors import ConfigError, Error
+
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # ISO/IEC 7064 MOD 37-2 characters; the index is the character's value, '*' is 36.
 _ISO_SYMBOLS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
@@ -50,7 +52,7 @@ _BODY_END = REGION_LENGTH + BODY_LENGTH
 _MAX_INPUT = 64  # generous for 27 characters plus spacing; bounds the work on hostile input
 
 
-class CodeError(Exception):
+class CodeError(Error):
     """Base of the verification code errors."""
 
 
@@ -206,9 +208,9 @@ class CodeAuthority:
 
     def __init__(self, key: bytes, region: str) -> None:
         if len(key) < _MIN_KEY_LENGTH:
-            raise ValueError(f"the tag key must be at least {_MIN_KEY_LENGTH} bytes")
+            raise ConfigError(f"the tag key must be at least {_MIN_KEY_LENGTH} bytes")
         if not _is_region(region):
-            raise ValueError("the region must be 6 ASCII digits")
+            raise ConfigError("the region must be 6 ASCII digits")
         self._key = bytes(key)  # a private copy: a caller's bytearray may change later
         self._mac = hmac.new(self._key, digestmod=hashlib.sha256)
         self._region = region

@@ -1,10 +1,10 @@
 """Who may do what: the seals an office holds and the clients that call the gateway.
 
 Kept in the same store as the registry (one SQLite file, or one PostgreSQL database at
-city scale: :mod:`verify.sqlite`, :mod:`verify.postgres`) so that every gateway instance
-sees the same seals and clients. Client
-tokens are stored only as SHA-256 digests: they are 256-bit random values, so a fast
-hash suffices and a leaked store yields no usable token.
+city scale: :mod:`sealgate.verify.sqlite`, :mod:`sealgate.verify.postgres`) so that every
+gateway instance sees the same seals and clients. Client tokens are stored only as SHA-256
+digests: they are 256-bit random values, so a fast hash suffices and a leaked store yields
+no usable token.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from sealgate.errors import Error
 
-class DirectoryError(Exception):
+
+class DirectoryError(Error):
     """Base of the directory's errors."""
 
 

@@ -13,13 +13,15 @@ import hashlib
 import hmac
 import operator
 
+from sealgate.errors import ConfigError, Error
+
 
 class HolderKind(enum.StrEnum):
     PERSON = "person"  # 居民身份证号码, GB 11643
     ORG = "org"  # 统一社会信用代码, GB 32100
 
 
-class InvalidHolderId(ValueError):
+class InvalidHolderId(Error, ValueError):
     """The identity number fails its format or check character."""
 
 
@@ -100,7 +102,7 @@ class HolderKeys:
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
-            raise ValueError("the holder key secret needs at least 32 bytes")
+            raise ConfigError("the holder key secret needs at least 32 bytes")
         self._secret = secret
 
     def __repr__(self) -> str:

@@ -21,7 +21,8 @@ Exceptions::
 
 from __future__ import annotations
 
-from verify.registry import Status
+from sealgate.errors import Error
+from sealgate.verify.registry import Status
 
 TERMINAL = frozenset({Status.REVOKED, Status.CANCELLED, Status.ABOLISHED})
 SETTABLE = frozenset(
@@ -43,7 +44,7 @@ _NEXT: dict[Status, frozenset[Status]] = {
 _NOT_AFTER_EXPIRY = frozenset({Status.PLEDGED, Status.CHANGED})
 
 
-class LifecycleError(Exception):
+class LifecycleError(Error):
     """Base of the lifecycle's refusals."""
 
 

@@ -15,7 +15,7 @@ of explicit size and timeouts. It keeps the embedded registry's rules:
   (``SELECT ... FOR UPDATE``) and checks the transition inside the transaction that
   writes it, so two racing issuers cannot both leave the same state.
 - **A change log that never skips.** See :data:`_CHANGE_LOG_ORDER` below.
-- **Documents encrypted at rest** with the home's :class:`~verify.at_rest.DocumentCipher`;
+- **Documents encrypted at rest** with the home's :class:`~sealgate.verify.at_rest.DocumentCipher`;
   holders appear only masked and as a keyed hash, as in SQLite.
 
 :class:`PostgresDirectory` uses psycopg 3, synchronously: the :class:`Directory`
@@ -48,8 +48,9 @@ import asyncpg
 import psycopg
 import psycopg.errors
 
-from verify.at_rest import DocumentCipher
-from verify.directory import (
+from sealgate.errors import ConfigError
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.directory import (
     AlreadyExists,
     Client,
     Directory,
@@ -62,8 +63,8 @@ from verify.directory import (
     SealKind,
     token_digest,
 )
-from verify.lifecycle import InvalidSupersession, check_transition
-from verify.registry import (
+from sealgate.verify.lifecycle import InvalidSupersession, check_transition
+from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
     IdempotentRequest,
@@ -82,7 +83,7 @@ from verify.registry import (
 
 # The row layout is the SQLite registry's, column for column, so the two backends share
 # one mapping between records and rows.
-from verify.sqlite import (
+from sealgate.verify.sqlite import (
     _HISTORY_COLUMNS,
     _PROOF_COLUMNS,
     _STATUS_COLUMNS,
@@ -475,7 +476,7 @@ class PostgresRegistry(Registry):
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         if not is_postgres_url(url):
-            raise ValueError("a PostgreSQL registry needs a postgresql:// URL")
+            raise ConfigError("a PostgreSQL registry needs a postgresql:// URL")
         self._url = url
         self._cipher = cipher
         self._min = min_connections
@@ -719,7 +720,7 @@ class PostgresDirectory(Directory):
         command_timeout: float = COMMAND_TIMEOUT,
     ) -> None:
         if not is_postgres_url(url):
-            raise ValueError("a PostgreSQL directory needs a postgresql:// URL")
+            raise ConfigError("a PostgreSQL directory needs a postgresql:// URL")
         self._url = url
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout

@@ -1,6 +1,6 @@
 """The registry of issued proofs: the source of truth every cache copies from.
 
-:class:`Registry` is the interface; :mod:`verify.sqlite` implements it on SQLite (WAL) for
+:class:`Registry` is the interface; :mod:`sealgate.verify.sqlite` implements it on SQLite (WAL) for
 the embedded default, and a PostgreSQL backend implements the same contract at city
 scale. Every write method returns only once the write is durable: the gateway answers
 201 after that and never before.
@@ -14,7 +14,7 @@ Exceptions::
     ├── WrongOffice            the proof belongs to another office
     └── RegistryUnavailable    the store cannot be reached or written; retry later
 
-Status changes are also refused with :mod:`verify.lifecycle`'s errors.
+Status changes are also refused with :mod:`sealgate.verify.lifecycle`'s errors.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 
+from sealgate.errors import Error
 
-class RegistryError(Exception):
+
+class RegistryError(Error):
     """Base of the registry's errors."""
 
 
@@ -198,7 +200,7 @@ class Registry(ABC):
         """Apply a status change atomically and record it in the history; durable on return.
 
         Raises :class:`ProofNotFound`, :class:`WrongOffice`, or a
-        :class:`verify.lifecycle.LifecycleError` when the lifecycle forbids the step.
+        :class:`sealgate.verify.lifecycle.LifecycleError` when the lifecycle forbids the step.
         """
 
     @abstractmethod

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from verify.at_rest import DocumentCipher
-from verify.directory import (
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.directory import (
     AlreadyExists,
     Client,
     Directory,
@@ -39,8 +39,8 @@ from verify.directory import (
     SealKind,
     token_digest,
 )
-from verify.lifecycle import InvalidSupersession, check_transition
-from verify.registry import (
+from sealgate.verify.lifecycle import InvalidSupersession, check_transition
+from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
     IdempotentRequest,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.capacity import SWEEP, Options, Window, alternate, combined, run_capacity
-from hsm.softhsm import softhsm_available
+from sealgate.bench.capacity import SWEEP, Options, Window, alternate, combined, run_capacity
+from sealgate.hsm.softhsm import softhsm_available
 
 
 def test_alternating_windows_cancel_a_drifting_host() -> None:

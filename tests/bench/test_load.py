@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from bench.load import format_table, run_locust
-from bench.population import Credentials, proof_request
-from gateway.provision import init_home
-from hsm.softhsm import softhsm_available
+from sealgate.bench.load import format_table, run_locust
+from sealgate.bench.population import Credentials, proof_request
+from sealgate.gateway.provision import init_home
+from sealgate.hsm.softhsm import softhsm_available
 from tests.gateway.serving import free_port, serving
 
 POPULATION = 200

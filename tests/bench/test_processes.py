@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.processes import REGISTRY_THREADS, WORKER, cpu_by_part, ordered_parts
+from sealgate.bench.processes import REGISTRY_THREADS, WORKER, cpu_by_part, ordered_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,15 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 WORKER_CODE = f"""
 import subprocess, sys, threading, time
-from verify.sqlite import name_native_thread
+from sealgate.verify.sqlite import name_native_thread
 
 def registry():
     name_native_thread("registry-writer")
     {BURN.replace(chr(10), chr(10) + "    ")}
 threading.Thread(target=registry, daemon=True).start()
 children = [
-    subprocess.Popen([sys.executable, "-c", {BURN!r}, "hsm.worker"]),
-    subprocess.Popen([sys.executable, "-c", {BURN!r}, "gateway.audit_writer"]),
+    subprocess.Popen([sys.executable, "-c", {BURN!r}, "sealgate.hsm.worker"]),
+    subprocess.Popen([sys.executable, "-c", {BURN!r}, "sealgate.gateway.audit_writer"]),
 ]
 print("ready", flush=True)
 {BURN}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cache.redis_tier import RedisTier
+from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
 
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.redis_server import RedisServer
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.redis_tier import RedisTier
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from verify.registry import ProofStatus, Status
+from sealgate.verify.registry import ProofStatus, Status
 
 BASE = ProofStatus(
     code="430900ZDXE31DD2417Z7GDVP",

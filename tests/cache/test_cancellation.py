@@ -20,9 +20,9 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection
 
-from bench.redis_server import RedisServer
-from cache.codec import encode_status
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.codec import encode_status
+from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cache.codec import FORMAT_VERSION, CacheDataError, decode_status, encode_status
+from sealgate.cache.codec import FORMAT_VERSION, CacheDataError, decode_status, encode_status
+from sealgate.verify.registry import ProofStatus, Status
 from tests.cache.samples import BASE, statuses
-from verify.registry import ProofStatus, Status
 
 
 def fields_of(status: ProofStatus) -> list[Any]:

@@ -6,9 +6,9 @@ import gc
 
 from hypothesis import given, settings
 
-from cache.local import HOT_ENTRIES, LocalTier
+from sealgate.cache.local import HOT_ENTRIES, LocalTier
+from sealgate.verify.registry import ProofStatus, Status
 from tests.cache.samples import status_for, statuses
-from verify.registry import ProofStatus, Status
 
 
 class Clock:

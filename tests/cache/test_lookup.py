@@ -13,15 +13,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 import redis
 
-from bench.redis_server import RedisServer
-from cache import feed
-from cache.feed import ChangeFeed
-from cache.local import LocalTier
-from cache.lookup import CLOCK_MARGIN, CachedLookup
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache import feed
+from sealgate.cache.feed import ChangeFeed
+from sealgate.cache.local import LocalTier
+from sealgate.cache.lookup import CLOCK_MARGIN, CachedLookup
+from sealgate.cache.redis_tier import RedisTier
+from sealgate.verify.registry import Registry, Status, StatusChange
 from tests.verify.backends import Backend, change
 from tests.verify.test_lifecycle import proof
-from verify.registry import Registry, Status, StatusChange
 
 TTL = 3600
 

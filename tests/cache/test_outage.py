@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bench.redis_server import RedisServer
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 8.0) 
 async def test_kill_and_restart(
     own_redis_server: RedisServer, coalesce: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="cache.redis_tier")
+    caplog.set_level(logging.INFO, logger="sealgate.cache.redis_tier")
     tier = RedisTier(own_redis_server.url, coalesce=coalesce, breaker_seconds=0.5)
     await tier.start()
     received: list[str] = []

@@ -13,9 +13,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from bench.redis_cluster import RedisClusterServer
-from cache.redis_cluster_tier import RedisClusterTier
-from cache.redis_tier import RedisTier, redis_tier_for, status_key
+from sealgate.bench.redis_cluster import RedisClusterServer
+from sealgate.cache.redis_cluster_tier import RedisClusterTier
+from sealgate.cache.redis_tier import RedisTier, redis_tier_for, status_key
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
 
@@ -140,7 +140,7 @@ async def test_a_node_killed_and_restarted(
 ) -> None:
     """Gets become misses at once (no exception, no hang), the breaker opens, the
     listener moves to a live node and says "*", and all comes back after the restart."""
-    caplog.set_level(logging.INFO, logger="cache.redis_tier")
+    caplog.set_level(logging.INFO, logger="sealgate.cache.redis_tier")
     cluster = own_redis_cluster
     tier = redis_tier_for(cluster.url, namespace=namespace, breaker_seconds=0.5)
     await tier.start()

@@ -11,12 +11,12 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from bench.redis_server import RedisServer
-from cache.codec import encode_status
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.codec import encode_status
+from sealgate.cache.redis_tier import RedisTier
+from sealgate.verify.registry import Status
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
-from verify.registry import Status
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ async def test_malformed_value_is_a_miss(
     await raw.set(f"{namespace}:p:BAD", b"\x93\x01\x02")
     await raw.set(f"{namespace}:p:OLD", msgpack.packb([0, "OLD"]))
     await raw.rpush(f"{namespace}:p:LIST", b"x")  # wrong type: MGET/GET → nil/WRONGTYPE
-    with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+    with caplog.at_level(logging.WARNING, logger="sealgate.cache.redis_tier"):
         assert await tier.get("BAD") is None
         assert await tier.get("OLD") is None
         assert await tier.get("LIST") is None
@@ -109,7 +109,7 @@ async def test_writes_redis_refuses_are_counted_and_logged_sparingly(
         # Full, and told to refuse rather than evict: every SET is an OOM error.
         await admin.config_set("maxmemory-policy", "noeviction")
         await admin.config_set("maxmemory", 1)
-        with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+        with caplog.at_level(logging.WARNING, logger="sealgate.cache.redis_tier"):
             for n in range(12):
                 await tier.put(f"CODE{n}", status_for(f"CODE{n}"))
         assert tier.refused_writes == 12
@@ -212,7 +212,7 @@ async def test_start_with_redis_down_does_not_fail(
 ) -> None:
     own_redis_server.kill()
     tier = RedisTier(own_redis_server.url)
-    with caplog.at_level(logging.WARNING, logger="cache.redis_tier"):
+    with caplog.at_level(logging.WARNING, logger="sealgate.cache.redis_tier"):
         await tier.start()
     try:
         assert tier.available is False

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from cache.redis_url import (
+from sealgate.cache.redis_url import (
     ClusterUrl,
     RedisUrlError,
     check_redis_url,
     is_cluster_url,
     parse_cluster_url,
 )
-from gateway.home import HomeError, load_settings, write_config
+from sealgate.gateway.home import HomeError, load_settings, write_config
 
 
 def test_a_cluster_url_lists_its_startup_nodes() -> None:

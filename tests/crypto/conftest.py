@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from crypto import TrustList, certificate_pem
+from sealgate.crypto import TrustList, certificate_pem
 from tests.crypto.signers import NOW, Pki, make_pki
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
-from crypto import (
+from sealgate.crypto import (
     Endorsement,
     ProofSealer,
     canonical_json,

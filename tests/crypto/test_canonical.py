@@ -11,8 +11,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto import ContentError, canonical_json
-from crypto.canonical import canonical_string
+from sealgate.crypto import ContentError, canonical_json
+from sealgate.crypto.canonical import canonical_string
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical text.
 NUMBER_VECTORS = [

@@ -11,14 +11,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID
 
-from crypto import (
+from sealgate.crypto import (
     BadSignature,
     ContentError,
     certificate_pem,
     prepare_seal_certificate,
     public_key_der_of,
 )
-from crypto.certificates import DOCUMENT_SIGNING, EMAIL_PROTECTION
+from sealgate.crypto.certificates import DOCUMENT_SIGNING, EMAIL_PROTECTION
 from tests.crypto.conftest import OpenSSL
 from tests.crypto.signers import (
     KIND_NAME,

@@ -9,7 +9,7 @@ from asn1crypto import cms, core
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crypto import (
+from sealgate.crypto import (
     ContentError,
     Endorsement,
     ProofError,
@@ -20,7 +20,7 @@ from crypto import (
     _der,
     verify_proof,
 )
-from crypto.proof import OID_ENDORSEMENT, OID_SEAL_ID, OID_VERIFICATION_CODE
+from sealgate.crypto.proof import OID_ENDORSEMENT, OID_SEAL_ID, OID_VERIFICATION_CODE
 from tests.crypto.conftest import OpenSSL
 from tests.crypto.signers import CONTENT, ENDORSEMENT, NOW, SEAL_ID, Pki, make_pki
 

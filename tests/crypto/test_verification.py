@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crypto import (
+from sealgate.crypto import (
     BadSignature,
     ContentError,
     DigestMismatch,
@@ -25,7 +25,7 @@ from crypto import (
     certificate_pem,
     verify_proof,
 )
-from crypto.verification import MAX_PROOF_SIZE
+from sealgate.crypto.verification import MAX_PROOF_SIZE
 from tests.crypto.conftest import OpenSSL
 from tests.crypto.signers import (
     CONTENT,

@@ -16,7 +16,9 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-with atheris.instrument_imports(include=["gateway.requests", "verify", "tests.fuzz.oracle"]):
+with atheris.instrument_imports(
+    include=["sealgate.gateway.requests", "sealgate.verify", "tests.fuzz.oracle"]
+):
     from tests.fuzz.oracle import check_json
 
 

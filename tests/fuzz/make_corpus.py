@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from crypto import (  # noqa: E402
+from sealgate.crypto import (  # noqa: E402
     Endorsement,
     ProofSealer,
     canonical_json,

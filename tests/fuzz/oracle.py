@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the atheris scripts run outside pytest
     sys.path.insert(0, str(ROOT))
 
-from crypto.errors import ContentError, ProofError  # noqa: E402
-from crypto.verification import TrustList, VerifiedProof, verify_proof  # noqa: E402
-from gateway.requests import (  # noqa: E402
+from sealgate.crypto.errors import ContentError, ProofError  # noqa: E402
+from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof  # noqa: E402
+from sealgate.gateway.requests import (  # noqa: E402
     InvalidRequest,
     decode_json,
     parse_seal_body,
@@ -41,7 +41,7 @@ TIME_LIMIT = 5.0
 _NAME_BITSTRING = (
     "both",
     "verify_proof: TypeError from cryptography when a certificate name attribute is a "
-    "BIT STRING (cert.issuer in crypto.verification._split_certificates)",
+    "BIT STRING (cert.issuer in sealgate.crypto.verification._split_certificates)",
 )
 _SURROGATE_FIELD = (
     "http",

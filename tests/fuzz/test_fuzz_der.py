@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crypto.errors import MalformedProof, ProofError
-from crypto.verification import MAX_PROOF_SIZE, VerifiedProof
+from sealgate.crypto.errors import MalformedProof, ProofError
+from sealgate.crypto.verification import MAX_PROOF_SIZE, VerifiedProof
 from tests.fuzz.oracle import (
     check_der,
     corpus,

@@ -20,8 +20,9 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from crypto.errors import ContentError
-from gateway.requests import InvalidRequest, ProofRequest, decode_json
+from sealgate.crypto.errors import ContentError
+from sealgate.gateway.requests import InvalidRequest, ProofRequest, decode_json
+from sealgate.verify.directory import Role
 from tests.fuzz.oracle import (
     check_json,
     corpus,
@@ -32,7 +33,6 @@ from tests.fuzz.oracle import (
     time_limit,
 )
 from tests.gateway.conftest import Demo, proof_request
-from verify.directory import Role
 
 SEEDS = corpus("json")
 HTTP_SEEDS = corpus("json", "http")

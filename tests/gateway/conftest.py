@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
-from gateway.dispatch import answer_remembered_verifications
-from gateway.home import Settings
-from gateway.provision import DemoCredentials, init_home
-from hsm.softhsm import softhsm_available
-from verify.directory import Role
+from sealgate.gateway.app import create_app
+from sealgate.gateway.dispatch import answer_remembered_verifications
+from sealgate.gateway.home import Settings
+from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.hsm.softhsm import softhsm_available
+from sealgate.verify.directory import Role
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ GatewayClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 @pytest.fixture
 def gateway_client(aiohttp_client: Any) -> GatewayClient:
     """Serves an app as ``sealgate serve`` does: remembered verifications answered by
-    :class:`gateway.dispatch.Dispatch`, everything else by the application."""
+    :class:`sealgate.gateway.dispatch.Dispatch`, everything else by the application."""
 
     async def serve(app: web.Application) -> TestClient[Any, Any]:
         client: TestClient[Any, Any] = await aiohttp_client(app)

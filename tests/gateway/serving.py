@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.processes import free_port
+from sealgate.bench.processes import free_port
 
 __all__ = ["free_port", "serving", "wait_until_serving"]
 
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
 
 def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

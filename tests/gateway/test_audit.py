@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import AUDIT, NONE_FOUND, NOT_GRANTED, create_app
-from gateway.audit_journal import journal_directory
-from gateway.dispatch import answer_remembered_verifications
-from gateway.logs import AccessLogger
+from sealgate.gateway.app import AUDIT, NONE_FOUND, NOT_GRANTED, create_app
+from sealgate.gateway.audit_journal import journal_directory
+from sealgate.gateway.dispatch import answer_remembered_verifications
+from sealgate.gateway.logs import AccessLogger
+from sealgate.verify.code import NOT_A_CODE
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count, sealed_code
-from verify.code import NOT_A_CODE
-from verify.directory import Role
 
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 HOLDER_ID = "430902198502020019"
 
 
@@ -451,10 +451,10 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
     import os
     import signal
 
-    import gateway.audit
+    import sealgate.gateway.audit
 
     writes = 0
-    write_head = gateway.audit.write_head
+    write_head = sealgate.gateway.audit.write_head
 
     def failing_once(path: Path, head: Any) -> None:
         nonlocal writes
@@ -463,7 +463,7 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
             raise OSError(errno.EMFILE, "Too many open files")
         write_head(path, head)
 
-    monkeypatch.setattr(gateway.audit, "write_head", failing_once)
+    monkeypatch.setattr(sealgate.gateway.audit, "write_head", failing_once)
     app = create_app(demo.settings)
     api: TestClient[Any, Any] = await gateway_client(app)
     audit = app[AUDIT]
@@ -494,7 +494,7 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
 async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
     tmp_path: Path,
 ) -> None:
-    from gateway.audit import AuditLog
+    from sealgate.gateway.audit import AuditLog
 
     log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
     await log.start()
@@ -524,7 +524,7 @@ async def test_records_are_answered_from_the_journal_while_the_store_waits(
     """The records of one turn of the loop go as one journal write, and their waits end
     with it, not with the store (locked here by another holder); the writer chains them
     once it can, in order."""
-    from gateway.audit import AuditLog
+    from sealgate.gateway.audit import AuditLog
 
     path = tmp_path / "audit.db"
     log = AuditLog(path, head_path=tmp_path / "head.json", signing=None)
@@ -553,7 +553,7 @@ async def test_a_cancellation_that_meets_the_writers_answer_is_not_lost(tmp_path
     """Shutdown cancels the duties loop once; if that lands as the writer's answer does,
     the loop must still end (Python 3.11's wait_for dropped such a cancellation, and the
     gateway's shutdown hung)."""
-    from gateway.audit import AuditLog
+    from sealgate.gateway.audit import AuditLog
 
     log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
     await log.start()
@@ -576,8 +576,8 @@ async def test_a_hung_writer_is_refused_then_killed_and_replaced(
     import os
     import signal
 
-    import gateway.audit as audit_module
-    from gateway.audit import LAG_LIMIT, AuditLog, AuditUnavailable
+    import sealgate.gateway.audit as audit_module
+    from sealgate.gateway.audit import LAG_LIMIT, AuditLog, AuditUnavailable
 
     monkeypatch.setattr(audit_module, "WRITE_TIMEOUT", 0.5)  # killed 5.5 s behind
     log = AuditLog(tmp_path / "audit.db", head_path=tmp_path / "head.json", signing=None)
@@ -615,8 +615,8 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
 ) -> None:
     """A long lock on the store (a backup, say): the writer's passes keep failing and it
     says so each time, so it is left to retry, and it chains everything once it can."""
-    import gateway.audit as audit_module
-    from gateway.audit import AuditLog
+    import sealgate.gateway.audit as audit_module
+    from sealgate.gateway.audit import AuditLog
 
     monkeypatch.setattr(audit_module, "WRITE_TIMEOUT", 0.5)  # hung would mean 5.5 s silent
     path = tmp_path / "audit.db"

@@ -1,5 +1,5 @@
-"""The audit journal (``gateway.audit_journal``) and the writer's chaining of it
-(``gateway.audit_writer``): real files, real locks, a real SQLite store."""
+"""The audit journal (``sealgate.gateway.audit_journal``) and the writer's chaining of it
+(``sealgate.gateway.audit_writer``): real files, real locks, a real SQLite store."""
 
 from __future__ import annotations
 
@@ -11,12 +11,18 @@ from typing import Any
 
 import pytest
 
-from gateway import audit_journal
-from gateway.audit import AuditLog, open_store, read_records
-from gateway.audit_journal import Journal, journal_directory, journal_files, read_groups, try_lock
-from gateway.audit_writer import Follower, chain_pass, finish_orphans
-from hsm import frames
-from verify.audit import verify_trail
+from sealgate.gateway import audit_journal
+from sealgate.gateway.audit import AuditLog, open_store, read_records
+from sealgate.gateway.audit_journal import (
+    Journal,
+    journal_directory,
+    journal_files,
+    read_groups,
+    try_lock,
+)
+from sealgate.gateway.audit_writer import Follower, chain_pass, finish_orphans
+from sealgate.hsm import frames
+from sealgate.verify.audit import verify_trail
 
 
 def row(n: int) -> list[Any]:
@@ -199,7 +205,7 @@ async def test_a_record_the_journal_cannot_take_is_refused_and_cut_off_whole(
     import resource
     import signal
 
-    from gateway.audit import AuditUnavailable
+    from sealgate.gateway.audit import AuditUnavailable
 
     path = tmp_path / "audit.db"
     log = AuditLog(path, head_path=tmp_path / "head.json", signing=None)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.provision import Provisioner
+from sealgate.gateway.provision import Provisioner
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
-from verify.directory import Role
 
 
 async def count(demo: Demo) -> int:

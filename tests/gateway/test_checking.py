@@ -8,21 +8,21 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from cache.local import LocalTier
-from cache.lookup import CachedLookup
-from gateway.catalog import SealCatalog
-from gateway.checking import StatusChecker
-from gateway.problems import Problem
+from sealgate.cache.local import LocalTier
+from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.problems import Problem
+from sealgate.verify.code import CROCKFORD_ALPHABET, CodeAuthority
+from sealgate.verify.directory import Role
+from sealgate.verify.registry import ProofRecord, ProofStatus
+from sealgate.verify.sqlite import SqliteDirectory, SqliteRegistry
 from tests.gateway.conftest import Demo, proof_request
-from verify.code import CROCKFORD_ALPHABET, CodeAuthority
-from verify.directory import Role
-from verify.registry import ProofRecord, ProofStatus
-from verify.sqlite import SqliteDirectory, SqliteRegistry
 
 ISO = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 
 
-# ISO/IEC 7064 MOD 37-2, computed independently of verify.code: the check character c of
+# ISO/IEC 7064 MOD 37-2, computed independently of sealgate.verify.code: the check character c of
 # payload a_1..a_23 makes sum(a_i * 2^(24-i)) + c = 1 (mod 37).
 WEIGHTS = [
     [ISO.index(chr(b)) * pow(2, 23 - i, 37) % 37 if chr(b) in ISO else 0 for b in range(256)]

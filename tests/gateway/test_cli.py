@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
-from gateway.home import load_settings
+from sealgate.gateway.app import create_app
+from sealgate.gateway.home import load_settings
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import proof_request
-from verify.directory import Role
 
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
 
 def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -174,7 +174,7 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
         path = tmp_path / f"{name}.der"
         path.write_bytes(der)
         assert run("verify-file", str(path), home=home).returncode == 0
-    from crypto.verification import TrustList, verify_proof
+    from sealgate.crypto.verification import TrustList, verify_proof
 
     roots = TrustList.from_pem((home / "root.pem").read_bytes())
     assert verify_proof(before, roots).seal_id == verify_proof(after, roots).seal_id == seal_id

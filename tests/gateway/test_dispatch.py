@@ -1,4 +1,4 @@
-"""Remembered verifications answered before the router (``gateway.dispatch``): the same
+"""Remembered verifications answered before the router (``sealgate.gateway.dispatch``): the same
 answers, refusals and audit records as the application's, over real HTTP."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from gateway.app import AUDIT, FAILED_LOOKUPS, create_app
-from gateway.dispatch import Dispatch
-from gateway.provision import Provisioner, new_token
+from sealgate.gateway.app import AUDIT, FAILED_LOOKUPS, create_app
+from sealgate.gateway.dispatch import Dispatch
+from sealgate.gateway.provision import Provisioner, new_token
+from sealgate.verify.directory import Client as DirectoryClient
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, GatewayClient
 from tests.gateway.test_audit import audit_store_locked
 from tests.gateway.test_authorization import sealed_code
-from verify.directory import Client as DirectoryClient
-from verify.directory import Role
 
 Client = TestClient[Any, Any]
 

@@ -16,19 +16,19 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from bench.redis_server import RedisServer
-from crypto.verification import TrustList, verify_proof
-from gateway.app import create_app
-from gateway.home import Settings, load_settings
-from gateway.provision import DemoCredentials, init_home
-from hsm.errors import HsmUnavailable
-from hsm.service import ProcessSigningService, SigningService
+from sealgate.bench.redis_server import RedisServer
+from sealgate.crypto.verification import TrustList, verify_proof
+from sealgate.gateway.app import create_app
+from sealgate.gateway.home import Settings, load_settings
+from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.hsm.errors import HsmUnavailable
+from sealgate.hsm.service import ProcessSigningService, SigningService
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_audit import audit_verify
-from verify.directory import Role
 
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
 
 class FlakySigningService(SigningService):

@@ -15,14 +15,14 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-import gateway.app
-from gateway.app import SIGNING, create_app
-from gateway.auth import Authenticator
-from gateway.problems import Problem
+import sealgate.gateway.app
+from sealgate.gateway.app import SIGNING, create_app
+from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.problems import Problem
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_authorization import count
-from verify.directory import Role
 
 HOLDER_ID = "430902199001011231"
 
@@ -140,7 +140,7 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
 async def test_a_body_that_never_arrives_whole_is_408(
     api: TestClient[Any, Any], demo: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(gateway.app, "BODY_SECONDS", 0.5)
+    monkeypatch.setattr(sealgate.gateway.app, "BODY_SECONDS", 0.5)
     before = await count(demo)
     token = demo.auth(Role.SIGNER)["Authorization"]
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)
@@ -163,7 +163,7 @@ def test_a_worker_takes_the_hard_limit_on_open_files() -> None:
         "import resource\n"
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))\n"
-        "from gateway.server import raise_file_limit\n"
+        "from sealgate.gateway.server import raise_file_limit\n"
         "raise_file_limit()\n"
         "print(*resource.getrlimit(resource.RLIMIT_NOFILE))\n"
     )
@@ -174,7 +174,7 @@ def test_a_worker_takes_the_hard_limit_on_open_files() -> None:
 
 
 async def test_a_refused_token_does_not_keep_its_traceback(demo: Demo) -> None:
-    from verify.sqlite import SqliteDirectory
+    from sealgate.verify.sqlite import SqliteDirectory
 
     directory = SqliteDirectory(demo.settings.sqlite_path)
     auth = Authenticator(directory)
@@ -272,7 +272,7 @@ async def test_gateway_serves_verification_when_the_token_cannot_be_opened(
 
 
 async def test_a_padded_authorization_header_is_refused_before_the_cache(demo: Demo) -> None:
-    from verify.sqlite import SqliteDirectory
+    from sealgate.verify.sqlite import SqliteDirectory
 
     directory = SqliteDirectory(demo.settings.sqlite_path)
     auth = Authenticator(directory)

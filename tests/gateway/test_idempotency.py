@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count
-from verify.directory import Role
 
 
 async def test_same_key_and_body_return_the_same_proof(
@@ -74,7 +74,7 @@ async def test_concurrent_retries_make_one_proof(api: TestClient[Any, Any], demo
 
 
 async def test_keys_are_per_client(api: TestClient[Any, Any], demo: Demo) -> None:
-    from gateway.provision import Provisioner
+    from sealgate.gateway.provision import Provisioner
 
     provisioner = Provisioner(demo.settings)
     directory = provisioner.directory()

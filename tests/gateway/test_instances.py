@@ -23,15 +23,15 @@ import aiohttp
 import psycopg
 import pytest
 
-from bench.redis_server import RedisServer
-from gateway.provision import init_home
+from sealgate.bench.redis_server import RedisServer
+from sealgate.gateway.provision import init_home
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer
-from verify.directory import Role
 
 BOUND = 1.0  # DESIGN: a status change shows everywhere within 1 s of its 200
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
 
 class Instances:

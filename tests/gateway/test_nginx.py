@@ -15,10 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench.redis_server import RedisServer
+from sealgate.bench.redis_server import RedisServer
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving, wait_until_serving
-from verify.directory import Role
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "sealgate.conf"
 

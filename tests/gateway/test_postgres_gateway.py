@@ -18,16 +18,16 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crypto.verification import TrustList, verify_proof
-from gateway.app import create_app
-from gateway.home import Settings
-from gateway.provision import DemoCredentials, init_home
+from sealgate.crypto.verification import TrustList, verify_proof
+from sealgate.gateway.app import create_app
+from sealgate.gateway.home import Settings
+from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer
-from verify.directory import Role
 
-SEALGATE = [sys.executable, "-m", "gateway.cli"]
+SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 Client = TestClient[Any, Any]
 
 

@@ -1,4 +1,4 @@
-"""Pre-serialised answers (``gateway.prepared``): the bytes aiohttp would write, over a
+"""Pre-serialised answers (``sealgate.gateway.prepared``): the bytes aiohttp would write, over a
 real socket; HTTP/1.0 and ``Connection: close`` keep aiohttp's own response."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer, TestClient
 
-from gateway.dispatch import Dispatch
-from gateway.prepared import AnswerWriter
-from gateway.verifying import ANSWER_HEADERS
+from sealgate.gateway.dispatch import Dispatch
+from sealgate.gateway.prepared import AnswerWriter
+from sealgate.gateway.verifying import ANSWER_HEADERS
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo
 from tests.gateway.test_authorization import sealed_code
 from tests.gateway.test_dispatch import dispatch_of
-from verify.directory import Role
 
 Client = TestClient[Any, Any]
 BODY = '{"code":"430900-CC5HGA-P3KPS7-NXX7EA","status":"valid","名":"王*"}'.encode()

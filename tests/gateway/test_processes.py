@@ -14,12 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from crypto.verification import TrustList, verify_proof
-from gateway.audit import unchained_journal_bytes
+from sealgate.crypto.verification import TrustList, verify_proof
+from sealgate.gateway.audit import unchained_journal_bytes
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_audit import audit_verify
-from verify.directory import Role
 
 
 @pytest.mark.slow
@@ -177,7 +177,7 @@ async def test_every_answer_is_in_the_trail_after_the_whole_gateway_is_killed(
             [writer] = [
                 int(pid)
                 for pid in subprocess.run(
-                    ["pgrep", "-s", str(process.pid), "-f", "gateway.audit_writer"],
+                    ["pgrep", "-s", str(process.pid), "-f", "sealgate.gateway.audit_writer"],
                     capture_output=True,
                     text=True,
                 ).stdout.split()

@@ -11,13 +11,13 @@ import aiohttp
 import pytest
 import redis
 
-from bench.redis_server import RedisServer
-from cache.codec import decode_status
-from cache.redis_tier import status_key
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.codec import decode_status
+from sealgate.cache.redis_tier import status_key
+from sealgate.verify.directory import Role
+from sealgate.verify.registry import Status
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
-from verify.directory import Role
-from verify.registry import Status
 
 BOUND = 1.0  # DESIGN: no verification shows the old status more than 1 s after the 200
 

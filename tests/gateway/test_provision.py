@@ -11,18 +11,17 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crypto.certificates import (
+from sealgate.crypto.certificates import (
     certificate_validity,
     prepare_root_certificate,
     prepare_seal_certificate,
 )
-from gateway.app import REGISTRY, create_app
-from gateway.catalog import SealCatalog
-from gateway.home import HomeError, Settings
-from gateway.provision import DEMO_OFFICE, Provisioner, _years, init_home
-from hsm.keystore import KeyAlgorithm, Keystore
-from tests.gateway.conftest import GatewayClient, proof_request
-from verify.directory import (
+from sealgate.gateway.app import REGISTRY, create_app
+from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.home import HomeError, Settings
+from sealgate.gateway.provision import DEMO_OFFICE, Provisioner, _years, init_home
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import (
     Directory,
     DirectoryUnavailable,
     KeyState,
@@ -31,6 +30,7 @@ from verify.directory import (
     SealKey,
     SealKind,
 )
+from tests.gateway.conftest import GatewayClient, proof_request
 
 UNIT_NAME, UNIT_CODE = DEMO_OFFICE
 

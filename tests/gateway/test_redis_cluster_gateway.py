@@ -13,13 +13,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-from bench.redis_cluster import RedisClusterServer
-from cache.codec import decode_status
-from cache.redis_tier import status_key
-from gateway.app import create_app
+from sealgate.bench.redis_cluster import RedisClusterServer
+from sealgate.cache.codec import decode_status
+from sealgate.cache.redis_tier import status_key
+from sealgate.gateway.app import create_app
+from sealgate.verify.directory import Role
+from sealgate.verify.registry import Status
 from tests.gateway.conftest import Demo, proof_request
-from verify.directory import Role
-from verify.registry import Status
 
 Client = TestClient[Any, Any]
 

@@ -13,16 +13,16 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto.canonical import canonical_json
-from crypto.verification import TrustList, verify_proof
-from gateway.cli import main as sealgate
-from gateway.requests import EndorsementRequest, ProofRequest
-from gateway.sealing import document_json, format_code, proofs_json, rfc3339
+from sealgate.crypto.canonical import canonical_json
+from sealgate.crypto.verification import TrustList, verify_proof
+from sealgate.gateway.cli import main as sealgate
+from sealgate.gateway.requests import EndorsementRequest, ProofRequest
+from sealgate.gateway.sealing import document_json, format_code, proofs_json, rfc3339
+from sealgate.verify.code import parse_code
+from sealgate.verify.directory import Role, Seal, SealKind
+from sealgate.verify.holders import HolderKind
+from sealgate.verify.registry import ProofRecord, Status
 from tests.gateway.conftest import Demo, proof_request
-from verify.code import parse_code
-from verify.directory import Role, Seal, SealKind
-from verify.holders import HolderKind
-from verify.registry import ProofRecord, Status
 
 
 def openssl_verify(der: bytes, root: Path, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from gateway.problems import Problem, unknown_code
-from gateway.throttle import (
+from sealgate.gateway.problems import Problem, unknown_code
+from sealgate.gateway.throttle import (
     FailedLookupLimiter,
     Throttled,
     answer_no_sooner_than,

@@ -8,13 +8,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.provision import Provisioner
-from gateway.throttle import FAILURE_FLOOR_SECONDS
+from sealgate.gateway.provision import Provisioner
+from sealgate.gateway.throttle import FAILURE_FLOOR_SECONDS
+from sealgate.verify.code import CodeAuthority
+from sealgate.verify.directory import Role
+from sealgate.verify.holders import resident_id_check
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_checking import random_codes
-from verify.code import CodeAuthority
-from verify.directory import Role
-from verify.holders import resident_id_check
 
 
 def new_client(demo: Demo, role: Role, **grants: Any) -> dict[str, str]:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count
-from verify.directory import Role
 
 
 def without(body: dict[str, Any], key: str) -> dict[str, Any]:

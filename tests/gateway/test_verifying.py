@@ -9,10 +9,10 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.checking import status_view
-from gateway.verifying import StatusAnswers
+from sealgate.gateway.checking import status_view
+from sealgate.gateway.verifying import StatusAnswers
+from sealgate.verify.registry import ProofStatus, Status
 from tests.cache.samples import BASE, stored_statuses
-from verify.registry import ProofStatus, Status
 
 
 @settings(max_examples=300, deadline=None)
@@ -52,7 +52,7 @@ def test_memory_is_bounded() -> None:
 def test_the_purpose_memo_tells_apart_queries_that_decode_alike() -> None:
     from aiohttp.test_utils import make_mocked_request
 
-    from gateway.verifying import VerifyEndpoint
+    from sealgate.gateway.verifying import VerifyEndpoint
 
     endpoint = VerifyEndpoint(auth=None, checker=None, limiter=None)  # type: ignore[arg-type]
     first = make_mocked_request("GET", "/v1/verify/X?purpose=a%2526")

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from hsm.keystore import KeyInfo
+from sealgate.hsm.keystore import KeyInfo
 
 
 def unique_label(prefix: str) -> str:

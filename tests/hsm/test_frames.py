@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from hsm import frames
+from sealgate.hsm import frames
 
 
 def test_frames_round_trip_and_end_cleanly() -> None:

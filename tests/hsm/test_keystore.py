@@ -11,9 +11,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from hsm import KeyAlgorithm, KeyExists, KeyNotFound, Keystore, KeystoreConfig
-from hsm.keystore import open_keystore
-from hsm.pkcs11 import Pkcs11Keystore
+from sealgate.hsm import KeyAlgorithm, KeyExists, KeyNotFound, Keystore, KeystoreConfig
+from sealgate.hsm.keystore import open_keystore
+from sealgate.hsm.pkcs11 import Pkcs11Keystore
 from tests.hsm._support import unique_label, verify
 
 
@@ -134,7 +134,7 @@ def test_check_passes_on_a_healthy_store(keystore: Keystore) -> None:
 def test_soft_keystore_warns_and_keeps_keys_private(
     soft_keystore_config: KeystoreConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="hsm.soft"):
+    with caplog.at_level(logging.WARNING, logger="sealgate.hsm.soft"):
         store = open_keystore(soft_keystore_config)
     assert "soft keystore: private keys are in files, for development only" in caplog.text
     with store:

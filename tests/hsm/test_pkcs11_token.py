@@ -12,9 +12,9 @@ import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
-from hsm import DuplicateKey, KeyAlgorithm, KeystoreConfig, KeystoreConfigError
-from hsm.errors import HsmError, HsmUnavailable, KeyNotFound, MechanismNotSupported
-from hsm.pkcs11 import P256_EC_PARAMS, Pkcs11Keystore, _token_errors
+from sealgate.hsm import DuplicateKey, KeyAlgorithm, KeystoreConfig, KeystoreConfigError
+from sealgate.hsm.errors import HsmError, HsmUnavailable, KeyNotFound, MechanismNotSupported
+from sealgate.hsm.pkcs11 import P256_EC_PARAMS, Pkcs11Keystore, _token_errors
 from tests.hsm._support import unique_label
 
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import pytest
 
-from hsm import (
+from sealgate.hsm import (
     HsmUnavailable,
     KeyAlgorithm,
     KeyInfo,
@@ -21,9 +21,9 @@ from hsm import (
     KeystoreConfig,
     KeystoreConfigError,
 )
-from hsm.keystore import open_keystore
-from hsm.pkcs11 import Pkcs11Keystore
-from hsm.service import InProcessSigningService, ProcessSigningService
+from sealgate.hsm.keystore import open_keystore
+from sealgate.hsm.pkcs11 import Pkcs11Keystore
+from sealgate.hsm.service import InProcessSigningService, ProcessSigningService
 from tests.hsm._support import unique_label, verify
 
 pytestmark = pytest.mark.slow

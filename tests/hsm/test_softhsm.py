@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import hsm.softhsm
-from hsm import KeystoreConfig, KeystoreConfigError
-from hsm.service import ProcessSigningService
-from hsm.softhsm import create_softhsm_token, softhsm_available
+import sealgate.hsm.softhsm
+from sealgate.hsm import KeystoreConfig, KeystoreConfigError
+from sealgate.hsm.service import ProcessSigningService
+from sealgate.hsm.softhsm import create_softhsm_token, softhsm_available
 
 needs_softhsm = pytest.mark.skipif(not softhsm_available(), reason="SoftHSM2 is not installed")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -40,10 +40,11 @@ def test_provisioning_errors_do_not_leak_pins(tmp_path: Path) -> None:
 def test_module_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEALGATE_PKCS11_MODULE", "/opt/hsm/lib/vendor-pkcs11.so")
     try:
-        assert importlib.reload(hsm.softhsm).SOFTHSM2_MODULE == "/opt/hsm/lib/vendor-pkcs11.so"
+        module = importlib.reload(sealgate.hsm.softhsm)
+        assert module.SOFTHSM2_MODULE == "/opt/hsm/lib/vendor-pkcs11.so"
     finally:
         monkeypatch.delenv("SEALGATE_PKCS11_MODULE")
-        importlib.reload(hsm.softhsm)
+        importlib.reload(sealgate.hsm.softhsm)
 
 
 async def test_pin_is_neither_on_argv_nor_in_the_environment(
@@ -62,7 +63,7 @@ async def test_pin_is_neither_on_argv_nor_in_the_environment(
 
 def test_worker_rejects_garbage_without_a_traceback() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "hsm.worker"],
+        [sys.executable, "-m", "sealgate.hsm.worker"],
         input=b"\x00\x00\x00\x03abc",
         capture_output=True,
         cwd=PROJECT_ROOT,

@@ -22,12 +22,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from verify.at_rest import DocumentCipher
-from verify.directory import Directory
-from verify.postgres import PostgresDirectory, PostgresRegistry
-from verify.postgres import migrate as migrate_postgres
-from verify.registry import Registry, Status, StatusChangeRequest
-from verify.sqlite import SqliteDirectory, SqliteRegistry
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.directory import Directory
+from sealgate.verify.postgres import PostgresDirectory, PostgresRegistry
+from sealgate.verify.postgres import migrate as migrate_postgres
+from sealgate.verify.registry import Registry, Status, StatusChangeRequest
+from sealgate.verify.sqlite import SqliteDirectory, SqliteRegistry
 
 BACKENDS = ["sqlite", "postgres"]
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from verify.at_rest import DocumentCipher, DocumentCorrupted
+from sealgate.verify.at_rest import DocumentCipher, DocumentCorrupted
 
 
 def test_round_trip_and_binding_to_the_code() -> None:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.audit import (
+from sealgate.verify.audit import (
     GENESIS,
     AuditEvent,
     AuditRecord,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify.code import (
+from sealgate.verify.code import (
     CodeAuthority,
     CodeError,
     ForgedCode,

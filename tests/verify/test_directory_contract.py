@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.verify.backends import BACKENDS, open_backend
-from verify.directory import (
+from sealgate.verify.directory import (
     AlreadyExists,
     Client,
     Directory,
@@ -19,6 +18,7 @@ from verify.directory import (
     SealKey,
     SealKind,
 )
+from tests.verify.backends import BACKENDS, open_backend
 
 
 @pytest.fixture(params=BACKENDS)

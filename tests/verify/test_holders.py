@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from verify.holders import (
+from sealgate.verify.holders import (
     HolderKind,
     InvalidHolderId,
     mask_id,

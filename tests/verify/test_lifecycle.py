@@ -14,8 +14,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from verify.at_rest import DocumentCipher
-from verify.lifecycle import (
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.lifecycle import (
     TERMINAL,
     InvalidSupersession,
     LifecycleError,
@@ -23,8 +23,8 @@ from verify.lifecycle import (
     TransitionNotAllowed,
     check_transition,
 )
-from verify.registry import ProofRecord, Status, StatusChangeRequest, WrongOffice
-from verify.sqlite import SqliteRegistry
+from sealgate.verify.registry import ProofRecord, Status, StatusChangeRequest, WrongOffice
+from sealgate.verify.sqlite import SqliteRegistry
 
 S = Status
 ALLOWED = {

@@ -12,11 +12,9 @@ import threading
 import psycopg
 import pytest
 
-from tests.postgres_server import PostgresServer
-from tests.verify.test_lifecycle import proof
-from verify.at_rest import DocumentCipher
-from verify.directory import DirectoryUnavailable
-from verify.postgres import (
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.directory import DirectoryUnavailable
+from sealgate.verify.postgres import (
     MIGRATIONS,
     PostgresDirectory,
     PostgresRegistry,
@@ -25,7 +23,9 @@ from verify.postgres import (
     redacted,
     schema_version,
 )
-from verify.registry import RegistryUnavailable
+from sealgate.verify.registry import RegistryUnavailable
+from tests.postgres_server import PostgresServer
+from tests.verify.test_lifecycle import proof
 
 
 def _closed_port_url(password: str = "") -> str:

@@ -16,11 +16,9 @@ import time
 
 import pytest
 
-from tests.verify.backends import Backend, change
-from tests.verify.test_lifecycle import proof
-from verify.at_rest import DocumentCipher
-from verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
-from verify.registry import (
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
     IdempotentRequest,
@@ -30,6 +28,8 @@ from verify.registry import (
     Status,
     WrongOffice,
 )
+from tests.verify.backends import Backend, change
+from tests.verify.test_lifecycle import proof
 
 S = Status
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.registry import CodeTaken, RegistryUnavailable
+from sealgate.verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
 from tests.verify.test_lifecycle import proof
-from verify.at_rest import DocumentCipher
-from verify.registry import CodeTaken, RegistryUnavailable
-from verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
 
 
 async def test_a_failing_job_is_refused_alone_and_the_writer_lives_on(tmp_path: Path) -> None:

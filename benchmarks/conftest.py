@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from crypto.proof import ProofSealer
-from crypto.verification import TrustList
-from gateway.home import Settings
-from gateway.provision import DemoCredentials, init_home
-from hsm.keystore import Keystore, open_keystore
-from verify.directory import SealKey
-from verify.sqlite import SqliteDirectory
+from sealgate.crypto.proof import ProofSealer
+from sealgate.crypto.verification import TrustList
+from sealgate.gateway.home import Settings
+from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.hsm.keystore import Keystore, open_keystore
+from sealgate.verify.directory import SealKey
+from sealgate.verify.sqlite import SqliteDirectory
 
 pytest_plugins = ["tests.crypto.conftest"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 from pytest_benchmark.fixture import BenchmarkFixture
+from sealgate.bench.conftest import SealingKit
 
-from bench.conftest import SealingKit
-from crypto.verification import verify_proof
-from gateway.checking import status_view
-from gateway.verifying import StatusAnswers
+from sealgate.crypto.verification import verify_proof
+from sealgate.gateway.checking import status_view
+from sealgate.gateway.verifying import StatusAnswers
+from sealgate.verify.code import CodeAuthority
 from tests.cache.samples import BASE
-from verify.code import CodeAuthority
 
 
 def test_verify_sealed_proof(benchmark: BenchmarkFixture, kit: SealingKit) -> None:

@@ -13,10 +13,10 @@ import os
 import pkcs11
 from pkcs11 import Attribute, Mechanism, ObjectClass
 from pytest_benchmark.fixture import BenchmarkFixture
+from sealgate.bench.conftest import SealingKit
 
-from bench.conftest import SealingKit
-from crypto.verification import verify_proof
-from hsm.service import ProcessSigningService
+from sealgate.crypto.verification import verify_proof
+from sealgate.hsm.service import ProcessSigningService
 
 DIGEST = hashlib.sha256(b"sealgate").digest()
 BURST = 1000

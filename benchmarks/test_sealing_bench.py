@@ -9,12 +9,12 @@ import json
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.population import proof_request
-from crypto.canonical import canonical_json
-from gateway.requests import decode_json, parse_seal_body
-from gateway.sealing import document_json, format_code, proofs_json
-from verify.directory import Seal, SealKind
-from verify.registry import ProofRecord, Status
+from sealgate.bench.population import proof_request
+from sealgate.crypto.canonical import canonical_json
+from sealgate.gateway.requests import decode_json, parse_seal_body
+from sealgate.gateway.sealing import document_json, format_code, proofs_json
+from sealgate.verify.directory import Seal, SealKind
+from sealgate.verify.registry import ProofRecord, Status
 
 BATCH = 100
 BODY = json.dumps(

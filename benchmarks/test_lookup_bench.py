@@ -1,4 +1,4 @@
-"""Status lookups through the tiers (cache.lookup): what one verification's lookup costs
+"""Status lookups through the tiers (sealgate.cache.lookup): what one verification's lookup costs
 when the in-process tier has it, when Redis has it, and when only the registry does.
 
 Each round does 100 lookups of distinct codes on one long-lived loop; divide by 100. The
@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.redis_server import RedisServer
-from cache.local import LocalTier
-from cache.lookup import CachedLookup
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.local import LocalTier
+from sealgate.cache.lookup import CachedLookup
+from sealgate.cache.redis_tier import RedisTier
+from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.sqlite import SqliteRegistry
 from tests.verify.test_lifecycle import proof
-from verify.at_rest import DocumentCipher
-from verify.sqlite import SqliteRegistry
 
 PER_ROUND = 100
 CODES = [f"430900BENCH{i:013d}" for i in range(PER_ROUND)]

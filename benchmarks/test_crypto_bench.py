@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from crypto import TrustList, verify_proof
+from sealgate.crypto import TrustList, verify_proof
 from tests.crypto.signers import CONTENT, ENDORSEMENT, NOW, SEAL_ID, Pki
 
 

@@ -16,9 +16,9 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from bench.redis_server import RedisServer
-from cache.codec import decode_status, encode_status
-from cache.redis_tier import RedisTier
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.codec import decode_status, encode_status
+from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import BASE
 
 PER_ROUND = 100

@@ -39,7 +39,8 @@ from redis.asyncio.connection import Connection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from sealgate.cache.redis_tier import Client, RedisTier, _Admission, _Unavailable
+from sealgate.cache.breaker import Admission
+from sealgate.cache.redis_tier import Client, RedisTier, _Unavailable
 from sealgate.cache.redis_url import ClusterUrl, parse_cluster_url
 
 __all__ = ["RedisClusterTier"]
@@ -98,7 +99,7 @@ class RedisClusterTier(RedisTier):
         return lambda cluster: cast(RedisCluster, cluster).mget_nonatomic(keys)
 
     async def _guarded(
-        self, client: Client, operation: Callable[[Client], Awaitable[T]], admission: _Admission
+        self, client: Client, operation: Callable[[Client], Awaitable[T]], admission: Admission
     ) -> T:
         """Wait (≤ ``pool_timeout``) for one of ``max_connections`` slots, then run."""
         try:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeAlias, TypeVar
 
@@ -43,6 +41,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sealgate.cache.breaker import Admission, CircuitBreaker
 from sealgate.cache.codec import CacheDataError, decode_status, encode_status
 from sealgate.cache.redis_url import is_cluster_url
 from sealgate.verify.registry import ProofStatus
@@ -79,68 +78,6 @@ _RECONNECT_MAX = 1.0  # ... doubling up to this, as the gateway contract require
 
 class _Unavailable(Exception):
     """Internal: Redis was skipped (breaker open, not started) or failed for availability."""
-
-
-class _Admission(enum.Enum):
-    NORMAL = enum.auto()  # the breaker is closed
-    PROBE = enum.auto()  # the breaker is half-open and this command decides it
-
-
-class _Breaker:
-    """Open on an availability error; after ``seconds`` let exactly one probe through.
-
-    Only a probe's success closes it again: a command admitted while closed that happens
-    to succeed after the failure proves nothing newer, and would make the log flap.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._open_until: float | None = None  # None: closed
-        self._probing = False
-
-    @property
-    def closed(self) -> bool:
-        return self._open_until is None
-
-    def would_admit(self) -> bool:
-        """Cheap pre-check for callers that queue before they are admitted."""
-        if self._open_until is None:
-            return True
-        return not self._probing and time.monotonic() >= self._open_until
-
-    def admit(self) -> _Admission | None:
-        if self._open_until is None:
-            return _Admission.NORMAL
-        if self._probing or time.monotonic() < self._open_until:
-            return None
-        self._probing = True
-        return _Admission.PROBE
-
-    def succeeded(self, admission: _Admission) -> None:
-        if admission is _Admission.PROBE:
-            self._probing = False
-            if self._open_until is not None:
-                self._open_until = None
-                log.info("Redis cache tier is available again")
-
-    def failed(self, admission: _Admission, error: BaseException) -> None:
-        if admission is _Admission.PROBE:
-            self._probing = False
-        if self._open_until is None:
-            # The one WARNING per outage. The error names host and port, never a value.
-            log.warning(
-                "Redis cache tier unavailable (%s: %s); answering from the registry, "
-                "retrying every %.1f s",
-                type(error).__name__,
-                error,
-                self._seconds,
-            )
-        self._open_until = time.monotonic() + self._seconds
-
-    def abandoned(self, admission: _Admission) -> None:
-        """The command ended without a verdict (cancelled at close): free the probe slot."""
-        if admission is _Admission.PROBE:
-            self._probing = False
 
 
 DEFAULT_NAMESPACE = "sealgate"
@@ -199,7 +136,9 @@ class RedisTier:
         self._health_check_interval = health_check_interval
         self._coalesce = coalesce
         self._max_batch = max_batch
-        self._breaker = _Breaker(breaker_seconds)
+        self._breaker = CircuitBreaker(
+            breaker_seconds, "Redis cache tier", log, meanwhile="answering from the registry"
+        )
         self._client: Client | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # strong refs to shielded commands
         self._queue: list[tuple[str, asyncio.Future[bytes | str | None]]] = []
@@ -386,7 +325,7 @@ class RedisTier:
             task.exception()  # mark retrieved: an abandoned miss is not worth a log line
 
     async def _guarded(
-        self, client: Client, operation: Callable[[Client], Awaitable[T]], admission: _Admission
+        self, client: Client, operation: Callable[[Client], Awaitable[T]], admission: Admission
     ) -> T:
         """Run ``operation`` and tell the breaker how it went."""
         try:

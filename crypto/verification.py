@@ -20,11 +20,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
 
 from sealgate.crypto import _der
 from sealgate.crypto import proof as _proof
-from sealgate.crypto.certificates import DOCUMENT_SIGNING
 from sealgate.crypto.errors import (
     BadSignature,
     ContentError,
@@ -35,6 +33,7 @@ from sealgate.crypto.errors import (
     UntrustedSeal,
 )
 from sealgate.crypto.proof import Endorsement
+from sealgate.crypto.seal_chain import SealFacts, seal_facts
 
 __all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "verify_proof"]
 
@@ -63,19 +62,6 @@ _RAW = {
 _SIGNATURE_OIDS = {
     _oid_contents(dotted): dotted for dotted in (_ECDSA_SHA256, *_RSA_SIGNATURE_OIDS)
 }
-_ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
-_DOCUMENT_SIGNING = x509.ObjectIdentifier(DOCUMENT_SIGNING)
-_UNDERSTOOD_EXTENSIONS = frozenset(
-    {
-        ExtensionOID.BASIC_CONSTRAINTS,
-        ExtensionOID.KEY_USAGE,
-        ExtensionOID.EXTENDED_KEY_USAGE,
-        ExtensionOID.SUBJECT_KEY_IDENTIFIER,
-        ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
-        ExtensionOID.CERTIFICATE_POLICIES,
-    }
-)
 # Everything asn1crypto, cryptography or the stdlib may raise on hostile bytes.
 _PARSE_ERRORS = (
     ValueError,
@@ -371,7 +357,7 @@ def _load_certificate(der: bytes) -> x509.Certificate:
 
 def _chain_to_trust(
     seal_der: bytes, seal: x509.Certificate, trust: TrustList, root_copy: bytes | None
-) -> _SealFacts:
+) -> SealFacts:
     """The seal's facts once it chains to a trusted root (found by name, checked by key)."""
     try:
         issuer_name = seal.issuer.public_bytes()
@@ -384,7 +370,7 @@ def _chain_to_trust(
         if root is None:  # pragma: no cover - candidates come from the trust list
             continue
         try:
-            return _seal_facts(seal_der, root_der, seal, root)
+            return seal_facts(seal_der, root_der, seal, root)
         except UntrustedSeal as exc:
             failure = exc
     raise failure or UntrustedSeal("the seal's issuer is not a trusted root")
@@ -434,97 +420,3 @@ def _verify_signature(seal: x509.Certificate, parsed: _Parsed) -> None:
             raise BadSignature("seal key type is not supported")
     except InvalidSignature as exc:
         raise BadSignature("signature does not verify with the seal certificate") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class _SealFacts:
-    unit_name: str
-    unit_code: str
-    seal_id: str | None
-    not_before: datetime
-    not_after: datetime
-
-
-_FACTS_CACHE: dict[tuple[bytes, bytes], _SealFacts] = {}
-_FACTS_CACHE_SIZE = 1024
-
-
-def _seal_facts(
-    seal_der: bytes, root_der: bytes, seal: x509.Certificate, root: x509.Certificate
-) -> _SealFacts:
-    """Chain checks, memoised on the exact DER pair: one seal signs thousands of proofs.
-
-    Only successes are cached; the result depends on nothing but the two DERs.
-    """
-    key = (seal_der, root_der)
-    facts = _FACTS_CACHE.get(key)
-    if facts is None:
-        facts = _check_chain(seal, root)
-        if len(_FACTS_CACHE) >= _FACTS_CACHE_SIZE:
-            _FACTS_CACHE.clear()
-        _FACTS_CACHE[key] = facts
-    return facts
-
-
-def _check_chain(seal: x509.Certificate, root: x509.Certificate) -> _SealFacts:
-    try:
-        seal.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-        raise UntrustedSeal("seal certificate was not issued by the trusted root") from exc
-    try:
-        _check_root(root)
-        return _check_seal(seal, root)
-    except (ValueError, x509.ExtensionNotFound) as exc:
-        raise UntrustedSeal(f"seal certificate unusable: {exc}") from exc
-
-
-def _check_root(root: x509.Certificate) -> None:
-    constraints = root.extensions.get_extension_for_class(x509.BasicConstraints).value
-    if not constraints.ca:
-        raise UntrustedSeal("trusted root is not a CA")
-    try:
-        usage = root.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return
-    if not usage.key_cert_sign:
-        raise UntrustedSeal("trusted root may not sign certificates")
-
-
-def _check_seal(seal: x509.Certificate, root: x509.Certificate) -> _SealFacts:
-    if seal.version is not x509.Version.v3:
-        raise UntrustedSeal("seal certificate is not X.509 v3")
-    extensions = seal.extensions
-    for extension in extensions:
-        if extension.critical and extension.oid not in _UNDERSTOOD_EXTENSIONS:
-            raise UntrustedSeal(f"unknown critical extension {extension.oid.dotted_string}")
-    try:
-        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise UntrustedSeal("a CA certificate is not a seal")
-    except x509.ExtensionNotFound:
-        pass
-    usage = extensions.get_extension_for_class(x509.KeyUsage).value
-    if not (usage.digital_signature or usage.content_commitment):
-        raise UntrustedSeal("seal key usage allows neither digitalSignature nor nonRepudiation")
-    if _DOCUMENT_SIGNING not in extensions.get_extension_for_class(x509.ExtendedKeyUsage).value:
-        raise UntrustedSeal("seal certificate lacks the documentSigning EKU")
-    return _SealFacts(
-        unit_name=_single(seal.subject, NameOID.ORGANIZATION_NAME, "unit name (O)"),
-        unit_code=_single(seal.subject, _ORGANIZATION_IDENTIFIER, "unit code"),
-        seal_id=_optional(seal.subject, NameOID.SERIAL_NUMBER),
-        not_before=max(seal.not_valid_before_utc, root.not_valid_before_utc),
-        not_after=min(seal.not_valid_after_utc, root.not_valid_after_utc),
-    )
-
-
-def _single(name: x509.Name, oid: x509.ObjectIdentifier, label: str) -> str:
-    value = _optional(name, oid)
-    if value is None:
-        raise UntrustedSeal(f"seal certificate subject lacks exactly one {label}")
-    return value
-
-
-def _optional(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    attributes = name.get_attributes_for_oid(oid)
-    if len(attributes) != 1 or not isinstance(attributes[0].value, str):
-        return None
-    return attributes[0].value

@@ -231,6 +231,6 @@ async def test_pinned_redis_py_has_no_hazard_in_its_own_window(
     """The pinned redis-py (8.x; fixed since 4.3.6/4.4.4/4.5.4) disconnects a connection
     whose command a cancellation interrupts in ``read_response``, so the next caller gets
     its own answer. The tier's shielding stays anyway: it also keeps a cancellation away
-    from the pool's release, and costs nothing measurable (docs/capacity.md)."""
+    from the pool's release, which redis-py guards only since 8.2."""
     answer = await _cross_answer(redis_server.url, loaded, monkeypatch, widen=False)
     assert answer == encode_status(EXPECTED[CODES[1]])  # its own

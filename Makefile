@@ -64,7 +64,7 @@ lint: setup
 bench: setup
 	$(BIN)/pytest benchmarks -o addopts="" --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
 
-# `make capacity`: the capacity harness (DESIGN §6): floors and the gateway measured in one
+# `make capacity`: the capacity harness (docs/design.md §9): floors and the gateway measured in one
 # run, ratios, machines needed; report in $(CAPACITY_OUT)/report.md. Its home and seeded
 # population stay there, so a second run skips the seeding.
 CAPACITY_OUT ?= capacity-report

@@ -1,4 +1,4 @@
-"""The capacity harness: floors and the gateway measured in one run, as ratios (DESIGN §6).
+"""The capacity harness: floors and the gateway measured in one run, as ratios (docs/design.md §9).
 
 ``sealgate bench capacity`` (or ``make capacity``) runs, on this machine:
 
@@ -55,7 +55,7 @@ from sealgate.bench.redis_server import RedisServer
 from sealgate.bench.seeding import Progress, seed
 from sealgate.bench.wrk import WrkResult, run_wrk
 
-# What a 25 M-person city needs (DESIGN §6).
+# What a 25 M-person city needs (docs/design.md §9).
 CITY_NEEDS = {
     "verifications/s at peak": ("verify_mix", 50_000),
     "verifications/s in a burst": ("verify_mix", 150_000),
@@ -63,7 +63,7 @@ CITY_NEEDS = {
     "seals/s for a one-night re-issue": ("seal_batch", 3_500),
 }
 TARGET_UTILISATION = 0.7  # plan machines to run at most this busy
-HALF = 0.5  # the offered load whose p99 is judged (DESIGN §6)
+HALF = 0.5  # the offered load whose p99 is judged (docs/design.md §9)
 SWEEP = (0.1, 0.25, HALF, 0.75, 0.9, 1.0, 1.2)
 
 

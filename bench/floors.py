@@ -1,4 +1,4 @@
-"""The floors the gateway is measured against (DESIGN §6), each as plain as it can be.
+"""The floors the gateway is measured against (docs/design.md §9), each as plain as it can be.
 
 - ``trivial``: aiohttp on uvloop answering a constant JSON body on the verify route;
 - ``redis-get``: the same, doing one redis-py GET per request for the code in the path;

@@ -1,4 +1,4 @@
-"""Locust scenarios: the citywide peak mix against a running gateway (DESIGN §6, issue 4).
+"""Locust scenarios: the citywide peak mix against a running gateway (docs/design.md §9, issue 4).
 
 Run by hand (the gateway already serving, the population already issued)::
 

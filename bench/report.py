@@ -146,7 +146,7 @@ def markdown(report: Report, plots: list[Path]) -> str:
         "sealed proofs. One gateway worker; each floor measured in windows alternating "
         "with those of the gateway figure it is compared with, in the same run.",
         "",
-        "## Ratios to the floors (DESIGN §6)",
+        "## Ratios to the floors (docs/design.md §9)",
         "",
         ratio_table(report),
         "",

@@ -1,4 +1,4 @@
-"""Status caches in front of the registry (DESIGN §3: in-process → Redis → registry).
+"""Status caches in front of the registry (docs/design.md §4.5: in-process → Redis → registry).
 
 - :mod:`sealgate.cache.local`: the in-process tier of one worker.
 - :mod:`sealgate.cache.redis_tier`: the shared Redis tier, used when SEALGATE_REDIS_URL is set.

@@ -2,7 +2,7 @@
 
 Messages (Redis pub/sub) make invalidation fast; this poll makes it certain. Any change
 is seen by every process within one interval even when a message is lost, so no copy
-outlives a change by more than about ``interval`` (DESIGN: 1 s). Each successful poll
+outlives a change by more than about ``interval`` (docs/design.md §4.5: 1 s). Each successful poll
 lets the in-process tier serve its copies for :data:`TRUST_WINDOW` more; while polls fail
 (or the event loop stalls and they cannot run) its copies are not served.
 

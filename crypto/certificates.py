@@ -177,7 +177,7 @@ def prepare_seal_certificate(
         ),
         # emailProtection beside documentSigning: OpenSSL (3.x) takes a CMS signer whose
         # EKU lacks it as unfit for S/MIME signing, and plain `openssl cms -verify` must
-        # accept a proof (DESIGN §5).
+        # accept a proof (docs/design.md §5.1, §5.2).
         _extension(
             "extended_key_usage",
             x509.ExtKeyUsageSyntax([DOCUMENT_SIGNING, EMAIL_PROTECTION]),

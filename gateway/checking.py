@@ -1,6 +1,6 @@
 """Checking: a code's current status, and a presented document's seal and status.
 
-The order of DESIGN §3 holds: the code's syntax and keyed tag are checked with no I/O,
+The order of docs/design.md §3.2 holds: the code's syntax and keyed tag are checked with no I/O,
 and only a code that passes reaches the lookup (cache, then registry).
 """
 
@@ -83,7 +83,7 @@ class StatusChecker:
         return record
 
     def status_view(self, record: ProofStatus) -> dict[str, Any]:
-        """The minimum a checker needs (DESIGN §4), holder masked, checked now."""
+        """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
         return status_view(record, self._clock())
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
@@ -117,7 +117,7 @@ class StatusChecker:
 
 
 def status_view(record: ProofStatus, now: float) -> dict[str, Any]:
-    """The minimum a checker needs (DESIGN §4), holder masked, as of ``now``."""
+    """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``."""
     view: dict[str, Any] = {
         "code": format_code(record.code),
         "status": record.current_status(now).value,

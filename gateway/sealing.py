@@ -1,6 +1,6 @@
 """Sealing: from validated proof requests to durable, sealed, registered proofs.
 
-The path of DESIGN §3: authorise the seal → canonical content → signed attributes → the
+The path of docs/design.md §3.2: authorise the seal → canonical content → signed attributes → the
 HSM signs (in the signing process, batched with concurrent requests) → CMS assembled →
 registry write made durable → answer. Nothing is answered before the registry commit.
 """

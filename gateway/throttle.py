@@ -1,6 +1,6 @@
 """Limits on failed code lookups, and a floor on how soon a failed lookup is answered.
 
-Someone holding a verifier's token can try codes at GET /v1/verify/{code} (DESIGN §7). Two
+Someone holding a verifier's token can try codes at GET /v1/verify/{code} (docs/design.md §8). Two
 limits, both counting only *failed* lookups (the one 404 for malformed, forged and
 unregistered codes):
 

@@ -1,4 +1,4 @@
-"""The status lifecycle of a proof (DESIGN §4, 益阳 第十八条).
+"""The status lifecycle of a proof (docs/design.md §7.1, 益阳 第十八条).
 
 Pure rules, no I/O: the registry applies them inside the transaction that changes the
 status, so two issuers racing cannot both move a proof out of the same state.

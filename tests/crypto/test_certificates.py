@@ -78,7 +78,7 @@ def test_seal_certificate_fields(any_pki: Pki) -> None:
     assert usage.value.digital_signature and usage.value.content_commitment
     assert not usage.value.key_cert_sign
     eku = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    # documentSigning (DESIGN §5), and emailProtection for OpenSSL's S/MIME signer check
+    # documentSigning (docs/design.md §5.2), and emailProtection for OpenSSL's S/MIME signer check
     assert list(eku) == [
         x509.ObjectIdentifier(DOCUMENT_SIGNING),
         x509.ObjectIdentifier(EMAIL_PROTECTION),

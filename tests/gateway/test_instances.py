@@ -1,4 +1,4 @@
-"""Two gateway instances on one PostgreSQL and one Redis (city scale, DESIGN §3).
+"""Two gateway instances on one PostgreSQL and one Redis (city scale, docs/design.md §3.3).
 
 Each instance has a home of its own (its own audit trail, config and token directory);
 they share the database, the cache and what every instance must hold alike: the
@@ -30,7 +30,7 @@ from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer
 
-BOUND = 1.0  # DESIGN: a status change shows everywhere within 1 s of its 200
+BOUND = 1.0  # docs/design.md §4.5: a status change shows everywhere within 1 s of its 200
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
 

@@ -19,7 +19,7 @@ from sealgate.verify.registry import Status
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 
-BOUND = 1.0  # DESIGN: no verification shows the old status more than 1 s after the 200
+BOUND = 1.0  # docs/design.md §4.5: no verification shows the old status more than 1 s after the 200
 
 
 @asynccontextmanager

@@ -7,7 +7,8 @@
 2. the gateway, one worker, Redis as its shared cache: verification of one cached code;
    verification over the Zipf mix of the population; sealing in batches and one at a time;
    verification at offered loads from 10 % to 120 % of its peak (the plots); optionally
-   the locust mix of all endpoints;
+   the locust mix of all endpoints and, with ``peers``, the peers a user would pick
+   instead (:mod:`sealgate.bench.peers`), each in windows alternating with the gateway's;
 3. the floors: an aiohttp + uvloop trivial handler; the same with one Redis GET per
    request; the raw python-pkcs11 sign rate of the seal key. Each floor and the gateway
    figure compared with it alternate in short windows, floor first and last (floor,
@@ -54,6 +55,7 @@ from sealgate.bench.processes import (
 from sealgate.bench.redis_server import RedisServer
 from sealgate.bench.seeding import Progress, seed
 from sealgate.bench.wrk import WrkResult, run_wrk
+from sealgate.verify.registry import ProofStatus
 
 # What a 25 M-person city needs (docs/design.md §9).
 CITY_NEEDS = {
@@ -62,6 +64,9 @@ CITY_NEEDS = {
     "seals/s online": ("seal_single", 200),
     "seals/s for a one-night re-issue": ("seal_batch", 3_500),
 }
+# Sealing's cost ratio (DESIGN §6): a proof is one CMS SignedData, one HSM signature.
+SIGNATURES_PER_PROOF = 1
+SEAL_COST_TARGET = 2.5
 TARGET_UTILISATION = 0.7  # plan machines to run at most this busy
 HALF = 0.5  # the offered load whose p99 is judged (docs/design.md §9)
 SWEEP = (0.1, 0.25, HALF, 0.75, 0.9, 1.0, 1.2)
@@ -82,6 +87,7 @@ class Options:
     locust_seconds: int = 0  # 0: no locust run
     locust_users: int = 32
     database_url: str | None = None  # None: SQLite in the harness's home
+    peers: bool = False  # also measure the peers (FastAPI dict and Redis, pyHanko) beside it
 
 
 @dataclass
@@ -95,8 +101,11 @@ class Measurement:
     errors: int = 0
     unit: str = "req/s"
     runs: list[float] = field(default_factory=list)  # each window's rate, in order
-    # a gateway figure's windows, each against the mean of the floor windows either side
+    cpu_runs: list[float] = field(default_factory=list)  # each window's CPU-µs per unit
+    # a gateway figure's windows, each against the mean of the floor windows either side:
+    # by rate, and by CPU-µs per unit (the figure's cost over its floor's)
     pair_ratios: list[float] = field(default_factory=list)
+    cost_ratios: list[float] = field(default_factory=list)
     steal: float | None = None  # the host's steal share of CPU time over the windows
     cpu_parts: dict[str, float] = field(default_factory=dict)  # cpu_us by part (processes)
 
@@ -124,7 +133,7 @@ def combined(name: str, what: str, windows: list[Window], unit: str = "req/s") -
     p99s = [w.p99_ms for w in windows if w.p99_ms is not None]
     steals = [w.steal for w in windows if w.steal is not None]
     parts: dict[str, float] = {}
-    for w in windows:
+    for w in windows if count else []:  # no request answered: no CPU to share out
         for part, us in w.cpu_parts.items():
             parts[part] = parts.get(part, 0.0) + us * w.count / count
     return Measurement(
@@ -137,6 +146,7 @@ def combined(name: str, what: str, windows: list[Window], unit: str = "req/s") -
         sum(w.errors for w in windows),
         unit,
         [w.rate for w in windows],
+        [w.cpu_us for w in windows],
         steal=statistics.fmean(steals) if steals else None,
         cpu_parts=parts,
     )
@@ -152,11 +162,19 @@ def alternate(
     for index in range(rounds):
         figures.append(figure(index))
         floors.append(floor())
-    ratios = [
-        g.rate / ((a.rate + b.rate) / 2) if a.rate + b.rate > 0 else 0.0
-        for g, a, b in zip(figures, floors, floors[1:], strict=False)
-    ]
-    return floors, figures, ratios
+    return floors, figures, window_ratios(figures, floors, lambda w: w.rate)
+
+
+def window_ratios(
+    figures: list[Window], floors: list[Window], value: Callable[[Window], float]
+) -> list[float]:
+    """Each figure window's ``value`` over the mean of the floor windows either side of it
+    (``floors`` has one window more than ``figures``)."""
+    ratios = []
+    for g, a, b in zip(figures, floors, floors[1:], strict=False):
+        around = (value(a) + value(b)) / 2
+        ratios.append(value(g) / around if around > 0 else 0.0)
+    return ratios
 
 
 @dataclass
@@ -167,6 +185,7 @@ class Report:
     options: dict[str, Any]
     measurements: dict[str, Measurement] = field(default_factory=dict)
     ratios: list[dict[str, Any]] = field(default_factory=list)
+    peer_ratios: list[dict[str, Any]] = field(default_factory=list)  # gateway ÷ peer
     sweep: list[dict[str, Any]] = field(default_factory=list)
     machines: list[dict[str, Any]] = field(default_factory=list)
     locust: str | None = None
@@ -267,6 +286,7 @@ class Harness:
         self.credentials_file = self.out / "credentials.tsv"
         self.logs = self.out / "logs"
         self._zipf_count = 0
+        self._zipf_stretches = options.rounds * (2 if options.peers else 1)
         self.report = Report(
             started=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             machine=_machine(),
@@ -360,7 +380,9 @@ class Harness:
         """A fixed sequence of Zipf-popular verification paths, long enough not to repeat
         within a measurement."""
         # the second half holds every measured window's own stretch, at up to 25 k req/s
-        count = max(200_000, int(2 * self.options.rounds * self.options.seconds * 25_000))
+        # (the gateway's windows beside the Redis peer take stretches of their own)
+        stretches = self._zipf_stretches
+        count = max(200_000, int(2 * stretches * self.options.seconds * 25_000))
         self._zipf_count = count
         sampler = ZipfSampler(codes, s=self.options.zipf, seed=7)
         path = self.out / "zipf-paths.txt"
@@ -453,6 +475,7 @@ class Harness:
         self.report.add(combined(floor_name, floor_what, floors, floor_unit))
         measurement = combined(name, what, figures, unit)
         measurement.pair_ratios = ratios
+        measurement.cost_ratios = window_ratios(figures, floors, lambda w: w.cpu_us)
         self.report.add(measurement)
         return measurement
 
@@ -529,7 +552,8 @@ class Harness:
                 # own tier); each window then takes its own stretch of the sequence's
                 # second half, never a replay of the warm-up's or another window's.
                 warmup = options.zipf_warmup if index == 0 else 0.0
-                start = self._zipf_count // 2 + index * self._zipf_count // (2 * rounds)
+                stretch = self._zipf_count // (2 * self._zipf_stretches)
+                start = self._zipf_count // 2 + index * stretch
                 return measure(
                     pid, url, zipf_paths, options, headers=verifier, warmup=warmup, start=start
                 )[1]
@@ -594,8 +618,110 @@ class Harness:
             )  # fmt: skip
             self.report.add(combined("seal_single", "seal, one per request", [one_each], "seals/s"))
 
+            if options.peers:
+                self.peer_figures(
+                    credentials, redis, zipf_paths, (cached, mix, batches), one, post, batch
+                )
+
             if options.locust_seconds > 0:
                 self._locust(url, codes)
+
+    @contextmanager
+    def peer(self, kind: str, *args: str) -> Iterator[tuple[int, str]]:
+        """A peer server (:mod:`sealgate.bench.peers`) up for the block: its pid and URL."""
+        port = free_port()
+        argv = [sys.executable, "-m", "sealgate.bench.peers", kind, "--port", str(port), *args]
+        with service(argv, port=port, log=self.logs / f"peer-{kind}.log") as process:
+            yield process.pid, f"http://127.0.0.1:{port}"
+
+    def peer_figures(
+        self,
+        credentials: Credentials,
+        redis: RedisServer,
+        zipf_paths: Path,
+        gateway: tuple[Callable[[int], Window], Callable[[int], Window], Callable[[int], Window]],
+        one: Path,
+        post: Path,
+        batch: Path,
+    ) -> None:
+        """The peers a user would pick instead, each in windows alternating with the
+        gateway figure it is compared with, the gateway idle beside each peer window."""
+        from sealgate.bench.peers.harness import (
+            PYHANKO_BATCHES_PER_WINDOW,
+            PYHANKO_CONNECTIONS,
+            REDIS_PREFIX,
+            batch_seconds,
+            stage_statuses,
+        )
+
+        cached, mix, batches = gateway
+        rounds = self.options.rounds
+        statuses = self.out / "peer-statuses.jsonl"
+        staged = stage_statuses(registry_statuses(self.home), statuses, redis.url)
+        self.report.notes.append(
+            f"The peers were measured beside the gateway in windows alternating with its "
+            f"own, as the floors are: FastAPI on uvicorn (uvloop, httptools, one process, no "
+            f"access log) answering from a dict of the population's {staged:,} statuses and "
+            "with one redis.asyncio GET per request; pyHanko's PKCS#11 CMS signer with the "
+            "seal's key behind FastAPI, each signed proof stored in SQLite, sent the same "
+            "batches as the gateway."
+        )
+        try:
+            _step("peer: FastAPI + uvicorn, a dict lookup (beside the cached verification)")
+            with self.peer("dict", "--statuses", str(statuses)) as (pid, url):
+                self.paired(
+                    ("peer_dict", "peer: FastAPI dict lookup", self._windows(pid, url, one)),
+                    ("verify_cached_vs_dict", "verify, cached code (beside the peer)", cached),
+                )
+            _step("peer: FastAPI + uvicorn, one redis.asyncio GET (beside the Zipf mix)")
+            with self.peer("redis", "--redis", redis.url) as (pid, url):
+                redis_peer = self._windows(pid, url, zipf_paths)
+                self.paired(
+                    ("peer_redis", "peer: FastAPI one-Redis-GET", redis_peer),
+                    # the Zipf sequence's stretches after the first figure's
+                    ("verify_mix_vs_redis", "verify, Zipf mix (beside the peer)",
+                     lambda index: mix(rounds + index)),
+                )  # fmt: skip
+        finally:
+            _flush_floor_keys(redis, REDIS_PREFIX)
+
+        _step(
+            f"peer: pyHanko PKCS#11 CMS signer + FastAPI + SQLite, batches of {self.options.batch}"
+        )
+        database = self.out / "peer-pyhanko.sqlite"
+        for stale in self.out.glob("peer-pyhanko.sqlite*"):
+            stale.unlink()
+        args = (
+            "--home",
+            str(self.home),
+            "--seal",
+            credentials.proof_seal,
+            "--database",
+            str(database),
+        )
+        signer = credentials.auth("signer")
+        with self.peer("pyhanko", *args) as (pid, url):
+            one_batch = batch_seconds(url, batch.read_bytes(), signer)
+            seconds = max(self.options.seconds, PYHANKO_BATCHES_PER_WINDOW * one_batch)
+            self.report.notes.append(
+                f"The pyHanko peer took {one_batch:.2f} s for a batch alone; it was measured "
+                f"with {PYHANKO_CONNECTIONS} connections (one batch signing, the next queued: "
+                f"at the gateway's 16 its answers outlast wrk's timeout) in {seconds:.0f}-second "
+                "windows."
+            )
+
+            def pyhanko(_: int = 0) -> Window:
+                return measure(
+                    pid, url, post, self.options, connections=PYHANKO_CONNECTIONS, body=batch,
+                    headers=signer, warmup=0.0, seconds=seconds, per=self.options.batch,
+                )[1]  # fmt: skip
+
+            self.paired(
+                ("peer_pyhanko", "peer: pyHanko CMS signer, batches", pyhanko),
+                ("seal_batch_vs_pyhanko", "seal, batches (beside the peer)", batches),
+                unit="seals/s",
+                floor_unit="seals/s",
+            )
 
     def _locust(self, url: str, codes: list[str]) -> None:
         _step(f"locust: the citywide mix, {self.options.locust_seconds} s")
@@ -624,23 +750,39 @@ class Harness:
         pairs = [
             ("verify_cached", "trivial", 0.75, "verify of a cached code / trivial handler"),
             ("verify_mix", "redis_get", 1.0, "verify, Zipf mix / one-Redis-GET handler"),
-            ("seal_batch", "sign", 0.6, "sealing in batches / raw PKCS#11 sign rate"),
+            # on 2 cores bounded by the co-located processes: for information (DESIGN §6)
+            ("seal_batch", "sign", None, "sealing in batches / raw PKCS#11 sign rate"),
             ("seal_single", "sign", None, "sealing one per request / raw PKCS#11 sign rate"),
         ]
         for name, floor, target, what in pairs:
             if name in m and floor in m:
                 pairs_of = m[name].pair_ratios
                 ratio = statistics.median(pairs_of) if pairs_of else m[name].rate / m[floor].rate
-                # an error answer (a 503, a 4xx) is fast and proves nothing: it fails
-                errors = m[name].errors + m[floor].errors
                 self.report.ratios.append(
-                    {
-                        "what": what + (f" ({errors} errors)" if errors else ""),
-                        "ratio": ratio,
-                        "pairs": pairs_of,
-                        "target": target,
-                        "pass": None if target is None else ratio >= target and not errors,
-                    }
+                    ratio_row(name, what, ratio, pairs_of, target, m[name], m[floor])
+                )
+                if name != "seal_batch":
+                    continue
+                # the cost ratio: CPU-µs per sealed proof over all the gateway's processes
+                # against the raw sign's CPU-µs for the signatures a proof needs
+                costs = [r / SIGNATURES_PER_PROOF for r in m[name].cost_ratios]
+                cost = (
+                    statistics.median(costs)
+                    if costs
+                    else (m[name].cpu_us or math.inf)
+                    / ((m[floor].cpu_us or math.inf) * SIGNATURES_PER_PROOF)
+                )
+                self.report.ratios.append(
+                    ratio_row(
+                        "seal_cost",
+                        "sealing in batches: CPU-µs per proof / raw sign's CPU-µs per signature",
+                        cost,
+                        costs,
+                        SEAL_COST_TARGET,
+                        m[name],
+                        m[floor],
+                        at_most=True,
+                    )
                 )
         half = min(self.report.sweep, key=lambda p: abs(p["fraction"] - HALF), default=None)
         if half is not None:
@@ -651,8 +793,14 @@ class Harness:
                     "pairs": half.get("p99_windows", []),
                     "target": 10.0,
                     "pass": half["p99_ms"] <= 10.0,
+                    "name": "p99_half",
+                    "at_most": True,
                 }
             )
+        if self.options.peers:
+            from sealgate.bench.peers.harness import peer_ratios
+
+            self.report.peer_ratios = peer_ratios(m)
         cores = os.cpu_count() or 1
         for need, (name, amount) in CITY_NEEDS.items():
             if name not in m or not m[name].cpu_us:
@@ -671,6 +819,33 @@ class Harness:
                     "machines_16_core": math.ceil(amount / (per_core * 16)),
                 }
             )
+
+
+def ratio_row(
+    name: str,
+    what: str,
+    ratio: float,
+    pairs: list[float],
+    target: float | None,
+    *measured: Measurement,
+    at_most: bool = False,
+) -> dict[str, Any]:
+    """A row of the ratio tables; ``at_most``: the target is an upper bound (a cost)."""
+    # an error answer (a 503, a 4xx) is fast and proves nothing: it fails
+    errors = sum(x.errors for x in measured)
+    if target is None:
+        verdict = None
+    else:
+        verdict = (ratio <= target if at_most else ratio >= target) and not errors
+    return {
+        "name": name,
+        "what": what + (f" ({errors} errors)" if errors else ""),
+        "ratio": ratio,
+        "pairs": pairs,
+        "target": target,
+        "at_most": at_most,
+        "pass": verdict,
+    }
 
 
 def _wait_ready(url: str, timeout: float = 60.0) -> None:
@@ -701,43 +876,53 @@ def _seal_key_label(home: Path, credentials_file: Path) -> str:
         directory.close()
 
 
+def registry_statuses(
+    home: Path, what: str = "reading the registry"
+) -> Iterator[list[ProofStatus]]:
+    """Every registered proof's status, read straight from the home's registry, in batches."""
+    from sealgate.gateway.home import load_settings
+    from sealgate.verify.sqlite import _STATUS_COLUMNS, _status_from_row
+
+    settings = load_settings(home)
+    query = f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
+    if settings.database_kind == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True)
+    else:
+        import psycopg
+
+        conn = psycopg.connect(settings.database_url)
+    try:
+        total = int(conn.execute("SELECT count(*) FROM proofs").fetchone()[0])
+        rows = conn.execute(query)
+        progress = Progress(total, what)
+        count = 0
+        while batch := rows.fetchmany(10_000):
+            yield [_status_from_row(tuple(row)) for row in batch]
+            count += len(batch)
+            progress.update(count)
+        progress.update(count, final=True)
+    finally:
+        conn.close()
+
+
 def _warm_shared_cache(home: Path, redis_url: str) -> int:
     """Every registered proof's status in Redis, as the gateway caches it."""
     import redis as redis_py
 
     from sealgate.cache.codec import encode_status
     from sealgate.cache.redis_tier import status_key
-    from sealgate.gateway.home import load_settings
-    from sealgate.verify.sqlite import _STATUS_COLUMNS, _status_from_row
 
-    settings = load_settings(home)
-    query = f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
     client = redis_py.Redis.from_url(redis_url)
     count = 0
     try:
-        if settings.database_kind == "sqlite":
-            import sqlite3
-
-            conn: Any = sqlite3.connect(f"file:{settings.sqlite_path}?mode=ro", uri=True)
-        else:
-            import psycopg
-
-            conn = psycopg.connect(settings.database_url)
-        try:
-            total = int(conn.execute("SELECT count(*) FROM proofs").fetchone()[0])
-            rows = conn.execute(query)
-            progress = Progress(total, "warming Redis")
-            while batch := rows.fetchmany(10_000):
-                pipe = client.pipeline(transaction=False)
-                for row in batch:
-                    status = _status_from_row(tuple(row))
-                    pipe.set(status_key(status.code), encode_status(status), ex=3600)
-                pipe.execute()
-                count += len(batch)
-                progress.update(count)
-            progress.update(count, final=True)
-        finally:
-            conn.close()
+        for batch in registry_statuses(home, "warming Redis"):
+            pipe = client.pipeline(transaction=False)
+            for status in batch:
+                pipe.set(status_key(status.code), encode_status(status), ex=3600)
+            pipe.execute()
+            count += len(batch)
     finally:
         client.close()
     return count
@@ -762,14 +947,15 @@ def _fill_floor_keys(redis: RedisServer, codes: list[str]) -> None:
         client.close()
 
 
-def _flush_floor_keys(redis: RedisServer) -> None:
+def _flush_floor_keys(redis: RedisServer, prefix: bytes = REDIS_PREFIX) -> None:
+    """Removes the keys under ``prefix``: the floor's, or a peer's."""
     import redis as redis_py
 
     client = redis_py.Redis.from_url(redis.url)
     try:
         cursor = 0
         while True:
-            cursor, keys = client.scan(cursor, match=REDIS_PREFIX + b"*", count=10_000)
+            cursor, keys = client.scan(cursor, match=prefix + b"*", count=10_000)
             if keys:
                 client.unlink(*keys)
             if cursor == 0:
@@ -807,5 +993,7 @@ def run_capacity(options: Options) -> Path:
     report = Harness(options).run()
     path = write(report, options.out)
     print(f"\n{ratio_table(report)}\n", file=sys.stderr)
+    if report.peer_ratios:
+        print(f"{ratio_table(report, report.peer_ratios)}\n", file=sys.stderr)
     print(f"report: {path} ({time.monotonic() - started:,.0f} s)", file=sys.stderr)
     return path

@@ -174,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
     capacity.add_argument(
         "--database-url", help="registry for the harness's home (default: SQLite in it)"
     )
+    capacity.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
+    )
 
     check = sub.add_parser(
         "verify-file",
@@ -423,6 +428,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             batch=min(args.batch, 1000),
             locust_seconds=max(0, args.locust),
             database_url=args.database_url,
+            peers=args.peers,
         )
     )
     return 0

@@ -109,7 +109,17 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
         "seals/s for a one-night re-issue",
     }  # fmt: skip
     assert all(row["machines_like_this"] >= 1 for row in results["machines"])
-    assert len(results["ratios"]) == 5
+    assert len(results["ratios"]) == 6
+    # sealing is judged by its cost: CPU-µs per proof over the raw sign's per signature,
+    # window by window; seals/s against the sign rate is for information
+    rows = {row["name"]: row for row in results["ratios"]}
+    seal_cpu, sign_cpu = measured["seal_batch"]["cpu_runs"], measured["sign"]["cpu_runs"]
+    costs = [g / ((a + b) / 2) for g, a, b in zip(seal_cpu, sign_cpu, sign_cpu[1:], strict=False)]
+    assert rows["seal_cost"]["pairs"] == pytest.approx(costs)
+    assert rows["seal_cost"]["ratio"] == pytest.approx(sum(costs) / 2)
+    assert (rows["seal_cost"]["target"], rows["seal_cost"]["at_most"]) == (2.5, True)
+    assert (rows["seal_batch"]["target"], rows["seal_batch"]["pass"]) == (None, None)
+    assert "peer_dict" not in measured and results["peer_ratios"] == []  # no --peers
     # each paired ratio is the median of its gateway windows against the floor windows
     # either side of each
     floors = {"verify_cached": "trivial", "verify_mix": "redis_get", "seal_batch": "sign"}

@@ -708,10 +708,10 @@ def _warm_shared_cache(home: Path, redis_url: str) -> int:
     from sealgate.cache.codec import encode_status
     from sealgate.cache.redis_tier import status_key
     from sealgate.gateway.home import load_settings
-    from sealgate.verify.sqlite import _STATUS_COLUMNS, _status_from_row
+    from sealgate.verify.rows import STATUS_COLUMNS, status_from_row
 
     settings = load_settings(home)
-    query = f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
+    query = f"SELECT {STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
     client = redis_py.Redis.from_url(redis_url)
     count = 0
     try:
@@ -730,7 +730,7 @@ def _warm_shared_cache(home: Path, redis_url: str) -> int:
             while batch := rows.fetchmany(10_000):
                 pipe = client.pipeline(transaction=False)
                 for row in batch:
-                    status = _status_from_row(tuple(row))
+                    status = status_from_row(tuple(row))
                     pipe.set(status_key(status.code), encode_status(status), ex=3600)
                 pipe.execute()
                 count += len(batch)

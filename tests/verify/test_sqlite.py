@@ -17,7 +17,8 @@ import pytest
 
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.registry import CodeTaken, RegistryUnavailable
-from sealgate.verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
+from sealgate.verify.sqlite import SqliteRegistry
+from sealgate.verify.sqlite_toolkit import Checkpointer, connect, insert_rows
 from tests.verify.test_lifecycle import proof
 
 

@@ -136,6 +136,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE proofs_v3 RENAME TO proofs",
         "CREATE INDEX proofs_holder ON proofs (holder_key, type)",
     ),
+    # 4: status_history.code refers to its proof, as in PostgreSQL (the two had drifted).
+    # A column's constraint cannot be added in place: the table is copied, its seq values
+    # and so the AUTOINCREMENT counter (moved by the rename) kept.
+    (
+        """CREATE TABLE status_history_v4 (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            code TEXT NOT NULL REFERENCES proofs (code),
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            superseded_by TEXT,
+            client_id TEXT NOT NULL,
+            changed_at REAL NOT NULL
+        )""",
+        """INSERT INTO status_history_v4 (
+            seq, code, from_status, to_status, reason, superseded_by, client_id, changed_at
+        ) SELECT
+            seq, code, from_status, to_status, reason, superseded_by, client_id, changed_at
+        FROM status_history ORDER BY seq""",
+        "DROP TABLE status_history",
+        "ALTER TABLE status_history_v4 RENAME TO status_history",
+        "CREATE INDEX status_history_code ON status_history (code, seq)",
+    ),
 )
 
 

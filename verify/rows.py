@@ -70,7 +70,6 @@ class RegistryQueries:
             update_status=(
                 f"UPDATE proofs SET status = {p(1)}, status_changed_at = {p(2)},"  # noqa: S608
                 f" superseded_by = {p(3)}, version = version + 1 WHERE code = {p(4)}"
-                f" RETURNING {STATUS_COLUMNS}"
             ),
             insert_change=(
                 "INSERT INTO status_history (code, from_status, to_status, reason,"  # noqa: S608

@@ -74,6 +74,7 @@ from sealgate.verify.registry import (
 from sealgate.verify.rules import check_status_change
 
 _SQL = rows.RegistryQueries.written_with(lambda n: f"${n}")
+_UPDATE_STATUS = f"{_SQL.update_status} RETURNING {rows.STATUS_COLUMNS}"
 
 # _CHANGE_LOG_ORDER. Every gateway polls ``changes_since(last_seen_seq)`` to drop stale
 # copies, so a change that a poll skips stays stale in that gateway's cache. A sequence
@@ -357,7 +358,7 @@ class PostgresRegistry(Registry):
             current = check_status_change(
                 change, None if row is None else rows.status_from_row(tuple(row)), successor
             )
-            updated = await conn.fetchrow(_SQL.update_status, *rows.status_update_row(change))
+            updated = await conn.fetchrow(_UPDATE_STATUS, *rows.status_update_row(change))
             await conn.execute(_SQL.insert_change, *rows.change_row(current, change))
         return rows.status_from_row(tuple(updated))
 

@@ -57,9 +57,11 @@ def _apply_status_change(conn: sqlite3.Connection, change: StatusChangeRequest) 
     current = check_status_change(
         change, None if row is None else rows.status_from_row(row), successor
     )
-    (updated,) = conn.execute(_SQL.update_status, rows.status_update_row(change)).fetchall()
+    # Read back rather than UPDATE ... RETURNING, which needs SQLite 3.35 (2021): the
+    # registry runs on whatever SQLite the system's Python links.
+    conn.execute(_SQL.update_status, rows.status_update_row(change))
     conn.execute(_SQL.insert_change, rows.change_row(current, change))
-    return rows.status_from_row(updated)
+    return rows.status_from_row(conn.execute(_SQL.select_status, (change.code,)).fetchone())
 
 
 @dataclass(slots=True)

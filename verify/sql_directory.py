@@ -40,10 +40,10 @@ class SqlDirectory(Directory):
 
     @abstractmethod
     def _transaction(self, what: str) -> contextlib.AbstractContextManager[Any]:
-        # Any: the driver's connection (sqlite3's or psycopg's); both have execute(),
-        # cursor() and cursors with fetchone/fetchall/executemany/rowcount.
-        """One transaction; the store's failures as DirectoryUnavailable, constraint
-        violations (:attr:`CONFLICT`) passed through."""
+        """The driver's connection (sqlite3's or psycopg's: both have ``execute``,
+        ``cursor`` and cursors with ``fetchone``, ``fetchall``, ``executemany`` and
+        ``rowcount``) for one ``what`` ("read" or "write"); the store's failures come out
+        as DirectoryUnavailable, constraint violations (:attr:`CONFLICT`) pass through."""
 
     def _sql(self, text: str) -> str:
         """``text`` with its ``?`` parameters in the driver's style."""
@@ -218,33 +218,36 @@ class SqlDirectory(Directory):
                 ),
                 args,
             ).fetchall()
-            grants: dict[str, tuple[set[str], set[str]]] = {r[0]: (set(), set()) for r in rows}
-            for table, column, index in (
-                ("client_seals", "seal_id", 0),
-                ("client_purposes", "purpose", 1),
-            ):
-                granted = conn.execute(
-                    self._sql(
-                        f"SELECT g.client_id, g.{column} FROM {table} g"  # noqa: S608
-                        f" JOIN clients c ON c.client_id = g.client_id {where}"
-                    ),
-                    args,
-                ).fetchall()
-                for client_id, value in granted:
-                    if client_id in grants:  # else added since the clients were read
-                        grants[client_id][index].add(value)
+            seals = self._grants(conn, "client_seals", "seal_id", where, args)
+            purposes = self._grants(conn, "client_purposes", "purpose", where, args)
         return [
             Client(
                 r[0],
                 r[1],
                 Role(r[2]),
                 r[3],
-                frozenset(grants[r[0]][0]),
-                frozenset(grants[r[0]][1]),
+                frozenset(seals.get(r[0], ())),
+                frozenset(purposes.get(r[0], ())),
                 r[4],
             )
             for r in rows
         ]
+
+    def _grants(
+        self, conn: Any, table: str, column: str, where: str, args: tuple[Any, ...]
+    ) -> dict[str, set[str]]:
+        """A grant table's values by client, for the clients that ``where`` picks: one
+        query for them all, where a query a client would cost a round trip each."""
+        found: dict[str, set[str]] = {}
+        for client_id, value in conn.execute(
+            self._sql(
+                f"SELECT g.client_id, g.{column} FROM {table} g"  # noqa: S608
+                f" JOIN clients c ON c.client_id = g.client_id {where}"
+            ),
+            args,
+        ).fetchall():
+            found.setdefault(client_id, set()).add(value)
+        return found
 
     def client_by_token(self, token: str) -> Client | None:
         found = self._clients("WHERE c.token_digest = ?", (token_digest(token),))

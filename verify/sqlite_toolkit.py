@@ -108,13 +108,18 @@ def migrate(path: Path, migrations: Sequence[Sequence[str]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     try:
-        with write_transaction(conn):
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            for number in range(version, len(migrations)):
-                for statement in migrations[number]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("BEGIN IMMEDIATE")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for number in range(version, len(migrations)):
+            for statement in migrations[number]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
         return len(migrations)
+    except BaseException:
+        if conn.in_transaction:  # a failed statement may have rolled it back already
+            conn.execute("ROLLBACK")
+        raise
     finally:
         conn.close()
 

@@ -881,10 +881,10 @@ def registry_statuses(
 ) -> Iterator[list[ProofStatus]]:
     """Every registered proof's status, read straight from the home's registry, in batches."""
     from sealgate.gateway.home import load_settings
-    from sealgate.verify.sqlite import _STATUS_COLUMNS, _status_from_row
+    from sealgate.verify.rows import STATUS_COLUMNS, status_from_row
 
     settings = load_settings(home)
-    query = f"SELECT {_STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
+    query = f"SELECT {STATUS_COLUMNS} FROM proofs"  # noqa: S608 - constant columns
     if settings.database_kind == "sqlite":
         import sqlite3
 
@@ -899,7 +899,7 @@ def registry_statuses(
         progress = Progress(total, what)
         count = 0
         while batch := rows.fetchmany(10_000):
-            yield [_status_from_row(tuple(row)) for row in batch]
+            yield [status_from_row(tuple(row)) for row in batch]
             count += len(batch)
             progress.update(count)
         progress.update(count, final=True)

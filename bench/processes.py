@@ -58,7 +58,7 @@ def _children() -> dict[int, list[int]]:
 
 # The parts of a gateway whose CPU the harness reports apart. A child process is known
 # by its command line; a thread of the worker by the name it gave itself in the OS
-# (sealgate.verify.sqlite.name_native_thread). Whatever is neither counts as the worker's.
+# (sealgate.verify.sqlite_toolkit.name_native_thread). Whatever is neither counts as the worker's.
 WORKER = "worker"
 REGISTRY_THREADS = "registry threads"
 PROCESS_PARTS = (

@@ -45,7 +45,7 @@ from sealgate.verify.audit import (
     chain_fields,
     checkpoint_digest,
 )
-from sealgate.verify.sqlite import connect, insert_rows, write_transaction
+from sealgate.verify.sqlite_toolkit import connect, insert_rows, write_transaction
 
 log = logging.getLogger("sealgate.audit")
 

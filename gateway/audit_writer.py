@@ -41,7 +41,7 @@ from sealgate.gateway.audit_journal import (
     try_lock,
 )
 from sealgate.hsm import frames
-from sealgate.verify.sqlite import Checkpointer, connect, write_transaction
+from sealgate.verify.sqlite_toolkit import Checkpointer, connect, write_transaction
 
 POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
 POLL_IDLE = 0.05
@@ -294,7 +294,7 @@ def open_store_with_timeout(path: str, timeout: float) -> sqlite3.Connection:
     # a lock held past ``timeout`` fails the pass, and the worker refuses requests once
     # its journal is sealgate.gateway.audit.LAG_LIMIT behind.
     conn = connect(Path(path), busy_timeout=timeout, synchronous="NORMAL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see sealgate.verify.sqlite.Checkpointer
+    conn.execute("PRAGMA wal_autocheckpoint = 0")  # see sealgate.verify.sqlite_toolkit.Checkpointer
     return conn
 
 

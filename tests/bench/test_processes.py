@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 WORKER_CODE = f"""
 import subprocess, sys, threading, time
-from sealgate.verify.sqlite import name_native_thread
+from sealgate.verify.sqlite_toolkit import name_native_thread
 
 def registry():
     name_native_thread("registry-writer")

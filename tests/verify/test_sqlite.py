@@ -17,7 +17,8 @@ import pytest
 
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.registry import CodeTaken, RegistryUnavailable
-from sealgate.verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
+from sealgate.verify.sqlite import SqliteRegistry
+from sealgate.verify.sqlite_toolkit import Checkpointer, connect, insert_rows, migrate
 from tests.verify.test_lifecycle import proof
 
 
@@ -172,3 +173,21 @@ def test_a_checkpoint_that_fails_is_retried(tmp_path: Path) -> None:
         checkpointer.poke()
         assert _eventually(lambda: path.stat().st_size > 50 * 3500)
     conn.close()
+
+
+def test_migrations_run_as_whole_statements_in_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    migrations = (
+        ("CREATE TABLE notes (body TEXT NOT NULL)", "INSERT INTO notes VALUES ('a; b')"),
+        ("INSERT INTO notes VALUES ('c')", "INSERT INTO missing VALUES (1)"),
+    )
+    with pytest.raises(sqlite3.OperationalError, match="missing"):
+        migrate(path, migrations)
+    with contextlib.closing(connect(path)) as conn:  # nothing of either was kept
+        assert conn.execute("PRAGMA user_version").fetchone() == (0,)
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+    assert migrate(path, migrations[:1]) == 1
+    assert migrate(path, migrations[:1]) == 1  # again: nothing to do
+    with contextlib.closing(connect(path)) as conn:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [("a; b",)]

@@ -1,0 +1,212 @@
+"""The PostgreSQL backend's schema and connection settings: migrations, each a list of
+statements run one by one, the version check every pool and connection makes, and what
+a failure message may say of a URL.
+
+The tables are SQLite's (:mod:`sealgate.verify.sqlite.schema`), column for column;
+``tests/verify/test_schemas.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from sealgate.verify.registry import RegistryUnavailable
+
+SCHEMES = ("postgresql", "postgres")
+
+# Versioned schema: migration N (1-based) is recorded in schema_migrations when applied.
+# Append, never edit: a database that has N applied never runs it again.
+MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "registry, change log and directory",
+        (
+            """CREATE TABLE proofs (
+                code TEXT PRIMARY KEY,
+                seal_id TEXT NOT NULL,
+                unit_name TEXT NOT NULL,
+                unit_code TEXT NOT NULL,
+                type TEXT NOT NULL,
+                holder_kind TEXT NOT NULL,
+                holder_name_masked TEXT NOT NULL,
+                holder_id_masked TEXT NOT NULL,
+                holder_key BYTEA NOT NULL,
+                valid_from TEXT NOT NULL,
+                valid_until TEXT,
+                expires_at DOUBLE PRECISION,
+                issued_at DOUBLE PRECISION NOT NULL,
+                status TEXT NOT NULL,
+                status_changed_at DOUBLE PRECISION NOT NULL,
+                superseded_by TEXT,
+                signer_client TEXT NOT NULL,
+                document BYTEA NOT NULL,
+                version INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX proofs_holder ON proofs (holder_key, type)",
+            """CREATE TABLE idempotency_keys (
+                client_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                request_digest BYTEA NOT NULL,
+                codes TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (client_id, key)
+            )""",
+            # seq comes from an identity sequence with the default CACHE 1: a session-level
+            # cache would hand out numbers out of order across sessions, which the change
+            # log's ordering (see the registry) must not have.
+            """CREATE TABLE status_history (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                code TEXT NOT NULL REFERENCES proofs (code),
+                from_status TEXT NOT NULL,
+                to_status TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                superseded_by TEXT,
+                client_id TEXT NOT NULL,
+                changed_at DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE INDEX status_history_code ON status_history (code, seq)",
+            """CREATE TABLE seals (
+                seal_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                unit_name TEXT NOT NULL,
+                unit_code TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE seal_keys (
+                seal_id TEXT NOT NULL REFERENCES seals (seal_id),
+                version INTEGER NOT NULL,
+                key_label TEXT NOT NULL UNIQUE,
+                certificate BYTEA NOT NULL,
+                state TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (seal_id, version)
+            )""",
+            """CREATE TABLE clients (
+                client_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL,
+                office TEXT,
+                token_digest BYTEA NOT NULL UNIQUE,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE client_seals (
+                client_id TEXT NOT NULL REFERENCES clients (client_id),
+                seal_id TEXT NOT NULL REFERENCES seals (seal_id),
+                PRIMARY KEY (client_id, seal_id)
+            )""",
+            """CREATE TABLE client_purposes (
+                client_id TEXT NOT NULL REFERENCES clients (client_id),
+                purpose TEXT NOT NULL,
+                PRIMARY KEY (client_id, purpose)
+            )""",
+            """CREATE TABLE roots (
+                fingerprint BYTEA PRIMARY KEY,
+                certificate BYTEA NOT NULL,
+                key_label TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+)
+
+# Any fixed number works; it only has to be the same in every sealgate that migrates.
+_MIGRATION_LOCK = 0x5EA19A7E
+
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection
+ACQUIRE_TIMEOUT = 5.0  # seconds to wait for a free pooled connection
+COMMAND_TIMEOUT = 10.0  # seconds for one statement
+MIN_CONNECTIONS = 1
+MAX_CONNECTIONS = 10  # per gateway process; size the server's max_connections to match
+IDLE_LIFETIME = 300.0  # a pooled connection idle this long is closed
+
+
+def is_postgres_url(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in SCHEMES
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced, for messages and output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def failure(what: str, exc: BaseException) -> str:
+    state = getattr(exc, "sqlstate", None)
+    return f"{what} failed: {type(exc).__name__}" + (f" (SQLSTATE {state})" if state else "")
+
+
+class SchemaOutdated(RegistryUnavailable):
+    """The database lacks migrations this sealgate needs: run ``sealgate db migrate``."""
+
+
+def migrate(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> int:
+    """Apply the missing migrations in one transaction; returns the schema version.
+
+    Safe to run again (applied migrations are skipped) and from several machines at once
+    (an advisory lock makes the second wait and then find nothing to do).
+    """
+    try:
+        with (
+            psycopg.connect(url, autocommit=True, connect_timeout=int(connect_timeout)) as conn,
+            conn.transaction(),
+        ):
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY,"
+                " description TEXT NOT NULL,"
+                " applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+            for number, (description, statements) in enumerate(MIGRATIONS, start=1):
+                if number in applied:
+                    continue
+                for statement in statements:
+                    conn.execute(statement.encode())  # a constant, no parameters
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, description) VALUES (%s, %s)",
+                    (number, description),
+                )
+            return max(applied | {len(MIGRATIONS)})
+    except psycopg.OperationalError as exc:
+        # libpq's message says which host and why (refused, auth failed); never a password.
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise RegistryUnavailable(f"cannot migrate {redacted(url)}: {reason}") from exc
+    except psycopg.Error as exc:
+        raise RegistryUnavailable(failure(f"migrating {redacted(url)}", exc)) from exc
+
+
+def schema_version(url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> int:
+    """The newest migration applied to the database (0 for none)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=int(connect_timeout)) as conn:
+            return applied_version(conn.execute)
+    except psycopg.Error as exc:
+        raise RegistryUnavailable(failure(f"reading the schema of {redacted(url)}", exc)) from exc
+
+
+def applied_version(execute: Any) -> int:
+    row = execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    if not row[0]:
+        return 0
+    return int(execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0])
+
+
+def outdated(found: int) -> SchemaOutdated:
+    return SchemaOutdated(
+        f"the database schema is at version {found}, this sealgate needs {len(MIGRATIONS)}:"
+        " run 'sealgate db migrate'"
+    )
+
+
+async def applied_version_async(conn: Any) -> int:
+    if not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))

@@ -1,0 +1,257 @@
+"""The directory's queries, written once for both backends.
+
+:class:`SqlDirectory` implements :class:`~sealgate.verify.directory.Directory` over a
+DB-API connection; a backend gives it a transaction and its driver's constraint error,
+and says how it writes a parameter (``?`` for sqlite3, ``%s`` for psycopg) and how it
+locks a row it reads before writing (``FOR UPDATE`` where rows lock; SQLite's write
+transaction already holds the whole file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from sealgate.verify.directory import (
+    AlreadyExists,
+    Client,
+    Directory,
+    KeyState,
+    NotFound,
+    Role,
+    Seal,
+    SealKey,
+    SealKind,
+    token_digest,
+)
+
+
+class SqlDirectory(Directory):
+    """:class:`Directory` on the registry's tables, for any DB-API driver."""
+
+    PARAM: ClassVar[str]  # how the driver writes a parameter
+    LOCK_FOR_WRITE: ClassVar[str]  # appended to a read that a write in its transaction follows
+    # The driver's constraint violation: each caller names the conflict it means.
+    CONFLICT: ClassVar[type[Exception]]
+
+    @abstractmethod
+    def _transaction(self, what: str) -> contextlib.AbstractContextManager[Any]:
+        """The driver's connection (sqlite3's or psycopg's: both have ``execute``,
+        ``cursor`` and cursors with ``fetchone``, ``fetchall``, ``executemany`` and
+        ``rowcount``) for one ``what`` ("read" or "write"); the store's failures come out
+        as DirectoryUnavailable, constraint violations (:attr:`CONFLICT`) pass through."""
+
+    def _sql(self, text: str) -> str:
+        """``text`` with its ``?`` parameters in the driver's style."""
+        return text.replace("?", self.PARAM)
+
+    @contextlib.contextmanager
+    def _conflicts_as(self, message: str) -> Iterator[None]:
+        try:
+            yield
+        except self.CONFLICT as exc:
+            raise AlreadyExists(message) from exc
+
+    def add_seal(self, seal: Seal) -> None:
+        with (
+            self._conflicts_as(f"seal {seal.seal_id} already exists"),
+            self._transaction("write") as conn,
+        ):
+            conn.execute(
+                self._sql(
+                    "INSERT INTO seals (seal_id, kind, unit_name, unit_code, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)"
+                ),
+                (
+                    seal.seal_id,
+                    seal.kind.value,
+                    seal.unit_name,
+                    seal.unit_code,
+                    seal.created_at,
+                ),
+            )
+            for key in seal.keys:
+                self._insert_key(conn, key)
+
+    def _insert_key(self, conn: Any, key: SealKey) -> None:
+        conn.execute(
+            self._sql(
+                "INSERT INTO seal_keys (seal_id, version, key_label, certificate, state,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+            ),
+            (
+                key.seal_id,
+                key.version,
+                key.key_label,
+                key.certificate,
+                key.state.value,
+                key.created_at,
+            ),
+        )
+
+    def add_seal_key(self, key: SealKey) -> None:
+        with (
+            self._conflicts_as(f"seal {key.seal_id} already has version {key.version}"),
+            self._transaction("write") as conn,
+        ):
+            # Locked, so that two rotations of one seal run one after the other.
+            found = conn.execute(
+                self._sql(f"SELECT 1 FROM seals WHERE seal_id = ?{self.LOCK_FOR_WRITE}"),  # noqa: S608
+                (key.seal_id,),
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no seal {key.seal_id}")
+            conn.execute(
+                self._sql("UPDATE seal_keys SET state = ? WHERE seal_id = ? AND version < ?"),
+                (KeyState.RETIRED.value, key.seal_id, key.version),
+            )
+            self._insert_key(conn, key)
+
+    def _seals(self, where: str, args: tuple[Any, ...]) -> list[Seal]:
+        # where: a constant of this class, its values in args
+        with self._transaction("read") as conn:
+            seal_rows = conn.execute(
+                self._sql(
+                    "SELECT seal_id, kind, unit_name, unit_code, created_at FROM seals"  # noqa: S608
+                    f" {where} ORDER BY seal_id"
+                ),
+                args,
+            ).fetchall()
+            key_rows = conn.execute(
+                self._sql(
+                    "SELECT seal_id, version, key_label, certificate, state, created_at"  # noqa: S608
+                    f" FROM seal_keys {where} ORDER BY seal_id, version"
+                ),
+                args,
+            ).fetchall()
+        keys: dict[str, list[SealKey]] = {}
+        for r in key_rows:
+            keys.setdefault(r[0], []).append(
+                SealKey(r[0], r[1], r[2], bytes(r[3]), KeyState(r[4]), r[5])
+            )
+        return [
+            Seal(r[0], SealKind(r[1]), r[2], r[3], r[4], tuple(keys.get(r[0], ())))
+            for r in seal_rows
+        ]
+
+    def seal(self, seal_id: str) -> Seal:
+        found = self._seals("WHERE seal_id = ?", (seal_id,))
+        if not found:
+            raise NotFound(f"no seal {seal_id}")
+        return found[0]
+
+    def seals(self) -> list[Seal]:
+        return self._seals("", ())
+
+    def add_root(self, certificate: bytes, key_label: str) -> None:
+        fingerprint = hashlib.sha256(certificate).digest()
+        with (
+            self._conflicts_as("that root certificate is already trusted"),
+            self._transaction("write") as conn,
+        ):
+            conn.execute(
+                self._sql(
+                    "INSERT INTO roots (fingerprint, certificate, key_label, created_at)"
+                    " VALUES (?, ?, ?, ?)"
+                ),
+                (fingerprint, certificate, key_label, time.time()),
+            )
+
+    def roots(self) -> list[tuple[bytes, str]]:
+        with self._transaction("read") as conn:
+            rows = conn.execute(
+                "SELECT certificate, key_label FROM roots ORDER BY created_at"
+            ).fetchall()
+        return [(bytes(r[0]), r[1]) for r in rows]
+
+    def add_client(self, client: Client, token: str) -> None:
+        with (
+            self._conflicts_as(
+                f"client {client.client_id} already exists or names an unknown seal"
+            ),
+            self._transaction("write") as conn,
+        ):
+            conn.execute(
+                self._sql(
+                    "INSERT INTO clients (client_id, name, role, office, token_digest,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                ),
+                (
+                    client.client_id,
+                    client.name,
+                    client.role.value,
+                    client.office,
+                    token_digest(token),
+                    client.created_at,
+                ),
+            )
+            with contextlib.closing(conn.cursor()) as cursor:
+                cursor.executemany(
+                    self._sql("INSERT INTO client_seals (client_id, seal_id) VALUES (?, ?)"),
+                    [(client.client_id, s) for s in sorted(client.seals)],
+                )
+                cursor.executemany(
+                    self._sql("INSERT INTO client_purposes (client_id, purpose) VALUES (?, ?)"),
+                    [(client.client_id, p) for p in sorted(client.purposes)],
+                )
+
+    def remove_client(self, client_id: str) -> None:
+        with self._transaction("write") as conn:
+            args = (client_id,)
+            conn.execute(self._sql("DELETE FROM client_seals WHERE client_id = ?"), args)
+            conn.execute(self._sql("DELETE FROM client_purposes WHERE client_id = ?"), args)
+            removed = conn.execute(self._sql("DELETE FROM clients WHERE client_id = ?"), args)
+            if removed.rowcount == 0:
+                raise NotFound(f"no client {client_id}")
+
+    def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
+        # where: a constant of this class on the clients c, its values in args
+        with self._transaction("read") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT client_id, name, role, office, created_at FROM clients c"  # noqa: S608
+                    f" {where} ORDER BY client_id"
+                ),
+                args,
+            ).fetchall()
+            seals = self._grants(conn, "client_seals", "seal_id", where, args)
+            purposes = self._grants(conn, "client_purposes", "purpose", where, args)
+        return [
+            Client(
+                r[0],
+                r[1],
+                Role(r[2]),
+                r[3],
+                frozenset(seals.get(r[0], ())),
+                frozenset(purposes.get(r[0], ())),
+                r[4],
+            )
+            for r in rows
+        ]
+
+    def _grants(
+        self, conn: Any, table: str, column: str, where: str, args: tuple[Any, ...]
+    ) -> dict[str, set[str]]:
+        """A grant table's values by client, for the clients that ``where`` picks: one
+        query for them all, where a query a client would cost a round trip each."""
+        found: dict[str, set[str]] = {}
+        for client_id, value in conn.execute(
+            self._sql(
+                f"SELECT g.client_id, g.{column} FROM {table} g"  # noqa: S608
+                f" JOIN clients c ON c.client_id = g.client_id {where}"
+            ),
+            args,
+        ).fetchall():
+            found.setdefault(client_id, set()).add(value)
+        return found
+
+    def client_by_token(self, token: str) -> Client | None:
+        found = self._clients("WHERE c.token_digest = ?", (token_digest(token),))
+        return found[0] if found else None
+
+    def clients(self) -> list[Client]:
+        return self._clients("", ())

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from sealgate.crypto.errors import ContentError, ProofError
 from sealgate.errors import Error
@@ -146,3 +149,56 @@ def problem_for(exc: Exception) -> Problem | None:
             reason=type(exc).__name__,
         )
     return None
+
+
+_QUOTE_STARTS = re.compile(r"[:'\"\n]")
+
+
+def protocol_problem(status: int, message: str | None) -> Problem:
+    """The answer to a request aiohttp refused before any route saw it: a malformed request
+    line, bytes a request target may not hold, a control character in a header."""
+    if status == HTTPStatus.BAD_REQUEST:
+        # aiohttp's message goes on to quote the offending bytes (a token among them,
+        # perhaps): only what precedes them is kept.
+        detail = _QUOTE_STARTS.split((message or "").strip(), maxsplit=1)[0].strip()
+        return Problem(400, "bad-request", "The request is not valid HTTP", detail[:100] or None)
+    if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        return Problem(500, "internal-error", "Internal error")
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "HTTP error"
+    return Problem(status, "http-error", title)
+
+
+class _ProblemRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with its own error answers as problem details."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's own: it logs, and raises if part of an answer has already been sent.
+        super().handle_error(request, status, exc, message)
+        response = protocol_problem(status, message).response()
+        response.force_close()  # as aiohttp does: the connection's state is unknown
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        handler.__class__ = _ProblemRequestHandler  # same slots: only the methods change
+        return handler
+
+
+def answer_protocol_errors_as_problems(server: web.Server) -> None:
+    """Make the connections ``server`` accepts answer the errors aiohttp finds itself
+    (before routing, so no middleware sees them) as ``application/problem+json``, like
+    every other refusal. Call before the server takes its first connection."""
+    server.__class__ = _ProblemServer

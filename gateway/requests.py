@@ -150,8 +150,8 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT) -> str:
     return stripped
 
 
-_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_RFC3339_DATE_TIME = re.compile(
+RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+RFC3339_DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -176,7 +176,7 @@ def _moment(text: str, end_of_day: bool) -> float:
     Cached: a batch's proofs mostly share their dates, and parsing one costs more than
     the rest of a field's checks. Failures are not cached (they raise).
     """
-    if not (_RFC3339_DATE.fullmatch(text) or _RFC3339_DATE_TIME.fullmatch(text)):
+    if not (RFC3339_DATE.fullmatch(text) or RFC3339_DATE_TIME.fullmatch(text)):
         raise _BadInstant("must be an RFC 3339 date or date-time with an offset")
     if not "1900" <= text[:4] <= "9998":
         raise _BadInstant("must be a year between 1900 and 9998")

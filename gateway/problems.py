@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -185,7 +186,10 @@ class _ProblemRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         # aiohttp's own: it logs, and raises if part of an answer has already been sent.
         super().handle_error(request, status, exc, message)
-        response = protocol_problem(status, message).response()
+        # No application saw it, so none numbered it: an id of its own, as every answer has.
+        request_id = uuid.uuid4().hex[:20]
+        response = protocol_problem(status, message).response(request_id)
+        response.headers["X-Request-Id"] = request_id
         response.force_close()  # as aiohttp does: the connection's state is unknown
         return response
 

@@ -60,6 +60,7 @@ def test_requests_aiohttp_refuses_get_a_problem(port: int, raw: bytes) -> None:
     assert headers["content-type"] == "application/problem+json"
     assert headers["cache-control"] == "no-store"
     problem = json.loads(body)
+    assert problem["request_id"] == headers["x-request-id"]  # as every other answer has
     assert problem["status"] == 400
     assert problem["code"] == "bad-request"
     assert problem["type"] == "urn:sealgate:problem:bad-request"

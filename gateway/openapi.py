@@ -56,6 +56,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     408: ("body-timeout",),
     409: ("status-terminal", "transition-not-allowed"),
     413: ("body-too-large",),
+    417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
     422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof"),
     429: ("too-many-failed-lookups",),
     503: (
@@ -76,6 +77,7 @@ _PROBLEM_DESCRIPTIONS = {
     408: "The body did not arrive in time",
     409: "The proof's status does not allow that change",
     413: "The body is too large",
+    417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
     429: "Too many failed lookups; retry after `Retry-After` seconds",
     503: "A component is unavailable; retry later",
@@ -356,8 +358,10 @@ OPENAPI: dict[str, Any] = {
         "title": "sealgate",
         "version": "1",
         "description": "Sealing and verification gateway of a certificate-free city. "
-        "Every refusal is `application/problem+json` (RFC 9457) with a stable `code`; a "
-        "method a path does not have is answered 405 with `Allow`.",
+        "Every refusal is `application/problem+json` (RFC 9457) with a stable `code`, "
+        "those of the HTTP layer before any route too (400 bad-request for bytes a request "
+        "may not hold, 417 for an unknown `Expect`); a method a path does not have is "
+        "answered 405 with `Allow`.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

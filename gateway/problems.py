@@ -13,7 +13,7 @@ import uuid
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
 from sealgate.crypto.errors import ContentError, ProofError
@@ -156,20 +156,29 @@ _QUOTE_STARTS = re.compile(r"[:'\"\n]")
 
 
 def protocol_problem(status: int, message: str | None) -> Problem:
-    """The answer to a request aiohttp refused before any route saw it: a malformed request
-    line, bytes a request target may not hold, a control character in a header."""
-    if status == HTTPStatus.BAD_REQUEST:
-        # aiohttp's message goes on to quote the offending bytes (a token among them,
-        # perhaps): only what precedes them is kept.
-        detail = _QUOTE_STARTS.split((message or "").strip(), maxsplit=1)[0].strip()
-        return Problem(400, "bad-request", "The request is not valid HTTP", detail[:100] or None)
+    """The answer to a request aiohttp refused itself, where no middleware sees it: a
+    malformed request line, bytes a request target may not hold, a control character in
+    a header (400), an ``Expect`` it does not know (417)."""
     if status == HTTPStatus.INTERNAL_SERVER_ERROR:
         return Problem(500, "internal-error", "Internal error")
     try:
-        title = HTTPStatus(status).phrase
+        phrase = HTTPStatus(status).phrase
     except ValueError:
-        title = "HTTP error"
-    return Problem(status, "http-error", title)
+        phrase = "HTTP error"
+    title = "The request is not valid HTTP" if status == HTTPStatus.BAD_REQUEST else phrase
+    # aiohttp's message goes on to quote the offending bytes (a token among them,
+    # perhaps): only what precedes them is kept.
+    detail = _QUOTE_STARTS.split((message or "").strip(), maxsplit=1)[0].strip()[:100]
+    return Problem(status, phrase.lower().replace(" ", "-"), title, detail or None)
+
+
+def _with_own_id(problem: Problem) -> web.Response:
+    # No application saw the request, so none numbered it: an id of its own, as every
+    # answer has.
+    request_id = uuid.uuid4().hex[:20]
+    response = problem.response(request_id)
+    response.headers["X-Request-Id"] = request_id
+    return response
 
 
 class _ProblemRequestHandler(RequestHandler):
@@ -186,12 +195,23 @@ class _ProblemRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         # aiohttp's own: it logs, and raises if part of an answer has already been sent.
         super().handle_error(request, status, exc, message)
-        # No application saw it, so none numbered it: an id of its own, as every answer has.
-        request_id = uuid.uuid4().hex[:20]
-        response = protocol_problem(status, message).response(request_id)
-        response.headers["X-Request-Id"] = request_id
+        response = _with_own_id(protocol_problem(status, message))
         response.force_close()  # as aiohttp does: the connection's state is unknown
         return response
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        # An HTTPException that escaped the application is sent as it is, text/plain:
+        # aiohttp's check of `Expect` raises one outside the middleware. One isinstance
+        # a request.
+        if isinstance(resp, web.HTTPException) and resp.status >= HTTPStatus.BAD_REQUEST:
+            answer = _with_own_id(protocol_problem(resp.status, resp.text))
+            for name, value in resp.headers.items():  # Allow, WWW-Authenticate, ...
+                if name not in answer.headers and name != hdrs.CONTENT_LENGTH:
+                    answer.headers[name] = value
+            resp = answer
+        return await super().finish_response(request, resp, start_time)
 
 
 class _ProblemServer(web.Server):

@@ -98,3 +98,17 @@ def test_a_405_names_the_allowed_methods(
     assert {m.strip() for m in headers["allow"].split(",")} == allowed  # RFC 9110 §15.5.6
     assert headers["content-type"] == "application/problem+json"
     assert json.loads(body)["code"] == "method-not-allowed"
+
+
+def test_an_unknown_expectation_gets_a_problem(port: int) -> None:
+    """aiohttp checks `Expect` before any middleware, and answered text/plain."""
+    request = (
+        b"POST /v1/certificates HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n"
+    )
+    status, headers, body = exchange(port, request + b"Content-Length: 2\r\n\r\n{}")
+    assert status == 417
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["code"] == "expectation-failed"
+    assert problem["request_id"] == headers["x-request-id"]
+    assert "200-ok" not in body.decode()

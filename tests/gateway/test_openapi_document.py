@@ -14,7 +14,11 @@ import jsonschema_rs
 import pytest
 
 import sealgate.gateway
+from sealgate.crypto.errors import ContentError, MalformedProof
+from sealgate.gateway.app import audit_unavailable
+from sealgate.gateway.auth import unauthenticated
 from sealgate.gateway.openapi import EXAMPLE_CODE, OPENAPI, PROBLEM_CODES
+from sealgate.gateway.problems import Problem, invalid, problem_for, protocol_problem
 from sealgate.gateway.requests import (
     InvalidRequest,
     parse_holder_query,
@@ -23,7 +27,17 @@ from sealgate.gateway.requests import (
     parse_purpose,
     parse_status_change,
 )
+from sealgate.gateway.throttle import Throttled, too_many_failed_lookups
+from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.code import is_well_formed, parse_code
+from sealgate.verify.directory import DirectoryUnavailable
+from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.registry import (
+    IdempotencyConflict,
+    ProofNotFound,
+    RegistryUnavailable,
+    WrongOffice,
+)
 from tests.gateway.conftest import proof_request
 
 DOCUMENT: dict[str, Any] = json.loads(json.dumps(OPENAPI))  # as served
@@ -201,3 +215,58 @@ def test_every_problem_the_gateway_sends_is_documented() -> None:
         (s, c) for s, codes in PROBLEM_CODES.items() for c in codes
     }
     assert not undocumented
+
+
+def mapped(exc: Exception) -> Problem:
+    problem = problem_for(exc)
+    assert problem is not None
+    return problem
+
+
+REFUSALS: dict[str, Callable[[], Problem]] = {
+    "invalid": lambda: invalid("items[3].holder.id", "the check character is wrong"),
+    "invalid body": lambda: invalid("", "malformed JSON at line 1 column 2"),
+    "unauthenticated": unauthenticated,
+    "throttled": lambda: too_many_failed_lookups(Throttled(0.2, "client")),
+    "hsm unavailable": lambda: mapped(HsmUnavailable("gone", retry_after=2.5)),
+    "hsm error": lambda: mapped(HsmError("key")),
+    "registry unavailable": lambda: mapped(RegistryUnavailable("down")),
+    "directory unavailable": lambda: mapped(DirectoryUnavailable("down")),
+    "idempotency conflict": lambda: mapped(IdempotencyConflict("other body")),
+    "not found": lambda: mapped(ProofNotFound("x")),
+    "wrong office": lambda: mapped(WrongOffice("x")),
+    "terminal": lambda: mapped(TerminalStatus("revoked")),
+    "transition": lambda: mapped(TransitionNotAllowed("changed → pledged")),
+    "supersession": lambda: mapped(InvalidSupersession("older")),
+    "content": lambda: mapped(ContentError("content")),
+    "invalid proof": lambda: mapped(MalformedProof("not DER")),
+    "bad http": lambda: protocol_problem(400, "Invalid char in url query:\n\n  b'x'"),
+    "expectation": lambda: protocol_problem(417, "Unknown Expect: 200-ok"),
+}
+
+
+@pytest.mark.parametrize("make", REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refusal_is_as_its_status_is_described(make: Callable[[], Problem]) -> None:
+    """Body and headers of the problems that no test run provokes easily (a dead HSM)."""
+    answer = make().response("0123456789abcdef0123")
+    answer.headers["X-Request-Id"] = "0123456789abcdef0123"  # the middleware's part
+    described = DOCUMENT["components"]["responses"][f"Problem{answer.status}"]
+    assert answer.content_type == "application/problem+json"
+    assert matches(described["content"]["application/problem+json"]["schema"], _body(answer))
+    for name, header in described["headers"].items():
+        if header["required"]:
+            assert name in answer.headers, name
+        if name in answer.headers:
+            assert matches(header["schema"], answer.headers[name]), name
+
+
+def test_the_audit_refusal_is_as_described() -> None:
+    answer = audit_unavailable("0123456789abcdef0123")
+    described = DOCUMENT["components"]["responses"]["Problem503"]
+    assert matches(described["content"]["application/problem+json"]["schema"], _body(answer))
+    assert matches(described["headers"]["Retry-After"]["schema"], answer.headers["Retry-After"])
+
+
+def _body(answer: Any) -> Any:
+    assert isinstance(answer.body, bytes)
+    return json.loads(answer.body)

@@ -89,8 +89,8 @@ def _ref(name: str) -> Schema:
 
 
 def _text(max_length: int, **more: Any) -> Schema:
-    """A text field as the parsers take it: a string, not blank, at most ``max_length``
-    characters once trimmed, no control characters."""
+    """A text field: 1 to ``max_length`` characters (the parsers count them once trimmed,
+    and refuse control characters)."""
     return {"type": "string", "minLength": 1, "maxLength": max_length, **more}
 
 

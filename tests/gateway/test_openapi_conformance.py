@@ -38,7 +38,7 @@ from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 
-# Which client each operation is made by (the document, a verifier or an issuer, may be).
+# The client that makes each operation (the document is also an issuer's to fetch).
 ROLES = {
     ("POST", "/v1/certificates"): Role.SIGNER,
     ("GET", "/v1/verify/{code}"): Role.VERIFIER,
@@ -122,7 +122,7 @@ CONFIG = {
 }
 # The document as served (JSON), loaded at collection, when no gateway runs yet; that the
 # gateway serves exactly this is checked below. (schemathesis.pytest.from_fixture, which
-# would load it from the gateway, does not run under pytest 9.2.)
+# would load it from the gateway, fails under pytest 9.2: it sets Function._nodeid.)
 schema = schemathesis.openapi.from_dict(
     json.loads(json.dumps(OPENAPI)), config=schemathesis.Config.from_dict(CONFIG)
 )

@@ -10,6 +10,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any
 
@@ -199,19 +200,20 @@ class _ProblemRequestHandler(RequestHandler):
         response.force_close()  # as aiohttp does: the connection's state is unknown
         return response
 
-    async def finish_response(
+    def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
         # An HTTPException that escaped the application is sent as it is, text/plain:
-        # aiohttp's check of `Expect` raises one outside the middleware. One isinstance
-        # a request.
+        # aiohttp's check of `Expect` raises one outside the middleware. Every answer
+        # passes here: one isinstance, and aiohttp's coroutine returned, not awaited in
+        # one more of our own.
         if isinstance(resp, web.HTTPException) and resp.status >= HTTPStatus.BAD_REQUEST:
             answer = _with_own_id(protocol_problem(resp.status, resp.text))
             for name, value in resp.headers.items():  # Allow, WWW-Authenticate, ...
                 if name not in answer.headers and name != hdrs.CONTENT_LENGTH:
                     answer.headers[name] = value
             resp = answer
-        return await super().finish_response(request, resp, start_time)
+        return super().finish_response(request, resp, start_time)
 
 
 class _ProblemServer(web.Server):

@@ -38,6 +38,8 @@ from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 
+pytestmark = pytest.mark.slow  # a gateway process, some 700 requests
+
 # The client that makes each operation (the document is also an issuer's to fetch).
 ROLES = {
     ("POST", "/v1/certificates"): Role.SIGNER,

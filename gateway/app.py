@@ -37,6 +37,7 @@ from sealgate.gateway.requests import (
     InvalidRequest,
     decode_json,
     parse_holder_query,
+    parse_idempotency_key,
     parse_purpose,
     parse_seal_body,
     parse_status_change,
@@ -70,7 +71,6 @@ MAX_BODY = 4 * 1024 * 1024  # a full batch of 1,000 proofs fits; more is refused
 # Longest a client may take to send a body (a few MB over a slow line takes seconds).
 BODY_SECONDS = 30.0
 MAX_DOCUMENT = 1024 * 1024
-MAX_IDEMPOTENCY_KEY = 255
 MAX_STATUS_BODY = 16 * 1024
 
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -190,7 +190,9 @@ def _problem_response(exc: Exception, request_id: str) -> web.Response:
         return Problem(413, "body-too-large", "The request body is too large").response(request_id)
     if isinstance(exc, web.HTTPException):
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
-        return Problem(exc.status, code, exc.reason).response(request_id)
+        # RFC 9110 §15.5.6: a 405 says which methods the resource has.
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return Problem(exc.status, code, exc.reason, headers=allow).response(request_id)
     mapped = problem_for(exc)
     if mapped is None:
         log.error("unhandled error (request %s)", request_id, exc_info=exc)
@@ -301,13 +303,7 @@ async def post_certificates(request: web.Request) -> web.Response:
     body = await read_body(request)
     payload = decode_json(body)
     proofs, batch = parse_seal_body(payload)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and (
-        not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii()
-    ):
-        raise invalid(
-            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
-        )
+    key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
     outcome = await request.app[SEALING].seal(
         client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
     )

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
+from collections.abc import Coroutine
+from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestHandler
 
 from sealgate.crypto.errors import ContentError, ProofError
 from sealgate.errors import Error
@@ -146,3 +151,84 @@ def problem_for(exc: Exception) -> Problem | None:
             reason=type(exc).__name__,
         )
     return None
+
+
+_QUOTE_STARTS = re.compile(r"[:'\"\n]")
+
+
+def protocol_problem(status: int, message: str | None) -> Problem:
+    """The answer to a request aiohttp refused itself, where no middleware sees it: a
+    malformed request line, bytes a request target may not hold, a control character in
+    a header (400), an ``Expect`` it does not know (417)."""
+    if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        return Problem(500, "internal-error", "Internal error")
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "HTTP error"
+    title = "The request is not valid HTTP" if status == HTTPStatus.BAD_REQUEST else phrase
+    # aiohttp's message goes on to quote the offending bytes (a token among them,
+    # perhaps): only what precedes them is kept.
+    detail = _QUOTE_STARTS.split((message or "").strip(), maxsplit=1)[0].strip()[:100]
+    return Problem(status, phrase.lower().replace(" ", "-"), title, detail or None)
+
+
+def _with_own_id(problem: Problem) -> web.Response:
+    # No application saw the request, so none numbered it: an id of its own, as every
+    # answer has.
+    request_id = uuid.uuid4().hex[:20]
+    response = problem.response(request_id)
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+_HTTP_EXCEPTION = web.HTTPException
+_FINISH_RESPONSE = RequestHandler.finish_response
+
+
+class _ProblemRequestHandler(RequestHandler):
+    """aiohttp's connection handler, with its own error answers as problem details."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        # aiohttp's own: it logs, and raises if part of an answer has already been sent.
+        super().handle_error(request, status, exc, message)
+        response = _with_own_id(protocol_problem(status, message))
+        response.force_close()  # as aiohttp does: the connection's state is unknown
+        return response
+
+    def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        # An HTTPException that escaped the application is sent as it is, text/plain:
+        # aiohttp's check of `Expect` raises one outside the middleware. Every answer
+        # passes here, so: names bound once, and aiohttp's coroutine handed back rather
+        # than awaited in one of our own (about 0.15 µs an answer, measured).
+        if isinstance(resp, _HTTP_EXCEPTION) and resp.status >= HTTPStatus.BAD_REQUEST:
+            answer = _with_own_id(protocol_problem(resp.status, resp.text))
+            for name, value in resp.headers.items():  # Allow, WWW-Authenticate, ...
+                if name not in answer.headers and name != hdrs.CONTENT_LENGTH:
+                    answer.headers[name] = value
+            resp = answer
+        return _FINISH_RESPONSE(self, request, resp, start_time)
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        handler.__class__ = _ProblemRequestHandler  # same slots: only the methods change
+        return handler
+
+
+def answer_protocol_errors_as_problems(server: web.Server) -> None:
+    """Make the connections ``server`` accepts answer the errors aiohttp finds itself
+    (before routing, so no middleware sees them) as ``application/problem+json``, like
+    every other refusal. Call before the server takes its first connection."""
+    server.__class__ = _ProblemServer

@@ -22,9 +22,23 @@ from sealgate.verify.holders import (
     require_birth_date,
 )
 
-MAX_BATCH = 1000
 MAX_SAFE_INTEGER = 2**53 - 1
-MAX_TEXT = 256
+
+# The bounds the parsers enforce: text lengths in characters once trimmed, counts. The
+# interface description (gateway/openapi.py) publishes these same names, so what a client
+# reads there is what is checked here.
+MAX_BATCH = 1000  # proofs in one sealing
+MAX_TEXT = 256  # free text: the endorsing units
+MAX_SEAL_ID = 64
+MAX_PROOF_TYPE = 64
+MAX_HOLDER_NAME = 128
+MAX_HOLDER_ID = 18  # a 身份证号 and a 统一社会信用代码 both have 18 characters
+MAX_INSTANT = 40  # an RFC 3339 date-time with six fractional digits and an offset is 32
+MAX_PURPOSE = 64
+MAX_STATUS = 32
+MAX_REASON = 500
+MAX_CODE_TEXT = 64  # a code as typed (27 characters), with room for spacing
+MAX_IDEMPOTENCY_KEY = 255
 # Dates without a time are read in China Standard Time: a proof valid until 2027-01-31
 # stays valid through that whole day where it is used.
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
@@ -136,15 +150,15 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT) -> str:
     return stripped
 
 
-_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_RFC3339_DATE_TIME = re.compile(
+RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+RFC3339_DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
 def _instant(value: Any, field: str, *, end_of_day: bool) -> tuple[str, float]:
-    text = _text(value, field, limit=40)
+    text = _text(value, field, limit=MAX_INSTANT)
     try:
         return text, _moment(text, end_of_day)
     except _BadInstant as exc:
@@ -162,7 +176,7 @@ def _moment(text: str, end_of_day: bool) -> float:
     Cached: a batch's proofs mostly share their dates, and parsing one costs more than
     the rest of a field's checks. Failures are not cached (they raise).
     """
-    if not (_RFC3339_DATE.fullmatch(text) or _RFC3339_DATE_TIME.fullmatch(text)):
+    if not (RFC3339_DATE.fullmatch(text) or RFC3339_DATE_TIME.fullmatch(text)):
         raise _BadInstant("must be an RFC 3339 date or date-time with an offset")
     if not "1900" <= text[:4] <= "9998":
         raise _BadInstant("must be a year between 1900 and 9998")
@@ -195,7 +209,7 @@ def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
         raise InvalidRequest(_join(holder_field, "kind"), "must be 'person' or 'org'") from None
     id_field = _join(holder_field, "id")
     try:
-        holder_id = normalise_holder_id(kind, _text(holder["id"], id_field, limit=18))
+        holder_id = normalise_holder_id(kind, _text(holder["id"], id_field, limit=MAX_HOLDER_ID))
         if kind is HolderKind.PERSON:
             require_birth_date(holder_id)
     except InvalidHolderId as exc:
@@ -226,11 +240,11 @@ def parse_proof_request(value: Any, field: str = "") -> ProofRequest:
             else None,
         )
     return ProofRequest(
-        seal_id=_text(obj["seal_id"], _join(field, "seal_id"), limit=64),
-        type=_text(obj["type"], _join(field, "type"), limit=64),
+        seal_id=_text(obj["seal_id"], _join(field, "seal_id"), limit=MAX_SEAL_ID),
+        type=_text(obj["type"], _join(field, "type"), limit=MAX_PROOF_TYPE),
         holder_kind=kind,
         holder_id=holder_id,
-        holder_name=_text(holder["name"], _join(holder_field, "name"), limit=128),
+        holder_name=_text(holder["name"], _join(holder_field, "name"), limit=MAX_HOLDER_NAME),
         content=content,
         valid_from=valid_from,
         valid_until=valid_until,
@@ -257,7 +271,7 @@ def parse_seal_body(value: Any) -> tuple[list[ProofRequest], bool]:
 def parse_purpose(value: str | None) -> str:
     if value is None:
         raise InvalidRequest("purpose", "is required: say what business the check is for")
-    return _text(value, "purpose", limit=64)
+    return _text(value, "purpose", limit=MAX_PURPOSE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,14 +283,14 @@ class StatusChangeBody:
 
 def parse_status_change(value: Any) -> StatusChangeBody:
     obj = _object(value, "", {"status", "reason"}, {"superseded_by"})
-    status = _text(obj["status"], "status", limit=32)
+    status = _text(obj["status"], "status", limit=MAX_STATUS)
     superseded_by = obj.get("superseded_by")
     return StatusChangeBody(
         status=status,
-        reason=_text(obj["reason"], "reason", limit=500),
+        reason=_text(obj["reason"], "reason", limit=MAX_REASON),
         superseded_by=None
         if superseded_by is None
-        else _text(superseded_by, "superseded_by", limit=64),
+        else _text(superseded_by, "superseded_by", limit=MAX_CODE_TEXT),
     )
 
 
@@ -293,14 +307,28 @@ def parse_holder_query(holder_id: str | None, type_: str | None) -> HolderQuery:
         raise InvalidRequest("holder_id", "is required")
     if type_ is None:
         raise InvalidRequest("type", "is required")
-    text = _text(holder_id, "holder_id", limit=18)
+    text = _text(holder_id, "holder_id", limit=MAX_HOLDER_ID)
     for kind in (HolderKind.PERSON, HolderKind.ORG):
         try:
             return HolderQuery(
-                kind, normalise_holder_id(kind, text), _text(type_, "type", limit=64)
+                kind, normalise_holder_id(kind, text), _text(type_, "type", limit=MAX_PROOF_TYPE)
             )
         except InvalidHolderId:
             continue
     raise InvalidRequest(
         "holder_id", "is neither a resident identity number nor a unified social credit code"
     )
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` header, if sent: printable ASCII, 1 to MAX_IDEMPOTENCY_KEY long."""
+    if value is not None and (
+        not value
+        or len(value) > MAX_IDEMPOTENCY_KEY
+        or not value.isprintable()
+        or not value.isascii()
+    ):
+        raise InvalidRequest(
+            "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
+    return value

@@ -29,6 +29,7 @@ from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import answer_remembered_verifications
 from sealgate.gateway.home import Settings
 from sealgate.gateway.logs import AccessLogger, configure_logging
+from sealgate.gateway.problems import answer_protocol_errors_as_problems
 
 log = logging.getLogger("sealgate.server")
 
@@ -63,6 +64,7 @@ async def _serve(settings: Settings, host: str, port: int, reuse_port: bool) -> 
         await runner.setup()
         assert runner.server is not None  # set up
         answer_remembered_verifications(runner.server, app)
+        answer_protocol_errors_as_problems(runner.server)
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024)
         await site.start()
         log.info("worker listening on http://%s:%d", host, port)

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import answer_remembered_verifications
 from sealgate.gateway.home import Settings
+from sealgate.gateway.problems import answer_protocol_errors_as_problems
 from sealgate.gateway.provision import DemoCredentials, init_home
 from sealgate.hsm.softhsm import softhsm_available
 from sealgate.verify.directory import Role
@@ -67,6 +68,7 @@ def gateway_client(aiohttp_client: Any) -> GatewayClient:
         runner = client.server.runner
         assert runner is not None and runner.server is not None
         answer_remembered_verifications(runner.server, app)
+        answer_protocol_errors_as_problems(runner.server)
         return client
 
     return serve

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sealgate.bench.processes import ordered_parts
 
 if TYPE_CHECKING:
-    from sealgate.bench.capacity import Report
+    from sealgate.bench.results import Report
 
 
 def ratio_table(report: Report, rows: list[dict[str, Any]] | None = None) -> str:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sealgate.bench.peers.verify import REDIS_PREFIX as PEER_PREFIX
 from sealgate.bench.peers.verify import Status, write_statuses
+from sealgate.bench.results import Measurement, ratio_row
 from sealgate.gateway.sealing import format_code
 from sealgate.verify.registry import ProofStatus
-
-if TYPE_CHECKING:
-    from sealgate.bench.capacity import Measurement
 
 REDIS_PREFIX = PEER_PREFIX.encode()
 # The pyHanko peer signs a batch of 100 in about 2 s: with the gateway's 16 batches in
@@ -100,8 +98,6 @@ def peer_ratios(measured: Mapping[str, Measurement]) -> list[dict[str, Any]]:
     """Gateway ÷ peer, each the median of the gateway's windows against the peer's
     either side: by rate, and for sealing also by CPU-µs per proof (the peer's over the
     gateway's, so that more is better on both)."""
-    from sealgate.bench.capacity import ratio_row
-
     rows = []
     for name, figure, peer, what, by, target in PEER_ROWS:
         if figure not in measured or peer not in measured:

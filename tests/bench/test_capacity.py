@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sealgate.bench.capacity import SWEEP, Options, Window, alternate, combined, run_capacity
+from sealgate.bench.capacity import Options, run_capacity
+from sealgate.bench.sweep import SWEEP
+from sealgate.bench.windows import Window, alternate, combined
 from sealgate.hsm.softhsm import softhsm_available
 
 

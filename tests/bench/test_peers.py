@@ -22,17 +22,13 @@ import pytest
 import redis as redis_py
 from asn1crypto import cms
 
-from sealgate.bench.capacity import (
-    SEAL_COST_TARGET,
-    Harness,
-    Measurement,
-    Options,
-    run_capacity,
-)
+from sealgate.bench.capacity import Harness, Options, run_capacity
+from sealgate.bench.findings import SEAL_COST_TARGET
 from sealgate.bench.peers.verify import REDIS_PREFIX, write_statuses
 from sealgate.bench.population import Credentials, proof_request
 from sealgate.bench.processes import free_port, service
 from sealgate.bench.redis_server import RedisServer
+from sealgate.bench.results import Measurement
 from sealgate.gateway.provision import init_home
 from sealgate.hsm.softhsm import softhsm_available
 

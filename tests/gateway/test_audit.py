@@ -418,7 +418,7 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
         )
         return request_id, response.status
 
-    writer = app[AUDIT]._proc
+    writer = app[AUDIT]._writer
     assert writer is not None
     load = [asyncio.create_task(check(f"load-{n}")) for n in range(200)]
     await asyncio.sleep(0.01)
@@ -426,10 +426,10 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     statuses = dict(await asyncio.gather(*load))
     assert set(statuses.values()) <= {200, 503}, set(statuses.values())
     for _ in range(50):  # the duties loop starts another writer
-        if app[AUDIT]._proc not in (None, writer):
+        if app[AUDIT]._writer not in (None, writer):
             break
         await asyncio.sleep(0.2)
-    replaced = app[AUDIT]._proc
+    replaced = app[AUDIT]._writer
     assert replaced is not None and replaced.pid != writer.pid
     assert (await check("after"))[1] == 200
     await app[AUDIT].checkpoint()
@@ -474,14 +474,14 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
             break
         await asyncio.sleep(0.1)
     assert writes >= 1
-    writer = audit._proc
+    writer = audit._writer
     assert writer is not None
     os.kill(writer.pid, signal.SIGKILL)
     for _ in range(50):
-        if audit._proc not in (None, writer):
+        if audit._writer not in (None, writer):
             break
         await asyncio.sleep(0.2)
-    assert audit._proc not in (None, writer), "no writer was started again"
+    assert audit._writer not in (None, writer), "no writer was started again"
     verifier = demo.auth(Role.VERIFIER)
     assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
     for _ in range(50):  # and the checkpoints go on, the head file written again
@@ -586,7 +586,7 @@ async def test_a_hung_writer_is_refused_then_killed_and_replaced(
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
         await log.record_rows([row])
         await log.flush()
-        hung = log._proc
+        hung = log._writer
         assert hung is not None
         os.kill(hung.pid, signal.SIGSTOP)  # alive, but chains nothing
         await log.record_rows([row])  # journaled: the writer is not waited for
@@ -624,12 +624,12 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
     await log.start()
     try:
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
-        writer = log._proc
+        writer = log._writer
         with audit_store_locked(path):
             await log.record_rows([row])
             await asyncio.sleep(8)
             assert not log.healthy
-            assert log._proc is writer and writer is not None and writer.returncode is None
+            assert log._writer is writer and writer is not None and writer.returncode is None
         await log.flush()
         assert log.healthy
         assert len(rows(path)) == 1

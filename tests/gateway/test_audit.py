@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sealgate.gateway.app import AUDIT, NONE_FOUND, NOT_GRANTED, create_app
+from sealgate.gateway.app import create_app
 from sealgate.gateway.audit_journal import journal_directory
 from sealgate.gateway.dispatch import answer_remembered_verifications
+from sealgate.gateway.handlers.verify import NONE_FOUND
+from sealgate.gateway.keys import AUDIT
 from sealgate.gateway.logs import AccessLogger
+from sealgate.gateway.middleware import NOT_GRANTED
 from sealgate.verify.code import NOT_A_CODE
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request

@@ -52,7 +52,7 @@ class AuditUnavailable(Error):
 
 
 class AuditNote:
-    """What a handler adds to its request's audit record (see ``sealgate.gateway.app``)."""
+    """What a handler adds to its request's audit record (see ``sealgate.gateway.middleware``)."""
 
     __slots__ = ("codes", "detail", "purpose")
 

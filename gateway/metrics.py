@@ -33,6 +33,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -51,6 +52,17 @@ PUBLISH_SECONDS = 1.0
 
 # The *_created series were never shown; the multiprocess mode has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+if os.environ.get(MULTIPROCESS_ENV):
+    # In the multiprocess mode each increment asks os.getpid() whether the process has
+    # forked since: three a request, and on the 2-core sandbox measured a request's
+    # metrics took 13 µs with it, 5 µs with this. A worker is spawned, never forked, and
+    # forks nothing that records metrics: its pid, read once, is the same answer. Set
+    # before any metric exists, once per process (each value class opens its own files).
+    _PID = os.getpid()
+    values.ValueClass = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+        process_identifier=lambda: _PID
+    )
 
 
 class Metrics:

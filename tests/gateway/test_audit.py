@@ -638,3 +638,63 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
         assert len(rows(path)) == 1
     finally:
         await log.close()
+
+
+@pytest.mark.slow
+async def test_a_writer_whose_start_is_cancelled_does_not_outlive_it(tmp_path: Path) -> None:
+    """The store locked by another connection: the writer waits on it before its
+    "ready". Cancelled then (a shutdown during a probe), the start stops the
+    half-started writer instead of leaving it behind."""
+    import os
+    import signal
+
+    from sealgate.gateway.audit import AuditLog
+
+    store = tmp_path / "audit.db"
+    sqlite3.connect(store).close()  # a rollback-journal file: EXCLUSIVE bars readers too
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(store, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(60)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    def writers() -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(os.getpid()), "-f", f"sealgate.gateway.audit_writer {store}"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return [int(pid) for pid in out.split()]
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    log = AuditLog(store, head_path=tmp_path / "head.json", signing=None)
+    try:
+        starting = asyncio.create_task(log.start())
+        for _ in range(200):
+            if writers():
+                break
+            await asyncio.sleep(0.05)
+        [writer] = writers()
+        # waiting on the lock, not ready; frozen there, it would never end by itself
+        os.kill(writer, signal.SIGSTOP)
+        assert not starting.done()
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        for _ in range(400):  # stopped: stdin closed, killed after the grace period
+            if not writers():
+                break
+            await asyncio.sleep(0.05)
+        assert writers() == [], f"audit writer {writer} outlived its cancelled start"
+    finally:
+        for pid in writers():  # left behind by a failure above
+            os.kill(pid, signal.SIGKILL)
+        release.set()
+        holder.join()
+        await log.close()

@@ -1,4 +1,5 @@
-"""The audit trail's store and its writer in the gateway.
+"""The audit client in a worker: records go through its journal, and it supervises the
+writer process that chains them into the store.
 
 Every sealing, status change, verification and document download is recorded (client,
 role, purpose, code, result, time, request id; never a holder's identity number) before
@@ -6,12 +7,9 @@ its answer leaves: if the record cannot be written the answer is a 503 instead (
 closed). A worker writes its records to a journal of its own
 (:mod:`sealgate.gateway.audit_journal`), the records of one turn of its event loop with one
 write; a process of its own (:mod:`sealgate.gateway.audit_writer`) chains them into the
-store, off the gateway's event loop and its GIL. Requests are refused while the journal
-cannot be written, while the store cannot, or once the store is :data:`LAG_LIMIT`
-behind the journal.
-
-Several worker processes append to one store: each write reads the chain's head inside
-its own ``BEGIN IMMEDIATE`` transaction, so the chain stays a single line.
+store (:mod:`sealgate.gateway.audit_store`), off the gateway's event loop and its GIL.
+Requests are refused while the journal cannot be written, while the store cannot, or
+once the store is :data:`LAG_LIMIT` behind the journal.
 """
 
 from __future__ import annotations
@@ -19,33 +17,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
-import os
-import sqlite3
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from sealgate.errors import Error
-from sealgate.gateway.audit_journal import Journal, journal_directory, journal_files
+from sealgate.gateway.audit_journal import Journal, journal_directory
+from sealgate.gateway.audit_store import write_head
 from sealgate.hsm import frames
+from sealgate.hsm.child import Child, ChildFailed, describe_exit, start_child
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.service import SigningService
-from sealgate.verify.audit import (
-    GENESIS,
-    AuditEvent,
-    AuditRecord,
-    SignedHead,
-    chain,
-    chain_fields,
-    checkpoint_digest,
-)
-from sealgate.verify.sqlite_toolkit import connect, insert_rows, write_transaction
+from sealgate.verify.audit import AuditEvent, SignedHead, checkpoint_digest
 
 log = logging.getLogger("sealgate.audit")
 
@@ -59,32 +45,6 @@ MAX_GROUP = 5000
 # writer is a few milliseconds behind; this bounds how many answers leave while the
 # store cannot be written (a lock held, a hung writer) before the refusals begin.
 LAG_LIMIT = 1.0
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    action TEXT NOT NULL,
-    client TEXT NOT NULL,
-    role TEXT NOT NULL,
-    purpose TEXT,
-    code TEXT,
-    result TEXT NOT NULL,
-    request TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    prev_hash BLOB NOT NULL,
-    hash BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_journal (
-    name TEXT PRIMARY KEY,
-    offset INTEGER NOT NULL,
-    done_at REAL
-)
-"""
-_COLUMNS = (
-    "seq, at_ms, action, client, role, purpose, code, result, request, detail, prev_hash, hash"
-)
 
 
 class AuditUnavailable(Error):
@@ -92,7 +52,7 @@ class AuditUnavailable(Error):
 
 
 class AuditNote:
-    """What a handler adds to its request's audit record (see ``sealgate.gateway.app``)."""
+    """What a handler adds to its request's audit record (see ``sealgate.gateway.middleware``)."""
 
     __slots__ = ("codes", "detail", "purpose")
 
@@ -103,139 +63,6 @@ class AuditNote:
 
 
 AUDIT_NOTE = web.RequestKey("audit_note", AuditNote)
-
-
-def open_store(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    conn.executescript(_SCHEMA)
-    return conn
-
-
-def stored_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:
-    """The last record's ``(seq, hash)``; ``None`` for an empty trail."""
-    row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    return None if row is None else (int(row[0]), bytes(row[1]))
-
-
-def append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[AuditRecord]:
-    """Chain ``events`` after the stored head; call inside a write transaction."""
-    last_seq, prev_hash = stored_head(conn) or (0, GENESIS)
-    records = chain(prev_hash, last_seq + 1, events)
-    insert_rows(
-        conn,
-        "audit",
-        _COLUMNS,
-        [
-            (
-                r.seq,
-                round(r.event.at * 1000),
-                r.event.action,
-                r.event.client_id,
-                r.event.role,
-                r.event.purpose,
-                r.event.code,
-                r.event.result,
-                r.event.request_id,
-                json.dumps(r.event.detail, ensure_ascii=False, sort_keys=True)
-                if r.event.detail
-                else "{}",
-                r.prev_hash,
-                r.hash,
-            )
-            for r in records
-        ],
-    )
-    return records
-
-
-def append_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> int:
-    """:func:`append` for events given as their fields (the writer's hot path); returns
-    the last ``seq``. Call inside a write transaction."""
-    last_seq, prev_hash = stored_head(conn) or (0, GENESIS)
-    stored = [
-        (
-            seq,
-            round(fields[7] * 1000),
-            fields[0],
-            fields[1],
-            fields[2],
-            fields[3],
-            fields[4],
-            fields[5],
-            fields[6],
-            json.dumps(fields[8], ensure_ascii=False, sort_keys=True) if fields[8] else "{}",
-            prev,
-            digest,
-        )
-        for seq, prev, digest, fields in chain_fields(prev_hash, last_seq + 1, rows)
-    ]
-    insert_rows(conn, "audit", _COLUMNS, stored)
-    return stored[-1][0] if stored else last_seq
-
-
-def append_now(path: Path, events: list[AuditEvent]) -> list[AuditRecord]:
-    """Append from a one-shot process (the CLI), in a transaction of its own."""
-    conn = open_store(path)
-    try:
-        with write_transaction(conn):
-            return append(conn, events)
-    finally:
-        conn.close()
-
-
-def read_records(path: Path) -> Iterator[AuditRecord]:
-    """Every stored record in ``seq`` order, as stored (for verification)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):  # noqa: S608
-            try:
-                detail = json.loads(row[9])
-            except ValueError:
-                detail = {"unreadable": row[9]}
-            event = AuditEvent(
-                action=row[2],
-                client_id=row[3],
-                role=row[4],
-                purpose=row[5],
-                code=row[6],
-                result=row[7],
-                request_id=row[8],
-                at=row[1] / 1000,
-                detail=detail,
-            )
-            yield AuditRecord(int(row[0]), event, bytes(row[10]), bytes(row[11]))
-    finally:
-        conn.close()
-
-
-def unchained_journal_bytes(path: Path) -> int:
-    """How many bytes of the store's journals no writer has chained into it yet."""
-    files = journal_files(journal_directory(path))
-    if not files:
-        return 0
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        try:
-            chained = dict(
-                conn.execute("SELECT name, offset FROM audit_journal WHERE done_at IS NULL")
-            )
-        except sqlite3.OperationalError:  # a store from before the journal
-            chained = {}
-    finally:
-        conn.close()
-    total = 0
-    for file in files:
-        with contextlib.suppress(FileNotFoundError):
-            total += max(0, file.stat().st_size - int(chained.get(file.name, 0)))
-    return total
-
-
-def write_head(path: Path, head: SignedHead) -> None:
-    """Replace the signed head atomically (a reader sees the old one or the new one)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_bytes(head.to_json())
-    os.replace(temporary, path)
 
 
 class _GroupFuture(asyncio.Future[Any]):
@@ -285,7 +112,7 @@ class AuditLog:
         self._in_flight: collections.deque[tuple[int, str, asyncio.Future[Any], float]] = (
             collections.deque()
         )
-        self._proc: asyncio.subprocess.Process | None = None
+        self._writer: Child | None = None
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._ids = 0
@@ -326,40 +153,24 @@ class AuditLog:
         journal = self._journal
         if journal is None:
             raise AuditUnavailable("the audit journal cannot be opened")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sealgate.gateway.audit_writer",
-            str(self._path),
-            str(WRITE_TIMEOUT),
-            str(journal.directory / journal.name),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        assert proc.stdout is not None
         try:
-            async with asyncio.timeout(START_TIMEOUT):
-                reply = await frames.read_frame_async(proc.stdout)
-        except (
-            TimeoutError,
-            OSError,
-            asyncio.IncompleteReadError,
-            ValueError,
-            frames.ProtocolError,
-        ) as exc:
-            await frames.stop_child(proc)
-            raise AuditUnavailable("the audit writer did not start") from exc
+            writer, reply = await start_child(
+                "sealgate.gateway.audit_writer",
+                (str(self._path), str(WRITE_TIMEOUT), str(journal.directory / journal.name)),
+                name="audit writer",
+                timeout=START_TIMEOUT,
+            )
+        except ChildFailed as exc:
+            raise AuditUnavailable(str(exc)) from exc
         if reply != ["ready"]:
-            await frames.stop_child(proc)
+            await writer.stop()
             raise AuditUnavailable("the audit writer cannot open the store")
-        self._proc = proc
+        if self._closed:  # closed while this writer was starting: it must not linger
+            await writer.stop()
+            raise AuditUnavailable("the audit log is closed")
+        self._writer = writer
         self._heard_at = time.monotonic()
-        self._reader = asyncio.create_task(self._read_replies(proc), name="audit-replies")
+        self._reader = asyncio.create_task(self._read_replies(writer), name="audit-replies")
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch(), name="audit-watchdog")
 
@@ -421,17 +232,17 @@ class AuditLog:
         self._recovered()
 
     def _send(self, operation: str, future: asyncio.Future[Any]) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None or proc.stdin.is_closing():
+        writer = self._writer
+        if writer is None or not writer.writable:
             # a dying writer: the reply reader sees its end and fails what is in flight
             _settle([future], error=AuditUnavailable("the audit writer is not running"))
             return
         self._ids += 1
-        proc.stdin.write(frames.pack([self._ids, operation]))
+        writer.send([self._ids, operation])
         self._in_flight.append((self._ids, operation, future, time.monotonic()))
 
     async def _call(self, operation: str) -> Any:
-        if self._proc is None:
+        if self._writer is None:
             raise AuditUnavailable("the audit writer is not running")
         self._write_gathered()  # what gathered before is in the journal the call sees
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -455,8 +266,8 @@ class AuditLog:
         nothing that waits on the writer can delay it."""
         while not self._closed:
             await asyncio.sleep(PROBE_SECONDS / 2)
-            proc = self._proc
-            if proc is None or proc.returncode is not None:
+            writer = self._writer
+            if writer is None or writer.returncode is not None:
                 continue
             # A writer at work says something at least every WRITE_TIMEOUT: how far it
             # got, or that a pass failed (a locked store fails a pass after that long).
@@ -467,23 +278,21 @@ class AuditLog:
             if (self._in_flight and now - self._in_flight[0][3] > WRITE_TIMEOUT + 5) or (
                 unchained and now - max(self._heard_at, unchained[0][2]) > WRITE_TIMEOUT + 5
             ):
-                log.error("the audit writer stopped answering; killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+                writer.report_lost("stopped answering; killing it")
+                writer.kill()
 
-    async def _read_replies(self, proc: asyncio.subprocess.Process) -> None:
+    async def _read_replies(self, writer: Child) -> None:
         """Take the writer's word as it comes: answers to calls, in order, and unasked
         notices (id 0) of how far the journal is chained or that a pass failed.
 
         Always reading, so a writer that dies is noticed at once even when idle; a writer
         that hangs is killed by :meth:`_watch`, which ends this too.
         """
-        assert proc.stdout is not None
         in_flight = self._in_flight
         try:
             while True:
                 try:
-                    reply = await frames.read_frame_async(proc.stdout)
+                    reply = await writer.read()
                 except asyncio.IncompleteReadError:
                     if self._closed and not in_flight:
                         return  # stopped on purpose
@@ -521,13 +330,17 @@ class AuditLog:
                 ),
             ):
                 log.error("audit reply reader failed", exc_info=exc)
-            log.error("the audit writer ended (%s)", type(exc).__name__)
-            if self._proc is proc:
-                self._proc = None
+            if self._writer is writer:
+                self._writer = None
             failed = [future for _, _, future, _ in in_flight]
             in_flight.clear()
             _settle(failed, error=AuditUnavailable("the audit writer failed"))
-            await frames.stop_child(proc)
+            if isinstance(exc, asyncio.IncompleteReadError):
+                await writer.stop()  # it is ending: reaped at once
+                writer.report_lost(describe_exit(writer.returncode))
+            else:
+                writer.report_lost(f"{type(exc).__name__} on the pipe")
+                await writer.stop()
 
     def _failed(self, error: BaseException) -> None:
         if self._failing_since is None:
@@ -547,7 +360,7 @@ class AuditLog:
         if not self._open_journal():
             return
         try:
-            if self._proc is None:
+            if self._writer is None:
                 await self._spawn()
             await self._call("probe")
         except AuditUnavailable:
@@ -566,7 +379,7 @@ class AuditLog:
     async def checkpoint(self) -> SignedHead | None:
         """Sign the chain's head with the audit key and record the checkpoint; returns
         once the checkpoint's record is in the store."""
-        if self._signing is None or self._proc is None:
+        if self._signing is None or self._writer is None:
             return None
         head_row = await self._call("head")
         if head_row is None:
@@ -599,7 +412,7 @@ class AuditLog:
 
     async def _duties(self, last_checkpoint: float) -> float:
         """One round of :meth:`run`; returns when the last checkpoint was made."""
-        if self._proc is None or self._journal is None or self._failing_since is not None:
+        if self._writer is None or self._journal is None or self._failing_since is not None:
             await self.probe()
             return last_checkpoint
         if self._since_checkpoint == 0:
@@ -619,7 +432,7 @@ class AuditLog:
             except (HsmError, AuditUnavailable) as exc:
                 log.warning("final audit checkpoint skipped (%s)", type(exc).__name__)
         self._write_gathered()
-        if self._proc is not None:
+        if self._writer is not None:
             try:
                 await self.flush()
             except AuditUnavailable:
@@ -627,9 +440,9 @@ class AuditLog:
         self._closed = True
         if self._journal is not None:
             self._journal.close()  # unlocked: the writer finishes the file as it ends
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            await frames.stop_child(proc)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.stop()
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):

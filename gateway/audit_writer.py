@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sealgate.gateway.audit import append_rows, open_store, stored_head
 from sealgate.gateway.audit_journal import (
     file_name,
     journal_files,
@@ -40,6 +39,7 @@ from sealgate.gateway.audit_journal import (
     read_groups,
     try_lock,
 )
+from sealgate.gateway.audit_store import append_rows, open_store, stored_head
 from sealgate.hsm import frames
 from sealgate.verify.sqlite_toolkit import Checkpointer, connect, write_transaction
 

@@ -21,7 +21,7 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
-from sealgate.gateway.audit import append_now, read_records, unchained_journal_bytes
+from sealgate.gateway.audit_store import append_now, read_records, unchained_journal_bytes
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve

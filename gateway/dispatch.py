@@ -23,16 +23,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sealgate.gateway.app import (
-    AUDIT,
-    METRICS,
-    REQUEST_IDS,
-    VERIFY,
-    audit_row,
-    audit_unavailable,
-    request_id_of,
-)
 from sealgate.gateway.audit import AuditUnavailable
+from sealgate.gateway.keys import AUDIT, METRICS, VERIFY
+from sealgate.gateway.middleware import REQUEST_IDS, audit_row, audit_unavailable, request_id_of
 from sealgate.gateway.prepared import AnswerWriter
 from sealgate.gateway.verifying import ANSWER_HEADERS
 

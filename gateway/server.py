@@ -5,6 +5,11 @@ SO_REUSEPORT (the kernel spreads connections), each with its own event loop (uvl
 registry connections and signing process. Workers are started with the ``spawn``
 method: a fresh interpreter, so nothing (PKCS#11 state above all) crosses a fork. The
 supervisor restarts a worker that dies and stops them all on SIGTERM or SIGINT.
+
+The workers' metrics are kept in prometheus_client's multiprocess mode, in a directory
+the supervisor makes for the run and removes after it (why: :mod:`sealgate.gateway.metrics`).
+Workers are not :mod:`sealgate.hsm.child` children: they speak no frames and are
+supervised by a blocking loop, not an event loop; ``multiprocessing`` starts them.
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ import logging
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 
 from aiohttp import web
+from prometheus_client.multiprocess import mark_process_dead
 
 from sealgate.errors import Error
 from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import answer_remembered_verifications
 from sealgate.gateway.home import Settings
 from sealgate.gateway.logs import AccessLogger, configure_logging
+from sealgate.gateway.metrics import MULTIPROCESS_ENV
 from sealgate.gateway.problems import answer_protocol_errors_as_problems
 
 log = logging.getLogger("sealgate.server")
@@ -126,6 +135,17 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         run_worker(settings, host, port, reuse_port=False)
         return
     configure_logging()
+    # One directory per run: the workers' values, summed at each scrape. Named in the
+    # environment before any worker starts (prometheus_client reads it on import).
+    metrics_dir = tempfile.mkdtemp(prefix="sealgate-metrics-")
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        _supervise(settings, host, port, workers, metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(settings: Settings, host: str, port: int, workers: int, metrics_dir: str) -> None:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -163,6 +183,8 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
                             f"{process.exitcode}); see the log above"
                         )
                     log.warning("worker %d exited with %s; restarting", index, process.exitcode)
+                    if process.pid is not None:  # its gauges go; its counters stay in the sums
+                        mark_process_dead(process.pid, metrics_dir)  # type: ignore[no-untyped-call]
                     time.sleep(RESTART_BACKOFF)
                     processes[index] = start(index)
     finally:

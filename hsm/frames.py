@@ -1,16 +1,15 @@
-"""Frames over a child process's pipes, and ending a child: what the signing process
+"""Frames over a child process's pipes: what the signing process
 (:mod:`sealgate.hsm.service` ↔ :mod:`sealgate.hsm.worker`) and the audit writer
 (:mod:`sealgate.gateway.audit` ↔ :mod:`sealgate.gateway.audit_writer`) share.
 
 A frame is a 4-byte big-endian length, then that many bytes of msgpack. Each side reads
 with :func:`read_frame` (the child, blocking) or :func:`read_frame_async` (the parent's
-event loop); a parent ends a child with :func:`stop_child`.
+event loop); the parent starts, watches and stops its child with :mod:`sealgate.hsm.child`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from typing import Any, BinaryIO
 
@@ -27,7 +26,6 @@ __all__ = [
     "read_frame",
     "read_frame_async",
     "split",
-    "stop_child",
     "unpack",
     "write_frame",
 ]
@@ -99,16 +97,3 @@ async def read_frame_async(reader: asyncio.StreamReader) -> Any:
     """One frame; ``asyncio.IncompleteReadError`` if the stream ends first."""
     header = await reader.readexactly(HEADER.size)
     return unpack(await reader.readexactly(frame_length(header)))
-
-
-async def stop_child(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
-    """End a child: close its stdin (its clean exit), then escalate to SIGKILL."""
-    if proc.stdin is not None:
-        proc.stdin.close()
-    try:
-        async with asyncio.timeout(grace):
-            await proc.wait()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()

@@ -17,22 +17,19 @@ import contextlib
 import itertools
 import logging
 import math
-import os
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from sealgate.hsm import _wire, frames
+from sealgate.hsm.child import Child, ChildFailed, describe_exit, start_child
 from sealgate.hsm.errors import HsmError, HsmUnavailable, KeystoreConfigError
 from sealgate.hsm.keystore import Keystore, KeystoreConfig
 
 logger = logging.getLogger(__name__)
 
 DIGEST_LEN = 32
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class SigningService(ABC):
@@ -113,7 +110,7 @@ class _Call:
 class _Child:
     """One signing process, the task that feeds it and the task that watches it die."""
 
-    proc: asyncio.subprocess.Process
+    process: Child
     in_flight: list[_Call] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     lost: bool = False  # no longer accepts work: died, broke the protocol, or closed
@@ -166,7 +163,7 @@ class ProcessSigningService(SigningService):
     def pid(self) -> int | None:
         """The signing process's pid, if one is running."""
         child = self._child
-        return None if child is None or child.lost else child.proc.pid
+        return None if child is None or child.lost else child.process.pid
 
     async def start(self) -> None:
         if self._closed:
@@ -267,53 +264,29 @@ class ProcessSigningService(SigningService):
             raise
 
     async def _spawn_child(self) -> _Child:
-        env = dict(os.environ)
-        # The child imports hsm from the same tree as this process, installed or not.
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
+            # The PIN travels on the pipe: never argv (ps) or the environment (/proc).
+            process, reply = await start_child(
                 "sealgate.hsm.worker",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
+                name="signing process",
+                timeout=self._start_timeout,
+                hello=_wire.config_to_wire(self._config),
             )
-        except OSError as exc:
-            raise HsmUnavailable(f"cannot start the signing process: {exc}") from exc
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            async with asyncio.timeout(self._start_timeout):
-                # The PIN travels on the pipe: never argv (ps) or the environment (/proc).
-                proc.stdin.write(frames.pack(_wire.config_to_wire(self._config)))
-                await proc.stdin.drain()
-                reply = await frames.read_frame_async(proc.stdout)
-        except asyncio.CancelledError:
-            # The caller gave up (a readiness probe's timeout): the half-started child
-            # must not outlive it.
-            await asyncio.shield(frames.stop_child(proc))
-            raise
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, frames.ProtocolError) as exc:
-            await frames.stop_child(proc)
-            raise HsmUnavailable(
-                f"the signing process did not start ({type(exc).__name__}, "
-                f"exit code {proc.returncode})"
-            ) from exc
+        except ChildFailed as exc:
+            raise HsmUnavailable(str(exc)) from exc
         if reply != ["ready"]:
-            await frames.stop_child(proc)
+            await process.stop()
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == "error":
                 error = _wire.error_from_code(str(reply[1]), str(reply[2]))
                 raise error if isinstance(error, HsmError) else HsmError(str(error))
             raise HsmUnavailable("the signing process answered nonsense at start")
         if self._closed:  # closed while this child was starting: it must not linger
-            await frames.stop_child(proc)
+            await process.stop()
             raise HsmUnavailable("signing service is closed")
-        child = _Child(proc)
+        child = _Child(process)
         child.tasks = [
-            asyncio.create_task(self._pump(child), name=f"hsm-pump-{proc.pid}"),
-            asyncio.create_task(self._watch(child), name=f"hsm-watch-{proc.pid}"),
+            asyncio.create_task(self._pump(child), name=f"hsm-pump-{process.pid}"),
+            asyncio.create_task(self._watch(child), name=f"hsm-watch-{process.pid}"),
         ]
         self._child = child
         return child
@@ -328,8 +301,7 @@ class ProcessSigningService(SigningService):
 
     async def _pump(self, child: _Child) -> None:
         """Send one batch, wait for its answer, deliver, repeat."""
-        stdin, stdout = child.proc.stdin, child.proc.stdout
-        assert stdin is not None and stdout is not None
+        process = child.process
         try:
             while True:
                 batch = self._take_batch()
@@ -341,11 +313,11 @@ class ProcessSigningService(SigningService):
                     continue
                 child.in_flight = batch
                 batch_id = next(self._batch_ids)
-                stdin.write(frames.pack([batch_id, [call.item for call in batch]]))
+                process.send([batch_id, [call.item for call in batch]])
                 limit = self._batch_timeout + self._signature_timeout * len(batch)
                 async with asyncio.timeout(limit):
-                    await stdin.drain()
-                    reply = await frames.read_frame_async(stdout)
+                    await process.drain()
+                    reply = await process.read()
                 if (
                     not isinstance(reply, list)
                     or len(reply) != 2
@@ -369,11 +341,11 @@ class ProcessSigningService(SigningService):
             self._lose(child, f"{type(exc).__name__} on the pipe")
 
     async def _watch(self, child: _Child) -> None:
-        returncode = await child.proc.wait()
+        returncode = await child.process.wait()
         # With a batch in flight the pump reads the child's last words first, then hits
         # end of file and declares the loss itself.
         if not child.in_flight:
-            self._lose(child, f"signing process exited with code {returncode}")
+            self._lose(child, describe_exit(returncode))
 
     def _lose(self, child: _Child, reason: str, *, warn: bool = True) -> None:
         """Retire a child: fail its pending calls, stop its tasks, end the process."""
@@ -381,7 +353,7 @@ class ProcessSigningService(SigningService):
             return
         child.lost = True
         if warn:
-            logger.warning("signing process %d lost: %s", child.proc.pid, reason)
+            child.process.report_lost(reason)
         for call in child.in_flight:
             if not call.future.done():
                 call.future.set_exception(HsmUnavailable(f"signing process lost: {reason}"))
@@ -391,8 +363,8 @@ class ProcessSigningService(SigningService):
         for task in child.tasks:
             if task is not current:
                 task.cancel()
-        if child.proc.returncode is None:
-            stopping = asyncio.get_running_loop().create_task(frames.stop_child(child.proc))
+        if child.process.returncode is None:
+            stopping = asyncio.get_running_loop().create_task(child.process.stop())
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)
 

@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sealgate.gateway.app import AUDIT, NONE_FOUND, NOT_GRANTED, create_app
+from sealgate.gateway.app import create_app
 from sealgate.gateway.audit_journal import journal_directory
 from sealgate.gateway.dispatch import answer_remembered_verifications
+from sealgate.gateway.handlers.verify import NONE_FOUND
+from sealgate.gateway.keys import AUDIT
 from sealgate.gateway.logs import AccessLogger
+from sealgate.gateway.middleware import NOT_GRANTED
 from sealgate.verify.code import NOT_A_CODE
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
@@ -418,7 +421,7 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
         )
         return request_id, response.status
 
-    writer = app[AUDIT]._proc
+    writer = app[AUDIT]._writer
     assert writer is not None
     load = [asyncio.create_task(check(f"load-{n}")) for n in range(200)]
     await asyncio.sleep(0.01)
@@ -426,10 +429,10 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     statuses = dict(await asyncio.gather(*load))
     assert set(statuses.values()) <= {200, 503}, set(statuses.values())
     for _ in range(50):  # the duties loop starts another writer
-        if app[AUDIT]._proc not in (None, writer):
+        if app[AUDIT]._writer not in (None, writer):
             break
         await asyncio.sleep(0.2)
-    replaced = app[AUDIT]._proc
+    replaced = app[AUDIT]._writer
     assert replaced is not None and replaced.pid != writer.pid
     assert (await check("after"))[1] == 200
     await app[AUDIT].checkpoint()
@@ -474,14 +477,14 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
             break
         await asyncio.sleep(0.1)
     assert writes >= 1
-    writer = audit._proc
+    writer = audit._writer
     assert writer is not None
     os.kill(writer.pid, signal.SIGKILL)
     for _ in range(50):
-        if audit._proc not in (None, writer):
+        if audit._writer not in (None, writer):
             break
         await asyncio.sleep(0.2)
-    assert audit._proc not in (None, writer), "no writer was started again"
+    assert audit._writer not in (None, writer), "no writer was started again"
     verifier = demo.auth(Role.VERIFIER)
     assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
     for _ in range(50):  # and the checkpoints go on, the head file written again
@@ -586,7 +589,7 @@ async def test_a_hung_writer_is_refused_then_killed_and_replaced(
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
         await log.record_rows([row])
         await log.flush()
-        hung = log._proc
+        hung = log._writer
         assert hung is not None
         os.kill(hung.pid, signal.SIGSTOP)  # alive, but chains nothing
         await log.record_rows([row])  # journaled: the writer is not waited for
@@ -624,14 +627,74 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
     await log.start()
     try:
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
-        writer = log._proc
+        writer = log._writer
         with audit_store_locked(path):
             await log.record_rows([row])
             await asyncio.sleep(8)
             assert not log.healthy
-            assert log._proc is writer and writer is not None and writer.returncode is None
+            assert log._writer is writer and writer is not None and writer.returncode is None
         await log.flush()
         assert log.healthy
         assert len(rows(path)) == 1
     finally:
+        await log.close()
+
+
+@pytest.mark.slow
+async def test_a_writer_whose_start_is_cancelled_does_not_outlive_it(tmp_path: Path) -> None:
+    """The store locked by another connection: the writer waits on it before its
+    "ready". Cancelled then (a shutdown during a probe), the start stops the
+    half-started writer instead of leaving it behind."""
+    import os
+    import signal
+
+    from sealgate.gateway.audit import AuditLog
+
+    store = tmp_path / "audit.db"
+    sqlite3.connect(store).close()  # a rollback-journal file: EXCLUSIVE bars readers too
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        conn = sqlite3.connect(store, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        locked.set()
+        release.wait(60)
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    def writers() -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(os.getpid()), "-f", f"sealgate.gateway.audit_writer {store}"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return [int(pid) for pid in out.split()]
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    locked.wait(10)
+    log = AuditLog(store, head_path=tmp_path / "head.json", signing=None)
+    try:
+        starting = asyncio.create_task(log.start())
+        for _ in range(200):
+            if writers():
+                break
+            await asyncio.sleep(0.05)
+        [writer] = writers()
+        # waiting on the lock, not ready; frozen there, it would never end by itself
+        os.kill(writer, signal.SIGSTOP)
+        assert not starting.done()
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        for _ in range(400):  # stopped: stdin closed, killed after the grace period
+            if not writers():
+                break
+            await asyncio.sleep(0.05)
+        assert writers() == [], f"audit writer {writer} outlived its cancelled start"
+    finally:
+        for pid in writers():  # left behind by a failure above
+            os.kill(pid, signal.SIGKILL)
+        release.set()
+        holder.join()
         await log.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sealgate.gateway import audit_journal
-from sealgate.gateway.audit import AuditLog, open_store, read_records
+from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.audit_journal import (
     Journal,
     journal_directory,
@@ -20,6 +20,7 @@ from sealgate.gateway.audit_journal import (
     read_groups,
     try_lock,
 )
+from sealgate.gateway.audit_store import open_store, read_records
 from sealgate.gateway.audit_writer import Follower, chain_pass, finish_orphans
 from sealgate.hsm import frames
 from sealgate.verify.audit import verify_trail

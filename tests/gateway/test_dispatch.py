@@ -14,12 +14,14 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from sealgate.gateway.app import AUDIT, FAILED_LOOKUPS, create_app
+from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import Dispatch
+from sealgate.gateway.keys import AUDIT, FAILED_LOOKUPS
 from sealgate.gateway.provision import Provisioner, new_token
 from sealgate.verify.directory import Client as DirectoryClient
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, GatewayClient
+from tests.gateway.scraped import value
 from tests.gateway.test_audit import audit_store_locked
 from tests.gateway.test_authorization import sealed_code
 
@@ -89,7 +91,8 @@ async def test_a_remembered_verification_is_answered_as_the_application_answers(
     assert app_record[:6] == ("verify", app_record[1], "verifier", "demo", code, "200")
 
     metrics = await (await api.get("/metrics")).text()
-    assert 'route="/v1/verify/{code}",method="GET",status="200"} 2' in metrics
+    labels = {"route": "/v1/verify/{code}", "method": "GET", "status": "200"}
+    assert value(metrics, "sealgate_requests_total", **labels) == 2
 
 
 async def test_a_new_request_id_when_none_or_a_bad_one_is_offered(api: Client, demo: Demo) -> None:

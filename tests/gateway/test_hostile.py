@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-import sealgate.gateway.app
-from sealgate.gateway.app import SIGNING, create_app
+import sealgate.gateway.handlers.common
+from sealgate.gateway.app import create_app
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.keys import SIGNING
 from sealgate.gateway.problems import Problem
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
@@ -140,7 +141,7 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
 async def test_a_body_that_never_arrives_whole_is_408(
     api: TestClient[Any, Any], demo: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sealgate.gateway.app, "BODY_SECONDS", 0.5)
+    monkeypatch.setattr(sealgate.gateway.handlers.common, "BODY_SECONDS", 0.5)
     before = await count(demo)
     token = demo.auth(Role.SIGNER)["Authorization"]
     reader, writer = await asyncio.open_connection("127.0.0.1", api.port)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from sealgate.crypto.verification import TrustList, verify_proof
-from sealgate.gateway.audit import unchained_journal_bytes
+from sealgate.gateway.audit_store import unchained_journal_bytes
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving

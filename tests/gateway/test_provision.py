@@ -16,9 +16,10 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
-from sealgate.gateway.app import REGISTRY, create_app
+from sealgate.gateway.app import create_app
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.home import HomeError, Settings
+from sealgate.gateway.keys import REGISTRY
 from sealgate.gateway.provision import DEMO_OFFICE, Provisioner, _years, init_home
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
 from sealgate.verify.directory import (

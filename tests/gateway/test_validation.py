@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.scraped import value
 from tests.gateway.test_authorization import count
 
 
@@ -129,7 +130,7 @@ async def test_service_documents(api: TestClient[Any, Any], demo: Demo) -> None:
     assert {s["kind"] for s in trust["seals"]} == {"proof", "verification"}
     await api.get("/healthz")
     metrics = await (await api.get("/metrics")).text()
-    assert 'sealgate_requests_total{route="/healthz",method="GET",status="200"}' in metrics
+    assert value(metrics, "sealgate_requests_total", route="/healthz", method="GET", status="200")
     missing = await api.get("/no/such/path")
     assert missing.status == 404
     assert missing.content_type == "application/problem+json"

@@ -1,0 +1,1 @@
+"""The gateway's request handlers, a module for each task; routed in :mod:`sealgate.gateway.app`."""

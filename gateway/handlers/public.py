@@ -1,0 +1,68 @@
+"""The routes anyone may call: the trust document, liveness, readiness, metrics and the
+OpenAPI description.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from sealgate.gateway.handlers.common import json_response
+from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
+from sealgate.gateway.openapi import OPENAPI
+from sealgate.hsm.errors import HsmError
+from sealgate.verify.registry import RegistryError
+
+
+async def get_trust(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[CATALOG].snapshot.trust_document,
+        content_type="application/json",
+        headers={"Cache-Control": "max-age=60"},
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(5):
+            await request.app[SIGNING].check()
+        checks["hsm"] = "ok"
+    except (HsmError, TimeoutError) as exc:
+        checks["hsm"] = f"unavailable: {type(exc).__name__}"
+    try:
+        async with asyncio.timeout(5):
+            await request.app[REGISTRY].ping()
+        checks["registry"] = "ok"
+    except (RegistryError, TimeoutError) as exc:
+        checks["registry"] = f"unavailable: {type(exc).__name__}"
+    shared = request.app[LOOKUP].shared
+    if shared is None:
+        checks["cache"] = "in-process"
+    else:
+        # Redis down is not unready: verification answers from the registry meanwhile.
+        checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
+    refusal = request.app[AUDIT].refusal
+    checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
+    # Not unready: verification and the other seals go on; operators must rotate.
+    checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
+    ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[METRICS].render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(OPENAPI)

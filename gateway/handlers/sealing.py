@@ -1,0 +1,32 @@
+"""Sealing: an issuing system's proofs sealed and registered (``POST /v1/certificates``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sealgate.gateway.audit import AUDIT_NOTE
+from sealgate.gateway.handlers.common import read_body
+from sealgate.gateway.keys import AUTH, SEALING
+from sealgate.gateway.requests import decode_json, parse_idempotency_key, parse_seal_body
+from sealgate.gateway.sealing import format_code, proofs_json, request_digest
+from sealgate.verify.directory import Role
+
+
+async def post_certificates(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.SIGNER)
+    body = await read_body(request)
+    payload = decode_json(body)
+    proofs, batch = parse_seal_body(payload)
+    key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
+    outcome = await request.app[SEALING].seal(
+        client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
+    )
+    codes = [format_code(p.code) for p in outcome.proofs]
+    request[AUDIT_NOTE].codes = codes
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return web.Response(
+        status=201,
+        body=proofs_json(outcome.proofs, codes, batch=batch),
+        content_type="application/json",
+        headers=headers,
+    )

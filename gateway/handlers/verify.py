@@ -1,0 +1,87 @@
+"""Verification: a code checked, a holder's proofs found, a sealed document fetched or
+checked (the verifier's routes).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from sealgate.gateway.audit import AUDIT_NOTE
+from sealgate.gateway.auth import require_purpose
+from sealgate.gateway.handlers.common import json_response, read_body
+from sealgate.gateway.keys import AUTH, CHECKER, FAILED_LOOKUPS, HOLDER_KEYS, REGISTRY, VERIFY
+from sealgate.gateway.problems import Problem, invalid
+from sealgate.gateway.requests import parse_holder_query, parse_purpose
+from sealgate.gateway.throttle import limited_lookup, limited_search
+from sealgate.verify.directory import Role
+from sealgate.verify.registry import Status
+
+MAX_DOCUMENT = 1024 * 1024
+
+# what a holder search records for the type when it found nothing
+NONE_FOUND = "(none found)"
+
+
+async def get_verify(request: web.Request) -> web.Response:
+    return await request.app[VERIFY].answer(request)
+
+
+async def get_proofs(request: web.Request) -> web.Response:
+    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose."""
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
+    holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
+    # The keyed hash only: the audit trail never holds an identity number. Nor the type
+    # as typed (free text, an identity number too): only once it has named proofs.
+    detail = request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": NONE_FOUND}
+    checker = request.app[CHECKER]
+    registry = request.app[REGISTRY]
+
+    async def current() -> list[dict[str, Any]]:
+        now = time.time()
+        found = await registry.find_by_holder(holder_key, query.type)
+        return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+
+    # An empty answer counts as a failed lookup, as an unknown code does: this must not
+    # be a way to harvest holders by guessing identity numbers.
+    items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
+    if items:
+        detail["type"] = query.type
+    return json_response({"items": items}, headers={"Cache-Control": "no-store"})
+
+
+async def get_document(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.VERIFIER, Role.ISSUER)
+    if client.role is Role.VERIFIER:
+        require_purpose(client, parse_purpose(request.query.get("purpose")))
+    checker = request.app[CHECKER]
+    code = request.match_info["code"]
+    # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
+    # way around the limit.
+    record = await limited_lookup(
+        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.record(code)
+    )
+    if client.role is Role.ISSUER and record.unit_code != client.office:
+        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    return web.Response(
+        body=record.document,
+        content_type="application/pkcs7-mime",
+        headers={
+            "Content-Disposition": f'attachment; filename="{record.code}.p7m"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def post_verify_document(request: web.Request) -> web.Response:
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    der = await read_body(request, MAX_DOCUMENT)
+    if not der:
+        raise invalid("body", "send the sealed proof as DER (application/pkcs7-mime)")
+    result = await request.app[CHECKER].check_document(der)
+    return json_response(result, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,38 @@
+"""The application's keys: how handlers and middleware reach the worker's components.
+
+Each is set once, in :func:`sealgate.gateway.app.components` (or :func:`create_app`);
+nothing lives in module globals.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.audit import AuditLog
+from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.home import Settings
+from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.sealing import SealingService
+from sealgate.gateway.throttle import FailedLookupLimiter
+from sealgate.gateway.verifying import VerifyEndpoint
+from sealgate.hsm.service import SigningService
+from sealgate.verify.holders import HolderKeys
+from sealgate.verify.registry import Registry
+
+SETTINGS = web.AppKey("settings", Settings)
+REGISTRY = web.AppKey("registry", Registry)
+CATALOG = web.AppKey("catalog", SealCatalog)
+SIGNING = web.AppKey("signing", SigningService)
+SIGNING_OVERRIDE = web.AppKey("signing_override", SigningService)
+SEALING = web.AppKey("sealing", SealingService)
+CHECKER = web.AppKey("checker", StatusChecker)
+AUTH = web.AppKey("auth", Authenticator)
+LOOKUP = web.AppKey("lookup", CachedLookup)
+AUDIT = web.AppKey("audit", AuditLog)
+HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
+FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
+METRICS = web.AppKey("metrics", Metrics)
+VERIFY = web.AppKey("verify", VerifyEndpoint)

@@ -1,0 +1,205 @@
+"""What every request goes through: its id, errors as problem+json, its audit record
+and its metrics (:func:`gateway_middleware`).
+
+The audit record is written before the answer leaves; if that fails the answer is a 503
+instead (fail closed), and while the trail cannot be written, changes are refused before
+anything is done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from sealgate.gateway.audit import AUDIT_NOTE, AuditNote, AuditUnavailable
+from sealgate.gateway.auth import CLIENT
+from sealgate.gateway.keys import AUDIT, METRICS
+from sealgate.gateway.problems import Problem, invalid, problem_for
+from sealgate.gateway.requests import InvalidRequest
+from sealgate.verify.code import recordable_code
+from sealgate.verify.directory import Client
+
+log = logging.getLogger("sealgate.gateway")
+
+REQUEST_ID = web.RequestKey("request_id", str)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class RequestIds:
+    """Request ids: a random prefix per process and a counter (unique, and cheap)."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:12]
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):08x}"
+
+
+REQUEST_IDS = web.AppKey("request_ids", RequestIds)
+ROUTE_ACTIONS = web.AppKey("route_actions", dict)
+
+# The requests that leave an audit record, by route: every sealing, status change,
+# verification and document download (HEAD included: it answers 200 or 404 too).
+AUDITED = {
+    ("POST", "/v1/certificates"): "seal",
+    ("GET", "/v1/verify/{code}"): "verify",
+    ("POST", "/v1/verify/document"): "verify-document",
+    ("GET", "/v1/certificates/{code}/document"): "document",
+    ("POST", "/v1/certificates/{code}/status"): "status",
+    ("GET", "/v1/certificates/{code}/status"): "status-history",
+    ("GET", "/v1/proofs"): "proofs",
+}
+# Changes refused up front while the trail cannot be written, so nothing is done unaudited.
+_CHANGES = frozenset({"seal", "status"})
+
+
+def audit_unavailable(request_id: str) -> web.Response:
+    return Problem(
+        503,
+        "audit-unavailable",
+        "The audit trail cannot be written; retry later",
+        headers={"Retry-After": "5"},
+    ).response(request_id)
+
+
+def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
+    """The caller's ``X-Request-Id`` when it is a plain token, else a new one."""
+    offered = request.headers.get("X-Request-Id")
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else ids.next()
+
+
+NOT_GRANTED = "(not granted)"
+
+
+def audit_row(
+    action: str,
+    client: Client,
+    purpose: str | None,
+    code: str | None,
+    status: int,
+    request_id: str,
+    at: float,
+    detail: dict[str, Any],
+) -> list[Any]:
+    """One audit record's fields, in :class:`sealgate.verify.audit.AuditEvent` order.
+
+    A purpose is kept as given only when it is one the client is granted: anything else
+    typed there (an identity number too) is recorded as :data:`NOT_GRANTED`.
+    """
+    return [
+        action,
+        client.client_id,
+        client.role.value,
+        (purpose if purpose in client.purposes else NOT_GRANTED) if purpose else None,
+        code[:64] if code else None,
+        str(status),
+        request_id,
+        at,
+        detail,
+    ]
+
+
+def _problem_response(exc: Exception, request_id: str) -> web.Response:
+    """The one place where an exception escaping a handler becomes an answer."""
+    if isinstance(exc, Problem):
+        return exc.response(request_id)
+    if isinstance(exc, InvalidRequest):
+        return invalid(exc.field, exc.message).response(request_id)
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return Problem(413, "body-too-large", "The request body is too large").response(request_id)
+    if isinstance(exc, web.HTTPException):
+        code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
+        # RFC 9110 §15.5.6: a 405 says which methods the resource has.
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return Problem(exc.status, code, exc.reason, headers=allow).response(request_id)
+    mapped = problem_for(exc)
+    if mapped is None:
+        log.error("unhandled error (request %s)", request_id, exc_info=exc)
+        mapped = Problem(500, "internal-error", "Internal error")
+    elif mapped.status >= 500:
+        log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
+    return mapped.response(request_id)
+
+
+def _audit_rows(
+    action: str,
+    client: Client,
+    request: web.Request,
+    note: AuditNote,
+    request_id: str,
+    status: int,
+) -> list[list[Any]]:
+    """The request's audit records: one per code it concerned."""
+    purpose = note.purpose
+    if purpose is None and request.query_string:
+        purpose = request.query.get("purpose")
+    if note.codes is not None:
+        codes: Sequence[str | None] = note.codes
+    else:  # the path's, as the client typed it
+        typed = request.match_info.get("code")
+        codes = [None if typed is None else recordable_code(typed)]
+    at = time.time()
+    return [
+        audit_row(action, client, purpose, code, status, request_id, at, note.detail)
+        for code in codes or [None]
+    ]
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, errors as problem+json, the audit record, metrics: for every request.
+
+    The audit record is written before the answer leaves; if that fails the answer is a
+    503 instead (fail closed), and while the trail cannot be written, changes are refused
+    before anything is done.
+    """
+    app = request.app
+    request_id = request_id_of(request, app[REQUEST_IDS])
+    request[REQUEST_ID] = request_id
+    started = time.perf_counter()
+    route = request.match_info.route
+    action: str | None = app[ROUTE_ACTIONS].get(route)
+    audit = app[AUDIT] if action is not None else None
+    note = AuditNote()
+    request[AUDIT_NOTE] = note
+    response: web.StreamResponse
+    if audit is not None and action in _CHANGES and not audit.healthy:
+        response = audit_unavailable(request_id)
+    else:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _problem_response(exc, request_id)
+        except Exception as exc:
+            response = _problem_response(exc, request_id)
+        # unauthenticated: refused before anything took place, nothing to record
+        client = request.get(CLIENT) if audit is not None else None
+        if audit is not None and action is not None and client is not None:
+            try:
+                await audit.record_rows(
+                    _audit_rows(action, client, request, note, request_id, response.status)
+                )
+            except AuditUnavailable:
+                response = audit_unavailable(request_id)
+    response.headers["X-Request-Id"] = request_id
+    resource = route.resource
+    app[METRICS].observe(
+        resource.canonical if resource is not None else "unmatched",
+        request.method,
+        response.status,
+        time.perf_counter() - started,
+    )
+    return response

@@ -15,8 +15,8 @@ import pytest
 
 import sealgate.gateway
 from sealgate.crypto.errors import ContentError, MalformedProof
-from sealgate.gateway.app import audit_unavailable
 from sealgate.gateway.auth import unauthenticated
+from sealgate.gateway.middleware import audit_unavailable
 from sealgate.gateway.openapi import EXAMPLE_CODE, OPENAPI, PROBLEM_CODES
 from sealgate.gateway.problems import Problem, invalid, problem_for, protocol_problem
 from sealgate.gateway.requests import (

@@ -17,6 +17,7 @@ from sealgate.cache.redis_tier import RedisTier
 from sealgate.verify.registry import Status
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
+from tests.cache.test_golden_bytes import VECTORS, status_of
 
 
 @pytest.fixture
@@ -97,6 +98,21 @@ async def test_malformed_value_is_a_miss(
     assert len(caplog.records) == 1  # logged once, without the value
     assert "\\x93" not in caplog.text
     assert tier.available
+
+
+async def test_a_value_of_the_next_format_is_a_miss_until_overwritten(
+    tier: RedisTier, raw: Redis, namespace: str
+) -> None:
+    """Mid-upgrade, a newer gateway wrote a value this one cannot read: a registry read,
+    then this gateway's own copy, never an error or a wrong answer."""
+    newer = next(v for v in VECTORS["rejected"] if v["name"] == "format-2")
+    status = status_of(next(v for v in VECTORS["round_trip"] if v["name"] == "valid")["status"])
+    await raw.set(f"{namespace}:p:{status.code}", bytes.fromhex(newer["hex"]))
+    assert await tier.get(status.code) is None
+    assert tier.malformed_values == 1
+    await tier.put(status.code, status)
+    assert await tier.get(status.code) == status
+    assert tier.malformed_values == 1
 
 
 async def test_writes_redis_refuses_are_counted_and_logged_sparingly(

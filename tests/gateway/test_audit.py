@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sealgate.verify.code import NOT_A_CODE
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count, sealed_code
+from tests.waiting import eventually
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 HOLDER_ID = "430902198502020019"
@@ -363,12 +365,13 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
         )
         assert r.status == 503
         assert await count(demo) == before
-    for _ in range(50):  # the writer chains the journal once the lock goes, and recovers
+
+    async def answered_again() -> Any:
         r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
-        if r.status == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert r.status == 200
+        return r if r.status == 200 else None
+
+    # the writer chains the journal once the lock goes, and recovers
+    r = await eventually(answered_again, timeout=10, interval=0.2, what="answers again")
     assert (await r.json())["status"] == "valid"  # the refused revocation did not happen
     ready = await api.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"]["audit"] == "ok"
@@ -425,10 +428,9 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     os.kill(writer.pid, signal.SIGKILL)
     statuses = dict(await asyncio.gather(*load))
     assert set(statuses.values()) <= {200, 503}, set(statuses.values())
-    for _ in range(50):  # the duties loop starts another writer
-        if app[AUDIT]._proc not in (None, writer):
-            break
-        await asyncio.sleep(0.2)
+    await eventually(  # the duties loop starts another writer
+        lambda: app[AUDIT]._proc not in (None, writer), timeout=10, what="a writer again"
+    )
     replaced = app[AUDIT]._proc
     assert replaced is not None and replaced.pid != writer.pid
     assert (await check("after"))[1] == 200
@@ -469,26 +471,17 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
     audit = app[AUDIT]
     audit._checkpoint_seconds = 0.2  # a checkpoint due as soon as there is a record
     code = await sealed_code(api, demo)
-    for _ in range(50):
-        if writes >= 1:
-            break
-        await asyncio.sleep(0.1)
-    assert writes >= 1
+    await eventually(lambda: writes >= 1, timeout=5, what="a checkpoint")
     writer = audit._proc
     assert writer is not None
     os.kill(writer.pid, signal.SIGKILL)
-    for _ in range(50):
-        if audit._proc not in (None, writer):
-            break
-        await asyncio.sleep(0.2)
-    assert audit._proc not in (None, writer), "no writer was started again"
+    await eventually(
+        lambda: audit._proc not in (None, writer), timeout=10, what="a writer started again"
+    )
     verifier = demo.auth(Role.VERIFIER)
     assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
-    for _ in range(50):  # and the checkpoints go on, the head file written again
-        if writes >= 2:
-            break
-        await asyncio.sleep(0.1)
-    assert writes >= 2
+    # and the checkpoints go on, the head file written again
+    await eventually(lambda: writes >= 2, timeout=5, what="a second checkpoint")
 
 
 async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
@@ -625,11 +618,21 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
     try:
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
         writer = log._proc
+        assert writer is not None
         with audit_store_locked(path):
             await log.record_rows([row])
-            await asyncio.sleep(8)
+            journaled = time.monotonic()
+            # Waited for until the watchdog has looked at least once past the silence
+            # that gets a writer killed, failing at once if it did kill this one.
+            silence_limit = audit_module.WRITE_TIMEOUT + 5 + audit_module.PROBE_SECONDS
+
+            def outlived_the_silence_limit() -> bool:
+                assert log._proc is writer and writer.returncode is None, "taken for hung"
+                return time.monotonic() - journaled > silence_limit
+
+            await eventually(outlived_the_silence_limit, timeout=silence_limit + 10)
             assert not log.healthy
-            assert log._proc is writer and writer is not None and writer.returncode is None
+            assert log._proc is writer and writer.returncode is None
         await log.flush()
         assert log.healthy
         assert len(rows(path)) == 1

@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: setup system run test lint lock lock-check bench capacity clean
+.PHONY: setup system run test test-fast lint lock lock-check bench capacity clean
 
 setup: lock-check $(STAMP)
 
@@ -56,6 +56,12 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The edit-run loop: ruff, then the tests that start no server or program of their own
+# and run no long loops (those marked `slow` or `processes`: pyproject.toml, tests/conftest.py).
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow and not processes"
 
 lint: setup
 	$(BIN)/ruff check .

@@ -132,6 +132,7 @@ _json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None)
 @given(_json_values)
 def test_fast_path_writes_what_rfc8785_writes(value: object) -> None:

@@ -51,6 +51,7 @@ def rows(path: Path, where: str = "1") -> list[tuple[Any, ...]]:
         conn.close()
 
 
+@pytest.mark.processes
 async def test_requests_are_recorded_and_the_trail_verifies(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -225,6 +226,7 @@ TAMPER = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("kind", list(TAMPER))
 async def test_audit_verify_names_the_first_bad_record(
     demo: Demo, gateway_client: Any, tmp_path: Path, kind: str
@@ -252,6 +254,7 @@ async def test_audit_verify_names_the_first_bad_record(
     assert audit_verify(demo).returncode == 0  # the real trail is untouched
 
 
+@pytest.mark.processes
 async def test_a_cut_off_trail_without_its_signed_head_is_broken(
     demo: Demo, gateway_client: Any, tmp_path: Path
 ) -> None:
@@ -322,6 +325,7 @@ def audit_store_locked(path: Path) -> Iterator[None]:
         holder.join()
 
 
+@pytest.mark.processes
 async def test_requests_are_refused_while_the_trail_cannot_be_written(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -390,6 +394,7 @@ def _request_ids(path: Path) -> list[tuple[str]]:
         conn.close()
 
 
+@pytest.mark.processes
 def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     result = subprocess.run(
         [*SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal],
@@ -404,6 +409,7 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     assert audit_verify(demo).returncode == 0
 
 
+@pytest.mark.processes
 async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     demo: Demo, gateway_client: Any
 ) -> None:

@@ -109,6 +109,7 @@ async def test_codes_with_slashes_get_the_same_404(api: TestClient[Any, Any], de
     assert (await response.json())["code"] == "unknown-code"
 
 
+@pytest.mark.processes
 async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> None:
     """A signer's connection drops mid-body: nothing sealed, no 500. Against `sealgate
     serve` itself: aiohttp's test server cancels a handler whose client left, which the
@@ -158,6 +159,7 @@ async def test_a_body_that_never_arrives_whole_is_408(
     assert await count(demo) == before
 
 
+@pytest.mark.processes
 def test_a_worker_takes_the_hard_limit_on_open_files() -> None:
     script = (
         "import resource\n"

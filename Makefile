@@ -58,10 +58,12 @@ test: setup
 	$(BIN)/pytest
 
 # The edit-run loop: ruff, then the tests that start no server or program of their own
-# and run no long loops (those marked `slow` or `processes`: pyproject.toml, tests/conftest.py).
+# and run no long loops (those marked `slow` or `processes`: pyproject.toml, tests/conftest.py),
+# in FAST_JOBS pytest-xdist workers, a test module to each (FAST_JOBS=0: in one process).
+FAST_JOBS ?= 2
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -m "not slow and not processes"
+	$(BIN)/pytest -q -m "not slow and not processes" -n $(FAST_JOBS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

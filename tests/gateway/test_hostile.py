@@ -23,6 +23,7 @@ from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_authorization import count
+from tests.waiting import eventually
 
 HOLDER_ID = "430902199001011231"
 
@@ -129,9 +130,19 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
             await asyncio.sleep(0.1)
             writer.close()
             await writer.wait_closed()
-        await asyncio.sleep(0.5)
         async with aiohttp.ClientSession() as session:
-            metrics = await (await session.get(f"http://127.0.0.1:{port}/metrics")).text()
+
+            async def all_three_answered() -> str:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+                answered = sum(
+                    int(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('sealgate_requests_total{route="/v1/certificates"')
+                )
+                return text if answered >= 3 else ""
+
+            metrics = await eventually(all_three_answered, timeout=10, what="3 answers")
     assert await count(demo) == before
     seals = [line for line in metrics.splitlines() if 'route="/v1/certificates"' in line]
     assert any('status="400"' in line for line in seals), seals

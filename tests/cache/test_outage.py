@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from sealgate.bench.redis_server import RedisServer
 from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 8.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "per-request"])

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.registry import CodeTaken, RegistryUnavailable
 from sealgate.verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
 from tests.verify.test_lifecycle import proof
+from tests.waiting import until
 
 
 async def test_a_failing_job_is_refused_alone_and_the_writer_lives_on(tmp_path: Path) -> None:
@@ -134,15 +134,6 @@ async def test_the_registry_threads_carry_their_names_in_the_os(tmp_path: Path) 
     await registry.close()
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     registry = SqliteRegistry(path, DocumentCipher(os.urandom(32)))
@@ -152,7 +143,7 @@ async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Pa
     await registry.register(
         [dataclasses.replace(proof(f"C{i}"), document=os.urandom(3000)) for i in range(200)]
     )
-    assert _eventually(lambda: path.stat().st_size > empty + 200 * 3000)
+    until(lambda: path.stat().st_size > empty + 200 * 3000, interval=0.01)
     assert await registry.count() == 200
     await registry.close()
     assert not [t for t in threading.enumerate() if t.name == "registry-checkpoints"]
@@ -170,5 +161,5 @@ def test_a_checkpoint_that_fails_is_retried(tmp_path: Path) -> None:
         with conn:
             conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3500),)] * 50)
         checkpointer.poke()
-        assert _eventually(lambda: path.stat().st_size > 50 * 3500)
+        until(lambda: path.stat().st_size > 50 * 3500, interval=0.01)
     conn.close()

@@ -124,16 +124,18 @@ async def test_token_reinitialised_under_a_running_gateway(
         assert r.status == 503
         assert "Retry-After" in r.headers
         assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+        # A time, not a condition: past the signing process's restart backoff (0.5 s),
+        # so that each try opens the token again rather than failing fast.
         await asyncio.sleep(0.6)
 
     shutil.rmtree(tokens)
     shutil.copytree(backup, tokens)  # the operator restores the token
-    for _ in range(30):
+
+    async def sealed() -> bool:
         r = await api.post("/v1/certificates", json=body, headers=signer)
-        if r.status == 201:
-            break
-        await asyncio.sleep(0.3)
-    assert r.status == 201  # without restarting the gateway
+        return r.status == 201
+
+    await eventually(sealed, timeout=10, interval=0.3, what="sealing without a restart")
 
 
 @pytest.mark.slow

@@ -127,7 +127,8 @@ async def test_killed_child_fails_pending_calls_then_recovers(
         pending = [
             asyncio.ensure_future(service.sign_digest(slow_label, digest)) for _ in range(3000)
         ]
-        await asyncio.sleep(0.2)
+        # killed once the child is at work on the batch, most of it still to sign
+        await eventually(lambda: any(p.done() for p in pending), interval=0.01)
         os.kill(first_pid, signal.SIGKILL)
         results = await asyncio.wait_for(
             asyncio.gather(*pending, return_exceptions=True), timeout=60

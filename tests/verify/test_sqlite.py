@@ -18,7 +18,7 @@ from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.registry import CodeTaken, RegistryUnavailable
 from sealgate.verify.sqlite import Checkpointer, SqliteRegistry, connect, insert_rows
 from tests.verify.test_lifecycle import proof
-from tests.waiting import until
+from tests.waiting import eventually, until
 
 
 async def test_a_failing_job_is_refused_alone_and_the_writer_lives_on(tmp_path: Path) -> None:
@@ -54,9 +54,12 @@ async def test_cancelled_callers_still_get_their_write(tmp_path: Path) -> None:
     for task in tasks[::3]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0.2)
-    # Every queued write was committed; a cancelled caller only lost its answer.
-    assert await registry.count() == 200
+
+    async def all_written() -> bool:
+        return await registry.count() == 200
+
+    # Every queued write is committed; a cancelled caller only lost its answer.
+    await eventually(all_written, timeout=10, what="200 proofs registered")
     await registry.close()
 
 

@@ -52,10 +52,15 @@ async def test_kill_and_restart(
         assert await tier.publish("CODE1") is False
 
         # Still down after several breaker periods: still one WARNING, not one per try.
-        await asyncio.sleep(1.2)
-        for _ in range(20):
+        # Each failed probe opens the breaker again, until a new time.
+        reopened: set[float | None] = set()
+
+        async def probed_and_failed_three_times() -> bool:
             assert await tier.get("CODE1") is None
-            await asyncio.sleep(0.05)
+            reopened.add(tier._breaker._open_until)
+            return len(reopened) > 3
+
+        await eventually(probed_and_failed_three_times, timeout=10)
         down = [r for r in caplog.records if "cache tier unavailable" in r.getMessage()]
         assert len(down) == 1 and down[0].levelno == logging.WARNING
 

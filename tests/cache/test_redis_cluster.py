@@ -171,7 +171,8 @@ async def test_a_node_killed_and_restarted(
 
         # Once the others declare the cluster down (CLUSTERDOWN): still misses, no error.
         cluster.wait_down()
-        await asyncio.sleep(0.6)  # a breaker period: the next get is a probe
+        # a breaker period over: the next get is a probe
+        await eventually(tier._breaker.would_admit, timeout=10)
         assert [await tier.get(code) for code in CODES[:20]] == [None] * 20
         assert tier.available is False
         # PUBLISH is not refused by a failed cluster: the message gets through.

@@ -18,6 +18,7 @@ from sealgate.verify.registry import Status
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
 from tests.cache.test_golden_bytes import VECTORS, status_of
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -169,12 +170,12 @@ async def test_publish_reaches_listen_within_100_ms(tier: RedisTier) -> None:
         tier.listen(lambda code: received.put_nowait((code, time.monotonic())))
     )
     try:
-        # Subscribing takes a moment: publish until someone hears it.
-        deadline = time.monotonic() + 5
-        while received.empty():
-            assert time.monotonic() < deadline, "listen never subscribed"
+
+        async def subscribed() -> bool:  # that takes a moment: publish until it is heard
             await tier.publish("WARMUP")
-            await asyncio.sleep(0.02)
+            return not received.empty()
+
+        await eventually(subscribed, timeout=5, interval=0.02, what="listen subscribed")
         while not received.empty():
             received.get_nowait()
         for n in range(5):
@@ -199,15 +200,14 @@ async def test_listen_survives_a_failing_callback(tier: RedisTier) -> None:
 
     listener = asyncio.create_task(tier.listen(callback))
     try:
-        deadline = time.monotonic() + 5
-        while "BOOM" not in seen:
-            assert time.monotonic() < deadline
+
+        async def heard_boom() -> bool:
             await tier.publish("BOOM")
-            await asyncio.sleep(0.02)
+            return "BOOM" in seen
+
+        await eventually(heard_boom, timeout=5, interval=0.02)
         await tier.publish("AFTER")
-        while "AFTER" not in seen:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(lambda: "AFTER" in seen, timeout=5, interval=0.01)
     finally:
         listener.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: setup system run test lint lock lock-check bench capacity clean
+.PHONY: setup system run test test-fast lint lock lock-check bench capacity clean
 
 setup: lock-check $(STAMP)
 
@@ -56,6 +56,14 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The edit-run loop: ruff, then the tests that start no server or program of their own
+# and run no long loops (those marked `slow` or `processes`: pyproject.toml, tests/conftest.py),
+# in FAST_JOBS pytest-xdist workers, a test module to each (FAST_JOBS=0: in one process).
+FAST_JOBS ?= 2
+test-fast: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -m "not slow and not processes" -n $(FAST_JOBS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,6 +17,29 @@ from tests.postgres_server import PostgresServer, PostgresServerMissing
 # The registry on each backend (SQLite, PostgreSQL): ``backend`` and ``registry``.
 pytest_plugins = ["tests.verify.backends"]
 
+# Fixtures that start a server process; a test using one, or on the PostgreSQL backend,
+# is marked ``processes`` here, so it leaves `make test-fast` without a mark by hand.
+SERVER_FIXTURES = frozenset(
+    {
+        "redis_server",
+        "own_redis_server",
+        "redis_cluster",
+        "own_redis_cluster",
+        "postgres_server",
+        "postgres_url",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgres" in callspec.params.values()
+        if fixtures & SERVER_FIXTURES or on_postgres:
+            item.add_marker(pytest.mark.processes)
+
+
 SOFTHSM_TOKEN_LABEL = "sealgate-test"
 SOFTHSM_PIN = "4711-test-pin"
 SOFTHSM_SO_PIN = "0815-test-so-pin"

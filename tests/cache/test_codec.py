@@ -117,10 +117,6 @@ def test_malformed_data_is_rejected(data: bytes) -> None:
         decode_status(data)
 
 
-def test_cache_data_error_is_a_value_error() -> None:
-    assert issubclass(CacheDataError, ValueError)
-
-
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_decode_or_raise_cache_data_error(data: bytes) -> None:
     try:

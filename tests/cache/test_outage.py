@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from sealgate.bench.redis_server import RedisServer
 from sealgate.cache.redis_tier import RedisTier
 from tests.cache.samples import status_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 8.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "per-request"])
@@ -59,10 +52,15 @@ async def test_kill_and_restart(
         assert await tier.publish("CODE1") is False
 
         # Still down after several breaker periods: still one WARNING, not one per try.
-        await asyncio.sleep(1.2)
-        for _ in range(20):
+        # Each failed probe opens the breaker again, until a new time.
+        reopened: set[float | None] = set()
+
+        async def probed_and_failed_three_times() -> bool:
             assert await tier.get("CODE1") is None
-            await asyncio.sleep(0.05)
+            reopened.add(tier._breaker._open_until)
+            return len(reopened) > 3
+
+        await eventually(probed_and_failed_three_times, timeout=10)
         down = [r for r in caplog.records if "cache tier unavailable" in r.getMessage()]
         assert len(down) == 1 and down[0].levelno == logging.WARNING
 

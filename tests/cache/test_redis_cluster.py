@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 
 import pytest
@@ -18,6 +18,7 @@ from sealgate.cache.redis_cluster_tier import RedisClusterTier
 from sealgate.cache.redis_tier import RedisTier, redis_tier_for, status_key
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
+from tests.waiting import eventually
 
 CODES = [f"C{n:04d}" for n in range(120)]
 
@@ -43,13 +44,6 @@ async def cluster_tier(
 
 async def keys_on(node: Redis, namespace: str) -> set[bytes]:
     return {key async for key in node.scan_iter(match=f"{namespace}:p:*", count=1000)}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def test_the_url_picks_the_tier(redis_cluster: RedisClusterServer) -> None:
@@ -177,7 +171,8 @@ async def test_a_node_killed_and_restarted(
 
         # Once the others declare the cluster down (CLUSTERDOWN): still misses, no error.
         cluster.wait_down()
-        await asyncio.sleep(0.6)  # a breaker period: the next get is a probe
+        # a breaker period over: the next get is a probe
+        await eventually(tier._breaker.would_admit, timeout=10)
         assert [await tier.get(code) for code in CODES[:20]] == [None] * 20
         assert tier.available is False
         # PUBLISH is not refused by a failed cluster: the message gets through.
@@ -193,7 +188,7 @@ async def test_a_node_killed_and_restarted(
             await tier.put("C0001", status_for("C0001"))
             return await tier.get("C0001") == status_for("C0001")
 
-        await eventually(works, within=20.0)
+        await eventually(works, timeout=20.0)
         assert tier.available is True
         assert any("available again" in r.getMessage() for r in caplog.records)
         for code in CODES:

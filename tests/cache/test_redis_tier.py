@@ -17,6 +17,8 @@ from sealgate.cache.redis_tier import RedisTier
 from sealgate.verify.registry import Status
 from tests.cache.checks import concurrent_gets_get_their_own
 from tests.cache.samples import status_for
+from tests.cache.test_golden_bytes import VECTORS, status_of
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -99,6 +101,21 @@ async def test_malformed_value_is_a_miss(
     assert tier.available
 
 
+async def test_a_value_of_the_next_format_is_a_miss_until_overwritten(
+    tier: RedisTier, raw: Redis, namespace: str
+) -> None:
+    """Mid-upgrade, a newer gateway wrote a value this one cannot read: a registry read,
+    then this gateway's own copy, never an error or a wrong answer."""
+    newer = next(v for v in VECTORS["rejected"] if v["name"] == "format-2")
+    status = status_of(next(v for v in VECTORS["round_trip"] if v["name"] == "valid")["status"])
+    await raw.set(f"{namespace}:p:{status.code}", bytes.fromhex(newer["hex"]))
+    assert await tier.get(status.code) is None
+    assert tier.malformed_values == 1
+    await tier.put(status.code, status)
+    assert await tier.get(status.code) == status
+    assert tier.malformed_values == 1
+
+
 async def test_writes_redis_refuses_are_counted_and_logged_sparingly(
     own_redis_server: RedisServer, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -153,12 +170,12 @@ async def test_publish_reaches_listen_within_100_ms(tier: RedisTier) -> None:
         tier.listen(lambda code: received.put_nowait((code, time.monotonic())))
     )
     try:
-        # Subscribing takes a moment: publish until someone hears it.
-        deadline = time.monotonic() + 5
-        while received.empty():
-            assert time.monotonic() < deadline, "listen never subscribed"
+
+        async def subscribed() -> bool:  # that takes a moment: publish until it is heard
             await tier.publish("WARMUP")
-            await asyncio.sleep(0.02)
+            return not received.empty()
+
+        await eventually(subscribed, timeout=5, interval=0.02, what="listen subscribed")
         while not received.empty():
             received.get_nowait()
         for n in range(5):
@@ -183,15 +200,14 @@ async def test_listen_survives_a_failing_callback(tier: RedisTier) -> None:
 
     listener = asyncio.create_task(tier.listen(callback))
     try:
-        deadline = time.monotonic() + 5
-        while "BOOM" not in seen:
-            assert time.monotonic() < deadline
+
+        async def heard_boom() -> bool:
             await tier.publish("BOOM")
-            await asyncio.sleep(0.02)
+            return "BOOM" in seen
+
+        await eventually(heard_boom, timeout=5, interval=0.02)
         await tier.publish("AFTER")
-        while "AFTER" not in seen:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.01)
+        await eventually(lambda: "AFTER" in seen, timeout=5, interval=0.01)
     finally:
         listener.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -253,6 +253,7 @@ _json_bodies = st.one_of(
 )
 
 
+@pytest.mark.slow
 @HTTP
 @given(body=_json_bodies, content_type=st.sampled_from(["application/json", "text/plain", ""]))
 async def test_http_seal_bodies(
@@ -287,6 +288,7 @@ async def sealed_document(api: TestClient[Any, Any], demo: Demo) -> tuple[str, b
     return code, await document.read()
 
 
+@pytest.mark.slow
 @HTTP
 @given(
     choice=st.sampled_from(["trusted", "seed", "binary"]),
@@ -343,6 +345,7 @@ _codes = st.one_of(
 )
 
 
+@pytest.mark.slow
 @HTTP
 @given(code=_codes, body=_json_bodies)
 async def test_http_status_changes(

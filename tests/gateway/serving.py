@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sealgate.bench.processes import free_port
 
-__all__ = ["free_port", "serving", "wait_until_serving"]
+__all__ = ["free_port", "listens", "serving", "wait_until_serving"]
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
@@ -30,6 +31,28 @@ def wait_until_serving(port: int, process: subprocess.Popen[bytes], timeout: flo
         except OSError:
             time.sleep(0.05)
     raise AssertionError("sealgate serve did not start listening")
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (Linux's /proc):
+    with SO_REUSEPORT a connection says nothing of which worker took it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(f"socket:[{inode}]")
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # gone
+        return False
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in inodes:
+                return True
+    return False
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sealgate.verify.code import NOT_A_CODE
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.test_authorization import count, sealed_code
+from tests.waiting import eventually
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 HOLDER_ID = "430902198502020019"
@@ -52,6 +54,7 @@ def rows(path: Path, where: str = "1") -> list[tuple[Any, ...]]:
         conn.close()
 
 
+@pytest.mark.processes
 async def test_requests_are_recorded_and_the_trail_verifies(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -226,6 +229,7 @@ TAMPER = {
 }
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("kind", list(TAMPER))
 async def test_audit_verify_names_the_first_bad_record(
     demo: Demo, gateway_client: Any, tmp_path: Path, kind: str
@@ -253,6 +257,7 @@ async def test_audit_verify_names_the_first_bad_record(
     assert audit_verify(demo).returncode == 0  # the real trail is untouched
 
 
+@pytest.mark.processes
 async def test_a_cut_off_trail_without_its_signed_head_is_broken(
     demo: Demo, gateway_client: Any, tmp_path: Path
 ) -> None:
@@ -323,6 +328,7 @@ def audit_store_locked(path: Path) -> Iterator[None]:
         holder.join()
 
 
+@pytest.mark.processes
 async def test_requests_are_refused_while_the_trail_cannot_be_written(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -366,12 +372,13 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
         )
         assert r.status == 503
         assert await count(demo) == before
-    for _ in range(50):  # the writer chains the journal once the lock goes, and recovers
+
+    async def answered_again() -> Any:
         r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
-        if r.status == 200:
-            break
-        await asyncio.sleep(0.2)
-    assert r.status == 200
+        return r if r.status == 200 else None
+
+    # the writer chains the journal once the lock goes, and recovers
+    r = await eventually(answered_again, timeout=10, interval=0.2, what="answers again")
     assert (await r.json())["status"] == "valid"  # the refused revocation did not happen
     ready = await api.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"]["audit"] == "ok"
@@ -390,6 +397,7 @@ def _request_ids(path: Path) -> list[tuple[str]]:
         conn.close()
 
 
+@pytest.mark.processes
 def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     result = subprocess.run(
         [*SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal],
@@ -404,6 +412,7 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     assert audit_verify(demo).returncode == 0
 
 
+@pytest.mark.processes
 async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     demo: Demo, gateway_client: Any
 ) -> None:
@@ -428,10 +437,9 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     os.kill(writer.pid, signal.SIGKILL)
     statuses = dict(await asyncio.gather(*load))
     assert set(statuses.values()) <= {200, 503}, set(statuses.values())
-    for _ in range(50):  # the duties loop starts another writer
-        if app[AUDIT]._writer not in (None, writer):
-            break
-        await asyncio.sleep(0.2)
+    await eventually(  # the duties loop starts another writer
+        lambda: app[AUDIT]._writer not in (None, writer), timeout=10, what="a writer again"
+    )
     replaced = app[AUDIT]._writer
     assert replaced is not None and replaced.pid != writer.pid
     assert (await check("after"))[1] == 200
@@ -472,26 +480,17 @@ async def test_the_duties_outlive_a_failed_checkpoint_and_replace_a_killed_write
     audit = app[AUDIT]
     audit._checkpoint_seconds = 0.2  # a checkpoint due as soon as there is a record
     code = await sealed_code(api, demo)
-    for _ in range(50):
-        if writes >= 1:
-            break
-        await asyncio.sleep(0.1)
-    assert writes >= 1
+    await eventually(lambda: writes >= 1, timeout=5, what="a checkpoint")
     writer = audit._writer
     assert writer is not None
     os.kill(writer.pid, signal.SIGKILL)
-    for _ in range(50):
-        if audit._writer not in (None, writer):
-            break
-        await asyncio.sleep(0.2)
-    assert audit._writer not in (None, writer), "no writer was started again"
+    await eventually(
+        lambda: audit._writer not in (None, writer), timeout=10, what="a writer started again"
+    )
     verifier = demo.auth(Role.VERIFIER)
     assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
-    for _ in range(50):  # and the checkpoints go on, the head file written again
-        if writes >= 2:
-            break
-        await asyncio.sleep(0.1)
-    assert writes >= 2
+    # and the checkpoints go on, the head file written again
+    await eventually(lambda: writes >= 2, timeout=5, what="a second checkpoint")
 
 
 async def test_a_cancelled_request_leaves_its_group_and_its_record_standing(
@@ -628,11 +627,21 @@ async def test_a_writer_waiting_out_a_locked_store_is_not_taken_for_hung(
     try:
         row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
         writer = log._writer
+        assert writer is not None
         with audit_store_locked(path):
             await log.record_rows([row])
-            await asyncio.sleep(8)
+            journaled = time.monotonic()
+            # Waited for until the watchdog has looked at least once past the silence
+            # that gets a writer killed, failing at once if it did kill this one.
+            silence_limit = audit_module.WRITE_TIMEOUT + 5 + audit_module.PROBE_SECONDS
+
+            def outlived_the_silence_limit() -> bool:
+                assert log._writer is writer and writer.returncode is None, "taken for hung"
+                return time.monotonic() - journaled > silence_limit
+
+            await eventually(outlived_the_silence_limit, timeout=silence_limit + 10)
             assert not log.healthy
-            assert log._writer is writer and writer is not None and writer.returncode is None
+            assert log._writer is writer and writer.returncode is None
         await log.flush()
         assert log.healthy
         assert len(rows(path)) == 1

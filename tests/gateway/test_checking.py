@@ -6,6 +6,7 @@ import contextlib
 import random
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.cache.local import LocalTier
@@ -69,6 +70,7 @@ class CountingLookup(CachedLookup):
         return await super().get_status(code)
 
 
+@pytest.mark.slow
 async def test_a_million_random_codes_are_refused_without_a_lookup(demo: Demo) -> None:
     registry = CountingRegistry(demo.settings.sqlite_path, demo.settings.document_cipher())
     directory = SqliteDirectory(demo.settings.sqlite_path)

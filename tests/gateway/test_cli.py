@@ -21,6 +21,8 @@ from tests.gateway.conftest import proof_request
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
+pytestmark = pytest.mark.processes  # every test runs the CLI as a program
+
 
 def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     prefix = ["--home", str(home)] if home is not None else []

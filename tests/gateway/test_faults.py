@@ -28,6 +28,7 @@ from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.scraped import value
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_audit import audit_verify
+from tests.waiting import eventually
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
@@ -124,16 +125,18 @@ async def test_token_reinitialised_under_a_running_gateway(
         assert r.status == 503
         assert "Retry-After" in r.headers
         assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)).status == 200
+        # A time, not a condition: past the signing process's restart backoff (0.5 s),
+        # so that each try opens the token again rather than failing fast.
         await asyncio.sleep(0.6)
 
     shutil.rmtree(tokens)
     shutil.copytree(backup, tokens)  # the operator restores the token
-    for _ in range(30):
+
+    async def sealed() -> bool:
         r = await api.post("/v1/certificates", json=body, headers=signer)
-        if r.status == 201:
-            break
-        await asyncio.sleep(0.3)
-    assert r.status == 201  # without restarting the gateway
+        return r.status == 201
+
+    await eventually(sealed, timeout=10, interval=0.3, what="sealing without a restart")
 
 
 @pytest.mark.slow
@@ -156,7 +159,7 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
                         documents.append(base64.b64decode((await r.json())["document"]))
 
             load = [asyncio.create_task(seal_forever(i)) for i in range(4)]
-            await asyncio.sleep(1.0)
+            await eventually(lambda: len(documents) >= 20, timeout=30, what="sealing under load")
             rotated = await asyncio.to_thread(
                 subprocess.run,
                 [*SEALGATE, "--home", str(demo.home), "seal", "rotate", seal_id],
@@ -165,7 +168,17 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
                 check=False,
             )
             assert rotated.returncode == 0, rotated.stderr
-            await asyncio.sleep(7.0)  # past the gateway's seal catalog refresh (5 s)
+            roots = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
+            old_key = verify_proof(documents[0], roots).seal_certificate_der
+            sealed_since = len(documents)
+
+            def sealing_with_the_new_key() -> bool:
+                # within 5 s the gateway reads its seal catalog again; then 20 more seals
+                return len(documents) >= sealed_since + 20 and (
+                    verify_proof(documents[-20], roots).seal_certificate_der != old_key
+                )
+
+            await eventually(sealing_with_the_new_key, timeout=30, interval=0.2)
             stop.set()
             await asyncio.gather(*load)
             async with session.get(f"{url}/v1/trust") as r:
@@ -173,7 +186,6 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
     versions = [s for s in trust_list["seals"] if s["seal_id"] == seal_id]
     assert [s["state"] for s in versions][-2:] == ["retired", "active"]
 
-    roots = TrustList.from_pem(demo.settings.root_certificate_path.read_bytes())
     certificates = [verify_proof(d, roots).seal_certificate_der for d in documents]
     assert len(set(certificates)) == 2  # old key before, new key after, all verifying
     old, new = certificates[0], certificates[-1]

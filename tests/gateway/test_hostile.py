@@ -24,6 +24,7 @@ from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_authorization import count
+from tests.waiting import eventually
 
 HOLDER_ID = "430902199001011231"
 
@@ -110,6 +111,7 @@ async def test_codes_with_slashes_get_the_same_404(api: TestClient[Any, Any], de
     assert (await response.json())["code"] == "unknown-code"
 
 
+@pytest.mark.processes
 async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> None:
     """A signer's connection drops mid-body: nothing sealed, no 500. Against `sealgate
     serve` itself: aiohttp's test server cancels a handler whose client left, which the
@@ -129,9 +131,19 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
             await asyncio.sleep(0.1)
             writer.close()
             await writer.wait_closed()
-        await asyncio.sleep(0.5)
         async with aiohttp.ClientSession() as session:
-            metrics = await (await session.get(f"http://127.0.0.1:{port}/metrics")).text()
+
+            async def all_three_answered() -> str:
+                async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = await r.text()
+                answered = sum(
+                    int(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('sealgate_requests_total{route="/v1/certificates"')
+                )
+                return text if answered >= 3 else ""
+
+            metrics = await eventually(all_three_answered, timeout=10, what="3 answers")
     assert await count(demo) == before
     seals = [line for line in metrics.splitlines() if 'route="/v1/certificates"' in line]
     assert any('status="400"' in line for line in seals), seals
@@ -159,6 +171,7 @@ async def test_a_body_that_never_arrives_whole_is_408(
     assert await count(demo) == before
 
 
+@pytest.mark.processes
 def test_a_worker_takes_the_hard_limit_on_open_files() -> None:
     script = (
         "import resource\n"
@@ -239,12 +252,11 @@ async def test_a_lost_signing_process_is_503_with_retry_after_then_recovers(
     # verification is unaffected, and sealing recovers without a restart
     r = await api.get("/healthz")
     assert r.status == 200
-    for _ in range(50):
-        status, _ = await seal(1000)
-        if status == 201:
-            break
-        await asyncio.sleep(0.1)
-    assert status == 201
+
+    async def sealed() -> bool:
+        return (await seal(1000))[0] == 201
+
+    await eventually(sealed, timeout=10, interval=0.1, what="sealing again")
     assert app[SIGNING].pid not in (None, pid)  # type: ignore[attr-defined]
 
 

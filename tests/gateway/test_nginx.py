@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from sealgate.bench.redis_server import RedisServer
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving, wait_until_serving
+from tests.waiting import until
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "sealgate.conf"
 
@@ -112,7 +112,8 @@ async def test_traffic_through_nginx_reaches_both_gateways_and_survives_one(
                     statuses.append(r.status)
             assert statuses == [200] * 20
 
-        time.sleep(0.2)  # nginx writes its log line after the answer
+        # nginx writes its log line after the answer: one for each of the 42 requests
+        until(lambda: len(access_log.read_text(encoding="utf-8").splitlines()) >= 42)
         log = access_log.read_text(encoding="utf-8")
         used = set(re.findall(r"127\.0\.0\.1:(\d+) \d{3}", log))
         assert {str(p) for p in ports} <= used, log  # both gateways served

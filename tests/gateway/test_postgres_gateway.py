@@ -28,6 +28,8 @@ from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
+
+pytestmark = pytest.mark.processes  # PostgreSQL, or the CLI as a program
 Client = TestClient[Any, Any]
 
 

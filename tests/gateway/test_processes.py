@@ -18,8 +18,9 @@ from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.audit_store import unchained_journal_bytes
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
-from tests.gateway.serving import free_port, serving
+from tests.gateway.serving import free_port, listens, serving
 from tests.gateway.test_audit import audit_verify
+from tests.waiting import eventually, until
 
 
 @pytest.mark.slow
@@ -93,9 +94,7 @@ def children(pid: int) -> list[int]:
 
 def started_workers(supervisor: int, count: int) -> list[int]:
     """The supervisor's workers, once all ``count`` are up."""
-    deadline = time.monotonic() + 20
-    while len(children(supervisor)) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: len(children(supervisor)) >= count, timeout=20, what=f"{count} workers")
     workers = children(supervisor)
     assert len(workers) == count
     return workers
@@ -118,15 +117,15 @@ async def test_workers_share_one_port_and_are_restarted(demo: Demo) -> None:
             assert set(statuses) == {201}
 
             os.kill(workers[0], signal.SIGKILL)
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
+
+            def replaced() -> list[int]:
                 now = children(supervisor.pid)
-                if len(now) == 2 and workers[0] not in now:
-                    break
-                time.sleep(0.1)
-            assert workers[0] not in children(supervisor.pid)
-            assert len(children(supervisor.pid)) == 2
-            await asyncio.sleep(3)  # the new worker starts its signer and binds
+                return [] if workers[0] in now else [p for p in now if p != workers[1]]
+
+            [new] = await eventually(replaced, timeout=20, what="a worker started again")
+            assert sorted(children(supervisor.pid)) == sorted([workers[1], new])
+            # It binds once its app is set up: until then the survivor takes every request.
+            await eventually(lambda: listens(new, port), timeout=20, what="the new worker binds")
             statuses = await asyncio.gather(*(seal(n) for n in range(100)))
             assert set(statuses) == {201}
 
@@ -138,10 +137,11 @@ def test_workers_stop_when_their_supervisor_is_killed(demo: Demo) -> None:
         workers = started_workers(supervisor.pid, 2)
         os.kill(supervisor.pid, signal.SIGKILL)
         try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and any(_alive(w) for w in workers):
-                time.sleep(0.1)
-            assert not any(_alive(w) for w in workers), "workers outlived their supervisor"
+            until(
+                lambda: not any(_alive(w) for w in workers),
+                timeout=20,
+                what="the workers end with their supervisor",
+            )
         finally:  # serving() cannot stop a group whose leader is gone
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(supervisor.pid, signal.SIGKILL)
@@ -198,9 +198,11 @@ async def test_every_answer_is_in_the_trail_after_the_whole_gateway_is_killed(
     assert unchained_journal_bytes(trail) > 0
 
     with serving(demo.home, port):
-        deadline = time.monotonic() + 20
-        while unchained_journal_bytes(trail) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: unchained_journal_bytes(trail) == 0,
+            timeout=20,
+            what="the next gateway chains the journal",
+        )
     conn = sqlite3.connect(trail)
     stored = [row[0] for row in conn.execute("SELECT request FROM audit")]
     conn.close()

@@ -3,9 +3,7 @@ cluster, a status change clears it and shows at once."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +18,7 @@ from sealgate.gateway.app import create_app
 from sealgate.verify.directory import Role
 from sealgate.verify.registry import Status
 from tests.gateway.conftest import Demo, proof_request
+from tests.waiting import eventually
 
 Client = TestClient[Any, Any]
 
@@ -44,13 +43,9 @@ def key(code: str) -> str:
     return status_key(code.replace("-", ""))  # the cache keys codes in compact form
 
 
-async def cached_status(cluster: RedisCluster, code: str, *, within: float = 5.0) -> Status | None:
+async def cached_status(cluster: RedisCluster, code: str) -> Status:
     """The status the cluster holds for ``code`` once it holds one (the fill is async)."""
-    deadline = time.monotonic() + within
-    while (data := await cluster.get(key(code))) is None:
-        if time.monotonic() > deadline:
-            return None
-        await asyncio.sleep(0.02)
+    data = await eventually(lambda: cluster.get(key(code)), timeout=5, interval=0.02)
     return decode_status(data).status
 
 

@@ -111,6 +111,7 @@ ECDSA_WITH_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
 VERSION_1 = bytes.fromhex("020101")
 
 
+@pytest.mark.slow  # openssl and verify-file for every third byte
 async def test_any_changed_byte_fails_openssl_and_verify_file(
     api: TestClient[Any, Any], demo: Demo, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Iterator
@@ -11,7 +12,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from sealgate.hsm import KeyAlgorithm, KeyExists, KeyNotFound, Keystore, KeystoreConfig
+from sealgate.hsm import (
+    HsmUnavailable,
+    KeyAlgorithm,
+    KeyExists,
+    KeyNotFound,
+    Keystore,
+    KeystoreConfig,
+)
 from sealgate.hsm.keystore import open_keystore
 from sealgate.hsm.pkcs11 import Pkcs11Keystore
 from tests.hsm._support import unique_label, verify
@@ -128,7 +136,43 @@ def test_keys_survive_reopening(keystore: Keystore, request: pytest.FixtureReque
 
 
 def test_check_passes_on_a_healthy_store(keystore: Keystore) -> None:
-    keystore.check()
+    keystore.check()  # the failing cases of each store follow
+
+
+def test_token_check_fails_once_the_keystore_is_closed(softhsm_token: KeystoreConfig) -> None:
+    store = open_keystore(softhsm_token)
+    store.check()
+    store.close()
+    with pytest.raises(HsmUnavailable, match="closed"):
+        store.check()
+
+
+def test_token_check_fails_when_the_token_forgot_the_session(
+    softhsm_token: KeystoreConfig,
+) -> None:
+    """The probe is a round trip to the token, not a look at local state: a session the
+    token no longer knows (device gone, token re-initialised) fails it."""
+    store = open_keystore(softhsm_token)
+    assert isinstance(store, Pkcs11Keystore)
+    store.check()
+    store._open_session().close()  # ended on the token, still held by the keystore
+    try:
+        with pytest.raises(HsmUnavailable):
+            store.check()
+    finally:
+        with contextlib.suppress(HsmUnavailable):  # closing a dead session fails too
+            store.close()
+
+
+def test_soft_check_fails_when_the_key_directory_is_gone(
+    soft_keystore_config: KeystoreConfig,
+) -> None:
+    assert soft_keystore_config.directory is not None
+    with open_keystore(soft_keystore_config) as store:
+        store.check()
+        soft_keystore_config.directory.rmdir()  # an unmounted volume, a wrong path
+        with pytest.raises(HsmUnavailable, match="is gone"):
+            store.check()
 
 
 def test_soft_keystore_warns_and_keeps_keys_private(

@@ -25,6 +25,7 @@ from sealgate.hsm.keystore import open_keystore
 from sealgate.hsm.pkcs11 import Pkcs11Keystore
 from sealgate.hsm.service import InProcessSigningService, ProcessSigningService
 from tests.hsm._support import unique_label, verify
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +127,8 @@ async def test_killed_child_fails_pending_calls_then_recovers(
         pending = [
             asyncio.ensure_future(service.sign_digest(slow_label, digest)) for _ in range(3000)
         ]
-        await asyncio.sleep(0.2)
+        # killed once the child is at work on the batch, most of it still to sign
+        await eventually(lambda: any(p.done() for p in pending), interval=0.01)
         os.kill(first_pid, signal.SIGKILL)
         results = await asyncio.wait_for(
             asyncio.gather(*pending, return_exceptions=True), timeout=60
@@ -171,7 +173,7 @@ async def test_restart_backoff_fails_fast_with_retry_after(
         pid = service.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        await wait_until(lambda: service.pid is None)
+        await eventually(lambda: service.pid is None, interval=0.01)
         with pytest.raises(HsmUnavailable) as info:
             await service.sign_digest(next(iter(token_keys)), bytes(32))
         assert info.value.retry_after is not None
@@ -244,11 +246,3 @@ async def retry_unavailable(call: Callable[[], Awaitable[T]], attempts: int = 50
         except HsmUnavailable as exc:
             await asyncio.sleep(exc.retry_after or 0.05)
     raise AssertionError("the service did not recover")
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)

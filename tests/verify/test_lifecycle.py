@@ -174,4 +174,4 @@ class LifecycleMachine(RuleBasedStateMachine):
 LifecycleMachine.TestCase.settings = settings(
     max_examples=40, stateful_step_count=25, deadline=None
 )
-test_lifecycle_state_machine = LifecycleMachine.TestCase
+test_lifecycle_state_machine = pytest.mark.slow(LifecycleMachine.TestCase)

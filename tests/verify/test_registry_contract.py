@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import os
 import random
-import time
 
 import pytest
 
@@ -30,6 +29,7 @@ from sealgate.verify.registry import (
 )
 from tests.verify.backends import Backend, change
 from tests.verify.test_lifecycle import proof
+from tests.waiting import eventually
 
 S = Status
 
@@ -91,11 +91,12 @@ async def test_cancelled_callers_still_get_their_write(registry: Registry) -> No
     for task in tasks[::3]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def all_written() -> bool:
+        return await registry.count() == 200
+
     # Every queued write is committed; a cancelled caller only lost its answer.
-    deadline = time.monotonic() + 10
-    while await registry.count() < 200 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert await registry.count() == 200
+    await eventually(all_written, timeout=10, what="200 proofs registered")
 
 
 async def test_status_changes_follow_the_lifecycle_and_are_logged(registry: Registry) -> None:

@@ -10,7 +10,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from sealgate.verify.registry import CodeTaken, RegistryUnavailable
 from sealgate.verify.sqlite import SqliteRegistry
 from sealgate.verify.sqlite_toolkit import Checkpointer, connect, insert_rows, migrate
 from tests.verify.test_lifecycle import proof
+from tests.waiting import eventually, until
 
 
 async def test_a_failing_job_is_refused_alone_and_the_writer_lives_on(tmp_path: Path) -> None:
@@ -55,9 +55,12 @@ async def test_cancelled_callers_still_get_their_write(tmp_path: Path) -> None:
     for task in tasks[::3]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(0.2)
-    # Every queued write was committed; a cancelled caller only lost its answer.
-    assert await registry.count() == 200
+
+    async def all_written() -> bool:
+        return await registry.count() == 200
+
+    # Every queued write is committed; a cancelled caller only lost its answer.
+    await eventually(all_written, timeout=10, what="200 proofs registered")
     await registry.close()
 
 
@@ -135,15 +138,6 @@ async def test_the_registry_threads_carry_their_names_in_the_os(tmp_path: Path) 
     await registry.close()
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     registry = SqliteRegistry(path, DocumentCipher(os.urandom(32)))
@@ -153,7 +147,7 @@ async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Pa
     await registry.register(
         [dataclasses.replace(proof(f"C{i}"), document=os.urandom(3000)) for i in range(200)]
     )
-    assert _eventually(lambda: path.stat().st_size > empty + 200 * 3000)
+    until(lambda: path.stat().st_size > empty + 200 * 3000, interval=0.01)
     assert await registry.count() == 200
     await registry.close()
     assert not [t for t in threading.enumerate() if t.name == "registry-checkpoints"]
@@ -171,7 +165,7 @@ def test_a_checkpoint_that_fails_is_retried(tmp_path: Path) -> None:
         with conn:
             conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3500),)] * 50)
         checkpointer.poke()
-        assert _eventually(lambda: path.stat().st_size > 50 * 3500)
+        until(lambda: path.stat().st_size > 50 * 3500, interval=0.01)
     conn.close()
 
 

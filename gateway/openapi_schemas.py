@@ -1,0 +1,349 @@
+"""The pieces /openapi.json is built of: problem shapes, headers and the schemas of
+requests and answers, each limit taken from the name :mod:`sealgate.gateway.requests`
+enforces it with. :mod:`sealgate.gateway.openapi` assembles them into the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealgate.gateway.requests import (
+    MAX_BATCH,
+    MAX_HOLDER_ID,
+    MAX_HOLDER_NAME,
+    MAX_INSTANT,
+    MAX_PROOF_TYPE,
+    MAX_PURPOSE,
+    MAX_SEAL_ID,
+    MAX_TEXT,
+    RFC3339_DATE,
+    RFC3339_DATE_TIME,
+)
+from sealgate.verify.code import CROCKFORD_ALPHABET, is_well_formed
+from sealgate.verify.directory import KeyState, SealKind
+from sealgate.verify.holders import HolderKind
+from sealgate.verify.registry import Status
+
+Schema = dict[str, Any]
+
+
+def _example_code(without_check: str) -> str:
+    """A well-formed code: ``without_check`` completed with the check character that fits."""
+    return next(
+        without_check + symbol
+        for symbol in CROCKFORD_ALPHABET
+        if is_well_formed(without_check + symbol)
+    )
+
+
+EXAMPLE_CODE = _example_code("430900-7K3M9Q-ZX4T2B-H8WDQ")
+
+# The problem codes each refusal may carry (RFC 9457 details with a stable `code`).
+PROBLEM_CODES: dict[int, tuple[str, ...]] = {
+    # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
+    400: ("invalid-request", "incomplete-body", "bad-request"),
+    401: ("unauthenticated",),
+    403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
+    404: ("unknown-code", "not-found"),
+    405: ("method-not-allowed",),
+    408: ("body-timeout",),
+    409: ("status-terminal", "transition-not-allowed"),
+    413: ("body-too-large",),
+    417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
+    422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof"),
+    429: ("too-many-failed-lookups",),
+    503: (
+        "hsm-unavailable",
+        "seal-key-unavailable",
+        "seal-certificate-not-valid",
+        "registry-unavailable",
+        "directory-unavailable",
+        "audit-unavailable",
+    ),
+}
+_PROBLEM_DESCRIPTIONS = {
+    400: "The request is invalid; `field` names the offending field as a JSON path",
+    401: "No valid bearer token",
+    403: "The client's role, purposes, seals or office do not allow this",
+    404: "No such proof (malformed, forged and unregistered codes alike) or path",
+    405: "The path has no such method; `Allow` lists those it has",
+    408: "The body did not arrive in time",
+    409: "The proof's status does not allow that change",
+    413: "The body is too large",
+    417: "The request expects what the server does not do",
+    422: "Well-formed, but not acceptable",
+    429: "Too many failed lookups; retry after `Retry-After` seconds",
+    503: "A component is unavailable; retry later",
+}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def text_schema(max_length: int, **more: Any) -> Schema:
+    """A text field: 1 to ``max_length`` characters (the parsers count them once trimmed,
+    and refuse control characters)."""
+    return {"type": "string", "minLength": 1, "maxLength": max_length, **more}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def object_schema(properties: dict[str, Schema], *optional: str) -> Schema:
+    """An object with exactly these properties, all required but ``optional``."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
+
+
+def header(schema: Schema, description: str, *, required: bool = True) -> Schema:
+    return {"required": required, "description": description, "schema": schema}
+
+
+REQUEST_ID_HEADER = header(
+    {"type": "string", "minLength": 1},
+    "The request's id: the caller's X-Request-Id if it was a plain token, else a new one",
+)
+
+
+def no_store_header() -> Schema:
+    return header({"const": "no-store"}, "Never kept by a shared cache")
+
+
+def problem_response(status: int) -> Schema:
+    headers: dict[str, Schema] = {
+        "X-Request-Id": REQUEST_ID_HEADER,
+        "Cache-Control": no_store_header(),
+    }
+    if status == 401:
+        headers["WWW-Authenticate"] = header(
+            {"const": 'Bearer realm="sealgate"'}, "The scheme to authenticate with"
+        )
+    elif status == 405:
+        headers["Allow"] = header({"type": "string"}, "The methods the path has (RFC 9110)")
+    elif status in (429, 503):
+        headers["Retry-After"] = header(
+            {"type": "string", "pattern": "^[1-9][0-9]*$"},
+            "Seconds to wait before retrying",
+            required=status == 429,
+        )
+    return {
+        "description": _PROBLEM_DESCRIPTIONS[status],
+        "headers": headers,
+        "content": {
+            "application/problem+json": {
+                "schema": {
+                    "allOf": [
+                        ref("Problem"),
+                        {
+                            "properties": {
+                                "status": {"const": status},
+                                "code": {"enum": list(PROBLEM_CODES[status])},
+                            }
+                        },
+                    ]
+                }
+            }
+        },
+    }
+
+
+def problems(*statuses: int) -> dict[str, Schema]:
+    return {str(s): {"$ref": f"#/components/responses/Problem{s}"} for s in statuses}
+
+
+def json_answer(
+    description: str, schema: Schema, *, cache: str | None = None, **headers: Schema
+) -> Schema:
+    """A JSON answer; ``cache`` is the Cache-Control it always carries."""
+    all_headers = {"X-Request-Id": REQUEST_ID_HEADER, **headers}
+    if cache is not None:
+        all_headers["Cache-Control"] = header({"const": cache}, "How long it may be kept")
+    return {
+        "description": description,
+        "headers": all_headers,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+_CODE: Schema = {
+    "type": "string",
+    "description": "Unified verification code, hyphenated",
+    "pattern": f"^[0-9]{{6}}(-[{CROCKFORD_ALPHABET}]{{6}}){{3}}$",
+    "examples": [EXAMPLE_CODE],
+}
+_INSTANT_ANSWER: Schema = {"type": "string", "format": "date-time"}  # UTC, whole seconds
+_STATUS: Schema = {"enum": [s.value for s in Status]}
+_ISSUER = object_schema({"unit_name": {"type": "string"}, "unit_code": {"type": "string"}})
+_INSTANT_REQUEST = text_schema(
+    MAX_INSTANT,
+    pattern=f"^(?:{RFC3339_DATE.pattern}|{RFC3339_DATE_TIME.pattern})$",
+    description="RFC 3339 date (China Standard Time: valid_until covers that whole day) "
+    "or date-time with an offset",
+)
+
+PROOF_REQUEST = object_schema(
+    {
+        "seal_id": text_schema(MAX_SEAL_ID),
+        "type": text_schema(MAX_PROOF_TYPE, examples=["无犯罪记录证明"]),
+        "holder": object_schema(
+            {
+                "kind": {"enum": [k.value for k in HolderKind]},
+                "id": text_schema(
+                    MAX_HOLDER_ID,
+                    description="身份证号 (GB 11643) or 统一社会信用代码 (GB 32100), "
+                    "with its check character",
+                ),
+                "name": text_schema(MAX_HOLDER_NAME),
+            }
+        ),
+        "content": {"type": "object", "description": "What the proof states"},
+        "valid_from": _INSTANT_REQUEST,
+        "valid_until": nullable(_INSTANT_REQUEST),
+        "endorsement": nullable(
+            object_schema(
+                {
+                    "extracting_unit": nullable(text_schema(MAX_TEXT)),
+                    "verifying_unit": nullable(text_schema(MAX_TEXT)),
+                },
+                "extracting_unit",
+                "verifying_unit",
+            )
+        ),
+    },
+    "valid_until",
+    "endorsement",
+)
+
+SEALED = object_schema(
+    {
+        "code": _CODE,
+        "status": _STATUS,
+        "issued_at": _INSTANT_ANSWER,
+        "seal_id": {"type": "string"},
+        "document": {
+            "type": "string",
+            "contentEncoding": "base64",
+            "description": "The sealed proof, DER CMS SignedData",
+        },
+    }
+)
+# `required: [items]` and no other property: a single proof (which has no `items`) can
+# match only the other branch of the answer's oneOf.
+SEALED_BATCH = object_schema(
+    {
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH,
+            "items": ref("SealedProof"),
+        }
+    }
+)
+
+_STATUS_FIELDS: dict[str, Schema] = {
+    "code": _CODE,
+    "status": _STATUS,
+    "type": {"type": "string"},
+    "issuer": _ISSUER,
+    "holder": object_schema(
+        {
+            "kind": {"enum": [k.value for k in HolderKind]},
+            "name": {"type": "string", "description": "Masked: 张*"},
+            "id": {"type": "string", "description": "Masked: 4309**********1234"},
+        }
+    ),
+    "valid_from": {"type": "string"},
+    "valid_until": {"type": ["string", "null"]},
+    "issued_at": _INSTANT_ANSWER,
+    "status_changed_at": _INSTANT_ANSWER,
+    "checked_at": _INSTANT_ANSWER,
+    "superseded_by": _CODE,
+}
+STATUS_VIEW = object_schema(_STATUS_FIELDS, "superseded_by")
+STATUS_HISTORY = object_schema(
+    {
+        **_STATUS_FIELDS,
+        "history": {
+            "type": "array",
+            "items": object_schema(
+                {
+                    "from": _STATUS,
+                    "to": _STATUS,
+                    "reason": {"type": "string"},
+                    "superseded_by": {"oneOf": [_CODE, {"type": "null"}]},
+                    "by": {"type": "string", "description": "The client that changed it"},
+                    "at": _INSTANT_ANSWER,
+                }
+            ),
+        },
+    },
+    "superseded_by",
+)
+DOCUMENT_CHECK = object_schema(
+    {
+        "seal": {"const": "valid"},
+        "code": {"type": "string"},
+        "seal_id": {"type": "string"},
+        "issuer": _ISSUER,
+        "signing_time": _INSTANT_ANSWER,
+        "registered": {
+            "type": "boolean",
+            "description": "Whether this very document is the one registered for its code",
+        },
+        "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
+        "checked_at": _INSTANT_ANSWER,
+    }
+)
+TRUST = object_schema(
+    {
+        "roots": {"type": "array", "items": {"type": "string", "description": "PEM"}},
+        "seals": {
+            "type": "array",
+            "items": object_schema(
+                {
+                    "seal_id": {"type": "string"},
+                    "kind": {"enum": [k.value for k in SealKind]},
+                    "kind_name": {"type": "string"},
+                    "unit_name": {"type": "string"},
+                    "unit_code": {"type": "string"},
+                    "version": {"type": "integer"},
+                    "state": {"enum": [s.value for s in KeyState]},
+                    "certificate": {"type": "string", "description": "PEM"},
+                }
+            ),
+        },
+    }
+)
+READINESS = object_schema(
+    {
+        "ready": {"type": "boolean"},
+        "checks": object_schema(
+            {name: {"type": "string"} for name in ("hsm", "registry", "cache", "audit", "seals")}
+        ),
+    }
+)
+
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+PURPOSE: Schema = {
+    "name": "purpose",
+    "in": "query",
+    "required": True,
+    "description": "The business the check is for; must be granted to the client.",
+    "schema": text_schema(MAX_PURPOSE),
+}
+CODE_PARAMETER: Schema = {
+    "name": "code",
+    "in": "path",
+    "required": True,
+    "description": "Unified verification code (case-insensitive, hyphens optional, O/I/L "
+    "read as 0/1/1, full-width forms as ASCII)",
+    "schema": {"type": "string", "minLength": 1},
+    "example": EXAMPLE_CODE,
+}
+DER: Schema = {"type": "string", "format": "binary"}

@@ -17,6 +17,7 @@ from sealgate.cache.redis_tier import status_key
 from sealgate.verify.directory import Role
 from sealgate.verify.registry import Status
 from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.scraped import value
 from tests.gateway.serving import free_port, serving
 from tests.waiting import eventually
 
@@ -176,7 +177,7 @@ async def test_redis_killed_and_restarted_under_load(
                 assert await status_on(session, base, demo, fresh) == "valid"
             for base in (a, b):
                 async with session.get(f"{base}/metrics") as r:
-                    if "sealgate_cache_redis_available 1\n" not in await r.text():
+                    if value(await r.text(), "sealgate_cache_redis_available") != 1:
                         return False
             return True
 

@@ -17,7 +17,7 @@ CITY_NEEDS = {
     "seals/s online": ("seal_single", 200),
     "seals/s for a one-night re-issue": ("seal_batch", 3_500),
 }
-# Sealing's cost ratio (DESIGN §6): a proof is one CMS SignedData, one HSM signature.
+# Sealing's cost ratio (docs/design.md §9): a proof is one CMS SignedData, one HSM signature.
 SIGNATURES_PER_PROOF = 1
 SEAL_COST_TARGET = 2.5
 TARGET_UTILISATION = 0.7  # plan machines to run at most this busy
@@ -30,7 +30,7 @@ def derive(report: Report, peers: bool) -> None:
     pairs = [
         ("verify_cached", "trivial", 0.75, "verify of a cached code / trivial handler"),
         ("verify_mix", "redis_get", 1.0, "verify, Zipf mix / one-Redis-GET handler"),
-        # on 2 cores bounded by the co-located processes: for information (DESIGN §6)
+        # on 2 cores bounded by the co-located processes: for information (docs/design.md §9)
         ("seal_batch", "sign", None, "sealing in batches / raw PKCS#11 sign rate"),
         ("seal_single", "sign", None, "sealing one per request / raw PKCS#11 sign rate"),
     ]

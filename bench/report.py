@@ -206,7 +206,7 @@ def peers_section(report: Report) -> list[str]:
     if not report.peer_ratios:
         return []
     return [
-        "## Against the peers (DESIGN §6)",
+        "## Against the peers (docs/design.md §9)",
         "",
         ratio_table(report, report.peer_ratios),
         "",

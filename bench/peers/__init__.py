@@ -1,4 +1,4 @@
-"""The peers a user would pick instead of sealgate, measured beside it (DESIGN §6).
+"""The peers a user would pick instead of sealgate, measured beside it (docs/design.md §9).
 
 - :mod:`.verify`: FastAPI on uvicorn answering ``/v1/verify/{code}`` from a dict of the
   population's statuses, or with one ``redis.asyncio`` GET per request;

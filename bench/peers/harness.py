@@ -20,7 +20,7 @@ REDIS_PREFIX = PEER_PREFIX.encode()
 # PYHANKO_BATCHES_PER_WINDOW batches, so a window's rate is not a count of a few answers.
 PYHANKO_CONNECTIONS = 2
 PYHANKO_BATCHES_PER_WINDOW = 8
-VERIFY_TARGET = 3.0  # the gateway verifies ≥ 3× the FastAPI peers (DESIGN §6)
+VERIFY_TARGET = 3.0  # the gateway verifies ≥ 3× the FastAPI peers (docs/design.md §9)
 SEAL_TARGET = 20.0  # and seals ≥ 20× pyHanko behind FastAPI
 
 # (row, gateway figure, peer, what, compared by, target)

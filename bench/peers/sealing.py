@@ -89,7 +89,7 @@ def pyhanko_app(config: SignerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # pyHanko signs in the loop's default executor; python-pkcs11 with SoftHSM2 aborts
-        # when two threads sign at once (DESIGN §6), so that executor has one thread.
+        # when two threads sign at once (docs/design.md §9), so that executor has one thread.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
         session = open_pkcs11_session(
             config.module,

@@ -223,6 +223,6 @@ def test_a_tiny_run_with_peers_reports_gateway_over_each_peer(tmp_path: Path) ->
     codes = set((out / "codes.txt").read_text().split())
     assert codes <= {json.loads(line)["code"] for line in lines}
     report = report_path.read_text(encoding="utf-8")
-    assert "## Against the peers (DESIGN §6)" in report
+    assert "## Against the peers (docs/design.md §9)" in report
     assert "| verify of a cached code / FastAPI dict peer |" in report
     assert "≤ 2.5" in report

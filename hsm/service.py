@@ -36,7 +36,8 @@ DIGEST_LEN = 32
 #: :data:`sealgate.hsm.worker.PROGRESS_SECONDS` (0.1 s) while it signs, so this is ten
 #: missed words: a child starved by a loaded machine (2 cores, every process busy) is
 #: late by tens of milliseconds, a stopped (SIGSTOP) or wedged one for ever. Silence is
-#: counted only while this process listens (see :meth:`ProcessSigningService._watch_stall`).
+#: counted only while this process listens, in tenths of the limit (so a child is given up
+#: on after 0.9 to 1.1 s of silence; see :meth:`ProcessSigningService._watch_stall`).
 STALL_TIMEOUT = 1.0
 #: How long closing waits for the batch in flight (a progressing child is never cut off).
 CLOSE_WAIT = 30.0

@@ -88,6 +88,11 @@ def logged_at(log: Path, pattern: str) -> float | None:
     return None
 
 
+def lost_lines(log: Path, name: str) -> int:
+    """How many of the gateway's ``name`` processes it logged as lost."""
+    return len(re.findall(rf"{name} \d+ lost:", log.read_text(errors="replace")))
+
+
 @dataclass
 class Tally:
     """What clients saw during one fault."""
@@ -268,6 +273,9 @@ async def test_a_signing_process_stopped_under_sealing_load_is_replaced_in_about
         f"{(refused[0] if refused else 0) - stopped:.3f} s after"
     )
     assert lost_at is not None, "the hung signing process was not logged"
+    # 8 sealers and a verifier on the machine's cores: a busy child is not a hung one
+    assert all(status == 201 for _, got, status in load.answers if got < stopped)
+    assert lost_lines(log, "signing process") == 1
     assert unready, "readyz did not say the signing process was unavailable"
     assert replacement not in (None, pid)
     assert set(load.statuses) <= {201, 503}
@@ -352,6 +360,8 @@ async def test_a_stopped_audit_writer_is_replaced_in_about_a_second(
         f"{sum(1 for t, ready in readiness if t > stopped and not ready)} times"
     )
     assert lost_at is not None, "the stopped writer was not found by its missing heartbeat"
+    assert all(status == 200 for _, got, status in tally.answers if got < stopped)
+    assert lost_lines(log, "audit writer") == 1
     assert set(tally.statuses) <= {200, 503}
     assert tally.missing_retry_after == 0
     # every answer given, before, during and after, is in the trail, and the trail holds

@@ -39,6 +39,14 @@ AUDIT_KEY_LABEL = "sealgate-audit-1"
 CHECKPOINT_SECONDS = 10.0
 WRITE_TIMEOUT = 5.0
 PROBE_SECONDS = 1.0
+# A writer beats every 0.2 s (sealgate.gateway.audit_writer.HEARTBEAT_SECONDS) from a
+# thread that nothing it does blocks; one silent this long (five beats missed, counted
+# only while this worker listens: see _watch) is stopped or frozen, and is killed and
+# replaced at once. A loaded machine delays a beat by tens of milliseconds, not 800.
+HEARTBEAT_LIMIT = 1.0
+WATCH_TICK = 0.1
+# A writer that died is replaced at once, but not more often than this.
+RESPAWN_GAP = 0.5
 START_TIMEOUT = 15.0
 MAX_GROUP = 5000
 # How long journaled records may wait for the store before requests are refused. The
@@ -116,7 +124,11 @@ class AuditLog:
         self._reader: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._ids = 0
-        self._heard_at = 0.0  # when the writer last said anything
+        self._heard_at = 0.0  # when the writer last said anything but a heartbeat
+        self._silent = 0.0  # seconds listened to without a word, heartbeats included
+        self._spawned_at = -RESPAWN_GAP
+        self._spawn_lock = asyncio.Lock()
+        self._writer_gone = asyncio.Event()  # wakes the duties loop to start another
         self._failing_since: float | None = None
         self._since_checkpoint = 0
         self._closed = False
@@ -150,6 +162,7 @@ class AuditLog:
             self._failed(exc)
 
     async def _spawn(self) -> None:
+        self._spawned_at = time.monotonic()
         journal = self._journal
         if journal is None:
             raise AuditUnavailable("the audit journal cannot be opened")
@@ -170,6 +183,7 @@ class AuditLog:
             raise AuditUnavailable("the audit log is closed")
         self._writer = writer
         self._heard_at = time.monotonic()
+        self._silent = 0.0
         self._reader = asyncio.create_task(self._read_replies(writer), name="audit-replies")
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.create_task(self._watch(), name="audit-watchdog")
@@ -261,13 +275,26 @@ class AuditLog:
         await self._call("drain")
 
     async def _watch(self) -> None:
-        """Kill a writer that stopped answering or chaining; its reply reader then fails
-        what was in flight, and the duties loop starts another. A task of its own:
-        nothing that waits on the writer can delay it."""
+        """Kill a writer that stopped (no heartbeat for :data:`HEARTBEAT_LIMIT`) or that
+        runs but stopped answering or chaining; its reply reader then fails what was in
+        flight, and the duties loop starts another. A task of its own: nothing that
+        waits on the writer can delay it.
+
+        Silence is counted in ticks, and a tick that comes late (this event loop was
+        busy) counts for at most two: the beats sent meanwhile are still unread in the
+        pipe, and must not be taken for silence."""
+        last = time.monotonic()
         while not self._closed:
-            await asyncio.sleep(PROBE_SECONDS / 2)
+            await asyncio.sleep(WATCH_TICK)
+            now = time.monotonic()
+            elapsed, last = min(now - last, 2 * WATCH_TICK), now
             writer = self._writer
             if writer is None or writer.returncode is not None:
+                continue
+            self._silent += elapsed
+            if self._silent >= HEARTBEAT_LIMIT:
+                writer.report_lost(f"no heartbeat for {self._silent:.1f} s; killing it")
+                writer.kill()
                 continue
             # A writer at work says something at least every WRITE_TIMEOUT: how far it
             # got, or that a pass failed (a locked store fails a pass after that long).
@@ -297,9 +324,12 @@ class AuditLog:
                     if self._closed and not in_flight:
                         return  # stopped on purpose
                     raise
-                self._heard_at = time.monotonic()
+                self._silent = 0.0
                 if not isinstance(reply, list) or len(reply) != 3:
                     raise AuditUnavailable("the audit writer answered out of turn")
+                if reply[0] == 0 and reply[1] == "alive":
+                    continue  # a heartbeat: it runs, which says nothing of its work
+                self._heard_at = time.monotonic()
                 if reply[0] == 0:
                     if reply[1] == "chained":
                         self._chained(int(reply[2][0]), int(reply[2][1]))
@@ -332,6 +362,7 @@ class AuditLog:
                 log.error("audit reply reader failed", exc_info=exc)
             if self._writer is writer:
                 self._writer = None
+                self._writer_gone.set()
             failed = [future for _, _, future, _ in in_flight]
             in_flight.clear()
             _settle(failed, error=AuditUnavailable("the audit writer failed"))
@@ -360,8 +391,9 @@ class AuditLog:
         if not self._open_journal():
             return
         try:
-            if self._writer is None:
-                await self._spawn()
+            async with self._spawn_lock:  # the duties loop and a caller at once: one writer
+                if self._writer is None:
+                    await self._spawn()
             await self._call("probe")
         except AuditUnavailable:
             return
@@ -402,7 +434,15 @@ class AuditLog:
         is logged and the next one tries again."""
         last_checkpoint = time.monotonic()
         while True:
-            await asyncio.sleep(PROBE_SECONDS)
+            # every PROBE_SECONDS, or at once when the writer is gone (died or killed as
+            # hung): records wait in the journal meanwhile, and requests are refused once
+            # they have waited LAG_LIMIT
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_SECONDS):
+                    await self._writer_gone.wait()
+            if self._writer_gone.is_set():
+                self._writer_gone.clear()
+                await asyncio.sleep(max(0.0, self._spawned_at + RESPAWN_GAP - time.monotonic()))
             try:
                 last_checkpoint = await self._duties(last_checkpoint)
             except (HsmError, AuditUnavailable, OSError) as exc:

@@ -16,8 +16,15 @@ stdin/stdout:
 - child → parent: ``[id, "ok", value]`` (``None``; ``[seq, hash]`` or ``None``; ``None``)
   or ``[id, "error", message]``; and unasked, with id 0, ``[0, "chained", [n, offset]]``
   when the worker's journal is chained up to file ``n``'s ``offset`` (after progress, or
-  after a failure mended) and ``[0, "error", message]`` after each pass that failed. A
+  after a failure mended), ``[0, "error", message]`` after each pass that failed, and
+  ``[0, "alive", None]`` every :data:`HEARTBEAT_SECONDS` from a thread of its own. A
   message never quotes a record.
+
+The heartbeat says the process runs, not that it chains: it goes on while a pass waits
+out a locked store (the worker must not take that for a hang), and stops only when the
+whole process does (SIGSTOP, a freeze), which the worker then sees within a second
+(``sealgate.gateway.audit.HEARTBEAT_LIMIT``) instead of after the 10 s a silent pass
+may take.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import select
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,6 +54,7 @@ from sealgate.verify.sqlite_toolkit import Checkpointer, connect, write_transact
 POLL_BUSY = 0.02  # after a pass that chained something: big enough passes to share a commit
 POLL_IDLE = 0.05
 RETRY_SECONDS = 0.25  # after a failed pass
+HEARTBEAT_SECONDS = 0.2
 FORGET_FINISHED_SECONDS = 7 * 24 * 3600
 _FAILURES = (sqlite3.Error, OSError, frames.ProtocolError, ValueError, TypeError, KeyError)
 
@@ -180,8 +189,30 @@ class Follower:
             os.close(self._fd)
 
 
+class Output:
+    """Frames to the worker, from the chaining thread and the heartbeat's alike: one
+    lock, so that two frames never interleave on the pipe."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, obj: Any) -> None:
+        with self._lock:
+            frames.write_frame(self._stream, obj)
+
+
+def beat(out: Output, stop: threading.Event) -> None:
+    """The heartbeat thread: ``[0, "alive", None]`` until ``stop`` or the pipe breaks."""
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            out.write([0, "alive", None])
+        except (OSError, ValueError):  # the worker is gone, or stdout closed at exit
+            return
+
+
 class Writer:
-    def __init__(self, conn: sqlite3.Connection, follower: Follower, out: BinaryIO) -> None:
+    def __init__(self, conn: sqlite3.Connection, follower: Follower, out: Output) -> None:
         self._conn = conn
         self._follower = follower
         self._out = out
@@ -194,11 +225,11 @@ class Writer:
             progressed = self._follower.chain()
         except _FAILURES as exc:
             # every time: it is also the worker's sign that this writer is not hung
-            frames.write_frame(self._out, [0, "error", _message(exc)])
+            self._out.write([0, "error", _message(exc)])
             self.failing = True
             raise
         if progressed or self.failing:
-            frames.write_frame(self._out, [0, "chained", [self._follower.n, self._follower.offset]])
+            self._out.write([0, "chained", [self._follower.n, self._follower.offset]])
         self.failing = False
         return progressed
 
@@ -216,7 +247,7 @@ class Writer:
             reply = [call_id, "ok", value]
         except _FAILURES as exc:
             reply = [call_id, "error", _message(exc)]
-        frames.write_frame(self._out, reply)
+        self._out.write(reply)
 
     def serve(self, stdin: int) -> None:
         """Until the worker closes stdin: answer its calls, chain its journal."""
@@ -252,17 +283,22 @@ def main(argv: list[str] | None = None) -> int:
     # the writer before them. A worker that dies closes stdin too.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    stdout = sys.stdout.buffer
+    stdout = Output(sys.stdout.buffer)
     sys.stdout = sys.stderr  # stray prints must not corrupt the frames
     try:
         store = open_store_with_timeout(args[0], float(args[1]))
         follower = Follower(store, Path(args[2]))
     except (sqlite3.Error, OSError, IndexError, ValueError) as exc:
-        frames.write_frame(stdout, ["error", type(exc).__name__])
+        stdout.write(["error", type(exc).__name__])
         return 2
     # Every second, beside the writer: the store's WAL never waits inside a pass's commit.
     checkpoints = Checkpointer(Path(args[0]), name="audit-checkpoints")
-    frames.write_frame(stdout, ["ready"])
+    stdout.write(["ready"])
+    stop_beating = threading.Event()
+    heartbeat = threading.Thread(
+        target=beat, args=(stdout, stop_beating), name="heartbeat", daemon=True
+    )
+    heartbeat.start()
     writer = Writer(store, follower, stdout)
     try:
         finish_orphans(store, Path(args[2]).parent)
@@ -283,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     except _FAILURES as exc:
         print(f"audit writer: journal left for the next writer ({_message(exc)})", file=sys.stderr)
     finally:
+        stop_beating.set()
         checkpoints.close()
         store.close()
     return status

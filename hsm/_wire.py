@@ -8,7 +8,10 @@ Every message is a frame of :mod:`sealgate.hsm.frames`.
 3. parent → child: ``[batch_id, items]``; an item is ``[label, digest]``, or ``None`` for
    a readiness probe (:meth:`~sealgate.hsm.keystore.Keystore.check`).
 4. child → parent: ``[batch_id, results]``, one result per item in order: the signature
-   (``bytes``; empty for a probe) or ``[code, message]``.
+   (``bytes``; empty for a probe) or ``[code, message]``. Before it, while a batch takes
+   longer than :data:`sealgate.hsm.worker.PROGRESS_SECONDS`, ``[0, done]`` every that
+   often (batch ids start at 1): how many of its items are signed, so that the parent
+   can tell a long batch from a hung child without a timeout that grows with the batch.
 """
 
 from __future__ import annotations

@@ -31,6 +31,17 @@ logger = logging.getLogger(__name__)
 
 DIGEST_LEN = 32
 
+#: How long a signing process may say nothing while work waits on it before it is taken
+#: for hung, killed and replaced. It speaks at least every
+#: :data:`sealgate.hsm.worker.PROGRESS_SECONDS` (0.1 s) while it signs, so this is ten
+#: missed words: a child starved by a loaded machine (2 cores, every process busy) is
+#: late by tens of milliseconds, a stopped (SIGSTOP) or wedged one for ever. Silence is
+#: counted only while this process listens, in tenths of the limit (so a child is given up
+#: on after 0.9 to 1.1 s of silence; see :meth:`ProcessSigningService._watch_stall`).
+STALL_TIMEOUT = 1.0
+#: How long closing waits for the batch in flight (a progressing child is never cut off).
+CLOSE_WAIT = 30.0
+
 
 class SigningService(ABC):
     """Asynchronous signing of SHA-256 digests by labelled keys.
@@ -114,6 +125,7 @@ class _Child:
     in_flight: list[_Call] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     lost: bool = False  # no longer accepts work: died, broke the protocol, or closed
+    silent: float = 0.0  # seconds listened to without a word while work was in flight
 
 
 class ProcessSigningService(SigningService):
@@ -126,10 +138,11 @@ class ProcessSigningService(SigningService):
     not sooner than ``restart_backoff`` seconds after the previous start: calls inside that
     window fail fast with ``HsmUnavailable.retry_after`` set.
 
-    A child that has not answered a batch within ``batch_timeout`` plus
-    ``signature_timeout`` a signature is taken for hung and replaced: a few seconds for
-    the usual batch, where a fixed 30 s kept every seal of a hung token waiting that long
-    (an RSA-3072 signature takes SoftHSM2 a few ms; P-256 a tenth of one).
+    A child that says nothing for ``stall_timeout`` seconds while a batch waits on it is
+    taken for hung (stopped, or wedged in its token), killed and replaced, and everything
+    pending fails at once. A child at work says how far it got every 0.1 s, so the bound
+    is the same for a batch of 1 and of 1,000: a limit that grew with the batch (3 s plus
+    20 ms a signature) kept a batch of 1,000 waiting 23 s for its 503.
     """
 
     def __init__(
@@ -139,15 +152,13 @@ class ProcessSigningService(SigningService):
         max_batch: int = 1024,
         restart_backoff: float = 0.5,
         start_timeout: float = 30.0,
-        batch_timeout: float = 3.0,
-        signature_timeout: float = 0.02,
+        stall_timeout: float = STALL_TIMEOUT,
     ) -> None:
         self._config = config
         self._max_batch = max_batch
         self._restart_backoff = restart_backoff
         self._start_timeout = start_timeout
-        self._batch_timeout = batch_timeout
-        self._signature_timeout = signature_timeout
+        self._stall_timeout = stall_timeout
         self._queue: collections.deque[_Call] = collections.deque()
         self._wakeup = asyncio.Event()
         self._spawn_lock = asyncio.Lock()
@@ -217,9 +228,9 @@ class ProcessSigningService(SigningService):
             return
         pump = child.tasks[0]
         # Let the batch in flight finish, then close stdin: the child's clean exit.
+        # (a hung one is given up on by its stall watch meanwhile, which ends the pump)
         with contextlib.suppress(TimeoutError):
-            limit = self._batch_timeout + self._signature_timeout * self._max_batch
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(CLOSE_WAIT):
                 await asyncio.shield(pump)
         self._lose(child, "signing service closed", warn=False)
         if self._stopping:
@@ -287,6 +298,7 @@ class ProcessSigningService(SigningService):
         child.tasks = [
             asyncio.create_task(self._pump(child), name=f"hsm-pump-{process.pid}"),
             asyncio.create_task(self._watch(child), name=f"hsm-watch-{process.pid}"),
+            asyncio.create_task(self._watch_stall(child), name=f"hsm-stall-{process.pid}"),
         ]
         self._child = child
         return child
@@ -311,13 +323,18 @@ class ProcessSigningService(SigningService):
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
+                child.silent = 0.0
                 child.in_flight = batch
                 batch_id = next(self._batch_ids)
                 process.send([batch_id, [call.item for call in batch]])
-                limit = self._batch_timeout + self._signature_timeout * len(batch)
-                async with asyncio.timeout(limit):
-                    await process.drain()
+                # No timeout here: _watch_stall gives up on a silent child, whatever
+                # the batch's size, and cancels this task.
+                await process.drain()
+                while True:
                     reply = await process.read()
+                    child.silent = 0.0
+                    if not (isinstance(reply, list) and len(reply) == 2 and reply[0] == 0):
+                        break  # not word of progress ([0, done]): the answer
                 if (
                     not isinstance(reply, list)
                     or len(reply) != 2
@@ -347,8 +364,39 @@ class ProcessSigningService(SigningService):
         if not child.in_flight:
             self._lose(child, describe_exit(returncode))
 
-    def _lose(self, child: _Child, reason: str, *, warn: bool = True) -> None:
-        """Retire a child: fail its pending calls, stop its tasks, end the process."""
+    async def _watch_stall(self, child: _Child) -> None:
+        """Give up on a child that says nothing for ``stall_timeout`` while work waits.
+
+        Silence is counted in ticks of a tenth of the limit, and a tick that comes late
+        (this event loop was busy: preparing a batch of 1,000 proofs, say) counts for at
+        most two: what the child said meanwhile is still unread in the pipe, and must not
+        be taken for silence. A stopped child is found within the limit plus a tick or
+        two; under a loop that lags throughout, within ten ticks, however long they are.
+        """
+        loop = asyncio.get_running_loop()
+        tick = self._stall_timeout / 10
+        last = loop.time()
+        while not child.lost:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            elapsed, last = min(now - last, 2 * tick), now
+            if not child.in_flight:
+                child.silent = 0.0
+                continue
+            child.silent += elapsed
+            if child.silent >= self._stall_timeout:
+                outstanding = len(child.in_flight)
+                self._lose(
+                    child,
+                    f"silent for {child.silent:.1f} s with {outstanding} signatures "
+                    "outstanding; killed",
+                    hung=True,
+                )
+                return
+
+    def _lose(self, child: _Child, reason: str, *, warn: bool = True, hung: bool = False) -> None:
+        """Retire a child: fail its pending calls, stop its tasks, end the process (at
+        once if ``hung``: closing its stdin would only wait out the grace period)."""
         if child.lost:
             return
         child.lost = True
@@ -364,6 +412,8 @@ class ProcessSigningService(SigningService):
             if task is not current:
                 task.cancel()
         if child.process.returncode is None:
+            if hung:
+                child.process.kill()  # SIGKILL ends a stopped process too
             stopping = asyncio.get_running_loop().create_task(child.process.stop())
             self._stopping.add(stopping)
             stopping.add_done_callback(self._stopping.discard)

@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from sealgate.hsm import _wire, frames
@@ -26,12 +28,24 @@ EXIT_CONFIG = 2  # could not open the keystore
 EXIT_UNAVAILABLE = 3  # the token failed: exit so the parent starts a fresh process
 EXIT_PROTOCOL = 4
 
+#: How often a batch still being signed says how far it got (``[0, done]``): the parent
+#: takes a child silent for :data:`sealgate.hsm.service.STALL_TIMEOUT` with work
+#: outstanding for hung, whatever the batch's size, so a long batch must keep talking.
+PROGRESS_SECONDS = 0.1
 
-def _sign_batch(keystore: Keystore, items: list[Any]) -> tuple[list[Any], bool]:
-    """Sign every item in order; returns the results and whether the token failed."""
+
+def _sign_batch(
+    keystore: Keystore, items: list[Any], progress: Callable[[int], None] | None = None
+) -> tuple[list[Any], bool]:
+    """Sign every item in order; returns the results and whether the token failed.
+    ``progress(done)`` is called every :data:`PROGRESS_SECONDS` while the batch lasts."""
     results: list[Any] = []
     token_failed = False
+    said_at = time.monotonic()
     for item in items:
+        if progress is not None and time.monotonic() - said_at >= PROGRESS_SECONDS:
+            progress(len(results))
+            said_at = time.monotonic()
         try:
             if item is None:
                 keystore.check()
@@ -64,7 +78,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     with keystore:
         while (request := frames.read_frame(stdin)) is not None:
             batch_id, items = request
-            results, token_failed = _sign_batch(keystore, items)
+            results, token_failed = _sign_batch(keystore, items, lambda done: send([0, done]))
             send([batch_id, results])
             if token_failed:
                 logger.warning("token unavailable; exiting so that a fresh process logs in")

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import TypeVar
@@ -147,8 +148,8 @@ async def test_killed_child_fails_pending_calls_then_recovers(
 async def test_a_hung_child_is_given_up_on_in_seconds_then_replaced(
     softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
 ) -> None:
-    """A signing process that stops answering (SIGSTOP: alive, silent) fails the seal in
-    the batch's few seconds, not in a fixed 30."""
+    """A signing process that stops answering (SIGSTOP: alive, silent) fails the seal
+    once it has been silent for the stall limit, not in a fixed 30 s."""
     async with ProcessSigningService(softhsm_token, restart_backoff=0.5) as service:
         hung = service.pid
         assert hung is not None
@@ -164,6 +165,74 @@ async def test_a_hung_child_is_given_up_on_in_seconds_then_replaced(
         signature = await retry_unavailable(lambda: service.sign_digest(label, digest))
         verify(token_keys[label], digest, signature)
         assert service.pid not in (None, hung)
+
+
+async def stopped_batch(
+    service: ProcessSigningService, items: list[tuple[str, bytes]]
+) -> tuple[float, BaseException | None]:
+    """``items`` sent to the signing process stopped (the batch it is sent: nothing else
+    in flight); how long until the call ended, and what it raised. Then recovered."""
+    hung = service.pid
+    assert hung is not None
+    os.kill(hung, signal.SIGSTOP)
+    started = time.monotonic()
+    error: BaseException | None = None
+    try:
+        await asyncio.wait_for(service.sign_digests(items), timeout=60)
+    except HsmUnavailable as exc:
+        error = exc
+    finally:
+        waited = time.monotonic() - started
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGCONT)
+    await retry_unavailable(lambda: service.sign_digests(items[:1]))
+    assert service.pid not in (None, hung)
+    return waited, error
+
+
+async def test_a_stopped_child_fails_a_batch_of_1000_no_later_than_one_of_10(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    labels = list(token_keys)
+    items = [
+        (labels[i % len(labels)], hashlib.sha256(f"stopped {i}".encode()).digest())
+        for i in range(1000)
+    ]
+    async with ProcessSigningService(softhsm_token, restart_backoff=0.1) as service:
+        # the margin: what signing 1,000 costs when nothing is wrong, measured here
+        started = time.monotonic()
+        await service.sign_digests(items)
+        healthy = time.monotonic() - started
+        small, small_error = await stopped_batch(service, items[:10])
+        large, large_error = await stopped_batch(service, items)
+    print(f"\nstopped child: 10 failed after {small:.3f} s, 1000 after {large:.3f} s")
+    assert isinstance(small_error, HsmUnavailable)
+    assert isinstance(large_error, HsmUnavailable)
+    assert "silent for" in str(large_error)
+    # 3 s + 20 ms a signature (23 s for 1,000) would fail this
+    assert large <= small + healthy
+
+
+async def test_a_long_batch_that_keeps_signing_is_not_taken_for_hung(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    """A batch far longer than the stall limit (RSA-3072, a few ms a signature) is left
+    to finish: the child says how far it got while it signs."""
+    rsa = [lb for lb, info in token_keys.items() if info.algorithm is KeyAlgorithm.RSA_3072]
+    if not rsa:
+        pytest.skip("token lacks RSA")
+    items = [(rsa[0], hashlib.sha256(f"long {i}".encode()).digest()) for i in range(1000)]
+    async with ProcessSigningService(softhsm_token, stall_timeout=0.3) as service:
+        await service.check()
+        pid = service.pid
+        started = time.monotonic()
+        signatures = await service.sign_digests(items)
+        took = time.monotonic() - started
+        assert service.pid == pid, "a child at work was taken for hung"
+    print(f"\n1000 RSA-3072 signatures in {took:.3f} s under a 0.3 s stall limit")
+    for (label, digest), signature in zip(items[:5], signatures, strict=False):
+        verify(token_keys[label], digest, signature)
+    assert took > 0.3, "the batch was too short to show anything; sign more"
 
 
 async def test_restart_backoff_fails_fast_with_retry_after(

@@ -45,6 +45,7 @@ from sealgate.gateway.requests import (
     MAX_PROOF_TYPE,
     MAX_REASON,
 )
+from sealgate.verify.lifecycle import DERIVED
 from sealgate.verify.registry import Status
 
 __all__ = ["EXAMPLE_CODE", "OPENAPI", "PROBLEM_CODES"]
@@ -194,7 +195,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "The issuing office changes a proof's status",
                 "description": "valid ⇄ pledged; valid → changed (superseded_by: a newer "
                 "valid proof of the same holder and type); → revoked | cancelled | abolished "
-                "(terminal, 409 afterwards). 'expired' is derived from valid_until.",
+                "(terminal, 409 afterwards). 'expired' (from valid_until on) and "
+                "'not-yet-valid' (before valid_from) are derived, never set; a proof not yet "
+                "valid cannot be pledged (409 not-yet-valid).",
                 "security": BEARER,
                 "parameters": [CODE_PARAMETER],
                 "requestBody": {
@@ -204,7 +207,7 @@ OPENAPI: dict[str, Any] = {
                             "schema": object_schema(
                                 {
                                     "status": {
-                                        "enum": [s.value for s in Status if s is not Status.EXPIRED]
+                                        "enum": [s.value for s in Status if s not in DERIVED]
                                     },
                                     "reason": text_schema(MAX_REASON),
                                     "superseded_by": nullable(text_schema(MAX_CODE_TEXT)),

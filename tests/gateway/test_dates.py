@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import load_settings
+from sealgate.gateway.home import HomeError, load_settings
 from sealgate.gateway.keys import REGISTRY
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
@@ -291,8 +291,6 @@ async def test_every_201_shows_the_status_a_verification_shows_right_after(
 
 
 def test_archival_issuance_is_read_from_the_config_and_off_by_default(tmp_path: Path) -> None:
-    from sealgate.gateway.home import HomeError
-
     home = tmp_path / "home"
     home.mkdir()
     config = home / "config.toml"

@@ -38,11 +38,6 @@ def in_force(clock: Clock) -> dict[str, str]:
     }
 
 
-def first_moment(day: dt.date) -> float:
-    """00:00 China Standard Time of ``day``."""
-    return dt.datetime.combine(day, dt.time(), LOCAL_ZONE).timestamp()
-
-
 _serials = itertools.count(1)
 
 

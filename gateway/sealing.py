@@ -103,9 +103,7 @@ def _json_string(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
 
 
-def proofs_json(
-    proofs: list[ProofRecord], codes: list[str], *, batch: bool, at: float
-) -> bytes:
+def proofs_json(proofs: list[ProofRecord], codes: list[str], *, batch: bool, at: float) -> bytes:
     """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof.
     ``codes`` are the proofs' hyphenated codes (the audit record needs them too)."""
     if not batch:

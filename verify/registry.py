@@ -63,9 +63,7 @@ class Status(enum.StrEnum):
     ABOLISHED = "abolished"
 
 
-def derived_status(
-    stored: Status, valid_from: str, expires_at: float | None, now: float
-) -> Status:
+def derived_status(stored: Status, valid_from: str, expires_at: float | None, now: float) -> Status:
     """The status a checker sees at ``now``: the one place the dates are applied.
 
     ``expired`` once a valid or pledged proof is past ``valid_until``; ``not-yet-valid``

@@ -8,12 +8,14 @@ reached by moving it, not by waiting. Days are China Standard Time's, as the dat
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -25,6 +27,7 @@ from sealgate.verify.directory import Role
 from sealgate.verify.validity import LOCAL_ZONE
 from tests.gateway.clock import DAY, Clock, first_moment
 from tests.gateway.conftest import Demo, GatewayClient, proof_request
+from tests.gateway.serving import free_port, serving
 
 Client = TestClient[Any, Any]
 TYPE = "无犯罪记录证明"
@@ -297,3 +300,79 @@ def test_archival_issuance_is_read_from_the_config_and_off_by_default(tmp_path: 
     config.write_text('archival_issuance = "ture"\n', encoding="utf-8")
     with pytest.raises(HomeError, match="archival_issuance"):
         load_settings(home)
+
+
+@pytest.mark.processes
+@pytest.mark.slow
+async def test_a_served_gateway_under_a_mix_of_dates_acknowledges_exactly_what_it_stores(
+    demo: Demo,
+) -> None:
+    """`sealgate serve` (two workers, the real clock) under concurrent sealings: ended,
+    starting in two days, in force, and batches with one ended item. Every 201's proofs
+    are stored and nothing else is; each 201 status is what verify answers; every proof
+    not yet valid refuses its pledge."""
+    today = Clock(time.time()).today
+    periods: dict[str, dict[str, str]] = {
+        "ended": {"valid_from": str(today - 40 * DAY), "valid_until": str(today - DAY)},
+        # two days ahead: a run that crosses midnight still finds them not yet valid
+        "ahead": {"valid_from": str(today + 2 * DAY), "valid_until": str(today + 90 * DAY)},
+        "current": {"valid_from": str(today - 5 * DAY), "valid_until": str(today + 90 * DAY)},
+    }
+    kinds = [*periods, "batch with one ended", "batch"]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    registry = demo.settings.open_registry()
+    answers: list[tuple[str, int, Any]] = []
+    try:
+        before = await registry.count()
+        with serving(demo.home, port, workers=2):
+            async with aiohttp.ClientSession() as session:
+                limit = asyncio.Semaphore(6)
+
+                async def seal(index: int) -> None:
+                    kind = kinds[index % len(kinds)]
+                    body: Any = proof_request(demo.proof_seal, **periods.get(kind, {}))
+                    if kind.startswith("batch"):
+                        last = periods["ended" if kind.endswith("ended") else "ahead"]
+                        body = {
+                            "items": [
+                                *(proof_request(demo.proof_seal, **periods["current"]),) * 4,
+                                proof_request(demo.proof_seal, **last),
+                            ]
+                        }
+                    async with (
+                        limit,
+                        session.post(
+                            f"{url}/v1/certificates", json=body, headers=demo.auth(Role.SIGNER)
+                        ) as response,
+                    ):
+                        answers.append((kind, response.status, await response.json()))
+
+                await asyncio.gather(*(seal(i) for i in range(60)))
+                sealed = [
+                    (proof["code"], proof["status"])
+                    for _, status, body in answers
+                    if status == 201
+                    for proof in body.get("items", [body])
+                ]
+                for code, shown in sealed:
+                    async with session.get(
+                        f"{url}/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER)
+                    ) as response:
+                        assert (await response.json())["status"] == shown, code
+                    if shown == "not-yet-valid":
+                        async with session.post(
+                            f"{url}/v1/certificates/{code}/status",
+                            json={"status": "pledged", "reason": "测试"},
+                            headers=demo.auth(Role.ISSUER),
+                        ) as response:
+                            assert response.status == 409
+                            assert (await response.json())["code"] == "not-yet-valid"
+        refused = {kind for kind, status, _ in answers if status != 201}
+        assert refused == {"ended", "batch with one ended"}
+        assert all(body["code"] == "validity-ended" for _, s, body in answers if s != 201)
+        assert len(answers) == 60
+        assert sorted({shown for _, shown in sealed}) == ["not-yet-valid", "valid"]
+        assert await registry.count() - before == len(sealed) == 12 * 1 + 12 * 1 + 12 * 5
+    finally:
+        await registry.close()

@@ -95,6 +95,10 @@ OPENAPI: dict[str, Any] = {
         "/v1/certificates": {
             "post": {
                 "summary": f"Seal and register one proof, or a batch of up to {MAX_BATCH:,}",
+                "description": "A proof whose valid_until has already passed is refused, the "
+                "whole batch with it (422 validity-ended), unless the city issues for the "
+                "archive (archival_issuance): then it is sealed and shows expired. Each "
+                "201 status is what a verification shows at that moment.",
                 "security": BEARER,
                 "parameters": [
                     {
@@ -241,6 +245,8 @@ OPENAPI: dict[str, Any] = {
         "/v1/proofs": {
             "get": {
                 "summary": "Reuse: the holder's current valid proofs of a type",
+                "description": "Only proofs in force now: none expired, none whose "
+                "valid_from is still ahead (not-yet-valid).",
                 "security": BEARER,
                 "parameters": [
                     {

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,7 @@ from sealgate.gateway.keys import (
     AUTH,
     CATALOG,
     CHECKER,
+    CLOCK,
     FAILED_LOOKUPS,
     HOLDER_KEYS,
     LOOKUP,
@@ -118,10 +120,16 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             signing=signing,
             codes=codes,
             holder_keys=holder_keys,
+            clock=app[CLOCK],
+            archival_issuance=settings.archival_issuance,
         )
-        checker = StatusChecker(codes=codes, lookup=lookup, registry=registry, catalog=catalog)
+        checker = StatusChecker(
+            codes=codes, lookup=lookup, registry=registry, catalog=catalog, clock=app[CLOCK]
+        )
         app[CHECKER] = checker
-        app[VERIFY] = VerifyEndpoint(auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS])
+        app[VERIFY] = VerifyEndpoint(
+            auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]
+        )
 
         async def refresh_catalog() -> None:
             while True:
@@ -168,11 +176,19 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
-def create_app(settings: Settings, *, signing: SigningService | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    *,
+    signing: SigningService | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
     """The gateway's application. ``signing`` replaces the signing process (the seam
-    through which tests inject HSM faults); by default each worker starts its own."""
+    through which tests inject HSM faults); by default each worker starts its own.
+    ``clock`` is "now" for the proofs' dates (the seam through which tests reach a
+    proof's first day without waiting for it)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[gateway_middleware])
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     if signing is not None:
         app[SIGNING_OVERRIDE] = signing
     app[METRICS] = Metrics()

@@ -70,6 +70,10 @@ class Settings:
     token_label: str
     database_url: str
     redis_url: str | None
+    # A city setting (config.toml ``archival_issuance = true``): seal proofs whose
+    # validity has already ended, recorded after the fact, which then show "expired".
+    # Off by default: such a request is refused 422 ``validity-ended``.
+    archival_issuance: bool = False
 
     @property
     def database_kind(self) -> str:
@@ -230,4 +234,16 @@ def load_settings(
         token_label=str(config.get("token_label", "sealgate")),
         database_url=db or f"sqlite:///{home / 'registry.db'}",
         redis_url=redis,
+        archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
     )
+
+
+def _flag(value: object, key: str) -> bool:
+    """A yes/no setting: a TOML boolean, or the text "true"/"false" (write_config writes
+    every value as text). Anything else is refused: a misspelt "ture" must not quietly
+    mean "no" for a rule about what may be sealed."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise HomeError(f"{CONFIG_NAME}: {key} must be true or false, not {value!r}")

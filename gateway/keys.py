@@ -6,6 +6,8 @@ nothing lives in module globals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
 from sealgate.cache.lookup import CachedLookup
@@ -36,3 +38,6 @@ HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFY = web.AppKey("verify", VerifyEndpoint)
+# "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
+# unless a test injects a clock of its own.
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

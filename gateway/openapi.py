@@ -45,6 +45,7 @@ from sealgate.gateway.requests import (
     MAX_PROOF_TYPE,
     MAX_REASON,
 )
+from sealgate.verify.lifecycle import DERIVED
 from sealgate.verify.registry import Status
 
 __all__ = ["EXAMPLE_CODE", "OPENAPI", "PROBLEM_CODES"]
@@ -94,6 +95,10 @@ OPENAPI: dict[str, Any] = {
         "/v1/certificates": {
             "post": {
                 "summary": f"Seal and register one proof, or a batch of up to {MAX_BATCH:,}",
+                "description": "A proof whose valid_until has already passed is refused, the "
+                "whole batch with it (422 validity-ended), unless the city issues for the "
+                "archive (archival_issuance): then it is sealed and shows expired. Each "
+                "201 status is what a verification shows at that moment.",
                 "security": BEARER,
                 "parameters": [
                     {
@@ -194,7 +199,9 @@ OPENAPI: dict[str, Any] = {
                 "summary": "The issuing office changes a proof's status",
                 "description": "valid ⇄ pledged; valid → changed (superseded_by: a newer "
                 "valid proof of the same holder and type); → revoked | cancelled | abolished "
-                "(terminal, 409 afterwards). 'expired' is derived from valid_until.",
+                "(terminal, 409 afterwards). 'expired' (from valid_until on) and "
+                "'not-yet-valid' (before valid_from) are derived, never set; a proof not yet "
+                "valid cannot be pledged (409 not-yet-valid).",
                 "security": BEARER,
                 "parameters": [CODE_PARAMETER],
                 "requestBody": {
@@ -204,7 +211,7 @@ OPENAPI: dict[str, Any] = {
                             "schema": object_schema(
                                 {
                                     "status": {
-                                        "enum": [s.value for s in Status if s is not Status.EXPIRED]
+                                        "enum": [s.value for s in Status if s not in DERIVED]
                                     },
                                     "reason": text_schema(MAX_REASON),
                                     "superseded_by": nullable(text_schema(MAX_CODE_TEXT)),
@@ -238,6 +245,8 @@ OPENAPI: dict[str, Any] = {
         "/v1/proofs": {
             "get": {
                 "summary": "Reuse: the holder's current valid proofs of a type",
+                "description": "Only proofs in force now: none expired, none whose "
+                "valid_from is still ahead (not-yet-valid).",
                 "security": BEARER,
                 "parameters": [
                     {

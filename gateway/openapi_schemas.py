@@ -16,13 +16,12 @@ from sealgate.gateway.requests import (
     MAX_PURPOSE,
     MAX_SEAL_ID,
     MAX_TEXT,
-    RFC3339_DATE,
-    RFC3339_DATE_TIME,
 )
 from sealgate.verify.code import CROCKFORD_ALPHABET, is_well_formed
 from sealgate.verify.directory import KeyState, SealKind
 from sealgate.verify.holders import HolderKind
 from sealgate.verify.registry import Status
+from sealgate.verify.validity import RFC3339_DATE, RFC3339_DATE_TIME
 
 Schema = dict[str, Any]
 
@@ -47,10 +46,10 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     404: ("unknown-code", "not-found"),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
-    409: ("status-terminal", "transition-not-allowed"),
+    409: ("status-terminal", "transition-not-allowed", "not-yet-valid"),
     413: ("body-too-large",),
     417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
-    422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof"),
+    422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof", "validity-ended"),
     429: ("too-many-failed-lookups",),
     503: (
         "hsm-unavailable",
@@ -68,7 +67,7 @@ _PROBLEM_DESCRIPTIONS = {
     404: "No such proof (malformed, forged and unregistered codes alike) or path",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
-    409: "The proof's status does not allow that change",
+    409: "The proof's status (or its not having started yet) does not allow that change",
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
@@ -223,7 +222,12 @@ PROOF_REQUEST = object_schema(
 SEALED = object_schema(
     {
         "code": _CODE,
-        "status": _STATUS,
+        "status": {
+            **_STATUS,
+            "description": "As a verification shows it at that moment: valid, not-yet-valid "
+            "(valid_from ahead), expired (archival issuance only: otherwise a proof already "
+            "ended is refused 422 validity-ended), or on a replay any change made since",
+        },
         "issued_at": _INSTANT_ANSWER,
         "seal_id": {"type": "string"},
         "document": {

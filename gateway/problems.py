@@ -21,7 +21,13 @@ from sealgate.crypto.errors import ContentError, ProofError
 from sealgate.errors import Error
 from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.directory import DirectoryUnavailable
-from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.lifecycle import (
+    InvalidSupersession,
+    NotYetValid,
+    TerminalStatus,
+    TransitionNotAllowed,
+    ValidityEnded,
+)
 from sealgate.verify.registry import (
     IdempotencyConflict,
     ProofNotFound,
@@ -130,6 +136,8 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(403, "not-your-office", "This proof was issued by another office")
     if isinstance(exc, TerminalStatus):
         return Problem(409, "status-terminal", "The proof's status is final", str(exc))
+    if isinstance(exc, NotYetValid):
+        return Problem(409, "not-yet-valid", "The proof is not valid yet", str(exc))
     if isinstance(exc, TransitionNotAllowed):
         return Problem(409, "transition-not-allowed", "That status change is not allowed", str(exc))
     if isinstance(exc, InvalidSupersession):
@@ -139,6 +147,16 @@ def problem_for(exc: Exception) -> Problem | None:
             "superseded_by must name a newer valid proof",
             str(exc),
             field="superseded_by",
+        )
+    if isinstance(exc, ValidityEnded):
+        # Not retryable: the same request is refused every time (the city may ask for
+        # archival issuance instead, docs/deployment.md).
+        return Problem(
+            422,
+            "validity-ended",
+            "The proof's validity has already ended",
+            exc.message,
+            field=exc.field,
         )
     if isinstance(exc, ContentError):
         return Problem(400, "invalid-request", "The request is invalid", str(exc))

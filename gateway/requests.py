@@ -6,13 +6,10 @@ fix the request; nothing from a refused request is stored.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sealgate.errors import Error
 from sealgate.verify.holders import (
@@ -21,6 +18,7 @@ from sealgate.verify.holders import (
     normalise_holder_id,
     require_birth_date,
 )
+from sealgate.verify.validity import BadInstant, instant
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -39,9 +37,8 @@ MAX_STATUS = 32
 MAX_REASON = 500
 MAX_CODE_TEXT = 64  # a code as typed (27 characters), with room for spacing
 MAX_IDEMPOTENCY_KEY = 255
-# Dates without a time are read in China Standard Time: a proof valid until 2027-01-31
-# stays valid through that whole day where it is used.
-LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
+# Dates without a time are read in China Standard Time (sealgate.verify.validity): a proof
+# valid until 2027-01-31 stays valid through that whole day where it is used.
 
 
 class InvalidRequest(Error, ValueError):
@@ -150,48 +147,12 @@ def _text(value: Any, field: str, *, limit: int = MAX_TEXT) -> str:
     return stripped
 
 
-RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-RFC3339_DATE_TIME = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
 def _instant(value: Any, field: str, *, end_of_day: bool) -> tuple[str, float]:
     text = _text(value, field, limit=MAX_INSTANT)
     try:
-        return text, _moment(text, end_of_day)
-    except _BadInstant as exc:
+        return text, instant(text, end_of_day)
+    except BadInstant as exc:
         raise InvalidRequest(field, str(exc)) from None
-
-
-class _BadInstant(ValueError):
-    pass
-
-
-@functools.lru_cache(maxsize=4096)
-def _moment(text: str, end_of_day: bool) -> float:
-    """The POSIX time ``text`` stands for (a date: its start, or the next day's).
-
-    Cached: a batch's proofs mostly share their dates, and parsing one costs more than
-    the rest of a field's checks. Failures are not cached (they raise).
-    """
-    if not (RFC3339_DATE.fullmatch(text) or RFC3339_DATE_TIME.fullmatch(text)):
-        raise _BadInstant("must be an RFC 3339 date or date-time with an offset")
-    if not "1900" <= text[:4] <= "9998":
-        raise _BadInstant("must be a year between 1900 and 9998")
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end_of_day:
-                day += dt.timedelta(days=1)
-            return dt.datetime.combine(day, dt.time(), LOCAL_ZONE).timestamp()
-        moment = dt.datetime.fromisoformat(text)
-    except (ValueError, OverflowError):
-        raise _BadInstant("must be an RFC 3339 date or date-time") from None
-    if moment.tzinfo is None:  # pragma: no cover - the pattern requires an offset
-        raise _BadInstant("a date-time needs a UTC offset")
-    return moment.timestamp()
 
 
 def parse_proof_request(value: Any, field: str = "") -> ProofRequest:

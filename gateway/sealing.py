@@ -28,6 +28,7 @@ from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
 from sealgate.verify.directory import Client, Seal, SealKey
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
+from sealgate.verify.lifecycle import check_issuance
 from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
@@ -66,11 +67,16 @@ def request_digest(body: Any) -> bytes:
 class SealOutcome:
     proofs: list[ProofRecord]
     replayed: bool  # answered from an earlier request with the same Idempotency-Key
+    # When the proofs' statuses are read: the sealing's moment, or a replay's. The 201
+    # shows them as of then, as a verification would (not-yet-valid, expired, or a
+    # change made since the first answer).
+    at: float
 
 
-def proof_json(proof: ProofRecord, code: str) -> bytes:
+def proof_json(proof: ProofRecord, code: str, at: float) -> bytes:
     """The 201 body of one sealed proof (``code`` is its hyphenated form), written directly:
-    ``{"code", "status", "issued_at", "seal_id", "document"}`` with the document in base64.
+    ``{"code", "status", "issued_at", "seal_id", "document"}`` with the document in base64,
+    the status as a verification at ``at`` derives it.
 
     Every part but the seal id is ASCII that needs no escaping (code, status, time,
     base64); ``json.dumps`` spent most of its time scanning the documents for escapes.
@@ -80,7 +86,7 @@ def proof_json(proof: ProofRecord, code: str) -> bytes:
             b'{"code":"',
             code.encode("ascii"),
             b'","status":"',
-            proof.status.value.encode("ascii"),
+            proof.current_status(at).value.encode("ascii"),
             b'","issued_at":"',
             rfc3339(proof.issued_at).encode("ascii"),
             b'","seal_id":',
@@ -97,12 +103,13 @@ def _json_string(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
 
 
-def proofs_json(proofs: list[ProofRecord], codes: list[str], *, batch: bool) -> bytes:
+def proofs_json(proofs: list[ProofRecord], codes: list[str], *, batch: bool, at: float) -> bytes:
     """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof.
     ``codes`` are the proofs' hyphenated codes (the audit record needs them too)."""
     if not batch:
-        return proof_json(proofs[0], codes[0])
-    return b'{"items":[' + b",".join(map(proof_json, proofs, codes)) + b"]}"
+        return proof_json(proofs[0], codes[0], at)
+    items = (proof_json(p, c, at) for p, c in zip(proofs, codes, strict=True))
+    return b'{"items":[' + b",".join(items) + b"]}"
 
 
 def format_code(compact: str) -> str:
@@ -176,6 +183,7 @@ class SealingService:
         codes: CodeAuthority,
         holder_keys: HolderKeys,
         clock: Callable[[], float] = time.time,
+        archival_issuance: bool = False,
     ) -> None:
         self._registry = registry
         self._catalog = catalog
@@ -183,6 +191,9 @@ class SealingService:
         self._codes = codes
         self._holder_keys = holder_keys
         self._clock = clock
+        # The city's choice: seal proofs whose validity has already ended (they show
+        # expired), or refuse them 422 (the default).
+        self._archival_issuance = archival_issuance
         # One in-flight sealing per (client, idempotency key) in this process; other
         # processes are held off by the registry's unique key.
         self._inflight: dict[tuple[str, str], asyncio.Event] = {}
@@ -208,7 +219,8 @@ class SealingService:
     ) -> SealOutcome:
         self.authorise(client, requests)
         if idempotency_key is None:
-            return SealOutcome(await self._seal_and_register(client, requests, None), False)
+            proofs = await self._seal_and_register(client, requests, None)
+            return SealOutcome(proofs, False, proofs[0].issued_at)
         slot = (client.client_id, idempotency_key)
         running = self._inflight.get(slot)
         if running is not None:
@@ -233,7 +245,8 @@ class SealingService:
             return await self._replay(client, key, digest)
         ticket = IdempotentRequest(client.client_id, key, digest)
         try:
-            return SealOutcome(await self._seal_and_register(client, requests, ticket), False)
+            proofs = await self._seal_and_register(client, requests, ticket)
+            return SealOutcome(proofs, False, proofs[0].issued_at)
         except IdempotencyConflict:
             # Another process registered this key first; answer as it did.
             return await self._replay(client, key, digest)
@@ -250,7 +263,9 @@ class SealingService:
             if proof is None:  # pragma: no cover - written in one transaction
                 raise IdempotencyConflict("idempotency record names a missing proof")
             proofs.append(proof)
-        return SealOutcome(proofs, True)
+        # A replay answers as a verification would now: a retry must not be told a status
+        # the proof no longer has. It is never refused for having ended since: it exists.
+        return SealOutcome(proofs, True, self._clock())
 
     async def _seal_and_register(
         self,
@@ -284,6 +299,7 @@ class SealingService:
         # proofs sealed within one second (a newer proof supersedes an older one). Across
         # gateways that order is only as good as their clocks' agreement.
         moment = self._clock()
+        self._check_dates(requests, moment)
         now = int(moment)
         signing_time = dt.datetime.fromtimestamp(now, dt.UTC)
         issued_at = rfc3339(now)
@@ -336,6 +352,17 @@ class SealingService:
                 )
             )
         return prepared
+
+    def _check_dates(self, requests: list[ProofRequest], moment: float) -> None:
+        """Refuse the whole sealing (before anything is signed or stored) if a proof's
+        validity has ended by ``moment``, unless the city issues for the archive."""
+        for index, request in enumerate(requests):
+            check_issuance(
+                request.expires_at,
+                moment,
+                archival=self._archival_issuance,
+                field=f"items[{index}].valid_until" if len(requests) > 1 else "valid_until",
+            )
 
 
 @dataclass(slots=True)  # not frozen: its __init__ would set each field through object.__setattr__

@@ -10,7 +10,7 @@ the full path (code check, cache tiers, registry), which fills the memories.
 Nothing here weakens a check: remembered codes passed the keyed-tag check (a code's
 check is a pure function of its text, and only genuine codes are remembered); statuses
 come from the in-process tier, which invalidation and the change feed keep right; the
-answer's status is derived anew (``expired``) at every request.
+answer's status is derived anew (``not-yet-valid``, ``expired``) at every request.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from sealgate.errors import Error
+from sealgate.verify.validity import has_ended, has_started
 
 
 class RegistryError(Error):
@@ -55,15 +56,28 @@ class Status(enum.StrEnum):
     VALID = "valid"
     PLEDGED = "pledged"
     CHANGED = "changed"
-    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"  # derived, never stored: before valid_from
+    EXPIRED = "expired"  # derived, never stored: from valid_until on
     REVOKED = "revoked"
     CANCELLED = "cancelled"
     ABOLISHED = "abolished"
 
 
-def derived_status(stored: Status, expires_at: float | None, now: float) -> Status:
-    """``expired`` once a valid or pledged proof is past ``valid_until``; else as stored."""
-    if stored in (Status.VALID, Status.PLEDGED) and expires_at is not None and now >= expires_at:
+def derived_status(stored: Status, valid_from: str, expires_at: float | None, now: float) -> Status:
+    """The status a checker sees at ``now``: the one place the dates are applied.
+
+    ``expired`` once a valid or pledged proof is past ``valid_until``; ``not-yet-valid``
+    while a valid proof's ``valid_from`` is still ahead (in the city's time zone for a
+    date: :mod:`sealgate.verify.validity`); else as stored. A proof cannot be pledged
+    before it starts, so only ``valid`` is ever shown as not yet valid; ``changed`` and
+    the terminal statuses say more than either date and are shown as they are.
+    """
+    if stored is Status.VALID:
+        if has_ended(expires_at, now):
+            return Status.EXPIRED
+        if not has_started(valid_from, now):
+            return Status.NOT_YET_VALID
+    elif stored is Status.PLEDGED and has_ended(expires_at, now):
         return Status.EXPIRED
     return stored
 
@@ -94,8 +108,9 @@ class ProofStatus:
     version: int
 
     def current_status(self, now: float) -> Status:
-        """The status a checker sees: ``expired`` is derived, never stored."""
-        return derived_status(self.status, self.expires_at, now)
+        """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,
+        never stored."""
+        return derived_status(self.status, self.valid_from, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +142,9 @@ class ProofRecord:
     document: bytes  # the sealed proof, DER CMS
 
     def current_status(self, now: float) -> Status:
-        """The status a checker sees: ``expired`` is derived, never stored."""
-        return derived_status(self.status, self.expires_at, now)
+        """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,
+        never stored."""
+        return derived_status(self.status, self.valid_from, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ class RegistryQueries:
             # What a supersession needs to know of the newer proof (n) and the old one (o).
             successor=(
                 "SELECT n.holder_key = o.holder_key AND n.type = o.type, n.status,"  # noqa: S608
-                " n.expires_at, n.issued_at > o.issued_at"
+                " n.expires_at, n.issued_at > o.issued_at, n.valid_from"
                 f" FROM proofs n, proofs o WHERE n.code = {p(1)} AND o.code = {p(2)}"
             ),
             history=(
@@ -206,5 +206,7 @@ def successor_from_row(row: tuple[Any, ...] | None) -> Successor | None:
     """A row of :attr:`RegistryQueries.successor`; ``None`` for no row (no such proof)."""
     if row is None:
         return None
-    same_holder_and_type, status, expires_at, issued_later = row
-    return Successor(bool(same_holder_and_type), Status(status), expires_at, bool(issued_later))
+    same_holder_and_type, status, expires_at, issued_later, valid_from = row
+    return Successor(
+        bool(same_holder_and_type), Status(status), expires_at, bool(issued_later), valid_from
+    )

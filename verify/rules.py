@@ -3,8 +3,8 @@
 A backend reads what a decision needs inside the transaction that will write the change
 (the proof's current status, and for a supersession what it knows of the newer proof),
 asks :func:`check_status_change`, and writes only if nothing was raised. The order of the
-checks is the contract: not found, then wrong office, then the lifecycle (expiry
-included), then the supersession.
+checks is the contract: not found, then wrong office, then the lifecycle (the dates
+included: expiry, and a start still ahead), then the supersession.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sealgate.verify.registry import (
     Status,
     StatusChangeRequest,
     WrongOffice,
+    derived_status,
 )
 
 
@@ -29,6 +30,7 @@ class Successor:
     status: Status
     expires_at: float | None
     issued_later: bool  # issued after the proof it replaces
+    valid_from: str = ""  # "" (unknown) counts as already in force
 
 
 def check_supersession(code: str, newer: str, successor: Successor | None, now: float) -> None:
@@ -41,9 +43,11 @@ def check_supersession(code: str, newer: str, successor: Successor | None, now: 
         raise InvalidSupersession("superseded_by names no registered proof")
     if not successor.same_holder_and_type:
         raise InvalidSupersession("superseded_by is a proof of another holder or type")
-    expired = successor.expires_at is not None and now >= successor.expires_at
-    if successor.status is not Status.VALID or expired:
-        raise InvalidSupersession("superseded_by is not a valid proof")
+    # Valid as a checker would see it now: not expired, and already in force (a proof not
+    # yet valid would leave the holder with none in force until it starts).
+    seen = derived_status(successor.status, successor.valid_from, successor.expires_at, now)
+    if seen is not Status.VALID:
+        raise InvalidSupersession(f"superseded_by is not a valid proof (it is {seen.value})")
     if not successor.issued_later:
         raise InvalidSupersession("superseded_by is not newer than the proof it replaces")
 
@@ -58,9 +62,13 @@ def check_status_change(
         raise ProofNotFound("no proof has that code")
     if current.unit_code != change.office:
         raise WrongOffice("the proof was issued by another office")
-    expired = current.expires_at is not None and change.at >= current.expires_at
+    seen = current.current_status(change.at)  # the dates, derived as every answer does
     check_transition(
-        current.status, change.status, expired=expired, superseded_by=change.superseded_by
+        current.status,
+        change.status,
+        expired=seen is Status.EXPIRED,
+        not_yet_valid=seen is Status.NOT_YET_VALID,
+        superseded_by=change.superseded_by,
     )
     if change.superseded_by is not None:
         check_supersession(change.code, change.superseded_by, successor, change.at)

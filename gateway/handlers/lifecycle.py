@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
-from sealgate.gateway.keys import AUTH, CHECKER, FAILED_LOOKUPS, LOOKUP, REGISTRY
+from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, REGISTRY
 from sealgate.gateway.problems import Problem, invalid, unknown_code
 from sealgate.gateway.requests import decode_json, parse_status_change
 from sealgate.gateway.sealing import format_code, rfc3339
@@ -81,7 +80,7 @@ async def post_status(request: web.Request) -> web.Response:
             reason=body.reason,
             superseded_by=superseded_by,
             client_id=client.client_id,
-            at=time.time(),
+            at=request.app[CLOCK](),
         )
     )
     # Before answering: this process's copy goes now, other processes' within the feed's

@@ -26,7 +26,7 @@ async def post_certificates(request: web.Request) -> web.Response:
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return web.Response(
         status=201,
-        body=proofs_json(outcome.proofs, codes, batch=batch),
+        body=proofs_json(outcome.proofs, codes, batch=batch, at=outcome.at),
         content_type="application/json",
         headers=headers,
     )

@@ -4,7 +4,6 @@ checked (the verifier's routes).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +11,15 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import require_purpose
 from sealgate.gateway.handlers.common import json_response, read_body
-from sealgate.gateway.keys import AUTH, CHECKER, FAILED_LOOKUPS, HOLDER_KEYS, REGISTRY, VERIFY
+from sealgate.gateway.keys import (
+    AUTH,
+    CHECKER,
+    CLOCK,
+    FAILED_LOOKUPS,
+    HOLDER_KEYS,
+    REGISTRY,
+    VERIFY,
+)
 from sealgate.gateway.problems import Problem, invalid
 from sealgate.gateway.requests import parse_holder_query, parse_purpose
 from sealgate.gateway.throttle import limited_lookup, limited_search
@@ -30,7 +37,8 @@ async def get_verify(request: web.Request) -> web.Response:
 
 
 async def get_proofs(request: web.Request) -> web.Response:
-    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose."""
+    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose:
+    in force now, so neither expired nor not yet valid."""
     client = await request.app[AUTH].require(request, Role.VERIFIER)
     require_purpose(client, parse_purpose(request.query.get("purpose")))
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
@@ -40,9 +48,10 @@ async def get_proofs(request: web.Request) -> web.Response:
     detail = request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": NONE_FOUND}
     checker = request.app[CHECKER]
     registry = request.app[REGISTRY]
+    clock = request.app[CLOCK]
 
     async def current() -> list[dict[str, Any]]:
-        now = time.time()
+        now = clock()
         found = await registry.find_by_holder(holder_key, query.type)
         return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
 

@@ -31,7 +31,13 @@ from sealgate.gateway.throttle import Throttled, too_many_failed_lookups
 from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.code import is_well_formed, parse_code
 from sealgate.verify.directory import DirectoryUnavailable
-from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.lifecycle import (
+    InvalidSupersession,
+    NotYetValid,
+    TerminalStatus,
+    TransitionNotAllowed,
+    ValidityEnded,
+)
 from sealgate.verify.registry import (
     IdempotencyConflict,
     ProofNotFound,
@@ -238,6 +244,8 @@ REFUSALS: dict[str, Callable[[], Problem]] = {
     "terminal": lambda: mapped(TerminalStatus("revoked")),
     "transition": lambda: mapped(TransitionNotAllowed("changed → pledged")),
     "supersession": lambda: mapped(InvalidSupersession("older")),
+    "not yet valid": lambda: mapped(NotYetValid("the proof is not valid yet")),
+    "validity ended": lambda: mapped(ValidityEnded("items[1].valid_until", "has passed")),
     "content": lambda: mapped(ContentError("content")),
     "invalid proof": lambda: mapped(MalformedProof("not DER")),
     "bad http": lambda: protocol_problem(400, "Invalid char in url query:\n\n  b'x'"),

@@ -262,21 +262,29 @@ _records = st.builds(
 )
 
 
-@given(st.lists(_records, min_size=1, max_size=5), st.booleans())
-def test_written_answer_is_the_json_of_the_views(records: list[ProofRecord], batch: bool) -> None:
-    """The 201 body is written by hand for speed; it must be exactly this JSON."""
+@given(
+    st.lists(_records, min_size=1, max_size=5),
+    st.booleans(),
+    st.integers(min_value=0, max_value=2**33).map(float),
+)
+def test_written_answer_is_the_json_of_the_views(
+    records: list[ProofRecord], batch: bool, at: float
+) -> None:
+    """The 201 body is written by hand for speed; it must be exactly this JSON, with each
+    status as a verification at ``at`` shows it (valid_from 2026-01-01 falls in the
+    range of ``at``, so both sides of a start are drawn)."""
 
     def view(proof: ProofRecord) -> dict[str, Any]:
         return {
             "code": format_code(proof.code),
-            "status": proof.status.value,
+            "status": proof.current_status(at).value,
             "issued_at": rfc3339(proof.issued_at),
             "seal_id": proof.seal_id,
             "document": base64.b64encode(proof.document).decode("ascii"),
         }
 
     codes = [format_code(r.code) for r in records]
-    body = proofs_json(records, codes, batch=batch)
+    body = proofs_json(records, codes, batch=batch, at=at)
     expected: Any = {"items": [view(r) for r in records]} if batch else view(records[0])
     assert json.loads(body) == expected
 

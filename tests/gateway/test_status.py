@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sealgate.gateway.app import create_app
 from sealgate.verify.directory import Role
-from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.clock import DAY, Clock, first_moment
+from tests.gateway.conftest import Demo, GatewayClient, proof_request
 from tests.gateway.test_throttling_http import new_client
 
 Client = TestClient[Any, Any]
@@ -153,8 +156,18 @@ async def test_changed_names_a_newer_proof_of_the_same_holder_and_type(
     assert response.status == 422
 
 
-async def test_expired_is_derived_from_valid_until(api: Client, demo: Demo) -> None:
-    code = await seal(api, demo, valid_from="2020-01-01", valid_until="2020-12-31")
+async def test_expired_is_derived_from_valid_until(
+    demo: Demo, gateway_client: GatewayClient
+) -> None:
+    # A proof already ended is not sealed (test_dates.py): this one ends today, China time.
+    clock = Clock(time.time())
+    api = await gateway_client(create_app(demo.settings, clock=clock))
+    today = clock.today
+    code = await seal(
+        api, demo, valid_from=(today - 30 * DAY).isoformat(), valid_until=today.isoformat()
+    )
+    assert (await verified(api, demo, code))["status"] == "valid"
+    clock.now = first_moment(today + DAY)
     assert (await verified(api, demo, code))["status"] == "expired"
     response = await change(api, demo, code, "pledged")
     assert response.status == 409
@@ -162,13 +175,20 @@ async def test_expired_is_derived_from_valid_until(api: Client, demo: Demo) -> N
     assert (await verified(api, demo, code))["status"] == "revoked"
 
 
-async def test_reuse_lists_the_holders_current_valid_proofs(api: Client, demo: Demo) -> None:
+async def test_reuse_lists_the_holders_current_valid_proofs(
+    demo: Demo, gateway_client: GatewayClient
+) -> None:
+    clock = Clock(time.time())
+    api = await gateway_client(create_app(demo.settings, clock=clock))
+    today = clock.today
     holder = {"kind": "person", "id": "430902198001010015", "name": "王五"}
     kept = await seal(api, demo, holder=holder)
     revoked = await seal(api, demo, holder=holder)
-    await seal(api, demo, holder=holder, valid_from="2020-01-01", valid_until="2020-12-31")
+    ending = {"valid_from": (today - 30 * DAY).isoformat(), "valid_until": today.isoformat()}
+    await seal(api, demo, holder=holder, **ending)
     await seal(api, demo, holder=holder, type="户籍证明")
     assert (await change(api, demo, revoked, "revoked")).status == 200
+    clock.now = first_moment(today + DAY)  # the one ending today has expired
     verifier = demo.auth(Role.VERIFIER)
     response = await api.get(
         "/v1/proofs",

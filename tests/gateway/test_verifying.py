@@ -34,6 +34,17 @@ def test_the_answer_turns_expired_at_valid_until_with_no_new_version() -> None:
     assert after["status"] == "expired"
 
 
+def test_the_answer_turns_valid_at_valid_from_with_no_new_version() -> None:
+    # 2025-01-01 starts at 2024-12-31T16:00:00Z: China Standard Time
+    answers = StatusAnswers()
+    start = 1735660800.0
+    ahead = dataclasses.replace(BASE, issued_at=start - 86400, status_changed_at=start - 86400)
+    before = json.loads(answers.body(ahead, start - 1))
+    after = json.loads(answers.body(ahead, start))
+    assert before["status"] == "not-yet-valid"
+    assert after["status"] == "valid"
+
+
 def test_a_new_version_is_a_new_answer() -> None:
     answers = StatusAnswers()
     now = BASE.issued_at + 10

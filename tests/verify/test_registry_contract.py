@@ -16,7 +16,12 @@ import random
 import pytest
 
 from sealgate.verify.at_rest import DocumentCipher
-from sealgate.verify.lifecycle import InvalidSupersession, TerminalStatus, TransitionNotAllowed
+from sealgate.verify.lifecycle import (
+    InvalidSupersession,
+    NotYetValid,
+    TerminalStatus,
+    TransitionNotAllowed,
+)
 from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
@@ -27,6 +32,7 @@ from sealgate.verify.registry import (
     Status,
     WrongOffice,
 )
+from sealgate.verify.validity import instant
 from tests.verify.backends import Backend, change
 from tests.verify.test_lifecycle import proof
 from tests.waiting import eventually
@@ -162,6 +168,26 @@ async def test_an_expired_proof_may_be_revoked_but_not_pledged(registry: Registr
         await registry.change_status(change("A", S.PLEDGED, at=200.0))
     revoked = await registry.change_status(change("A", S.REVOKED, at=200.0))
     assert revoked.current_status(300.0) is S.REVOKED
+
+
+async def test_a_proof_not_yet_valid_is_not_pledged_nor_supersedes_until_it_starts(
+    registry: Registry,
+) -> None:
+    start = "2030-01-01"  # a date: its first moment in China Standard Time
+    starts = instant(start, False)
+    ahead = dataclasses.replace(proof("AHEAD", issued_at=2.0), valid_from=start)
+    await registry.register([proof("OLD", issued_at=1.0), ahead])
+    with pytest.raises(NotYetValid):
+        await registry.change_status(change("AHEAD", S.PLEDGED, at=starts - 1))
+    with pytest.raises(InvalidSupersession, match="not-yet-valid"):
+        await registry.change_status(change("OLD", S.CHANGED, superseded_by="AHEAD", at=starts - 1))
+    assert await registry.history("AHEAD") == []
+    changed = await registry.change_status(
+        change("OLD", S.CHANGED, superseded_by="AHEAD", at=starts)
+    )
+    assert (changed.status, changed.superseded_by) == (S.CHANGED, "AHEAD")
+    pledged = await registry.change_status(change("AHEAD", S.PLEDGED, at=starts))
+    assert pledged.current_status(starts) is S.PLEDGED
 
 
 async def test_racing_issuers_cannot_both_leave_a_state(registry: Registry) -> None:

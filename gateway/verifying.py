@@ -141,7 +141,13 @@ class VerifyEndpoint:
                 raise too_many_failed_lookups(exc) from None
         else:
             checker = self._checker
-            status = await limited_lookup(
-                self._limiter, client.client_id, lambda: checker.status(code_text)
+            status, as_of = await limited_lookup(
+                self._limiter, client.client_id, lambda: checker.found(code_text)
             )
+            if as_of is not None:
+                # Through a registry outage (docs/design.md §11): the answer says how
+                # fresh it is. Rare, so built in full rather than remembered.
+                view = status_view(status, now, as_of)
+                body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+                return web.Response(body=body, headers=_HEADERS)
         return web.Response(body=self._answers.body(status, now), headers=_HEADERS)

@@ -133,12 +133,13 @@ class VerifyEndpoint:
         require_purpose(client, purpose)
         code_text = request.match_info["code"]
         now = self._clock()
-        status = self._checker.remembered(code_text)
-        if status is not None:
+        remembered = self._checker.remembered(code_text)
+        if remembered is not None:
             try:
                 self._limiter.admit(client.client_id)
             except Throttled as exc:
                 raise too_many_failed_lookups(exc) from None
+            status = remembered
         else:
             checker = self._checker
             status, as_of = await limited_lookup(

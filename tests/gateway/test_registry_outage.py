@@ -191,6 +191,7 @@ async def test_a_hung_postgresql_answers_within_the_deadline_and_recovers_by_its
     paused_at = time.time()  # after: no poll that began later can have succeeded
     try:
         hung = await load(api, demo, known, unseen, HANG)
+        readiness = await ask(api, "readyz", "GET", "/readyz")
     finally:
         own_postgres.resume()
     print("\n" + summary(f"PostgreSQL SIGSTOPped for {HANG:.0f} s", hung))
@@ -219,6 +220,9 @@ async def test_a_hung_postgresql_answers_within_the_deadline_and_recovers_by_its
     # A write is 201 or a 503 (a write begun before the breaker opened waits for its
     # outcome: the backend's own bound, reported above, not cut off by the deadline).
     assert {a.status for a in hung if a.kind == "seal"} <= {201, 503}
+    # Readiness says the registry is failed fast, and is not ready.
+    assert readiness.status == 503
+    assert "the registry" in readiness.body["checks"]["breakers"]
 
     # Recovered without a restart: the registry answers, the breakers close.
     verifier = demo.auth(Role.VERIFIER)

@@ -4,7 +4,9 @@ Messages (Redis pub/sub) make invalidation fast; this poll makes it certain. Any
 is seen by every process within one interval even when a message is lost, so no copy
 outlives a change by more than about ``interval`` (docs/design.md §4.5: 1 s). Each successful poll
 lets the in-process tier serve its copies for :data:`TRUST_WINDOW` more; while polls fail
-(or the event loop stalls and they cannot run) its copies are not served.
+(or the event loop stalls and they cannot run) its copies are not served as current. Each
+successful poll also confirms the copies as of its start: through a registry outage they
+answer, saying so, while that confirmation is recent enough (docs/design.md §11).
 
 At start the feed also recalls from the registry the changes recent enough that a shared
 copy made before them may still be alive (see :mod:`sealgate.cache.lookup`): a process started
@@ -39,21 +41,25 @@ class ChangeFeed:
         *,
         interval: float = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._registry = registry
         self._lookup = lookup
         self._interval = interval
         self._clock = clock
+        self._wall = wall
         self._last_seq = 0
         self._failing: RegistryError | None = None
 
     async def start(self) -> None:
         """Begin after the newest change: copies fetched from now on are current, and
         the shared copies that recent changes made stale are known."""
-        self._lookup.local.trust_until(self._clock())  # nothing served until a poll
+        started, wall = self._clock(), self._wall()
+        self._lookup.local.trust_until(started)  # nothing served until a poll
         self._last_seq = await self._registry.last_change()
         await self._recall(self._last_seq)
         self._lookup.local.trust_until(self._clock() + TRUST_WINDOW)
+        self._lookup.local.confirm(started, wall)
 
     async def _recall(self, last: int) -> None:
         """Tell the lookup of every change up to ``last`` recent enough to matter. The log
@@ -85,7 +91,7 @@ class ChangeFeed:
             await self.poll()
 
     async def poll(self) -> None:
-        started = self._clock()
+        started, wall = self._clock(), self._wall()
         try:
             changes = await self._registry.changes_since(self._last_seq)
             while changes:
@@ -101,4 +107,5 @@ class ChangeFeed:
             log.info("change feed recovered")  # the catch-up above replayed what was missed
             self._failing = None
         self._lookup.local.trust_until(started + TRUST_WINDOW)
+        self._lookup.local.confirm(started, wall)
         self._lookup.forget_expired_changes()

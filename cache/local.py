@@ -45,6 +45,9 @@ class LocalTier:
         # Copies are served only until this instant; the change feed moves it forward
         # after each successful poll. Without a feed (tests, tools) copies are trusted.
         self._trusted_until = float("inf")
+        # The last poll that confirmed the copies: (clock reading, wall-clock time).
+        # Every change committed before it had dropped its copy by then.
+        self._confirmed: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -53,9 +56,38 @@ class LocalTier:
         """Serve copies until ``deadline`` (a ``clock`` reading), unless moved again."""
         self._trusted_until = deadline
 
+    def confirm(self, at: float, wall: float) -> None:
+        """A poll that began at ``at`` (a ``clock`` reading; ``wall`` on the wall clock)
+        found every change up to then: each copy held is current as of that instant."""
+        self._confirmed = (at, wall)
+
     @property
     def trusted(self) -> bool:
         return self._clock() <= self._trusted_until
+
+    def confirmed_within(self, bound: float) -> float | None:
+        """The wall-clock time of the last confirmation if it is at most ``bound``
+        seconds old, else None."""
+        confirmed = self._confirmed
+        if confirmed is None or self._clock() - confirmed[0] > bound:
+            return None
+        return confirmed[1]
+
+    def lapsed(self, code: str, bound: float) -> tuple[ProofStatus, float] | None:
+        """For when the registry cannot be read: the copy of ``code`` if the copies were
+        last confirmed at most ``bound`` seconds ago, with the wall-clock time of that
+        confirmation (how fresh the copy is known to be). A copy's own age does not
+        matter here: what makes it right is that no change was heard of since it was
+        confirmed, so the bound is on the confirmation (docs/design.md §11)."""
+        as_of = self.confirmed_within(bound)
+        entry = None if as_of is None else self._entries.get(code)
+        if as_of is None or entry is None:
+            return None
+        status = self._objects.get(code)
+        if status is None:
+            status = status_from_fields(entry[1:])
+            self._keep_object(code, status)
+        return status, as_of
 
     def get(self, code: str) -> ProofStatus | None:
         entry = self._entries.get(code)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection
 from typing import NamedTuple, Protocol
 
 from sealgate.cache.local import LocalTier
-from sealgate.verify.registry import ProofStatus, Registry
+from sealgate.verify.registry import ProofStatus, Registry, RegistryUnavailable
 
 log = logging.getLogger("sealgate.cache")
 
@@ -38,6 +38,9 @@ CLOCK_MARGIN = 300.0
 # supersedes proofs by the thousand a second, the process stops taking shared copies
 # at all until the newest change it could not note is old enough.
 MAX_NOTED_CHANGES = 200_000
+# How long past the last successful poll of the change feed a copy still answers when the
+# registry cannot be read (docs/design.md §11; the city setting outage_freshness).
+DEFAULT_OUTAGE_FRESHNESS = 30.0
 # Expired notes dropped per call of forget_expired_changes(), so that one call is short.
 _FORGET_BATCH = 10_000
 
@@ -67,6 +70,15 @@ class SharedTier(Protocol):
     async def publish(self, code: str) -> bool: ...
 
 
+class Found(NamedTuple):
+    """A lookup's answer. ``as_of`` is None when the status is current (the change feed
+    is keeping up, or the registry was just read); otherwise it is the wall-clock time the
+    status is known current as of: a copy answered through a registry outage."""
+
+    status: ProofStatus | None
+    as_of: float | None = None
+
+
 class _Note(NamedTuple):
     """A code's recent change: until when a shared copy may predate it, and the version of
     the newest registry row read since (None: none yet, so no copy is taken)."""
@@ -84,12 +96,14 @@ class CachedLookup:
         *,
         clock: Callable[[], float] = time.time,
         max_noted: int = MAX_NOTED_CHANGES,
+        outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS,
     ) -> None:
         self._registry = registry
         self._local = local
         self._shared = shared
         self._clock = clock  # wall-clock: compared with the times of changes
-        self._flights: dict[str, asyncio.Task[ProofStatus | None]] = {}
+        self._flights: dict[str, asyncio.Task[Found]] = {}
+        self._outage_freshness = outage_freshness
         self._notes: dict[str, _Note] = {}
         self._expiries: collections.deque[tuple[float, str]] = collections.deque()
         self._max_noted = max_noted
@@ -104,9 +118,13 @@ class CachedLookup:
         return self._shared
 
     async def get_status(self, code: str) -> ProofStatus | None:
+        return (await self.find(code)).status
+
+    async def find(self, code: str) -> Found:
+        """The status of ``code`` and how fresh it is (see :class:`Found`)."""
         status = self._local.get(code)
         if status is not None:
-            return status
+            return Found(status)
         flight = self._flights.get(code)
         if flight is None:
             flight = asyncio.get_running_loop().create_task(self._fetch(code))
@@ -115,14 +133,14 @@ class CachedLookup:
         # Shielded: a caller that goes away must not cancel the fetch others wait on.
         return await asyncio.shield(flight)
 
-    def _land(self, code: str, flight: asyncio.Task[ProofStatus | None]) -> None:
+    def _land(self, code: str, flight: asyncio.Task[Found]) -> None:
         """A fetch finished: later callers start their own."""
         if self._flights.get(code) is flight:
             del self._flights[code]
         if not flight.cancelled():
             flight.exception()  # retrieved: waiters re-raise it; no "never retrieved" noise
 
-    async def _fetch(self, code: str) -> ProofStatus | None:
+    async def _fetch(self, code: str) -> Found:
         token = self._local.fill_token()
         shared = self._shared
         note = None
@@ -136,8 +154,22 @@ class CachedLookup:
             status = await shared.get(code)
             if status is not None and (newest is None or status.version >= newest):
                 self._local.put(code, status, token)
-                return status
-        status = await self._registry.get_status(code)
+                if self._local.trusted:
+                    return Found(status)
+                # The feed lapses: no change since its last poll is known of, so the copy
+                # is as fresh as that poll, and answers only within the bound (§11).
+                as_of = self._local.confirmed_within(self._outage_freshness)
+                if as_of is not None:
+                    return Found(status, as_of)
+        try:
+            status = await self._registry.get_status(code)
+        except RegistryUnavailable:
+            # Through an outage, the copy this process holds answers while the last
+            # poll that confirmed it is recent enough; past that, the 503 stands.
+            lapsed = self._local.lapsed(code, self._outage_freshness)
+            if lapsed is None:
+                raise
+            return Found(*lapsed)
         if status is not None and self._local.current(token):
             self._local.put(code, status, token)
             if shared is not None:
@@ -145,7 +177,7 @@ class CachedLookup:
                 if (heard := self._notes.get(code)) is not None:
                     self._notes[code] = heard._replace(version=status.version)
                 await shared.put(code, status)
-        return status
+        return Found(status)
 
     def _recent_note(self, code: str) -> _Note | None:
         note = self._notes.get(code)

@@ -22,6 +22,7 @@ from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
@@ -89,8 +90,11 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             log.warning(
                 "signing unavailable at start (%s); sealing will answer 503", type(exc).__name__
             )
-        registry = settings.open_registry()
+        # Every wait on the registry and the directory bounded, behind a breaker (§11).
+        registry = BoundedRegistry(settings.open_registry(), call_bound=settings.request_deadline)
         stack.push_async_callback(registry.close)
+        tokens = BoundedDirectory(directory, call_bound=settings.request_deadline)
+        stack.callback(tokens.close)
         shared = None
         if settings.redis_url:
             from sealgate.cache.redis_tier import redis_tier_for
@@ -102,14 +106,19 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
         await audit.start()
         stack.push_async_callback(audit.close)
-        lookup = CachedLookup(registry, LocalTier(), shared)
+        lookup = CachedLookup(
+            registry, LocalTier(), shared, outage_freshness=settings.outage_freshness
+        )
         feed = ChangeFeed(registry, lookup)
         await feed.start()
 
         app[REGISTRY] = registry
         app[CATALOG] = catalog
         app[SIGNING] = signing
-        app[AUTH] = Authenticator(directory)
+        app[AUTH] = Authenticator(
+            directory, read=tokens.client_by_token, outage_freshness=settings.outage_freshness
+        )
+        app[GUARDS] = (registry.guard, tokens.guard)
         app[LOOKUP] = lookup
         app[AUDIT] = audit
         app[METRICS].follow(audit, shared)

@@ -4,17 +4,22 @@ Tokens are looked up by digest in the directory (off the event loop) and remembe
 a short while, so a client added or removed with the CLI takes effect within
 :data:`CACHE_SECONDS`, and a flood of bad tokens costs one directory read per token per
 window rather than one per request.
+
+Through a directory outage (docs/design.md §11) a remembered answer keeps serving for
+``outage_freshness`` seconds past its window: a client removed meanwhile is refused that
+much later, which is the price of authenticating at all while the directory is away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from sealgate.gateway.problems import Problem
-from sealgate.verify.directory import Client, Directory, Role
+from sealgate.verify.directory import Client, Directory, DirectoryUnavailable, Role
 
 CLIENT = web.RequestKey("client", Client)  # who is asking, once authenticated
 CACHE_SECONDS = 10.0
@@ -34,9 +39,22 @@ def unauthenticated() -> Problem:
 
 
 class Authenticator:
-    def __init__(self, directory: Directory) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        read: Callable[[str], Awaitable[Client | None]] | None = None,
+        outage_freshness: float = 0.0,
+    ) -> None:
         self._directory = directory
+        # How a token is read: off the event loop by default; the gateway passes its
+        # bounded read (sealgate.gateway.bounded.BoundedDirectory).
+        self._read = read or self._read_in_thread
+        self._outage_freshness = outage_freshness
         self._cache: dict[str, tuple[float, Client | None]] = {}
+
+    async def _read_in_thread(self, token: str) -> Client | None:
+        return await asyncio.to_thread(self._directory.client_by_token, token)
 
     def remembered(self, header: str) -> Client | None:
         """The known client behind ``header`` if it is remembered and fresh, with no work
@@ -72,7 +90,13 @@ class Authenticator:
             or not token.isprintable()
         ):
             return None  # not remembered: malformed headers must not fill the cache
-        client = await asyncio.to_thread(self._directory.client_by_token, token)
+        try:
+            client = await self._read(token)
+        except DirectoryUnavailable:
+            known = self._cache.get(header)
+            if known is None or known[0] + self._outage_freshness <= time.monotonic():
+                raise
+            return known[1]  # as remembered; the entry is not renewed
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
         self._cache[header] = (time.monotonic() + CACHE_SECONDS, client)

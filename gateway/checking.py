@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sealgate.cache.local import LocalTier
+from sealgate.cache.lookup import Found
 from sealgate.crypto.verification import VerifiedProof, verify_proof
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import unknown_code
@@ -28,6 +29,8 @@ class StatusLookup(Protocol):
     def local(self) -> LocalTier: ...
 
     async def get_status(self, code: str) -> ProofStatus | None: ...
+
+    async def find(self, code: str) -> Found: ...
 
 
 class StatusChecker:
@@ -70,10 +73,15 @@ class StatusChecker:
 
     async def status(self, code_text: str) -> ProofStatus:
         """The status of a genuine, registered code, from the caches if they have it."""
-        status = await self._lookup.get_status(self.code(code_text))
+        return (await self.found(code_text))[0]
+
+    async def found(self, code_text: str) -> tuple[ProofStatus, float | None]:
+        """:meth:`status`, and the wall-clock time it is known current as of when it is
+        a copy answered through a registry outage (None: current)."""
+        status, as_of = await self._lookup.find(self.code(code_text))
         if status is None:
             raise unknown_code()
-        return status
+        return status, as_of
 
     async def record(self, code_text: str) -> ProofRecord:
         """The full record with the document, from the registry."""
@@ -116,8 +124,9 @@ class StatusChecker:
         return result
 
 
-def status_view(record: ProofStatus, now: float) -> dict[str, Any]:
-    """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``."""
+def status_view(record: ProofStatus, now: float, as_of: float | None = None) -> dict[str, Any]:
+    """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
+    ``as_of``: the status is a copy known current only as of then (an outage, §11)."""
     view: dict[str, Any] = {
         "code": format_code(record.code),
         "status": record.current_status(now).value,
@@ -136,4 +145,6 @@ def status_view(record: ProofStatus, now: float) -> dict[str, Any]:
     }
     if record.superseded_by:
         view["superseded_by"] = format_code(record.superseded_by)
+    if as_of is not None:
+        view["status_as_of"] = rfc3339(as_of)
     return view

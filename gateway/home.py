@@ -21,7 +21,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
 from sealgate.errors import Error
+from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
 from sealgate.verify.at_rest import DocumentCipher
@@ -74,6 +76,11 @@ class Settings:
     # validity has already ended, recorded after the fact, which then show "expired".
     # Off by default: such a request is refused 422 ``validity-ended``.
     archival_issuance: bool = False
+    # Bounded waits, and serving through a registry or directory outage (§11): how long
+    # a request may wait on them, and how long past the change feed's last confirmation
+    # cached statuses and clients still answer.
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
 
     @property
     def database_kind(self) -> str:
@@ -225,6 +232,24 @@ def load_settings(
             check_redis_url(redis)  # likewise: one line at startup, not a worker's traceback
         except RedisUrlError as exc:
             raise HomeError(f"Redis URL: {exc}") from None
+
+    def duration(env: str, key: str) -> str | None:
+        # Not pick(): 0 is a value here (outage_freshness = 0: no answers from copies).
+        value = os.environ.get(env) or config.get(key)
+        return None if value is None else str(value)
+
+    deadline = _seconds(
+        duration("SEALGATE_REQUEST_DEADLINE", "request_deadline"),
+        "request_deadline",
+        DEFAULT_REQUEST_DEADLINE,
+        least=0.1,
+    )
+    freshness = _seconds(
+        duration("SEALGATE_OUTAGE_FRESHNESS", "outage_freshness"),
+        "outage_freshness",
+        DEFAULT_OUTAGE_FRESHNESS,
+        least=0.0,
+    )
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
@@ -235,6 +260,8 @@ def load_settings(
         database_url=db or f"sqlite:///{home / 'registry.db'}",
         redis_url=redis,
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
+        request_deadline=deadline,
+        outage_freshness=freshness,
     )
 
 
@@ -247,3 +274,16 @@ def _flag(value: object, key: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise HomeError(f"{CONFIG_NAME}: {key} must be true or false, not {value!r}")
+
+
+def _seconds(value: str | None, name: str, default: float, *, least: float) -> float:
+    """A duration setting in seconds; a HomeError naming it if it is not one."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise HomeError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not least <= seconds < float("inf"):
+        raise HomeError(f"{name} must be at least {least} seconds")
+    return seconds

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE, AuditNote, AuditUnavailable
 from sealgate.gateway.auth import CLIENT
-from sealgate.gateway.keys import AUDIT, METRICS
+from sealgate.gateway.bounded import end_request_deadline, request_deadline
+from sealgate.gateway.keys import AUDIT, METRICS, SETTINGS
 from sealgate.gateway.problems import Problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
 from sealgate.verify.code import recordable_code
@@ -177,6 +178,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     if audit is not None and action in _CHANGES and not audit.healthy:
         response = audit_unavailable(request_id)
     else:
+        # Every wait on the registry or directory in the handler gets what is left of
+        # this (docs/design.md §11).
+        deadline = request_deadline(app[SETTINGS].request_deadline)
         try:
             response = await handler(request)
         except web.HTTPException as exc:
@@ -185,6 +189,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = _problem_response(exc, request_id)
         except Exception as exc:
             response = _problem_response(exc, request_id)
+        finally:
+            end_request_deadline(deadline)
         # unauthenticated: refused before anything took place, nothing to record
         client = request.get(CLIENT) if audit is not None else None
         if audit is not None and action is not None and client is not None:

@@ -269,7 +269,18 @@ _STATUS_FIELDS: dict[str, Schema] = {
     "checked_at": _INSTANT_ANSWER,
     "superseded_by": _CODE,
 }
-STATUS_VIEW = object_schema(_STATUS_FIELDS, "superseded_by")
+STATUS_VIEW = object_schema(
+    {
+        **_STATUS_FIELDS,
+        "status_as_of": {
+            **_INSTANT_ANSWER,
+            "description": "Present only when the registry could not be read: the status "
+            "is a cached copy known current as of this instant (docs/design.md §11)",
+        },
+    },
+    "superseded_by",
+    "status_as_of",
+)
 STATUS_HISTORY = object_schema(
     {
         **_STATUS_FIELDS,
@@ -328,7 +339,10 @@ READINESS = object_schema(
     {
         "ready": {"type": "boolean"},
         "checks": object_schema(
-            {name: {"type": "string"} for name in ("hsm", "registry", "cache", "audit", "seals")}
+            {
+                name: {"type": "string"}
+                for name in ("hsm", "registry", "cache", "audit", "seals", "breakers")
+            }
         ),
     }
 )

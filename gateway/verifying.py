@@ -133,15 +133,22 @@ class VerifyEndpoint:
         require_purpose(client, purpose)
         code_text = request.match_info["code"]
         now = self._clock()
-        status = self._checker.remembered(code_text)
-        if status is not None:
+        remembered = self._checker.remembered(code_text)
+        if remembered is not None:
             try:
                 self._limiter.admit(client.client_id)
             except Throttled as exc:
                 raise too_many_failed_lookups(exc) from None
+            status = remembered
         else:
             checker = self._checker
-            status = await limited_lookup(
-                self._limiter, client.client_id, lambda: checker.status(code_text)
+            status, as_of = await limited_lookup(
+                self._limiter, client.client_id, lambda: checker.found(code_text)
             )
+            if as_of is not None:
+                # Through a registry outage (docs/design.md §11): the answer says how
+                # fresh it is. Rare, so built in full rather than remembered.
+                view = status_view(status, now, as_of)
+                body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
+                return web.Response(body=body, headers=_HEADERS)
         return web.Response(body=self._answers.body(status, now), headers=_HEADERS)

@@ -164,6 +164,34 @@ class PostgresServer:
                 (name,),
             )
 
+    def processes(self) -> list[int]:
+        """The postmaster's pid, then its children's (the backends, the checkpointer...)."""
+        if self._process is None:
+            raise RuntimeError("postgres is not running")
+        root = self._process.pid
+        children = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'
+            if int(stat.rsplit(")", 1)[1].split()[1]) == root:
+                children.append(int(entry.name))
+        return [root, *children]
+
+    def pause(self) -> None:
+        """SIGSTOP the whole server: connections stay open and nothing answers (a hung
+        database, as a frozen VM or a stalled disk would leave it)."""
+        for pid in self.processes():  # the postmaster first: it forks no new backend
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in reversed(self.processes()):
+            os.kill(pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self._process is not None:
             # SIGINT: fast shutdown (SIGTERM would wait for every client to leave)

@@ -8,6 +8,7 @@ import asyncio
 
 from aiohttp import web
 
+from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
 from sealgate.gateway.openapi import OPENAPI
@@ -51,6 +52,7 @@ async def readyz(request: web.Request) -> web.Response:
     checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
     # Not unready: verification and the other seals go on; operators must rotate.
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
+    checks["breakers"] = breakers_check(request.app)
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 

@@ -41,6 +41,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["registry"] = "ok"
     except (RegistryError, TimeoutError) as exc:
         checks["registry"] = f"unavailable: {type(exc).__name__}"
+    checks["registry"] = registry_integrity(request.app, checks["registry"])
     shared = request.app[LOOKUP].shared
     if shared is None:
         checks["cache"] = "in-process"
@@ -53,6 +54,15 @@ async def readyz(request: web.Request) -> web.Response:
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+def registry_integrity(app: web.Application, reachable: str) -> str:
+    """The registry's check: a store whose engine found its data damaged is "corrupted",
+    whether or not it still answers, for no wait mends it (see sealgate.verify.integrity)."""
+    corruption = app[REGISTRY].corruption
+    if corruption is None:
+        return reachable
+    return f"corrupted: {corruption}; restore it from a backup"
 
 
 async def metrics(request: web.Request) -> web.Response:

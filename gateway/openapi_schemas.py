@@ -327,7 +327,10 @@ READINESS = object_schema(
     {
         "ready": {"type": "boolean"},
         "checks": object_schema(
-            {name: {"type": "string"} for name in ("hsm", "registry", "cache", "audit", "seals")}
+            {
+                name: {"type": "string"}
+                for name in ("hsm", "registry", "cache", "audit", "seals", "checkpoints")
+            }
         ),
     }
 )

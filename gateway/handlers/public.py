@@ -52,7 +52,9 @@ async def readyz(request: web.Request) -> web.Response:
     checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
     # Not unready: verification and the other seals go on; operators must rotate.
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
+    checks["checkpoints"] = checkpoint_signing(request.app)
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
+    ready = ready and checks["checkpoints"] == "ok"
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 
 
@@ -63,6 +65,13 @@ def registry_integrity(app: web.Application, reachable: str) -> str:
     if corruption is None:
         return reachable
     return f"corrupted: {corruption}; restore it from a backup"
+
+
+def checkpoint_signing(app: web.Application) -> str:
+    """"ok" while the audit trail's checkpoints are signed in time; else how long records
+    have waited for one (sealgate.gateway.audit.unsigned_limit)."""
+    tail = app[AUDIT].unsigned_tail
+    return "ok" if tail is None else f"unsigned: {tail}"
 
 
 async def metrics(request: web.Request) -> web.Response:

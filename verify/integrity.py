@@ -45,9 +45,7 @@ class CorruptionWatch:
                 self.corruption = message
         if first:
             # The engine's words, as they are: the operator searches for them.
-            log.error(
-                "%s is corrupted: %s (while %s); %s", self._store, message, what, REMEDY
-            )
+            log.error("%s is corrupted: %s (while %s); %s", self._store, message, what, REMEDY)
             if self._examine is not None:
                 threading.Thread(target=self._report, name="registry-check", daemon=True).start()
         return RegistryCorrupted(f"the registry is corrupted: {message}")

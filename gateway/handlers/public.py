@@ -68,7 +68,7 @@ def registry_integrity(app: web.Application, reachable: str) -> str:
 
 
 def checkpoint_signing(app: web.Application) -> str:
-    """"ok" while the audit trail's checkpoints are signed in time; else how long records
+    """``ok`` while the audit trail's checkpoints are signed in time; else how long records
     have waited for one (sealgate.gateway.audit.unsigned_limit)."""
     tail = app[AUDIT].unsigned_tail
     return "ok" if tail is None else f"unsigned: {tail}"

@@ -160,9 +160,7 @@ async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit
         checks = (await ready.json())["checks"]
         return ready.status == 503 and checks["checkpoints"].startswith("unsigned: ")
 
-    await eventually(
-        not_ready_for_want_of_checkpoints, timeout=20, interval=0.2, what="not ready"
-    )
+    await eventually(not_ready_for_want_of_checkpoints, timeout=20, interval=0.2, what="not ready")
     await audit.flush()
 
     # Younger than the default bound (21 s): OK, with the count said.

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
-from sealgate.verify.integrity import REMEDY, CorruptionWatch
 from sealgate.verify.group_commit import gather_group
+from sealgate.verify.integrity import REMEDY, CorruptionWatch
 from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,

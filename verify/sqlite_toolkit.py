@@ -152,7 +152,9 @@ def quick_check(path: Path, *, limit: int = 10) -> list[str]:
         # Not mode=ro: a WAL file's reader needs its -shm, which a read-only open
         # cannot create when no other connection has the file open (at start).
         conn = sqlite3.connect(path, timeout=10.0)
-        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({int(limit)})")]
+        rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        # a finding may span lines ("*** in database main ***" above its page): one each
+        found = [line for row in rows for line in str(row[0]).splitlines() if line.strip()]
     except sqlite3.Error as exc:
         if not is_corruption(exc):
             raise

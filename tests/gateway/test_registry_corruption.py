@@ -15,6 +15,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from sealgate.verify.sqlite.registry import refuse_if_corrupted
 from sealgate.verify.sqlite_toolkit import quick_check
 from tests.gateway.conftest import GatewayClient, proof_request
 from tests.gateway.serving import free_port
+from tests.waiting import until
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 DAMAGE = 4 * 1024 * 1024
@@ -74,8 +76,11 @@ def checkpoint(registry: Path) -> None:
     file, the one this test damages (a page still in the WAL would be read from there)."""
     conn = sqlite3.connect(registry, timeout=10)
     try:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        assert busy == 0
+        # busy while the gateway's own checkpointer thread is at it: again until done
+        until(
+            lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0,
+            what="the WAL emptied into the file",
+        )
     finally:
         conn.close()
 
@@ -115,10 +120,14 @@ async def test_a_corrupted_registry_is_answered_reported_and_refused_as_corrupte
 
     verifier = headers(credentials, Role.VERIFIER)
     answers: collections.Counter[tuple[int, str | None, str | None]] = collections.Counter()
+    longest = 0.0
 
     async def verify(code: str) -> None:
+        nonlocal longest
+        began = time.monotonic()
         r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
         problem = (await r.json()).get("code") if r.status != 200 else None
+        longest = max(longest, time.monotonic() - began)
         answers[(r.status, problem, r.headers.get("Retry-After"))] += 1
 
     for start in range(0, len(codes), 50):
@@ -127,6 +136,11 @@ async def test_a_corrupted_registry_is_answered_reported_and_refused_as_corrupte
     # Those whose pages were hit say so, without inviting a retry; the others verify.
     assert corrupted > 0, answers
     assert answers[(200, None, None)] + corrupted == len(codes), answers
+    print(
+        f"corrupted registry: {len(codes)} proofs, {registry.stat().st_size} bytes, "
+        f"{DAMAGE} overwritten; {len(codes)} verifications, 50 at a time: {dict(answers)}; "
+        f"longest wait {longest:.3f} s"
+    )
 
     ready = await api.get("/readyz")
     body = await ready.json()
@@ -154,3 +168,4 @@ async def test_a_corrupted_registry_is_answered_reported_and_refused_as_corrupte
     assert started.returncode == 1, started.stderr
     assert f"the registry {registry} is corrupted" in started.stderr
     assert "restore the registry from a backup" in started.stderr
+    print(f"readyz: {body['checks']['registry']}; serve: {started.stderr.strip()}")

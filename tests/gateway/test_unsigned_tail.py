@@ -148,6 +148,7 @@ async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit
     backup = tmp_path / "token-backup"
     shutil.copytree(tokens, backup)
     reinitialise_token(settings)
+    lost_at = time.monotonic()
     verified = 0
 
     async def not_ready_for_want_of_checkpoints() -> bool:
@@ -161,6 +162,8 @@ async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit
         return ready.status == 503 and checks["checkpoints"].startswith("unsigned: ")
 
     await eventually(not_ready_for_want_of_checkpoints, timeout=20, interval=0.2, what="not ready")
+    not_ready_after = time.monotonic() - lost_at
+    checks = (await (await api.get("/readyz")).json())["checks"]
     await audit.flush()
 
     # Younger than the default bound (21 s): OK, with the count said.
@@ -172,6 +175,11 @@ async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit
     aged = audit_verify(settings.home, "--max-unsigned-age", "1")
     assert aged.returncode == 1 and aged.stdout.startswith("UNSIGNED")
     assert unsigned_count(aged.stdout) >= verified
+    print(
+        f"token lost: {verified} verifications (all 200), not ready after "
+        f"{not_ready_after:.1f} s: {checks['checkpoints']!r}; audit verify: "
+        f"{within.stdout.strip()!r} (exit 0), --max-unsigned-age 1: exit 1, {aged.stderr!r}"
+    )
 
     # The token restored: the next checkpoint signs the whole tail, and readiness returns.
     shutil.rmtree(tokens)

@@ -55,6 +55,15 @@ MAX_GROUP = 5000
 LAG_LIMIT = 1.0
 
 
+def unsigned_limit(checkpoint_seconds: float = CHECKPOINT_SECONDS) -> float:
+    """How long a record may go without a signed checkpoint covering it before the trail
+    is said to have an unsigned tail: two checkpoint intervals, plus one round of the
+    duties loop (:data:`PROBE_SECONDS`), which is when a due checkpoint is made. A
+    record written just after a checkpoint waits one interval and a round in the
+    ordinary course; two intervals mean at least one checkpoint has failed."""
+    return 2 * checkpoint_seconds + PROBE_SECONDS
+
+
 class AuditUnavailable(Error):
     """The audit record could not be written: the request must be refused."""
 
@@ -131,6 +140,8 @@ class AuditLog:
         self._writer_gone = asyncio.Event()  # wakes the duties loop to start another
         self._failing_since: float | None = None
         self._since_checkpoint = 0
+        # when the oldest record no checkpoint covers yet was journaled (monotonic)
+        self._unsigned_since: float | None = None
         self._closed = False
         self.groups_written = 0  # for metrics: records per group show how well writes share
         self.records_written = 0
@@ -150,6 +161,27 @@ class AuditLog:
         if unchained and time.monotonic() - unchained[0][2] > LAG_LIMIT:
             return "the audit writer is behind"
         return None
+
+    @property
+    def unsigned_tail(self) -> str | None:
+        """Why the trail's newest records lack a signed checkpoint for too long (the audit
+        key cannot sign: a lost or reinitialised token), or ``None``.
+
+        Past :func:`unsigned_limit` the gateway is not ready: what it records from then on
+        could be altered without trace until a checkpoint signs it. Requests are still
+        answered (they are recorded); a trail without a signing key is refused nowhere
+        (``signing`` is ``None`` in tests of the log alone).
+        """
+        since = self._unsigned_since
+        if since is None or self._signing is None:
+            return None
+        waited = time.monotonic() - since
+        if waited <= unsigned_limit(self._checkpoint_seconds):
+            return None
+        return (
+            f"{self._since_checkpoint} records unsigned for {waited:.0f} s: "
+            "no checkpoint could be signed (is the audit key's token there?)"
+        )
 
     async def start(self) -> None:
         """Open the journal and start the writer; a failure leaves the log refusing until
@@ -234,6 +266,8 @@ class AuditLog:
         else:
             self._unchained[-1] = (journal.n, journal.offset, self._unchained[-1][2])
         self._since_checkpoint += len(rows)
+        if self._unsigned_since is None:
+            self._unsigned_since = now
         self.groups_written += 1
         self.records_written += len(rows)
         _settle([future])
@@ -423,6 +457,7 @@ class AuditLog:
         head = SignedHead(seq, head_hash, signature, self._key_label)
         await self.record([head.checkpoint_event(time.time())])
         self._since_checkpoint = 0
+        self._unsigned_since = None
         await self.flush()
         await asyncio.to_thread(write_head, self._head_path, head)
         return head

@@ -237,6 +237,11 @@ class BoundedRegistry(Registry):
     async def ping(self) -> None:
         await self.guard.call(self._inner.ping)
 
+    @property
+    def corruption(self) -> str | None:
+        # The base class answers None; the backend behind the guard knows.
+        return self._inner.corruption
+
     async def close(self) -> None:
         await self._inner.close()
 

@@ -21,12 +21,19 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
+from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.audit_store import append_now, read_records, unchained_journal_bytes
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.audit import AuditEvent, SignedHead, TrailBroken, verify_trail
+from sealgate.verify.audit import (
+    AuditEvent,
+    SignedHead,
+    TrailBroken,
+    TrailSummary,
+    verify_trail,
+)
 from sealgate.verify.directory import Role, SealKind
 
 
@@ -141,6 +148,21 @@ def _parser() -> argparse.ArgumentParser:
         help="check a trail that has no signed head beside it (a cut-off end goes unnoticed)",
     )
     audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
+    audit_verify.add_argument(
+        "--max-unsigned-age",
+        type=float,
+        default=unsigned_limit(),
+        metavar="SECONDS",
+        help="fail if a record no signed checkpoint covers is older than this (default:"
+        f" {unsigned_limit():g}, two checkpoint intervals and a round of the gateway's duties)",
+    )
+    audit_verify.add_argument(
+        "--max-unsigned-records",
+        type=int,
+        metavar="N",
+        help="fail if more than N records are covered by no signed checkpoint (default: no"
+        " limit on their number, only on their age)",
+    )
 
     bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
     bench_sub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -338,6 +360,8 @@ def _audit_verify(args: argparse.Namespace, home: Path) -> int:
     trail: Path = args.trail or home / "audit.db"
     head_path: Path = args.head or home / "audit-head.json"
     key_path: Path = args.key or home / "audit-key.pem"
+    if args.max_unsigned_age < 0 or (args.max_unsigned_records or 0) < 0:
+        raise CliError("--max-unsigned-age and --max-unsigned-records cannot be negative")
     if not trail.exists():
         raise CliError(f"no audit trail at {trail}")
     try:
@@ -370,10 +394,15 @@ def _audit_verify(args: argparse.Namespace, home: Path) -> int:
             "warning: no signed head: a cut-off end of the trail cannot be detected",
             file=sys.stderr,
         )
-    print(
-        f"OK\t{summary.records} records\t{summary.checkpoints} checkpoints\t"
-        f"signed head at {head.seq if head else '-'}"
+    line = (
+        f"{summary.records} records\t{summary.checkpoints} checkpoints\t"
+        f"signed head at {head.seq if head else '-'}\t{summary.unsigned} unsigned"
     )
+    if unsigned := _unsigned_tail(summary, args):
+        print(f"UNSIGNED\t{line}")
+        print(f"UNSIGNED: {unsigned}", file=sys.stderr)
+        return 1
+    print(f"OK\t{line}")
     if waiting := unchained_journal_bytes(trail):
         print(
             f"note: {waiting} bytes of records wait in the audit journal, not yet in the"
@@ -382,6 +411,24 @@ def _audit_verify(args: argparse.Namespace, home: Path) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _unsigned_tail(summary: TrailSummary, args: argparse.Namespace) -> str | None:
+    """What is wrong with the records no signed checkpoint covers, or ``None``: nothing
+    proves them unaltered, so past the operator's bounds the trail does not pass."""
+    if summary.unsigned == 0 or summary.oldest_unsigned_at is None:
+        return None
+    age = time.time() - summary.oldest_unsigned_at
+    what = (
+        f"{summary.unsigned} records after record {summary.covered_seq} are covered by no"
+        f" signed checkpoint, the oldest written {age:.0f} s ago"
+    )
+    why = "the audit key has not signed since (a lost or reinitialised token?)"
+    if age > args.max_unsigned_age:
+        return f"{what}, more than --max-unsigned-age {args.max_unsigned_age:g}: {why}"
+    if args.max_unsigned_records is not None and summary.unsigned > args.max_unsigned_records:
+        return f"{what}, more than --max-unsigned-records {args.max_unsigned_records}: {why}"
+    return None
 
 
 def _verify_file(args: argparse.Namespace, home: Path) -> int:

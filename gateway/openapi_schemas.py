@@ -56,6 +56,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "seal-key-unavailable",
         "seal-certificate-not-valid",
         "registry-unavailable",
+        "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",
         "audit-unavailable",
     ),
@@ -72,7 +73,9 @@ _PROBLEM_DESCRIPTIONS = {
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
     429: "Too many failed lookups; retry after `Retry-After` seconds",
-    503: "A component is unavailable; retry later",
+    503: "A component is unavailable; retry after `Retry-After` seconds. Without "
+    "`Retry-After` (`registry-corrupted`: the registry's data is damaged) retrying does "
+    "not help until the operator restores it",
 }
 
 
@@ -341,7 +344,9 @@ READINESS = object_schema(
         "checks": object_schema(
             {
                 name: {"type": "string"}
-                for name in ("hsm", "registry", "cache", "audit", "seals", "breakers")
+                for name in (
+                    "hsm", "registry", "cache", "audit", "seals", "breakers", "checkpoints"
+                )
             }
         ),
     }

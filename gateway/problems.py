@@ -31,6 +31,7 @@ from sealgate.verify.lifecycle import (
 from sealgate.verify.registry import (
     IdempotencyConflict,
     ProofNotFound,
+    RegistryCorrupted,
     RegistryUnavailable,
     WrongOffice,
 )
@@ -116,6 +117,16 @@ def problem_for(exc: Exception) -> Problem | None:
             "registry-unavailable",
             "The registry is unavailable; retry later",
             headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, RegistryCorrupted):
+        # 503, for this gateway cannot serve the request (a balancer may try another),
+        # but no Retry-After: the data stays damaged until the operator restores the
+        # database, so a client that retries on its own only adds load. Not 500, which
+        # says "a bug in sealgate" and is what the suite treats as one.
+        return Problem(
+            503,
+            "registry-corrupted",
+            "The registry's data is damaged; retrying will not help until it is restored",
         )
     if isinstance(exc, DirectoryUnavailable):  # clients cannot be authenticated meanwhile
         return Problem(

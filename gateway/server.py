@@ -127,6 +127,10 @@ def run_worker(settings: Settings, host: str, port: int, reuse_port: bool) -> No
 
 def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     if settings.database_kind == "sqlite":
+        from sealgate.verify.sqlite.registry import refuse_if_corrupted
+
+        # A damaged file is refused before anything serves from it.
+        refuse_if_corrupted(settings.sqlite_path)
         # Once, before the workers: each would otherwise run a long migration (a rebuilt
         # table of a million proofs) while the others time out on its lock and exit.
         # PostgreSQL is migrated by the operator (`sealgate db migrate`), never here.

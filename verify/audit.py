@@ -17,6 +17,7 @@ Exceptions::
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -269,6 +270,13 @@ class TrailSummary:
     checkpoints: int
     last_seq: int
     last_checkpoint_seq: int | None
+    # The newest record a valid signature vouches for (a checkpoint's or the signed
+    # head's), 0 if none: everything after it could be rewritten without trace.
+    covered_seq: int = 0
+    # Records after covered_seq, checkpoints apart (a checkpoint carries its own
+    # signature), and the time of the oldest of them (Unix seconds).
+    unsigned: int = 0
+    oldest_unsigned_at: float | None = None
 
 
 def verify_trail(
@@ -284,6 +292,10 @@ def verify_trail(
     hashes_by_seq: dict[int, bytes] = {}
     checkpoints = 0
     last_checkpoint: int | None = None
+    covered = 0
+    # (seq, at) of the records no signature covers so far, oldest first; a checkpoint
+    # takes those it vouches for off the front. Short unless signing has stopped.
+    unsigned: collections.deque[tuple[int, float]] = collections.deque()
     for record in records:
         if record.seq != expected_seq:
             raise TrailBroken(expected_seq, f"missing: the next record stored is {record.seq}")
@@ -292,9 +304,12 @@ def verify_trail(
         if record_hash(prev_hash, record.seq, record.event) != record.hash:
             raise TrailBroken(record.seq, "altered: its content does not match its hash")
         if record.event.action == CHECKPOINT:
-            _check_checkpoint(record, public_key_der, hashes_by_seq)
+            covered = max(covered, _check_checkpoint(record, public_key_der, hashes_by_seq))
+            _drop_covered(unsigned, covered)
             checkpoints += 1
             last_checkpoint = record.seq
+        else:
+            unsigned.append((record.seq, record.event.at))
         hashes_by_seq[record.seq] = record.hash
         prev_hash = record.hash
         expected_seq += 1
@@ -312,12 +327,28 @@ def verify_trail(
             )
         if hashes_by_seq.get(head.seq) != head.hash:
             raise TrailBroken(head.seq, "differs from the record the signed head vouches for")
-    return TrailSummary(expected_seq - 1, checkpoints, last_seq, last_checkpoint)
+        covered = max(covered, head.seq)
+        _drop_covered(unsigned, covered)
+    return TrailSummary(
+        expected_seq - 1,
+        checkpoints,
+        last_seq,
+        last_checkpoint,
+        covered_seq=covered,
+        unsigned=len(unsigned),
+        oldest_unsigned_at=unsigned[0][1] if unsigned else None,
+    )
+
+
+def _drop_covered(unsigned: collections.deque[tuple[int, float]], covered: int) -> None:
+    while unsigned and unsigned[0][0] <= covered:
+        unsigned.popleft()
 
 
 def _check_checkpoint(
     record: AuditRecord, public_key_der: bytes, hashes_by_seq: dict[int, bytes]
-) -> None:
+) -> int:
+    """Raise :class:`TrailBroken` unless the checkpoint is valid; the seq it vouches for."""
     detail = record.event.detail
     try:
         seq = int(detail["head_seq"])
@@ -329,3 +360,4 @@ def _check_checkpoint(
         raise TrailBroken(record.seq, f"a checkpoint for a record {seq} that is not in the trail")
     if not _verify_signature(public_key_der, checkpoint_digest(seq, head_hash), signature):
         raise TrailBroken(record.seq, "a checkpoint not signed by the audit key")
+    return seq

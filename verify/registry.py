@@ -12,7 +12,8 @@ Exceptions::
     ├── IdempotencyConflict    the key was used before with a different request
     ├── ProofNotFound          no proof has that code
     ├── WrongOffice            the proof belongs to another office
-    └── RegistryUnavailable    the store cannot be reached or written; retry later
+    ├── RegistryUnavailable    the store cannot be reached or written; retry later
+    └── RegistryCorrupted      the store's data is damaged; no retry helps: restore it
 
 Status changes are also refused with :mod:`sealgate.verify.lifecycle`'s errors.
 """
@@ -50,6 +51,11 @@ class WrongOffice(RegistryError):
 
 class RegistryUnavailable(RegistryError):
     """The store failed; the request may be retried later."""
+
+
+class RegistryCorrupted(RegistryError):
+    """The store's engine found its data damaged ("database disk image is malformed"):
+    retrying cannot help until the operator restores the database from a backup."""
 
 
 class Status(enum.StrEnum):
@@ -246,6 +252,12 @@ class Registry(ABC):
     @abstractmethod
     async def ping(self) -> None:
         """Raise :class:`RegistryUnavailable` unless the store answers."""
+
+    @property
+    def corruption(self) -> str | None:
+        """The engine's message if it has reported the store's data damaged, else
+        ``None``. Readiness says it; a backend without corruption detection has none."""
+        return None
 
     @abstractmethod
     async def close(self) -> None:

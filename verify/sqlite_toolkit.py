@@ -124,6 +124,47 @@ def migrate(path: Path, migrations: Sequence[Sequence[str]]) -> int:
         conn.close()
 
 
+# SQLITE_CORRUPT and SQLITE_NOTADB: the file's content is damaged, not the access to it.
+# Extended codes (SQLITE_CORRUPT_INDEX, ...) keep the primary code in their low byte.
+_CORRUPTION_CODES = frozenset({11, 26})
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed because the database's content is damaged ("database disk
+    image is malformed", "file is not a database"): no retry can help, only a restore."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _CORRUPTION_CODES
+    # Python before 3.11 named no code: the engine's own words, then
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def quick_check(path: Path, *, limit: int = 10) -> list[str]:
+    """SQLite's ``PRAGMA quick_check`` of the file: its findings, ``[]`` if intact.
+
+    It reads every page (a few seconds a GiB) but skips the check that index entries match
+    their rows, which ``integrity_check`` does at many times the cost. A file too damaged
+    to be opened is one finding, the engine's message.
+    """
+    conn: sqlite3.Connection | None = None
+    try:
+        # Not mode=ro: a WAL file's reader needs its -shm, which a read-only open
+        # cannot create when no other connection has the file open (at start).
+        conn = sqlite3.connect(path, timeout=10.0)
+        rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
+        # a finding may span lines ("*** in database main ***" above its page): one each
+        found = [line for row in rows for line in str(row[0]).splitlines() if line.strip()]
+    except sqlite3.Error as exc:
+        if not is_corruption(exc):
+            raise
+        return [str(exc)]
+    finally:
+        if conn is not None:
+            conn.close()
+    return [] if found == ["ok"] else found
+
+
 def name_native_thread(name: str) -> None:
     """Give the calling thread ``name`` in the OS too (``top -H``, ``/proc``, py-spy, the
     capacity harness's CPU by part): Python 3.11 names only its own thread object. Linux

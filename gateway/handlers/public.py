@@ -42,6 +42,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["registry"] = "ok"
     except (RegistryError, TimeoutError) as exc:
         checks["registry"] = f"unavailable: {type(exc).__name__}"
+    checks["registry"] = registry_integrity(request.app, checks["registry"])
     shared = request.app[LOOKUP].shared
     if shared is None:
         checks["cache"] = "in-process"
@@ -53,8 +54,26 @@ async def readyz(request: web.Request) -> web.Response:
     # Not unready: verification and the other seals go on; operators must rotate.
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
     checks["breakers"] = breakers_check(request.app)
+    checks["checkpoints"] = checkpoint_signing(request.app)
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
+    ready = ready and checks["checkpoints"] == "ok"
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+def registry_integrity(app: web.Application, reachable: str) -> str:
+    """The registry's check: a store whose engine found its data damaged is "corrupted",
+    whether or not it still answers, for no wait mends it (see sealgate.verify.integrity)."""
+    corruption = app[REGISTRY].corruption
+    if corruption is None:
+        return reachable
+    return f"corrupted: {corruption}; restore it from a backup"
+
+
+def checkpoint_signing(app: web.Application) -> str:
+    """``ok`` while the audit trail's checkpoints are signed in time; else how long records
+    have waited for one (sealgate.gateway.audit.unsigned_limit)."""
+    tail = app[AUDIT].unsigned_tail
+    return "ok" if tail is None else f"unsigned: {tail}"
 
 
 async def metrics(request: web.Request) -> web.Response:

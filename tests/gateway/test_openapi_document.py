@@ -41,6 +41,7 @@ from sealgate.verify.lifecycle import (
 from sealgate.verify.registry import (
     IdempotencyConflict,
     ProofNotFound,
+    RegistryCorrupted,
     RegistryUnavailable,
     WrongOffice,
 )
@@ -237,6 +238,7 @@ REFUSALS: dict[str, Callable[[], Problem]] = {
     "hsm unavailable": lambda: mapped(HsmUnavailable("gone", retry_after=2.5)),
     "hsm error": lambda: mapped(HsmError("key")),
     "registry unavailable": lambda: mapped(RegistryUnavailable("down")),
+    "registry corrupted": lambda: mapped(RegistryCorrupted("database disk image is malformed")),
     "directory unavailable": lambda: mapped(DirectoryUnavailable("down")),
     "idempotency conflict": lambda: mapped(IdempotencyConflict("other body")),
     "not found": lambda: mapped(ProofNotFound("x")),
@@ -273,6 +275,15 @@ def test_the_audit_refusal_is_as_described() -> None:
     described = DOCUMENT["components"]["responses"]["Problem503"]
     assert matches(described["content"]["application/problem+json"]["schema"], _body(answer))
     assert matches(described["headers"]["Retry-After"]["schema"], answer.headers["Retry-After"])
+
+
+def test_a_corrupted_registry_is_not_answered_as_an_outage() -> None:
+    """Damaged data does not mend by waiting: no Retry-After, a code of its own."""
+    corrupted = mapped(RegistryCorrupted("database disk image is malformed")).response()
+    outage = mapped(RegistryUnavailable("down")).response()
+    assert (corrupted.status, outage.status) == (503, 503)
+    assert "Retry-After" not in corrupted.headers and outage.headers["Retry-After"] == "1"
+    assert _body(corrupted)["code"] == "registry-corrupted"
 
 
 def _body(answer: Any) -> Any:

@@ -64,6 +64,24 @@ def trail(
     return records, head
 
 
+def test_records_no_signature_covers_are_the_unsigned_tail() -> None:
+    # seq 1-10 events 1-10, 11 a checkpoint of 10, 12-21 events 11-20, 22 a checkpoint
+    # of 21, 23-32 events 21-30: the last ten are vouched for by no signature
+    records, head = trail()
+    summary = verify_trail(records, PUBLIC, head)
+    assert (summary.covered_seq, summary.unsigned) == (21, 10)
+    assert summary.oldest_unsigned_at == event(21).at
+    assert verify_trail(records, PUBLIC, None).unsigned == 10  # the checkpoints say as much
+    # a signed head over the last record covers it all
+    whole = verify_trail(records, PUBLIC, sign(records[-1].seq, records[-1].hash))
+    assert (whole.covered_seq, whole.unsigned, whole.oldest_unsigned_at) == (32, 0, None)
+    # a checkpoint record carries its own signature: a trail ending in one has no tail
+    assert verify_trail(records[:22], PUBLIC, head).unsigned == 0
+    # never signed: every record
+    bare = verify_trail(chain(GENESIS, 1, [event(n) for n in range(1, 6)]), PUBLIC)
+    assert (bare.covered_seq, bare.unsigned, bare.oldest_unsigned_at) == (0, 5, event(1).at)
+
+
 def test_an_intact_trail_verifies() -> None:
     records, head = trail()
     summary = verify_trail(records, PUBLIC, head)

@@ -23,7 +23,7 @@ from sealgate.verify.postgres import (
     redacted,
     schema_version,
 )
-from sealgate.verify.registry import RegistryUnavailable
+from sealgate.verify.registry import RegistryCorrupted, RegistryUnavailable
 from tests.postgres_server import PostgresServer
 from tests.verify.test_lifecycle import proof
 
@@ -141,3 +141,33 @@ async def test_sessions_commit_durably_even_where_the_database_says_otherwise(
         async with registry._connection("test") as conn:
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
     await registry.close()
+
+
+async def test_damaged_data_is_corruption_with_the_server_s_message(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's data_corrupted (SQLSTATE XX001), raised by the server itself in the
+    path of every read of the proofs, with the message it gives for a page it cannot
+    read. (Damaging a relation's file under the shared server would take the other
+    tests' databases with it.)"""
+    migrate(postgres_url)
+    registry = PostgresRegistry(postgres_url, DocumentCipher(os.urandom(32)))
+    try:
+        await registry.register([proof("A")])
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION damaged(code text) RETURNS boolean LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION 'invalid page in block 7 of relation base/16384/16397'"
+                " USING ERRCODE = 'XX001'; END $$"
+            )
+            conn.execute("ALTER TABLE proofs RENAME TO proofs_stored")
+            conn.execute("CREATE VIEW proofs AS SELECT * FROM proofs_stored WHERE damaged(code)")
+        assert registry.corruption is None
+        with pytest.raises(RegistryCorrupted) as raised:
+            await registry.get_status("A")
+        assert "invalid page in block 7" in str(raised.value)
+        assert registry.corruption is not None and "SQLSTATE XX001" in registry.corruption
+        assert "invalid page in block 7 of relation base/16384/16397" in caplog.text
+        await registry.ping()  # it answers: corrupted is not unreachable
+    finally:
+        await registry.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -15,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from sealgate.verify.at_rest import DocumentCipher
-from sealgate.verify.registry import CodeTaken, RegistryUnavailable
+from sealgate.verify.registry import CodeTaken, RegistryCorrupted, RegistryUnavailable
 from sealgate.verify.sqlite import SqliteRegistry
+from sealgate.verify.sqlite.registry import refuse_if_corrupted
 from sealgate.verify.sqlite_toolkit import Checkpointer, connect, insert_rows, migrate
 from tests.verify.test_lifecycle import proof
 from tests.waiting import eventually, until
@@ -185,3 +188,38 @@ def test_migrations_run_as_whole_statements_in_one_transaction(tmp_path: Path) -
     assert migrate(path, migrations[:1]) == 1  # again: nothing to do
     with contextlib.closing(connect(path)) as conn:
         assert conn.execute("SELECT body FROM notes").fetchall() == [("a; b",)]
+
+
+async def test_damaged_pages_are_corruption_not_an_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.db"
+    cipher = DocumentCipher(os.urandom(32))
+    registry = SqliteRegistry(path, cipher)
+    codes = [f"P{n}" for n in range(3000)]
+    await registry.register([proof(code) for code in codes])
+    await registry.close()  # the last connection closed: the WAL is in the file
+    refuse_if_corrupted(path)  # intact
+    size = path.stat().st_size
+    with path.open("r+b") as f:  # the middle third, page-aligned, as a failing disk would
+        f.seek(size // 3 // 4096 * 4096)
+        f.write(random.Random(5).randbytes(size // 3))
+    with pytest.raises(RegistryCorrupted, match="restore the registry from a backup"):
+        refuse_if_corrupted(path)
+
+    caplog.set_level(logging.ERROR, logger="sealgate.registry")
+    registry = SqliteRegistry(path, cipher)
+    try:
+        assert registry.corruption is None
+        found = await asyncio.gather(
+            *(registry.get_status(code) for code in codes), return_exceptions=True
+        )
+        failures = [r for r in found if isinstance(r, BaseException)]
+        assert failures and all(isinstance(r, RegistryCorrupted) for r in failures), failures
+        assert registry.corruption == "database disk image is malformed"
+        assert "r.db is corrupted: database disk image is malformed" in caplog.text
+        with pytest.raises(RegistryCorrupted, match="writes refused"):
+            await registry.register([proof("NEW")])
+        await registry.ping()  # it still answers: corrupted is not unreachable
+    finally:
+        await registry.close()

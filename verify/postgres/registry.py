@@ -25,7 +25,9 @@ synchronously. Both drivers read the usual libpq settings (``PGPASSWORD``,
 Driver errors are translated where they enter: asyncpg's and psycopg's exceptions never
 leave this package; failures of the store become :class:`RegistryUnavailable` (or
 :class:`DirectoryUnavailable`), constraint violations the domain's conflicts. Messages
-name the failure's class and SQLSTATE, never the values involved.
+name the failure's class and SQLSTATE, never the values involved; damaged data
+(SQLSTATE XX001, XX002) becomes :class:`RegistryCorrupted`, with the server's message,
+which names a block and a relation, never a row's values.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sealgate.errors import ConfigError
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.group_commit import gather_group
+from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.postgres.schema import (
     ACQUIRE_TIMEOUT,
     COMMAND_TIMEOUT,
@@ -94,6 +97,10 @@ _UPDATE_STATUS = f"{_SQL.update_status} RETURNING {rows.STATUS_COLUMNS}"
 _CHANGE_LOG_ORDER = "LOCK TABLE status_history IN EXCLUSIVE MODE"
 
 # What means "the store failed" rather than "this request conflicts".
+# data_corrupted, index_corrupted: PostgreSQL found pages it cannot read as they should
+# be; no retry mends them (sealgate.verify.integrity).
+_CORRUPTION_STATES = frozenset({"XX001", "XX002"})
+
 _STORE_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -260,6 +267,7 @@ class PostgresRegistry(Registry):
         self._pool: Any = None
         self._opening = asyncio.Lock()
         self._writer = _GroupCommitter(self)
+        self._integrity = CorruptionWatch("the PostgreSQL registry")
         self._closed = False
 
     def __repr__(self) -> str:
@@ -315,6 +323,11 @@ class PostgresRegistry(Registry):
             async with pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
         except _STORE_FAILURES as exc:
+            if (state := getattr(exc, "sqlstate", None)) in _CORRUPTION_STATES:
+                # The server's own message (which block of which relation), never values.
+                raise self._integrity.noticed(
+                    f"registry {what}", f"{exc} (SQLSTATE {state})"
+                ) from exc
             raise RegistryUnavailable(failure(f"registry {what}", exc)) from exc
 
     async def register(
@@ -391,6 +404,10 @@ class PostgresRegistry(Registry):
     async def count(self) -> int:
         async with self._connection("read") as conn:
             return int(await conn.fetchval("SELECT count(*) FROM proofs"))
+
+    @property
+    def corruption(self) -> str | None:
+        return self._integrity.corruption
 
     async def ping(self) -> None:
         if not self._writer.alive:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.group_commit import gather_group
+from sealgate.verify.integrity import REMEDY, CorruptionWatch
 from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
@@ -33,6 +34,8 @@ from sealgate.verify.registry import (
     ProofRecord,
     ProofStatus,
     Registry,
+    RegistryCorrupted,
+    RegistryError,
     RegistryUnavailable,
     Status,
     StatusChange,
@@ -40,7 +43,14 @@ from sealgate.verify.registry import (
 )
 from sealgate.verify.rules import check_status_change
 from sealgate.verify.sqlite.schema import migrate
-from sealgate.verify.sqlite_toolkit import Checkpointer, connect, insert_rows, name_native_thread
+from sealgate.verify.sqlite_toolkit import (
+    Checkpointer,
+    connect,
+    insert_rows,
+    is_corruption,
+    name_native_thread,
+    quick_check,
+)
 
 T = TypeVar("T")
 
@@ -79,8 +89,14 @@ class GroupCommitWriter:
     MAX_GROUP = 512
 
     def __init__(
-        self, path: Path, *, busy_timeout: float = 10.0, synchronous: str = "FULL"
+        self,
+        path: Path,
+        *,
+        busy_timeout: float = 10.0,
+        synchronous: str = "FULL",
+        integrity: CorruptionWatch | None = None,
     ) -> None:
+        self._integrity = integrity or CorruptionWatch(path.name)
         self._conn = connect(path, busy_timeout=busy_timeout, synchronous=synchronous)
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
         # Each job's savepoint journals the old content of every page it touches: with a
@@ -170,11 +186,33 @@ class GroupCommitWriter:
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            failure = RegistryUnavailable(f"registry write failed: {exc}")
+            failure = store_failure(self._integrity, "registry write", exc)
             for job in group:
                 job.error = failure
         for job in group:
             _notify(job)
+
+
+def store_failure(integrity: CorruptionWatch, what: str, exc: sqlite3.Error) -> RegistryError:
+    """The registry's error for SQLite's ``exc``: damaged data is not an outage."""
+    if is_corruption(exc):
+        return integrity.noticed(what, str(exc))
+    return RegistryUnavailable(f"{what} failed: {exc}")
+
+
+def refuse_if_corrupted(path: Path) -> None:
+    """Raise :class:`RegistryCorrupted` if SQLite's ``quick_check`` finds the file damaged.
+
+    Run once before a gateway serves: a damaged registry would otherwise be found one
+    request at a time, each answered as though the registry were merely away.
+    """
+    if not path.exists():
+        return  # a new home: nothing to check yet
+    if findings := quick_check(path, limit=3):
+        # The engine's words, as they are (the command line prints the message).
+        raise RegistryCorrupted(
+            f"the registry {path} is corrupted ({'; '.join(findings)}): {REMEDY}"
+        )
 
 
 def _notify(job: _WriteJob) -> None:
@@ -195,10 +233,16 @@ class SqliteRegistry(Registry):
     """:class:`Registry` on a SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, cipher: DocumentCipher, *, readers: int = 2) -> None:
-        migrate(path)
+        self._integrity = CorruptionWatch(path.name, examine=lambda: quick_check(path))
+        try:
+            migrate(path)
+        except sqlite3.Error as exc:
+            if is_corruption(exc):
+                raise store_failure(self._integrity, "opening the registry", exc) from exc
+            raise
         self._path = path
         self._cipher = cipher
-        self._writer = GroupCommitWriter(path)
+        self._writer = GroupCommitWriter(path, integrity=self._integrity)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -223,13 +267,14 @@ class SqliteRegistry(Registry):
             try:
                 return query(self._reader())
             except sqlite3.Error as exc:
-                raise RegistryUnavailable(f"registry read failed: {exc}") from exc
+                raise store_failure(self._integrity, "registry read", exc) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
 
     async def register(
         self, proofs: list[ProofRecord], idempotency: IdempotentRequest | None = None
     ) -> None:
+        self._integrity.refuse_writes()
         proof_rows = [rows.proof_row(p, self._cipher) for p in proofs]
         codes = ",".join(p.code for p in proofs)
         now = time.time()
@@ -273,6 +318,7 @@ class SqliteRegistry(Registry):
         return await self._read(query)
 
     async def change_status(self, change: StatusChangeRequest) -> ProofStatus:
+        self._integrity.refuse_writes()
         result: ProofStatus = await asyncio.shield(
             self._writer.submit(lambda conn: _apply_status_change(conn, change))
         )
@@ -314,6 +360,10 @@ class SqliteRegistry(Registry):
         return await self._read(
             lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0])
         )
+
+    @property
+    def corruption(self) -> str | None:
+        return self._integrity.corruption
 
     async def ping(self) -> None:
         if not self._writer.alive:

@@ -329,7 +329,7 @@ def _audit_ahead(trail: Path, action: str, **detail: object) -> Ahead:
 
     def ahead(subject: str) -> None:
         try:
-            _audit_cli(trail, action, subject, result=INTENT, **detail)
+            _audit_cli(trail, action, subject, detail, result=INTENT)
         except (sqlite3.Error, OSError) as exc:
             raise CliError(
                 f"the audit trail cannot be written ({type(exc).__name__}): nothing changed"
@@ -342,7 +342,7 @@ def _audit_outcome(trail: Path, action: str, subject: str, **detail: object) -> 
     """The outcome of a change made: if the trail refuses it now, the change stands
     (its intent is recorded) and the operator is told."""
     try:
-        _audit_cli(trail, action, subject, **detail)
+        _audit_cli(trail, action, subject, detail)
     except (sqlite3.Error, OSError) as exc:
         print(
             f"sealgate: warning: {action} {subject} done, its intent is in the audit trail;"
@@ -352,7 +352,7 @@ def _audit_outcome(trail: Path, action: str, subject: str, **detail: object) -> 
 
 
 def _audit_cli(
-    trail: Path, action: str, subject: str, *, result: str = "ok", **detail: object
+    trail: Path, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
 ) -> None:
     """Operations' changes go into the same trail as the gateway's requests."""
     operator = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"

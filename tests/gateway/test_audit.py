@@ -153,7 +153,7 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     await app[AUDIT].checkpoint()
 
     recorded = [(r[1], r[5]) for r in rows(trail, f"seq > {start}")]
-    assert recorded[1:8] == [
+    assert recorded[2:9] == [  # after the sealing's intent and outcome
         ("verify", NOT_A_CODE),
         ("document", NOT_A_CODE),
         ("status-history", NOT_A_CODE),
@@ -200,7 +200,8 @@ async def test_an_identity_number_typed_as_a_purpose_or_type_is_kept_nowhere(
         assert HOLDER_ID not in await r.text()  # nor echoed in the refusal
     await app[AUDIT].checkpoint()
 
-    recorded = [(r[1], r[4], r[7]) for r in rows(trail, f"seq > {start}")][1:6]
+    # after the sealing's intent and outcome
+    recorded = [(r[1], r[4], r[7]) for r in rows(trail, f"seq > {start}")][2:7]
     assert [(action, purpose) for action, purpose, _ in recorded] == [
         ("verify", NOT_GRANTED),
         ("document", NOT_GRANTED),

@@ -156,15 +156,15 @@ async def _until_flowing(load: Load, since: float, what: str) -> None:
 
 
 async def _hold_fault_past_a_second_of_failures(load: Load, since: float) -> None:
-    """Keep the fault on until `/readyz` has been asked and answered more than 1 s after
-    the first failed change: what the readiness figures judge."""
+    """Keep the fault on until `/readyz` has been asked and answered 20 times from 1 s
+    after the first failed change on (about 2 s more): what the readiness figures judge."""
 
     def held() -> bool:
         failed = [a for a in load.of(*CHANGES, since=since) if a.status >= 500]
         if not failed:
             return False
         first = min(a.answered for a in failed)
-        return sum(a.asked >= first + 1.0 for a in load.of("readyz", since=since)) >= 3
+        return sum(a.asked >= first + 1.0 for a in load.of("readyz", since=since)) >= 20
 
     await eventually(held, timeout=30, what="readiness asked through the fault")
 

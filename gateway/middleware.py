@@ -5,7 +5,7 @@ The audit record is written before the answer leaves; if that fails the answer i
 instead (fail closed), and while the trail cannot be written, changes are refused before
 anything is done. A change's handler also writes its intent just before the change
 (:func:`write_ahead`): a change is never made unaudited, and one that was made is never
-answered 503.
+answered 503 for want of its record.
 """
 
 from __future__ import annotations

@@ -10,6 +10,14 @@ write; a process of its own (:mod:`sealgate.gateway.audit_writer`) chains them i
 store (:mod:`sealgate.gateway.audit_store`), off the gateway's event loop and its GIL.
 Requests are refused while the journal cannot be written, while the store cannot, or
 once the store is :data:`LAG_LIMIT` behind the journal.
+
+A change (sealing, status change) is audited **before its effect**: the handler writes
+its intent (:meth:`AuditLog.record_rows` with ``ahead``) just before the registry write,
+with the codes it concerns, on the disk (``fdatasync``) before the change is made; if
+that fails the change is not made and the answer is a true 503. Its outcome record
+follows as for any request. A journal write that fails marks the trail failing at once:
+audited requests are refused up front, and ``/readyz`` is not ready, until a probe
+writes to the journal and the store again with room to spare.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from sealgate.errors import Error
-from sealgate.gateway.audit_journal import Journal, journal_directory
+from sealgate.gateway.audit_journal import Journal, journal_directory, require_room
 from sealgate.gateway.audit_store import write_head
 from sealgate.hsm import frames
 from sealgate.hsm.child import Child, ChildFailed, describe_exit, start_child
@@ -53,6 +61,9 @@ MAX_GROUP = 5000
 # writer is a few milliseconds behind; this bounds how many answers leave while the
 # store cannot be written (a lock held, a hung writer) before the refusals begin.
 LAG_LIMIT = 1.0
+#: The ``result`` of a change's record written ahead of its effect; its outcome's
+#: record (the HTTP status) follows under the same request id.
+INTENT = "intent"
 
 
 def unsigned_limit(checkpoint_seconds: float = CHECKPOINT_SECONDS) -> float:
@@ -71,12 +82,14 @@ class AuditUnavailable(Error):
 class AuditNote:
     """What a handler adds to its request's audit record (see ``sealgate.gateway.middleware``)."""
 
-    __slots__ = ("codes", "detail", "purpose")
+    __slots__ = ("ahead", "codes", "detail", "purpose")
 
     def __init__(self) -> None:
         self.codes: list[str] | None = None  # the codes a sealing produced
         self.detail: dict[str, Any] = {}
         self.purpose: str | None = None  # as checked; else read from the query
+        # whether the intent of a change is journaled: from then on it may be made
+        self.ahead = False
 
 
 AUDIT_NOTE = web.RequestKey("audit_note", AuditNote)
@@ -92,6 +105,17 @@ class _GroupFuture(asyncio.Future[Any]):
 
     def cancel(self, msg: Any | None = None) -> bool:
         return False
+
+
+class _Group:
+    """The records gathering for one journal write, and the one future they wait on."""
+
+    __slots__ = ("future", "rows", "sync")
+
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+        self.future: asyncio.Future[Any] = _GroupFuture()
+        self.sync = False  # an intent is among them: on the disk before they are answered
 
 
 class AuditLog:
@@ -121,8 +145,8 @@ class AuditLog:
         self._key_label = key_label
         self._checkpoint_seconds = checkpoint_seconds
         self._journal: Journal | None = None
-        # the group gathering until the loop's turn ends: its rows and one future
-        self._gathering: tuple[list[list[Any]], asyncio.Future[Any]] | None = None
+        # the group gathering until the loop's turn ends
+        self._gathering: _Group | None = None
         # journal positions not yet chained, with when they were written: (n, offset, at)
         self._unchained: collections.deque[tuple[int, int, float]] = collections.deque()
         # calls sent awaiting their answer, in order: (id, operation, future, sent at)
@@ -139,6 +163,8 @@ class AuditLog:
         self._spawn_lock = asyncio.Lock()
         self._writer_gone = asyncio.Event()  # wakes the duties loop to start another
         self._failing_since: float | None = None
+        # why the last journal write failed, until a probe writes there again
+        self._journal_failing: str | None = None
         self._since_checkpoint = 0
         # when the oldest record no checkpoint covers yet was journaled (monotonic)
         self._unsigned_since: float | None = None
@@ -155,6 +181,8 @@ class AuditLog:
         """Why audited requests are refused now, or ``None``."""
         if self._journal is None:
             return "the audit journal cannot be opened"
+        if self._journal_failing is not None:
+            return f"the audit journal cannot be written ({self._journal_failing})"
         if self._failing_since is not None:
             return "the audit store cannot be written"
         unchained = self._unchained
@@ -182,6 +210,20 @@ class AuditLog:
             f"{self._since_checkpoint} records unsigned for {waited:.0f} s: "
             "no checkpoint could be signed (is the audit key's token there?)"
         )
+
+    def readiness(self) -> str | None:
+        """Why this worker cannot serve audited requests, or ``None``: a refusal now, or
+        a journal without the room a probe asks for (a disk about to fill refuses the
+        next group; a balancer should send elsewhere before that)."""
+        if (refusal := self.refusal) is not None:
+            return refusal
+        journal = self._journal
+        if journal is not None:
+            try:
+                require_room(journal.directory)
+            except OSError as exc:
+                return f"the audit journal's disk is full ({exc.strerror})"
+        return None
 
     async def start(self) -> None:
         """Open the journal and start the writer; a failure leaves the log refusing until
@@ -224,39 +266,44 @@ class AuditLog:
         """Journaled on return; raises :class:`AuditUnavailable` otherwise."""
         await self.record_rows([_fields(e) for e in events])
 
-    async def record_rows(self, rows: list[list[Any]]) -> None:
+    async def record_rows(self, rows: list[list[Any]], *, ahead: bool = False) -> None:
         """:meth:`record` for events given as their fields in :class:`AuditEvent` order.
 
         Rows join the gathering group and wait on its one future: per request, auditing
         costs an append and a wait. The group is written at the end of the loop's turn:
         under load many requests share one write, and their answers leave together.
+        ``ahead``: the rows are a change's intent, written before the change is made;
+        their group is on the disk (``fdatasync``) when this returns.
         """
         if (refusal := self.refusal) is not None:
             raise AuditUnavailable(refusal)
         group = self._gathering
-        if group is None or len(group[0]) >= MAX_GROUP:
+        if group is None or len(group.rows) >= MAX_GROUP:
             if group is not None:
                 # a full group goes at once; the write already scheduled for this turn
                 # takes the group that follows it
                 self._write_gathered()
             else:
                 asyncio.get_running_loop().call_soon(self._write_gathered)
-            group = self._gathering = ([], _GroupFuture())
-        group[0].extend(rows)
-        await group[1]
+            group = self._gathering = _Group()
+        group.rows.extend(rows)
+        group.sync = group.sync or ahead
+        await group.future
 
     def _write_gathered(self) -> None:
         group, self._gathering = self._gathering, None
         if group is None:
             return
-        rows, future = group
+        rows, future = group.rows, group.future
         journal = self._journal
         try:
             if journal is None:
                 raise OSError("the audit journal is closed")
-            journal.append(frames.pack(rows))
+            journal.append(frames.pack(rows), sync=group.sync)
         except OSError as exc:
-            log.error("audit records cannot be journaled (%s)", type(exc).__name__)
+            # At once, not after the writer notices: the next changes are refused
+            # before anything is done, and /readyz says so, until a probe writes here.
+            self._journal_failed(exc)
             _settle([future], error=AuditUnavailable("the audit record was not written"))
             return
         now = time.monotonic()
@@ -407,6 +454,33 @@ class AuditLog:
                 writer.report_lost(f"{type(exc).__name__} on the pipe")
                 await writer.stop()
 
+    def _journal_failed(self, exc: OSError) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if self._journal_failing is None:
+            log.error(
+                "audit records cannot be journaled (%s: %s): refusing audited requests",
+                type(exc).__name__,
+                reason,
+            )
+        self._journal_failing = reason
+
+    def _probe_journal(self) -> bool:
+        """Write an empty frame to the journal, with room to spare after it; success
+        ends a journal failure. Whether the journal is writable."""
+        journal = self._journal
+        if journal is None:
+            return False
+        try:
+            require_room(journal.directory)
+            journal.append(frames.pack([]))  # the writer chains it as no records
+        except OSError as exc:
+            self._journal_failed(exc)
+            return False
+        if self._journal_failing is not None:
+            log.info("audit journal writable again")
+            self._journal_failing = None
+        return True
+
     def _failed(self, error: BaseException) -> None:
         if self._failing_since is None:
             log.error(
@@ -421,8 +495,9 @@ class AuditLog:
             self._failing_since = None
 
     async def probe(self) -> None:
-        """Start a writer if none runs, and try an empty write; success mends a failure."""
-        if not self._open_journal():
+        """Write to the journal, start a writer if none runs, and have it write to the
+        store; success mends a failure."""
+        if not self._open_journal() or not self._probe_journal():
             return
         try:
             async with self._spawn_lock:  # the duties loop and a caller at once: one writer
@@ -487,7 +562,12 @@ class AuditLog:
 
     async def _duties(self, last_checkpoint: float) -> float:
         """One round of :meth:`run`; returns when the last checkpoint was made."""
-        if self._writer is None or self._journal is None or self._failing_since is not None:
+        if (
+            self._writer is None
+            or self._journal is None
+            or self._journal_failing is not None
+            or self._failing_since is not None
+        ):
             await self.probe()
             return last_checkpoint
         if self._since_checkpoint == 0:

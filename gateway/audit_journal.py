@@ -21,6 +21,7 @@ file whose successor exists, or whose lock can be taken (its worker is gone), is
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -35,6 +36,10 @@ log = logging.getLogger("sealgate.audit")
 
 ROTATE_BYTES = 32 * 1024 * 1024
 READ_BYTES = 8 * 1024 * 1024  # read per chaining pass at most (a group is < 1 MB)
+# Room a probe asks for before it calls the trail writable again. A full disk often
+# still takes a few bytes (the last page of a file has room): an empty write alone would
+# call it mended, and the next group would fail again. A group is < 1 MB.
+PROBE_FREE_BYTES = 1024 * 1024
 _NAME = re.compile(r"^(?P<lineage>[0-9a-z]+-[0-9a-f]{8})-(?P<n>[0-9]{8})\.jnl$")
 
 
@@ -60,6 +65,19 @@ def journal_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if _NAME.match(p.name))
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still add on ``directory``'s filesystem."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def require_room(directory: Path) -> None:
+    """Raise ``OSError(ENOSPC)`` unless :data:`PROBE_FREE_BYTES` are free there."""
+    free = free_bytes(directory)
+    if free < PROBE_FREE_BYTES:
+        raise OSError(errno.ENOSPC, f"{free} bytes free, {PROBE_FREE_BYTES} wanted")
 
 
 def try_lock(fd: int) -> bool:
@@ -109,11 +127,20 @@ class Journal:
             raise
         return fd
 
-    def append(self, frame: bytes) -> None:
+    def append(self, frame: bytes, *, sync: bool = False) -> None:
+        """Write ``frame`` whole; with ``sync``, on the disk (``fdatasync``) on return.
+
+        ``sync`` is for frames holding the intent of a change (see
+        :mod:`sealgate.gateway.audit`): the registry's commit is on the disk (SQLite's
+        ``synchronous=FULL``, PostgreSQL's fsync), and its audit record must be no less
+        durable, a power cut included. Other records stay in the page cache.
+        """
         if self._fd < 0:
             raise OSError("the audit journal is closed")
         try:
             written = os.write(self._fd, frame)
+            if written == len(frame) and sync:
+                os.fdatasync(self._fd)
         except OSError:
             self._cut_back()
             raise

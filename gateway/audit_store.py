@@ -15,11 +15,12 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sealgate.gateway.audit_journal import journal_directory, journal_files
+from sealgate.gateway.audit_journal import journal_directory, journal_files, require_room
 from sealgate.verify.audit import (
     GENESIS,
     AuditEvent,
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS audit_journal (
     name TEXT PRIMARY KEY,
     offset INTEGER NOT NULL,
     done_at REAL
+);
+CREATE TABLE IF NOT EXISTS audit_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL
 )
 """
 _COLUMNS = (
@@ -61,6 +66,18 @@ def open_store(path: Path) -> sqlite3.Connection:
     conn = connect(path)
     conn.executescript(_SCHEMA)
     return conn
+
+
+def probe_store(conn: sqlite3.Connection, path: Path) -> None:
+    """Whether the store takes a write now: a real one (an empty transaction writes
+    nothing, and would pass on a full disk), with room for more after it."""
+    require_room(path.parent)
+    with write_transaction(conn):
+        conn.execute(
+            "INSERT INTO audit_probe (id, at) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            (time.time(),),
+        )
 
 
 def stored_head(conn: sqlite3.Connection) -> tuple[int, bytes] | None:

@@ -47,7 +47,7 @@ from sealgate.gateway.audit_journal import (
     read_groups,
     try_lock,
 )
-from sealgate.gateway.audit_store import append_rows, open_store, stored_head
+from sealgate.gateway.audit_store import append_rows, open_store, probe_store, stored_head
 from sealgate.hsm import frames
 from sealgate.verify.sqlite_toolkit import Checkpointer, connect, write_transaction
 
@@ -212,8 +212,11 @@ def beat(out: Output, stop: threading.Event) -> None:
 
 
 class Writer:
-    def __init__(self, conn: sqlite3.Connection, follower: Follower, out: Output) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, store: Path, follower: Follower, out: Output
+    ) -> None:
         self._conn = conn
+        self._store = store
         self._follower = follower
         self._out = out
         self.failing = False
@@ -223,6 +226,10 @@ class Writer:
         that moved, or a failure is mended); raises what failed (after telling)."""
         try:
             progressed = self._follower.chain()
+            if self.failing and not progressed:
+                # Nothing to chain is no proof of mending: a full disk takes no pass
+                # at all. Only a real write (with room after it) ends the failure.
+                probe_store(self._conn, self._store)
         except _FAILURES as exc:
             # every time: it is also the worker's sign that this writer is not hung
             self._out.write([0, "error", _message(exc)])
@@ -242,8 +249,7 @@ class Writer:
                 head = stored_head(self._conn)
                 value = None if head is None else list(head)
             elif operation == "probe":
-                with write_transaction(self._conn):
-                    pass
+                probe_store(self._conn, self._store)
             reply = [call_id, "ok", value]
         except _FAILURES as exc:
             reply = [call_id, "error", _message(exc)]
@@ -299,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         target=beat, args=(stdout, stop_beating), name="heartbeat", daemon=True
     )
     heartbeat.start()
-    writer = Writer(store, follower, stdout)
+    writer = Writer(store, Path(args[0]), follower, stdout)
     try:
         finish_orphans(store, Path(args[2]).parent)
     except _FAILURES as exc:

@@ -21,10 +21,10 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
-from sealgate.gateway.audit import unsigned_limit
+from sealgate.gateway.audit import INTENT, unsigned_limit
 from sealgate.gateway.audit_store import append_now, read_records, unchained_journal_bytes
 from sealgate.gateway.home import load_settings, resolve_home
-from sealgate.gateway.provision import Provisioner, init_home
+from sealgate.gateway.provision import Ahead, Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
 from sealgate.verify.audit import (
@@ -289,9 +289,11 @@ def _run(args: argparse.Namespace) -> int:
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants))))
             return 0
+        trail = settings.audit_path
         if args.command == "client" and args.action == "remove":
+            _audit_ahead(trail, "client-remove")(args.client)
             directory.remove_client(args.client)
-            _audit_cli(settings.audit_path, "client-remove", args.client)
+            _audit_outcome(trail, "client-remove", args.client)
             print(f"removed\t{args.client}")
             return 0
         if args.command == "client" and args.action == "add":
@@ -302,8 +304,9 @@ def _run(args: argparse.Namespace) -> int:
                 seals=args.seal,
                 purposes=args.purpose,
                 office=args.office,
+                ahead=_audit_ahead(trail, "client-add", role=args.role),
             )
-            _audit_cli(settings.audit_path, "client-add", client.client_id, role=client.role.value)
+            _audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
@@ -315,15 +318,20 @@ def _run(args: argparse.Namespace) -> int:
                     unit_code=args.unit_code.strip().upper(),
                     kind=SealKind(args.kind),
                     algorithm=KeyAlgorithm(args.algorithm),
+                    ahead=_audit_ahead(trail, "seal-create", kind=args.kind),
                 )
-                _audit_cli(settings.audit_path, "seal-create", seal.seal_id, kind=seal.kind.value)
+                _audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
                 return 0
             key = provisioner.rotate_seal(
-                keystore, directory, args.seal, KeyAlgorithm(args.algorithm)
+                keystore,
+                directory,
+                args.seal,
+                KeyAlgorithm(args.algorithm),
+                ahead=_audit_ahead(trail, "seal-rotate"),
             )
-            _audit_cli(
-                settings.audit_path,
+            _audit_outcome(
+                trail,
                 "seal-rotate",
                 key.seal_id,
                 version=key.version,
@@ -335,7 +343,38 @@ def _run(args: argparse.Namespace) -> int:
         directory.close()
 
 
-def _audit_cli(trail: Path, action: str, subject: str, **detail: object) -> None:
+def _audit_ahead(trail: Path, action: str, **detail: object) -> Ahead:
+    """What records a provisioning change's intent, committed to the trail before the
+    directory is changed (a second database, or PostgreSQL: no one transaction holds
+    both); if that fails the change is not made."""
+
+    def ahead(subject: str) -> None:
+        try:
+            _audit_cli(trail, action, subject, detail, result=INTENT)
+        except (sqlite3.Error, OSError) as exc:
+            raise CliError(
+                f"the audit trail cannot be written ({type(exc).__name__}): nothing changed"
+            ) from None
+
+    return ahead
+
+
+def _audit_outcome(trail: Path, action: str, subject: str, **detail: object) -> None:
+    """The outcome of a change made: if the trail refuses it now, the change stands
+    (its intent is recorded) and the operator is told."""
+    try:
+        _audit_cli(trail, action, subject, detail)
+    except (sqlite3.Error, OSError) as exc:
+        print(
+            f"sealgate: warning: {action} {subject} done, its intent is in the audit trail;"
+            f" its outcome could not be recorded ({type(exc).__name__})",
+            file=sys.stderr,
+        )
+
+
+def _audit_cli(
+    trail: Path, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
+) -> None:
     """Operations' changes go into the same trail as the gateway's requests."""
     operator = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
     append_now(
@@ -347,7 +386,7 @@ def _audit_cli(trail: Path, action: str, subject: str, **detail: object) -> None
                 role="operator",
                 purpose=None,
                 code=None,
-                result="ok",
+                result=result,
                 request_id="",
                 at=time.time(),
                 detail={"subject": subject, **detail},

@@ -3,7 +3,9 @@ and its metrics (:func:`gateway_middleware`).
 
 The audit record is written before the answer leaves; if that fails the answer is a 503
 instead (fail closed), and while the trail cannot be written, changes are refused before
-anything is done.
+anything is done. A change's handler also writes its intent just before the change
+(:func:`write_ahead`): a change is never made unaudited, and one that was made is never
+answered 503 for want of its record.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sealgate.gateway.audit import AUDIT_NOTE, AuditNote, AuditUnavailable
+from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditNote, AuditUnavailable
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
 from sealgate.gateway.keys import AUDIT, METRICS, SETTINGS
-from sealgate.gateway.problems import Problem, invalid, problem_for
+from sealgate.gateway.problems import Problem, audit_problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
 from sealgate.verify.code import recordable_code
 from sealgate.verify.directory import Client
@@ -66,12 +68,7 @@ _CHANGES = frozenset({"seal", "status"})
 
 
 def audit_unavailable(request_id: str) -> web.Response:
-    return Problem(
-        503,
-        "audit-unavailable",
-        "The audit trail cannot be written; retry later",
-        headers={"Retry-After": "5"},
-    ).response(request_id)
+    return audit_problem().response(request_id)
 
 
 def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
@@ -88,7 +85,7 @@ def audit_row(
     client: Client,
     purpose: str | None,
     code: str | None,
-    status: int,
+    status: int | str,
     request_id: str,
     at: float,
     detail: dict[str, Any],
@@ -139,14 +136,17 @@ def _audit_rows(
     request: web.Request,
     note: AuditNote,
     request_id: str,
-    status: int,
+    status: int | str,
+    codes_given: Sequence[str] | None = None,
 ) -> list[list[Any]]:
     """The request's audit records: one per code it concerned."""
     purpose = note.purpose
     if purpose is None and request.query_string:
         purpose = request.query.get("purpose")
-    if note.codes is not None:
-        codes: Sequence[str | None] = note.codes
+    if codes_given is not None:
+        codes: Sequence[str | None] = codes_given
+    elif note.codes is not None:
+        codes = note.codes
     else:  # the path's, as the client typed it
         typed = request.match_info.get("code")
         codes = [None if typed is None else recordable_code(typed)]
@@ -157,13 +157,35 @@ def _audit_rows(
     ]
 
 
+async def write_ahead(request: web.Request, codes: Sequence[str] | None = None) -> None:
+    """Journal the intent of the change a handler is about to make, on the disk, with
+    the codes it concerns (``None``: the path's); raises :class:`AuditUnavailable`, and
+    then the change must not be made.
+
+    Called just before the registry write: the record of a change is durable no later
+    than the change. Its outcome record follows under the same request id (see
+    :func:`gateway_middleware`); a code with an intent and no outcome was changed or not
+    as the registry says.
+    """
+    app = request.app
+    action = app[ROUTE_ACTIONS].get(request.match_info.route)
+    client = request.get(CLIENT)
+    if action not in _CHANGES or client is None:  # pragma: no cover - a handler's bug
+        raise RuntimeError("write_ahead outside an authenticated change")
+    note = request[AUDIT_NOTE]
+    rows = _audit_rows(action, client, request, note, request[REQUEST_ID], INTENT, codes)
+    await app[AUDIT].record_rows(rows, ahead=True)
+    note.ahead = True
+
+
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors as problem+json, the audit record, metrics: for every request.
 
     The audit record is written before the answer leaves; if that fails the answer is a
-    503 instead (fail closed), and while the trail cannot be written, changes are refused
-    before anything is done.
+    503 instead (fail closed), unless it is a change that was made, whose intent was
+    journaled before it (:func:`write_ahead`): that is answered as made. While the trail
+    cannot be written, changes are refused before anything is done.
     """
     app = request.app
     request_id = request_id_of(request, app[REQUEST_IDS])
@@ -199,7 +221,16 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
                     _audit_rows(action, client, request, note, request_id, response.status)
                 )
             except AuditUnavailable:
-                response = audit_unavailable(request_id)
+                if note.ahead and response.status < 400:
+                    # Made, and audited ahead (its intent is in the journal): the
+                    # answer says so. A 503 would have the client retry a change that
+                    # was made (a duplicate proof, a 409 for a revocation).
+                    log.warning(
+                        "outcome of a change not audited (request %s); its intent is",
+                        request_id,
+                    )
+                else:
+                    response = audit_unavailable(request_id)
     response.headers["X-Request-Id"] = request_id
     resource = route.resource
     app[METRICS].observe(

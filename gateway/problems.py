@@ -19,6 +19,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from sealgate.crypto.errors import ContentError, ProofError
 from sealgate.errors import Error
+from sealgate.gateway.audit import AuditUnavailable
 from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.directory import DirectoryUnavailable
 from sealgate.verify.lifecycle import (
@@ -94,8 +95,21 @@ def invalid(field: str, message: str) -> Problem:
     return Problem(400, "invalid-request", "The request is invalid", message, field=field)
 
 
+def audit_problem() -> Problem:
+    """The trail cannot be written, and nothing was done: retrying later is right (a
+    change made is never answered so; see ``sealgate.gateway.middleware``)."""
+    return Problem(
+        503,
+        "audit-unavailable",
+        "The audit trail cannot be written; retry later",
+        headers={"Retry-After": "5"},
+    )
+
+
 def problem_for(exc: Exception) -> Problem | None:
     """The answer for a domain exception, or ``None`` for a bug (answered 500)."""
+    if isinstance(exc, AuditUnavailable):  # a change's intent not journaled: not made
+        return audit_problem()
     if isinstance(exc, HsmUnavailable):
         retry = max(1, math.ceil(exc.retry_after or 1))
         return Problem(

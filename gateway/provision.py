@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -53,6 +53,14 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
 DEMO_PURPOSE = "demo"
+
+# Called with the subject (a seal or client id) just before the directory is changed,
+# to audit the change ahead of it; raises, and nothing is changed, if it cannot.
+Ahead = Callable[[str], None]
+
+
+def _nothing_ahead(subject: str) -> None:
+    """Provisioning with no trail yet (``init``): there is nothing to audit ahead into."""
 
 
 def _new_id(prefix: str) -> str:
@@ -202,6 +210,7 @@ class Provisioner:
         unit_code: str,
         kind: SealKind,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        ahead: Ahead = _nothing_ahead,
     ) -> Seal:
         unit_name = _plain_text("the unit name", unit_name, 100)
         try:
@@ -222,6 +231,7 @@ class Provisioner:
             algorithm=algorithm,
         ) as key:
             seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
+            ahead(seal_id)  # inside the block: a failure destroys the new key again
             directory.add_seal(seal)
         return seal
 
@@ -231,6 +241,7 @@ class Provisioner:
         directory: Directory,
         seal_id: str,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        ahead: Ahead = _nothing_ahead,
     ) -> SealKey:
         seal = directory.seal(seal_id)
         with self._new_seal_key(
@@ -243,6 +254,7 @@ class Provisioner:
             unit_code=seal.unit_code,
             algorithm=algorithm,
         ) as key:
+            ahead(seal_id)
             directory.add_seal_key(key)
         return key
 
@@ -255,6 +267,7 @@ class Provisioner:
         seals: Iterable[str] = (),
         purposes: Iterable[str] = (),
         office: str | None = None,
+        ahead: Ahead = _nothing_ahead,
     ) -> tuple[Client, str]:
         name = _plain_text("the client name", name, 200)
         seal_ids = frozenset(seals)
@@ -279,6 +292,7 @@ class Provisioner:
             raise HomeError("only issuers belong to an office")
         client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())
         token = new_token()
+        ahead(client.client_id)
         directory.add_client(client, token)
         return client, token
 

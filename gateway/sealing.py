@@ -2,7 +2,8 @@
 
 The path of docs/design.md §3.2: authorise the seal → canonical content → signed attributes → the
 HSM signs (in the signing process, batched with concurrent requests) → CMS assembled →
-registry write made durable → answer. Nothing is answered before the registry commit.
+registry write made durable → answer. Nothing is answered before the registry commit,
+and nothing is committed before its audit intent is journaled (``ahead``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,10 @@ from sealgate.verify.registry import (
     Registry,
     Status,
 )
+
+# Journals the intent of a sealing, with the proofs' hyphenated codes, before the
+# registry write; raises (and nothing is registered) if it cannot.
+Ahead = Callable[[list[str]], Awaitable[None]]
 
 # A fresh code collides with a registered one with odds of about N / 2^45; a handful of
 # attempts makes a failure practically impossible while bounding the work.
@@ -216,10 +221,11 @@ class SealingService:
         *,
         idempotency_key: str | None = None,
         digest: bytes = b"",
+        ahead: Ahead | None = None,
     ) -> SealOutcome:
         self.authorise(client, requests)
         if idempotency_key is None:
-            proofs = await self._seal_and_register(client, requests, None)
+            proofs = await self._seal_and_register(client, requests, None, ahead)
             return SealOutcome(proofs, False, proofs[0].issued_at)
         slot = (client.client_id, idempotency_key)
         running = self._inflight.get(slot)
@@ -228,24 +234,29 @@ class SealingService:
             # if it failed or was cancelled and stored nothing, seal afresh). Only the
             # fact that it ended passes between them, never its exception.
             await running.wait()
-            return await self._seal_idempotent(client, requests, idempotency_key, digest)
+            return await self._seal_idempotent(client, requests, idempotency_key, digest, ahead)
         done = asyncio.Event()
         self._inflight[slot] = done
         try:
-            return await self._seal_idempotent(client, requests, idempotency_key, digest)
+            return await self._seal_idempotent(client, requests, idempotency_key, digest, ahead)
         finally:
             del self._inflight[slot]
             done.set()
 
     async def _seal_idempotent(
-        self, client: Client, requests: list[ProofRequest], key: str, digest: bytes
+        self,
+        client: Client,
+        requests: list[ProofRequest],
+        key: str,
+        digest: bytes,
+        ahead: Ahead | None,
     ) -> SealOutcome:
         previous = await self._registry.idempotent_result(client.client_id, key)
         if previous is not None:
             return await self._replay(client, key, digest)
         ticket = IdempotentRequest(client.client_id, key, digest)
         try:
-            proofs = await self._seal_and_register(client, requests, ticket)
+            proofs = await self._seal_and_register(client, requests, ticket, ahead)
             return SealOutcome(proofs, False, proofs[0].issued_at)
         except IdempotencyConflict:
             # Another process registered this key first; answer as it did.
@@ -272,6 +283,7 @@ class SealingService:
         client: Client,
         requests: list[ProofRequest],
         ticket: IdempotentRequest | None,
+        ahead: Ahead | None = None,
     ) -> list[ProofRecord]:
         for attempt in range(CODE_ATTEMPTS):
             # Prepared here, signed together (one trip to the signing process, no task per
@@ -284,6 +296,8 @@ class SealingService:
                 p.record(p.pending.finish(signature))
                 for p, signature in zip(prepared, signatures, strict=True)
             ]
+            if ahead is not None:
+                await ahead([format_code(p.code) for p in proofs])
             try:
                 await self._registry.register(proofs, ticket)
                 return proofs

@@ -9,6 +9,7 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, REGISTRY
+from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem, invalid, unknown_code
 from sealgate.gateway.requests import decode_json, parse_status_change
 from sealgate.gateway.sealing import format_code, rfc3339
@@ -72,6 +73,7 @@ async def post_status(request: web.Request) -> web.Response:
         raise Problem(403, "not-your-office", "This issuer belongs to no office")
     registry = request.app[REGISTRY]
     request[AUDIT_NOTE].detail = {"status": target.value}
+    await write_ahead(request)  # journaled before the change, or it is not made
     updated = await registry.change_status(
         StatusChangeRequest(
             code=code,

@@ -28,6 +28,13 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+def audit_check(request: web.Request) -> str:
+    """``ok``, or why audited requests are refused now or would be (a journal that
+    failed a write stays failing until a probe writes again; a disk without room)."""
+    refusal = request.app[AUDIT].readiness()
+    return "ok" if refusal is None else f"refusing: {refusal}"
+
+
 async def readyz(request: web.Request) -> web.Response:
     checks: dict[str, str] = {}
     try:
@@ -49,13 +56,12 @@ async def readyz(request: web.Request) -> web.Response:
     else:
         # Redis down is not unready: verification answers from the registry meanwhile.
         checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
-    refusal = request.app[AUDIT].refusal
-    checks["audit"] = "ok" if refusal is None else f"refusing: {refusal}"
+    checks["audit"] = audit_check(request)
     # Not unready: verification and the other seals go on; operators must rotate.
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
     checks["breakers"] = breakers_check(request.app)
     checks["checkpoints"] = checkpoint_signing(request.app)
-    ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and refusal is None
+    ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and checks["audit"] == "ok"
     ready = ready and checks["checkpoints"] == "ok"
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import read_body
 from sealgate.gateway.keys import AUTH, SEALING
+from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.requests import decode_json, parse_idempotency_key, parse_seal_body
 from sealgate.gateway.sealing import format_code, proofs_json, request_digest
 from sealgate.verify.directory import Role
@@ -19,7 +22,11 @@ async def post_certificates(request: web.Request) -> web.Response:
     proofs, batch = parse_seal_body(payload)
     key = parse_idempotency_key(request.headers.get("Idempotency-Key"))
     outcome = await request.app[SEALING].seal(
-        client, proofs, idempotency_key=key, digest=request_digest(payload) if key else b""
+        client,
+        proofs,
+        idempotency_key=key,
+        digest=request_digest(payload) if key else b"",
+        ahead=functools.partial(write_ahead, request),
     )
     codes = [format_code(p.code) for p in outcome.proofs]
     request[AUDIT_NOTE].codes = codes

@@ -94,19 +94,21 @@ async def test_requests_are_recorded_and_the_trail_verifies(
 
     recorded = rows(trail, f"seq > {start}")
     actions = [(r[1], r[6]) for r in recorded]
-    assert actions[:6] == [
+    assert actions[:8] == [
+        ("seal", "intent"),  # written ahead of the registry write (docs/design.md §4.4)
         ("seal", "201"),
         ("verify", "200"),
         ("verify", "404"),
         ("document", "200"),
         ("proofs", "200"),
+        ("status", "intent"),
         ("status", "200"),
     ]
     assert actions[-1] == ("checkpoint", "signed")
-    seal, verify = recorded[0], recorded[1]
-    assert seal[5] == code and seal[3] == "signer"
+    intent, seal, verify = recorded[0], recorded[1], recorded[2]
+    assert intent[5] == seal[5] == code and seal[3] == "signer"
     assert verify[4] == "demo" and verify[3] == "verifier" and verify[5] == code
-    assert '"status": "pledged"' in recorded[5][7]
+    assert '"status": "pledged"' in recorded[6][7] and '"status": "pledged"' in recorded[7][7]
     raw = (
         trail.read_bytes() + Path(str(trail) + "-wal").read_bytes()
         if Path(str(trail) + "-wal").exists()
@@ -151,7 +153,7 @@ async def test_an_identity_number_typed_as_a_code_is_kept_nowhere(
     await app[AUDIT].checkpoint()
 
     recorded = [(r[1], r[5]) for r in rows(trail, f"seq > {start}")]
-    assert recorded[1:8] == [
+    assert recorded[2:9] == [  # after the sealing's intent and outcome
         ("verify", NOT_A_CODE),
         ("document", NOT_A_CODE),
         ("status-history", NOT_A_CODE),
@@ -198,7 +200,8 @@ async def test_an_identity_number_typed_as_a_purpose_or_type_is_kept_nowhere(
         assert HOLDER_ID not in await r.text()  # nor echoed in the refusal
     await app[AUDIT].checkpoint()
 
-    recorded = [(r[1], r[4], r[7]) for r in rows(trail, f"seq > {start}")][1:6]
+    # after the sealing's intent and outcome
+    recorded = [(r[1], r[4], r[7]) for r in rows(trail, f"seq > {start}")][2:7]
     assert [(action, purpose) for action, purpose, _ in recorded] == [
         ("verify", NOT_GRANTED),
         ("document", NOT_GRANTED),
@@ -406,9 +409,10 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    last = rows(demo.settings.audit_path)[-1]
-    assert last[1] == "seal-rotate" and last[3] == "operator"
-    assert demo.verification_seal in last[7]
+    intent, last = rows(demo.settings.audit_path)[-2:]
+    assert (intent[1], intent[6]) == ("seal-rotate", "intent")  # before the directory's change
+    assert last[1] == "seal-rotate" and last[3] == "operator" and last[6] == "ok"
+    assert demo.verification_seal in intent[7] and demo.verification_seal in last[7]
     assert audit_verify(demo).returncode == 0
 
 

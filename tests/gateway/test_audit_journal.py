@@ -202,7 +202,8 @@ async def test_a_record_the_journal_cannot_take_is_refused_and_cut_off_whole(
     tmp_path: Path,
 ) -> None:
     """A full disk, played by a file-size limit: the group's waiters are refused, the
-    journal is cut back to its last whole frame, and writing goes on once there is room."""
+    journal is cut back to its last whole frame, the log refuses records up front from
+    the first failure, and writing goes on once a probe finds room."""
     import resource
     import signal
 
@@ -221,14 +222,22 @@ async def test_a_record_the_journal_cannot_take_is_refused_and_cut_off_whole(
         try:
             with pytest.raises(AuditUnavailable):
                 await log.record_rows([row(2)])  # 10 of its bytes fit: a short write
+            assert (log.refusal or "").startswith("the audit journal cannot be written")
             with pytest.raises(AuditUnavailable):
-                await log.record_rows([row(3)])  # none fit
+                await log.record_rows([row(3)])  # refused up front: the trail is failing
+            resource.setrlimit(resource.RLIMIT_FSIZE, (whole, limits[1]))
+            await log.probe()  # not a byte fits: still failing
+            assert not log.healthy
         finally:
             resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         assert journal.stat().st_size == whole
-        await log.record_rows([row(4)])
+        with pytest.raises(AuditUnavailable):
+            await log.record_rows([row(4)])  # room again, but no probe has seen it yet
+        await log.probe()
+        assert log.healthy
+        await log.record_rows([row(5)])
         await log.flush()
-        assert codes(path) == ["CODE1", "CODE4"]
+        assert codes(path) == ["CODE1", "CODE5"]
     finally:
         signal.signal(signal.SIGXFSZ, previous)
         await log.close()

@@ -241,7 +241,7 @@ async def test_a_gateway_stopped_by_sigterm_to_its_group_leaves_its_trail_whole(
     conn = sqlite3.connect(demo.settings.audit_path)
     last = conn.execute("SELECT action FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     sealed = conn.execute(
-        "SELECT count(*) FROM audit WHERE action = 'seal' AND request LIKE ?",
+        "SELECT count(*) FROM audit WHERE action = 'seal' AND result = '201' AND request LIKE ?",
         ("sealed-before-sigterm-%",),
     ).fetchone()
     conn.close()

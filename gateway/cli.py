@@ -9,36 +9,26 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
 
 from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
-from sealgate.gateway.audit import INTENT, unsigned_limit
-from sealgate.gateway.audit_store import append_now, read_records, unchained_journal_bytes
+from sealgate.gateway.audit import unsigned_limit
+from sealgate.gateway.cli_audit import (
+    CliError,
+    audit_ahead,
+    audit_outcome,
+    audit_verify,
+)
 from sealgate.gateway.home import load_settings, resolve_home
-from sealgate.gateway.provision import Ahead, Provisioner, init_home
+from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.audit import (
-    AuditEvent,
-    SignedHead,
-    TrailBroken,
-    TrailSummary,
-    verify_trail,
-)
 from sealgate.verify.directory import Role, SealKind
-
-
-class CliError(Error):
-    """A failure to report in one line."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -242,7 +232,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "verify-file":
         return _verify_file(args, home)
     if args.command == "audit":
-        return _audit_verify(args, home)
+        return audit_verify(args, home)
 
     settings = load_settings(
         home,
@@ -291,9 +281,9 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         trail = settings.audit_path
         if args.command == "client" and args.action == "remove":
-            _audit_ahead(trail, "client-remove")(args.client)
+            audit_ahead(trail, "client-remove")(args.client)
             directory.remove_client(args.client)
-            _audit_outcome(trail, "client-remove", args.client)
+            audit_outcome(trail, "client-remove", args.client)
             print(f"removed\t{args.client}")
             return 0
         if args.command == "client" and args.action == "add":
@@ -304,9 +294,9 @@ def _run(args: argparse.Namespace) -> int:
                 seals=args.seal,
                 purposes=args.purpose,
                 office=args.office,
-                ahead=_audit_ahead(trail, "client-add", role=args.role),
+                ahead=audit_ahead(trail, "client-add", role=args.role),
             )
-            _audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
+            audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
@@ -318,9 +308,9 @@ def _run(args: argparse.Namespace) -> int:
                     unit_code=args.unit_code.strip().upper(),
                     kind=SealKind(args.kind),
                     algorithm=KeyAlgorithm(args.algorithm),
-                    ahead=_audit_ahead(trail, "seal-create", kind=args.kind),
+                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )
-                _audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
+                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
                 return 0
             key = provisioner.rotate_seal(
@@ -328,9 +318,9 @@ def _run(args: argparse.Namespace) -> int:
                 directory,
                 args.seal,
                 KeyAlgorithm(args.algorithm),
-                ahead=_audit_ahead(trail, "seal-rotate"),
+                ahead=audit_ahead(trail, "seal-rotate"),
             )
-            _audit_outcome(
+            audit_outcome(
                 trail,
                 "seal-rotate",
                 key.seal_id,
@@ -341,133 +331,6 @@ def _run(args: argparse.Namespace) -> int:
             return 0
     finally:
         directory.close()
-
-
-def _audit_ahead(trail: Path, action: str, **detail: object) -> Ahead:
-    """What records a provisioning change's intent, committed to the trail before the
-    directory is changed (a second database, or PostgreSQL: no one transaction holds
-    both); if that fails the change is not made."""
-
-    def ahead(subject: str) -> None:
-        try:
-            _audit_cli(trail, action, subject, detail, result=INTENT)
-        except (sqlite3.Error, OSError) as exc:
-            raise CliError(
-                f"the audit trail cannot be written ({type(exc).__name__}): nothing changed"
-            ) from None
-
-    return ahead
-
-
-def _audit_outcome(trail: Path, action: str, subject: str, **detail: object) -> None:
-    """The outcome of a change made: if the trail refuses it now, the change stands
-    (its intent is recorded) and the operator is told."""
-    try:
-        _audit_cli(trail, action, subject, detail)
-    except (sqlite3.Error, OSError) as exc:
-        print(
-            f"sealgate: warning: {action} {subject} done, its intent is in the audit trail;"
-            f" its outcome could not be recorded ({type(exc).__name__})",
-            file=sys.stderr,
-        )
-
-
-def _audit_cli(
-    trail: Path, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
-) -> None:
-    """Operations' changes go into the same trail as the gateway's requests."""
-    operator = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
-    append_now(
-        trail,
-        [
-            AuditEvent(
-                action=action,
-                client_id=f"cli:{operator}",
-                role="operator",
-                purpose=None,
-                code=None,
-                result=result,
-                request_id="",
-                at=time.time(),
-                detail={"subject": subject, **detail},
-            )
-        ],
-    )
-
-
-def _audit_verify(args: argparse.Namespace, home: Path) -> int:
-    trail: Path = args.trail or home / "audit.db"
-    head_path: Path = args.head or home / "audit-head.json"
-    key_path: Path = args.key or home / "audit-key.pem"
-    if args.max_unsigned_age < 0 or (args.max_unsigned_records or 0) < 0:
-        raise CliError("--max-unsigned-age and --max-unsigned-records cannot be negative")
-    if not trail.exists():
-        raise CliError(f"no audit trail at {trail}")
-    try:
-        public = serialization.load_pem_public_key(key_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the audit key {key_path}: {exc}") from None
-    key_der = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    head = SignedHead.from_json(head_path.read_bytes()) if head_path.exists() else None
-    try:
-        summary = verify_trail(read_records(trail), key_der, head)
-    except TrailBroken as exc:
-        print(f"BROKEN: {exc}", file=sys.stderr)
-        return 1
-    except sqlite3.Error as exc:
-        print(f"BROKEN: the trail cannot be read: {exc}", file=sys.stderr)
-        return 1
-    if head is None and summary.checkpoints and not args.no_head:
-        # Every checkpoint also writes the head: its absence is itself a sign of tampering.
-        print(
-            f"BROKEN: the signed head {head_path} is missing, yet the trail holds"
-            f" {summary.checkpoints} checkpoints: a cut-off end cannot be ruled out"
-            " (--no-head checks what is there)",
-            file=sys.stderr,
-        )
-        return 1
-    if head is None:
-        print(
-            "warning: no signed head: a cut-off end of the trail cannot be detected",
-            file=sys.stderr,
-        )
-    line = (
-        f"{summary.records} records\t{summary.checkpoints} checkpoints\t"
-        f"signed head at {head.seq if head else '-'}\t{summary.unsigned} unsigned"
-    )
-    if unsigned := _unsigned_tail(summary, args):
-        print(f"UNSIGNED\t{line}")
-        print(f"UNSIGNED: {unsigned}", file=sys.stderr)
-        return 1
-    print(f"OK\t{line}")
-    if waiting := unchained_journal_bytes(trail):
-        print(
-            f"note: {waiting} bytes of records wait in the audit journal, not yet in the"
-            " trail: the gateway's audit writer chains them (a stopped gateway's, when it"
-            " next starts)",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _unsigned_tail(summary: TrailSummary, args: argparse.Namespace) -> str | None:
-    """What is wrong with the records no signed checkpoint covers, or ``None``: nothing
-    proves them unaltered, so past the operator's bounds the trail does not pass."""
-    if summary.unsigned == 0 or summary.oldest_unsigned_at is None:
-        return None
-    age = time.time() - summary.oldest_unsigned_at
-    what = (
-        f"{summary.unsigned} records after record {summary.covered_seq} are covered by no"
-        f" signed checkpoint, the oldest written {age:.0f} s ago"
-    )
-    why = "the audit key has not signed since (a lost or reinitialised token?)"
-    if age > args.max_unsigned_age:
-        return f"{what}, more than --max-unsigned-age {args.max_unsigned_age:g}: {why}"
-    if args.max_unsigned_records is not None and summary.unsigned > args.max_unsigned_records:
-        return f"{what}, more than --max-unsigned-records {args.max_unsigned_records}: {why}"
-    return None
 
 
 def _verify_file(args: argparse.Namespace, home: Path) -> int:

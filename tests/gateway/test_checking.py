@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.cache.local import LocalTier
-from sealgate.cache.lookup import CachedLookup
+from sealgate.cache.lookup import CachedLookup, Found
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.problems import Problem
@@ -61,13 +61,14 @@ class CountingRegistry(SqliteRegistry):
 
 
 class CountingLookup(CachedLookup):
-    """The real cache tiers in front of it, counting every lookup they are asked for."""
+    """The real cache tiers in front of it, counting every lookup they are asked for
+    (``get_status`` is ``find`` without the freshness, so counting ``find`` counts both)."""
 
     lookups = 0
 
-    async def get_status(self, code: str) -> ProofStatus | None:
+    async def find(self, code: str) -> Found:
         self.lookups += 1
-        return await super().get_status(code)
+        return await super().find(code)
 
 
 @pytest.mark.slow

@@ -143,6 +143,8 @@ async def test_the_registry_threads_carry_their_names_in_the_os(tmp_path: Path) 
 
 async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
+    # Another test's registry may still be closing: only this one's thread is asked about.
+    before = {t for t in threading.enumerate() if t.name == "registry-checkpoints"}
     registry = SqliteRegistry(path, DocumentCipher(os.urandom(32)))
     empty = path.stat().st_size
     # ~150 pages: far below SQLite's own automatic checkpoint (1,000 pages), which would
@@ -152,8 +154,10 @@ async def test_committed_pages_reach_the_file_soon_after_the_commit(tmp_path: Pa
     )
     until(lambda: path.stat().st_size > empty + 200 * 3000, interval=0.01)
     assert await registry.count() == 200
+    ours = {t for t in threading.enumerate() if t.name == "registry-checkpoints"} - before
+    assert ours  # the checkpointer ran in a thread of its own
     await registry.close()
-    assert not [t for t in threading.enumerate() if t.name == "registry-checkpoints"]
+    assert not [t for t in ours if t.is_alive()]
     assert not path.with_name("r.db-wal").exists()  # the last close checkpointed the rest
 
 

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from tests.gateway.conftest import proof_request
-from tests.gateway.serving import SEALGATE, wait_until_serving
+from tests.gateway.serving import child_pid
 
 CHANGES = ("seal", "batch", "revoke")
 BATCH = 50
@@ -179,39 +173,6 @@ class Load:
         return out
 
 
-@contextmanager
-def serving_logged(home: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`sealgate serve`, one worker, in its own session, its stderr kept in ``log``."""
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*SEALGATE, "--home", str(home), "serve", "--port", str(port), "--workers", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,
-        )
-        try:
-            wait_until_serving(port, process)
-            yield process
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
 def audit_writer_pid(session: int) -> int | None:
-    """The audit writer process in the process group ``session`` leads, if one runs."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            pid = int(entry.name)
-            if b"sealgate.gateway.audit_writer" in cmdline and os.getpgid(pid) == session:
-                return pid
-        except (OSError, ProcessLookupError):
-            continue
-    return None
+    """The audit writer process in the session ``session`` leads, if one runs."""
+    return child_pid(session, "sealgate.gateway.audit_writer")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sealgate.bench.processes import free_port
 
-__all__ = ["free_port", "listens", "serving", "wait_until_serving"]
+__all__ = ["child_pid", "free_port", "listens", "serving", "wait_until_serving"]
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
 
@@ -57,16 +57,24 @@ def listens(pid: int, port: int) -> bool:
 
 @contextmanager
 def serving(
-    home: Path, port: int, workers: int = 1, env: dict[str, str] | None = None
+    home: Path,
+    port: int,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`sealgate serve` in its own session; ``env`` adds variables (SEALGATE_REDIS_URL)."""
-    process = subprocess.Popen(
-        [*SEALGATE, "--home", str(home), "serve", "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        env={**os.environ, **(env or {})},
-    )
+    """`sealgate serve` in its own session; ``env`` adds variables (SEALGATE_REDIS_URL),
+    ``log`` keeps its stderr (else it is dropped)."""
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        command = [*SEALGATE, "--home", str(home), "serve", "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     try:
         wait_until_serving(port, process)
         yield process
@@ -74,7 +82,18 @@ def serving(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def child_pid(session: int, module: str) -> int | None:
+    """The one process of the gateway's session running ``python -m module``."""
+    out = subprocess.run(
+        ["pgrep", "-s", str(session), "-f", module],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    return int(out[0]) if len(out) == 1 else None

@@ -30,9 +30,9 @@ import pytest
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
-from tests.gateway.faultload import CHANGES, Answer, Load, audit_writer_pid, compact, serving_logged
+from tests.gateway.faultload import CHANGES, Answer, Load, audit_writer_pid, compact
 from tests.gateway.full_disk import Filler, small_filesystem
-from tests.gateway.serving import SEALGATE, free_port
+from tests.gateway.serving import SEALGATE, free_port, serving
 from tests.postgres_server import PostgresServer
 from tests.waiting import eventually
 
@@ -205,7 +205,7 @@ async def test_a_full_disk_under_load_leaves_no_unaudited_change_and_no_false_50
         )
         port = free_port()
         load = _load(settings, credentials, port)
-        with serving_logged(settings.home, port, tmp_path / "serve.log"):
+        with serving(settings.home, port, log=tmp_path / "serve.log"):
             running = asyncio.create_task(load.run())
             try:
                 await _until_flowing(load, 0.0, "load before the fault")
@@ -259,7 +259,7 @@ async def test_a_stopped_audit_writer_under_load_leaves_no_unaudited_change(
     settings, credentials = init_home(tmp_path / "home", demo=True)
     port = free_port()
     load = _load(settings, credentials, port)
-    with serving_logged(settings.home, port, tmp_path / "serve.log") as process:
+    with serving(settings.home, port, log=tmp_path / "serve.log") as process:
         running = asyncio.create_task(load.run())
         try:
             await _until_flowing(load, 0.0, "load before the fault")

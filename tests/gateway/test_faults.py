@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.scraped import value
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_audit import audit_verify
+from tests.gateway.test_unsigned_tail import reinitialise_token
 from tests.waiting import eventually
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
@@ -102,24 +102,7 @@ async def test_token_reinitialised_under_a_running_gateway(
     tokens = settings.home / "softhsm" / "tokens"
     backup = tmp_path / "token-backup"
     shutil.copytree(tokens, backup)
-    reinit = subprocess.run(
-        [
-            "softhsm2-util",
-            "--init-token",
-            "--token",
-            settings.token_label,
-            "--label",
-            settings.token_label,
-            "--so-pin",
-            settings.read_secret("token-so-pin").decode(),
-            "--pin",
-            settings.read_secret("token-pin").decode(),
-        ],
-        env={**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")},
-        capture_output=True,
-        check=False,
-    )
-    assert reinit.returncode == 0
+    reinitialise_token(settings)
     for _ in range(3):
         r = await api.post("/v1/certificates", json=body, headers=signer)
         assert r.status == 503

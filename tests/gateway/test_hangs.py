@@ -17,10 +17,7 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,45 +28,11 @@ import pytest
 from sealgate.gateway.audit import AuditLog
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
-from tests.gateway.serving import SEALGATE, free_port, wait_until_serving
+from tests.gateway.serving import child_pid, free_port, serving
 from tests.gateway.test_audit import audit_verify
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.processes]
-
-
-@contextmanager
-def serving_logged(home: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`sealgate serve` (one worker) in its own session, its log kept in ``log``."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*SEALGATE, "--home", str(home), "serve", "--port", str(port), "--workers", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-            start_new_session=True,
-        )
-    try:
-        wait_until_serving(port, process)
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def child_pid(session: int, module: str) -> int | None:
-    """The one process of the gateway's session running ``python -m module``."""
-    out = subprocess.run(
-        ["pgrep", "-s", str(session), "-f", module],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    return int(out[0]) if len(out) == 1 else None
 
 
 async def running_child(session: int, module: str) -> int:
@@ -162,7 +125,7 @@ async def test_a_stopped_signing_process_fails_a_batch_of_1000_as_soon_as_one_of
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with serving_logged(demo.home, port, tmp_path / "serve.log") as process:
+    with serving(demo.home, port, log=tmp_path / "serve.log") as process:
         async with aiohttp.ClientSession(headers=demo.auth(Role.SIGNER)) as session:
             assert (await seal(session, url, demo, 10, "warm"))[0] == 201
             # The margin: what a batch of 1,000 costs when nothing is wrong (parsing,
@@ -191,7 +154,7 @@ async def test_a_signing_process_stopped_under_sealing_load_is_replaced_in_about
     log = tmp_path / "serve.log"
     load, verifications, batches = Tally(), Tally(), Tally()
     readiness: list[tuple[float, bool, str]] = []  # got at, ready, the hsm check
-    with serving_logged(demo.home, port, log) as process:
+    with serving(demo.home, port, log=log) as process:
         signer = demo.auth(Role.SIGNER)
         async with aiohttp.ClientSession() as session:
             async with session.post(
@@ -297,7 +260,7 @@ async def test_a_stopped_audit_writer_is_replaced_in_about_a_second(
     tally = Tally()
     answered: list[str] = []  # request ids answered 200
     readiness: list[tuple[float, bool]] = []
-    with serving_logged(demo.home, port, log) as process:
+    with serving(demo.home, port, log=log) as process:
         async with aiohttp.ClientSession() as session:
             async with session.post(
                 f"{url}/v1/certificates",

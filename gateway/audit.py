@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -296,10 +297,13 @@ class AuditLog:
             return
         rows, future = group.rows, group.future
         journal = self._journal
+        handle = -1
         try:
             if journal is None:
                 raise OSError("the audit journal is closed")
-            journal.append(frames.pack(rows), sync=group.sync)
+            journal.append(frames.pack(rows))
+            if group.sync:
+                handle = journal.sync_handle()
         except OSError as exc:
             # At once, not after the writer notices: the next changes are refused
             # before anything is done, and /readyz says so, until a probe writes here.
@@ -317,7 +321,26 @@ class AuditLog:
             self._unsigned_since = now
         self.groups_written += 1
         self.records_written += len(rows)
-        _settle([future])
+        if handle < 0:
+            _settle([future])
+            return
+        # An intent is among the rows: they are answered once on the disk. The flush runs
+        # in a thread (0.16 ms on this machine's disk, milliseconds on one without a write
+        # cache), so the loop goes on serving verifications meanwhile; the write itself
+        # stayed here, which keeps the journal in order.
+        synced = asyncio.get_running_loop().run_in_executor(None, _flush, handle)
+        synced.add_done_callback(lambda done: self._synced(done, future))
+
+    def _synced(self, done: asyncio.Future[None], future: asyncio.Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()
+        if error is None and not done.cancelled():
+            _settle([future])
+            return
+        # Written but maybe not durable: the changes are not made (their intents may
+        # stay in the trail, as attempts), and the trail refuses until a probe writes.
+        if isinstance(error, OSError):
+            self._journal_failed(error)
+        _settle([future], error=AuditUnavailable("the audit record was not written"))
 
     def _chained(self, n: int, offset: int) -> None:
         """The writer's word that the journal is in the store up to ``(n, offset)``."""
@@ -619,6 +642,14 @@ def _fields(event: AuditEvent) -> list[Any]:
         event.at,
         event.detail,
     ]
+
+
+def _flush(handle: int) -> None:
+    """``fdatasync`` a journal descriptor from :meth:`Journal.sync_handle`, and close it."""
+    try:
+        os.fdatasync(handle)
+    finally:
+        os.close(handle)
 
 
 def _settle(

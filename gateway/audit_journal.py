@@ -127,20 +127,12 @@ class Journal:
             raise
         return fd
 
-    def append(self, frame: bytes, *, sync: bool = False) -> None:
-        """Write ``frame`` whole; with ``sync``, on the disk (``fdatasync``) on return.
-
-        ``sync`` is for frames holding the intent of a change (see
-        :mod:`sealgate.gateway.audit`): the registry's commit is on the disk (SQLite's
-        ``synchronous=FULL``, PostgreSQL's fsync), and its audit record must be no less
-        durable, a power cut included. Other records stay in the page cache.
-        """
+    def append(self, frame: bytes) -> None:
+        """Write ``frame`` whole (to the page cache; see :meth:`sync_handle`)."""
         if self._fd < 0:
             raise OSError("the audit journal is closed")
         try:
             written = os.write(self._fd, frame)
-            if written == len(frame) and sync:
-                os.fdatasync(self._fd)
         except OSError:
             self._cut_back()
             raise
@@ -150,6 +142,20 @@ class Journal:
         self.offset += written
         if self.offset >= self._rotate_at:
             self._rotate()
+
+    def sync_handle(self) -> int:
+        """A descriptor of the current file to ``fdatasync`` off the event loop: a
+        duplicate, so that a rotation closing the journal's own cannot pull it away (the
+        caller closes it).
+
+        For frames holding the intent of a change (see :mod:`sealgate.gateway.audit`):
+        the registry's commit is on the disk (SQLite's ``synchronous=FULL``, PostgreSQL's
+        fsync), and its audit record must be no less durable, a power cut included.
+        Other records stay in the page cache.
+        """
+        if self._fd < 0:
+            raise OSError("the audit journal is closed")
+        return os.dup(self._fd)
 
     def _cut_back(self) -> None:
         with contextlib.suppress(OSError):

@@ -137,6 +137,38 @@ async def test_a_journal_that_refuses_a_write_stops_changes_until_a_probe_writes
     assert audit_verify(demo).returncode == 0
 
 
+async def test_an_intent_that_does_not_reach_the_disk_stops_the_change(
+    demo: Demo, gateway_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The intent is written, but its flush to the disk (run off the event loop) fails
+    with EIO: the change is not made, the answer is a true 503, the trail refuses."""
+    import errno
+
+    import sealgate.gateway.audit as audit_module
+
+    app = create_app(demo.settings)
+    api: TestClient[Any, Any] = await gateway_client(app)
+    before = await count(demo)
+    flushed: list[int] = []
+
+    def failing_flush(handle: int) -> None:
+        flushed.append(handle)
+        os.close(handle)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(audit_module, "_flush", failing_flush)
+    r = await api.post(
+        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
+    )
+    assert flushed  # the intent's group was flushed, and that failed
+    assert r.status == 503
+    assert (await r.json())["code"] == "audit-unavailable"
+    assert await count(demo) == before
+    assert not app[AUDIT].healthy
+    r = await api.get("/readyz")
+    assert (await r.json())["checks"]["audit"].startswith("refusing: ")
+
+
 async def test_a_change_made_whose_outcome_cannot_be_recorded_is_answered_as_made(
     demo: Demo, gateway_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

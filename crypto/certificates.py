@@ -31,6 +31,7 @@ __all__ = [
     "EMAIL_PROTECTION",
     "PendingCertificate",
     "certificate_pem",
+    "certificate_serial",
     "certificate_validity",
     "prepare_root_certificate",
     "prepare_seal_certificate",
@@ -50,7 +51,8 @@ _MAX_SERIAL = 1 << 159  # serial fits in 20 octets (RFC 5280 §4.1.2.2)
 
 @dataclass(frozen=True, slots=True)
 class PendingCertificate:
-    """A TBSCertificate awaiting the issuer's signature."""
+    """A TBSCertificate awaiting the issuer's signature (or a TBSCertList: a CRL is
+    signed the same way, :mod:`sealgate.crypto.crl`)."""
 
     tbs_der: bytes
     algorithm: SignatureAlgorithm
@@ -132,12 +134,14 @@ def prepare_seal_certificate(
     not_before: datetime,
     not_after: datetime,
     serial: int,
+    crl_url: str | None = None,
 ) -> PendingCertificate:
     """An electronic seal (电子印章) certificate for one unit and seal kind.
 
     Subject C=CN, O=unit_name, organizationIdentifier=unit_code (统一社会信用代码),
     OU=kind_name, CN=unit_name+kind_name, serialNumber=seal_id. End entity,
-    digitalSignature + nonRepudiation, EKU documentSigning (RFC 9336) and emailProtection.
+    digitalSignature + nonRepudiation, EKU documentSigning (RFC 9336) and emailProtection;
+    with ``crl_url``, a CRL distribution point naming where the root's CRL is published.
     """
     if not _UNIT_CODE.fullmatch(unit_code):
         raise ContentError(f"unit_code is not an 18-character 统一社会信用代码: {unit_code!r}")
@@ -185,6 +189,9 @@ def prepare_seal_certificate(
         _extension("key_identifier", core.OctetString(_key_identifier(spki))),
         _extension("authority_key_identifier", {"key_identifier": issuer_ski}),
     ]
+    if crl_url is not None:
+        point = {"full_name": [x509.GeneralName(name="uniform_resource_identifier", value=crl_url)]}
+        extensions.append(_extension("crl_distribution_points", [{"distribution_point": point}]))
     algorithm = signature_algorithm_of(issuer_key)
     tbs = _tbs(
         serial, algorithm, issuer_tbs["subject"], subject, not_before, not_after, spki, extensions
@@ -196,6 +203,12 @@ def certificate_validity(cert_der: bytes) -> tuple[datetime, datetime]:
     """``(not_before, not_after)`` of a DER certificate, as aware UTC datetimes."""
     validity = _load(cert_der)["tbs_certificate"]["validity"]
     return validity["not_before"].native, validity["not_after"].native
+
+
+def certificate_serial(cert_der: bytes) -> int:
+    """The serial number of a DER certificate (what a CRL lists it by)."""
+    serial: int = _load(cert_der)["tbs_certificate"]["serial_number"].native
+    return serial
 
 
 def _load(cert_der: bytes) -> x509.Certificate:

@@ -13,7 +13,10 @@ Failure is always an exception, never a ``False``::
         ├── BadSignature             signature does not verify with the signer's key
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
-        └── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SealRevoked              the seal certificate is on the root's CRL for the
+        │                            proof's time (crypto/revocation.py)
+        └── RevocationUnknown        no current, genuine CRL to tell
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -30,8 +33,10 @@ __all__ = [
     "DigestMismatch",
     "MalformedProof",
     "ProofError",
+    "RevocationUnknown",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "SealRevoked",
     "UntrustedSeal",
 ]
 
@@ -71,3 +76,13 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class SealRevoked(ProofError):
+    """The seal's certificate was revoked before the proof's (trusted) time, or was
+    revoked for a compromise and the proof's time cannot show it came before."""
+
+
+class RevocationUnknown(ProofError):
+    """Whether the seal is revoked cannot be told: the CRL is not the root's, does not
+    verify, is not yet current or is out of date."""

@@ -20,14 +20,21 @@ from aiohttp import web
 from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
-from sealgate.gateway.audit import AuditLog
+from sealgate.gateway.audit import AUDIT_KEY_LABEL, AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
-from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.public import (
+    get_crl,
+    get_trust,
+    healthz,
+    metrics,
+    openapi,
+    readyz,
+)
 from sealgate.gateway.handlers.sealing import post_certificates
 from sealgate.gateway.handlers.verify import (
     get_document,
@@ -82,6 +89,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         catalog = await asyncio.to_thread(SealCatalog, directory)
         signing = app.get(SIGNING_OVERRIDE) or ProcessSigningService(settings.keystore_config())
         stack.push_async_callback(signing.close)
+        # Only the active seal keys and the audit key, whatever else the token holds.
+        signing.allow(catalog.snapshot.signing_labels | {AUDIT_KEY_LABEL})
         try:
             await signing.start()
         except HsmError as exc:
@@ -145,6 +154,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.sleep(REFRESH_SECONDS)
                 try:
                     await asyncio.to_thread(catalog.refresh)
+                    signing.allow(catalog.snapshot.signing_labels | {AUDIT_KEY_LABEL})
                 except Exception:
                     log.exception("seal catalog refresh failed; keeping the previous one")
 
@@ -212,6 +222,7 @@ def create_app(
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)
     app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/trust", get_trust)
+    app.router.add_get("/v1/crl", get_crl)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

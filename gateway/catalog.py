@@ -15,10 +15,15 @@ from dataclasses import dataclass
 
 from sealgate.crypto.certificates import certificate_pem
 from sealgate.crypto.proof import ProofSealer
+from sealgate.crypto.revocation import Revocations
 from sealgate.crypto.verification import TrustList
-from sealgate.verify.directory import Directory, NotFound, Seal, SealKey
+from sealgate.gateway.revoking import revoked_entries
+from sealgate.verify.directory import Directory, IssuedCrl, KeyState, NotFound, Seal, SealKey
 
 REFRESH_SECONDS = 5.0
+#: How long GET /v1/crl may be cached: a new CRL reaches every cache within this (and the
+#: refresh), while a city's relying parties need not ask at every check.
+CRL_MAX_AGE = 60
 #: A seal whose active certificate ends within this is named in logs and readiness.
 EXPIRY_WARNING = dt.timedelta(days=30)
 
@@ -33,6 +38,13 @@ class CatalogSnapshot:
     trust_document: bytes  # GET /v1/trust, serialised once per refresh
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
+    # The newest CRL the root issued (GET /v1/crl), and the directory's own record of
+    # the revoked seal certificates as of this load (the document check's source).
+    crl: IssuedCrl | None = None
+    revocations: Revocations | None = None
+    # The only keys the signing process may sign with: the active seal keys (the audit
+    # key is added by the gateway, which owns it).
+    signing_labels: frozenset[str] = frozenset()
 
 
 class SealCatalog:
@@ -55,6 +67,7 @@ class SealCatalog:
     def _load(self) -> CatalogSnapshot:
         roots = tuple(der for der, _ in self._directory.roots())
         seals = {seal.seal_id: seal for seal in self._directory.seals()}
+        crl = self._directory.latest_crl()
         document = {
             "roots": [certificate_pem(der) for der in roots],
             "seals": [
@@ -78,6 +91,18 @@ class SealCatalog:
             trust=TrustList.from_der(roots),
             trust_document=json.dumps(document, ensure_ascii=False).encode(),
             expiry_warnings=self._expiry_warnings(seals.values()),
+            crl=crl,
+            revocations=(
+                Revocations.from_entries(roots[-1], revoked_entries(seals.values()), self._clock())
+                if roots
+                else None
+            ),
+            signing_labels=frozenset(
+                key.key_label
+                for seal in seals.values()
+                for key in seal.keys
+                if key.state is KeyState.ACTIVE
+            ),
         )
 
     def _expiry_warnings(self, seals: Iterable[Seal]) -> tuple[str, ...]:

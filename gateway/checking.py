@@ -6,12 +6,15 @@ and only a code that passes reaches the lookup (cache, then registry).
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import Found
+from sealgate.crypto.errors import RevocationUnknown
+from sealgate.crypto.revocation import check_revocation
 from sealgate.crypto.verification import VerifiedProof, verify_proof
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import unknown_code
@@ -95,11 +98,14 @@ class StatusChecker:
         return status_view(record, self._clock())
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
-        """Verify a presented sealed proof offline, then report its registered status.
+        """Verify a presented sealed proof offline, check its seal's revocation, then
+        report its registered status.
 
-        Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold.
+        Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold,
+        :class:`sealgate.crypto.errors.SealRevoked` among them.
         """
-        verified: VerifiedProof = verify_proof(der, self._catalog.snapshot.trust)
+        snapshot = self._catalog.snapshot
+        verified: VerifiedProof = verify_proof(der, snapshot.trust)
         result: dict[str, Any] = {
             "seal": "valid",
             "code": verified.code,
@@ -112,7 +118,19 @@ class StatusChecker:
             record = await self._registry.get(parse_code(verified.code).compact)
         except CodeError:
             record = None
-        if record is None or record.document != der:
+        registered = record is not None and record.document == der
+        # The time the seal is judged at: the registry's record of issue is a time this
+        # gateway vouches for; otherwise only the proof's own signing time is known.
+        if registered and record is not None:
+            at, trusted = dt.datetime.fromtimestamp(record.issued_at, dt.UTC), True
+        else:
+            at, trusted = verified.signing_time, False
+        if snapshot.revocations is None:  # no root: verify_proof has refused already
+            raise RevocationUnknown("the gateway knows no city root")
+        revocation = check_revocation(
+            verified.seal_certificate_der, snapshot.revocations, at, time_trusted=trusted
+        )
+        if record is None or not registered:
             # Sealed by a trusted seal but not the registered document for this code.
             result["registered"] = False
             result["status"] = None
@@ -120,6 +138,7 @@ class StatusChecker:
             status = await self._lookup.get_status(record.code)
             result["registered"] = True
             result["status"] = (status or record).current_status(self._clock()).value
+        result["revocation"] = revocation.describe()
         result["checked_at"] = rfc3339(self._clock())
         return result
 

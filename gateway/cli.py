@@ -7,6 +7,7 @@ check or operation, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
+from sealgate.crypto.revocation import Revocations, check_revocation
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.audit import unsigned_limit
@@ -24,11 +26,12 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_root import add_root_commands, add_root_pin, root_pin, run_root_command
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Role, SealKind
+from sealgate.verify.directory import Role, SealKey, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--token-label", default="sealgate")
     init.add_argument(
+        "--root-token-label",
+        help="the city root's own token (default: 'root-' + the token label); no gateway"
+        " process opens it",
+    )
+    add_root_pin(init)
+    init.add_argument(
+        "--crl-url",
+        help="where seal certificates say the CRL is published (default: the demo's"
+        " http://127.0.0.1:8080/v1/crl); a city gives its gateway's public address",
+    )
+    init.add_argument(
         "--database-url",
         help="where the registry and directory live (default: $SEALGATE_DATABASE_URL, else "
         "the SQLite file in the home); postgresql://HOST/DB at city scale, kept in the "
@@ -93,12 +107,22 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    add_root_pin(create)
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
     rotate.add_argument("seal", metavar="SEAL")
     rotate.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="keep the retired key this long before destroying it (default: the city's"
+        " retired_key_grace, 0: at once); 'seal purge' destroys it then",
+    )
+    add_root_pin(rotate)
+    add_root_commands(seal, home, sub)
 
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -201,12 +225,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
     )
+    check.add_argument(
+        "--crl",
+        type=Path,
+        metavar="FILE",
+        help="the city root's CRL (DER, as GET /v1/crl serves it): check the seal's"
+        " revocation too (default: not checked)",
+    )
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     if args.command == "init":
+        pin = None if args.demo and args.root_pin_file is None else root_pin(args, confirm=True)
         _, credentials = init_home(
             home,
             backend=args.backend,
@@ -215,7 +247,10 @@ def _run(args: argparse.Namespace) -> int:
             city=args.city,
             pkcs11_module=args.pkcs11_module,
             token_label=args.token_label,
+            root_token_label=args.root_token_label,
+            root_pin=pin,
             database_url=args.database_url,
+            crl_url=args.crl_url,
         )
         if args.backend == "soft":
             print(
@@ -254,7 +289,10 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
 
-    provisioner = Provisioner(settings)
+    if args.command == "crl" or args.action in ("revoke", "purge"):
+        return run_root_command(args, settings)
+    needs_root = args.command == "seal" and args.action in ("create", "rotate")
+    provisioner = Provisioner(settings, root_pin=root_pin(args) if needs_root else None)
     directory = provisioner.directory()
     try:
         if args.command == "seal" and args.action == "list":
@@ -270,6 +308,7 @@ def _run(args: argparse.Namespace) -> int:
                                 f"v{key.version}",
                                 key.state.value,
                                 f"until {certificate_validity(key.certificate)[1]:%Y-%m-%d}",
+                                *_key_events(key),
                             )
                         )
                     )
@@ -319,6 +358,7 @@ def _run(args: argparse.Namespace) -> int:
                 args.seal,
                 KeyAlgorithm(args.algorithm),
                 ahead=audit_ahead(trail, "seal-rotate"),
+                grace=args.grace,
             )
             audit_outcome(
                 trail,
@@ -338,17 +378,47 @@ def _verify_file(args: argparse.Namespace, home: Path) -> int:
     try:
         trust = TrustList.from_pem(trust_path.read_bytes())
         der = args.file.read_bytes()
+        crl = None if args.crl is None else args.crl.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
         proof = verify_proof(der, trust)
+        revocation = "revocation not checked"
+        if crl is not None:
+            # Offline, the proof's own signing time is all there is to judge it at (a
+            # trusted timestamp's time, once proofs carry one, replaces it).
+            checked = check_revocation(
+                proof.seal_certificate_der,
+                Revocations.from_crl(crl, trust),
+                proof.signing_time,
+                time_trusted=False,
+            )
+            revocation = (
+                f"not revoked (CRL {checked.number} of {checked.this_update:%Y-%m-%dT%H:%M:%SZ})"
+            )
     except ProofError as exc:
         print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
+        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}"
+        f"\t{proof.signing_time.isoformat()}\t{revocation}"
     )
     return 0
+
+
+def _key_events(key: SealKey) -> list[str]:
+    """What happened to a key, for ``seal list``: retired, revoked, destroyed, when."""
+    events = []
+    for what, when in (
+        ("retired", key.retired_at),
+        (f"revoked {key.revocation_reason}", key.revoked_at),
+        ("compromised since", key.invalid_since),
+        ("destroyed", key.destroyed_at),
+    ):
+        if when is not None:
+            moment = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
+            events.append(f"{what} {moment}")
+    return events
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:

@@ -6,15 +6,19 @@ Layout::
     HOME/secrets/           0700; token PINs, the code-tag and holder-key secrets
     HOME/registry.db        the SQLite registry (embedded default; a postgresql:// database
                             URL puts the registry and the directory there instead)
-    HOME/softhsm/           SoftHSM2 token store and its softhsm2.conf
+    HOME/softhsm/           SoftHSM2 token store and its softhsm2.conf: the gateway's token
+                            and the city root's token, each with its own PIN; the root's
+                            PIN is never stored (docs/design.md §5.2)
     HOME/soft-keys/         the development-only soft keystore
     HOME/root.pem           the city root CA certificate (public)
+    HOME/crl.der            the newest CRL the root issued (public)
 
 Settings resolve as flag > environment (``SEALGATE_*``) > config file > default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import tomllib
@@ -31,6 +35,10 @@ from sealgate.verify.directory import Directory
 from sealgate.verify.registry import Registry
 
 DEFAULT_HOME = Path(".sealgate")
+#: Where ``make run``'s demo gateway serves its CRL; a city sets its public address.
+DEFAULT_CRL_URL = "http://127.0.0.1:8080/v1/crl"
+#: How long a CRL is current: the root must issue the next one within it.
+DEFAULT_CRL_NEXT_UPDATE = 24 * 3600.0
 CONFIG_NAME = "config.toml"
 
 
@@ -81,6 +89,16 @@ class Settings:
     # cached statuses and clients still answer.
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
+    # The city root's own token (PKCS#11) that no gateway process opens; its PIN is asked
+    # for by the commands that need the root, never kept (docs/design.md §5.2).
+    root_token_label: str = "root-sealgate"  # noqa: S105 - a token's label, not a secret
+    # Where seal certificates say their CRL is published (their CRL distribution point),
+    # and how long each CRL the root issues is current (its nextUpdate).
+    crl_url: str = DEFAULT_CRL_URL
+    crl_next_update: float = DEFAULT_CRL_NEXT_UPDATE
+    # How long a key retired by ``seal rotate`` stays in the token before it is destroyed
+    # (0: at once); ``seal purge`` destroys the keys whose grace has passed.
+    retired_key_grace: float = 0.0
 
     @property
     def database_kind(self) -> str:
@@ -109,6 +127,11 @@ class Settings:
     @property
     def root_certificate_path(self) -> Path:
         return self.home / "root.pem"
+
+    @property
+    def crl_path(self) -> Path:
+        """The newest CRL the city root issued, DER."""
+        return self.home / "crl.der"
 
     @property
     def audit_path(self) -> Path:
@@ -170,6 +193,23 @@ class Settings:
         if self.backend == "soft":
             return KeystoreConfig(backend="soft", directory=self.home / "soft-keys")
         pin = os.environ.get("SEALGATE_PKCS11_PIN") or self.read_secret("token-pin").decode()
+        return dataclasses.replace(self.keystore_config_without_pin(), pin=pin)
+
+    def root_keystore_config(self, pin: str) -> KeystoreConfig:
+        """The city root's keystore: its own token (or, soft backend, its own directory),
+        opened only by the provisioning commands that are given its PIN."""
+        if self.backend == "soft":
+            return KeystoreConfig(backend="soft", directory=self.home / "soft-root-keys")
+        gateway = self.keystore_config_without_pin()
+        return KeystoreConfig(
+            backend="pkcs11",
+            module=gateway.module,
+            token_label=self.root_token_label,
+            pin=pin,
+            softhsm2_conf=gateway.softhsm2_conf,
+        )
+
+    def keystore_config_without_pin(self) -> KeystoreConfig:
         conf = self.home / "softhsm" / "softhsm2.conf"
         if conf.exists():
             follow_moved_tokens(conf)
@@ -177,7 +217,6 @@ class Settings:
             backend="pkcs11",
             module=self.pkcs11_module,
             token_label=self.token_label,
-            pin=pin,
             softhsm2_conf=str(conf) if conf.exists() else "",
         )
 
@@ -250,18 +289,35 @@ def load_settings(
         DEFAULT_OUTAGE_FRESHNESS,
         least=0.0,
     )
+    crl_next_update = _seconds(
+        duration("SEALGATE_CRL_NEXT_UPDATE", "crl_next_update"),
+        "crl_next_update",
+        DEFAULT_CRL_NEXT_UPDATE,
+        least=60.0,
+    )
+    grace = _seconds(
+        duration("SEALGATE_RETIRED_KEY_GRACE", "retired_key_grace"),
+        "retired_key_grace",
+        0.0,
+        least=0.0,
+    )
+    token_label = str(config.get("token_label", "sealgate"))
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
         city=str(config.get("city", "")),
         backend=str(config.get("backend", "pkcs11")),
         pkcs11_module=pick(None, "SEALGATE_PKCS11_MODULE", "pkcs11_module", "") or "",
-        token_label=str(config.get("token_label", "sealgate")),
+        token_label=token_label,
         database_url=db or f"sqlite:///{home / 'registry.db'}",
         redis_url=redis,
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
         request_deadline=deadline,
         outage_freshness=freshness,
+        root_token_label=str(config.get("root_token_label", f"root-{token_label}")),
+        crl_url=str(config.get("crl_url", DEFAULT_CRL_URL)),
+        crl_next_update=crl_next_update,
+        retired_key_grace=grace,
     )
 
 

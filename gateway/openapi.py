@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealgate.gateway.catalog import CRL_MAX_AGE
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -295,6 +296,32 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Trust list: roots and seal certificates",
                 "responses": {"200": json_answer("The trust list", TRUST, cache="max-age=60")},
+            }
+        },
+        "/v1/crl": {
+            "get": {
+                "summary": "The city root's newest CRL of seal certificates (DER, RFC 5280)",
+                "description": "What the seal certificates' CRL distribution point names. "
+                "Issued offline by the root (sealgate seal revoke, sealgate crl issue) with "
+                "a nextUpdate the city sets (default 24 h).",
+                "responses": {
+                    "200": {
+                        "description": "The CRL",
+                        "headers": {
+                            "X-Request-Id": REQUEST_ID_HEADER,
+                            "Cache-Control": header(
+                                {"const": f"public, max-age={CRL_MAX_AGE}"},
+                                "How long it may be kept",
+                            ),
+                            "ETag": header(
+                                {"type": "string", "pattern": '^"crl-[0-9]+"$'},
+                                "The CRL's number",
+                            ),
+                        },
+                        "content": {"application/pkix-crl": {"schema": DER}},
+                    },
+                    **problems(404),
+                },
             }
         },
         "/healthz": {

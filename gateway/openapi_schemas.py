@@ -55,6 +55,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "hsm-unavailable",
         "seal-key-unavailable",
         "seal-certificate-not-valid",
+        "seal-revoked",  # no Retry-After: an operator must rotate the seal
         "registry-unavailable",
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",
@@ -315,6 +316,31 @@ DOCUMENT_CHECK = object_schema(
             "description": "Whether this very document is the one registered for its code",
         },
         "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
+        "revocation": object_schema(
+            {
+                "source": {
+                    "enum": ["directory", "crl"],
+                    "description": "Where the seal's revocation was looked up",
+                },
+                "as_of": {"type": "string", "format": "date-time"},
+                "judged_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "The time the seal was judged at: the registry's record "
+                    "of issue for the registered document, else the proof's signing time",
+                },
+                "crl_number": {"type": "integer"},
+                "next_update": {"type": "string", "format": "date-time"},
+                "revoked_after": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "The seal was revoked, but only after the time judged",
+                },
+            },
+            "crl_number",
+            "next_update",
+            "revoked_after",
+        ),
         "checked_at": _INSTANT_ANSWER,
     }
 )
@@ -345,7 +371,13 @@ READINESS = object_schema(
             {
                 name: {"type": "string"}
                 for name in (
-                    "hsm", "registry", "cache", "audit", "seals", "breakers", "checkpoints"
+                    "hsm",
+                    "registry",
+                    "cache",
+                    "audit",
+                    "seals",
+                    "breakers",
+                    "checkpoints",
                 )
             }
         ),

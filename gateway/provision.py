@@ -3,11 +3,16 @@
 Runs in the CLI process, with the keystore opened in-process: these are one-shot
 commands, not the serving path. Every key is generated inside the keystore; only public
 keys and certificates come out.
+
+The city root's key lives in a token of its own with its own PIN (docs/design.md §5.2):
+a :class:`Provisioner` given that PIN opens the root's token for the one step that needs
+it (certifying a seal key, issuing a CRL); no gateway process ever has it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -15,7 +20,7 @@ import shutil
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +43,7 @@ from sealgate.gateway.home import (
     write_config,
     write_secret,
 )
+from sealgate.gateway.revoking import issue_crl, purge_retired_keys
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
@@ -47,6 +53,8 @@ from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holde
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
 SEAL_YEARS = 5
+#: The least a city root PIN may have (a demo's random one has 32).
+MIN_ROOT_PIN = 8
 #: No seal key is issued for less: the city root CA is that close to its end.
 MIN_SEAL_DAYS = 30
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -99,9 +107,11 @@ def _years(start: dt.datetime, years: int) -> dt.datetime:
 class DemoCredentials:
     seals: list[Seal]
     clients: list[tuple[Client, str]]  # with the token, shown once
+    root_pin: str = field(default="", repr=False)  # shown once, stored nowhere
 
     def lines(self) -> list[str]:
-        out = [f"seal\t{s.seal_id}\t{s.kind.value}" for s in self.seals]
+        out = [f"root-pin\t{self.root_pin}"] if self.root_pin else []
+        out += [f"seal\t{s.seal_id}\t{s.kind.value}" for s in self.seals]
         out += [f"{c.role.value}\t{c.client_id}\t{token}" for c, token in self.clients]
         return out
 
@@ -109,17 +119,28 @@ class DemoCredentials:
 class Provisioner:
     """Provisioning operations on one home."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, root_pin: str | None = None) -> None:
         self.settings = settings
+        self._root_pin = root_pin
 
     def keystore(self) -> Keystore:
         return open_keystore(self.settings.keystore_config())
 
+    def root_keystore(self) -> Keystore:
+        """The city root's own keystore; needs the root PIN this provisioner was given."""
+        if self._root_pin is None:
+            raise HomeError(
+                "this step needs the city root's PIN: give --root-pin-file FILE, or type it"
+                " at the prompt"
+            )
+        return open_keystore(self.settings.root_keystore_config(self._root_pin))
+
     def directory(self) -> Directory:
         return self.settings.open_directory()
 
-    def create_root(self, keystore: Keystore, directory: Directory, city: str) -> bytes:
-        info = keystore.generate_key(ROOT_KEY_LABEL, KeyAlgorithm.EC_P256)
+    def create_root(self, root: Keystore, directory: Directory, city: str) -> bytes:
+        """The city root CA: its key generated in ``root``, the root's own keystore."""
+        info = root.generate_key(ROOT_KEY_LABEL, KeyAlgorithm.EC_P256)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         pending = prepare_root_certificate(
             info.public_key_der,
@@ -129,7 +150,7 @@ class Provisioner:
             not_after=_years(now, ROOT_YEARS),
             serial=secrets.randbits(127),
         )
-        certificate = _sign(keystore, ROOT_KEY_LABEL, pending)
+        certificate = _sign(root, ROOT_KEY_LABEL, pending)
         directory.add_root(certificate, ROOT_KEY_LABEL)
         self.settings.root_certificate_path.write_text(certificate_pem(certificate))
         return certificate
@@ -186,8 +207,10 @@ class Provisioner:
                 not_before=now - dt.timedelta(minutes=5),
                 not_after=not_after,
                 serial=secrets.randbits(127),
+                crl_url=self.settings.crl_url,
             )
-            certificate = _sign(keystore, root_label, pending)
+            with self.root_keystore() as root:
+                certificate = _sign(root, root_label, pending)
             yield SealKey(seal_id, version, label, certificate, KeyState.ACTIVE, time.time())
         except BaseException:
             with contextlib.suppress(HsmError):
@@ -242,7 +265,15 @@ class Provisioner:
         seal_id: str,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         ahead: Ahead = _nothing_ahead,
+        grace: float | None = None,
     ) -> SealKey:
+        """A new active key for the seal; the one it replaces is retired as of now and
+        destroyed in the token once ``grace`` seconds have passed (default: the city's
+        ``retired_key_grace``, 0: at once). Its proofs keep verifying: they carry its
+        certificate. Within the grace, ``seal purge`` (or the next rotate) destroys it."""
+        grace = self.settings.retired_key_grace if grace is None else grace
+        if grace < 0:
+            raise HomeError("the grace period cannot be negative")
         seal = directory.seal(seal_id)
         with self._new_seal_key(
             keystore,
@@ -255,7 +286,8 @@ class Provisioner:
             algorithm=algorithm,
         ) as key:
             ahead(seal_id)
-            directory.add_seal_key(key)
+            directory.add_seal_key(key, destroy_after=key.created_at + grace)
+        purge_retired_keys(keystore, directory)
         return key
 
     def add_client(
@@ -326,9 +358,20 @@ def init_home(
     city: str = "益阳市",
     pkcs11_module: str | None = None,
     token_label: str = "sealgate",  # noqa: S107 - a token's label, not a secret
+    root_token_label: str | None = None,
+    root_pin: str | None = None,
     database_url: str | None = None,
+    crl_url: str | None = None,
 ) -> tuple[Settings, DemoCredentials | None]:
-    """Create a home: config, secrets, token (SoftHSM2 unless a module is given), root CA.
+    """Create a home: config, secrets, tokens (SoftHSM2 unless a module is given), root CA,
+    the root's first CRL.
+
+    The root's key goes into a token of its own (``root_token_label``; by default
+    ``root-`` and the gateway's label, not the gateway's label with a suffix, which
+    OpenSC's ``--token-label`` prefix match would take for the gateway's) under
+    ``root_pin``, which is stored nowhere: a demo without one gets a random PIN,
+    returned once in its credentials. The SO PINs of the
+    tokens made here are random and kept nowhere either (a lost token is made anew).
 
     ``database_url`` (else ``SEALGATE_DATABASE_URL``, else the SQLite file in the home)
     is where the schema is created and the directory written; given here, it is also
@@ -346,12 +389,27 @@ def init_home(
             )
     if not (len(region) == 6 and region.isdigit() and region.isascii()):
         raise HomeError("the region code has 6 digits (GB/T 2260), e.g. 430900")
+    if root_pin is None:
+        if not demo:
+            raise HomeError("the city root needs a PIN of its own (--root-pin-file, or a prompt)")
+        root_pin = secrets.token_hex(16)
+    if len(root_pin) < MIN_ROOT_PIN:
+        raise HomeError(f"the city root's PIN has at least {MIN_ROOT_PIN} characters")
+    root_label = root_token_label or f"root-{token_label}"
+    if root_label == token_label:
+        raise HomeError("the city root's token must not be the gateway's token")
     if (home / CONFIG_NAME).exists():
         raise HomeError(f"{home} is already a sealgate home")
     created = not home.exists()
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        config = {"region": region, "city": city, "backend": backend, "token_label": token_label}
+        config = {
+            "region": region,
+            "city": city,
+            "backend": backend,
+            "token_label": token_label,
+            "root_token_label": root_label,
+        }
         write_secret(home, "code-key")
         write_secret(home, "holder-key")
         write_secret(home, "document-key")
@@ -362,25 +420,31 @@ def init_home(
                     raise HomeError("set SEALGATE_PKCS11_PIN to the token's user PIN")
             else:
                 pin = secrets.token_hex(16)
-                so_pin = secrets.token_hex(16)
                 write_secret(home, "token-pin", pin.encode())
-                write_secret(home, "token-so-pin", so_pin.encode())
-                create_softhsm_token(home / "softhsm", token_label, pin, so_pin)
+                for label, user_pin in ((token_label, pin), (root_label, root_pin)):
+                    # The SO PIN only initialises the token: random, and forgotten.
+                    create_softhsm_token(home / "softhsm", label, user_pin, secrets.token_hex(16))
                 config["pkcs11_module"] = SOFTHSM2_MODULE
         if database_url is not None:
             config["database_url"] = database_url
+        if crl_url is not None:
+            config["crl_url"] = crl_url
         write_config(home, config)
         settings = load_settings(home, database_url=database_url)
         settings.migrate_database()
-        provisioner = Provisioner(settings)
+        provisioner = Provisioner(settings, root_pin=root_pin)
         with provisioner.keystore() as keystore:
             directory = provisioner.directory()
             try:
-                provisioner.create_root(keystore, directory, city)
+                with provisioner.root_keystore() as root:
+                    provisioner.create_root(root, directory, city)
                 provisioner.create_audit_key(keystore)
+                issue_crl(provisioner, directory)
                 credentials = provisioner.demo(keystore, directory) if demo else None
             finally:
                 directory.close()
+        if credentials is not None:
+            credentials = dataclasses.replace(credentials, root_pin=root_pin)
         return settings, credentials
     except BaseException:
         if created:

@@ -27,7 +27,7 @@ from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
-from sealgate.verify.directory import Client, Seal, SealKey
+from sealgate.verify.directory import Client, NotFound, Seal, SealKey
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
 from sealgate.verify.lifecycle import check_issuance
 from sealgate.verify.registry import (
@@ -325,7 +325,15 @@ class SealingService:
                 seal = self._catalog.seal(request.seal_id)
                 if seal is None:  # removed since authorise(); treat as not granted
                     raise Problem(403, "seal-not-granted", "This client may not use that seal")
-                key = seal.active_key
+                try:
+                    key = seal.active_key
+                except NotFound:  # every certificate of the seal revoked
+                    raise Problem(
+                        503,
+                        "seal-revoked",
+                        "The seal's certificate is revoked; an operator must rotate its key",
+                        f"seal {seal.seal_id}",
+                    ) from None
                 entry = seals[request.seal_id] = (seal, key, self._catalog.sealer(key))
             seal, key, sealer = entry
             code = self._codes.issue()

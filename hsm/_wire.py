@@ -6,7 +6,10 @@ Every message is a frame of :mod:`sealgate.hsm.frames`.
    here, never on argv or in the environment).
 2. child → parent: ``["ready"]``, or ``["error", code, message]`` and the child exits.
 3. parent → child: ``[batch_id, items]``; an item is ``[label, digest]``, or ``None`` for
-   a readiness probe (:meth:`~sealgate.hsm.keystore.Keystore.check`).
+   a readiness probe (:meth:`~sealgate.hsm.keystore.Keystore.check`). Or, before a batch,
+   ``["allow", labels]`` (no answer): from then on the child signs only with these
+   labels and answers any other item ``KeyNotAllowed``; until the first such frame it
+   signs with any.
 4. child → parent: ``[batch_id, results]``, one result per item in order: the signature
    (``bytes``; empty for a probe) or ``[code, message]``. Before it, while a batch takes
    longer than :data:`sealgate.hsm.worker.PROGRESS_SECONDS`, ``[0, done]`` every that
@@ -24,6 +27,7 @@ from sealgate.hsm.errors import (
     HsmError,
     HsmUnavailable,
     KeyExists,
+    KeyNotAllowed,
     KeyNotFound,
     KeystoreConfigError,
     MechanismNotSupported,
@@ -32,6 +36,7 @@ from sealgate.hsm.frames import ProtocolError
 from sealgate.hsm.keystore import KeystoreConfig
 
 __all__ = [
+    "ALLOW",
     "ERRORS",
     "ProtocolError",
     "config_from_wire",
@@ -40,6 +45,9 @@ __all__ = [
     "error_from_code",
 ]
 
+#: The first element of an allow-list frame (a batch id is an integer).
+ALLOW = "allow"
+
 #: Error codes on the wire; ``ValueError`` is a caller bug (bad digest length).
 ERRORS: dict[str, type[Exception]] = {
     cls.__name__: cls
@@ -47,6 +55,7 @@ ERRORS: dict[str, type[Exception]] = {
         HsmError,
         KeystoreConfigError,
         KeyNotFound,
+        KeyNotAllowed,
         KeyExists,
         DuplicateKey,
         MechanismNotSupported,

@@ -15,6 +15,11 @@ class KeyNotFound(HsmError):
     """No key carries the requested label."""
 
 
+class KeyNotAllowed(HsmError):
+    """The signing process was not told it may sign with this key (not an active seal
+    key, nor the audit key): refused, whatever the token holds."""
+
+
 class KeyExists(HsmError):
     """A key with the requested label already exists."""
 

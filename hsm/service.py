@@ -18,6 +18,7 @@ import itertools
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -65,6 +66,11 @@ class SigningService(ABC):
     @abstractmethod
     async def check(self) -> None:
         """Readiness probe: raises :class:`HsmUnavailable` if signing cannot work now."""
+
+    def allow(self, labels: Iterable[str]) -> None:  # noqa: B027 - optional: see below
+        """Sign only with these labels from now on (the gateway's active seal keys and
+        its audit key). The signing process enforces it; a service that signs in the
+        caller's own process (the CLI's) has no one to guard against and ignores it."""
 
     @abstractmethod
     async def close(self) -> None:
@@ -125,6 +131,7 @@ class _Child:
     in_flight: list[_Call] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     lost: bool = False  # no longer accepts work: died, broke the protocol, or closed
+    allowed_version: int = 0  # the allow-list it was last sent (0: none yet)
     silent: float = 0.0  # seconds listened to without a word while work was in flight
 
 
@@ -169,12 +176,22 @@ class ProcessSigningService(SigningService):
         self._closed = False
         # Children being shut down; held here so the tasks are not garbage-collected.
         self._stopping: set[asyncio.Task[None]] = set()
+        # The labels the child may sign with, numbered so each child is sent the newest
+        # before its next batch (None: never restricted, as in the hsm tests).
+        self._allowed: frozenset[str] | None = None
+        self._allowed_version = 0
 
     @property
     def pid(self) -> int | None:
         """The signing process's pid, if one is running."""
         child = self._child
         return None if child is None or child.lost else child.process.pid
+
+    def allow(self, labels: Iterable[str]) -> None:
+        allowed = frozenset(labels)
+        if allowed != self._allowed:
+            self._allowed = allowed
+            self._allowed_version += 1
 
     async def start(self) -> None:
         if self._closed:
@@ -325,6 +342,10 @@ class ProcessSigningService(SigningService):
                     continue
                 child.silent = 0.0
                 child.in_flight = batch
+                if self._allowed is not None and child.allowed_version != self._allowed_version:
+                    # Before the batch, on the same pipe: the child reads it first.
+                    process.send([_wire.ALLOW, sorted(self._allowed)])
+                    child.allowed_version = self._allowed_version
                 batch_id = next(self._batch_ids)
                 process.send([batch_id, [call.item for call in batch]])
                 # No timeout here: _watch_stall gives up on a silent child, whatever

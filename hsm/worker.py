@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from sealgate.hsm import _wire, frames
-from sealgate.hsm.errors import HsmError, HsmUnavailable
+from sealgate.hsm.errors import HsmError, HsmUnavailable, KeyNotAllowed
 from sealgate.hsm.keystore import Keystore, open_keystore
 
 logger = logging.getLogger("sealgate.hsm.worker")
@@ -35,10 +35,14 @@ PROGRESS_SECONDS = 0.1
 
 
 def _sign_batch(
-    keystore: Keystore, items: list[Any], progress: Callable[[int], None] | None = None
+    keystore: Keystore,
+    items: list[Any],
+    progress: Callable[[int], None] | None = None,
+    allowed: frozenset[str] | None = None,
 ) -> tuple[list[Any], bool]:
     """Sign every item in order; returns the results and whether the token failed.
-    ``progress(done)`` is called every :data:`PROGRESS_SECONDS` while the batch lasts."""
+    ``progress(done)`` is called every :data:`PROGRESS_SECONDS` while the batch lasts.
+    ``allowed``: the only labels to sign with (None: any)."""
     results: list[Any] = []
     token_failed = False
     said_at = time.monotonic()
@@ -52,6 +56,8 @@ def _sign_batch(
                 results.append(b"")
             else:
                 label, digest = item
+                if allowed is not None and label not in allowed:
+                    raise KeyNotAllowed(f"the signing process may not sign with {label!r}")
                 results.append(keystore.sign_digest(str(label), bytes(digest)))
         except (HsmError, ValueError) as exc:
             token_failed = token_failed or isinstance(exc, HsmUnavailable)
@@ -75,10 +81,18 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
         return EXIT_CONFIG
     del config  # the PIN has done its job
     send(["ready"])
+    # Which keys the gateway may have signed (its active seal keys and the audit key): a
+    # bug that asks for another label, a retired key's, is refused here.
+    allowed: frozenset[str] | None = None
     with keystore:
         while (request := frames.read_frame(stdin)) is not None:
             batch_id, items = request
-            results, token_failed = _sign_batch(keystore, items, lambda done: send([0, done]))
+            if batch_id == _wire.ALLOW:
+                allowed = frozenset(str(label) for label in items)
+                continue
+            results, token_failed = _sign_batch(
+                keystore, items, lambda done: send([0, done]), allowed
+            )
             send([batch_id, results])
             if token_failed:
                 logger.warning("token unavailable; exiting so that a fresh process logs in")

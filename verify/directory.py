@@ -56,7 +56,18 @@ class Role(enum.StrEnum):
 
 class KeyState(enum.StrEnum):
     ACTIVE = "active"  # new proofs are sealed with it
-    RETIRED = "retired"  # rotated out; proofs sealed with it still verify
+    RETIRED = "retired"  # rotated out; proofs sealed with it before then still verify
+    REVOKED = "revoked"  # its certificate is on the root's CRL (docs/design.md §7.2)
+
+
+class RevocationReason(enum.StrEnum):
+    """The CRLReason values (RFC 5280 §5.3.1) that apply to a seal, by their RFC names."""
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "keyCompromise"
+    AFFILIATION_CHANGED = "affiliationChanged"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessationOfOperation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,26 @@ class SealKey:
     certificate: bytes  # DER, issued by the city root
     state: KeyState
     created_at: float
+    # When ``seal rotate`` retired it; the retired key is destroyed in the token once
+    # ``destroy_after`` has passed (``destroyed_at`` then says when it was).
+    retired_at: float | None = None
+    destroy_after: float | None = None
+    destroyed_at: float | None = None
+    # When its certificate was revoked, why, and since when the key is known (or feared)
+    # to be compromised (the CRL's invalidityDate); proofs made before that stand.
+    revoked_at: float | None = None
+    revocation_reason: RevocationReason | None = None
+    invalid_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCrl:
+    """A CRL the city root issued (DER), with its number and currency."""
+
+    number: int
+    der: bytes
+    this_update: float
+    next_update: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +140,35 @@ class Directory(ABC):
         """Store a new seal with its first key. Raises :class:`AlreadyExists`."""
 
     @abstractmethod
-    def add_seal_key(self, key: SealKey) -> None:
-        """Add a key version to a seal and retire the versions before it."""
+    def add_seal_key(self, key: SealKey, *, destroy_after: float | None = None) -> None:
+        """Add a key version to a seal and retire the active versions before it, as of
+        the new key's ``created_at``; their keys are to be destroyed after
+        ``destroy_after`` (default: at once)."""
+
+    @abstractmethod
+    def revoke_seal_keys(
+        self,
+        seal_id: str,
+        *,
+        version: int | None,
+        at: float,
+        reason: RevocationReason,
+        invalid_since: float | None,
+    ) -> list[SealKey]:
+        """Revoke one key version of a seal (or, ``None``, every one not yet revoked);
+        returns the keys revoked now. Raises :class:`NotFound`."""
+
+    @abstractmethod
+    def key_destroyed(self, key_label: str, at: float) -> None:
+        """Record that a retired or revoked key's private half was destroyed."""
+
+    @abstractmethod
+    def add_crl(self, crl: IssuedCrl) -> None:
+        """Keep a CRL the root issued. Raises :class:`AlreadyExists` for a number taken."""
+
+    @abstractmethod
+    def latest_crl(self) -> IssuedCrl | None:
+        """The CRL with the highest number, if any was issued."""
 
     @abstractmethod
     def seal(self, seal_id: str) -> Seal:

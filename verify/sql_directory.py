@@ -20,8 +20,10 @@ from sealgate.verify.directory import (
     AlreadyExists,
     Client,
     Directory,
+    IssuedCrl,
     KeyState,
     NotFound,
+    RevocationReason,
     Role,
     Seal,
     SealKey,
@@ -93,7 +95,7 @@ class SqlDirectory(Directory):
             ),
         )
 
-    def add_seal_key(self, key: SealKey) -> None:
+    def add_seal_key(self, key: SealKey, *, destroy_after: float | None = None) -> None:
         with (
             self._conflicts_as(f"seal {key.seal_id} already has version {key.version}"),
             self._transaction("write") as conn,
@@ -105,11 +107,88 @@ class SqlDirectory(Directory):
             ).fetchone()
             if found is None:
                 raise NotFound(f"no seal {key.seal_id}")
+            # A revoked version stays revoked; an active one is retired as of the new key.
             conn.execute(
-                self._sql("UPDATE seal_keys SET state = ? WHERE seal_id = ? AND version < ?"),
-                (KeyState.RETIRED.value, key.seal_id, key.version),
+                self._sql(
+                    "UPDATE seal_keys SET state = ?, retired_at = ?, destroy_after = ?"
+                    " WHERE seal_id = ? AND version < ? AND state = ?"
+                ),
+                (
+                    KeyState.RETIRED.value,
+                    key.created_at,
+                    key.created_at if destroy_after is None else destroy_after,
+                    key.seal_id,
+                    key.version,
+                    KeyState.ACTIVE.value,
+                ),
             )
             self._insert_key(conn, key)
+
+    def revoke_seal_keys(
+        self,
+        seal_id: str,
+        *,
+        version: int | None,
+        at: float,
+        reason: RevocationReason,
+        invalid_since: float | None,
+    ) -> list[SealKey]:
+        with self._transaction("write") as conn:
+            found = conn.execute(
+                self._sql(f"SELECT 1 FROM seals WHERE seal_id = ?{self.LOCK_FOR_WRITE}"),  # noqa: S608
+                (seal_id,),
+            ).fetchone()
+            if found is None:
+                raise NotFound(f"no seal {seal_id}")
+            which = "" if version is None else " AND version = ?"
+            args: tuple[Any, ...] = (seal_id,) if version is None else (seal_id, version)
+            rows = conn.execute(
+                self._sql(
+                    f"SELECT version FROM seal_keys WHERE seal_id = ?{which}"  # noqa: S608
+                    " AND state <> 'revoked' ORDER BY version"
+                ),
+                args,
+            ).fetchall()
+            if version is not None and not rows:
+                raise NotFound(f"seal {seal_id} has no unrevoked version {version}")
+            for (number,) in rows:
+                conn.execute(
+                    self._sql(
+                        "UPDATE seal_keys SET state = ?, revoked_at = ?, revocation_reason = ?,"
+                        " invalid_since = ? WHERE seal_id = ? AND version = ?"
+                    ),
+                    (KeyState.REVOKED.value, at, reason.value, invalid_since, seal_id, number),
+                )
+        revoked = {number for (number,) in rows}
+        return [k for k in self.seal(seal_id).keys if k.version in revoked]
+
+    def key_destroyed(self, key_label: str, at: float) -> None:
+        with self._transaction("write") as conn:
+            conn.execute(
+                self._sql("UPDATE seal_keys SET destroyed_at = ? WHERE key_label = ?"),
+                (at, key_label),
+            )
+
+    def add_crl(self, crl: IssuedCrl) -> None:
+        with (
+            self._conflicts_as(f"CRL number {crl.number} was issued already"),
+            self._transaction("write") as conn,
+        ):
+            conn.execute(
+                self._sql(
+                    "INSERT INTO crls (number, certificate_list, this_update, next_update)"
+                    " VALUES (?, ?, ?, ?)"
+                ),
+                (crl.number, crl.der, crl.this_update, crl.next_update),
+            )
+
+    def latest_crl(self) -> IssuedCrl | None:
+        with self._transaction("read") as conn:
+            row = conn.execute(
+                "SELECT number, certificate_list, this_update, next_update FROM crls"
+                " ORDER BY number DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else IssuedCrl(int(row[0]), bytes(row[1]), row[2], row[3])
 
     def _seals(self, where: str, args: tuple[Any, ...]) -> list[Seal]:
         # where: a constant of this class, its values in args
@@ -123,15 +202,29 @@ class SqlDirectory(Directory):
             ).fetchall()
             key_rows = conn.execute(
                 self._sql(
-                    "SELECT seal_id, version, key_label, certificate, state, created_at"  # noqa: S608
-                    f" FROM seal_keys {where} ORDER BY seal_id, version"
+                    "SELECT seal_id, version, key_label, certificate, state, created_at,"  # noqa: S608
+                    " retired_at, destroy_after, destroyed_at, revoked_at, revocation_reason,"
+                    f" invalid_since FROM seal_keys {where} ORDER BY seal_id, version"
                 ),
                 args,
             ).fetchall()
         keys: dict[str, list[SealKey]] = {}
         for r in key_rows:
             keys.setdefault(r[0], []).append(
-                SealKey(r[0], r[1], r[2], bytes(r[3]), KeyState(r[4]), r[5])
+                SealKey(
+                    r[0],
+                    r[1],
+                    r[2],
+                    bytes(r[3]),
+                    KeyState(r[4]),
+                    r[5],
+                    retired_at=r[6],
+                    destroy_after=r[7],
+                    destroyed_at=r[8],
+                    revoked_at=r[9],
+                    revocation_reason=None if r[10] is None else RevocationReason(r[10]),
+                    invalid_since=r[11],
+                )
             )
         return [
             Seal(r[0], SealKind(r[1]), r[2], r[3], r[4], tuple(keys.get(r[0], ())))

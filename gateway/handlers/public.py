@@ -9,9 +9,11 @@ import asyncio
 from aiohttp import web
 
 from sealgate.gateway.bounded import breakers_check
+from sealgate.gateway.catalog import CRL_MAX_AGE
 from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
 from sealgate.gateway.openapi import OPENAPI
+from sealgate.gateway.problems import Problem
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
 
@@ -21,6 +23,22 @@ async def get_trust(request: web.Request) -> web.Response:
         body=request.app[CATALOG].snapshot.trust_document,
         content_type="application/json",
         headers={"Cache-Control": "max-age=60"},
+    )
+
+
+async def get_crl(request: web.Request) -> web.Response:
+    """The newest CRL the city root issued (DER, RFC 5280): the seal certificates'
+    CRL distribution point."""
+    crl = request.app[CATALOG].snapshot.crl
+    if crl is None:
+        raise Problem(404, "not-found", "No CRL has been issued (sealgate crl issue)")
+    return web.Response(
+        body=crl.der,
+        content_type="application/pkix-crl",
+        headers={
+            "Cache-Control": f"public, max-age={CRL_MAX_AGE}",
+            "ETag": f'"crl-{crl.number}"',
+        },
     )
 
 

@@ -109,6 +109,23 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "a seal key's retirement, revocation and destruction; the root's CRLs",
+        (
+            "ALTER TABLE seal_keys ADD COLUMN retired_at DOUBLE PRECISION",
+            "ALTER TABLE seal_keys ADD COLUMN destroy_after DOUBLE PRECISION",
+            "ALTER TABLE seal_keys ADD COLUMN destroyed_at DOUBLE PRECISION",
+            "ALTER TABLE seal_keys ADD COLUMN revoked_at DOUBLE PRECISION",
+            "ALTER TABLE seal_keys ADD COLUMN revocation_reason TEXT",
+            "ALTER TABLE seal_keys ADD COLUMN invalid_since DOUBLE PRECISION",
+            """CREATE TABLE crls (
+                number BIGINT PRIMARY KEY,
+                certificate_list BYTEA NOT NULL,
+                this_update DOUBLE PRECISION NOT NULL,
+                next_update DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

@@ -159,6 +159,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE status_history_v4 RENAME TO status_history",
         "CREATE INDEX status_history_code ON status_history (code, seq)",
     ),
+    # 5: a seal key's retirement, revocation and destruction; the CRLs the root issued.
+    (
+        "ALTER TABLE seal_keys ADD COLUMN retired_at REAL",
+        "ALTER TABLE seal_keys ADD COLUMN destroy_after REAL",
+        "ALTER TABLE seal_keys ADD COLUMN destroyed_at REAL",
+        "ALTER TABLE seal_keys ADD COLUMN revoked_at REAL",
+        "ALTER TABLE seal_keys ADD COLUMN revocation_reason TEXT",
+        "ALTER TABLE seal_keys ADD COLUMN invalid_since REAL",
+        """CREATE TABLE crls (
+            number INTEGER PRIMARY KEY,
+            certificate_list BLOB NOT NULL,
+            this_update REAL NOT NULL,
+            next_update REAL NOT NULL
+        )""",
+    ),
 )
 
 

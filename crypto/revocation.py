@@ -1,0 +1,195 @@
+"""Is a seal certificate revoked for a proof made at a given time? Pure and offline.
+
+The one revocation check every verifier calls (``sealgate verify-file --crl``, the
+gateway's document check): :class:`Revocations` is what is known of the root's revoked
+seal certificates, read from a CRL the root signed (:meth:`Revocations.from_crl`) or from
+the directory's own record of it (:meth:`Revocations.from_entries`), and
+:func:`check_revocation` judges one seal certificate at one time.
+
+The rule (docs/design.md §7.2): a certificate revoked for a compromise (keyCompromise,
+or no reason given) is held compromised from its invalidityDate (else its revocation
+date); a proof stands only if a *trusted* time (an RFC 3161 timestamp, the registry's
+record of issue) puts it before that. A self-asserted signing time proves nothing
+against a stolen key, which can write any. For the other reasons (superseded,
+affiliationChanged, cessationOfOperation) the key was not stolen: a proof signed before
+the revocation stands, one after it is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from sealgate.crypto._der import as_utc
+from sealgate.crypto.crl import RevokedEntry
+from sealgate.crypto.errors import RevocationUnknown, SealRevoked
+from sealgate.crypto.verification import TrustList
+
+__all__ = ["RevocationCheck", "Revocations", "check_revocation"]
+
+#: Reasons under which the key itself may be in other hands.
+_COMPROMISE = frozenset({"keyCompromise", "unspecified"})
+#: cryptography's ReasonFlags value → the RFC 5280 name.
+_REASON_NAMES = {
+    x509.ReasonFlags.unspecified: "unspecified",
+    x509.ReasonFlags.key_compromise: "keyCompromise",
+    x509.ReasonFlags.affiliation_changed: "affiliationChanged",
+    x509.ReasonFlags.superseded: "superseded",
+    x509.ReasonFlags.cessation_of_operation: "cessationOfOperation",
+}
+#: Clocks disagree: a CRL issued this far in a verifier's future is still taken.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Revocations:
+    """The revoked seal certificates of one root, by serial, and where that is known from.
+
+    ``source`` is ``"crl"`` (a CRL the root signed: ``number``, ``this_update`` and
+    ``next_update`` say which) or ``"directory"`` (the seal directory, current as of
+    ``this_update``).
+    """
+
+    issuer: bytes  # the root's subject name, DER
+    entries: Mapping[int, RevokedEntry]
+    source: str
+    this_update: datetime
+    next_update: datetime | None = None
+    number: int | None = None
+
+    @classmethod
+    def from_crl(cls, der: bytes, trust: TrustList, *, now: datetime | None = None) -> Revocations:
+        """A CRL's entries, once it is shown to be a current CRL signed by a trusted root.
+
+        Fails closed (:class:`RevocationUnknown`): not a CRL, no trusted root issued it,
+        its signature does not hold, it is not yet current or out of date at ``now``.
+        """
+        now = as_utc(now or datetime.now(UTC))
+        try:
+            crl = x509.load_der_x509_crl(der)
+            issuer = crl.issuer.public_bytes()
+        except (ValueError, TypeError) as exc:
+            raise RevocationUnknown("the CRL is not a DER certificate revocation list") from exc
+        roots = trust.issuers_named(issuer)
+        if not any(_signed_by(crl, trust, root) for root in roots):
+            raise RevocationUnknown("the CRL was not issued by a trusted root")
+        this_update = crl.last_update_utc
+        next_update = crl.next_update_utc
+        if this_update > now + CLOCK_SKEW:
+            raise RevocationUnknown(f"the CRL is not current before {this_update.isoformat()}")
+        if next_update is None or next_update < now:
+            when = "never" if next_update is None else next_update.isoformat()
+            raise RevocationUnknown(f"the CRL is out of date: its next update was due {when}")
+        try:
+            number = int(crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            entries = {r.serial_number: _entry(r) for r in crl}
+        except (ValueError, x509.ExtensionNotFound) as exc:
+            raise RevocationUnknown(f"the CRL is unusable: {exc}") from exc
+        return cls(issuer, MappingProxyType(entries), "crl", this_update, next_update, number)
+
+    @classmethod
+    def from_entries(
+        cls, issuer_certificate_der: bytes, entries: Iterable[RevokedEntry], as_of: datetime
+    ) -> Revocations:
+        """What the directory records of a root's revocations, current as of ``as_of``."""
+        issuer = x509.load_der_x509_certificate(issuer_certificate_der).subject.public_bytes()
+        by_serial = MappingProxyType({e.serial: e for e in entries})
+        return cls(issuer, by_serial, "directory", as_utc(as_of))
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationCheck:
+    """What one check found: not revoked for the time judged, according to ``source``."""
+
+    source: str
+    at: datetime
+    time_trusted: bool
+    this_update: datetime
+    next_update: datetime | None = None
+    number: int | None = None
+    # Revoked, but after the time judged (a proof made before a revocation stands).
+    revoked_later: RevokedEntry | None = field(default=None)
+
+    def describe(self) -> dict[str, Any]:
+        """For an answer's "what was checked": the revocation source and its currency."""
+        out: dict[str, Any] = {
+            "source": self.source,
+            "as_of": self.this_update.isoformat(),
+            "judged_at": self.at.isoformat(),
+        }
+        if self.number is not None:
+            out["crl_number"] = self.number
+        if self.next_update is not None:
+            out["next_update"] = self.next_update.isoformat()
+        if self.revoked_later is not None:
+            out["revoked_after"] = _effective(self.revoked_later).isoformat()
+        return out
+
+
+def check_revocation(
+    seal_certificate_der: bytes, revocations: Revocations, at: datetime, *, time_trusted: bool
+) -> RevocationCheck:
+    """Judge a seal certificate at ``at`` (a trusted time: a timestamp's, the registry's
+    record of issue; or a self-asserted signing time, ``time_trusted=False``).
+
+    Raises :class:`SealRevoked`, or :class:`RevocationUnknown` for a certificate another
+    root issued (these revocations cannot speak for it).
+    """
+    certificate = x509.load_der_x509_certificate(seal_certificate_der)
+    if certificate.issuer.public_bytes() != revocations.issuer:
+        raise RevocationUnknown("the revocation list is not of the seal certificate's issuer")
+    at = as_utc(at)
+    entry = revocations.entries.get(certificate.serial_number)
+    if entry is not None:
+        effective = _effective(entry)
+        compromised = entry.reason in _COMPROMISE
+        if at >= effective or (compromised and not time_trusted):
+            why = f"revoked ({entry.reason}) as of {effective.isoformat()}"
+            if compromised and not time_trusted and at < effective:
+                why += "; only a trusted time could show the proof was made before"
+            raise SealRevoked(f"the seal certificate was {why}")
+    return RevocationCheck(
+        source=revocations.source,
+        at=at,
+        time_trusted=time_trusted,
+        this_update=revocations.this_update,
+        next_update=revocations.next_update,
+        number=revocations.number,
+        revoked_later=entry,
+    )
+
+
+def _effective(entry: RevokedEntry) -> datetime:
+    """From when the certificate no longer vouches: the compromise date if one is known
+    (and earlier), else the revocation."""
+    if entry.invalid_since is not None and entry.invalid_since < entry.revoked_at:
+        return entry.invalid_since
+    return entry.revoked_at
+
+
+def _signed_by(crl: x509.CertificateRevocationList, trust: TrustList, root_der: bytes) -> bool:
+    root = trust.certificate(root_der)
+    if root is None:
+        return False
+    try:
+        return crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+    except (InvalidSignature, UnsupportedAlgorithm, TypeError, ValueError):
+        return False
+
+
+def _entry(revoked: x509.RevokedCertificate) -> RevokedEntry:
+    reason = "unspecified"
+    invalid_since = None
+    for extension in revoked.extensions:
+        value = extension.value
+        if isinstance(value, x509.CRLReason):
+            reason = _REASON_NAMES.get(value.reason, "unspecified")
+        elif isinstance(value, x509.InvalidityDate):
+            invalid_since = value.invalidity_date_utc
+    return RevokedEntry(revoked.serial_number, revoked.revocation_date_utc, reason, invalid_since)

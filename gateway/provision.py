@@ -122,18 +122,30 @@ class Provisioner:
     def __init__(self, settings: Settings, *, root_pin: str | None = None) -> None:
         self.settings = settings
         self._root_pin = root_pin
+        self._root: Keystore | None = None
 
     def keystore(self) -> Keystore:
         return open_keystore(self.settings.keystore_config())
 
-    def root_keystore(self) -> Keystore:
-        """The city root's own keystore; needs the root PIN this provisioner was given."""
+    @contextlib.contextmanager
+    def root_keystore(self) -> Iterator[Keystore]:
+        """The city root's own keystore, open for the ``with`` block; needs the root PIN
+        this provisioner was given. Nested blocks share it (a token takes one login per
+        process)."""
+        if self._root is not None:
+            yield self._root
+            return
         if self._root_pin is None:
             raise HomeError(
                 "this step needs the city root's PIN: give --root-pin-file FILE, or type it"
                 " at the prompt"
             )
-        return open_keystore(self.settings.root_keystore_config(self._root_pin))
+        with open_keystore(self.settings.root_keystore_config(self._root_pin)) as root:
+            self._root = root
+            try:
+                yield root
+            finally:
+                self._root = None
 
     def directory(self) -> Directory:
         return self.settings.open_directory()

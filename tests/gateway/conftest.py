@@ -36,6 +36,15 @@ class Demo:
         return {"Authorization": f"Bearer {self.token(role)}"}
 
     @property
+    def root_pin_file(self) -> Path:
+        """The city root's PIN (printed once by init) in a file beside the home, never
+        in it, for the commands that need the root (``--root-pin-file``)."""
+        path = self.home.parent / "root-pin"
+        if not path.exists():
+            path.write_text(self.credentials.root_pin + "\n")
+        return path
+
+    @property
     def proof_seal(self) -> str:
         return self.credentials.seals[0].seal_id
 

@@ -403,7 +403,10 @@ def _request_ids(path: Path) -> list[tuple[str]]:
 @pytest.mark.processes
 def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     result = subprocess.run(
-        [*SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal],
+        [
+            *SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal,
+            "--root-pin-file", str(demo.root_pin_file),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         check=False,

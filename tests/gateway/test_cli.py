@@ -37,10 +37,34 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def demo_lines(home: Path) -> list[list[str]]:
+def init_lines(home: Path) -> list[list[str]]:
     result = run("init", "--demo", home=home)
     assert result.returncode == 0, result.stderr
     return [line.split("\t") for line in result.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def root_pin(init_lines: list[list[str]], home: Path) -> Path:
+    """The demo's root PIN, printed once, in a file beside (not in) the home."""
+    path = home.parent / "root-pin"
+    path.write_text(init_lines[0][1] + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_lines(init_lines: list[list[str]], root_pin: Path) -> list[list[str]]:
+    """The seals' and clients' lines."""
+    return init_lines[1:]
+
+
+def test_init_demo_prints_the_root_pin_once_and_keeps_it_nowhere(
+    init_lines: list[list[str]], home: Path
+) -> None:
+    (label, pin), *_ = init_lines
+    assert label == "root-pin" and len(pin) == 32
+    assert not [p for p in home.rglob("*") if p.is_file() and pin.encode() in p.read_bytes()]
+    assert not (home / "secrets" / "token-so-pin").exists()
+    assert "root_token_label" in (home / "config.toml").read_text()
 
 
 def test_init_demo_prints_seals_and_clients_as_tab_separated_lines(
@@ -64,18 +88,36 @@ def test_init_demo_prints_seals_and_clients_as_tab_separated_lines(
     assert all(line[2].encode() not in registry for line in demo_lines[2:])
 
 
-def test_init_refuses_an_existing_home(demo_lines: list[list[str]], home: Path) -> None:
-    result = run("init", home=home)
+def test_init_refuses_an_existing_home(
+    demo_lines: list[list[str]], home: Path, root_pin: Path
+) -> None:
+    result = run("init", "--root-pin-file", str(root_pin), home=home)
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "already a sealgate home" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_seal_create_list_and_client_add(demo_lines: list[list[str]], home: Path) -> None:
+def test_seal_create_list_and_client_add(
+    demo_lines: list[list[str]], home: Path, root_pin: Path
+) -> None:
+    refused = run(
+        "seal", "create", "--unit-name", "益阳市民政局", "--unit-code", "11430900006151330B",
+        "--kind", "proof", home=home,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "--root-pin-file" in refused.stderr
+    wrong = home.parent / "wrong-pin"
+    wrong.write_text("not the root's pin\n")
+    refused = run(
+        "seal", "create", "--unit-name", "益阳市民政局", "--unit-code", "11430900006151330B",
+        "--kind", "proof", "--root-pin-file", str(wrong), home=home,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "PinIncorrect" in refused.stderr
     created = run(
         "seal",
         "create",
+        "--root-pin-file",
+        str(root_pin),
         "--unit-name",
         "益阳市民政局",
         "--unit-code",
@@ -118,8 +160,10 @@ def test_seal_create_list_and_client_add(demo_lines: list[list[str]], home: Path
     ],
 )
 def test_errors_are_one_line_without_traceback(
-    demo_lines: list[list[str]], home: Path, args: list[str], message: str
+    demo_lines: list[list[str]], home: Path, root_pin: Path, args: list[str], message: str
 ) -> None:
+    if args[0] == "seal":
+        args = [*args, "--root-pin-file", str(root_pin)]
     result = run(*args, home=home)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -144,7 +188,7 @@ def test_verify_file_rejects_garbage(
 
 
 async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_verify(
-    demo_lines: list[list[str]], home: Path, tmp_path: Path, gateway_client: Any
+    demo_lines: list[list[str]], home: Path, root_pin: Path, tmp_path: Path, gateway_client: Any
 ) -> None:
     seal_id = demo_lines[0][1]
     signer = {"Authorization": f"Bearer {demo_lines[2][2]}"}
@@ -161,7 +205,7 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
     before = await seal_one(client)
     await client.close()
 
-    rotated = run("seal", "rotate", seal_id, home=home)
+    rotated = run("seal", "rotate", seal_id, "--root-pin-file", str(root_pin), home=home)
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.strip() == f"seal\t{seal_id}\tv2"
 
@@ -236,7 +280,7 @@ def _tree_digest(directory: Path) -> dict[str, bytes]:
 
 
 def test_a_copied_home_uses_its_own_token(
-    demo_lines: list[list[str]], home: Path, tmp_path: Path
+    demo_lines: list[list[str]], home: Path, root_pin: Path, tmp_path: Path
 ) -> None:
     copy = tmp_path / "restored"
     shutil.copytree(home, copy)
@@ -244,6 +288,8 @@ def test_a_copied_home_uses_its_own_token(
     created = run(
         "seal",
         "create",
+        "--root-pin-file",
+        str(root_pin),
         "--unit-name",
         "备份局",
         "--unit-code",
@@ -259,13 +305,15 @@ def test_a_copied_home_uses_its_own_token(
     assert _tree_digest(copy / "softhsm" / "tokens") != original_tokens
     conf = (copy / "softhsm" / "softhsm2.conf").read_text()
     assert f"directories.tokendir = {copy.resolve() / 'softhsm' / 'tokens'}\n" in conf
-    rotated = run("seal", "rotate", seal_id, home=copy)
+    rotated = run("seal", "rotate", seal_id, "--root-pin-file", str(root_pin), home=copy)
     assert rotated.returncode == 0, rotated.stderr
 
 
 def test_a_damaged_registry_is_one_line(tmp_path: Path) -> None:
     damaged = tmp_path / "home"
-    assert run("init", home=damaged).returncode == 0
+    pin = tmp_path / "root-pin"
+    pin.write_text("a root pin of this test\n")
+    assert run("init", "--root-pin-file", str(pin), home=damaged).returncode == 0
     (damaged / "registry.db").write_bytes(b"not a database, but long enough to be read" * 100)
     for command in (("seal", "list"), ("client", "list")):
         result = run(*command, home=damaged)
@@ -280,7 +328,8 @@ def test_seal_list_shows_when_each_certificate_ends(
 ) -> None:
     listed = run("seal", "list", home=home)
     assert listed.returncode == 0
-    ends = [line.split("\t")[-1] for line in listed.stdout.splitlines()]
+    # Column 7; what happened to a key since (retired, revoked, destroyed) follows it.
+    ends = [line.split("\t")[6] for line in listed.stdout.splitlines()]
     assert ends and all(re.fullmatch(r"until \d{4}-\d{2}-\d{2}", end) for end in ends)
 
 

@@ -139,10 +139,12 @@ def test_the_cli_provisions_into_postgresql(pg_demo: PgDemo) -> None:
     home = pg_demo.settings.home
     migrated = run("db", "migrate", home=home)
     assert migrated.returncode == 0, migrated.stderr
-    assert migrated.stdout.strip().endswith("schema version 1")
+    assert migrated.stdout.strip().endswith("schema version 2")
+    pin = home.parent / "root-pin"
+    pin.write_text(pg_demo.credentials.root_pin)
     created = run(
         "seal", "create", "--unit-name", "益阳市民政局", "--unit-code", "11430900006151330B",
-        "--kind", "verification", home=home,
+        "--kind", "verification", "--root-pin-file", str(pin), home=home,
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     seal_id = created.stdout.split("\t")[1]

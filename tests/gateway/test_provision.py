@@ -34,17 +34,18 @@ from sealgate.verify.directory import (
 from tests.gateway.conftest import GatewayClient, proof_request
 
 UNIT_NAME, UNIT_CODE = DEMO_OFFICE
+ROOT_PIN = "the root pin of these tests"  # noqa: S105 - a test token's PIN
 
 
 @pytest.fixture
 def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings, _ = init_home(tmp_path_factory.mktemp("provision") / "home")
+    settings, _ = init_home(tmp_path_factory.mktemp("provision") / "home", root_pin=ROOT_PIN)
     return settings
 
 
 @pytest.fixture
 def provisioner(home: Settings) -> Provisioner:
-    return Provisioner(home)
+    return Provisioner(home, root_pin=ROOT_PIN)
 
 
 @pytest.fixture
@@ -57,6 +58,13 @@ def directory(provisioner: Provisioner) -> Iterator[Directory]:
 @pytest.fixture
 def keystore(provisioner: Provisioner) -> Iterator[Keystore]:
     with provisioner.keystore() as keystore:
+        yield keystore
+
+
+@pytest.fixture
+def root(provisioner: Provisioner) -> Iterator[Keystore]:
+    """The city root's own keystore (its token, its PIN)."""
+    with provisioner.root_keystore() as keystore:
         yield keystore
 
 
@@ -151,7 +159,7 @@ def test_an_interrupted_rotate_leaves_no_key_and_the_next_one_works(
     seal = create_seal(provisioner, keystore, directory)
     before = labels(keystore)
 
-    def interrupted(key: SealKey) -> None:
+    def interrupted(key: SealKey, **_: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C (or SIGTERM, in the CLI) while registering
 
     monkeypatch.setattr(directory, "add_seal_key", interrupted)
@@ -162,11 +170,11 @@ def test_an_interrupted_rotate_leaves_no_key_and_the_next_one_works(
 
     key = provisioner.rotate_seal(keystore, directory, seal.seal_id)
     assert key.version == 2
-    assert labels(keystore) == before | {key.key_label}
-    assert [k.state for k in directory.seal(seal.seal_id).keys] == [
-        KeyState.RETIRED,
-        KeyState.ACTIVE,
-    ]
+    # The retired key is destroyed at once (no grace period set), its retirement recorded.
+    assert labels(keystore) == before - {seal.active_key.key_label} | {key.key_label}
+    old, new = directory.seal(seal.seal_id).keys
+    assert (old.state, new.state) == (KeyState.RETIRED, KeyState.ACTIVE)
+    assert old.retired_at == new.created_at and old.destroyed_at is not None
 
 
 def test_a_key_left_by_a_killed_attempt_does_not_block_the_next(
@@ -180,10 +188,10 @@ def test_a_key_left_by_a_killed_attempt_does_not_block_the_next(
 
 
 def test_a_seal_certificate_ends_with_its_root(
-    provisioner: Provisioner, keystore: Keystore, directory: Directory
+    provisioner: Provisioner, keystore: Keystore, root: Keystore, directory: Directory
 ) -> None:
     root_ends = now() + dt.timedelta(days=365)
-    add_root(keystore, directory, now() - dt.timedelta(days=1), root_ends)
+    add_root(root, directory, now() - dt.timedelta(days=1), root_ends)
     seal = create_seal(provisioner, keystore, directory)
     assert certificate_validity(seal.active_key.certificate)[1] == root_ends
 

@@ -5,6 +5,7 @@ cannot sign checkpoints (its token lost) turns not-ready."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -99,25 +100,19 @@ def own_home(tmp_path: Path) -> tuple[Settings, DemoCredentials]:
 
 
 def reinitialise_token(settings: Settings) -> None:
-    """The token is lost: initialised afresh over the old one, the audit key gone."""
-    done = subprocess.run(
+    """The token is lost: deleted and made afresh under the same user PIN, the audit key
+    gone (its SO PIN was never kept: a new token gets a new one)."""
+    env = {**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")}
+    for command in (
+        ["--delete-token", "--token", settings.token_label],
         [
-            "softhsm2-util",
-            "--init-token",
-            "--token",
-            settings.token_label,
-            "--label",
-            settings.token_label,
-            "--so-pin",
-            settings.read_secret("token-so-pin").decode(),
-            "--pin",
-            settings.read_secret("token-pin").decode(),
+            "--init-token", "--free", "--label", settings.token_label,
+            "--so-pin", secrets.token_hex(16),
+            "--pin", settings.read_secret("token-pin").decode(),
         ],
-        env={**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")},
-        capture_output=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    ):  # fmt: skip
+        done = subprocess.run(["softhsm2-util", *command], env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr
 
 
 async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit_verify(

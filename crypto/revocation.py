@@ -56,7 +56,9 @@ class Revocations:
     ``this_update``).
     """
 
-    issuer: bytes  # the root's subject name, DER
+    # The roots' subject key identifiers (their seals' authority key ids): the one root
+    # that signed a CRL, or every root the directory trusts (it records all revocations).
+    issuer_key_ids: frozenset[bytes]
     entries: Mapping[int, RevokedEntry]
     source: str
     this_update: datetime
@@ -76,8 +78,8 @@ class Revocations:
             issuer = crl.issuer.public_bytes()
         except (ValueError, TypeError) as exc:
             raise RevocationUnknown("the CRL is not a DER certificate revocation list") from exc
-        roots = trust.issuers_named(issuer)
-        if not any(_signed_by(crl, trust, root) for root in roots):
+        signers = [root for root in trust.issuers_named(issuer) if _signed_by(crl, trust, root)]
+        if not signers:
             raise RevocationUnknown("the CRL was not issued by a trusted root")
         this_update = crl.last_update_utc
         next_update = crl.next_update_utc
@@ -91,16 +93,20 @@ class Revocations:
             entries = {r.serial_number: _entry(r) for r in crl}
         except (ValueError, x509.ExtensionNotFound) as exc:
             raise RevocationUnknown(f"the CRL is unusable: {exc}") from exc
-        return cls(issuer, MappingProxyType(entries), "crl", this_update, next_update, number)
+        key_id = _key_id(x509.load_der_x509_certificate(signers[0]))
+        return cls(
+            frozenset({key_id}), MappingProxyType(entries), "crl", this_update, next_update, number
+        )
 
     @classmethod
     def from_entries(
-        cls, issuer_certificate_der: bytes, entries: Iterable[RevokedEntry], as_of: datetime
+        cls, roots: Iterable[bytes], entries: Iterable[RevokedEntry], as_of: datetime
     ) -> Revocations:
-        """What the directory records of a root's revocations, current as of ``as_of``."""
-        issuer = x509.load_der_x509_certificate(issuer_certificate_der).subject.public_bytes()
+        """What the directory records of its roots' revocations, current as of ``as_of``
+        (serials are 127 random bits: one table serves every root)."""
+        key_ids = frozenset(_key_id(x509.load_der_x509_certificate(der)) for der in roots)
         by_serial = MappingProxyType({e.serial: e for e in entries})
-        return cls(issuer, by_serial, "directory", as_utc(as_of))
+        return cls(key_ids, by_serial, "directory", as_utc(as_of))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +148,14 @@ def check_revocation(
     root issued (these revocations cannot speak for it).
     """
     certificate = x509.load_der_x509_certificate(seal_certificate_der)
-    if certificate.issuer.public_bytes() != revocations.issuer:
+    try:
+        authority = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        issued_by = authority.value.key_identifier
+    except x509.ExtensionNotFound:
+        issued_by = None
+    # By key, not name: a re-keyed city root keeps its name, and its CRL cannot speak for
+    # the seals the other key certified.
+    if issued_by not in revocations.issuer_key_ids:
         raise RevocationUnknown("the revocation list is not of the seal certificate's issuer")
     at = as_utc(at)
     entry = revocations.entries.get(certificate.serial_number)
@@ -171,6 +184,14 @@ def _effective(entry: RevokedEntry) -> datetime:
     if entry.invalid_since is not None and entry.invalid_since < entry.revoked_at:
         return entry.invalid_since
     return entry.revoked_at
+
+
+def _key_id(root: x509.Certificate) -> bytes:
+    """A root's subject key identifier (sealgate's roots all carry one)."""
+    try:
+        return root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        raise RevocationUnknown("the root certificate has no subject key identifier") from None
 
 
 def _signed_by(crl: x509.CertificateRevocationList, trust: TrustList, root_der: bytes) -> bool:

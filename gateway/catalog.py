@@ -41,7 +41,7 @@ class CatalogSnapshot:
     # The newest CRL the root issued (GET /v1/crl), and the directory's own record of
     # the revoked seal certificates as of this load (the document check's source).
     crl: IssuedCrl | None = None
-    revocations: Revocations | None = None
+    revocations: Revocations | None = None  # None only in a snapshot made by hand
     # The only keys the signing process may sign with: the active seal keys (the audit
     # key is added by the gateway, which owns it).
     signing_labels: frozenset[str] = frozenset()
@@ -92,10 +92,8 @@ class SealCatalog:
             trust_document=json.dumps(document, ensure_ascii=False).encode(),
             expiry_warnings=self._expiry_warnings(seals.values()),
             crl=crl,
-            revocations=(
-                Revocations.from_entries(roots[-1], revoked_entries(seals.values()), self._clock())
-                if roots
-                else None
+            revocations=Revocations.from_entries(
+                roots, revoked_entries(seals.values()), self._clock()
             ),
             signing_labels=frozenset(
                 key.key_label

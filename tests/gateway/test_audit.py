@@ -404,9 +404,15 @@ def _request_ids(path: Path) -> list[tuple[str]]:
 def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     result = subprocess.run(
         [
-            *SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal,
-            "--root-pin-file", str(demo.root_pin_file),
-        ],  # fmt: skip
+            *SEALGATE,
+            "--home",
+            str(demo.home),
+            "seal",
+            "rotate",
+            demo.verification_seal,
+            "--root-pin-file",
+            str(demo.root_pin_file),
+        ],
         capture_output=True,
         text=True,
         check=False,

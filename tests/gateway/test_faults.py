@@ -148,9 +148,17 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
                 # A grace period: with the old key destroyed at once, sealings that
                 # gateways still make with it in the ≤ 5 s before they switch would fail.
                 [
-                    *SEALGATE, "--home", str(demo.home), "seal", "rotate", seal_id,
-                    "--grace", "60", "--root-pin-file", str(demo.root_pin_file),
-                ],  # fmt: skip
+                    *SEALGATE,
+                    "--home",
+                    str(demo.home),
+                    "seal",
+                    "rotate",
+                    seal_id,
+                    "--grace",
+                    "60",
+                    "--root-pin-file",
+                    str(demo.root_pin_file),
+                ],
                 capture_output=True,
                 text=True,
                 check=False,

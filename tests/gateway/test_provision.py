@@ -34,7 +34,7 @@ from sealgate.verify.directory import (
 from tests.gateway.conftest import GatewayClient, proof_request
 
 UNIT_NAME, UNIT_CODE = DEMO_OFFICE
-ROOT_PIN = "the root pin of these tests"  # noqa: S105 - a test token's PIN
+ROOT_PIN = "the root pin of these tests"
 
 
 @pytest.fixture

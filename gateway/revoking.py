@@ -88,9 +88,11 @@ def revoke_seal(
     """Revoke a seal's certificates (one version, or all), then issue the CRL that says
     so. ``since``: when the key is known or feared compromised (the CRL's
     invalidityDate; not after now). The root's PIN is checked before anything changes."""
-    now = time.time()
-    if since is not None and since > now:
+    # Whole seconds, as the CRL says them: the directory and the CRL judge alike.
+    now = float(int(time.time()))
+    if since is not None and since > time.time():
         raise HomeError("--since is in the future: a compromise is known once it happened")
+    since = None if since is None else float(int(since))
     with provisioner.root_keystore():
         pass  # the root PIN opens the root's token, or nothing is revoked
     revoked = directory.revoke_seal_keys(

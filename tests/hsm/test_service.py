@@ -22,6 +22,7 @@ from sealgate.hsm import (
     KeystoreConfig,
     KeystoreConfigError,
 )
+from sealgate.hsm.errors import KeyNotAllowed
 from sealgate.hsm.keystore import open_keystore
 from sealgate.hsm.pkcs11 import Pkcs11Keystore
 from sealgate.hsm.service import InProcessSigningService, ProcessSigningService
@@ -112,6 +113,29 @@ async def test_per_item_errors_map_back_and_do_not_spoil_the_batch(
         verify(token_keys[label], digest, ok)
     with pytest.raises(ValueError, match="32-byte"):
         await service.sign_digest(label, b"too short")
+
+
+async def test_the_signing_process_signs_only_with_the_labels_it_is_allowed(
+    softhsm_token: KeystoreConfig, token_keys: dict[str, KeyInfo]
+) -> None:
+    first, second, *_ = token_keys
+    digest = hashlib.sha256(b"allowed?").digest()
+    async with ProcessSigningService(softhsm_token, restart_backoff=0.0) as service:
+        service.allow({first})
+        verify(token_keys[first], digest, await service.sign_digest(first, digest))
+        with pytest.raises(KeyNotAllowed, match="may not sign"):
+            await service.sign_digest(second, digest)
+        service.allow({first, second})  # a rotation: the catalog names a new active key
+        verify(token_keys[second], digest, await service.sign_digest(second, digest))
+        # A replaced child is told the list before its first batch.
+        pid = service.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        service.allow({second})
+        signature = await retry_unavailable(lambda: service.sign_digest(second, digest))
+        verify(token_keys[second], digest, signature)
+        with pytest.raises(KeyNotAllowed):
+            await service.sign_digest(first, digest)
 
 
 async def test_killed_child_fails_pending_calls_then_recovers(

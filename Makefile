@@ -43,12 +43,17 @@ lock:
 		tmp=$$(mktemp -d) && python3 -m venv $$tmp && $$tmp/bin/pip install -q uv && uv=$$tmp/bin/uv; fi; \
 	python3 scripts/lock.py write $$uv && echo "requirements.lock written; now run make test"
 
+# The demo's city root PIN (init prints it once) goes beside the home, never into it:
+# $(SEALGATE_HOME).root-pin, for `sealgate seal create|rotate|revoke --root-pin-file`.
 run: setup
 	@if [ ! -f $(SEALGATE_HOME)/config.toml ]; then \
 		umask 077; mkdir -p $(SEALGATE_HOME); \
 		$(BIN)/sealgate --home $(SEALGATE_HOME) init --demo > $(SEALGATE_HOME).demo.tsv.tmp \
-		&& mv $(SEALGATE_HOME).demo.tsv.tmp $(SEALGATE_HOME)/demo.tsv \
-		&& echo "demo home in $(SEALGATE_HOME); seals and client tokens in $(SEALGATE_HOME)/demo.tsv"; \
+		&& awk -F'\t' '$$1=="root-pin" {print $$2}' $(SEALGATE_HOME).demo.tsv.tmp > $(SEALGATE_HOME).root-pin \
+		&& grep -v '^root-pin' $(SEALGATE_HOME).demo.tsv.tmp > $(SEALGATE_HOME)/demo.tsv \
+		&& rm $(SEALGATE_HOME).demo.tsv.tmp \
+		&& echo "demo home in $(SEALGATE_HOME); seals and client tokens in $(SEALGATE_HOME)/demo.tsv;" \
+			"the city root's PIN in $(SEALGATE_HOME).root-pin (outside the home)"; \
 	fi
 	$(BIN)/sealgate --home $(SEALGATE_HOME) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 

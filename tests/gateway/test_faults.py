@@ -19,7 +19,7 @@ from sealgate.bench.redis_server import RedisServer
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
 from sealgate.gateway.home import Settings, load_settings
-from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.gateway.provision import DemoCredentials
 from sealgate.hsm.errors import HsmUnavailable
 from sealgate.hsm.service import ProcessSigningService, SigningService
 from sealgate.verify.directory import Role
@@ -27,7 +27,7 @@ from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.scraped import value
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_audit import audit_verify
-from tests.gateway.test_unsigned_tail import reinitialise_token
+from tests.gateway.test_unsigned_tail import init_home_noting_so_pin, reinitialise_token
 from tests.waiting import eventually
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
@@ -79,11 +79,9 @@ async def test_hsm_failure_is_503_verification_stays_up_sealing_recovers(
 
 
 @pytest.fixture
-def own_home(tmp_path: Path) -> tuple[Settings, DemoCredentials]:
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, DemoCredentials]:
     """A home of its own: this test breaks its token."""
-    settings, credentials = init_home(tmp_path / "home", demo=True)
-    assert credentials is not None
-    return settings, credentials
+    return init_home_noting_so_pin(tmp_path / "home", monkeypatch)
 
 
 async def test_token_reinitialised_under_a_running_gateway(

@@ -5,7 +5,6 @@ cannot sign checkpoints (its token lost) turns not-ready."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -18,11 +17,13 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sealgate.gateway import provision
 from sealgate.gateway.app import create_app
 from sealgate.gateway.audit_store import append_now
 from sealgate.gateway.home import Settings
 from sealgate.gateway.keys import AUDIT
 from sealgate.gateway.provision import DemoCredentials, init_home
+from sealgate.hsm.softhsm import create_softhsm_token
 from sealgate.verify.audit import AuditEvent
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import GatewayClient, proof_request
@@ -92,27 +93,49 @@ def test_audit_verify_fails_when_unsigned_records_are_older_than_the_bound(
 
 
 @pytest.fixture
-def own_home(tmp_path: Path) -> tuple[Settings, DemoCredentials]:
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, DemoCredentials]:
     """A home of its own: this test reinitialises its token."""
-    settings, credentials = init_home(tmp_path / "home", demo=True)
+    return init_home_noting_so_pin(tmp_path / "home", monkeypatch)
+
+
+def init_home_noting_so_pin(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Settings, DemoCredentials]:
+    """A demo home whose gateway token's SO PIN is noted beside it (``so-pin``), as the
+    operator who reinitialises a token keeps it: the home keeps none."""
+
+    def noting(directory: Path, label: str, pin: str, so_pin: str) -> Path:
+        if label == "sealgate":
+            (home.parent / "so-pin").write_text(so_pin)
+        return create_softhsm_token(directory, label, pin, so_pin)
+
+    monkeypatch.setattr(provision, "create_softhsm_token", noting)
+    settings, credentials = init_home(home, demo=True)
     assert credentials is not None
     return settings, credentials
 
 
 def reinitialise_token(settings: Settings) -> None:
-    """The token is lost: deleted and made afresh under the same user PIN, the audit key
-    gone (its SO PIN was never kept: a new token gets a new one)."""
-    env = {**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")}
-    for command in (
-        ["--delete-token", "--token", settings.token_label],
+    """The token is lost: initialised afresh over the old one (with the SO PIN the
+    operator noted), the audit key gone."""
+    done = subprocess.run(
         [
-            "--init-token", "--free", "--label", settings.token_label,
-            "--so-pin", secrets.token_hex(16),
-            "--pin", settings.read_secret("token-pin").decode(),
+            "softhsm2-util",
+            "--init-token",
+            "--token",
+            settings.token_label,
+            "--label",
+            settings.token_label,
+            "--so-pin",
+            (settings.home.parent / "so-pin").read_text(),
+            "--pin",
+            settings.read_secret("token-pin").decode(),
         ],
-    ):  # fmt: skip
-        done = subprocess.run(["softhsm2-util", *command], env=env, capture_output=True)
-        assert done.returncode == 0, done.stderr
+        env={**os.environ, "SOFTHSM2_CONF": str(settings.home / "softhsm" / "softhsm2.conf")},
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 async def test_a_lost_token_leaves_an_unsigned_tail_reported_by_readyz_and_audit_verify(

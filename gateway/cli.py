@@ -238,7 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     if args.command == "init":
-        pin = None if args.demo and args.root_pin_file is None else root_pin(args, confirm=True)
+        pin = None
+        if args.root_pin_file is not None or not args.demo:
+            pin = root_pin(args, backend=args.backend, confirm=True)
         _, credentials = init_home(
             home,
             backend=args.backend,
@@ -292,7 +294,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "crl" or args.action in ("revoke", "purge"):
         return run_root_command(args, settings)
     needs_root = args.command == "seal" and args.action in ("create", "rotate")
-    provisioner = Provisioner(settings, root_pin=root_pin(args) if needs_root else None)
+    pin = root_pin(args, backend=settings.backend) if needs_root else None
+    provisioner = Provisioner(settings, root_pin=pin)
     directory = provisioner.directory()
     try:
         if args.command == "seal" and args.action == "list":

@@ -65,10 +65,13 @@ def add_root_commands(
     add_root_pin(issue)
 
 
-def root_pin(args: argparse.Namespace, *, confirm: bool = False) -> str:
+def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -> str | None:
     """The root's PIN from ``--root-pin-file``, else typed at a terminal (twice for a new
-    one). Refused without a terminal: nothing may wait on a prompt no one sees."""
+    one). Refused without a terminal: nothing may wait on a prompt no one sees. The
+    development-only soft backend keeps the root's key in a file and needs none."""
     path: Path | None = getattr(args, "root_pin_file", None)
+    if path is None and backend == "soft":
+        return None
     if path is not None:
         try:
             pin = path.read_text(encoding="utf-8").strip()
@@ -89,7 +92,7 @@ def run_root_command(args: argparse.Namespace, settings: Settings) -> int:
     """``seal revoke``, ``seal purge`` or ``crl issue``."""
     trail = settings.audit_path
     if args.command == "crl":
-        provisioner = Provisioner(settings, root_pin=root_pin(args))
+        provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
         directory = provisioner.directory()
         try:
             audit_ahead(trail, "crl-issue")("crl")
@@ -117,7 +120,7 @@ def run_root_command(args: argparse.Namespace, settings: Settings) -> int:
             since = instant(args.since, False)
         except BadInstant as exc:
             raise CliError(f"--since {exc}") from None
-    provisioner = Provisioner(settings, root_pin=root_pin(args))
+    provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
     directory = provisioner.directory()
     reason = RevocationReason(args.reason)
     try:

@@ -135,12 +135,13 @@ class Provisioner:
         if self._root is not None:
             yield self._root
             return
-        if self._root_pin is None:
+        if self._root_pin is None and self.settings.backend != "soft":
             raise HomeError(
                 "this step needs the city root's PIN: give --root-pin-file FILE, or type it"
                 " at the prompt"
             )
-        with open_keystore(self.settings.root_keystore_config(self._root_pin)) as root:
+        pin = self._root_pin or ""  # the soft backend's root key is a file: no PIN
+        with open_keystore(self.settings.root_keystore_config(pin)) as root:
             self._root = root
             try:
                 yield root
@@ -402,9 +403,9 @@ def init_home(
     if not (len(region) == 6 and region.isdigit() and region.isascii()):
         raise HomeError("the region code has 6 digits (GB/T 2260), e.g. 430900")
     if root_pin is None:
-        if not demo:
+        if not demo and backend != "soft":
             raise HomeError("the city root needs a PIN of its own (--root-pin-file, or a prompt)")
-        root_pin = secrets.token_hex(16)
+        root_pin = secrets.token_hex(16)  # the soft backend's is a formality: a key file
     if len(root_pin) < MIN_ROOT_PIN:
         raise HomeError(f"the city root's PIN has at least {MIN_ROOT_PIN} characters")
     root_label = root_token_label or f"root-{token_label}"

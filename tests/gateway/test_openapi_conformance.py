@@ -50,7 +50,7 @@ ROLES = {
     ("GET", "/v1/proofs"): Role.VERIFIER,
     ("POST", "/v1/verify/document"): Role.VERIFIER,
 }
-OPERATIONS = 12  # every operation /openapi.json describes
+OPERATIONS = 13  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"
@@ -219,6 +219,7 @@ def test_the_run_exercised_every_operation_and_its_successes(live: LiveGateway) 
         "POST /v1/verify/document",
         "GET /v1/proofs",
         "GET /v1/trust",
+        "GET /v1/crl",
         "GET /openapi.json",
     }, succeeded
     assert live.replays > 0

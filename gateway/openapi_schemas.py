@@ -378,6 +378,7 @@ READINESS = object_schema(
                     "seals",
                     "breakers",
                     "checkpoints",
+                    "crl",
                 )
             }
         ),

@@ -93,14 +93,13 @@ def revoke_seal(
     if since is not None and since > time.time():
         raise HomeError("--since is in the future: a compromise is known once it happened")
     since = None if since is None else float(int(since))
-    with provisioner.root_keystore():
-        pass  # the root PIN opens the root's token, or nothing is revoked
-    revoked = directory.revoke_seal_keys(
-        seal_id, version=version, at=now, reason=reason, invalid_since=since
-    )
-    if not revoked:
-        raise HomeError(f"seal {seal_id} has no certificate left to revoke")
-    return revoked, issue_crl(provisioner, directory)
+    with provisioner.root_keystore():  # the root PIN opens its token, or nothing is revoked
+        revoked = directory.revoke_seal_keys(
+            seal_id, version=version, at=now, reason=reason, invalid_since=since
+        )
+        if not revoked:
+            raise HomeError(f"seal {seal_id} has no certificate left to revoke")
+        return revoked, issue_crl(provisioner, directory)
 
 
 def purge_retired_keys(

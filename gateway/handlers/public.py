@@ -5,6 +5,7 @@ OpenAPI description.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.gateway.problems import Problem
+from sealgate.gateway.sealing import rfc3339
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
 
@@ -79,6 +81,8 @@ async def readyz(request: web.Request) -> web.Response:
     checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
     checks["breakers"] = breakers_check(request.app)
     checks["checkpoints"] = checkpoint_signing(request.app)
+    # Not unready: the root is offline and only its operators can issue the next CRL.
+    checks["crl"] = crl_currency(request.app)
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and checks["audit"] == "ok"
     ready = ready and checks["checkpoints"] == "ok"
     return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
@@ -91,6 +95,21 @@ def registry_integrity(app: web.Application, reachable: str) -> str:
     if corruption is None:
         return reachable
     return f"corrupted: {corruption}; restore it from a backup"
+
+
+def crl_currency(app: web.Application) -> str:
+    """``ok`` while the CRL served is current and not due within a tenth of its span;
+    else what the operators must do (sealgate crl issue, with the root's PIN)."""
+    crl = app[CATALOG].snapshot.crl
+    if crl is None:
+        return "none issued: run sealgate crl issue"
+    now = time.time()
+    due = rfc3339(crl.next_update)
+    if now >= crl.next_update:
+        return f"out of date since {due}: run sealgate crl issue"
+    if crl.next_update - now < (crl.next_update - crl.this_update) / 10:
+        return f"due {due}: run sealgate crl issue"
+    return "ok"
 
 
 def checkpoint_signing(app: web.Application) -> str:

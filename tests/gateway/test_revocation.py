@@ -6,6 +6,7 @@ and judges presented proofs by it, and a retired or revoked key forges nothing."
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -292,3 +293,27 @@ async def test_a_retired_key_is_destroyed_at_rotation_or_refused_by_the_signing_
     assert certificate_pem(active.certificate) in (
         await (await api.get("/v1/trust")).text()
     ).replace("\\n", "\n")
+
+
+async def test_readiness_names_a_crl_out_of_date_without_turning_unready(
+    own: Demo, gateway_client: GatewayClient
+) -> None:
+    api = await gateway_client(create_app(own.settings))
+    ready = await (await api.get("/readyz")).json()
+    assert ready["checks"]["crl"] == "ok"
+    await api.close()
+    directory = Provisioner(own.settings).directory()
+    issued = directory.latest_crl()
+    assert issued is not None
+    # The operators did not issue the next one in time.
+    past = time.time() - 3600
+    directory.add_crl(
+        dataclasses.replace(issued, number=9, this_update=past - 60, next_update=past)
+    )
+    directory.close()
+    api = await gateway_client(create_app(own.settings))
+    response = await api.get("/readyz")
+    ready = await response.json()
+    assert response.status == 200 and ready["ready"]
+    assert ready["checks"]["crl"].startswith("out of date since ")
+    assert ready["checks"]["crl"].endswith("run sealgate crl issue")

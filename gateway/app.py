@@ -153,8 +153,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             while True:
                 await asyncio.sleep(REFRESH_SECONDS)
                 try:
-                    await asyncio.to_thread(catalog.refresh)
-                    signing.allow(catalog.snapshot.signing_labels | {AUDIT_KEY_LABEL})
+                    fresh = await asyncio.to_thread(catalog.load)
+                    # New keys are allowed before any sealing can pick them; a key the
+                    # catalog no longer names stays allowed one refresh more, for the
+                    # sealings already prepared with it (then refused: ≤ 10 s).
+                    old = catalog.snapshot.signing_labels
+                    signing.allow(old | fresh.signing_labels | {AUDIT_KEY_LABEL})
+                    catalog.snapshot = fresh
                 except Exception:
                     log.exception("seal catalog refresh failed; keeping the previous one")
 

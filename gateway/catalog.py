@@ -58,13 +58,15 @@ class SealCatalog:
         self._clock = clock
         self._sealers: dict[str, ProofSealer] = {}
         self._logged: set[str] = set()
-        self.snapshot = self._load()
+        self.snapshot = self.load()
 
     def refresh(self) -> None:
         """Re-read seals and roots (blocking: run it off the event loop)."""
-        self.snapshot = self._load()
+        self.snapshot = self.load()
 
-    def _load(self) -> CatalogSnapshot:
+    def load(self) -> CatalogSnapshot:
+        """A fresh snapshot, not yet in use (blocking): the caller installs it as
+        :attr:`snapshot` once the signing process may sign with its keys."""
         roots = tuple(der for der, _ in self._directory.roots())
         seals = {seal.seal_id: seal for seal in self._directory.seals()}
         crl = self._directory.latest_crl()

@@ -206,7 +206,13 @@ class Pkcs11Keystore(Keystore):
         # Log in once, for the life of this object. (If C_Login fails, python-pkcs11 leaves
         # the fresh session open; it holds nothing and dies with the process.)
         with _token_errors(f"log in to token {config.token_label!r}"):
-            session = token.open(rw=True, user_pin=config.pin)
+            try:
+                session = token.open(rw=True, user_pin=config.pin)
+            except p11.UserAlreadyLoggedIn:
+                # PKCS#11 logs in an application, not a session: another keystore of this
+                # process is logged in to the token (a home whose root key shares the
+                # gateway's token), and a new session shares its login.
+                session = token.open(rw=True)
         _modules[config.module].users += 1
         store = cls(token, session)
         store._module = config.module

@@ -197,7 +197,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     note = AuditNote()
     request[AUDIT_NOTE] = note
     response: web.StreamResponse
-    if audit is not None and action in _CHANGES and not audit.healthy:
+    refusal = audit.refusal if audit is not None and action in _CHANGES else None
+    if refusal is not None and audit is not None:
+        audit.note_refusal(refusal)
         response = audit_unavailable(request_id)
     else:
         # Every wait on the registry or directory in the handler gets what is left of

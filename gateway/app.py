@@ -62,6 +62,7 @@ from sealgate.gateway.middleware import (
     gateway_middleware,
 )
 from sealgate.gateway.sealing import SealingService
+from sealgate.gateway.shared_limits import RedisFailures
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.errors import HsmError
@@ -103,6 +104,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             shared = redis_tier_for(settings.redis_url)
             await shared.start()
             stack.push_async_callback(shared.close)
+            # failed lookups counted once for the whole city (docs/design.md §8)
+            app[FAILED_LOOKUPS].shared = RedisFailures(shared)
         audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
         await audit.start()
         stack.push_async_callback(audit.close)
@@ -201,7 +204,14 @@ def create_app(
     if signing is not None:
         app[SIGNING_OVERRIDE] = signing
     app[METRICS] = Metrics()
-    app[FAILED_LOOKUPS] = FailedLookupLimiter()
+    limits = settings.failed_lookups
+    app[FAILED_LOOKUPS] = FailedLookupLimiter(
+        per_client=limits.per_client.failures,
+        drain_per_second=limits.per_client.drain_per_second,
+        typo_weight=limits.typo_weight,
+        global_burst=limits.global_burst,
+        global_per_second=limits.global_per_second,
+    )
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.

@@ -16,7 +16,7 @@ from sealgate.crypto.verification import VerifiedProof, verify_proof
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import unknown_code
 from sealgate.gateway.sealing import format_code, rfc3339
-from sealgate.verify.code import CodeAuthority, CodeError, parse_code
+from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode, parse_code
 from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 
 MAX_REMEMBERED_CODES = 200_000
@@ -57,6 +57,10 @@ class StatusChecker:
             return compact
         try:
             compact = self._codes.check(code_text).compact
+        except MalformedCode:
+            # The check character is public: such a code can never be a hit, and is
+            # refused before any lookup, so it is a typing error to the limits
+            raise unknown_code(mistyped=True) from None
         except CodeError:
             raise unknown_code() from None
         # Only genuine codes are remembered: a flood of guesses cannot grow this.

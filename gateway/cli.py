@@ -28,7 +28,7 @@ from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Role, SealKind
+from sealgate.verify.directory import LookupLimit, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +116,19 @@ def _parser() -> argparse.ArgumentParser:
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
     )
     remove.add_argument("client", metavar="CLIENT")
+    limits = client.add_parser(
+        "set-limits",
+        parents=[home],
+        help="a client's own limit on failed lookups (in force within 10 s)",
+    )
+    limits.add_argument("client", metavar="CLIENT")
+    limits.add_argument(
+        "--failed-lookups", type=int, metavar="N", help="failed lookups allowed in a window"
+    )
+    limits.add_argument(
+        "--window", type=float, default=600.0, metavar="SECONDS", help="(default 600)"
+    )
+    limits.add_argument("--default", action="store_true", help="back to the city's limit")
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -277,7 +290,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "client" and args.action == "list":
             for c in directory.clients():
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
-                print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants))))
+                limit = c.lookup_limit
+                own = [] if limit is None else [f"{limit.failures}/{limit.window_seconds:g}s"]
+                print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
         if args.command == "client" and args.action == "remove":
@@ -285,6 +300,19 @@ def _run(args: argparse.Namespace) -> int:
             directory.remove_client(args.client)
             audit_outcome(trail, "client-remove", args.client)
             print(f"removed\t{args.client}")
+            return 0
+        if args.command == "client" and args.action == "set-limits":
+            if args.default == (args.failed_lookups is not None):
+                raise CliError("give --failed-lookups N [--window SECONDS], or --default")
+            try:
+                limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
+            audit_ahead(trail, "client-set-limits", failed_lookups=shown)(args.client)
+            directory.set_lookup_limit(args.client, limit)
+            audit_outcome(trail, "client-set-limits", args.client, failed_lookups=shown)
+            print(f"limits\t{args.client}\tfailed lookups {shown}")
             return 0
         if args.command == "client" and args.action == "add":
             client, token = provisioner.add_client(

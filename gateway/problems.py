@@ -60,6 +60,9 @@ class Problem(Error):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+        # Never in the answer (every failed lookup answers the same 404): a code refused
+        # by its check character, which the failed-lookup limits weigh less.
+        self.mistyped = False
 
     def response(self, request_id: str | None = None) -> web.Response:
         body: dict[str, Any] = {
@@ -87,8 +90,10 @@ class Problem(Error):
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
-def unknown_code() -> Problem:
-    return Problem(404, "unknown-code", "No proof has this verification code")
+def unknown_code(*, mistyped: bool = False) -> Problem:
+    problem = Problem(404, "unknown-code", "No proof has this verification code")
+    problem.mistyped = mistyped
+    return problem
 
 
 def invalid(field: str, message: str) -> Problem:

@@ -121,7 +121,7 @@ class VerifyEndpoint:
         if status is None:
             return None
         try:
-            self._limiter.admit(client.client_id)
+            self._limiter.admit(client.client_id, client.lookup_limit)
         except Throttled:
             return None
         return client, purpose, self._answers.body(status, self._clock())
@@ -136,14 +136,17 @@ class VerifyEndpoint:
         remembered = self._checker.remembered(code_text)
         if remembered is not None:
             try:
-                self._limiter.admit(client.client_id)
+                self._limiter.admit(client.client_id, client.lookup_limit)
             except Throttled as exc:
                 raise too_many_failed_lookups(exc) from None
             status = remembered
         else:
             checker = self._checker
             status, as_of = await limited_lookup(
-                self._limiter, client.client_id, lambda: checker.found(code_text)
+                self._limiter,
+                client.client_id,
+                lambda: checker.found(code_text),
+                limit=client.lookup_limit,
             )
             if as_of is not None:
                 # Through a registry outage (docs/design.md §11): the answer says how

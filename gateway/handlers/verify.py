@@ -57,7 +57,9 @@ async def get_proofs(request: web.Request) -> web.Response:
 
     # An empty answer counts as a failed lookup, as an unknown code does: this must not
     # be a way to harvest holders by guessing identity numbers.
-    items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
+    items = await limited_search(
+        request.app[FAILED_LOOKUPS], client.client_id, current, limit=client.lookup_limit
+    )
     if items:
         detail["type"] = query.type
     return json_response({"items": items}, headers={"Cache-Control": "no-store"})
@@ -72,7 +74,10 @@ async def get_document(request: web.Request) -> web.Response:
     # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
     # way around the limit.
     record = await limited_lookup(
-        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.record(code)
+        request.app[FAILED_LOOKUPS],
+        client.client_id,
+        lambda: checker.record(code),
+        limit=client.lookup_limit,
     )
     if client.role is Role.ISSUER and record.unit_code != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")

@@ -58,6 +58,7 @@ AUDITED = {
     ("POST", "/v1/certificates"): "seal",
     ("GET", "/v1/verify/{code}"): "verify",
     ("POST", "/v1/verify/document"): "verify-document",
+    ("POST", "/v1/verify/batch"): "verify-batch",
     ("GET", "/v1/certificates/{code}/document"): "document",
     ("POST", "/v1/certificates/{code}/status"): "status",
     ("GET", "/v1/certificates/{code}/status"): "status-history",

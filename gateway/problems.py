@@ -64,7 +64,9 @@ class Problem(Error):
         # by its check character, which the failed-lookup limits weigh less.
         self.mistyped = False
 
-    def response(self, request_id: str | None = None) -> web.Response:
+    def as_dict(self) -> dict[str, Any]:
+        """The problem details (RFC 9457) object: the body of an answer, or one item's
+        outcome in a batch answer."""
         body: dict[str, Any] = {
             "type": f"urn:sealgate:problem:{self.code}",
             "title": self.title,
@@ -73,9 +75,13 @@ class Problem(Error):
         }
         if self.detail:
             body["detail"] = self.detail
+        body.update(self.extra)
+        return body
+
+    def response(self, request_id: str | None = None) -> web.Response:
+        body = self.as_dict()
         if request_id:
             body["request_id"] = request_id
-        body.update(self.extra)
         return web.Response(
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a

@@ -49,13 +49,16 @@ class BatchChecker:
         self._limiter = limiter
         self._clock = clock
 
-    async def check(self, client: Client, checks: list[CodeCheck]) -> list[dict[str, Any]]:
+    async def check(
+        self, client: Client, checks: list[CodeCheck], *, chinese: bool = False
+    ) -> list[dict[str, Any]]:
         """Each check's answer, in order: the status view (with ``holder_match`` when a
         holder was given), or ``{"problem": …}``. The typed text is not echoed: it may
         be anything, an identity number among the likeliest."""
-        return list(await asyncio.gather(*(self._one(client, check) for check in checks)))
+        answers = (self._one(client, check, chinese) for check in checks)
+        return list(await asyncio.gather(*answers))
 
-    async def _one(self, client: Client, check: CodeCheck) -> dict[str, Any]:
+    async def _one(self, client: Client, check: CodeCheck, chinese: bool) -> dict[str, Any]:
         checker = self._checker
         try:
             status, as_of = await limited_lookup(
@@ -64,11 +67,11 @@ class BatchChecker:
                 lambda: checker.found(check.code),
                 limit=client.lookup_limit,
             )
-            view = status_view(status, self._clock(), as_of)
+            view = status_view(status, self._clock(), as_of, chinese=chinese)
             if check.holder is not None:
                 view["holder_match"] = await self._holder_matches(client, status, check)
         except Problem as problem:
-            return {"problem": problem.as_dict()}
+            return {"problem": problem.as_dict(chinese=chinese)}
         return view
 
     async def _holder_matches(self, client: Client, status: ProofStatus, check: CodeCheck) -> bool:
@@ -78,9 +81,7 @@ class BatchChecker:
         if record is None:  # gone since the status was read: as for any unknown code
             raise unknown_code()
         key = self._holder_keys.key(holder.kind, holder.holder_id)
-        if record.holder_kind == holder.kind.value and hmac.compare_digest(
-            record.holder_key, key
-        ):
+        if record.holder_kind == holder.kind.value and hmac.compare_digest(record.holder_key, key):
             return True
         try:
             await self._limiter.failed_everywhere(client.client_id, client.lookup_limit)

@@ -256,6 +256,10 @@ SEALED_BATCH = object_schema(
 _STATUS_FIELDS: dict[str, Schema] = {
     "code": _CODE,
     "status": _STATUS,
+    "status_label": {
+        "type": "string",
+        "description": "The status in Chinese, when the request's Accept-Language prefers it",
+    },
     "type": {"type": "string"},
     "issuer": _ISSUER,
     "holder": object_schema(
@@ -283,6 +287,7 @@ STATUS_VIEW = object_schema(
     },
     "superseded_by",
     "status_as_of",
+    "status_label",
 )
 VERIFY_BATCH = object_schema(
     {
@@ -319,6 +324,7 @@ VERIFY_BATCH_ANSWER = object_schema(
                         {**STATUS_VIEW["properties"], "holder_match": {"type": "boolean"}},
                         "superseded_by",
                         "status_as_of",
+                        "status_label",
                         "holder_match",
                     ),
                     object_schema({"problem": {"$ref": "#/components/schemas/Problem"}}),
@@ -346,6 +352,7 @@ STATUS_HISTORY = object_schema(
         },
     },
     "superseded_by",
+    "status_label",
 )
 DOCUMENT_CHECK = object_schema(
     {

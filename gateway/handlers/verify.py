@@ -21,6 +21,7 @@ from sealgate.gateway.keys import (
     REGISTRY,
     VERIFY,
 )
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import Problem, invalid
 from sealgate.gateway.requests import (
     decode_json,
@@ -61,7 +62,12 @@ async def get_proofs(request: web.Request) -> web.Response:
     async def current() -> list[dict[str, Any]]:
         now = clock()
         found = await registry.find_by_holder(holder_key, query.type)
-        return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+        chinese = asks_chinese(request)
+        return [
+            checker.status_view(p, chinese=chinese)
+            for p in found
+            if p.current_status(now) is Status.VALID
+        ]
 
     # An empty answer counts as a failed lookup, as an unknown code does: this must not
     # be a way to harvest holders by guessing identity numbers.
@@ -119,7 +125,7 @@ async def post_verify_batch(request: web.Request) -> web.Response:
     # one audit record a code; a holder's number never, only how many were matched
     note.codes = [recordable_code(check.code) for check in checks]
     note.detail["holder_checks"] = sum(check.holder is not None for check in checks)
-    items = await request.app[BATCH_CHECKS].check(client, checks)
+    items = await request.app[BATCH_CHECKS].check(client, checks, chinese=asks_chinese(request))
     return json_response(
         {"purpose": purpose, "items": items, "checked_at": rfc3339(request.app[CLOCK]())},
         headers={"Cache-Control": "no-store"},

@@ -80,7 +80,9 @@ def test_a_running_gateway_measured_from_outside(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
-        figures = {f["name"]: f for f in json.loads((out / "target-results.json").read_text())["figures"]}
+        figures = {
+            f["name"]: f for f in json.loads((out / "target-results.json").read_text())["figures"]
+        }
         assert figures["seal_batch"]["rate"] > 0
         assert proofs(settings.home) == before + 1000 + 20 * 10  # its codes, then its batches
 

@@ -38,7 +38,7 @@ async def test_json_answers_and_problems_end_with_a_newline(
         "readyz": await api.get("/readyz"),
         "openapi": await api.get("/openapi.json"),
         "metrics": await api.get("/metrics"),
-        "404": await api.get("/v1/verify/430900-AAAAAA-AAAAAA-AAAAAA?purpose=demo", headers=verifier),
+        "404": await api.get("/v1/verify/430900-AAAAAA-AAAA?purpose=demo", headers=verifier),
         "401": await api.get(f"/v1/verify/{code}?purpose=demo"),
         "no route": await api.get("/nowhere"),
     }

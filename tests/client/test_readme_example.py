@@ -1,0 +1,35 @@
+"""The README's client example (its ``<!-- client example -->`` block), run as written
+against a real gateway with the names it says it expects."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+
+import pytest
+
+from sealgate.verify.directory import Role
+from tests.client.conftest import Served
+from tests.readme_walkthrough import README
+
+pytestmark = pytest.mark.processes
+
+_BLOCK = re.compile(r"<!-- client example -->\n```python\n(?P<body>.*?)\n```", re.S)
+
+
+def test_the_readme_client_example_runs(served: Served) -> None:
+    match = _BLOCK.search(README.read_text("utf-8"))
+    assert match is not None
+    source = match["body"].replace("http://127.0.0.1:8080", served.url)
+    names = {
+        "SIGNER": served.token(Role.SIGNER),
+        "ISSUER": served.token(Role.ISSUER),
+        "VERIFIER": served.token(Role.VERIFIER),
+        "SEAL": served.demo.proof_seal,
+    }
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(source, "README.md", "exec"), names)  # noqa: S102 - the README's own code
+    code, status, unit = printed.getvalue().split()
+    assert status == "pledged" and unit == "益阳市公安局"

@@ -32,4 +32,5 @@ def test_the_readme_client_example_runs(served: Served) -> None:
     with contextlib.redirect_stdout(printed):
         exec(compile(source, "README.md", "exec"), names)  # noqa: S102 - the README's own code
     code, status, unit = printed.getvalue().split()
+    assert re.fullmatch(r"\d{6}(-[0-9A-Z]{6}){3}", code)
     assert status == "pledged" and unit == "益阳市公安局"

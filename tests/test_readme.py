@@ -70,3 +70,25 @@ def test_the_walkthrough_works_verbatim(walked: dict[str, dict[str, object]], wa
     assert lines[-1] == "OK: valid, and the holder matches"  # examples/bank_check.py
     # masked everywhere: OpenSSL's -out /dev/null kept the proof's content unprinted
     assert HOLDER_ID not in stdout + stderr
+
+
+def _commands(text: str) -> list[str]:
+    """The command lines of a document's ``sh`` blocks, end-of-line comments dropped."""
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)\n *```", text, re.S):
+        for line in block.splitlines():
+            command = re.sub(r"\s+# .*$", "", line).strip()
+            if command and not command.startswith("#"):
+                lines.append(command)
+    return lines
+
+
+def test_the_chinese_quick_start_runs_the_same_commands() -> None:
+    """docs/zh/快速入门.md explains the walkthrough in Chinese; its commands are the
+    README's (tested above), so it cannot drift either."""
+    readme = set(_commands(README.read_text("utf-8")))
+    quick_start = _commands((ROOT / "docs" / "zh" / "快速入门.md").read_text("utf-8"))
+    missing = [c for c in quick_start if c not in readme and not c.startswith(("pip", "python"))]
+    assert not missing
+    walkthrough = _commands("```sh\n" + blocks(README.read_text("utf-8"))[""] + "\n```")
+    assert set(walkthrough) <= set(quick_start)

@@ -128,20 +128,26 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     writer.close()
 
 
-async def test_a_lost_answer_is_retried_with_the_same_key_and_the_same_code(
-    served: Served,
-) -> None:
+@contextlib.asynccontextmanager
+async def losing_relay(served: Served) -> AsyncIterator[tuple[LosingRelay, str]]:
+    """A :class:`LosingRelay` to the served gateway, and its URL."""
     relay = LosingRelay(int(served.url.rsplit(":", 1)[1]))
     server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     try:
-        async with AsyncClient(
-            f"http://127.0.0.1:{port}", token=served.token(Role.SIGNER)
-        ) as signer:
-            sealed = await signer.seal(proof(served.demo.proof_seal))
+        yield relay, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_lost_answer_is_retried_with_the_same_key_and_the_same_code(
+    served: Served,
+) -> None:
+    async with (
+        losing_relay(served) as (relay, url),
+        AsyncClient(url, token=served.token(Role.SIGNER)) as signer,
+    ):
+        sealed = await signer.seal(proof(served.demo.proof_seal))
     [lost] = relay.lost
     assert lost.startswith(b"HTTP/1.1 201")
     first: dict[str, Any] = json.loads(lost.split(b"\r\n\r\n", 1)[1])
@@ -154,17 +160,11 @@ async def test_a_status_change_is_not_resent_after_a_lost_answer(served: Served)
     """The change may have been made: the caller reads history() rather than repeat it."""
     async with AsyncClient(served.url, token=served.token(Role.SIGNER)) as signer:
         code = (await signer.seal(proof(served.demo.proof_seal))).code
-    relay = LosingRelay(int(served.url.rsplit(":", 1)[1]))
-    server = await asyncio.start_server(relay.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with AsyncClient(
-            f"http://127.0.0.1:{port}", token=served.token(Role.ISSUER)
-        ) as office:
-            with pytest.raises(GatewayUnreachable):
-                await office.change_status(code, Status.PLEDGED, reason="贷款质押")
-            assert relay.connections == 1
-            assert (await office.history(code)).status is Status.PLEDGED  # it was made
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        losing_relay(served) as (relay, url),
+        AsyncClient(url, token=served.token(Role.ISSUER)) as office,
+    ):
+        with pytest.raises(GatewayUnreachable):
+            await office.change_status(code, Status.PLEDGED, reason="贷款质押")
+        assert relay.connections == 1
+        assert (await office.history(code)).status is Status.PLEDGED  # it was made

@@ -189,10 +189,7 @@ class MaskedHolder:
         """
         if mask_id(holder_id.strip().upper()) != self.id:
             return False
-        if name is None:
-            return True
-        expected = mask_name(name) if self.kind is HolderKind.PERSON else name.strip()
-        return expected == self.name
+        return name is None or mask_name(name) == self.name
 
 
 @dataclass(frozen=True, slots=True)

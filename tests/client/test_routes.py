@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sealgate.client import (
@@ -9,6 +11,7 @@ from sealgate.client import (
     Client,
     Conflict,
     Forbidden,
+    Holder,
     HolderKind,
     InvalidCode,
     InvalidHolderId,
@@ -112,6 +115,22 @@ def test_batch_reuse_documents_and_trust(served: Served) -> None:
         assert anyone.ready().ready
         assert "sealgate_requests" in anyone.metrics()
         assert "/v1/verify/{code}" in anyone.openapi()["paths"]
+
+
+def test_an_organisation_holder_is_matched_as_the_gateway_masks_it(served: Served) -> None:
+    uscc, name = "11430900006151330B", "益阳市公安局"
+    request = dataclasses.replace(
+        proof(served.demo.proof_seal), holder=Holder(HolderKind.ORG, uscc.lower(), name)
+    )
+    with (
+        Client(served.url, token=served.token(Role.SIGNER)) as signer,
+        Client(served.url, token=served.token(Role.VERIFIER)) as bank,
+    ):
+        answer = bank.verify(signer.seal(request).code, purpose="demo")
+        assert answer.holder.kind is HolderKind.ORG
+        assert answer.holder.could_be(uscc, name)
+        assert not answer.holder.could_be(uscc, "长沙市公安局")
+        assert [p.code for p in bank.find_proofs(uscc, PROOF_TYPE, purpose="demo")] == [answer.code]
 
 
 def test_refusals_raise_the_error_tree(served: Served) -> None:

@@ -88,7 +88,7 @@ class Problem(Error):
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
-            body=json.dumps(body).encode(),
+            body=json.dumps(body).encode() + b"\n",
             content_type=PROBLEM_TYPE,
             # As the answers are: a shared cache must not keep a 404 for a code that
             # is registered a moment later, nor any refusal meant for one client.

@@ -71,7 +71,7 @@ class StatusAnswers:
             self._prefixes[key] = entry
         second = int(now)
         if second != self._second:
-            self._second, self._ending = second, rfc3339(second).encode() + b'"}'
+            self._second, self._ending = second, rfc3339(second).encode() + b'"}\n'
         return entry[1] + self._ending
 
 
@@ -157,6 +157,6 @@ class VerifyEndpoint:
                 # fresh it is. Rare, so built in full rather than remembered.
                 view = status_view(status, now, as_of, chinese=chinese)
                 body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
-                return web.Response(body=body, headers=_HEADERS)
+                return web.Response(body=body + b"\n", headers=_HEADERS)
         answers = self._answers_zh if chinese else self._answers
         return web.Response(body=answers.body(status, now), headers=_HEADERS)

@@ -110,6 +110,16 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "a client's own limit on failed lookups",
+        (
+            """CREATE TABLE client_limits (
+                client_id TEXT PRIMARY KEY REFERENCES clients (client_id),
+                failures INTEGER NOT NULL,
+                window_seconds DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+    (
         "a seal key's retirement, revocation and destruction; the root's CRLs",
         (
             "ALTER TABLE seal_keys ADD COLUMN retired_at DOUBLE PRECISION",

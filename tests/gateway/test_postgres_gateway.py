@@ -22,8 +22,8 @@ from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import DemoCredentials, init_home
-from sealgate.verify.postgres.schema import MIGRATIONS
 from sealgate.verify.directory import Role
+from sealgate.verify.postgres.schema import MIGRATIONS
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer

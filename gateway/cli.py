@@ -7,14 +7,12 @@ check or operation, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.revocation import Revocations, check_revocation
 from sealgate.crypto.verification import TrustList, verify_proof
@@ -26,12 +24,11 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
-from sealgate.gateway.cli_root import add_root_commands, add_root_pin, root_pin, run_root_command
+from sealgate.gateway.cli_seals import add_root_pin, add_seal_commands, root_pin, run_seal_command
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKey, SealKind
+from sealgate.verify.directory import LookupLimit, Role
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,37 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
 
-    seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    create = seal.add_parser("create", parents=[home], help="create a seal and its key")
-    create.add_argument("--unit-name", required=True, help="the office's name")
-    create.add_argument("--unit-code", required=True, help="the office's 统一社会信用代码")
-    create.add_argument(
-        "--kind",
-        required=True,
-        choices=[k.value for k in SealKind],
-        help="proof: 电子证明专用章; verification: 查询核验专用章",
-    )
-    create.add_argument(
-        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
-    )
-    add_root_pin(create)
-    seal.add_parser("list", parents=[home], help="list seals and their key versions")
-    rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
-    rotate.add_argument("seal", metavar="SEAL")
-    rotate.add_argument(
-        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
-    )
-    rotate.add_argument(
-        "--grace",
-        type=float,
-        metavar="SECONDS",
-        help="keep the retired key this long before destroying it (default: the city's"
-        " retired_key_grace, 0: at once); 'seal purge' destroys it then",
-    )
-    add_root_pin(rotate)
-    add_root_commands(seal, home, sub)
+    add_seal_commands(sub, home)
 
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -318,31 +285,11 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
 
-    if args.command == "crl" or args.action in ("revoke", "purge"):
-        return run_root_command(args, settings)
-    needs_root = args.command == "seal" and args.action in ("create", "rotate")
-    pin = root_pin(args, backend=settings.backend) if needs_root else None
-    provisioner = Provisioner(settings, root_pin=pin)
+    if args.command in ("seal", "crl"):
+        return run_seal_command(args, settings)
+    provisioner = Provisioner(settings)
     directory = provisioner.directory()
     try:
-        if args.command == "seal" and args.action == "list":
-            for seal in directory.seals():
-                for key in seal.keys:
-                    print(
-                        "\t".join(
-                            (
-                                seal.seal_id,
-                                seal.kind.value,
-                                seal.unit_name,
-                                seal.unit_code,
-                                f"v{key.version}",
-                                key.state.value,
-                                f"until {certificate_validity(key.certificate)[1]:%Y-%m-%d}",
-                                *_key_events(key),
-                            )
-                        )
-                    )
-            return 0
         if args.command == "client" and args.action == "list":
             for c in directory.clients():
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
@@ -383,37 +330,7 @@ def _run(args: argparse.Namespace) -> int:
             audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
-        with provisioner.keystore() as keystore:
-            if args.action == "create":
-                seal = provisioner.create_seal(
-                    keystore,
-                    directory,
-                    unit_name=args.unit_name.strip(),
-                    unit_code=args.unit_code.strip().upper(),
-                    kind=SealKind(args.kind),
-                    algorithm=KeyAlgorithm(args.algorithm),
-                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
-                )
-                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
-                print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
-            key = provisioner.rotate_seal(
-                keystore,
-                directory,
-                args.seal,
-                KeyAlgorithm(args.algorithm),
-                ahead=audit_ahead(trail, "seal-rotate"),
-                grace=args.grace,
-            )
-            audit_outcome(
-                trail,
-                "seal-rotate",
-                key.seal_id,
-                version=key.version,
-                key=key.key_label,
-            )
-            print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+        raise AssertionError(f"unknown command {args.command} {args.action}")  # argparse
     finally:
         directory.close()
 
@@ -449,21 +366,6 @@ def _verify_file(args: argparse.Namespace, home: Path) -> int:
         f"\t{proof.signing_time.isoformat()}\t{revocation}"
     )
     return 0
-
-
-def _key_events(key: SealKey) -> list[str]:
-    """What happened to a key, for ``seal list``: retired, revoked, destroyed, when."""
-    events = []
-    for what, when in (
-        ("retired", key.retired_at),
-        (f"revoked {key.revocation_reason}", key.revoked_at),
-        ("compromised since", key.invalid_since),
-        ("destroyed", key.destroyed_at),
-    ):
-        if when is not None:
-            moment = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
-            events.append(f"{what} {moment}")
-    return events
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""The command line's root duties: the city root's PIN (a file or a prompt, never kept),
-``seal revoke``, ``seal purge`` and ``crl issue`` (docs/design.md §7.2).
+"""The command line's seal commands: ``seal list|create|rotate|revoke|purge`` and ``crl
+issue``, with the city root's PIN (a file or a prompt, never kept) for those that need the
+root (docs/design.md §7.2, §12).
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ import getpass
 import sys
 from pathlib import Path
 
+from sealgate.crypto.certificates import certificate_validity
 from sealgate.gateway.cli_audit import CliError, audit_ahead, audit_outcome
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import Provisioner
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys, revoke_seal
-from sealgate.verify.directory import RevocationReason
+from sealgate.hsm.keystore import KeyAlgorithm
+from sealgate.verify.directory import RevocationReason, SealKey, SealKind
 from sealgate.verify.validity import BadInstant, instant
 
 ROOT_PIN_HELP = "a file holding the city root's PIN (default: ask for it); the PIN is never kept"
@@ -24,12 +27,40 @@ def add_root_pin(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root-pin-file", type=Path, metavar="FILE", help=ROOT_PIN_HELP)
 
 
-def add_root_commands(
-    seal: argparse._SubParsersAction[argparse.ArgumentParser],
-    home: argparse.ArgumentParser,
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+def add_seal_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], home: argparse.ArgumentParser
 ) -> None:
-    """``seal revoke``, ``seal purge`` and ``crl issue``."""
+    """``seal create|list|rotate|revoke|purge`` and ``crl issue``."""
+    seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = seal.add_parser("create", parents=[home], help="create a seal and its key")
+    create.add_argument("--unit-name", required=True, help="the office's name")
+    create.add_argument("--unit-code", required=True, help="the office's 统一社会信用代码")
+    create.add_argument(
+        "--kind",
+        required=True,
+        choices=[k.value for k in SealKind],
+        help="proof: 电子证明专用章; verification: 查询核验专用章",
+    )
+    create.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    add_root_pin(create)
+    seal.add_parser("list", parents=[home], help="list seals and their key versions")
+    rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
+    rotate.add_argument("seal", metavar="SEAL")
+    rotate.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="keep the retired key this long before destroying it (default: the city's"
+        " retired_key_grace, 0: at once); 'seal purge' destroys it then",
+    )
+    add_root_pin(rotate)
     revoke = seal.add_parser(
         "revoke", parents=[home], help="revoke a seal's certificates and issue the CRL saying so"
     )
@@ -88,9 +119,11 @@ def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -
     return pin
 
 
-def run_root_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``seal revoke``, ``seal purge`` or ``crl issue``."""
+def run_seal_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``seal list|create|rotate|revoke|purge`` or ``crl issue``."""
     trail = settings.audit_path
+    if args.command == "seal" and args.action in ("list", "create", "rotate"):
+        return _seal_list_create_rotate(args, settings)
     if args.command == "crl":
         provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
         directory = provisioner.directory()
@@ -140,3 +173,61 @@ def run_root_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def _seal_list_create_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    trail = settings.audit_path
+    needs_root = args.action in ("create", "rotate")
+    pin = root_pin(args, backend=settings.backend) if needs_root else None
+    provisioner = Provisioner(settings, root_pin=pin)
+    directory = provisioner.directory()
+    try:
+        if args.action == "list":
+            for seal in directory.seals():
+                for key in seal.keys:
+                    ends = certificate_validity(key.certificate)[1]
+                    columns = (seal.seal_id, seal.kind.value, seal.unit_name, seal.unit_code)
+                    state = (f"v{key.version}", key.state.value, f"until {ends:%Y-%m-%d}")
+                    print("\t".join((*columns, *state, *_key_events(key))))
+            return 0
+        with provisioner.keystore() as keystore:
+            if args.action == "create":
+                seal = provisioner.create_seal(
+                    keystore,
+                    directory,
+                    unit_name=args.unit_name.strip(),
+                    unit_code=args.unit_code.strip().upper(),
+                    kind=SealKind(args.kind),
+                    algorithm=KeyAlgorithm(args.algorithm),
+                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
+                )
+                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
+                print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
+                return 0
+            key = provisioner.rotate_seal(
+                keystore,
+                directory,
+                args.seal,
+                KeyAlgorithm(args.algorithm),
+                ahead=audit_ahead(trail, "seal-rotate"),
+                grace=args.grace,
+            )
+    finally:
+        directory.close()
+    audit_outcome(trail, "seal-rotate", key.seal_id, version=key.version, key=key.key_label)
+    print(f"seal\t{key.seal_id}\tv{key.version}")
+    return 0
+
+
+def _key_events(key: SealKey) -> list[str]:
+    """What happened to a key, for ``seal list``: retired, revoked, destroyed, when."""
+    events = []
+    for what, when in (
+        ("retired", key.retired_at),
+        (f"revoked {key.revocation_reason}", key.revoked_at),
+        ("compromised since", key.invalid_since),
+        ("destroyed", key.destroyed_at),
+    ):
+        if when is not None:
+            events.append(f"{what} {_when(when)}")
+    return events

@@ -43,7 +43,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     400: ("invalid-request", "incomplete-body", "bad-request"),
     401: ("unauthenticated",),
     403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
-    404: ("unknown-code", "not-found"),
+    404: ("unknown-code", "not-found", "no-crl"),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
     409: ("status-terminal", "transition-not-allowed", "not-yet-valid"),

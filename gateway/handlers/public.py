@@ -33,7 +33,7 @@ async def get_crl(request: web.Request) -> web.Response:
     CRL distribution point."""
     crl = request.app[CATALOG].snapshot.crl
     if crl is None:
-        raise Problem(404, "not-found", "No CRL has been issued (sealgate crl issue)")
+        raise Problem(404, "no-crl", "No CRL has been issued (sealgate crl issue)")
     return web.Response(
         body=crl.der,
         content_type="application/pkix-crl",

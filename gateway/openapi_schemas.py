@@ -66,7 +66,7 @@ _PROBLEM_DESCRIPTIONS = {
     400: "The request is invalid; `field` names the offending field as a JSON path",
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
-    404: "No such proof (malformed, forged and unregistered codes alike) or path",
+    404: "No such proof (malformed, forged and unregistered codes alike) or path, or no CRL yet",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
     409: "The proof's status (or its not having started yet) does not allow that change",

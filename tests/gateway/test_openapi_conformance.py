@@ -51,7 +51,7 @@ ROLES = {
     ("POST", "/v1/verify/document"): Role.VERIFIER,
     ("POST", "/v1/verify/batch"): Role.VERIFIER,
 }
-OPERATIONS = 13  # every operation /openapi.json describes
+OPERATIONS = 14  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"

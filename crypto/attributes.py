@@ -51,7 +51,7 @@ ARC = "1.3.6.1.4.1.2025120725"
 #: id-aa-signingCertificateV2 (RFC 5035 §5.4).
 OID_SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
 #: id-aa-signatureTimeStampToken (RFC 3161 Appendix A): the one unsigned attribute allowed.
-OID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"
+OID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # noqa: S105 - an OID
 
 
 class ProofFormat(enum.Enum):
@@ -80,7 +80,9 @@ class AttributeNames:
 
 _NAMES = {
     ProofFormat.LEGACY: AttributeNames(
-        "sealgate_legacy_verification_code", "sealgate_legacy_seal_id", "sealgate_legacy_endorsement"
+        "sealgate_legacy_verification_code",
+        "sealgate_legacy_seal_id",
+        "sealgate_legacy_endorsement",
     ),
     ProofFormat.CADES: AttributeNames(
         "sealgate_verification_code", "sealgate_seal_id", "sealgate_endorsement"
@@ -112,7 +114,7 @@ class SetOfEndorsement(core.SetOf):  # type: ignore[misc]
 
 def _register() -> None:
     """Teach asn1crypto both formats' private attributes, so parsing yields typed values."""
-    assert _tsp.SigningCertificateV2  # the import registered it  # noqa: S101
+    assert _tsp.SigningCertificateV2  # the import registered it
     for proof_format in ProofFormat:
         names = proof_format.names
         code, seal_id, endorsement = private_oids(proof_format)
@@ -150,15 +152,16 @@ _REQUIRED = {
 def proof_format_of(names: Collection[str]) -> ProofFormat:
     """The format whose exact signed-attribute set ``names`` is (the endorsement optional);
     anything else, a mix of both formats' attributes included, is a MalformedProof."""
+    present = set(names)
     for proof_format, required in _REQUIRED.items():
-        extra = set(names) - required - {proof_format.names.endorsement}
-        if required <= set(names) and not extra:
+        extra = present - required - {proof_format.names.endorsement}
+        if required <= present and not extra:
             return proof_format
     for proof_format, required in _REQUIRED.items():
-        if _NAMES[proof_format].code in names:
-            missing = sorted(required - set(names))
-            extra = sorted(set(names) - required - {proof_format.names.endorsement})
-            what = f"missing {missing}" if missing else f"unexpected {extra}"
+        if _NAMES[proof_format].code in present:
+            missing = required - present
+            extra = present - required - {proof_format.names.endorsement}
+            what = f"missing {sorted(missing)}" if missing else f"unexpected {sorted(extra)}"
             raise MalformedProof(f"signed attributes: {what}")
     raise MalformedProof("signed attributes: no verification code")
 

@@ -15,8 +15,9 @@ Shape (what :mod:`sealgate.crypto.verification` accepts, nothing else)::
 
 The private attributes live under ``ARC`` (:mod:`sealgate.crypto.attributes`, which
 also reads the first proofs' UUID arc). signingCertificateV2 (RFC 5035) names the seal
-certificate by its hash, as CAdES-B-B asks. ``endorsement`` carries what 宁波 第十四条 asks the platform
-to endorse: the extracting unit, the verifying unit and the extraction time::
+certificate by its hash, as CAdES-B-B asks. ``endorsement`` carries what 宁波 第十四条
+asks the platform to endorse: the extracting unit, the verifying unit and the extraction
+time::
 
     Endorsement ::= SEQUENCE {
       extractingUnit [0] EXPLICIT UTF8String OPTIONAL,
@@ -38,12 +39,6 @@ from datetime import datetime
 from asn1crypto import tsp, x509
 
 from sealgate.crypto import _der
-from sealgate.crypto.attributes import (
-    ARC,
-    OID_SIGNING_CERTIFICATE_V2,
-    ProofFormat,
-    private_oids,
-)
 from sealgate.crypto.algorithms import (
     SHA256_DER,
     PublicKey,
@@ -51,6 +46,12 @@ from sealgate.crypto.algorithms import (
     load_public_key,
     low_s_signature,
     signature_algorithm_of,
+)
+from sealgate.crypto.attributes import (
+    ARC,
+    OID_SIGNING_CERTIFICATE_V2,
+    ProofFormat,
+    private_oids,
 )
 from sealgate.crypto.errors import ContentError, SealCertificateNotValid
 

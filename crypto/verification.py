@@ -2,7 +2,8 @@
 
 :func:`verify_proof` either returns a :class:`VerifiedProof` or raises one
 :class:`~sealgate.crypto.errors.ProofError` subclass naming the first check that failed.
-Revocation is deliberately not consulted here: the registry owns that state.
+It proves who signed what; when, and whether the key still sealed then, is
+:mod:`sealgate.crypto.assessment`'s. Revocation is not consulted here either.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from sealgate.crypto.errors import (
 from sealgate.crypto.proof import Endorsement
 from sealgate.crypto.seal_chain import SealFacts, seal_facts
 
-__all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "verify_proof"]
+__all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "signed_parts", "verify_proof"]
 
 #: Proofs are a few KiB; refuse anything that could only be an attack on the parser.
 MAX_PROOF_SIZE = 1 << 20
@@ -149,6 +150,13 @@ class VerifiedProof:
     signed_attributes: bytes
     signature: bytes
     timestamp_token: bytes | None
+
+
+def signed_parts(der: bytes) -> tuple[bytes, bytes]:
+    """The content and the signed attributes (DER SET OF) of a proof, which make it the
+    proof it is, without checking its signature: for comparing with a registered one."""
+    parsed = _parse(der)
+    return parsed.content, parsed.signed_attrs_der
 
 
 def verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:

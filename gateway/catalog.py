@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sealgate.crypto.certificates import certificate_pem
@@ -31,6 +31,8 @@ class CatalogSnapshot:
     roots: tuple[bytes, ...]
     trust: TrustList
     trust_document: bytes  # GET /v1/trust, serialised once per refresh
+    # Every seal certificate (DER) the directory knows → when its key retired (None: active)
+    retirements: Mapping[bytes, dt.datetime | None]
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
 
@@ -77,6 +79,11 @@ class SealCatalog:
             roots=roots,
             trust=TrustList.from_der(roots),
             trust_document=json.dumps(document, ensure_ascii=False).encode() + b"\n",
+            retirements={
+                key.certificate: _instant(seal.retired_at(key))
+                for seal in seals.values()
+                for key in seal.keys
+            },
             expiry_warnings=self._expiry_warnings(seals.values()),
         )
 
@@ -116,3 +123,7 @@ class SealCatalog:
             sealer = ProofSealer(key.certificate)
             self._sealers[key.key_label] = sealer
         return sealer
+
+
+def _instant(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)

@@ -360,12 +360,36 @@ DOCUMENT_CHECK = object_schema(
         "code": {"type": "string"},
         "seal_id": {"type": "string"},
         "issuer": _ISSUER,
-        "signing_time": _INSTANT_ANSWER,
+        "signing_time": {**_INSTANT_ANSWER, "description": "As the signer asserts it"},
+        "judged_at": {
+            **_INSTANT_ANSWER,
+            "description": "The time the proof was judged at: its checked signature "
+            "timestamp's, else its signing time (checked.time says which)",
+        },
         "registered": {
             "type": "boolean",
-            "description": "Whether this very document is the one registered for its code",
+            "description": "Whether its signed content and signed attributes are those of "
+            "the proof registered under its signed code",
         },
-        "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
+        "status": {
+            **_STATUS,
+            "enum": [*_STATUS["enum"], None],
+            "description": "The registered status of its signed code (null: not registered)",
+        },
+        "checked": object_schema(
+            {
+                "time": {"type": "string", "description": "Where the time judged came from"},
+                "retirement": {
+                    "type": "string",
+                    "description": "Whether the seal key was still active then",
+                },
+                "revocation": {
+                    "type": "string",
+                    "description": "The revocation source consulted, or 'not checked offline'",
+                },
+                "registry": {"type": "string", "description": "What the registry holds"},
+            }
+        ),
         "checked_at": _INSTANT_ANSWER,
     }
 )

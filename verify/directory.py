@@ -78,6 +78,16 @@ class Seal:
     created_at: float
     keys: tuple[SealKey, ...]  # every version, oldest first
 
+    def retired_at(self, key: SealKey) -> float | None:
+        """When ``key`` stopped sealing, ``None`` while it is active: a retired key's end is
+        the creation of the version after it (``seal rotate`` makes the new key and
+        retires the old in one step)."""
+        if key.state is KeyState.ACTIVE:
+            return None
+        later = [k.created_at for k in self.keys if k.version > key.version]
+        # A retired key with no later version (not made by sealgate): ended when it began.
+        return min(later, default=key.created_at)
+
     @property
     def active_key(self) -> SealKey:
         for key in reversed(self.keys):

@@ -81,16 +81,16 @@ def assess(
     *,
     now: datetime,
     retired_at: datetime | None,
-    retirement_known: bool,
+    retirement_source: str | None,
     timestamp: TimestampCheck | None = None,
     revocation: RevocationCheck | None = None,
 ) -> Assessment:
     """Judge ``proof`` (already verified) at its trusted time; raise the first failing
     check's :class:`ProofError`.
 
-    ``retired_at``: when the seal key stopped sealing (``None``: still active), as far as
-    ``retirement_known`` (whether a source of key states, such as the signed trust
-    document or the directory, was consulted at all).
+    ``retired_at``: when the seal key stopped sealing (``None``: still active), as
+    ``retirement_source`` says (the directory, a signed trust document; ``None``: no
+    source of key states was consulted, and ``retired_at`` is ignored).
     """
     signing_time = proof.signing_time
     if signing_time > now + CLOCK_SKEW:
@@ -109,7 +109,9 @@ def assess(
             )
         if signing_time > judged_at + CLOCK_SKEW:
             raise SignedInTheFuture("the signing time is after the proof's timestamp")
-    if retired_at is not None:
+    if retirement_source is None:
+        retirement = NOT_CHECKED_OFFLINE
+    elif retired_at is not None:
         latest = max(signing_time, judged_at)
         # The retirement was recorded by another machine's clock, and gateways take a
         # rotation within seconds (docs/design.md §7.2): the same slack as for the future.
@@ -118,9 +120,9 @@ def assess(
                 f"signed {latest.isoformat()}, after its seal key was retired"
                 f" ({retired_at.isoformat()})"
             )
-        retirement = f"key retired {retired_at.isoformat()}, signed before"
+        retirement = f"key retired {retired_at.isoformat()}, signed before ({retirement_source})"
     else:
-        retirement = "key active" if retirement_known else NOT_CHECKED_OFFLINE
+        retirement = f"key active ({retirement_source})"
     revocation_source = (
         NOT_CHECKED_OFFLINE
         if revocation is None

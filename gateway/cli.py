@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.errors import ProofError
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
@@ -24,9 +22,11 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.keystore import KeyAlgorithm
 from sealgate.verify.directory import LookupLimit, Role, SealKind
 
@@ -219,14 +219,14 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--seal-token-file", type=Path, help="a signer's token")
     target.add_argument("--seal", help="the seal to seal with")
 
-    check = sub.add_parser(
-        "verify-file",
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    trust.add_parser(
+        "publish",
         parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
-    )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
+        help="sign the directory's roots and seal keys with the root as the next version",
     )
     return parser
 
@@ -257,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench_capacity(args)
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home)
     if args.command == "audit":
         return audit_verify(args, home)
 
@@ -342,6 +342,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
+            if args.command == "trust":
+                version = publish_trust_document(directory, root_signer(keystore, directory))
+                print(f"trust document\tversion {version}")
+                return 0
             if args.action == "create":
                 seal = provisioner.create_seal(
                     keystore,
@@ -353,6 +357,7 @@ def _run(args: argparse.Namespace) -> int:
                     ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
+                publish_trust_document(directory, root_signer(keystore, directory))
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
                 return 0
             key = provisioner.rotate_seal(
@@ -369,28 +374,11 @@ def _run(args: argparse.Namespace) -> int:
                 version=key.version,
                 key=key.key_label,
             )
+            publish_trust_document(directory, root_signer(keystore, directory))
             print(f"seal\t{key.seal_id}\tv{key.version}")
             return 0
     finally:
         directory.close()
-
-
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
-    try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        der = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust)
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
-    )
-    return 0
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:

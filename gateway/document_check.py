@@ -86,7 +86,7 @@ def _assess(
         verified,
         now=dt.datetime.fromtimestamp(now, dt.UTC),
         retired_at=retired_at,
-        retirement_known=True,
+        retirement_source="the directory",
         timestamp=timestamp,
         revocation=revocation,
     )

@@ -99,7 +99,7 @@ async def test_the_answer_says_what_was_checked(api: TestClient[Any, Any], demo:
     assert answer["judged_at"] == answer["signing_time"]
     assert answer["checked"] == {
         "time": "signing-time, asserted by the signer",
-        "retirement": "key active",
+        "retirement": "key active (the directory)",
         "revocation": "not checked offline",
         "registry": "registered: this is the proof registered under its code",
     }

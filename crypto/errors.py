@@ -15,7 +15,8 @@ Failure is always an exception, never a ``False``::
         │                            or lacks keyUsage / documentSigning EKU
         ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
         ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
-        └── SignedAfterRetirement  signed after the seal key was retired
+        ├── SignedAfterRetirement  signed after the seal key was retired
+        └── TrustDocumentError     a trust document malformed or not signed by a trusted root
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -36,6 +37,7 @@ __all__ = [
     "SealNotValidAtSigningTime",
     "SignedAfterRetirement",
     "SignedInTheFuture",
+    "TrustDocumentError",
     "UntrustedSeal",
 ]
 
@@ -83,3 +85,7 @@ class SignedInTheFuture(ProofError):
 
 class SignedAfterRetirement(ProofError):
     """The proof was signed after its seal key was retired: no seal signs with it then."""
+
+
+class TrustDocumentError(ProofError):
+    """A trust document that is malformed or not signed by a trusted root."""

@@ -40,7 +40,7 @@ from sealgate.crypto.algorithms import (
 )
 from sealgate.crypto.canonical import canonical_json
 from sealgate.crypto.certificates import certificate_pem
-from sealgate.crypto.errors import ContentError, ProofError
+from sealgate.crypto.errors import ContentError, TrustDocumentError
 from sealgate.crypto.verification import TrustList
 
 __all__ = [
@@ -54,10 +54,6 @@ __all__ = [
 ]
 
 FORMAT = "sealgate-trust/1"
-
-
-class TrustDocumentError(ProofError):
-    """A trust document that is malformed or not signed by a trusted root."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.gateway.trust_publication import publish_trust_document, root_signer
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKind
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -343,7 +343,9 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         with provisioner.keystore() as keystore:
             if args.command == "trust":
+                audit_ahead(trail, "trust-publish")("trust")
                 version = publish_trust_document(directory, root_signer(keystore, directory))
+                audit_outcome(trail, "trust-publish", "trust", version=version)
                 print(f"trust document\tversion {version}")
                 return 0
             if args.action == "create":
@@ -357,9 +359,8 @@ def _run(args: argparse.Namespace) -> int:
                     ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
-                publish_trust_document(directory, root_signer(keystore, directory))
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
+                return _publish_after(trail, directory, keystore)
             key = provisioner.rotate_seal(
                 keystore,
                 directory,
@@ -374,11 +375,25 @@ def _run(args: argparse.Namespace) -> int:
                 version=key.version,
                 key=key.key_label,
             )
-            publish_trust_document(directory, root_signer(keystore, directory))
             print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+            return _publish_after(trail, directory, keystore)
     finally:
         directory.close()
+
+
+def _publish_after(trail: Path, directory: Directory, keystore: Keystore) -> int:
+    """A change to the seal keys publishes the next trust document; if that fails, the
+    change stands and the operator is told how to publish (exit 1)."""
+    try:
+        audit_ahead(trail, "trust-publish")("trust")
+        version = publish_trust_document(directory, root_signer(keystore, directory))
+    except Error as exc:
+        raise CliError(
+            f"done, but the trust document was not published ({exc}):"
+            " run 'sealgate trust publish'"
+        ) from None
+    audit_outcome(trail, "trust-publish", "trust", version=version)
+    return 0
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:

@@ -76,6 +76,10 @@ async def test_a_rotation_publishes_and_a_retired_key_cannot_forge_later(
     listed = json.loads(after[1])["document"]["seals"]
     retired = next(s for s in listed if s["seal_id"] == seal_id and s["version"] == old.version)
     assert retired["state"] == "retired" and retired["retired_at"] is not None
+    assert sealgate(["--home", str(demo.home), "trust", "publish"]) == 0
+    assert capsys.readouterr().out == f"trust document\tversion {after[0] + 1}\n"
+    after = directory.trust_document()
+    assert after is not None
 
     # The same rotation as if it had been three minutes ago (its certificate is only
     # minutes old): a document the root signs so. Times from other machines' clocks get

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.crypto.trust_document import SealKeyEntry, prepare_trust_document
+from sealgate.gateway.app import create_app
 from sealgate.gateway.cli import main as sealgate
-from sealgate.gateway.provision import Provisioner
+from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.trust_publication import root_signer
 from sealgate.verify.directory import Role
 from tests.crypto.reseal import reseal, signed_at
-from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.conftest import Demo, GatewayClient, proof_request
 from tests.gateway.test_document_check import TokenKey
 
 
@@ -139,3 +141,23 @@ async def test_a_trust_document_not_signed_by_the_root_is_refused(
     code, _, err = verify_file(capsys, demo, der, tmp_path, "--trust-document", str(document))
     assert code == 1
     assert err.startswith("INVALID: TrustDocumentError")
+
+
+async def test_no_trust_document_yet_is_503_until_one_is_published(
+    tmp_path: Path, gateway_client: GatewayClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A home from before trust documents: no gateway can sign one, the operator must."""
+    settings, _ = init_home(tmp_path / "home")
+    with sqlite3.connect(settings.home / "registry.db") as conn:
+        conn.execute("DELETE FROM trust_documents")
+    api = await gateway_client(create_app(settings))
+    response = await api.get("/v1/trust")
+    assert response.status == 503
+    assert (await response.json())["code"] == "trust-document-unpublished"
+    assert "Retry-After" not in response.headers  # waiting does not publish it
+    await api.close()
+    assert sealgate(["--home", str(settings.home), "trust", "publish"]) == 0
+    assert capsys.readouterr().out == "trust document\tversion 1\n"
+    api = await gateway_client(create_app(settings))
+    body = await (await api.get("/v1/trust")).read()
+    assert body.endswith(b"\n") and json.loads(body)["document"]["version"] == 1

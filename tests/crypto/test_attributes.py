@@ -3,13 +3,18 @@ first proofs' arc still read, and the re-encodings a checker must refuse."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import subprocess
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from asn1crypto import cms, core
+from asn1crypto import cms, core, x509
 from cryptography.hazmat.primitives.asymmetric import utils
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.generic_cms import async_validate_cms_signature
+from pyhanko_certvalidator import ValidationContext
 
 from sealgate.crypto import MalformedProof, TrustList, verify_proof
 from sealgate.crypto.algorithms import P256_ORDER, is_high_s
@@ -80,9 +85,26 @@ def reissued(pki: Pki) -> bytes:
     return make_seal(pki.root_signer, pki.root, pki.seal_signer, not_after=longer, serial=serial)
 
 
+def pyhanko_status(pki: Pki, proof: bytes) -> Any:
+    """pyHanko's CMS validation of the proof (signature, chain to the root, and the
+    signing-certificate-v2 attribute against the certificate it finds), at NOW."""
+    context = ValidationContext(trust_roots=[x509.Certificate.load(pki.root)], moment=NOW)
+    signed_data = cms.ContentInfo.load(proof)["content"]
+    return asyncio.run(async_validate_cms_signature(signed_data, validation_context=context))
+
+
+def test_pyhanko_accepts_the_signing_certificate(pki: Pki, proof: bytes) -> None:
+    status = pyhanko_status(pki, proof)
+    assert (status.intact, status.valid, status.trusted) == (True, True, True)
+    assert status.signing_cert.dump() == pki.seal
+
+
 def test_a_signing_certificate_of_another_certificate_is_refused(pki: Pki, proof: bytes) -> None:
-    """OpenSSL 3.0 accepts this proof: the certificate it carries is not the one signed."""
+    """OpenSSL 3.0 accepts this proof: the certificate it carries is not the one signed.
+    pyHanko refuses it (NO_SIGNING_CERTIFICATE_FOUND), and so do we."""
     swapped = reseal(proof, certificates=[reissued(pki)])
+    with pytest.raises(SignatureValidationError, match="Signing certificate attribute"):
+        pyhanko_status(pki, swapped)
     with pytest.raises(MalformedProof, match="signing-certificate-v2"):
         verify_proof(swapped, TrustList.from_der([pki.root]))
 

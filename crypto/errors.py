@@ -14,6 +14,9 @@ Failure is always an exception, never a ``False``::
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
         ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
+        ├── SignedAfterRetirement  signed after the seal key was retired
+        ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
         ├── SealRevoked              the seal certificate is on the root's CRL for the
         │                            proof's time (crypto/revocation.py)
         └── RevocationUnknown        no current, genuine CRL to tell
@@ -37,6 +40,9 @@ __all__ = [
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
     "SealRevoked",
+    "SignedAfterRetirement",
+    "SignedInTheFuture",
+    "TrustDocumentError",
     "UntrustedSeal",
 ]
 
@@ -76,6 +82,18 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class SignedInTheFuture(ProofError):
+    """The proof's signing time or timestamp lies ahead of the checker's clock."""
+
+
+class SignedAfterRetirement(ProofError):
+    """The proof was signed after its seal key was retired: no seal signs with it then."""
+
+
+class TrustDocumentError(ProofError):
+    """A trust document that is malformed or not signed by a trusted root."""
 
 
 class SealRevoked(ProofError):

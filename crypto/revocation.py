@@ -17,7 +17,7 @@ the revocation stands, one after it is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -31,7 +31,7 @@ from sealgate.crypto.crl import RevokedEntry
 from sealgate.crypto.errors import RevocationUnknown, SealRevoked
 from sealgate.crypto.verification import TrustList
 
-__all__ = ["RevocationCheck", "Revocations", "check_revocation"]
+__all__ = ["RevocationVerdict", "Revocations", "check_revocation", "revocation_check"]
 
 #: Reasons under which the key itself may be in other hands.
 _COMPROMISE = frozenset({"keyCompromise", "unspecified"})
@@ -110,7 +110,7 @@ class Revocations:
 
 
 @dataclass(frozen=True, slots=True)
-class RevocationCheck:
+class RevocationVerdict:
     """What one check found: not revoked for the time judged, according to ``source``."""
 
     source: str
@@ -137,10 +137,40 @@ class RevocationCheck:
             out["revoked_after"] = _effective(self.revoked_later).isoformat()
         return out
 
+    def summary(self) -> str:
+        """One line for an answer's ``checked.revocation``: the verdict and its source."""
+        if self.source == "crl":
+            where = f"CRL {self.number} of {self.this_update.isoformat()}"
+            if self.next_update is not None:
+                where += f", next update {self.next_update.isoformat()}"
+        else:
+            where = f"the seal directory as of {self.this_update.isoformat()}"
+        if self.revoked_later is None:
+            return f"not revoked ({where})"
+        later = _effective(self.revoked_later).isoformat()
+        return f"revoked only as of {later}, after the time judged ({where})"
+
+
+def revocation_check(
+    revocations: Revocations, *, vouched_time: datetime | None = None
+) -> Callable[[bytes, datetime, bool], str]:
+    """:func:`check_revocation` as :func:`sealgate.crypto.assessment.assess` calls it
+    (its ``RevocationCheck``). ``vouched_time``: a time the caller vouches for (the
+    registry's record of a registered proof's issue), judged at instead, as trusted."""
+
+    def check(seal_certificate_der: bytes, at: datetime, time_trusted: bool) -> str:
+        if vouched_time is not None:
+            at, time_trusted = vouched_time, True
+        return check_revocation(
+            seal_certificate_der, revocations, at, time_trusted=time_trusted
+        ).summary()
+
+    return check
+
 
 def check_revocation(
     seal_certificate_der: bytes, revocations: Revocations, at: datetime, *, time_trusted: bool
-) -> RevocationCheck:
+) -> RevocationVerdict:
     """Judge a seal certificate at ``at`` (a trusted time: a timestamp's, the registry's
     record of issue; or a self-asserted signing time, ``time_trusted=False``).
 
@@ -167,7 +197,7 @@ def check_revocation(
             if compromised and not time_trusted and at < effective:
                 why += "; only a trusted time could show the proof was made before"
             raise SealRevoked(f"the seal certificate was {why}")
-    return RevocationCheck(
+    return RevocationVerdict(
         source=revocations.source,
         at=at,
         time_trusted=time_trusted,

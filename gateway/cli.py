@@ -13,9 +13,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sealgate.crypto.errors import ProofError
-from sealgate.crypto.revocation import Revocations, check_revocation
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
@@ -24,7 +21,14 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
-from sealgate.gateway.cli_seals import add_root_pin, add_seal_commands, root_pin, run_seal_command
+from sealgate.gateway.cli_seals import (
+    add_root_pin,
+    add_seal_commands,
+    crl_revocation,
+    root_pin,
+    run_seal_command,
+)
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
@@ -210,22 +214,16 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--seal-token-file", type=Path, help="a signer's token")
     target.add_argument("--seal", help="the seal to seal with")
 
-    check = sub.add_parser(
-        "verify-file",
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    publish = trust.add_parser(
+        "publish",
         parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
+        help="sign the directory's roots and seal keys with the root as the next version",
     )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
-    )
-    check.add_argument(
-        "--crl",
-        type=Path,
-        metavar="FILE",
-        help="the city root's CRL (DER, as GET /v1/crl serves it): check the seal's"
-        " revocation too (default: not checked)",
-    )
+    add_root_pin(publish)
     return parser
 
 
@@ -261,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench_capacity(args)
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home, revocation=crl_revocation(args, home))
     if args.command == "audit":
         return audit_verify(args, home)
 
@@ -285,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
 
-    if args.command in ("seal", "crl"):
+    if args.command in ("seal", "crl", "trust"):
         return run_seal_command(args, settings)
     provisioner = Provisioner(settings)
     directory = provisioner.directory()
@@ -333,39 +331,6 @@ def _run(args: argparse.Namespace) -> int:
         raise AssertionError(f"unknown command {args.command} {args.action}")  # argparse
     finally:
         directory.close()
-
-
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
-    try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        der = args.file.read_bytes()
-        crl = None if args.crl is None else args.crl.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust)
-        revocation = "revocation not checked"
-        if crl is not None:
-            # Offline, the proof's own signing time is all there is to judge it at (a
-            # trusted timestamp's time, once proofs carry one, replaces it).
-            checked = check_revocation(
-                proof.seal_certificate_der,
-                Revocations.from_crl(crl, trust),
-                proof.signing_time,
-                time_trusted=False,
-            )
-            revocation = (
-                f"not revoked (CRL {checked.number} of {checked.this_update:%Y-%m-%dT%H:%M:%SZ})"
-            )
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}"
-        f"\t{proof.signing_time.isoformat()}\t{revocation}"
-    )
-    return 0
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:

@@ -11,13 +11,19 @@ import getpass
 import sys
 from pathlib import Path
 
+from sealgate.crypto.assessment import RevocationCheck
 from sealgate.crypto.certificates import certificate_validity
+from sealgate.crypto.errors import ProofError
+from sealgate.crypto.revocation import Revocations, revocation_check
+from sealgate.crypto.verification import TrustList
+from sealgate.errors import Error
 from sealgate.gateway.cli_audit import CliError, audit_ahead, audit_outcome
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import Provisioner
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys, revoke_seal
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import RevocationReason, SealKey, SealKind
+from sealgate.verify.directory import Directory, RevocationReason, SealKey, SealKind
 from sealgate.verify.validity import BadInstant, instant
 
 ROOT_PIN_HELP = "a file holding the city root's PIN (default: ask for it); the PIN is never kept"
@@ -120,10 +126,18 @@ def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -
 
 
 def run_seal_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``seal list|create|rotate|revoke|purge`` or ``crl issue``."""
+    """``seal list|create|rotate|revoke|purge``, ``crl issue`` or ``trust publish``."""
     trail = settings.audit_path
     if args.command == "seal" and args.action in ("list", "create", "rotate"):
         return _seal_list_create_rotate(args, settings)
+    if args.command == "trust":
+        provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
+        directory = provisioner.directory()
+        try:
+            _publish(trail, provisioner, directory, after=None)
+        finally:
+            directory.close()
+        return 0
     if args.command == "crl":
         provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
         directory = provisioner.directory()
@@ -161,14 +175,54 @@ def run_seal_command(args: argparse.Namespace, settings: Settings) -> int:
         revoked, crl = revoke_seal(
             provisioner, directory, args.seal, reason=reason, since=since, version=args.version
         )
+        versions = [key.version for key in revoked]
+        audit_outcome(trail, "seal-revoke", args.seal, reason=reason.value, versions=versions)
+        for key in revoked:
+            print(f"revoked\t{key.seal_id}\tv{key.version}\t{reason.value}")
+        print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
+        return _publish(trail, provisioner, directory, after="the revocation")
     finally:
         directory.close()
-    versions = [key.version for key in revoked]
-    audit_outcome(trail, "seal-revoke", args.seal, reason=reason.value, versions=versions)
-    for key in revoked:
-        print(f"revoked\t{key.seal_id}\tv{key.version}\t{reason.value}")
-    print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
+
+
+def _publish(
+    trail: Path, provisioner: Provisioner, directory: Directory, *, after: str | None
+) -> int:
+    """The next trust document, signed in the root's token. ``after``: the change to the
+    seal keys that calls for it; if publishing then fails, that change stands and the
+    operator is told how to publish (exit 1)."""
+    try:
+        audit_ahead(trail, "trust-publish")("trust")
+        with provisioner.root_keystore() as root:
+            version = publish_trust_document(directory, root_signer(root, directory))
+    except Error as exc:
+        if after is None:
+            raise
+        raise CliError(
+            f"{after} is done, but the trust document was not published ({exc}):"
+            " run 'sealgate trust publish'"
+        ) from None
+    audit_outcome(trail, "trust-publish", "trust", version=version)
+    if after is None:  # 'trust publish' itself; after a change, its own line says it all
+        print(f"trust document\tversion {version}")
     return 0
+
+
+def crl_revocation(args: argparse.Namespace, home: Path) -> RevocationCheck | None:
+    """``verify-file --crl FILE``: the seal's revocation judged by the root's CRL (read,
+    and checked to be the trusted root's and current, here: a bad CRL is a usage error)."""
+    if args.crl is None:
+        return None
+    trust_path: Path = args.trust or home / "root.pem"
+    try:
+        der = args.crl.read_bytes()
+        trust = TrustList.from_pem(trust_path.read_bytes())
+    except OSError as exc:
+        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    try:
+        return revocation_check(Revocations.from_crl(der, trust))
+    except ProofError as exc:
+        raise CliError(f"--crl: {exc}") from None
 
 
 def _when(timestamp: float) -> str:
@@ -203,7 +257,7 @@ def _seal_list_create_rotate(args: argparse.Namespace, settings: Settings) -> in
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
+                return _publish(trail, provisioner, directory, after="the seal's creation")
             key = provisioner.rotate_seal(
                 keystore,
                 directory,
@@ -212,11 +266,11 @@ def _seal_list_create_rotate(args: argparse.Namespace, settings: Settings) -> in
                 ahead=audit_ahead(trail, "seal-rotate"),
                 grace=args.grace,
             )
+        audit_outcome(trail, "seal-rotate", key.seal_id, version=key.version, key=key.key_label)
+        print(f"seal\t{key.seal_id}\tv{key.version}")
+        return _publish(trail, provisioner, directory, after="the rotation")
     finally:
         directory.close()
-    audit_outcome(trail, "seal-rotate", key.seal_id, version=key.version, key=key.key_label)
-    print(f"seal\t{key.seal_id}\tv{key.version}")
-    return 0
 
 
 def _key_events(key: SealKey) -> list[str]:

@@ -44,6 +44,7 @@ from sealgate.gateway.home import (
     write_secret,
 )
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
@@ -446,14 +447,14 @@ def init_home(
         settings = load_settings(home, database_url=database_url)
         settings.migrate_database()
         provisioner = Provisioner(settings, root_pin=root_pin)
-        with provisioner.keystore() as keystore:
+        with provisioner.keystore() as keystore, provisioner.root_keystore() as root:
             directory = provisioner.directory()
             try:
-                with provisioner.root_keystore() as root:
-                    provisioner.create_root(root, directory, city)
+                provisioner.create_root(root, directory, city)
                 provisioner.create_audit_key(keystore)
                 issue_crl(provisioner, directory)
                 credentials = provisioner.demo(keystore, directory) if demo else None
+                publish_trust_document(directory, root_signer(root, directory))
             finally:
                 directory.close()
         if credentials is not None:

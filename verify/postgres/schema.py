@@ -120,6 +120,16 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "the root-signed trust documents (GET /v1/trust), one row per published version",
+        (
+            """CREATE TABLE trust_documents (
+                version INTEGER PRIMARY KEY,
+                document BYTEA NOT NULL,
+                published_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+    (
         "a seal key's retirement, revocation and destruction; the root's CRLs",
         (
             "ALTER TABLE seal_keys ADD COLUMN retired_at DOUBLE PRECISION",

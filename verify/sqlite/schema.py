@@ -167,7 +167,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             window_seconds REAL NOT NULL
         )""",
     ),
-    # 6: a seal key's retirement, revocation and destruction; the CRLs the root issued.
+    # 6: the root-signed trust documents (GET /v1/trust), one row per published version.
+    (
+        """CREATE TABLE trust_documents (
+            version INTEGER PRIMARY KEY,
+            document BLOB NOT NULL,
+            published_at REAL NOT NULL
+        )""",
+    ),
+    # 7: a seal key's retirement, revocation and destruction; the CRLs the root issued.
     (
         "ALTER TABLE seal_keys ADD COLUMN retired_at REAL",
         "ALTER TABLE seal_keys ADD COLUMN destroy_after REAL",

@@ -23,11 +23,22 @@ from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
+from sealgate.gateway.casework import RequestDesk, load_calendar
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.requests import (
+    get_holder_requests,
+    get_request,
+    get_requests,
+    post_extend,
+    post_reclassify,
+    post_request,
+    post_respond,
+    post_return,
+)
 from sealgate.gateway.handlers.sealing import post_certificates
 from sealgate.gateway.handlers.verify import (
     get_document,
@@ -42,6 +53,7 @@ from sealgate.gateway.keys import (
     CATALOG,
     CHECKER,
     CLOCK,
+    DESK,
     FAILED_LOOKUPS,
     HOLDER_KEYS,
     LOOKUP,
@@ -126,7 +138,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[AUDIT] = audit
         app[METRICS].follow(audit, shared)
         app[HOLDER_KEYS] = holder_keys
-        app[SEALING] = SealingService(
+        sealing = app[SEALING] = SealingService(
             registry=registry,
             catalog=catalog,
             signing=signing,
@@ -134,6 +146,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             holder_keys=holder_keys,
             clock=app[CLOCK],
             archival_issuance=settings.archival_issuance,
+        )
+        desk = app[DESK] = RequestDesk(
+            book=registry,
+            catalog=catalog,
+            sealing=sealing,
+            holder_keys=holder_keys,
+            calendar=await asyncio.to_thread(load_calendar, directory),
+            office_hours=settings.office_hours,
+            clock=app[CLOCK],
         )
         checker = StatusChecker(
             codes=codes, lookup=lookup, registry=registry, catalog=catalog, clock=app[CLOCK]
@@ -148,6 +169,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.sleep(REFRESH_SECONDS)
                 try:
                     await asyncio.to_thread(catalog.refresh)
+                    # `sealgate calendar load` beside serving gateways: in force as soon
+                    desk.calendar = await asyncio.to_thread(load_calendar, directory)
                 except Exception:
                     log.exception("seal catalog refresh failed; keeping the previous one")
 
@@ -222,6 +245,14 @@ def create_app(
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)
     app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/trust", get_trust)
+    app.router.add_post("/v1/requests", post_request)
+    app.router.add_get("/v1/requests", get_requests)
+    app.router.add_get("/v1/requests/{id}", get_request)
+    app.router.add_post("/v1/requests/{id}/respond", post_respond)
+    app.router.add_post("/v1/requests/{id}/reclassify", post_reclassify)
+    app.router.add_post("/v1/requests/{id}/extend", post_extend)
+    app.router.add_post("/v1/requests/{id}/return", post_return)
+    app.router.add_get("/v1/holder-requests", get_holder_requests)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

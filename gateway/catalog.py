@@ -66,6 +66,7 @@ class SealCatalog:
                     "unit_code": seal.unit_code,
                     "version": key.version,
                     "state": key.state.value,
+                    "suspended": seal.suspended_at is not None,
                     "certificate": certificate_pem(key.certificate),
                 }
                 for seal in seals.values()
@@ -107,6 +108,13 @@ class SealCatalog:
 
     def seal(self, seal_id: str) -> Seal | None:
         return self.snapshot.seals.get(seal_id)
+
+    def unit_name(self, unit_code: str) -> str | None:
+        """The name the directory knows an office by (its seals'), or ``None``."""
+        names = sorted(
+            s.unit_name for s in self.snapshot.seals.values() if s.unit_code == unit_code
+        )
+        return names[0] if names else None
 
     def sealer(self, key: SealKey) -> ProofSealer:
         sealer = self._sealers.get(key.key_label)

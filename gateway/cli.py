@@ -110,7 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
     )
-    add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
+    add.add_argument(
+        "--office",
+        help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
+        " answers the requests addressed to it",
+    )
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"

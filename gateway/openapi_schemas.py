@@ -345,7 +345,13 @@ READINESS = object_schema(
             {
                 name: {"type": "string"}
                 for name in (
-                    "hsm", "registry", "cache", "audit", "seals", "breakers", "checkpoints"
+                    "hsm",
+                    "registry",
+                    "cache",
+                    "audit",
+                    "seals",
+                    "breakers",
+                    "checkpoints",
                 )
             }
         ),

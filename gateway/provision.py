@@ -281,15 +281,16 @@ class Provisioner:
             raise HomeError("only signers are granted seals")
         if purpose_set and role is not Role.VERIFIER:
             raise HomeError("only verifiers are granted purposes")
-        if role is Role.ISSUER and office is None:
-            raise HomeError("an issuer belongs to an office: give --office UNIT_CODE")
+        if role in (Role.ISSUER, Role.REQUESTER) and office is None:
+            raise HomeError(f"a {role.value} belongs to an office: give --office UNIT_CODE")
         if office is not None:
             try:
                 office = normalise_holder_id(HolderKind.ORG, office)
             except InvalidHolderId as exc:
                 raise HomeError(f"--office: {exc}") from None
-        if office is not None and role is not Role.ISSUER:
-            raise HomeError("only issuers belong to an office")
+        # A signer with an office answers the requests addressed to it (its inbox).
+        if office is not None and role not in (Role.ISSUER, Role.REQUESTER, Role.SIGNER):
+            raise HomeError("only issuers, requesters and signers belong to an office")
         client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())
         token = new_token()
         ahead(client.client_id)

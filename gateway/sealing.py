@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sealgate.crypto.canonical import canonical_json, canonical_string
 from sealgate.crypto.errors import SealCertificateNotValid
@@ -38,6 +38,8 @@ from sealgate.verify.registry import (
     Registry,
     Status,
 )
+
+T = TypeVar("T")
 
 # Journals the intent of a sealing, with the proofs' hyphenated codes, before the
 # registry write; raises (and nothing is registered) if it cannot.
@@ -205,14 +207,41 @@ class SealingService:
 
     def authorise(self, client: Client, requests: list[ProofRequest]) -> None:
         for index, request in enumerate(requests):
-            if request.seal_id not in client.seals or self._catalog.seal(request.seal_id) is None:
-                where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
+            where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
+            seal = self._catalog.seal(request.seal_id)
+            if request.seal_id not in client.seals or seal is None:
                 raise Problem(
                     403,
                     "seal-not-granted",
                     "This client may not use that seal",
                     f"{where}: seal {request.seal_id!r} is not granted to this client",
                 )
+            if seal.suspended_at is not None:
+                raise Problem(
+                    403,
+                    "seal-suspended",
+                    "The seal is suspended",
+                    f"{where}: seal {request.seal_id!r} is suspended (sealgate seal resume)",
+                )
+
+    async def seal_answer(
+        self,
+        client: Client,
+        request: ProofRequest,
+        *,
+        ahead: Ahead,
+        store: Callable[[list[ProofRecord]], Awaitable[T]],
+    ) -> tuple[ProofRecord, T]:
+        """Seal one proof as a request's answer: ``store`` registers it together with the
+        request's change (one transaction) instead of the plain registration."""
+        self.authorise(client, [request])
+        stored: list[T] = []
+
+        async def register(proofs: list[ProofRecord]) -> None:
+            stored.append(await store(proofs))
+
+        proofs = await self._seal_and_register(client, [request], None, ahead, register)
+        return proofs[0], stored[0]
 
     async def seal(
         self,
@@ -284,6 +313,7 @@ class SealingService:
         requests: list[ProofRequest],
         ticket: IdempotentRequest | None,
         ahead: Ahead | None = None,
+        store: Callable[[list[ProofRecord]], Awaitable[None]] | None = None,
     ) -> list[ProofRecord]:
         for attempt in range(CODE_ATTEMPTS):
             # Prepared here, signed together (one trip to the signing process, no task per
@@ -299,7 +329,10 @@ class SealingService:
             if ahead is not None:
                 await ahead([format_code(p.code) for p in proofs])
             try:
-                await self._registry.register(proofs, ticket)
+                if store is None:
+                    await self._registry.register(proofs, ticket)
+                else:
+                    await store(proofs)
                 return proofs
             except CodeTaken:
                 if attempt == CODE_ATTEMPTS - 1:

@@ -52,6 +52,10 @@ class Role(enum.StrEnum):
     ISSUER = "issuer"
     VERIFIER = "verifier"
     ADMIN = "admin"
+    # an office's system that sends verification requests (协查核验, 在线开具)
+    REQUESTER = "requester"
+    # the citizens' personal space (个人空间): shows holders the requests about them
+    PORTAL = "portal"
 
 
 class KeyState(enum.StrEnum):
@@ -77,6 +81,9 @@ class Seal:
     unit_code: str  # 统一社会信用代码 of the office
     created_at: float
     keys: tuple[SealKey, ...]  # every version, oldest first
+    # `sealgate seal suspend` (misuse: 益阳 第二十二条(五), 宁波 第二十条): nothing is sealed
+    # with it until it is resumed; what it sealed keeps verifying.
+    suspended_at: float | None = None
 
     @property
     def active_key(self) -> SealKey:
@@ -143,6 +150,18 @@ class Directory(ABC):
     @abstractmethod
     def seals(self) -> list[Seal]:
         """Every seal, by id."""
+
+    @abstractmethod
+    def suspend_seal(self, seal_id: str, at: float | None) -> None:
+        """Suspend a seal from ``at`` (``None``: resume it). Raises :class:`NotFound`."""
+
+    @abstractmethod
+    def load_calendar_year(self, year: int, days: str) -> None:
+        """Store a year of the working-day calendar (its JSON), replacing a loaded one."""
+
+    @abstractmethod
+    def calendar_years(self) -> list[str]:
+        """The loaded calendar years' JSON, by year."""
 
     @abstractmethod
     def add_root(self, certificate: bytes, key_label: str) -> None:

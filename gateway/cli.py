@@ -24,6 +24,7 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_requests import calendar_or_suspension
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
@@ -100,6 +101,21 @@ def _parser() -> argparse.ArgumentParser:
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
 
+    for action, what in (
+        ("suspend", "suspend a seal (misuse): nothing is sealed with it"),
+        ("resume", "resume a suspended seal"),
+    ):
+        seal.add_parser(action, parents=[home], help=what).add_argument("seal", metavar="SEAL")
+    calendar = sub.add_parser(
+        "calendar", parents=[home], help="the working-day calendar of request deadlines"
+    ).add_subparsers(dest="action", required=True)
+    load = calendar.add_parser(
+        "load",
+        parents=[home],
+        help="load or correct a year (JSON: year, source, holidays, workdays)",
+    )
+    load.add_argument("file", type=Path)
+    calendar.add_parser("list", parents=[home], help="the years known and their sources")
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -299,6 +315,13 @@ def _run(args: argparse.Namespace) -> int:
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
+        if args.command in ("calendar", "seal") and args.action in (
+            "load",
+            "list",
+            "suspend",
+            "resume",
+        ):
+            return calendar_or_suspension(args, directory, trail)
         if args.command == "client" and args.action == "remove":
             audit_ahead(trail, "client-remove")(args.client)
             directory.remove_client(args.client)

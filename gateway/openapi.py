@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealgate.gateway.openapi_requests import REQUEST_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -326,6 +327,7 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        **REQUEST_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

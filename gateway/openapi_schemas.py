@@ -42,14 +42,35 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
     400: ("invalid-request", "incomplete-body", "bad-request"),
     401: ("unauthenticated",),
-    403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
-    404: ("unknown-code", "not-found"),
+    403: (
+        "forbidden-role",
+        "purpose-not-granted",
+        "seal-not-granted",
+        "seal-suspended",
+        "not-your-office",
+        "no-office",
+    ),
+    404: ("unknown-code", "not-found", "request-not-found"),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
-    409: ("status-terminal", "transition-not-allowed", "not-yet-valid"),
+    409: (
+        "status-terminal",
+        "transition-not-allowed",
+        "not-yet-valid",
+        "request-closed",
+        "step-not-allowed",
+    ),
     413: ("body-too-large",),
     417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
-    422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof", "validity-ended"),
+    422: (
+        "idempotency-key-reused",
+        "invalid-supersession",
+        "invalid-proof",
+        "validity-ended",
+        "unknown-office",
+        "seal-kind-mismatch",
+        "holder-mismatch",
+    ),
     429: ("too-many-failed-lookups",),
     503: (
         "hsm-unavailable",
@@ -59,16 +80,19 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",
         "audit-unavailable",
+        "calendar-unusable",
     ),
 }
 _PROBLEM_DESCRIPTIONS = {
     400: "The request is invalid; `field` names the offending field as a JSON path",
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
-    404: "No such proof (malformed, forged and unregistered codes alike) or path",
+    404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
+    " this office's) or path",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
-    409: "The proof's status (or its not having started yet) does not allow that change",
+    409: "The proof's status (or its not having started yet) does not allow that change, or "
+    "the request's state that step",
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
@@ -332,6 +356,7 @@ TRUST = object_schema(
                     "unit_code": {"type": "string"},
                     "version": {"type": "integer"},
                     "state": {"enum": [s.value for s in KeyState]},
+                    "suspended": {"type": "boolean", "description": "sealgate seal suspend"},
                     "certificate": {"type": "string", "description": "PEM"},
                 }
             ),
@@ -376,3 +401,7 @@ CODE_PARAMETER: Schema = {
     "example": EXAMPLE_CODE,
 }
 DER: Schema = {"type": "string", "format": "binary"}
+
+# For the other parts of the document (gateway/openapi_requests.py).
+CODE_SCHEMA = _CODE
+INSTANT_ANSWER = _INSTANT_ANSWER

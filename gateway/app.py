@@ -58,6 +58,7 @@ from sealgate.gateway.keys import (
     HOLDER_KEYS,
     LOOKUP,
     METRICS,
+    OVERDUE,
     REGISTRY,
     SEALING,
     SETTINGS,
@@ -73,6 +74,7 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
+from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
 from sealgate.gateway.throttle import FailedLookupLimiter
@@ -156,6 +158,14 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             office_hours=settings.office_hours,
             clock=app[CLOCK],
         )
+        watch = app[OVERDUE] = OverdueWatch(
+            registry,
+            app[CLOCK],
+            webhook=settings.overdue_webhook,
+            key=settings.read_secret("webhook-key") if settings.overdue_webhook else b"",
+        )
+        stack.push_async_callback(watch.close)
+        app[METRICS].follow_overdue(lambda: watch.overdue)
         checker = StatusChecker(
             codes=codes, lookup=lookup, registry=registry, catalog=catalog, clock=app[CLOCK]
         )
@@ -185,6 +195,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(feed.run(), name="change-feed"),
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
+            asyncio.create_task(watch.run(), name="overdue-watch"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))

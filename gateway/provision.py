@@ -356,6 +356,7 @@ def init_home(
         write_secret(home, "code-key")
         write_secret(home, "holder-key")
         write_secret(home, "document-key")
+        write_secret(home, "webhook-key")  # signs overdue announcements (§12)
         if backend == "pkcs11":
             if pkcs11_module:
                 config["pkcs11_module"] = pkcs11_module

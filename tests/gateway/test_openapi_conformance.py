@@ -49,8 +49,16 @@ ROLES = {
     ("GET", "/v1/certificates/{code}/status"): Role.ISSUER,
     ("GET", "/v1/proofs"): Role.VERIFIER,
     ("POST", "/v1/verify/document"): Role.VERIFIER,
+    # the demo has no requester or portal: those routes are checked in their refusals, the
+    # responder's with the demo signer (an empty inbox; unknown requests)
+    ("GET", "/v1/requests"): Role.SIGNER,
+    ("GET", "/v1/requests/{id}"): Role.SIGNER,
+    ("POST", "/v1/requests/{id}/respond"): Role.SIGNER,
+    ("POST", "/v1/requests/{id}/reclassify"): Role.SIGNER,
+    ("POST", "/v1/requests/{id}/extend"): Role.SIGNER,
+    ("POST", "/v1/requests/{id}/return"): Role.SIGNER,
 }
-OPERATIONS = 12  # every operation /openapi.json describes
+OPERATIONS = 20  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"

@@ -7,15 +7,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
+from sealgate.gateway.keys import OVERDUE
+from sealgate.gateway.overdue import signature
 from sealgate.gateway.provision import DEMO_OFFICE, Provisioner
 from sealgate.verify.directory import Role, SealKind
 from sealgate.verify.holders import resident_id_check, uscc_check
@@ -351,3 +354,63 @@ async def test_the_holder_sees_the_requests_about_them(
         f"/v1/holder-requests?holder_id={HOLDER['id']}", headers=offices.requester
     )
     assert response.status == 403
+
+
+async def test_overdue_requests_are_counted_in_metrics(
+    api: TestClient[Any, Any], offices: Offices, clock: Clock
+) -> None:
+    async def overdue() -> float:
+        text = await (await api.get("/metrics")).text()
+        line = next(x for x in text.splitlines() if x.startswith("sealgate_requests_overdue "))
+        return float(line.split()[1])
+
+    before = await overdue()
+    await send(api, offices)
+    assert await overdue() == before
+    clock.now += 31 * 60
+    assert await overdue() >= before + 1
+
+
+async def test_overdue_requests_are_announced_signed_at_least_once(
+    demo: Demo, offices: Offices, clock: Clock, gateway_client: GatewayClient, aiohttp_server: Any
+) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+    late: dict[str, Any] = {}
+
+    def mine() -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for h, b in received if h["X-Sealgate-Delivery"] == late["id"]]
+
+    async def receive(request: web.Request) -> web.Response:
+        received.append((dict(request.headers), await request.read()))
+        # the first delivery of this test's request fails: it must come again, later
+        return web.Response(status=500 if len(mine()) == 1 else 204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", receive)
+    server = await aiohttp_server(receiver)
+    settings = replace(demo.settings, overdue_webhook=str(server.make_url("/hook")))
+    app = create_app(settings, clock=clock)
+    api = await gateway_client(app)
+    late.update(await send(api, offices))
+    watch = app[OVERDUE]
+    await watch.announce()
+    assert mine() == []  # not late yet
+    clock.now += 31 * 60
+    await watch.announce()
+    assert len(mine()) == 1  # answered 500: not announced
+    await watch.announce()
+    assert len(mine()) == 1  # backing off: not even tried
+    clock.now += 1
+    await watch.announce()
+    assert len(mine()) == 2  # acknowledged this time
+    clock.now += 600
+    await watch.announce()
+    assert len(mine()) == 2  # never again
+    key = demo.settings.read_secret("webhook-key")
+    for headers, body in mine():
+        assert headers["X-Sealgate-Signature"] == signature(
+            key, headers["X-Sealgate-Timestamp"], body
+        )
+        announced = json.loads(body)
+        assert (announced["event"], announced["id"]) == ("request.overdue", late["id"])
+        assert "holder" not in announced

@@ -67,6 +67,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "invalid-supersession",
         "invalid-proof",
         "validity-ended",
+        "endorsement-not-typed",
         "unknown-office",
         "seal-kind-mismatch",
         "holder-mismatch",

@@ -224,6 +224,22 @@ class SealingService:
                     f"{where}: seal {request.seal_id!r} is suspended (sealgate seal resume)",
                 )
 
+    @staticmethod
+    def _refuse_typed_endorsements(requests: list[ProofRequest]) -> None:
+        """宁波 第十四条: the platform endorses who extracted, who verified and when. It
+        fills that from a verification request and the clients it authenticated
+        (``seal_answer``); a signer typing it could name any unit."""
+        for index, request in enumerate(requests):
+            if request.endorsement is not None:
+                where = f"items[{index}].endorsement" if len(requests) > 1 else "endorsement"
+                raise Problem(
+                    422,
+                    "endorsement-not-typed",
+                    "The endorsement is filled from a verification request, never typed",
+                    "answer the request (POST /v1/requests/{id}/respond) instead",
+                    field=where,
+                )
+
     async def seal_answer(
         self,
         client: Client,
@@ -252,6 +268,7 @@ class SealingService:
         digest: bytes = b"",
         ahead: Ahead | None = None,
     ) -> SealOutcome:
+        self._refuse_typed_endorsements(requests)
         self.authorise(client, requests)
         if idempotency_key is None:
             proofs = await self._seal_and_register(client, requests, None, ahead)

@@ -220,6 +220,13 @@ def _parser() -> argparse.ArgumentParser:
         "--database-url", help="registry for the harness's home (default: SQLite in it)"
     )
     capacity.add_argument(
+        "--requests",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the automated 30-minute tier: requests created, answered, sealed (0: skip)",
+    )
+    capacity.add_argument(
         "--peers",
         action="store_true",
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
@@ -432,6 +439,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             batch=min(args.batch, 1000),
             locust_seconds=max(0, args.locust),
             database_url=args.database_url,
+            requests_seconds=max(0.0, args.requests),
             peers=args.peers,
         )
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from sealgate.verify.workdays import parse_year
 from tests.gateway.clock import Clock
 from tests.gateway.conftest import Demo, GatewayClient
 from tests.gateway.test_sealing import openssl_verify, verify_file
+from tests.waiting import eventually
 
 CALENDAR_2027 = Path(__file__).parents[1] / "verify" / "data" / "calendar-2027.json"
 REQUESTER_UNIT = "益阳市人力资源和社会保障局"
@@ -414,3 +416,56 @@ async def test_overdue_requests_are_announced_signed_at_least_once(
         announced = json.loads(body)
         assert (announced["event"], announced["id"]) == ("request.overdue", late["id"])
         assert "holder" not in announced
+
+
+async def test_each_step_is_audited_ahead_with_its_staff_member(
+    api: TestClient[Any, Any], demo: Demo, offices: Offices
+) -> None:
+    response = await api.post(
+        "/v1/requests",
+        json=new_request(),
+        headers={**offices.requester, "X-Request-Id": "req-audit-create"},
+    )
+    created = await response.json()
+    response = await api.post(
+        f"/v1/requests/{created['id']}/respond",
+        json=answer(demo.verification_seal),
+        headers={**offices.responder, "X-Operator": "clerk-7", "X-Request-Id": "req-audit-answer"},
+    )
+    code = (await response.json())["answer_code"]
+
+    def rows(request_id: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(demo.settings.audit_path)
+        try:
+            return conn.execute(
+                "SELECT action, code, result, detail FROM audit WHERE request = ? ORDER BY seq",
+                (request_id,),
+            ).fetchall()
+        finally:
+            conn.close()
+
+    created_rows = await eventually(
+        lambda: len(rows("req-audit-create")) == 2 and rows("req-audit-create")
+    )
+    assert [(a, r) for a, _, r, _ in created_rows] == [("request", "intent"), ("request", "201")]
+    for *_, detail in created_rows:
+        assert json.loads(detail) == {
+            "operator": "staff-0042",
+            "mode": "verify",
+            "tier": "database",
+            "request": created["id"],
+        }
+    answered = await eventually(
+        lambda: len(rows("req-audit-answer")) == 2 and rows("req-audit-answer")
+    )
+    assert [(a, c, r) for a, c, r, _ in answered] == [
+        ("request-respond", code, "intent"),
+        ("request-respond", code, "200"),
+    ]
+    assert all(json.loads(d)["operator"] == "clerk-7" for *_, d in answered)
+    conn = sqlite3.connect(demo.settings.audit_path)
+    try:
+        dumped = "\n".join(str(row) for row in conn.execute("SELECT * FROM audit"))
+    finally:
+        conn.close()
+    assert HOLDER["id"] not in dumped  # the holder's identity number is kept nowhere

@@ -96,7 +96,13 @@ class StatusChecker:
 
     def status_view(self, record: ProofStatus) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
-        return status_view(record, self._clock())
+        return status_view(record, self._clock(), seal_kind=self.seal_kind(record.seal_id))
+
+    def seal_kind(self, seal_id: str) -> str | None:
+        """The kind of the seal a proof was sealed with (电子证明专用章: ``proof``,
+        查询核验专用章: ``verification``), as the directory knows it."""
+        seal = self._catalog.seal(seal_id)
+        return None if seal is None else seal.kind.value
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
         """Verify a presented sealed proof offline, then report its registered status.
@@ -111,6 +117,17 @@ class StatusChecker:
             "issuer": {"unit_name": verified.unit_name, "unit_code": verified.unit_code},
             "signing_time": rfc3339(verified.signing_time.timestamp()),
         }
+        if (kind := self.seal_kind(verified.seal_id)) is not None:
+            result["seal_kind"] = kind
+        if (endorsement := verified.endorsement) is not None:
+            # who extracted, who verified, when (宁波 第十四条): as the seal covers it
+            result["endorsement"] = {
+                "extracting_unit": endorsement.extracting_unit,
+                "verifying_unit": endorsement.verifying_unit,
+                "extracted_at": None
+                if endorsement.extracted_at is None
+                else rfc3339(endorsement.extracted_at.timestamp()),
+            }
         record = None
         try:
             record = await self._registry.get(parse_code(verified.code).compact)
@@ -128,14 +145,22 @@ class StatusChecker:
         return result
 
 
-def status_view(record: ProofStatus, now: float, as_of: float | None = None) -> dict[str, Any]:
+def status_view(
+    record: ProofStatus,
+    now: float,
+    as_of: float | None = None,
+    *,
+    seal_kind: str | None = None,
+) -> dict[str, Any]:
     """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
-    ``as_of``: the status is a copy known current only as of then (an outage, §11)."""
+    ``as_of``: the status is a copy known current only as of then (an outage, §11);
+    ``seal_kind``: the kind of the seal that sealed it, when the directory knows it."""
     view: dict[str, Any] = {
         "code": format_code(record.code),
         "status": record.current_status(now).value,
         "type": record.type,
         "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
+        **({"seal_kind": seal_kind} if seal_kind is not None else {}),
         "holder": {
             "kind": record.holder_kind,
             "name": record.holder_name_masked,

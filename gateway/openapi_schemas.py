@@ -283,6 +283,11 @@ _STATUS_FIELDS: dict[str, Schema] = {
     "status": _STATUS,
     "type": {"type": "string"},
     "issuer": _ISSUER,
+    "seal_kind": {
+        "enum": [k.value for k in SealKind],
+        "description": "The kind of the seal that sealed it: proof (电子证明专用章) or "
+        "verification (查询核验专用章); absent for a seal the directory no longer knows",
+    },
     "holder": object_schema(
         {
             "kind": {"enum": [k.value for k in HolderKind]},
@@ -308,6 +313,7 @@ STATUS_VIEW = object_schema(
     },
     "superseded_by",
     "status_as_of",
+    "seal_kind",
 )
 STATUS_HISTORY = object_schema(
     {
@@ -327,6 +333,7 @@ STATUS_HISTORY = object_schema(
         },
     },
     "superseded_by",
+    "seal_kind",
 )
 DOCUMENT_CHECK = object_schema(
     {
@@ -335,13 +342,23 @@ DOCUMENT_CHECK = object_schema(
         "seal_id": {"type": "string"},
         "issuer": _ISSUER,
         "signing_time": _INSTANT_ANSWER,
+        "seal_kind": {"enum": [k.value for k in SealKind]},
+        "endorsement": object_schema(
+            {
+                "extracting_unit": {"type": ["string", "null"]},
+                "verifying_unit": {"type": ["string", "null"]},
+                "extracted_at": {"type": ["string", "null"], "format": "date-time"},
+            }
+        ),
         "registered": {
             "type": "boolean",
             "description": "Whether this very document is the one registered for its code",
         },
         "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
         "checked_at": _INSTANT_ANSWER,
-    }
+    },
+    "seal_kind",
+    "endorsement",
 )
 TRUST = object_schema(
     {

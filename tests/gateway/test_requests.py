@@ -194,6 +194,20 @@ async def test_database_tier_answered_by_the_offices_system_and_sealed(
         f"/v1/verify/{answered['answer_code']}?purpose=demo", headers=demo.auth(Role.VERIFIER)
     )
     assert verify.status == 200
+    assert (await verify.json())["seal_kind"] == "verification"  # 查询核验专用章
+    # a bank shown the document sees who extracted it, who verified it, and when
+    check = await api.post(
+        "/v1/verify/document?purpose=demo",
+        data=der,
+        headers={**demo.auth(Role.VERIFIER), "Content-Type": "application/pkcs7-mime"},
+    )
+    checked = await check.json()
+    assert (checked["seal_kind"], checked["registered"]) == ("verification", True)
+    assert checked["endorsement"] == {
+        "extracting_unit": REQUESTER_UNIT,
+        "verifying_unit": RESPONDER_UNIT,
+        "extracted_at": checked["signing_time"],
+    }
 
 
 async def test_paper_tier_is_answered_the_next_working_day(

@@ -20,7 +20,7 @@ from sealgate.gateway.problems import Problem
 from sealgate.gateway.request_parsing import NewRequest, StepBody
 from sealgate.gateway.requests import EndorsementRequest, ProofRequest
 from sealgate.gateway.sealing import Ahead, SealingService, format_code, rfc3339
-from sealgate.verify.directory import Client, Directory
+from sealgate.verify.directory import Client, Directory, SealScope
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
 from sealgate.verify.registry import ProofRecord
 from sealgate.verify.requests import (
@@ -155,7 +155,7 @@ class RequestDesk:
                     f"A {current.mode.value} request is answered with a {wanted.value} seal",
                     field="seal_id",
                 )
-            if seal.unit_code != office:
+            if seal.scope is SealScope.UNIT and seal.unit_code != office:
                 raise Problem(403, "seal-not-granted", "The seal is another unit's")
         if self._holder_keys.key(answer.holder_kind, answer.holder_id) != current.holder_key:
             raise Problem(

@@ -67,6 +67,7 @@ class SealCatalog:
                     "version": key.version,
                     "state": key.state.value,
                     "suspended": seal.suspended_at is not None,
+                    "scope": seal.scope.value,
                     "certificate": certificate_pem(key.certificate),
                 }
                 for seal in seals.values()

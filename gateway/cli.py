@@ -29,7 +29,7 @@ from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKind
+from sealgate.verify.directory import LookupLimit, Role, SealKind, SealScope
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    create.add_argument(
+        "--platform",
+        action="store_true",
+        help="the city's seal (unit: the platform), used by the signers granted it; the"
+        " data-owning office of each proof is the signer's --office",
     )
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
@@ -369,6 +375,7 @@ def _run(args: argparse.Namespace) -> int:
                     unit_name=args.unit_name.strip(),
                     unit_code=args.unit_code.strip().upper(),
                     kind=SealKind(args.kind),
+                    scope=SealScope.PLATFORM if args.platform else SealScope.UNIT,
                     algorithm=KeyAlgorithm(args.algorithm),
                     ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )

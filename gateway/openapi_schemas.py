@@ -18,7 +18,7 @@ from sealgate.gateway.requests import (
     MAX_TEXT,
 )
 from sealgate.verify.code import CROCKFORD_ALPHABET, is_well_formed
-from sealgate.verify.directory import KeyState, SealKind
+from sealgate.verify.directory import KeyState, SealKind, SealScope
 from sealgate.verify.holders import HolderKind
 from sealgate.verify.registry import Status
 from sealgate.verify.validity import RFC3339_DATE, RFC3339_DATE_TIME
@@ -375,6 +375,11 @@ TRUST = object_schema(
                     "version": {"type": "integer"},
                     "state": {"enum": [s.value for s in KeyState]},
                     "suspended": {"type": "boolean", "description": "sealgate seal suspend"},
+                    "scope": {
+                        "enum": [s.value for s in SealScope],
+                        "description": "unit: one office's seal; platform: the city's, used "
+                        "by the units granted it",
+                    },
                     "certificate": {"type": "string", "description": "PEM"},
                 }
             ),

@@ -41,7 +41,16 @@ from sealgate.gateway.home import (
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
-from sealgate.verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
+from sealgate.verify.directory import (
+    Client,
+    Directory,
+    KeyState,
+    Role,
+    Seal,
+    SealKey,
+    SealKind,
+    SealScope,
+)
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
@@ -211,6 +220,7 @@ class Provisioner:
         kind: SealKind,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         ahead: Ahead = _nothing_ahead,
+        scope: SealScope = SealScope.UNIT,
     ) -> Seal:
         unit_name = _plain_text("the unit name", unit_name, 100)
         try:
@@ -230,7 +240,7 @@ class Provisioner:
             unit_code=unit_code,
             algorithm=algorithm,
         ) as key:
-            seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
+            seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,), scope=scope)
             ahead(seal_id)  # inside the block: a failure destroys the new key again
             directory.add_seal(seal)
         return seal

@@ -27,7 +27,7 @@ from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
-from sealgate.verify.directory import Client, Seal, SealKey
+from sealgate.verify.directory import Client, Seal, SealKey, SealScope
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
 from sealgate.verify.lifecycle import check_issuance
 from sealgate.verify.registry import (
@@ -215,6 +215,14 @@ class SealingService:
                     "seal-not-granted",
                     "This client may not use that seal",
                     f"{where}: seal {request.seal_id!r} is not granted to this client",
+                )
+            if seal.scope is SealScope.PLATFORM and client.office is None:
+                # the proof's data is some office's: a platform seal records which
+                raise Problem(
+                    403,
+                    "no-office",
+                    "A platform seal is used for an office: this signer has none",
+                    f"{where}: give the signer an --office to use seal {request.seal_id!r}",
                 )
             if seal.suspended_at is not None:
                 raise Problem(
@@ -413,6 +421,7 @@ class SealingService:
                     self._holder_keys.key(request.holder_kind, request.holder_id),
                     moment,
                     client.client_id,
+                    client.office if seal.scope is SealScope.PLATFORM else None,
                 )
             )
         return prepared
@@ -441,6 +450,7 @@ class _Prepared:
     holder_key: bytes
     issued_at: float
     signer_client: str
+    data_owner: str | None  # a platform seal's proof: the signer's office
 
     def record(self, document: bytes) -> ProofRecord:
         request, seal = self.request, self.seal
@@ -463,4 +473,5 @@ class _Prepared:
             superseded_by=None,
             signer_client=self.signer_client,
             document=document,
+            data_owner=self.data_owner,
         )

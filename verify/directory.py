@@ -47,6 +47,14 @@ class SealKind(enum.StrEnum):
 _KIND_NAMES = {SealKind.PROOF: "电子证明专用章", SealKind.VERIFICATION: "查询核验专用章"}
 
 
+class SealScope(enum.StrEnum):
+    """Whose seal it is (宁波 第十五条: made and managed centrally, used by units within
+    the rights the platform grants)."""
+
+    UNIT = "unit"  # one office's own seal (the default)
+    PLATFORM = "platform"  # the city's, used by the units (signers) granted it
+
+
 class Role(enum.StrEnum):
     SIGNER = "signer"
     ISSUER = "issuer"
@@ -84,6 +92,7 @@ class Seal:
     # `sealgate seal suspend` (misuse: 益阳 第二十二条(五), 宁波 第二十条): nothing is sealed
     # with it until it is resumed; what it sealed keeps verifying.
     suspended_at: float | None = None
+    scope: SealScope = SealScope.UNIT
 
     @property
     def active_key(self) -> SealKey:

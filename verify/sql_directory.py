@@ -27,6 +27,7 @@ from sealgate.verify.directory import (
     Seal,
     SealKey,
     SealKind,
+    SealScope,
     token_digest,
 )
 
@@ -70,8 +71,8 @@ class SqlDirectory(Directory):
         ):
             conn.execute(
                 self._sql(
-                    "INSERT INTO seals (seal_id, kind, unit_name, unit_code, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)"
+                    "INSERT INTO seals (seal_id, kind, unit_name, unit_code, created_at, scope)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     seal.seal_id,
@@ -79,6 +80,7 @@ class SqlDirectory(Directory):
                     seal.unit_name,
                     seal.unit_code,
                     seal.created_at,
+                    seal.scope.value,
                 ),
             )
             for key in seal.keys:
@@ -123,8 +125,8 @@ class SqlDirectory(Directory):
         with self._transaction("read") as conn:
             seal_rows = conn.execute(
                 self._sql(
-                    "SELECT seal_id, kind, unit_name, unit_code, created_at, suspended_at"  # noqa: S608
-                    " FROM seals"
+                    "SELECT seal_id, kind, unit_name, unit_code, created_at, suspended_at,"  # noqa: S608
+                    " scope FROM seals"
                     f" {where} ORDER BY seal_id"
                 ),
                 args,
@@ -142,7 +144,16 @@ class SqlDirectory(Directory):
                 SealKey(r[0], r[1], r[2], bytes(r[3]), KeyState(r[4]), r[5])
             )
         return [
-            Seal(r[0], SealKind(r[1]), r[2], r[3], r[4], tuple(keys.get(r[0], ())), r[5])
+            Seal(
+                r[0],
+                SealKind(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                tuple(keys.get(r[0], ())),
+                r[5],
+                SealScope(r[6]),
+            )
             for r in seal_rows
         ]
 

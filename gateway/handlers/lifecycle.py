@@ -51,7 +51,7 @@ async def _issuers_proof(request: web.Request, client: Client) -> tuple[str, Pro
     code, status = await limited_lookup(
         request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
     )
-    if status.unit_code != client.office:
+    if status.owner != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
     return code, status
 

@@ -21,12 +21,12 @@ from sealgate.gateway.app import create_app
 from sealgate.gateway.keys import OVERDUE
 from sealgate.gateway.overdue import signature
 from sealgate.gateway.provision import DEMO_OFFICE, Provisioner
-from sealgate.verify.directory import Role, SealKind
+from sealgate.verify.directory import Role, SealKind, SealScope
 from sealgate.verify.holders import resident_id_check, uscc_check
 from sealgate.verify.validity import LOCAL_ZONE
 from sealgate.verify.workdays import parse_year
 from tests.gateway.clock import Clock
-from tests.gateway.conftest import Demo, GatewayClient
+from tests.gateway.conftest import Demo, GatewayClient, proof_request
 from tests.gateway.test_sealing import openssl_verify, verify_file
 from tests.waiting import eventually
 
@@ -34,6 +34,8 @@ CALENDAR_2027 = Path(__file__).parents[1] / "verify" / "data" / "calendar-2027.j
 REQUESTER_UNIT = "益阳市人力资源和社会保障局"
 REQUESTER_CODE = "11430900MB0012345" + uscc_check("11430900MB0012345")
 RESPONDER_UNIT, RESPONDER_CODE = DEMO_OFFICE
+PLATFORM_UNIT = "益阳市大数据中心"
+PLATFORM_CODE = "12430900MB0098765" + uscc_check("12430900MB0098765")
 HOLDER = {"kind": "person", "id": "11010519491231002X", "name": "张三"}
 
 
@@ -54,6 +56,10 @@ class Offices:
     responder: dict[str, str]
     portal: dict[str, str]
     other_signer: dict[str, str]  # an office of its own, not the responder
+    platform_seal: str  # the city's 查询核验专用章, granted to the next
+    platform_responder: dict[str, str]  # the responding office's system, with it
+    platform_issuer: dict[str, str]  # an issuer of the platform's own office
+    unofficed_signer: dict[str, str]  # granted the platform seal, belonging to no office
 
 
 def bearer(token: str, operator: str = "staff-0042") -> dict[str, str]:
@@ -76,7 +82,28 @@ def offices(demo: Demo) -> Offices:
                 unit_code=REQUESTER_CODE,
                 kind=SealKind.PROOF,
             )
+            platform = provisioner.create_seal(
+                keystore,
+                directory,
+                unit_name=PLATFORM_UNIT,
+                unit_code=PLATFORM_CODE,
+                kind=SealKind.VERIFICATION,
+                scope=SealScope.PLATFORM,
+            )
         seals = [demo.proof_seal, demo.verification_seal]
+        _, platform_responder = provisioner.add_client(
+            directory,
+            name="公安局核验系统(平台章)",
+            role=Role.SIGNER,
+            seals=[platform.seal_id],
+            office=RESPONDER_CODE,
+        )
+        _, platform_issuer = provisioner.add_client(
+            directory, name="大数据中心", role=Role.ISSUER, office=PLATFORM_CODE
+        )
+        _, unofficed = provisioner.add_client(
+            directory, name="无单位签章", role=Role.SIGNER, seals=[platform.seal_id]
+        )
         _, requester = provisioner.add_client(
             directory, name="人社局业务系统", role=Role.REQUESTER, office=REQUESTER_CODE
         )
@@ -91,7 +118,16 @@ def offices(demo: Demo) -> Offices:
         directory.load_calendar_year(year.year, year.to_json())
     finally:
         directory.close()
-    return Offices(bearer(requester), bearer(responder), bearer(portal), bearer(other))
+    return Offices(
+        bearer(requester),
+        bearer(responder),
+        bearer(portal),
+        bearer(other),
+        platform.seal_id,
+        bearer(platform_responder),
+        bearer(platform_issuer),
+        bearer(unofficed),
+    )
 
 
 @pytest.fixture
@@ -483,3 +519,39 @@ async def test_each_step_is_audited_ahead_with_its_staff_member(
     finally:
         conn.close()
     assert HOLDER["id"] not in dumped  # the holder's identity number is kept nowhere
+
+
+async def test_a_platform_seal_answers_for_the_office_that_owns_the_data(
+    api: TestClient[Any, Any], demo: Demo, offices: Offices
+) -> None:
+    """宁波 第十五条: the city's seal, used by a granted unit; the proof's status follows
+    the office that owns its data, not the seal's unit."""
+    created = await send(api, offices)
+    response = await api.post(
+        f"/v1/requests/{created['id']}/respond",
+        json=answer(offices.platform_seal),
+        headers=offices.platform_responder,
+    )
+    assert response.status == 200, await response.text()
+    code = (await response.json())["answer_code"]
+    verify = await api.get(f"/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER))
+    shown = await verify.json()
+    assert shown["issuer"] == {"unit_name": PLATFORM_UNIT, "unit_code": PLATFORM_CODE}
+    assert shown["seal_kind"] == "verification"
+    pledge = {"status": "pledged", "reason": "质押"}
+    # the seal's unit may not change it; the data owner (the responding office) may
+    refused = await api.post(
+        f"/v1/certificates/{code}/status", json=pledge, headers=offices.platform_issuer
+    )
+    assert refused.status == 403
+    changed = await api.post(
+        f"/v1/certificates/{code}/status", json=pledge, headers=demo.auth(Role.ISSUER)
+    )
+    assert changed.status == 200, await changed.text()
+    # a signer of no office cannot use the platform's seal at all
+    direct = await api.post(
+        "/v1/certificates",
+        json=proof_request(offices.platform_seal),
+        headers=offices.unofficed_signer,
+    )
+    assert (direct.status, (await direct.json())["code"]) == (403, "no-office")

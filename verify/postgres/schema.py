@@ -175,6 +175,8 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 loaded_at DOUBLE PRECISION NOT NULL
             )""",
             "ALTER TABLE seals ADD COLUMN suspended_at DOUBLE PRECISION",
+            "ALTER TABLE seals ADD COLUMN scope TEXT NOT NULL DEFAULT 'unit'",
+            "ALTER TABLE proofs ADD COLUMN data_owner TEXT",
         ),
     ),
 )

@@ -223,6 +223,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             loaded_at REAL NOT NULL
         )""",
         "ALTER TABLE seals ADD COLUMN suspended_at REAL",
+        # unit: one office's seal; platform: the city's, used by the units granted it
+        "ALTER TABLE seals ADD COLUMN scope TEXT NOT NULL DEFAULT 'unit'",
+        # the office that owns the proof's data, when it is not the sealing unit
+        "ALTER TABLE proofs ADD COLUMN data_owner TEXT",
     ),
 )
 

@@ -154,9 +154,7 @@ class Harness:
             sealing = sealing_figures(workspace, report, pid, url, credentials)
 
             if options.requests_seconds > 0:
-                step(
-                    f"gateway: requests answered by a system, {options.requests_seconds:g} s"
-                )
+                step(f"gateway: requests answered by a system, {options.requests_seconds:g} s")
                 clients = provision_round_clients(
                     sealgate_argv(), workspace.home, credentials.verification_seal
                 )

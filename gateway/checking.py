@@ -12,11 +12,13 @@ from typing import Any, Protocol
 
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import Found
-from sealgate.crypto.verification import VerifiedProof, verify_proof
+from sealgate.crypto.assessment import RevocationCheck, TimestampCheck
 from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.document_check import check_document
+from sealgate.gateway.language import STATUS_LABELS_ZH
 from sealgate.gateway.problems import unknown_code
 from sealgate.gateway.sealing import format_code, rfc3339
-from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode, parse_code
+from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode
 from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 
 MAX_REMEMBERED_CODES = 200_000
@@ -49,6 +51,10 @@ class StatusChecker:
         self._catalog = catalog
         self._clock = clock
         self._genuine: dict[str, str] = {}  # code as typed → compact, for genuine codes
+        #: How a presented proof's timestamp and seal revocation are checked; None: they
+        #: are not, and the document check's answer says so.
+        self.timestamp: TimestampCheck | None = None
+        self.revocation: RevocationCheck | None = None
 
     def code(self, code_text: str) -> str:
         """The compact form of a genuine code; otherwise the one 404 for all, with no I/O."""
@@ -94,9 +100,11 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus) -> dict[str, Any]:
+    def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
-        return status_view(record, self._clock(), seal_kind=self.seal_kind(record.seal_id))
+        return status_view(
+            record, self._clock(), chinese=chinese, seal_kind=self.seal_kind(record.seal_id)
+        )
 
     def seal_kind(self, seal_id: str) -> str | None:
         """The kind of the seal a proof was sealed with (电子证明专用章: ``proof``,
@@ -105,44 +113,20 @@ class StatusChecker:
         return None if seal is None else seal.kind.value
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
-        """Verify a presented sealed proof offline, then report its registered status.
+        """Verify a presented sealed proof offline, judge its time, then report its
+        registered status (:mod:`sealgate.gateway.document_check`).
 
         Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold.
         """
-        verified: VerifiedProof = verify_proof(der, self._catalog.snapshot.trust)
-        result: dict[str, Any] = {
-            "seal": "valid",
-            "code": verified.code,
-            "seal_id": verified.seal_id,
-            "issuer": {"unit_name": verified.unit_name, "unit_code": verified.unit_code},
-            "signing_time": rfc3339(verified.signing_time.timestamp()),
-        }
-        if (kind := self.seal_kind(verified.seal_id)) is not None:
-            result["seal_kind"] = kind
-        if (endorsement := verified.endorsement) is not None:
-            # who extracted, who verified, when (宁波 第十四条): as the seal covers it
-            result["endorsement"] = {
-                "extracting_unit": endorsement.extracting_unit,
-                "verifying_unit": endorsement.verifying_unit,
-                "extracted_at": None
-                if endorsement.extracted_at is None
-                else rfc3339(endorsement.extracted_at.timestamp()),
-            }
-        record = None
-        try:
-            record = await self._registry.get(parse_code(verified.code).compact)
-        except CodeError:
-            record = None
-        if record is None or record.document != der:
-            # Sealed by a trusted seal but not the registered document for this code.
-            result["registered"] = False
-            result["status"] = None
-        else:
-            status = await self._lookup.get_status(record.code)
-            result["registered"] = True
-            result["status"] = (status or record).current_status(self._clock()).value
-        result["checked_at"] = rfc3339(self._clock())
-        return result
+        return await check_document(
+            der,
+            snapshot=self._catalog.snapshot,
+            record_of=self._registry.get,
+            status_of=self._lookup.get_status,
+            now=self._clock(),
+            timestamp=self.timestamp,
+            revocation=self.revocation,
+        )
 
 
 def status_view(
@@ -150,14 +134,18 @@ def status_view(
     now: float,
     as_of: float | None = None,
     *,
+    chinese: bool = False,
     seal_kind: str | None = None,
 ) -> dict[str, Any]:
     """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
     ``as_of``: the status is a copy known current only as of then (an outage, §11);
+    ``chinese``: with ``status_label``, the status in Chinese (``Accept-Language``);
     ``seal_kind``: the kind of the seal that sealed it, when the directory knows it."""
+    current = record.current_status(now)
     view: dict[str, Any] = {
         "code": format_code(record.code),
-        "status": record.current_status(now).value,
+        "status": current.value,
+        **({"status_label": STATUS_LABELS_ZH[current]} if chinese else {}),
         "type": record.type,
         "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
         **({"seal_kind": seal_kind} if seal_kind is not None else {}),

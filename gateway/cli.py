@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.errors import ProofError
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
@@ -24,12 +22,14 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
-from sealgate.gateway.cli_requests import calendar_or_suspension
+from sealgate.gateway.cli_requests import add_request_commands, calendar_or_suspension
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKind, SealScope
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind, SealScope
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,21 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
 
-    for action, what in (
-        ("suspend", "suspend a seal (misuse): nothing is sealed with it"),
-        ("resume", "resume a suspended seal"),
-    ):
-        seal.add_parser(action, parents=[home], help=what).add_argument("seal", metavar="SEAL")
-    calendar = sub.add_parser(
-        "calendar", parents=[home], help="the working-day calendar of request deadlines"
-    ).add_subparsers(dest="action", required=True)
-    load = calendar.add_parser(
-        "load",
-        parents=[home],
-        help="load or correct a year (JSON: year, source, holidays, workdays)",
-    )
-    load.add_argument("file", type=Path)
-    calendar.add_parser("list", parents=[home], help="the years known and their sources")
+    add_request_commands(sub, seal, home)
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -237,15 +223,29 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
     )
-
-    check = sub.add_parser(
-        "verify-file",
-        parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
+    target = capacity.add_argument_group(
+        "a running deployment (--target): measured from outside, read-only unless told"
     )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
+    target.add_argument("--target", metavar="URL", help="the gateway (or its balancer) to measure")
+    target.add_argument(
+        "--token-file", type=Path, help="a verifier's token (not on the command line: ps shows it)"
+    )
+    target.add_argument("--purpose", default="demo", help="a purpose the verifier is granted")
+    target.add_argument("--codes", type=Path, help="codes registered on the target, one a line")
+    target.add_argument(
+        "--allow-sealing", action="store_true", help="also measure sealing (its proofs stay)"
+    )
+    target.add_argument("--seal-token-file", type=Path, help="a signer's token")
+    target.add_argument("--seal", help="the seal to seal with")
+
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    trust.add_parser(
+        "publish",
+        parents=[home],
+        help="sign the directory's roots and seal keys with the root as the next version",
     )
     return parser
 
@@ -276,7 +276,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench_capacity(args)
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home)
     if args.command == "audit":
         return audit_verify(args, home)
 
@@ -328,12 +328,7 @@ def _run(args: argparse.Namespace) -> int:
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
-        if args.command in ("calendar", "seal") and args.action in (
-            "load",
-            "list",
-            "suspend",
-            "resume",
-        ):
+        if args.command == "calendar" or args.action in ("suspend", "resume"):
             return calendar_or_suspension(args, directory, trail)
         if args.command == "client" and args.action == "remove":
             audit_ahead(trail, "client-remove")(args.client)
@@ -368,6 +363,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
+            if args.command == "trust":
+                audit_ahead(trail, "trust-publish")("trust")
+                version = publish_trust_document(directory, root_signer(keystore, directory))
+                audit_outcome(trail, "trust-publish", "trust", version=version)
+                print(f"trust document\tversion {version}")
+                return 0
             if args.action == "create":
                 seal = provisioner.create_seal(
                     keystore,
@@ -381,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
+                return _publish_after(trail, directory, keystore)
             key = provisioner.rotate_seal(
                 keystore,
                 directory,
@@ -397,26 +398,23 @@ def _run(args: argparse.Namespace) -> int:
                 key=key.key_label,
             )
             print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+            return _publish_after(trail, directory, keystore)
     finally:
         directory.close()
 
 
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
+def _publish_after(trail: Path, directory: Directory, keystore: Keystore) -> int:
+    """A change to the seal keys publishes the next trust document; if that fails, the
+    change stands and the operator is told how to publish (exit 1)."""
     try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        der = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust)
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
-    )
+        audit_ahead(trail, "trust-publish")("trust")
+        version = publish_trust_document(directory, root_signer(keystore, directory))
+    except Error as exc:
+        raise CliError(
+            f"done, but the trust document was not published ({exc}):"
+            " run 'sealgate trust publish'"
+        ) from None
+    audit_outcome(trail, "trust-publish", "trust", version=version)
     return 0
 
 
@@ -425,6 +423,8 @@ def _bench_capacity(args: argparse.Namespace) -> int:
         from sealgate.bench.capacity import Options, run_capacity
     except ImportError as exc:  # pragma: no cover - an install without bench/
         raise CliError(f"the capacity harness is not installed ({exc})") from None
+    if args.target is not None:
+        return _bench_target(args)
     if (
         args.population < 1
         or args.seconds <= 0
@@ -450,6 +450,50 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             peers=args.peers,
         )
     )
+    return 0
+
+
+def _read_token(path: Path | None, flag: str) -> str:
+    if path is None:
+        raise CliError(f"{flag} FILE is required with --target")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise CliError(f"{path} is empty")
+    return token
+
+
+def _bench_target(args: argparse.Namespace) -> int:
+    from sealgate.bench.target import TargetError, TargetOptions, run_target
+
+    if args.seconds <= 0 or args.rounds < 1 or args.connections < 1 or args.batch < 1:
+        raise CliError("--seconds, --rounds, --connections and --batch must be positive")
+    try:
+        run_target(
+            TargetOptions(
+                url=args.target.rstrip("/"),
+                out=args.out.resolve(),
+                token=_read_token(args.token_file, "--token-file"),
+                purpose=args.purpose,
+                codes_file=args.codes,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                connections=args.connections,
+                zipf=args.zipf,
+                allow_sealing=args.allow_sealing,
+                seal_token=(
+                    _read_token(args.seal_token_file, "--seal-token-file")
+                    if args.allow_sealing
+                    else None
+                ),
+                seal_id=args.seal,
+                batch=min(args.batch, 1000),
+            )
+        )
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 

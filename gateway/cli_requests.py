@@ -14,6 +14,29 @@ from sealgate.verify.directory import Directory
 from sealgate.verify.workdays import CalendarError, parse_year
 
 
+def add_request_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    seal: argparse._SubParsersAction[argparse.ArgumentParser],
+    home: argparse.ArgumentParser,
+) -> None:
+    """`seal suspend|resume SEAL` and `calendar load FILE|list`."""
+    for action, what in (
+        ("suspend", "suspend a seal (misuse): nothing is sealed with it"),
+        ("resume", "resume a suspended seal"),
+    ):
+        seal.add_parser(action, parents=[home], help=what).add_argument("seal", metavar="SEAL")
+    calendar = sub.add_parser(
+        "calendar", parents=[home], help="the working-day calendar of request deadlines"
+    ).add_subparsers(dest="action", required=True)
+    load = calendar.add_parser(
+        "load",
+        parents=[home],
+        help="load or correct a year (JSON: year, source, holidays, workdays)",
+    )
+    load.add_argument("file", type=Path)
+    calendar.add_parser("list", parents=[home], help="the years known and their sources")
+
+
 def calendar_or_suspension(args: argparse.Namespace, directory: Directory, trail: Path) -> int:
     if args.command == "calendar" and args.action == "list":
         for known, source in load_calendar(directory).years.items():

@@ -18,7 +18,7 @@ from sealgate.gateway.requests import (
     MAX_TEXT,
 )
 from sealgate.verify.code import CROCKFORD_ALPHABET, is_well_formed
-from sealgate.verify.directory import KeyState, SealKind, SealScope
+from sealgate.verify.directory import KeyState, SealKind
 from sealgate.verify.holders import HolderKind
 from sealgate.verify.registry import Status
 from sealgate.verify.validity import RFC3339_DATE, RFC3339_DATE_TIME
@@ -82,6 +82,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "directory-unavailable",
         "audit-unavailable",
         "calendar-unusable",
+        "trust-document-unpublished",  # no Retry-After: the operator must publish one
     ),
 }
 _PROBLEM_DESCRIPTIONS = {
@@ -99,7 +100,8 @@ _PROBLEM_DESCRIPTIONS = {
     422: "Well-formed, but not acceptable",
     429: "Too many failed lookups; retry after `Retry-After` seconds",
     503: "A component is unavailable; retry after `Retry-After` seconds. Without "
-    "`Retry-After` (`registry-corrupted`: the registry's data is damaged) retrying does "
+    "`Retry-After` (`registry-corrupted`: the registry's data is damaged; "
+    "`trust-document-unpublished`: no root-signed trust document yet) retrying does "
     "not help until the operator restores it",
 }
 
@@ -281,6 +283,10 @@ SEALED_BATCH = object_schema(
 _STATUS_FIELDS: dict[str, Schema] = {
     "code": _CODE,
     "status": _STATUS,
+    "status_label": {
+        "type": "string",
+        "description": "The status in Chinese, when the request's Accept-Language prefers it",
+    },
     "type": {"type": "string"},
     "issuer": _ISSUER,
     "seal_kind": {
@@ -314,6 +320,53 @@ STATUS_VIEW = object_schema(
     "superseded_by",
     "status_as_of",
     "seal_kind",
+    "status_label",
+)
+VERIFY_BATCH = object_schema(
+    {
+        "purpose": {"type": "string", "minLength": 1, "maxLength": 64},
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": object_schema(
+                {
+                    "code": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "holder_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 18,
+                        "description": "Asks holder_match: compared as a keyed hash, never "
+                        "stored, returned or logged; a mismatch counts as a failed lookup",
+                    },
+                },
+                "holder_id",
+            ),
+        },
+    }
+)
+VERIFY_BATCH_ANSWER = object_schema(
+    {
+        "purpose": {"type": "string"},
+        "items": {
+            "type": "array",
+            "description": "In the request's order: the proof's status, or its problem",
+            "items": {
+                "oneOf": [
+                    object_schema(
+                        {**STATUS_VIEW["properties"], "holder_match": {"type": "boolean"}},
+                        "superseded_by",
+                        "status_as_of",
+                        "status_label",
+                        "seal_kind",
+                        "holder_match",
+                    ),
+                    object_schema({"problem": {"$ref": "#/components/schemas/Problem"}}),
+                ]
+            },
+        },
+        "checked_at": _INSTANT_ANSWER,
+    }
 )
 STATUS_HISTORY = object_schema(
     {
@@ -334,6 +387,7 @@ STATUS_HISTORY = object_schema(
     },
     "superseded_by",
     "seal_kind",
+    "status_label",
 )
 DOCUMENT_CHECK = object_schema(
     {
@@ -341,7 +395,12 @@ DOCUMENT_CHECK = object_schema(
         "code": {"type": "string"},
         "seal_id": {"type": "string"},
         "issuer": _ISSUER,
-        "signing_time": _INSTANT_ANSWER,
+        "signing_time": {**_INSTANT_ANSWER, "description": "As the signer asserts it"},
+        "judged_at": {
+            **_INSTANT_ANSWER,
+            "description": "The time the proof was judged at: its checked signature "
+            "timestamp's, else its signing time (checked.time says which)",
+        },
         "seal_kind": {"enum": [k.value for k in SealKind]},
         "endorsement": object_schema(
             {
@@ -352,9 +411,28 @@ DOCUMENT_CHECK = object_schema(
         ),
         "registered": {
             "type": "boolean",
-            "description": "Whether this very document is the one registered for its code",
+            "description": "Whether its signed content and signed attributes are those of "
+            "the proof registered under its signed code",
         },
-        "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
+        "status": {
+            **_STATUS,
+            "enum": [*_STATUS["enum"], None],
+            "description": "The registered status of its signed code (null: not registered)",
+        },
+        "checked": object_schema(
+            {
+                "time": {"type": "string", "description": "Where the time judged came from"},
+                "retirement": {
+                    "type": "string",
+                    "description": "Whether the seal key was still active then",
+                },
+                "revocation": {
+                    "type": "string",
+                    "description": "The revocation source consulted, or 'not checked offline'",
+                },
+                "registry": {"type": "string", "description": "What the registry holds"},
+            }
+        ),
         "checked_at": _INSTANT_ANSWER,
     },
     "seal_kind",
@@ -362,28 +440,53 @@ DOCUMENT_CHECK = object_schema(
 )
 TRUST = object_schema(
     {
-        "roots": {"type": "array", "items": {"type": "string", "description": "PEM"}},
-        "seals": {
-            "type": "array",
-            "items": object_schema(
-                {
-                    "seal_id": {"type": "string"},
-                    "kind": {"enum": [k.value for k in SealKind]},
-                    "kind_name": {"type": "string"},
-                    "unit_name": {"type": "string"},
-                    "unit_code": {"type": "string"},
-                    "version": {"type": "integer"},
-                    "state": {"enum": [s.value for s in KeyState]},
-                    "suspended": {"type": "boolean", "description": "sealgate seal suspend"},
-                    "scope": {
-                        "enum": [s.value for s in SealScope],
-                        "description": "unit: one office's seal; platform: the city's, used "
-                        "by the units granted it",
-                    },
-                    "certificate": {"type": "string", "description": "PEM"},
-                }
-            ),
-        },
+        "document": object_schema(
+            {
+                "format": {"const": "sealgate-trust/1"},
+                "version": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Grows by one with each publication",
+                },
+                "issued_at": _INSTANT_ANSWER,
+                "roots": {"type": "array", "items": {"type": "string", "description": "PEM"}},
+                "seals": {
+                    "type": "array",
+                    "items": object_schema(
+                        {
+                            "seal_id": {"type": "string"},
+                            "kind": {"enum": [k.value for k in SealKind]},
+                            "kind_name": {"type": "string"},
+                            "unit_name": {"type": "string"},
+                            "unit_code": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "state": {"enum": [s.value for s in KeyState]},
+                            "not_before": _INSTANT_ANSWER,
+                            "not_after": _INSTANT_ANSWER,
+                            "retired_at": {
+                                "oneOf": [_INSTANT_ANSWER, {"type": "null"}],
+                                "description": "When the key stopped sealing (null: active)",
+                            },
+                            "certificate": {"type": "string", "description": "PEM"},
+                        }
+                    ),
+                },
+            }
+        ),
+        "signature": object_schema(
+            {
+                "algorithm": {"enum": ["ecdsa-with-SHA256", "sha256WithRSAEncryption"]},
+                "root": {
+                    "type": "string",
+                    "description": "Hex SHA-256 of the signing root certificate's DER",
+                },
+                "value": {
+                    "type": "string",
+                    "description": "Base64 signature over the SHA-256 of the RFC 8785 JSON of "
+                    "`document`",
+                },
+            }
+        ),
     }
 )
 READINESS = object_schema(

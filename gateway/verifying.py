@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import Authenticator, require_purpose
 from sealgate.gateway.checking import StatusChecker, status_view
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.requests import parse_purpose
 from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import (
@@ -51,9 +52,11 @@ class StatusAnswers:
         self,
         max_entries: int = MAX_REMEMBERED,
         *,
+        chinese: bool = False,
         kind_of: Callable[[str], str | None] = lambda _: None,
     ) -> None:
         self._max_entries = max_entries
+        self._chinese = chinese  # with the status's label in Chinese
         self._kind_of = kind_of  # a seal's kind: fixed for its life, so remembered too
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
         # only, so the garbage collector stops tracking them (see sealgate.cache.local)
@@ -66,7 +69,9 @@ class StatusAnswers:
         current = _VALUES[status.current_status(now)]
         entry = self._prefixes.get(key)
         if entry is None or entry[0] != current:
-            view = status_view(status, now, seal_kind=self._kind_of(status.seal_id))
+            view = status_view(
+                status, now, chinese=self._chinese, seal_kind=self._kind_of(status.seal_id)
+            )
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
             entry = (current, (text[:-1] + ',"checked_at":"').encode())
@@ -75,7 +80,7 @@ class StatusAnswers:
             self._prefixes[key] = entry
         second = int(now)
         if second != self._second:
-            self._second, self._ending = second, rfc3339(second).encode() + b'"}'
+            self._second, self._ending = second, rfc3339(second).encode() + b'"}\n'
         return entry[1] + self._ending
 
 
@@ -92,7 +97,12 @@ class VerifyEndpoint:
         self._checker = checker
         self._limiter = limiter
         self._clock = clock
-        self._answers = StatusAnswers(kind_of=lambda seal_id: self._checker.seal_kind(seal_id))
+
+        def kind_of(seal_id: str) -> str | None:
+            return self._checker.seal_kind(seal_id)
+
+        self._answers = StatusAnswers(kind_of=kind_of)
+        self._answers_zh = StatusAnswers(chinese=True, kind_of=kind_of)
         self._purposes: dict[str, str] = {}  # raw query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:
@@ -138,6 +148,7 @@ class VerifyEndpoint:
         request[AUDIT_NOTE].purpose = purpose
         require_purpose(client, purpose)
         code_text = request.match_info["code"]
+        chinese = asks_chinese(request)
         now = self._clock()
         remembered = self._checker.remembered(code_text)
         if remembered is not None:
@@ -157,7 +168,9 @@ class VerifyEndpoint:
             if as_of is not None:
                 # Through a registry outage (docs/design.md §11): the answer says how
                 # fresh it is. Rare, so built in full rather than remembered.
-                view = status_view(status, now, as_of, seal_kind=checker.seal_kind(status.seal_id))
+                kind = checker.seal_kind(status.seal_id)
+                view = status_view(status, now, as_of, chinese=chinese, seal_kind=kind)
                 body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
-                return web.Response(body=body, headers=_HEADERS)
-        return web.Response(body=self._answers.body(status, now), headers=_HEADERS)
+                return web.Response(body=body + b"\n", headers=_HEADERS)
+        answers = self._answers_zh if chinese else self._answers
+        return web.Response(body=answers.body(status, now), headers=_HEADERS)

@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import json
 import sqlite3
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def answer(seal: str) -> dict[str, Any]:
         "seal_id": seal,
         "holder": HOLDER,
         "content": {"结论": "经查询，未发现有犯罪记录"},
-        "valid_from": "2027-01-07",
+        "valid_from": "2026-11-22",
         "valid_until": "2027-07-06",
     }
 
@@ -187,12 +188,17 @@ async def inbox(api: TestClient[Any, Any], offices: Offices, state: str) -> list
 
 
 async def test_database_tier_answered_by_the_offices_system_and_sealed(
-    api: TestClient[Any, Any], demo: Demo, offices: Offices, clock: Clock, tmp_path: Path
+    demo: Demo, offices: Offices, gateway_client: GatewayClient, tmp_path: Path
 ) -> None:
+    # Today's clock: verify-file judges the seal's signing time against its own now.
+    clock = Clock(float(int(time.time())))
+    api = await gateway_client(create_app(demo.settings, clock=clock))
     created = await send(api, offices)
     assert created["state"] == "accepted"  # registered and accepted on arrival
-    assert created["registered_at"] == utc("2027-01-07 10:00")
-    assert created["due_at"] == utc("2027-01-07 10:30")
+    registered = dt.datetime.fromisoformat(created["registered_at"]).timestamp()
+    assert registered == clock.now
+    due = dt.datetime.fromisoformat(created["due_at"]).timestamp()
+    assert due == clock.now + 30 * 60  # every minute counts: no office hours set
     assert created["provisional"] is False
     assert created["requester"] == {"unit_name": REQUESTER_UNIT, "unit_code": REQUESTER_CODE}
     assert created["holder"]["id"] == "1101**********002X"

@@ -167,7 +167,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             window_seconds REAL NOT NULL
         )""",
     ),
-    # 6: verification requests (协查核验 / 在线开具) and their events, the years of the
+    # 6: the root-signed trust documents (GET /v1/trust), one row per published version.
+    (
+        """CREATE TABLE trust_documents (
+            version INTEGER PRIMARY KEY,
+            document BLOB NOT NULL,
+            published_at REAL NOT NULL
+        )""",
+    ),
+    # 7: verification requests (协查核验 / 在线开具) and their events, the years of the
     # working-day calendar an operator loaded, and a seal's suspension.
     (
         """CREATE TABLE requests (

@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     capacity.add_argument(
         "--requests",
         type=float,
-        default=0.0,
+        default=10.0,
         metavar="SECONDS",
         help="the automated 30-minute tier: requests created, answered, sealed (0: skip)",
     )

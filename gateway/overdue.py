@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from sealgate.errors import Error
 from sealgate.gateway.sealing import rfc3339
 from sealgate.verify.requests import RequestBook, VerificationRequest
 
@@ -136,6 +137,8 @@ class OverdueWatch:
             try:
                 await self.count()
                 await self.announce()
+            except Error as exc:  # the registry away: the next round tries again
+                log.warning("overdue requests not watched this round (%s)", type(exc).__name__)
             except Exception:
                 log.exception("watching overdue requests failed; trying again")
             await asyncio.sleep(WATCH_SECONDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 
 from sealgate.gateway.app import create_app
 from sealgate.gateway.cli import main as sealgate
+from sealgate.gateway.home import HomeError, load_settings
 from sealgate.verify.directory import Role
+from sealgate.verify.workdays import OfficeHours
 from tests.gateway.conftest import Demo, GatewayClient, proof_request
 
 CALENDAR_2027 = Path(__file__).parents[1] / "verify" / "data" / "calendar-2027.json"
@@ -50,3 +53,28 @@ async def test_a_suspended_seal_seals_nothing_until_resumed(
     )
     assert response.status == 201
     assert sealgate(["--home", home, "seal", "suspend", "SEAL-NONE"]) != 0
+
+
+def test_the_request_settings_are_read_from_config_and_refused_when_wrong(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = home / "config.toml"
+    config.write_text(
+        '[requests]\noffice_hours = "09:00-17:30"\noverdue_webhook = "https://hooks.example/late"\n'
+    )
+    settings = load_settings(home)
+    assert settings.office_hours == OfficeHours(dt.time(9), dt.time(17, 30))
+    assert settings.overdue_webhook == "https://hooks.example/late"
+    for wrong in (
+        '[requests]\noffice_hours = "17:00-09:00"\n',
+        '[requests]\noffice_hours = "nine to five"\n',
+        '[requests]\noverdue_webhook = "ftp://x"\n',
+        '[requests]\nofice_hours = "09:00-17:00"\n',
+    ):
+        config.write_text(wrong)
+        with pytest.raises(HomeError, match=r"\[requests\]"):
+            load_settings(home)
+    config.write_text("")
+    assert load_settings(home).office_hours is None  # every minute counts

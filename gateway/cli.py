@@ -21,6 +21,7 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_requests import add_request_commands, calendar_or_suspension
 from sealgate.gateway.cli_seals import (
     add_root_pin,
     add_seal_commands,
@@ -93,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
 
-    add_seal_commands(sub, home)
+    seal = add_seal_commands(sub, home)
 
+    add_request_commands(sub, seal, home)
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -105,7 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
     )
-    add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
+    add.add_argument(
+        "--office",
+        help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
+        " answers the requests addressed to it",
+    )
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
@@ -193,6 +199,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     capacity.add_argument(
         "--database-url", help="registry for the harness's home (default: SQLite in it)"
+    )
+    capacity.add_argument(
+        "--requests",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the automated 30-minute tier: requests created, answered, sealed (0: skip)",
     )
     capacity.add_argument(
         "--peers",
@@ -283,7 +296,8 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
 
-    if args.command in ("seal", "crl", "trust"):
+    suspension = args.command == "seal" and args.action in ("suspend", "resume")
+    if args.command in ("seal", "crl", "trust") and not suspension:
         return run_seal_command(args, settings)
     provisioner = Provisioner(settings)
     directory = provisioner.directory()
@@ -296,6 +310,8 @@ def _run(args: argparse.Namespace) -> int:
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
+        if args.command == "calendar" or args.action in ("suspend", "resume"):
+            return calendar_or_suspension(args, directory, trail)
         if args.command == "client" and args.action == "remove":
             audit_ahead(trail, "client-remove")(args.client)
             directory.remove_client(args.client)
@@ -361,6 +377,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             batch=min(args.batch, 1000),
             locust_seconds=max(0, args.locust),
             database_url=args.database_url,
+            requests_seconds=max(0.0, args.requests),
             peers=args.peers,
         )
     )

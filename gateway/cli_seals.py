@@ -1,6 +1,6 @@
 """The command line's seal commands: ``seal list|create|rotate|revoke|purge`` and ``crl
 issue``, with the city root's PIN (a file or a prompt, never kept) for those that need the
-root (docs/design.md §7.2, §12).
+root (docs/design.md §7.2, §13).
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from sealgate.gateway.provision import Provisioner
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys, revoke_seal
 from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Directory, RevocationReason, SealKey, SealKind
+from sealgate.verify.directory import (
+    Directory,
+    RevocationReason,
+    SealKey,
+    SealKind,
+    SealScope,
+)
 from sealgate.verify.validity import BadInstant, instant
 
 ROOT_PIN_HELP = "a file holding the city root's PIN (default: ask for it); the PIN is never kept"
@@ -35,8 +41,9 @@ def add_root_pin(parser: argparse.ArgumentParser) -> None:
 
 def add_seal_commands(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], home: argparse.ArgumentParser
-) -> None:
-    """``seal create|list|rotate|revoke|purge`` and ``crl issue``."""
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """``seal create|list|rotate|revoke|purge`` and ``crl issue``; returns the ``seal``
+    subcommands, for others to add theirs."""
     seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -51,6 +58,12 @@ def add_seal_commands(
     )
     create.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    create.add_argument(
+        "--platform",
+        action="store_true",
+        help="the city's seal (unit: the platform), used by the signers granted it; the"
+        " data-owning office of each proof is the signer's --office",
     )
     add_root_pin(create)
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
@@ -100,6 +113,7 @@ def add_seal_commands(
         "issue", parents=[home], help="issue a new CRL (before the current one's next update)"
     )
     add_root_pin(issue)
+    return seal
 
 
 def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -> str | None:
@@ -252,6 +266,7 @@ def _seal_list_create_rotate(args: argparse.Namespace, settings: Settings) -> in
                     unit_name=args.unit_name.strip(),
                     unit_code=args.unit_code.strip().upper(),
                     kind=SealKind(args.kind),
+                    scope=SealScope.PLATFORM if args.platform else SealScope.UNIT,
                     algorithm=KeyAlgorithm(args.algorithm),
                     ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )

@@ -72,7 +72,7 @@ def offices(demo: Demo) -> Offices:
     """The requesting office (a unit the directory knows by its seal), the responding
     office's system (a signer of the demo office), the citizens' personal space, and the
     2027 calendar loaded as `sealgate calendar load` does."""
-    provisioner = Provisioner(demo.settings)
+    provisioner = Provisioner(demo.settings, root_pin=demo.credentials.root_pin)
     directory = provisioner.directory()
     try:
         with provisioner.keystore() as keystore:

@@ -14,6 +14,13 @@ Failure is always an exception, never a ``False``::
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
         └── SealNotValidAtSigningTime  signing-time outside seal or root validity
+    CoseError                        a COSE_Sign1 message (QR payload, status list) fails
+    ├── MalformedQr                  not a payload of the shape we issue (prefix,
+    │                                Base45, zlib, CBOR, COSE, claims)
+    ├── UntrustedKey                 its key id is not in the trust list for that use
+    ├── CoseBadSignature             the signature does not verify with the named key
+    ├── Expired                      past its expiry (a dynamic QR, a status list)
+    └── HolderMismatch               the identity number typed is not the holder's
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -26,12 +33,18 @@ from sealgate.errors import Error
 __all__ = [
     "BadSignature",
     "ContentError",
+    "CoseBadSignature",
+    "CoseError",
     "CryptoError",
     "DigestMismatch",
+    "Expired",
+    "HolderMismatch",
     "MalformedProof",
+    "MalformedQr",
     "ProofError",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "UntrustedKey",
     "UntrustedSeal",
 ]
 
@@ -71,3 +84,27 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class CoseError(CryptoError):
+    """A signed COSE message (a QR payload, a status list) failed its check."""
+
+
+class MalformedQr(CoseError):
+    """Not a message of the shape we issue: prefix, Base45, zlib, CBOR, COSE or claims."""
+
+
+class UntrustedKey(CoseError):
+    """The message names a key the trust list does not hold for that use."""
+
+
+class CoseBadSignature(CoseError):
+    """The signature does not verify with the key the message names: it was altered."""
+
+
+class Expired(CoseError):
+    """The message is past its expiry."""
+
+
+class HolderMismatch(CoseError):
+    """The identity number given is not the one the payload was made for."""

@@ -20,6 +20,7 @@ from aiohttp import web
 from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
@@ -28,6 +29,7 @@ from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.qr import get_qr, get_status_list, get_verify_qr
 from sealgate.gateway.handlers.sealing import post_certificates
 from sealgate.gateway.handlers.verify import (
     get_document,
@@ -43,14 +45,17 @@ from sealgate.gateway.keys import (
     CHECKER,
     CLOCK,
     FAILED_LOOKUPS,
+    GATEWAY_KEYS,
     HOLDER_KEYS,
     LOOKUP,
     METRICS,
+    QR_ISSUER,
     REGISTRY,
     SEALING,
     SETTINGS,
     SIGNING,
     SIGNING_OVERRIDE,
+    STATUS_LISTS,
     VERIFY,
 )
 from sealgate.gateway.metrics import Metrics
@@ -61,8 +66,10 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
+from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
+from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.errors import HsmError
@@ -142,6 +149,27 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[VERIFY] = VerifyEndpoint(
             auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]
         )
+        keys = GatewayKeys.load(settings.home)
+        app[GATEWAY_KEYS] = keys
+        lists = StatusLists(
+            registry=registry,
+            signing=signing,
+            keys=keys,
+            bound=settings.status_list_bound,
+            public_url=settings.public_url,
+            clock=app[CLOCK],
+        )
+        app[STATUS_LISTS] = lists
+        app[QR_ISSUER] = QrIssuer(
+            registry=registry,
+            catalog=catalog,
+            signing=signing,
+            keys=keys,
+            lists=lists,
+            region=settings.region,
+            lifetime=settings.qr_lifetime,
+            clock=app[CLOCK],
+        )
 
         async def refresh_catalog() -> None:
             while True:
@@ -162,6 +190,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(feed.run(), name="change-feed"),
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
+            asyncio.create_task(lists.run(), name="status-lists"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
@@ -214,6 +243,8 @@ def create_app(
     )
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
+    # Before /v1/verify/{code:.+}, which would take it for a code.
+    app.router.add_get("/v1/verify/qr/{payload:.+}", get_verify_qr)
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.
     app.router.add_get("/v1/verify/{code:.+}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
@@ -221,6 +252,8 @@ def create_app(
     app.router.add_post("/v1/certificates/{code}/status", post_status)
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)
     app.router.add_get("/v1/proofs", get_proofs)
+    app.router.add_get("/v1/certificates/{code}/qr", get_qr)
+    app.router.add_get("/v1/status-lists/{list_id}", get_status_list)
     app.router.add_get("/v1/trust", get_trust)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -42,6 +42,7 @@ from sealgate.verify.registry import (
     ProofStatus,
     Registry,
     RegistryUnavailable,
+    Status,
     StatusChange,
     StatusChangeRequest,
 )
@@ -230,6 +231,15 @@ class BoundedRegistry(Registry):
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         return await self.guard.call(lambda: self._inner.idempotent_result(client_id, key))
+
+    async def status_slot(self, code: str) -> int:
+        return await self.guard.call(lambda: self._inner.status_slot(code), write=True)
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        return await self.guard.call(lambda: self._inner.slots_since(index, limit))
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        return await self.guard.call(lambda: self._inner.slots_of(codes))
 
     async def count(self) -> int:
         return await self.guard.call(self._inner.count)

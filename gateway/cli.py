@@ -17,6 +17,7 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
+from sealgate.gateway import cli_qr
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
     CliError,
@@ -214,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
     )
+    cli_qr.add_parser(sub, home)
     return parser
 
 
@@ -244,6 +246,8 @@ def _run(args: argparse.Namespace) -> int:
         return _bench_capacity(args)
     if args.command == "verify-file":
         return _verify_file(args, home)
+    if args.command == "verify-qr":
+        return cli_qr.run(args, home)
     if args.command == "audit":
         return audit_verify(args, home)
 

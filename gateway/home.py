@@ -31,6 +31,9 @@ from sealgate.verify.directory import Directory, LookupLimit
 from sealgate.verify.registry import Registry
 
 DEFAULT_HOME = Path(".sealgate")
+DEFAULT_QR_LIFETIME = 90.0
+QR_LIFETIMES = (60.0, 120.0)
+DEFAULT_STATUS_LIST_BOUND = 60.0
 CONFIG_NAME = "config.toml"
 
 
@@ -125,6 +128,12 @@ class Settings:
     # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
     # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
     failed_lookups: FailedLookupSettings = FailedLookupSettings()
+    # City settings for 亮码扫码 (docs/design.md §12): how long a dynamic QR payload lasts
+    # (60-120 s), the bound within which a status change is in the published status
+    # list, and the gateway's public address, the base of the list URIs in payloads.
+    qr_lifetime: float = DEFAULT_QR_LIFETIME
+    status_list_bound: float = DEFAULT_STATUS_LIST_BOUND
+    public_url: str = ""
 
     @property
     def database_kind(self) -> str:
@@ -294,6 +303,20 @@ def load_settings(
         DEFAULT_OUTAGE_FRESHNESS,
         least=0.0,
     )
+    qr_lifetime = _seconds(
+        duration("SEALGATE_QR_LIFETIME", "qr_lifetime"),
+        "qr_lifetime",
+        DEFAULT_QR_LIFETIME,
+        least=QR_LIFETIMES[0],
+    )
+    if qr_lifetime > QR_LIFETIMES[1]:
+        raise HomeError("qr_lifetime must be between 60 and 120 seconds")
+    status_list_bound = _seconds(
+        duration("SEALGATE_STATUS_LIST_BOUND", "status_list_bound"),
+        "status_list_bound",
+        DEFAULT_STATUS_LIST_BOUND,
+        least=1.0,
+    )
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
@@ -307,6 +330,9 @@ def load_settings(
         request_deadline=deadline,
         outage_freshness=freshness,
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
+        qr_lifetime=qr_lifetime,
+        status_list_bound=status_list_bound,
+        public_url=str(config.get("public_url", "")).rstrip("/"),
     )
 
 

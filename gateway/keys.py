@@ -11,13 +11,16 @@ from collections.abc import Callable
 from aiohttp import web
 
 from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
+from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.service import SigningService
@@ -38,6 +41,9 @@ HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFY = web.AppKey("verify", VerifyEndpoint)
+GATEWAY_KEYS = web.AppKey("gateway_keys", GatewayKeys)
+STATUS_LISTS = web.AppKey("status_lists", StatusLists)
+QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -62,6 +62,8 @@ AUDITED = {
     ("POST", "/v1/certificates/{code}/status"): "status",
     ("GET", "/v1/certificates/{code}/status"): "status-history",
     ("GET", "/v1/proofs"): "proofs",
+    ("GET", "/v1/certificates/{code}/qr"): "qr",
+    ("GET", "/v1/verify/qr/{payload}"): "verify-qr",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset({"seal", "status"})

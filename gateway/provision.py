@@ -28,6 +28,7 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
 from sealgate.gateway.home import (
     CONFIG_NAME,
@@ -313,6 +314,7 @@ class Provisioner:
                 directory, name="demo verifier", role=Role.VERIFIER, purposes=[DEMO_PURPOSE]
             ),
             self.add_client(directory, name="demo admin", role=Role.ADMIN),
+            self.add_client(directory, name="demo portal", role=Role.PORTAL),
         ]
         return DemoCredentials(seals, clients)
 
@@ -378,6 +380,7 @@ def init_home(
             try:
                 provisioner.create_root(keystore, directory, city)
                 provisioner.create_audit_key(keystore)
+                create_gateway_keys(keystore, home)
                 credentials = provisioner.demo(keystore, directory) if demo else None
             finally:
                 directory.close()

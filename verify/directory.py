@@ -52,6 +52,7 @@ class Role(enum.StrEnum):
     ISSUER = "issuer"
     VERIFIER = "verifier"
     ADMIN = "admin"
+    PORTAL = "portal"  # the city's citizen platform, which has authenticated the citizen
 
 
 class KeyState(enum.StrEnum):

@@ -242,6 +242,19 @@ class Registry(ABC):
         """The holder's proofs of that type whose stored status is ``valid``."""
 
     @abstractmethod
+    async def status_slot(self, code: str) -> int:
+        """The proof's index in the status lists (docs/design.md §12), given it the first
+        time it is asked for, durably; :class:`ProofNotFound` if no proof has the code."""
+
+    @abstractmethod
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        """The indexes given after ``index``, in order, with their proofs' stored status."""
+
+    @abstractmethod
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        """The indexes of those of ``codes`` that have one."""
+
+    @abstractmethod
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         """What an idempotency key produced, or ``None`` if it is unused."""
 

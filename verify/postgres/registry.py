@@ -65,6 +65,7 @@ from sealgate.verify.registry import (
     IdempotencyConflict,
     IdempotentRequest,
     IdempotentResult,
+    ProofNotFound,
     ProofRecord,
     ProofStatus,
     Registry,
@@ -393,6 +394,31 @@ class PostgresRegistry(Registry):
         async with self._connection("read") as conn:
             found = await conn.fetch(_SQL.find_by_holder, holder_key, type, Status.VALID.value)
         return [rows.status_from_row(tuple(r)) for r in found]
+
+    async def status_slot(self, code: str) -> int:
+        async with self._connection("read") as conn:
+            known = await conn.fetchval(_SQL.slot_of, code)
+        if known is not None:
+            return int(known)
+        self._integrity.refuse_writes()
+        async with self._connection("status slot") as conn, conn.transaction():
+            await conn.execute(_SQL.give_slot, code)
+            given = await conn.fetchval(_SQL.slot_of, code)
+        if given is None:
+            raise ProofNotFound("no proof has that code")
+        return int(given)
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_SQL.slots_since, index, limit)
+        return [(int(i), Status(s)) for i, s in found]
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(
+                "SELECT code, idx FROM status_slots WHERE code = ANY($1::text[])", codes
+            )
+        return {str(c): int(i) for c, i in found}
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         async with self._connection("read") as conn:

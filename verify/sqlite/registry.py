@@ -31,6 +31,7 @@ from sealgate.verify.registry import (
     IdempotencyConflict,
     IdempotentRequest,
     IdempotentResult,
+    ProofNotFound,
     ProofRecord,
     ProofStatus,
     Registry,
@@ -346,6 +347,48 @@ class SqliteRegistry(Registry):
         return await self._read(
             lambda c: [rows.status_from_row(r) for r in c.execute(_SQL.find_by_holder, args)]
         )
+
+    async def status_slot(self, code: str) -> int:
+        def query(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_SQL.slot_of, (code,)).fetchone()
+            return None if row is None else int(row[0])
+
+        known = await self._read(query)
+        if known is not None:
+            return known
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            conn.execute(_SQL.give_slot, (code,))
+            return query(conn)
+
+        self._integrity.refuse_writes()
+        given: int | None = await asyncio.shield(self._writer.submit(work))
+        if given is None:
+            raise ProofNotFound("no proof has that code")
+        return given
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        return await self._read(
+            lambda c: [
+                (int(i), Status(s)) for i, s in c.execute(_SQL.slots_since, (index, limit))
+            ]
+        )
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        def query(conn: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(codes), 500):
+                chunk = codes[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    conn.execute(
+                        f"SELECT code, idx FROM status_slots WHERE code IN ({marks})",  # noqa: S608
+                        chunk,
+                    ).fetchall()
+                )
+            return found
+
+        return await self._read(query)
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         def query(conn: sqlite3.Connection) -> IdempotentResult | None:

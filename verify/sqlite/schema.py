@@ -167,6 +167,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             window_seconds REAL NOT NULL
         )""",
     ),
+    # 6: each proof a QR code names gets an index in the status lists (docs/design.md §12).
+    (
+        """CREATE TABLE status_slots (
+            idx INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE REFERENCES proofs (code)
+        )""",
+    ),
 )
 
 

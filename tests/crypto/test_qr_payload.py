@@ -94,7 +94,12 @@ def payload_of(key: Key, made: QrClaims) -> str:
 
 @pytest.mark.parametrize(
     ("raw", "encoded"),
-    [(b"AB", "BB8"), (b"Hello!!", "%69 VD92EX0"), (b"base-45", "UJCLQE7W581"), (b"ietf!", "QED8WEX0")],
+    [
+        (b"AB", "BB8"),
+        (b"Hello!!", "%69 VD92EX0"),
+        (b"base-45", "UJCLQE7W581"),
+        (b"ietf!", "QED8WEX0"),
+    ],
 )
 def test_base45_matches_rfc_9285(raw: bytes, encoded: str) -> None:
     assert b45encode(raw) == encoded

@@ -1,0 +1,153 @@
+"""The OpenAPI description of 亮码扫码: QR codes, status lists, the online QR check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sealgate.gateway.handlers.qr import FORMATS, VARIANTS
+from sealgate.gateway.openapi_schemas import (
+    BEARER,
+    CODE_PARAMETER,
+    DER,
+    REQUEST_ID_HEADER,
+    STATUS_VIEW,
+    header,
+    json_answer,
+    no_store_header,
+    object_schema,
+    problems,
+)
+from sealgate.verify.holders import HolderKind
+
+Schema = dict[str, Any]
+
+_INSTANT: Schema = {"type": "string", "format": "date-time"}
+QR_ANSWER = object_schema(
+    {
+        "payload": {
+            "type": "string",
+            "pattern": "^SG1:[0-9A-Z $%*+./:-]+$",
+            "description": "Base45 of zlib of a COSE_Sign1 (CWT claims): the QR code's text",
+        },
+        "code": STATUS_VIEW["properties"]["code"],
+        "issued_at": _INSTANT,
+        "expires_at": {**_INSTANT, "type": ["string", "null"]},
+        "status_list": object_schema(
+            {"uri": {"type": "string"}, "idx": {"type": "integer", "minimum": 0}}
+        ),
+        "qr_version": {"type": "integer", "minimum": 1, "maximum": 40},
+    }
+)
+_QR_CHECK_PROPERTIES = {
+    **STATUS_VIEW["properties"],
+    "holder": object_schema(
+        {
+            "kind": {"enum": [k.value for k in HolderKind]},
+            "name": {"type": "string", "description": "Masked: 张*"},
+        }
+    ),
+    "payload_expires_at": {**_INSTANT, "type": ["string", "null"]},
+}
+QR_CHECK = object_schema(_QR_CHECK_PROPERTIES, "superseded_by", "status_as_of")
+
+
+def _binary(description: str, media_type: str, **headers: Schema) -> Schema:
+    return {
+        "description": description,
+        "headers": {"X-Request-Id": REQUEST_ID_HEADER, **headers},
+        "content": {media_type: {"schema": DER}},
+    }
+
+
+_LIST_CACHE = {
+    "Cache-Control": header(
+        {"type": "string", "pattern": "^public, max-age=[0-9]+$"},
+        "Half the city's status_list_bound: a CDN may keep it that long",
+    ),
+    "ETag": header({"type": "string"}, "The token's digest"),
+    "Last-Modified": header({"type": "string"}, "When the list was signed"),
+}
+
+QR_PATHS: dict[str, Any] = {
+    "/v1/certificates/{code}/qr": {
+        "get": {
+            "summary": "亮码: the proof's QR code, for the portal acting for its holder",
+            "description": "A COSE_Sign1 signed by the gateway's QR key in the HSM; the "
+            "dynamic variant expires after the city's qr_lifetime (60-120 s). A proof "
+            "changed, ended or expired gets none (409 not-showable).",
+            "security": BEARER,
+            "parameters": [
+                CODE_PARAMETER,
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": list(FORMATS)},
+                },
+                {
+                    "name": "variant",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"enum": list(VARIANTS)},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The payload (JSON), or the QR code as SVG or PNG",
+                    "headers": {
+                        "X-Request-Id": REQUEST_ID_HEADER,
+                        "Cache-Control": no_store_header(),
+                    },
+                    "content": {
+                        "application/json": {"schema": QR_ANSWER},
+                        "image/svg+xml": {"schema": DER},
+                        "image/png": {"schema": DER},
+                    },
+                },
+                **problems(400, 401, 403, 404, 409, 429, 503),
+            },
+        }
+    },
+    "/v1/verify/qr/{payload}": {
+        "get": {
+            "summary": "扫码 online: a scanned payload's signature, then the live status",
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": "payload",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                },
+            ],
+            "responses": {
+                "200": json_answer("The proof's status, holder masked", QR_CHECK, cache="no-store"),
+                **problems(401, 403, 404, 422, 429, 503),
+            },
+        }
+    },
+    "/v1/status-lists/{list_id}": {
+        "get": {
+            "summary": "A Token Status List (CWT, 2 bits a proof), signed in the HSM",
+            "description": "0 valid, 1 revoked-or-ended, 2 pledged, 3 changed. A change is "
+            "in it within the city's status_list_bound, CDN caching included.",
+            "parameters": [
+                {"name": "list_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _binary("The signed list", "application/statuslist+cwt", **_LIST_CACHE),
+                "304": {
+                    "description": "Not modified since the ETag given",
+                    "headers": {"X-Request-Id": REQUEST_ID_HEADER, **_LIST_CACHE},
+                },
+                **problems(404),
+            },
+        }
+    },
+}

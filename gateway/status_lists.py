@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sealgate.crypto.key_trust import Use
-from sealgate.crypto.status_list import ListStatus, StatusBits, prepare_status_list
+from sealgate.crypto.status_list import ListStatus, StatusBits, compress, prepare_status_list
 from sealgate.errors import Error
 from sealgate.gateway.attestation import GatewayKeys, sign_cose
 from sealgate.hsm.service import SigningService
@@ -136,10 +136,12 @@ class StatusLists:
         self._dirty.clear()
 
     async def _sign(self, list_id: int, now: int) -> None:
+        # Compressed off the event loop (zlib lets go of the GIL): tens of milliseconds.
+        compressed = await asyncio.to_thread(compress, self._lists[list_id].snapshot())
         pending = prepare_status_list(
             self._kid,
             self.uri(list_id),
-            self._lists[list_id].compressed(),
+            compressed,
             issued_at=now,
             ttl=self.max_age,
             expires_at=now + TOKEN_LIFETIME,

@@ -26,6 +26,7 @@ from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
@@ -42,6 +43,7 @@ from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
     CATALOG,
+    CHECK_BUCKETS,
     CHECKER,
     CLOCK,
     FAILED_LOOKUPS,
@@ -66,6 +68,7 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
+from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
@@ -241,6 +244,7 @@ def create_app(
         global_burst=limits.global_burst,
         global_per_second=limits.global_per_second,
     )
+    app[CHECK_BUCKETS] = CheckBuckets(settings.check_per_minute)
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
     # Before /v1/verify/{code:.+}, which would take it for a code.
@@ -254,6 +258,9 @@ def create_app(
     app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/certificates/{code}/qr", get_qr)
     app.router.add_get("/v1/status-lists/{list_id}", get_status_list)
+    app.router.add_get("/check", get_check_page)
+    app.router.add_get("/check/check.js", get_check_script)
+    app.router.add_get("/v1/public/check", get_public_check)
     app.router.add_get("/v1/trust", get_trust)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -134,6 +134,8 @@ class Settings:
     qr_lifetime: float = DEFAULT_QR_LIFETIME
     status_list_bound: float = DEFAULT_STATUS_LIST_BOUND
     public_url: str = ""
+    # The public check page's checks per client address per minute (config.toml).
+    check_per_minute: int = 20
 
     @property
     def database_kind(self) -> str:
@@ -333,7 +335,21 @@ def load_settings(
         qr_lifetime=qr_lifetime,
         status_list_bound=status_list_bound,
         public_url=str(config.get("public_url", "")).rstrip("/"),
+        check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
     )
+
+
+def _count(value: object, key: str) -> int:
+    """A positive whole number setting."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number") from None
+    if number < 1:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    return number
 
 
 def _flag(value: object, key: str) -> bool:

@@ -18,6 +18,7 @@ from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.status_lists import StatusLists
@@ -44,6 +45,7 @@ VERIFY = web.AppKey("verify", VerifyEndpoint)
 GATEWAY_KEYS = web.AppKey("gateway_keys", GatewayKeys)
 STATUS_LISTS = web.AppKey("status_lists", StatusLists)
 QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
+CHECK_BUCKETS = web.AppKey("check_buckets", CheckBuckets)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealgate.gateway.openapi_qr import QR_PATHS
+from sealgate.gateway.openapi_qr import CHECK_PATHS, QR_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -293,6 +293,7 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **QR_PATHS,
+        **CHECK_PATHS,
         "/v1/trust": {
             "get": {
                 "summary": "Trust list: roots and seal certificates",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealgate.gateway.handlers.check import MAX_INPUT
 from sealgate.gateway.handlers.qr import FORMATS, VARIANTS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
@@ -147,6 +148,72 @@ QR_PATHS: dict[str, Any] = {
                     "headers": {"X-Request-Id": REQUEST_ID_HEADER, **_LIST_CACHE},
                 },
                 **problems(404),
+            },
+        }
+    },
+}
+
+
+_PAGE_HEADERS = {
+    "X-Request-Id": REQUEST_ID_HEADER,
+    "Content-Security-Policy": header({"type": "string"}, "Only its own script"),
+    "Cache-Control": header({"const": "public, max-age=300"}, "How long it may be kept"),
+}
+PUBLIC_CHECK = object_schema(
+    {
+        "valid": {"type": "boolean"},
+        "type": {"type": "string"},
+        "unit_name": {"type": "string"},
+        "valid_from": {"type": "string"},
+        "valid_until": {"type": ["string", "null"]},
+    }
+)
+CHECK_PATHS: dict[str, Any] = {
+    "/check": {
+        "get": {
+            "summary": "The public check page (zh-CN): valid or not, type, unit, dates",
+            "parameters": [
+                {"name": "code", "in": "query", "required": False, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "The page",
+                    "headers": _PAGE_HEADERS,
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/check/check.js": {
+        "get": {
+            "summary": "The check page's script",
+            "responses": {
+                "200": {
+                    "description": "The script",
+                    "headers": _PAGE_HEADERS,
+                    "content": {"text/javascript": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
+    "/v1/public/check": {
+        "get": {
+            "summary": "The check page's question: a code or a scanned payload, no token",
+            "description": "Throttled per client address (check_per_minute, a city setting): "
+            "429 too-many-checks with a Chinese detail.",
+            "parameters": [
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_INPUT},
+                }
+            ],
+            "responses": {
+                "200": json_answer(
+                    "Valid or not, and nothing of the holder", PUBLIC_CHECK, cache="no-store"
+                ),
+                **problems(400, 404, 422, 429, 503),
             },
         }
     },

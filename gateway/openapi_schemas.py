@@ -57,7 +57,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "invalid-qr",
         "qr-expired",
     ),
-    429: ("too-many-failed-lookups",),
+    429: ("too-many-failed-lookups", "too-many-checks"),
     503: (
         "hsm-unavailable",
         "seal-key-unavailable",
@@ -79,7 +79,8 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
-    429: "Too many failed lookups; retry after `Retry-After` seconds",
+    429: "Too many failed lookups (or public checks from one address); retry after "
+    "`Retry-After` seconds",
     503: "A component is unavailable; retry after `Retry-After` seconds. Without "
     "`Retry-After` (`registry-corrupted`: the registry's data is damaged) retrying does "
     "not help until the operator restores it",

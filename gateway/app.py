@@ -26,8 +26,10 @@ from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.consenting import ConsentService
 from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
+from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
 from sealgate.gateway.handlers.qr import get_qr, get_status_list, get_verify_qr
@@ -46,6 +48,7 @@ from sealgate.gateway.keys import (
     CHECK_BUCKETS,
     CHECKER,
     CLOCK,
+    CONSENTS,
     FAILED_LOOKUPS,
     GATEWAY_KEYS,
     HOLDER_KEYS,
@@ -163,6 +166,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
         )
         app[STATUS_LISTS] = lists
+        app[CONSENTS] = ConsentService(
+            registry=registry,
+            signing=signing,
+            keys=keys,
+            holder_keys=holder_keys,
+            clock=app[CLOCK],
+        )
         app[QR_ISSUER] = QrIssuer(
             registry=registry,
             catalog=catalog,
@@ -258,6 +268,9 @@ def create_app(
     app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/certificates/{code}/qr", get_qr)
     app.router.add_get("/v1/status-lists/{list_id}", get_status_list)
+    app.router.add_post("/v1/consents", post_consent)
+    app.router.add_get("/v1/consents", get_consents)
+    app.router.add_delete("/v1/consents/{consent_id}", delete_consent)
     app.router.add_get("/check", get_check_page)
     app.router.add_get("/check/check.js", get_check_script)
     app.router.add_get("/v1/public/check", get_public_check)

@@ -1,4 +1,4 @@
-"""The gateway's own attestation keys: what signs QR payloads and status lists.
+"""The gateway's own attestation keys: what signs QR payloads, status lists and consents.
 
 Neither is signed by a seal key. A seal is an office's (宁波 第十五条: used only within
 the rights granted), and a seal may be RSA-3072, whose 384-byte signature alone would
@@ -26,7 +26,12 @@ from sealgate.hsm.service import SigningService
 
 QR_KEY_LABEL = "sealgate-qr-1"
 STATUS_LIST_KEY_LABEL = "sealgate-status-list-1"
-GATEWAY_KEYS = {QR_KEY_LABEL: Use.QR, STATUS_LIST_KEY_LABEL: Use.STATUS_LIST}
+CONSENT_KEY_LABEL = "sealgate-consent-1"
+GATEWAY_KEYS = {
+    QR_KEY_LABEL: Use.QR,
+    STATUS_LIST_KEY_LABEL: Use.STATUS_LIST,
+    CONSENT_KEY_LABEL: Use.CONSENT,
+}
 KEYS_FILE = "gateway-keys.json"
 
 

@@ -136,6 +136,9 @@ class Settings:
     public_url: str = ""
     # The public check page's checks per client address per minute (config.toml).
     check_per_minute: int = 20
+    # Document downloads and reuse lookups by verifiers need the holder's consent
+    # (config.toml ``consent_required``, default true); false keeps the purpose-only mode.
+    consent_required: bool = True
 
     @property
     def database_kind(self) -> str:
@@ -336,6 +339,7 @@ def load_settings(
         status_list_bound=status_list_bound,
         public_url=str(config.get("public_url", "")).rstrip("/"),
         check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
+        consent_required=_flag(config.get("consent_required", True), "consent_required"),
     )
 
 

@@ -16,6 +16,7 @@ from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.consenting import ConsentService
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
 from sealgate.gateway.public_check import CheckBuckets
@@ -46,6 +47,7 @@ GATEWAY_KEYS = web.AppKey("gateway_keys", GatewayKeys)
 STATUS_LISTS = web.AppKey("status_lists", StatusLists)
 QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
 CHECK_BUCKETS = web.AppKey("check_buckets", CheckBuckets)
+CONSENTS = web.AppKey("consents", ConsentService)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -64,9 +64,12 @@ AUDITED = {
     ("GET", "/v1/proofs"): "proofs",
     ("GET", "/v1/certificates/{code}/qr"): "qr",
     ("GET", "/v1/verify/qr/{payload}"): "verify-qr",
+    ("POST", "/v1/consents"): "consent",
+    ("GET", "/v1/consents"): "consents",
+    ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
-_CHANGES = frozenset({"seal", "status"})
+_CHANGES = frozenset({"seal", "status", "consent", "consent-revoke"})
 
 
 def audit_unavailable(request_id: str) -> web.Response:

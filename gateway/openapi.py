@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealgate.gateway.openapi_qr import CHECK_PATHS, QR_PATHS
+from sealgate.gateway.openapi_qr import CHECK_PATHS, CONSENT_PATHS, CONSENT_TOKEN, QR_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -176,7 +176,12 @@ OPENAPI: dict[str, Any] = {
                 "security": BEARER,
                 "parameters": [
                     CODE_PARAMETER,
-                    {**PURPOSE, "required": False, "description": "Required of verifiers"},
+                    {
+                        **PURPOSE,
+                        "required": False,
+                        "description": "Required of verifiers in the purpose-only mode",
+                    },
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": {
@@ -264,6 +269,7 @@ OPENAPI: dict[str, Any] = {
                         "schema": text_schema(MAX_PROOF_TYPE),
                     },
                     PURPOSE,
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": json_answer(
@@ -294,6 +300,7 @@ OPENAPI: dict[str, Any] = {
         },
         **QR_PATHS,
         **CHECK_PATHS,
+        **CONSENT_PATHS,
         "/v1/trust": {
             "get": {
                 "summary": "Trust list: roots and seal certificates",

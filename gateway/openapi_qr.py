@@ -18,6 +18,7 @@ from sealgate.gateway.openapi_schemas import (
     object_schema,
     problems,
 )
+from sealgate.gateway.requests import MAX_CONSENT_TYPES, MAX_CONSENT_USES, MAX_HOLDER_ID
 from sealgate.verify.holders import HolderKind
 
 Schema = dict[str, Any]
@@ -214,6 +215,113 @@ CHECK_PATHS: dict[str, Any] = {
                     "Valid or not, and nothing of the holder", PUBLIC_CHECK, cache="no-store"
                 ),
                 **problems(400, 404, 422, 429, 503),
+            },
+        }
+    },
+}
+
+
+CONSENT_TOKEN: Schema = {
+    "name": "Consent-Token",
+    "in": "header",
+    "required": False,
+    "description": "The holder's consent (compact JWS from POST /v1/consents), required of "
+    "verifiers unless the city keeps the purpose-only mode (consent_required = false)",
+    "schema": {"type": "string"},
+}
+_CONSENT_VIEW: dict[str, Schema] = {
+    "consent_id": {"type": "string"},
+    "grantee": {"type": "string"},
+    "matter": {"type": "string"},
+    "proof_types": {"type": "array", "items": {"type": "string"}},
+    "expires_at": _INSTANT,
+    "uses_left": {"type": "integer", "minimum": 0},
+    "revoked": {"type": "boolean"},
+}
+_HOLDER_ID_QUERY: Schema = {
+    "name": "holder_id",
+    "in": "query",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_HOLDER_ID},
+}
+CONSENT_PATHS: dict[str, Any] = {
+    "/v1/consents": {
+        "post": {
+            "summary": "A holder consents (through the portal) to a unit reading proofs",
+            "security": BEARER,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": object_schema(
+                            {
+                                "holder_id": {"type": "string", "maxLength": MAX_HOLDER_ID},
+                                "grantee": {"type": "string", "description": "client id"},
+                                "matter": {"type": "string", "description": "事项"},
+                                "proof_types": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "maxItems": MAX_CONSENT_TYPES,
+                                    "items": {"type": "string"},
+                                },
+                                "expires_at": {"type": "string"},
+                                "uses": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": MAX_CONSENT_USES,
+                                },
+                            }
+                        )
+                    }
+                },
+            },
+            "responses": {
+                "201": json_answer(
+                    "Granted; the token is the verifier's to present",
+                    object_schema({**_CONSENT_VIEW, "token": {"type": "string"}}),
+                    cache="no-store",
+                ),
+                **problems(400, 401, 403, 408, 413, 503),
+            },
+        },
+        "get": {
+            "summary": "The holder's consents, revoked and expired ones included",
+            "security": BEARER,
+            "parameters": [_HOLDER_ID_QUERY],
+            "responses": {
+                "200": json_answer(
+                    "The consents",
+                    object_schema(
+                        {"items": {"type": "array", "items": object_schema(_CONSENT_VIEW)}}
+                    ),
+                    cache="no-store",
+                ),
+                **problems(400, 401, 403, 503),
+            },
+        },
+    },
+    "/v1/consents/{consent_id}": {
+        "delete": {
+            "summary": "The holder revokes a consent",
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": "consent_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                _HOLDER_ID_QUERY,
+            ],
+            "responses": {
+                "204": {
+                    "description": "Revoked",
+                    "headers": {
+                        "X-Request-Id": REQUEST_ID_HEADER,
+                        "Cache-Control": no_store_header(),
+                    },
+                },
+                **problems(400, 401, 403, 404, 503),
             },
         }
     },

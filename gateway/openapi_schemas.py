@@ -42,8 +42,15 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
     400: ("invalid-request", "incomplete-body", "bad-request"),
     401: ("unauthenticated",),
-    403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
-    404: ("unknown-code", "not-found", "unknown-status-list"),
+    403: (
+        "forbidden-role",
+        "purpose-not-granted",
+        "seal-not-granted",
+        "not-your-office",
+        "consent-required",
+        "consent-invalid",
+    ),
+    404: ("unknown-code", "not-found", "unknown-status-list", "unknown-consent"),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
     409: ("status-terminal", "transition-not-allowed", "not-yet-valid", "not-showable"),

@@ -371,6 +371,10 @@ def init_home(
                 config["pkcs11_module"] = SOFTHSM2_MODULE
         if database_url is not None:
             config["database_url"] = database_url
+        if demo:
+            # The demo's verifier checks with a purpose alone (`make run`'s examples); a
+            # city's home asks for the holder's consent (docs/design.md §13).
+            config["consent_required"] = "false"
         write_config(home, config)
         settings = load_settings(home, database_url=database_url)
         settings.migrate_database()

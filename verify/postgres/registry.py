@@ -44,6 +44,14 @@ import asyncpg
 from sealgate.errors import ConfigError
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.consents import (
+    Consent,
+    ConsentNotFound,
+    ConsentQueries,
+    consent_from_row,
+    consent_row,
+    why_not_usable,
+)
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.postgres.schema import (
@@ -78,6 +86,7 @@ from sealgate.verify.registry import (
 from sealgate.verify.rules import check_status_change
 
 _SQL = rows.RegistryQueries.written_with(lambda n: f"${n}")
+_CONSENTS = ConsentQueries.written_with(lambda n: f"${n}")
 _UPDATE_STATUS = f"{_SQL.update_status} RETURNING {rows.STATUS_COLUMNS}"
 
 # _CHANGE_LOG_ORDER. Every gateway polls ``changes_since(last_seen_seq)`` to drop stale
@@ -419,6 +428,32 @@ class PostgresRegistry(Registry):
                 "SELECT code, idx FROM status_slots WHERE code = ANY($1::text[])", codes
             )
         return {str(c): int(i) for c, i in found}
+
+    async def add_consent(self, consent: Consent) -> None:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn:
+            await conn.execute(_CONSENTS.insert, *consent_row(consent))
+
+    async def use_consent(self, consent_id: str, now: float) -> Consent:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn, conn.transaction():
+            found = await conn.fetchrow(_CONSENTS.select + " FOR UPDATE", consent_id)
+            before = None if found is None else consent_from_row(tuple(found))
+            if await conn.execute(_CONSENTS.use, consent_id, now) != "UPDATE 1" or not before:
+                raise why_not_usable(before, now)
+        return before
+
+    async def consents_of(self, holder_key: bytes) -> list[Consent]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_CONSENTS.of_holder, holder_key)
+        return [consent_from_row(tuple(r)) for r in found]
+
+    async def revoke_consent(self, consent_id: str, holder_key: bytes, now: float) -> None:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn:
+            done = await conn.execute(_CONSENTS.revoke, now, consent_id, holder_key)
+        if done != "UPDATE 1":
+            raise ConsentNotFound("the holder has no such consent in force")
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         async with self._connection("read") as conn:

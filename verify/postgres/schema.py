@@ -128,6 +128,23 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "holders' consents",
+        (
+            """CREATE TABLE consents (
+                consent_id TEXT PRIMARY KEY,
+                holder_key BYTEA NOT NULL,
+                grantee TEXT NOT NULL,
+                matter TEXT NOT NULL,
+                proof_types TEXT NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL,
+                uses_left INTEGER NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                revoked_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX consents_holder ON consents (holder_key)",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

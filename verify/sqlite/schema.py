@@ -174,6 +174,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             code TEXT NOT NULL UNIQUE REFERENCES proofs (code)
         )""",
     ),
+    # 7: holders' consents (docs/design.md §13).
+    (
+        """CREATE TABLE consents (
+            consent_id TEXT PRIMARY KEY,
+            holder_key BLOB NOT NULL,
+            grantee TEXT NOT NULL,
+            matter TEXT NOT NULL,
+            proof_types TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            uses_left INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        )""",
+        "CREATE INDEX consents_holder ON consents (holder_key)",
+    ),
 )
 
 

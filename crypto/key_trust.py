@@ -31,6 +31,7 @@ class Use:
     QR = "qr"
     STATUS_LIST = "status-list"
     CONSENT = "consent"
+    HOLDER_ASSERTION = "holder-assertion"  # an identity platform's, not the gateway's
 
 
 def key_id(public_key_der: bytes) -> bytes:

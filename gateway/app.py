@@ -30,6 +30,7 @@ from sealgate.gateway.consenting import ConsentService
 from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
+from sealgate.gateway.handlers.holders import get_my_document, get_my_proofs
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
 from sealgate.gateway.handlers.qr import get_qr, get_status_list, get_verify_qr
@@ -40,6 +41,7 @@ from sealgate.gateway.handlers.verify import (
     get_verify,
     post_verify_document,
 )
+from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
 from sealgate.gateway.home import Settings
 from sealgate.gateway.keys import (
     AUDIT,
@@ -51,6 +53,7 @@ from sealgate.gateway.keys import (
     CONSENTS,
     FAILED_LOOKUPS,
     GATEWAY_KEYS,
+    HOLDER_ASSERTIONS,
     HOLDER_KEYS,
     LOOKUP,
     METRICS,
@@ -173,6 +176,9 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             holder_keys=holder_keys,
             clock=app[CLOCK],
         )
+        app[HOLDER_ASSERTIONS] = HolderAssertions(
+            load_platforms(settings.home), holder_keys, app[CLOCK]
+        )
         app[QR_ISSUER] = QrIssuer(
             registry=registry,
             catalog=catalog,
@@ -271,6 +277,8 @@ def create_app(
     app.router.add_post("/v1/consents", post_consent)
     app.router.add_get("/v1/consents", get_consents)
     app.router.add_delete("/v1/consents/{consent_id}", delete_consent)
+    app.router.add_get("/v1/holders/me/proofs", get_my_proofs)
+    app.router.add_get("/v1/holders/me/proofs/{code}/document", get_my_document)
     app.router.add_get("/check", get_check_page)
     app.router.add_get("/check/check.js", get_check_script)
     app.router.add_get("/v1/public/check", get_public_check)

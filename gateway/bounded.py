@@ -247,6 +247,9 @@ class BoundedRegistry(Registry):
             lambda: self._inner.revoke_consent(consent_id, holder_key, now), write=True
         )
 
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        return await self.guard.call(lambda: self._inner.proofs_of_holder(holder_key))
+
     async def status_slot(self, code: str) -> int:
         return await self.guard.call(lambda: self._inner.status_slot(code), write=True)
 

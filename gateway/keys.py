@@ -17,6 +17,7 @@ from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.consenting import ConsentService
+from sealgate.gateway.holder_assertions import HolderAssertions
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
 from sealgate.gateway.public_check import CheckBuckets
@@ -48,6 +49,7 @@ STATUS_LISTS = web.AppKey("status_lists", StatusLists)
 QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
 CHECK_BUCKETS = web.AppKey("check_buckets", CheckBuckets)
 CONSENTS = web.AppKey("consents", ConsentService)
+HOLDER_ASSERTIONS = web.AppKey("holder_assertions", HolderAssertions)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

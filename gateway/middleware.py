@@ -67,6 +67,8 @@ AUDITED = {
     ("POST", "/v1/consents"): "consent",
     ("GET", "/v1/consents"): "consents",
     ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
+    ("GET", "/v1/holders/me/proofs"): "holder-proofs",
+    ("GET", "/v1/holders/me/proofs/{code}/document"): "holder-document",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset({"seal", "status", "consent", "consent-revoke"})

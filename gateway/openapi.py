@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sealgate.gateway.openapi_qr import CHECK_PATHS, CONSENT_PATHS, CONSENT_TOKEN, QR_PATHS
+from sealgate.gateway.openapi_qr import (
+    CHECK_PATHS,
+    CONSENT_PATHS,
+    CONSENT_TOKEN,
+    HOLDER_PATHS,
+    QR_PATHS,
+)
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -301,6 +307,7 @@ OPENAPI: dict[str, Any] = {
         **QR_PATHS,
         **CHECK_PATHS,
         **CONSENT_PATHS,
+        **HOLDER_PATHS,
         "/v1/trust": {
             "get": {
                 "summary": "Trust list: roots and seal certificates",

@@ -326,3 +326,45 @@ CONSENT_PATHS: dict[str, Any] = {
         }
     },
 }
+
+
+_ASSERTION: Schema = {
+    "name": "Holder-Assertion",
+    "in": "header",
+    "required": True,
+    "description": "The identity platform's signed assertion of the holder (compact JWS, "
+    "typ sealgate-holder+jwt, aud sealgate, sub the identity number, at most 300 s)",
+    "schema": {"type": "string"},
+}
+HOLDER_PATHS: dict[str, Any] = {
+    "/v1/holders/me/proofs": {
+        "get": {
+            "summary": "The holder's own proofs, in any status, for the portal",
+            "security": BEARER,
+            "parameters": [_ASSERTION],
+            "responses": {
+                "200": json_answer(
+                    "The holder's proofs, newest first",
+                    object_schema({"items": {"type": "array", "items": STATUS_VIEW}}),
+                    cache="no-store",
+                ),
+                **problems(401, 403, 503),
+            },
+        }
+    },
+    "/v1/holders/me/proofs/{code}/document": {
+        "get": {
+            "summary": "One of the holder's own sealed proofs (DER CMS)",
+            "security": BEARER,
+            "parameters": [CODE_PARAMETER, _ASSERTION],
+            "responses": {
+                "200": _binary(
+                    "The sealed proof",
+                    "application/pkcs7-mime",
+                    **{"Cache-Control": no_store_header()},
+                ),
+                **problems(401, 403, 404, 429, 503),
+            },
+        }
+    },
+}

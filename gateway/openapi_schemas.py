@@ -49,6 +49,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "not-your-office",
         "consent-required",
         "consent-invalid",
+        "holder-not-asserted",
     ),
     404: ("unknown-code", "not-found", "unknown-status-list", "unknown-consent"),
     405: ("method-not-allowed",),

@@ -246,6 +246,10 @@ class Registry(ABC):
         """The holder's proofs of that type whose stored status is ``valid``."""
 
     @abstractmethod
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        """Every proof of the holder (at most 1,000), newest first, in any status."""
+
+    @abstractmethod
     async def status_slot(self, code: str) -> int:
         """The proof's index in the status lists (docs/design.md §12), given it the first
         time it is asked for, durably; :class:`ProofNotFound` if no proof has the code."""

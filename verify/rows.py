@@ -51,6 +51,7 @@ class RegistryQueries:
     changes_since: str
     find_by_holder: str
     idempotent_result: str
+    holder_proofs: str
     give_slot: str
     slot_of: str
     slots_since: str
@@ -100,6 +101,10 @@ class RegistryQueries:
             idempotent_result=(
                 "SELECT request_digest, codes FROM idempotency_keys"  # noqa: S608
                 f" WHERE client_id = {p(1)} AND key = {p(2)}"
+            ),
+            holder_proofs=(
+                f"SELECT {STATUS_COLUMNS} FROM proofs WHERE holder_key = {p(1)}"  # noqa: S608
+                " ORDER BY issued_at DESC LIMIT 1000"
             ),
             give_slot=(
                 "INSERT INTO status_slots (code) SELECT code FROM proofs"  # noqa: S608

@@ -27,8 +27,8 @@ from sealgate.bench.redis_server import RedisServer
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import proof_request
-from tests.gateway.test_checking import random_codes
 from tests.gateway.serving import free_port, serving
+from tests.gateway.test_checking import random_codes
 from tests.postgres_server import PostgresServer
 
 BOUND = 1.0  # docs/design.md §4.5: a status change shows everywhere within 1 s of its 200

@@ -68,3 +68,12 @@ async def test_a_consent_expires_and_is_revoked_by_its_holder_only(registry: Reg
     listed = await registry.consents_of(b"h" * 32)
     assert [c.consent_id for c in listed] == ["CN-2", "CN-3"]
     assert listed[1].revoked_at == NOW and listed[0].proof_types == ("无犯罪记录证明",)
+
+
+async def test_a_holders_proofs_in_any_status_newest_first(registry: Registry) -> None:
+    await registry.register(
+        [proof("H1", issued_at=1.0), proof("H2", issued_at=2.0), proof("X", holder=b"x" * 32)]
+    )
+    await registry.change_status(change("H1", Status.REVOKED))
+    found = await registry.proofs_of_holder(b"h" * 32)
+    assert [(p.code, p.status) for p in found] == [("H2", Status.VALID), ("H1", Status.REVOKED)]

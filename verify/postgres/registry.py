@@ -404,6 +404,11 @@ class PostgresRegistry(Registry):
             found = await conn.fetch(_SQL.find_by_holder, holder_key, type, Status.VALID.value)
         return [rows.status_from_row(tuple(r)) for r in found]
 
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_SQL.holder_proofs, holder_key)
+        return [rows.status_from_row(tuple(r)) for r in found]
+
     async def status_slot(self, code: str) -> int:
         async with self._connection("read") as conn:
             known = await conn.fetchval(_SQL.slot_of, code)

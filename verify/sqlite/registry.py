@@ -357,6 +357,13 @@ class SqliteRegistry(Registry):
             lambda c: [rows.status_from_row(r) for r in c.execute(_SQL.find_by_holder, args)]
         )
 
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        return await self._read(
+            lambda c: [
+                rows.status_from_row(r) for r in c.execute(_SQL.holder_proofs, (holder_key,))
+            ]
+        )
+
     async def status_slot(self, code: str) -> int:
         def query(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(_SQL.slot_of, (code,)).fetchone()

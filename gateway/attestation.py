@@ -15,14 +15,18 @@ status-list key cannot vouch for a QR payload nor the other way round.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from sealgate.crypto.cose import PendingSign1
 from sealgate.crypto.key_trust import KeyTrust, TrustedKey, Use
 from sealgate.errors import ConfigError
+from sealgate.hsm.errors import KeyNotFound
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
 from sealgate.hsm.service import SigningService
+
+log = logging.getLogger(__name__)
 
 QR_KEY_LABEL = "sealgate-qr-1"
 STATUS_LIST_KEY_LABEL = "sealgate-status-list-1"
@@ -47,15 +51,19 @@ class GatewayKeys:
         try:
             return self.labels[use], self.kids[use]
         except KeyError:
-            raise ConfigError(f"this home has no gateway key for {use}: see {KEYS_FILE}") from None
+            # 503 to the client: the operator runs `sealgate gateway-keys`.
+            raise KeyNotFound(f"this home has no gateway key for {use}") from None
 
     @classmethod
     def load(cls, home: Path) -> GatewayKeys:
+        """The home's gateway keys; none (what needs them answers 503) in a home made
+        before they were, until `sealgate gateway-keys` makes them."""
         path = home / KEYS_FILE
         try:
             document = json.loads(path.read_text("utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path} is missing: this home has no gateway keys") from None
+            log.warning("%s is missing: run `sealgate gateway-keys` for QR codes", path)
+            return cls({}, {}, KeyTrust([]))
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
         trust = KeyTrust.from_document(document)
@@ -69,10 +77,13 @@ class GatewayKeys:
 
 
 def create_gateway_keys(keystore: Keystore, home: Path) -> GatewayKeys:
-    """Generate the gateway's keys in the token and write ``gateway-keys.json``."""
+    """Generate the gateway's keys the token lacks and write ``gateway-keys.json``."""
     entries = []
     for label, use in GATEWAY_KEYS.items():
-        info = keystore.generate_key(label, KeyAlgorithm.EC_P256)
+        try:
+            info = keystore.key(label)
+        except KeyNotFound:
+            info = keystore.generate_key(label, KeyAlgorithm.EC_P256)
         entry = TrustedKey.from_der(info.public_key_der, [use]).entry()
         entries.append({**entry, "label": label})
     (home / KEYS_FILE).write_text(json.dumps({"keys": entries}, indent=1) + "\n", "utf-8")

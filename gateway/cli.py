@@ -15,9 +15,11 @@ from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
+from sealgate.crypto.key_trust import b64url
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
     CliError,
@@ -216,6 +218,11 @@ def _parser() -> argparse.ArgumentParser:
         "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
     )
     cli_qr.add_parser(sub, home)
+    sub.add_parser(
+        "gateway-keys",
+        parents=[home],
+        help="make the gateway's QR, status-list and consent keys a home lacks",
+    )
     return parser
 
 
@@ -272,6 +279,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     provisioner = Provisioner(settings)
+    if args.command == "gateway-keys":
+        audit_ahead(settings.audit_path, "gateway-keys")("gateway")
+        with provisioner.keystore() as keystore:
+            keys = create_gateway_keys(keystore, home)
+        audit_outcome(settings.audit_path, "gateway-keys", "gateway")
+        for use, label in sorted(keys.labels.items()):
+            print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
+        return 0
     directory = provisioner.directory()
     try:
         if args.command == "seal" and args.action == "list":

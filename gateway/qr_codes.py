@@ -71,7 +71,7 @@ class QrIssuer:
         self._registry = registry
         self._catalog = catalog
         self._signing = signing
-        self._label, self._kid = keys.signer(Use.QR)
+        self._keys = keys
         self._lists = lists
         self._region = region
         self._lifetime = int(lifetime)
@@ -88,6 +88,7 @@ class QrIssuer:
                 "A proof in this status cannot be shown as a QR code",
                 f"the proof is {record.current_status(now).value}",
             )
+        label, kid = self._keys.signer(Use.QR)
         index = await self._registry.status_slot(record.code)
         list_id, entry = list_position(index)
         issued_at = int(now)
@@ -107,7 +108,7 @@ class QrIssuer:
             issued_at=issued_at,
             expires_at=issued_at + self._lifetime if dynamic else None,
         )
-        cose = await sign_cose(self._signing, self._label, prepare_payload(claims, self._kid))
+        cose = await sign_cose(self._signing, label, prepare_payload(claims, kid))
         return IssuedQr(encode_payload(cose), claims)
 
     async def _holder_digest(self, record: ProofRecord) -> bytes:

@@ -76,7 +76,7 @@ class StatusLists:
     ) -> None:
         self._registry = registry
         self._signing = signing
-        self._label, self._kid = keys.signer(Use.STATUS_LIST)
+        self._keys = keys
         self._public_url = public_url
         self.interval = bound / 2
         self._clock = clock
@@ -137,16 +137,17 @@ class StatusLists:
 
     async def _sign(self, list_id: int, now: int) -> None:
         # Compressed off the event loop (zlib lets go of the GIL): tens of milliseconds.
+        label, kid = self._keys.signer(Use.STATUS_LIST)
         compressed = await asyncio.to_thread(compress, self._lists[list_id].snapshot())
         pending = prepare_status_list(
-            self._kid,
+            kid,
             self.uri(list_id),
             compressed,
             issued_at=now,
             ttl=self.max_age,
             expires_at=now + TOKEN_LIFETIME,
         )
-        token = await sign_cose(self._signing, self._label, pending)
+        token = await sign_cose(self._signing, label, pending)
         self._published[list_id] = PublishedList(
             token=token,
             etag='"' + hashlib.sha256(token).hexdigest()[:32] + '"',

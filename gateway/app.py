@@ -23,6 +23,7 @@ from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
@@ -39,6 +40,7 @@ from sealgate.gateway.handlers.verify import (
     get_document,
     get_proofs,
     get_verify,
+    post_verify_batch,
     post_verify_document,
 )
 from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
@@ -46,6 +48,7 @@ from sealgate.gateway.home import Settings
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
+    BATCH_CHECKS,
     CATALOG,
     CHECK_BUCKETS,
     CHECKER,
@@ -158,6 +161,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[VERIFY] = VerifyEndpoint(
             auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]
         )
+        app[BATCH_CHECKS] = BatchChecker(
+            checker=checker,
+            registry=registry,
+            holder_keys=holder_keys,
+            limiter=app[FAILED_LOOKUPS],
+            clock=app[CLOCK],
+        )
         keys = GatewayKeys.load(settings.home)
         app[GATEWAY_KEYS] = keys
         lists = StatusLists(
@@ -268,6 +278,7 @@ def create_app(
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.
     app.router.add_get("/v1/verify/{code:.+}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
+    app.router.add_post("/v1/verify/batch", post_verify_batch)
     app.router.add_get("/v1/certificates/{code}/document", get_document)
     app.router.add_post("/v1/certificates/{code}/status", post_status)
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)

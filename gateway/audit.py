@@ -8,8 +8,9 @@ closed). A worker writes its records to a journal of its own
 (:mod:`sealgate.gateway.audit_journal`), the records of one turn of its event loop with one
 write; a process of its own (:mod:`sealgate.gateway.audit_writer`) chains them into the
 store (:mod:`sealgate.gateway.audit_store`), off the gateway's event loop and its GIL.
-Requests are refused while the journal cannot be written, while the store cannot, or
-once the store is :data:`LAG_LIMIT` behind the journal.
+Requests are refused while the journal cannot be written, while the store cannot, once
+the store is :data:`LAG_LIMIT` behind the journal with no progress, or
+:data:`BACKLOG_LIMIT` behind however it progresses.
 
 A change (sealing, status change) is audited **before its effect**: the handler writes
 its intent (:meth:`AuditLog.record_rows` with ``ahead``) just before the registry write,
@@ -60,8 +61,13 @@ START_TIMEOUT = 15.0
 MAX_GROUP = 5000
 # How long journaled records may wait for the store before requests are refused. The
 # writer is a few milliseconds behind; this bounds how many answers leave while the
-# store cannot be written (a lock held, a hung writer) before the refusals begin.
+# store cannot be written (a lock held, a hung writer) before the refusals begin: once
+# the oldest has waited LAG_LIMIT with no progress at all for as long. A writer that
+# progresses but more slowly than records come (a saturated host: the CPU shared with
+# the workers) is given BACKLOG_LIMIT before requests are refused to let it catch up;
+# its records are in the journal meanwhile, answered and durable, nothing lost.
 LAG_LIMIT = 1.0
+BACKLOG_LIMIT = 15.0
 REFUSAL_LOG_SECONDS = 10.0
 #: The ``result`` of a change's record written ahead of its effect; its outcome's
 #: record (the HTTP status) follows under the same request id.
@@ -129,7 +135,8 @@ class AuditLog:
     then (see :mod:`sealgate.gateway.audit_journal`). The writer chains them into the store a few
     milliseconds later and says how far it got. Requests are refused (fail closed) while a
     record cannot be written to the journal, while the writer's last pass failed, or
-    once journaled records have waited :data:`LAG_LIMIT` for the store.
+    once journaled records have waited :data:`LAG_LIMIT` for a store that takes nothing
+    (:data:`BACKLOG_LIMIT` for one that is only slow).
     """
 
     def __init__(
@@ -171,6 +178,7 @@ class AuditLog:
         # when the oldest record no checkpoint covers yet was journaled (monotonic)
         self._unsigned_since: float | None = None
         self._closed = False
+        self._progress_at = 0.0  # when the writer last chained something waiting
         self._refusal_logged: str | None = None
         self._refusal_logged_at = 0.0
         self.groups_written = 0  # for metrics: records per group show how well writes share
@@ -190,8 +198,13 @@ class AuditLog:
         if self._failing_since is not None:
             return "the audit store cannot be written"
         unchained = self._unchained
-        if unchained and time.monotonic() - unchained[0][2] > LAG_LIMIT:
-            return "the audit writer is behind"
+        if unchained:
+            now = time.monotonic()
+            waited = now - unchained[0][2]
+            if waited > LAG_LIMIT and now - self._progress_at > LAG_LIMIT:
+                return "the audit writer is behind"
+            if waited > BACKLOG_LIMIT:
+                return f"the audit writer is {waited:.0f} s behind"
         return None
 
     def note_refusal(self, reason: str) -> None:
@@ -376,6 +389,7 @@ class AuditLog:
         unchained = self._unchained
         while unchained and (unchained[0][0], unchained[0][1]) <= (n, offset):
             unchained.popleft()
+            self._progress_at = time.monotonic()
         self._recovered()
 
     def _send(self, operation: str, future: asyncio.Future[Any]) -> None:

@@ -207,6 +207,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
     )
+    target = capacity.add_argument_group(
+        "a running deployment (--target): measured from outside, read-only unless told"
+    )
+    target.add_argument("--target", metavar="URL", help="the gateway (or its balancer) to measure")
+    target.add_argument(
+        "--token-file", type=Path, help="a verifier's token (not on the command line: ps shows it)"
+    )
+    target.add_argument("--purpose", default="demo", help="a purpose the verifier is granted")
+    target.add_argument("--codes", type=Path, help="codes registered on the target, one a line")
+    target.add_argument(
+        "--allow-sealing", action="store_true", help="also measure sealing (its proofs stay)"
+    )
+    target.add_argument("--seal-token-file", type=Path, help="a signer's token")
+    target.add_argument("--seal", help="the seal to seal with")
 
     check = sub.add_parser(
         "verify-file",
@@ -403,6 +417,8 @@ def _bench_capacity(args: argparse.Namespace) -> int:
         from sealgate.bench.capacity import Options, run_capacity
     except ImportError as exc:  # pragma: no cover - an install without bench/
         raise CliError(f"the capacity harness is not installed ({exc})") from None
+    if args.target is not None:
+        return _bench_target(args)
     if (
         args.population < 1
         or args.seconds <= 0
@@ -427,6 +443,50 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             peers=args.peers,
         )
     )
+    return 0
+
+
+def _read_token(path: Path | None, flag: str) -> str:
+    if path is None:
+        raise CliError(f"{flag} FILE is required with --target")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise CliError(f"{path} is empty")
+    return token
+
+
+def _bench_target(args: argparse.Namespace) -> int:
+    from sealgate.bench.target import TargetError, TargetOptions, run_target
+
+    if args.seconds <= 0 or args.rounds < 1 or args.connections < 1 or args.batch < 1:
+        raise CliError("--seconds, --rounds, --connections and --batch must be positive")
+    try:
+        run_target(
+            TargetOptions(
+                url=args.target.rstrip("/"),
+                out=args.out.resolve(),
+                token=_read_token(args.token_file, "--token-file"),
+                purpose=args.purpose,
+                codes_file=args.codes,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                connections=args.connections,
+                zipf=args.zipf,
+                allow_sealing=args.allow_sealing,
+                seal_token=(
+                    _read_token(args.seal_token_file, "--seal-token-file")
+                    if args.allow_sealing
+                    else None
+                ),
+                seal_id=args.seal,
+                batch=min(args.batch, 1000),
+            )
+        )
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 

@@ -14,6 +14,7 @@ from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.consenting import ConsentService
@@ -50,6 +51,7 @@ QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
 CHECK_BUCKETS = web.AppKey("check_buckets", CheckBuckets)
 CONSENTS = web.AppKey("consents", ConsentService)
 HOLDER_ASSERTIONS = web.AppKey("holder_assertions", HolderAssertions)
+BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

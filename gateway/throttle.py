@@ -147,14 +147,21 @@ class FailedLookupLimiter:
     ) -> None:
         """Record a failed lookup (``weight``: :attr:`typo_weight` for a mistyped code,
         which can never be a hit); raise :class:`Throttled` if the global bucket was
-        empty. The client's failure is counted either way."""
+        empty, or if the client's had no room left for it (lookups admitted together).
+        The client's failure is counted either way."""
         now = self._clock()
         limit = limit or self._default
         level = self._level(client_id, now)
+        room = limit.failures - level
+        # Capped: the wait after a full bucket stays one drained failure.
         self._put(client_id, min(level + weight, float(limit.failures)), now, limit)
         if self._refill(now) < 1.0:
             raise Throttled((1.0 - self._tokens) / self._global_rate, "global")
         self._tokens -= 1.0
+        if room < weight - _EPSILON:
+            # Admitted together with others (in flight at once, a batch) that used up the
+            # room: this one is beyond the limit, and answered so.
+            raise Throttled((weight - room) / limit.drain_per_second, "client")
 
     async def failed_everywhere(
         self, client_id: str, limit: LookupLimit | None = None, *, weight: float = 1.0

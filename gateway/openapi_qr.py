@@ -50,7 +50,7 @@ _QR_CHECK_PROPERTIES = {
     ),
     "payload_expires_at": {**_INSTANT, "type": ["string", "null"]},
 }
-QR_CHECK = object_schema(_QR_CHECK_PROPERTIES, "superseded_by", "status_as_of")
+QR_CHECK = object_schema(_QR_CHECK_PROPERTIES, "superseded_by", "status_as_of", "status_label")
 
 
 def _binary(description: str, media_type: str, **headers: Schema) -> Schema:

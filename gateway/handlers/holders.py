@@ -8,6 +8,7 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.keys import AUTH, CHECKER, HOLDER_ASSERTIONS, REGISTRY
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import unknown_code
 from sealgate.verify.directory import Role
 
@@ -20,7 +21,9 @@ async def get_my_proofs(request: web.Request) -> web.Response:
     request[AUDIT_NOTE].detail = {"holder": holder_key.hex()}
     found = await request.app[REGISTRY].proofs_of_holder(holder_key)
     checker = request.app[CHECKER]
-    return json_response({"items": [checker.status_view(p) for p in found]}, headers=NO_STORE)
+    chinese = asks_chinese(request)
+    items = [checker.status_view(p, chinese=chinese) for p in found]
+    return json_response({"items": items}, headers=NO_STORE)
 
 
 async def get_my_document(request: web.Request) -> web.Response:

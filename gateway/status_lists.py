@@ -124,6 +124,8 @@ class StatusLists:
                 if found is not None:
                     self._set(found, change.to_status)
             self._last_seq = changes[-1].seq
+        if self._last_index == 0:
+            return  # no proof has been shown as a QR code: nothing to publish, nor sign
         now = int(self._clock())
         for list_id in self._lists:
             published = self._published.get(list_id)

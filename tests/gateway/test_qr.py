@@ -56,9 +56,14 @@ async def qr(api: Client, demo: Demo, code: str, kind: str = "payload", **query:
 
 
 async def status_list(api: Client, uri: str) -> bytes:
-    response = await api.get(uri)
-    assert response.status == 200
-    return await response.read()
+    """The list, once published: a list is signed within the bound after its first index."""
+
+    async def published() -> Any:
+        response = await api.get(uri)
+        return response.status == 200 and await response.read()
+
+    token: bytes = await eventually(published, timeout=10 * BOUND, what="the list published")
+    return token
 
 
 async def test_the_png_reads_back_to_the_payload_which_verifies_offline(

@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import cbor2
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 
-from sealgate.crypto.errors import ContentError, CoseBadSignature, MalformedQr
+from sealgate.crypto.errors import MalformedQr
+from sealgate.crypto.es256 import raw_signature, verify_raw
 from sealgate.crypto.key_trust import KeyTrust, TrustedKey
 
 COSE_SIGN1_TAG = 18
@@ -42,11 +36,7 @@ class PendingSign1:
 
     def finish(self, der_signature: bytes) -> bytes:
         """The tagged COSE_Sign1, from the HSM's DER ``ECDSA-Sig-Value``."""
-        try:
-            r, s = decode_dss_signature(der_signature)
-            raw = r.to_bytes(_P256_HALF, "big") + s.to_bytes(_P256_HALF, "big")
-        except (ValueError, OverflowError) as exc:
-            raise ContentError("the HSM's signature is not a P-256 ECDSA signature") from exc
+        raw = raw_signature(der_signature)
         return cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [self.protected, {}, self.payload, raw]))
 
 
@@ -105,13 +95,5 @@ def open_sign1(message: bytes, trust: KeyTrust, use: str) -> OpenedSign1:
     if typ is not None and not isinstance(typ, str):
         raise MalformedQr("the typ header is not text")
     key = trust.key(kid, use)  # the key id is protected: it cannot be swapped
-    if len(signature) != 2 * _P256_HALF:
-        raise CoseBadSignature("the signature is not 64 bytes of r || s")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:_P256_HALF], "big"), int.from_bytes(signature[_P256_HALF:], "big")
-    )
-    try:
-        key.public_key.verify(der, _sig_structure(protected, payload), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise CoseBadSignature("the signature does not verify with the named key") from None
+    verify_raw(key.public_key, signature, _sig_structure(protected, payload))
     return OpenedSign1(key, payload, typ)

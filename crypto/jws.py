@@ -14,15 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
-
-from sealgate.crypto.errors import ContentError, CoseBadSignature, MalformedQr
+from sealgate.crypto.errors import MalformedQr
+from sealgate.crypto.es256 import raw_signature, verify_raw
 from sealgate.crypto.key_trust import KeyTrust, b64url, from_b64url
 
 MAX_TOKEN = 4096
@@ -34,12 +27,7 @@ class PendingJws:
     digest: bytes
 
     def finish(self, der_signature: bytes) -> str:
-        try:
-            r, s = decode_dss_signature(der_signature)
-            raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        except (ValueError, OverflowError) as exc:
-            raise ContentError("the HSM's signature is not a P-256 ECDSA signature") from exc
-        return self.signing_input.decode() + "." + b64url(raw)
+        return self.signing_input.decode() + "." + b64url(raw_signature(der_signature))
 
 
 def prepare_jws(kid: bytes, claims: dict[str, Any], *, typ: str) -> PendingJws:
@@ -66,14 +54,5 @@ def open_jws(token: str, trust: KeyTrust, use: str, *, typ: str) -> dict[str, An
     if not isinstance(claims, dict) or header.get("alg") != "ES256" or header.get("typ") != typ:
         raise MalformedQr(f"not an ES256 {typ}")
     key = trust.key(kid, use)
-    if len(signature) != 64:
-        raise CoseBadSignature("the signature is not 64 bytes of r || s")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    try:
-        signed = f"{parts[0]}.{parts[1]}".encode()
-        key.public_key.verify(der, signed, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise CoseBadSignature("the signature does not verify with the named key") from None
+    verify_raw(key.public_key, signature, f"{parts[0]}.{parts[1]}".encode())
     return claims

@@ -269,17 +269,8 @@ def parse_holder_query(holder_id: str | None, type_: str | None) -> HolderQuery:
         raise InvalidRequest("holder_id", "is required")
     if type_ is None:
         raise InvalidRequest("type", "is required")
-    text = _text(holder_id, "holder_id", limit=MAX_HOLDER_ID)
-    for kind in (HolderKind.PERSON, HolderKind.ORG):
-        try:
-            return HolderQuery(
-                kind, normalise_holder_id(kind, text), _text(type_, "type", limit=MAX_PROOF_TYPE)
-            )
-        except InvalidHolderId:
-            continue
-    raise InvalidRequest(
-        "holder_id", "is neither a resident identity number nor a unified social credit code"
-    )
+    kind, number = parse_holder_id(holder_id, "holder_id")
+    return HolderQuery(kind, number, _text(type_, "type", limit=MAX_PROOF_TYPE))
 
 
 def parse_idempotency_key(value: str | None) -> str | None:

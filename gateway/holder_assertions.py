@@ -5,7 +5,9 @@ word for who that is, but an assertion the city's identity platform signed: a co
 (ES256, ``typ`` :data:`ASSERTION_TYPE`) in the :data:`ASSERTION_HEADER` header::
 
     {"iss": platform, "aud": "sealgate", "sub": identity number, "iat": t, "exp": t + <=300,
-     "jti": random}
+     "jti": random, 8-128 characters}
+
+Each assertion is taken once by a worker (its ``jti`` remembered until its ``exp``).
 
 The platform's keys are those the home's ``identity-platforms.json`` (a trust document,
 :mod:`sealgate.crypto.key_trust`) holds for ``holder-assertion``. The identity number
@@ -34,6 +36,7 @@ AUDIENCE = "sealgate"
 PLATFORMS_FILE = "identity-platforms.json"
 MAX_LIFETIME = 300  # seconds an assertion may be valid for: replays stay short
 CLOCK_SKEW = 60
+MAX_REMEMBERED = 100_000
 
 
 def refused(detail: str) -> Problem:
@@ -58,6 +61,7 @@ class HolderAssertions:
         self._platforms = platforms
         self._holder_keys = holder_keys
         self._clock = clock
+        self._seen: dict[str, int] = {}  # jti → exp of assertions already taken
 
     def holder_key(self, request: web.Request) -> bytes:
         """The registry key of the holder the request's assertion names; 403 otherwise."""
@@ -80,4 +84,18 @@ class HolderAssertions:
             kind, holder_id = parse_holder_id(claims.get("sub"), "sub")
         except InvalidRequest:
             raise refused("the assertion names no valid identity number") from None
+        self._once(claims.get("jti"), exp, now)
         return self._holder_keys.key(kind, holder_id)
+
+    def _once(self, jti: object, exp: int, now: float) -> None:
+        """Each assertion serves one request (in this process: another worker or instance
+        could take a replay within its 300 s, which only repeats a read the holder made)."""
+        if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
+            raise refused("the assertion has no jti of 8 to 128 characters")
+        if len(self._seen) >= MAX_REMEMBERED:
+            self._seen = {k: e for k, e in self._seen.items() if e > now}
+            if len(self._seen) >= MAX_REMEMBERED:
+                raise refused("too many assertions at once; retry with a new one")
+        if jti in self._seen:
+            raise refused("this assertion was used already")
+        self._seen[jti] = exp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -42,7 +43,7 @@ class Platform:
     def assert_holder(self, holder_id: str, **overrides: Any) -> str:
         now = int(time.time())
         claims = {"iss": "ids", "aud": "sealgate", "sub": holder_id, "iat": now,
-                  "exp": now + 120, "jti": "x", **overrides}  # fmt: skip
+                  "exp": now + 120, "jti": secrets.token_hex(8), **overrides}  # fmt: skip
         pending = prepare_jws(self.trusted.kid, claims, typ=ASSERTION_TYPE)
         return pending.finish(self.key.sign(pending.digest, ec.ECDSA(Prehashed(hashes.SHA256()))))
 
@@ -74,12 +75,17 @@ async def test_a_holder_lists_and_downloads_their_own_proofs(
     theirs = await seal(api, demo, holder={"kind": "person", "id": someone, "name": "李四"})
     headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
     listed = await api.get("/v1/holders/me/proofs", headers=headers)
+    replayed = await api.get("/v1/holders/me/proofs", headers=headers)
+    assert replayed.status == 403  # an assertion serves once
+    headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
     assert listed.status == 200
     items = {i["code"]: i["status"] for i in (await listed.json())["items"]}
     assert items[mine] == "valid" and items[ended] == "revoked" and theirs not in items
+    headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
     document = await api.get(f"/v1/holders/me/proofs/{mine}/document", headers=headers)
     assert document.status == 200
     assert HOLDER_ID.encode() in await document.read()  # the holder's own, in full
+    headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
     other = await api.get(f"/v1/holders/me/proofs/{theirs}/document", headers=headers)
     assert other.status == 404
 
@@ -96,6 +102,7 @@ async def test_an_assertion_must_be_the_platforms_current_and_for_the_gateway(
         platform.assert_holder(HOLDER_ID, iat=now - 600, exp=now - 300),
         platform.assert_holder(HOLDER_ID, exp=now + 3600),  # lasts too long
         platform.assert_holder("123"),
+        platform.assert_holder(HOLDER_ID, jti="short"),
         platform.assert_holder(HOLDER_ID)[:-3] + "AAA",
     ):
         refused = await api.get(path, headers=as_holder(demo, bad))

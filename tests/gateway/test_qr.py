@@ -8,6 +8,7 @@ import dataclasses
 import io
 import subprocess
 import sys
+import time
 import urllib.parse
 import zlib
 from pathlib import Path
@@ -27,6 +28,7 @@ from sealgate.gateway.app import create_app
 from sealgate.gateway.attestation import KEYS_FILE
 from sealgate.verify.directory import Role
 from sealgate.verify.qr import verify_qr
+from tests.gateway.clock import Clock
 from tests.gateway.conftest import Demo, GatewayClient
 from tests.gateway.test_status import change, seal
 from tests.waiting import eventually
@@ -236,6 +238,19 @@ async def test_verify_qr_on_the_command_line(api: Client, demo: Demo, tmp_path: 
 
 
 def _now() -> float:
-    import time
-
     return time.time()
+
+
+async def test_a_dynamic_payload_is_refused_once_its_lifetime_is_over(
+    demo: Demo, gateway_client: GatewayClient
+) -> None:
+    clock = Clock(time.time())
+    settings = dataclasses.replace(demo.settings, qr_lifetime=60.0)
+    api = await gateway_client(create_app(settings, clock=clock))
+    body = await qr(api, demo, await seal(api, demo))
+    path = "/v1/verify/qr/" + urllib.parse.quote(body["payload"], safe="")
+    verifier = demo.auth(Role.VERIFIER)
+    assert (await api.get(path, headers=verifier)).status == 200
+    clock.now += 60
+    late = await api.get(path, headers=verifier)
+    assert late.status == 422 and (await late.json())["code"] == "qr-expired"

@@ -7,20 +7,23 @@ Failure is always an exception, never a ``False``::
     │   │                            (non-JSON value, naive datetime, bad seal id,
     │   │                             malformed HSM signature, unusable key...)
     │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
-    └── ProofError                   a proof (or certificate) does not verify
-        ├── MalformedProof           not the DER structure we issue; too large
-        ├── DigestMismatch           content does not match the signed message-digest
-        ├── BadSignature             signature does not verify with the signer's key
-        ├── UntrustedSeal            seal certificate does not chain to a trusted root,
-        │                            or lacks keyUsage / documentSigning EKU
-        └── SealNotValidAtSigningTime  signing-time outside seal or root validity
-    CoseError                        a COSE_Sign1 message (QR payload, status list) fails
-    ├── MalformedQr                  not a payload of the shape we issue (prefix,
-    │                                Base45, zlib, CBOR, COSE, claims)
-    ├── UntrustedKey                 its key id is not in the trust list for that use
-    ├── CoseBadSignature             the signature does not verify with the named key
-    ├── Expired                      past its expiry (a dynamic QR, a status list)
-    └── HolderMismatch               the identity number typed is not the holder's
+    ├── ProofError                   a proof (or certificate) does not verify
+    │   ├── MalformedProof           not the DER structure we issue; too large
+    │   ├── DigestMismatch           content does not match the signed message-digest
+    │   ├── BadSignature             signature does not verify with the signer's key
+    │   ├── UntrustedSeal            seal certificate does not chain to a trusted root,
+    │   │                            or lacks keyUsage / documentSigning EKU
+    │   ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+    │   ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
+    │   ├── SignedAfterRetirement  signed after the seal key was retired
+    │   └── TrustDocumentError     a trust document malformed or not signed by a trusted root
+    └── CoseError                      a COSE_Sign1 message (QR payload, status list) fails
+        ├── MalformedQr                  not a payload of the shape we issue (prefix,
+        │                                Base45, zlib, CBOR, COSE, claims)
+        ├── UntrustedKey                 its key id is not in the trust list for that use
+        ├── CoseBadSignature             the signature does not verify with the named key
+        ├── Expired                      past its expiry (a dynamic QR, a status list)
+        └── HolderMismatch               the identity number typed is not the holder's
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -44,6 +47,9 @@ __all__ = [
     "ProofError",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "SignedAfterRetirement",
+    "SignedInTheFuture",
+    "TrustDocumentError",
     "UntrustedKey",
     "UntrustedSeal",
 ]
@@ -84,6 +90,18 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class SignedInTheFuture(ProofError):
+    """The proof's signing time or timestamp lies ahead of the checker's clock."""
+
+
+class SignedAfterRetirement(ProofError):
+    """The proof was signed after its seal key was retired: no seal signs with it then."""
+
+
+class TrustDocumentError(ProofError):
+    """A trust document that is malformed or not signed by a trusted root."""
 
 
 class CoseError(CryptoError):

@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.errors import ProofError
 from sealgate.crypto.key_trust import b64url
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
 from sealgate.gateway.attestation import create_gateway_keys
@@ -27,11 +25,13 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKind
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -222,14 +222,14 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--seal-token-file", type=Path, help="a signer's token")
     target.add_argument("--seal", help="the seal to seal with")
 
-    check = sub.add_parser(
-        "verify-file",
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    trust.add_parser(
+        "publish",
         parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
-    )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
+        help="sign the directory's roots and seal keys with the root as the next version",
     )
     cli_qr.add_parser(sub, home)
     sub.add_parser(
@@ -266,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench_capacity(args)
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home)
     if args.command == "verify-qr":
         return cli_qr.run(args, home)
     if args.command == "audit":
@@ -361,6 +361,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
+            if args.command == "trust":
+                audit_ahead(trail, "trust-publish")("trust")
+                version = publish_trust_document(directory, root_signer(keystore, directory))
+                audit_outcome(trail, "trust-publish", "trust", version=version)
+                print(f"trust document\tversion {version}")
+                return 0
             if args.action == "create":
                 seal = provisioner.create_seal(
                     keystore,
@@ -373,7 +379,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
+                return _publish_after(trail, directory, keystore)
             key = provisioner.rotate_seal(
                 keystore,
                 directory,
@@ -389,26 +395,23 @@ def _run(args: argparse.Namespace) -> int:
                 key=key.key_label,
             )
             print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+            return _publish_after(trail, directory, keystore)
     finally:
         directory.close()
 
 
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
+def _publish_after(trail: Path, directory: Directory, keystore: Keystore) -> int:
+    """A change to the seal keys publishes the next trust document; if that fails, the
+    change stands and the operator is told how to publish (exit 1)."""
     try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        der = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust)
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
-    )
+        audit_ahead(trail, "trust-publish")("trust")
+        version = publish_trust_document(directory, root_signer(keystore, directory))
+    except Error as exc:
+        raise CliError(
+            f"done, but the trust document was not published ({exc}):"
+            " run 'sealgate trust publish'"
+        ) from None
+    audit_outcome(trail, "trust-publish", "trust", version=version)
     return 0
 
 

@@ -58,6 +58,7 @@ PROBLEM_TITLES_ZH = {
     "consent-invalid": "该授权不允许此操作",
     "unknown-consent": "持证人没有此项有效授权",
     "holder-not-asserted": "未能确认持证人身份",
+    "trust-document-unpublished": "信任文档尚未由根证书签发发布，需由运维人员发布",
     "internal-error": "内部错误",
     "http-error": "请求错误",
 }

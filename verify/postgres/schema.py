@@ -120,6 +120,16 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "the root-signed trust documents (GET /v1/trust), one row per published version",
+        (
+            """CREATE TABLE trust_documents (
+                version INTEGER PRIMARY KEY,
+                document BYTEA NOT NULL,
+                published_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
+    (
         "each proof a QR code names gets an index in the status lists",
         (
             """CREATE TABLE status_slots (

@@ -167,14 +167,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             window_seconds REAL NOT NULL
         )""",
     ),
-    # 6: each proof a QR code names gets an index in the status lists (docs/design.md §12).
+    # 6: the root-signed trust documents (GET /v1/trust), one row per published version.
+    (
+        """CREATE TABLE trust_documents (
+            version INTEGER PRIMARY KEY,
+            document BLOB NOT NULL,
+            published_at REAL NOT NULL
+        )""",
+    ),
+    # 7: each proof a QR code names gets an index in the status lists (docs/design.md §12).
     (
         """CREATE TABLE status_slots (
             idx INTEGER PRIMARY KEY,
             code TEXT NOT NULL UNIQUE REFERENCES proofs (code)
         )""",
     ),
-    # 7: holders' consents (docs/design.md §13).
+    # 8: holders' consents (docs/design.md §13).
     (
         """CREATE TABLE consents (
             consent_id TEXT PRIMARY KEY,

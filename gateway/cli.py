@@ -14,7 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
+from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
+from sealgate.gateway import cli_qr
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
     CliError,
@@ -247,6 +250,12 @@ def _parser() -> argparse.ArgumentParser:
         parents=[home],
         help="sign the directory's roots and seal keys with the root as the next version",
     )
+    cli_qr.add_parser(sub, home)
+    sub.add_parser(
+        "gateway-keys",
+        parents=[home],
+        help="make the gateway's QR, status-list and consent keys a home lacks",
+    )
     return parser
 
 
@@ -277,6 +286,8 @@ def _run(args: argparse.Namespace) -> int:
         return _bench_capacity(args)
     if args.command == "verify-file":
         return verify_file(args, home)
+    if args.command == "verify-qr":
+        return cli_qr.run(args, home)
     if args.command == "audit":
         return audit_verify(args, home)
 
@@ -301,6 +312,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     provisioner = Provisioner(settings)
+    if args.command == "gateway-keys":
+        audit_ahead(settings.audit_path, "gateway-keys")("gateway")
+        with provisioner.keystore() as keystore:
+            keys = create_gateway_keys(keystore, home)
+        audit_outcome(settings.audit_path, "gateway-keys", "gateway")
+        for use, label in sorted(keys.labels.items()):
+            print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
+        return 0
     directory = provisioner.directory()
     try:
         if args.command == "seal" and args.action == "list":

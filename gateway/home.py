@@ -33,6 +33,9 @@ from sealgate.verify.registry import Registry
 from sealgate.verify.workdays import CalendarError, OfficeHours
 
 DEFAULT_HOME = Path(".sealgate")
+DEFAULT_QR_LIFETIME = 90.0
+QR_LIFETIMES = (60.0, 120.0)
+DEFAULT_STATUS_LIST_BOUND = 60.0
 CONFIG_NAME = "config.toml"
 
 
@@ -132,6 +135,17 @@ class Settings:
     # are announced (signed with the secret ``webhook-key``).
     office_hours: OfficeHours | None = None
     overdue_webhook: str | None = None
+    # City settings for 亮码扫码 (docs/design.md §13): how long a dynamic QR payload lasts
+    # (60-120 s), the bound within which a status change is in the published status
+    # list, and the gateway's public address, the base of the list URIs in payloads.
+    qr_lifetime: float = DEFAULT_QR_LIFETIME
+    status_list_bound: float = DEFAULT_STATUS_LIST_BOUND
+    public_url: str = ""
+    # The public check page's checks per client address per minute (config.toml).
+    check_per_minute: int = 20
+    # Document downloads and reuse lookups by verifiers need the holder's consent
+    # (config.toml ``consent_required``, default true); false keeps the purpose-only mode.
+    consent_required: bool = True
 
     @property
     def database_kind(self) -> str:
@@ -301,6 +315,20 @@ def load_settings(
         DEFAULT_OUTAGE_FRESHNESS,
         least=0.0,
     )
+    qr_lifetime = _seconds(
+        duration("SEALGATE_QR_LIFETIME", "qr_lifetime"),
+        "qr_lifetime",
+        DEFAULT_QR_LIFETIME,
+        least=QR_LIFETIMES[0],
+    )
+    if qr_lifetime > QR_LIFETIMES[1]:
+        raise HomeError("qr_lifetime must be between 60 and 120 seconds")
+    status_list_bound = _seconds(
+        duration("SEALGATE_STATUS_LIST_BOUND", "status_list_bound"),
+        "status_list_bound",
+        DEFAULT_STATUS_LIST_BOUND,
+        least=1.0,
+    )
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
@@ -314,6 +342,11 @@ def load_settings(
         request_deadline=deadline,
         outage_freshness=freshness,
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
+        qr_lifetime=qr_lifetime,
+        status_list_bound=status_list_bound,
+        public_url=str(config.get("public_url", "")).rstrip("/"),
+        check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
+        consent_required=_flag(config.get("consent_required", True), "consent_required"),
         **_request_settings(config.get("requests")),
     )
 
@@ -334,6 +367,19 @@ def _request_settings(table: object) -> dict[str, Any]:
             raise HomeError(f"{CONFIG_NAME}: [requests] overdue_webhook must be an http(s) URL")
         settings["overdue_webhook"] = str(url)
     return settings
+
+
+def _count(value: object, key: str) -> int:
+    """A positive whole number setting."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number") from None
+    if number < 1:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    return number
 
 
 def _flag(value: object, key: str) -> bool:

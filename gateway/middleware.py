@@ -72,6 +72,13 @@ AUDITED = {
     ("POST", "/v1/requests/{id}/extend"): "request-extend",
     ("POST", "/v1/requests/{id}/return"): "request-return",
     ("GET", "/v1/holder-requests"): "holder-requests",
+    ("GET", "/v1/certificates/{code}/qr"): "qr",
+    ("GET", "/v1/verify/qr/{payload}"): "verify-qr",
+    ("POST", "/v1/consents"): "consent",
+    ("GET", "/v1/consents"): "consents",
+    ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
+    ("GET", "/v1/holders/me/proofs"): "holder-proofs",
+    ("GET", "/v1/holders/me/proofs/{code}/document"): "holder-document",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset(
@@ -83,6 +90,8 @@ _CHANGES = frozenset(
         "request-reclassify",
         "request-extend",
         "request-return",
+        "consent",
+        "consent-revoke",
     }
 )
 

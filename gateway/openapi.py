@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealgate.gateway.openapi_qr import (
+    CHECK_PATHS,
+    CONSENT_PATHS,
+    CONSENT_TOKEN,
+    HOLDER_PATHS,
+    QR_PATHS,
+)
 from sealgate.gateway.openapi_requests import REQUEST_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
@@ -180,7 +187,12 @@ OPENAPI: dict[str, Any] = {
                 "security": BEARER,
                 "parameters": [
                     CODE_PARAMETER,
-                    {**PURPOSE, "required": False, "description": "Required of verifiers"},
+                    {
+                        **PURPOSE,
+                        "required": False,
+                        "description": "Required of verifiers in the purpose-only mode",
+                    },
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": {
@@ -268,6 +280,7 @@ OPENAPI: dict[str, Any] = {
                         "schema": text_schema(MAX_PROOF_TYPE),
                     },
                     PURPOSE,
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": json_answer(
@@ -296,6 +309,10 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        **QR_PATHS,
+        **CHECK_PATHS,
+        **CONSENT_PATHS,
+        **HOLDER_PATHS,
         "/v1/verify/batch": {
             "post": {
                 "summary": "Check up to 100 codes for one purpose, each its own status or problem",

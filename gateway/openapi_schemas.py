@@ -49,8 +49,17 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "seal-suspended",
         "not-your-office",
         "no-office",
+        "consent-required",
+        "consent-invalid",
+        "holder-not-asserted",
     ),
-    404: ("unknown-code", "not-found", "request-not-found"),
+    404: (
+        "unknown-code",
+        "not-found",
+        "request-not-found",
+        "unknown-status-list",
+        "unknown-consent",
+    ),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
     409: (
@@ -59,6 +68,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "not-yet-valid",
         "request-closed",
         "step-not-allowed",
+        "not-showable",
     ),
     413: ("body-too-large",),
     417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
@@ -71,8 +81,10 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "unknown-office",
         "seal-kind-mismatch",
         "holder-mismatch",
+        "invalid-qr",
+        "qr-expired",
     ),
-    429: ("too-many-failed-lookups",),
+    429: ("too-many-failed-lookups", "too-many-checks"),
     503: (
         "hsm-unavailable",
         "seal-key-unavailable",
@@ -90,7 +102,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
     404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
-    " this office's) or path",
+    " this office's), status list, consent or path",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
     409: "The proof's status (or its not having started yet) does not allow that change, or "
@@ -98,7 +110,8 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
-    429: "Too many failed lookups; retry after `Retry-After` seconds",
+    429: "Too many failed lookups (or public checks from one address); retry after "
+    "`Retry-After` seconds",
     503: "A component is unavailable; retry after `Retry-After` seconds. Without "
     "`Retry-After` (`registry-corrupted`: the registry's data is damaged; "
     "`trust-document-unpublished`: no root-signed trust document yet) retrying does "

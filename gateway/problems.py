@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
-from sealgate.crypto.errors import ContentError, ProofError
+from sealgate.crypto.errors import ContentError, CoseError, Expired, ProofError
 from sealgate.errors import Error
 from sealgate.gateway.audit import AuditUnavailable
 from sealgate.gateway.language import PROBLEM_TITLES_ZH
@@ -211,6 +211,13 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(409, "step-not-allowed", "That step is not allowed now", str(exc))
     if isinstance(exc, CalendarError):
         return Problem(503, "calendar-unusable", "The working-day calendar cannot count it")
+    if isinstance(exc, Expired):
+        return Problem(422, "qr-expired", "This QR code has expired", str(exc))
+    if isinstance(exc, CoseError):
+        # The reason names the check that failed; the payload itself is never echoed.
+        return Problem(
+            422, "invalid-qr", "This is not a valid QR code of a proof", reason=type(exc).__name__
+        )
     if isinstance(exc, ContentError):
         return Problem(400, "invalid-request", "The request is invalid", str(exc))
     if isinstance(exc, ProofError):

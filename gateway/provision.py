@@ -28,6 +28,7 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
 from sealgate.gateway.home import (
     CONFIG_NAME,
@@ -325,6 +326,7 @@ class Provisioner:
                 directory, name="demo verifier", role=Role.VERIFIER, purposes=[DEMO_PURPOSE]
             ),
             self.add_client(directory, name="demo admin", role=Role.ADMIN),
+            self.add_client(directory, name="demo portal", role=Role.PORTAL),
         ]
         return DemoCredentials(seals, clients)
 
@@ -382,6 +384,10 @@ def init_home(
                 config["pkcs11_module"] = SOFTHSM2_MODULE
         if database_url is not None:
             config["database_url"] = database_url
+        if demo:
+            # The demo's verifier checks with a purpose alone (`make run`'s examples); a
+            # city's home asks for the holder's consent (docs/design.md §14).
+            config["consent_required"] = "false"
         write_config(home, config)
         settings = load_settings(home, database_url=database_url)
         settings.migrate_database()
@@ -391,6 +397,7 @@ def init_home(
             try:
                 provisioner.create_root(keystore, directory, city)
                 provisioner.create_audit_key(keystore)
+                create_gateway_keys(keystore, home)
                 credentials = provisioner.demo(keystore, directory) if demo else None
                 publish_trust_document(directory, root_signer(keystore, directory))
             finally:

@@ -13,6 +13,11 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the capacity harness's load 
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 # The test suite starts its own PostgreSQL (initdb + postgres) for the city-scale registry.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# The public check page is tested in Debian's chromium, driven by selenium through its
+# chromedriver; a CJK font so its screenshots read in Chinese.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+compgen -G '/usr/share/fonts/truetype/wqy/wqy-zenhei.tt*' >/dev/null || missing+=(fonts-wqy-zenhei)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2

@@ -16,9 +16,11 @@ from sealgate.gateway.keys import (
     BATCH_CHECKS,
     CHECKER,
     CLOCK,
+    CONSENTS,
     FAILED_LOOKUPS,
     HOLDER_KEYS,
     REGISTRY,
+    SETTINGS,
     VERIFY,
 )
 from sealgate.gateway.language import asks_chinese
@@ -46,15 +48,23 @@ async def get_verify(request: web.Request) -> web.Response:
 
 
 async def get_proofs(request: web.Request) -> web.Response:
-    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose:
-    in force now, so neither expired nor not yet valid."""
+    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, with the holder's
+    consent (or, where the city keeps the purpose-only mode, for a granted purpose): in
+    force now, so neither expired nor not yet valid."""
     client = await request.app[AUTH].require(request, Role.VERIFIER)
-    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    consent_required = request.app[SETTINGS].consent_required
+    if not consent_required:
+        require_purpose(client, parse_purpose(request.query.get("purpose")))
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
     holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
     # The keyed hash only: the audit trail never holds an identity number. Nor the type
     # as typed (free text, an identity number too): only once it has named proofs.
     detail = request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": NONE_FOUND}
+    if consent_required:
+        consent = await request.app[CONSENTS].redeem(
+            request, client, holder_key=holder_key, proof_type=query.type
+        )
+        detail.update(consent=consent.consent_id, matter=consent.matter)
     checker = request.app[CHECKER]
     registry = request.app[REGISTRY]
     clock = request.app[CLOCK]
@@ -81,7 +91,8 @@ async def get_proofs(request: web.Request) -> web.Response:
 
 async def get_document(request: web.Request) -> web.Response:
     client = await request.app[AUTH].require(request, Role.VERIFIER, Role.ISSUER)
-    if client.role is Role.VERIFIER:
+    consent_required = request.app[SETTINGS].consent_required
+    if client.role is Role.VERIFIER and not consent_required:
         require_purpose(client, parse_purpose(request.query.get("purpose")))
     checker = request.app[CHECKER]
     code = request.match_info["code"]
@@ -95,6 +106,13 @@ async def get_document(request: web.Request) -> web.Response:
     )
     if client.role is Role.ISSUER and record.owner != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
+    if client.role is Role.VERIFIER and consent_required:
+        # The sealed document carries the holder's full name and number: only with the
+        # holder's consent to this verifier for this type of proof.
+        consent = await request.app[CONSENTS].redeem(
+            request, client, holder_key=record.holder_key, proof_type=record.type
+        )
+        request[AUDIT_NOTE].detail = {"consent": consent.consent_id, "matter": consent.matter}
     return web.Response(
         body=record.document,
         content_type="application/pkcs7-mime",

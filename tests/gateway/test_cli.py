@@ -53,6 +53,7 @@ def test_init_demo_prints_seals_and_clients_as_tab_separated_lines(
         "issuer",
         "verifier",
         "admin",
+        "portal",
     ]
     assert all(len(line) == 3 for line in demo_lines)
     assert {line[2] for line in demo_lines[:2]} == {"proof", "verification"}

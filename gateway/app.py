@@ -103,7 +103,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             shared = redis_tier_for(settings.redis_url)
             await shared.start()
             stack.push_async_callback(shared.close)
-        audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
+        head_sink = settings.head_sink()
+        audit = AuditLog(
+            settings.audit_path,
+            head_path=settings.audit_head_path,
+            signing=signing,
+            sink=None if head_sink is None else head_sink.push_async,
+        )
         await audit.start()
         stack.push_async_callback(audit.close)
         lookup = CachedLookup(

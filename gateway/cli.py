@@ -17,18 +17,13 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
-from sealgate.gateway.audit import unsigned_limit
-from sealgate.gateway.cli_audit import (
-    CliError,
-    audit_ahead,
-    audit_outcome,
-    audit_verify,
-)
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_trail import add_audit_commands, audit_command
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Role, SealKind
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import Directory, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,12 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    add_operator(create)
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
     rotate.add_argument("seal", metavar="SEAL")
     rotate.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    add_operator(rotate)
 
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -111,11 +108,13 @@ def _parser() -> argparse.ArgumentParser:
         "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
     )
     add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
+    add_operator(add)
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
     )
     remove.add_argument("client", metavar="CLIENT")
+    add_operator(remove)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -124,35 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
     serve.add_argument("--redis-url", help="overrides SEALGATE_REDIS_URL")
 
-    audit = sub.add_parser("audit", parents=[home], help="the audit trail").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    audit_verify = audit.add_parser(
-        "verify", parents=[home], help="check the trail's chain, checkpoints and signed head"
-    )
-    audit_verify.add_argument("--trail", type=Path, help="the audit store (default: the home's)")
-    audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
-    audit_verify.add_argument(
-        "--no-head",
-        action="store_true",
-        help="check a trail that has no signed head beside it (a cut-off end goes unnoticed)",
-    )
-    audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
-    audit_verify.add_argument(
-        "--max-unsigned-age",
-        type=float,
-        default=unsigned_limit(),
-        metavar="SECONDS",
-        help="fail if a record no signed checkpoint covers is older than this (default:"
-        f" {unsigned_limit():g}, two checkpoint intervals and a round of the gateway's duties)",
-    )
-    audit_verify.add_argument(
-        "--max-unsigned-records",
-        type=int,
-        metavar="N",
-        help="fail if more than N records are covered by no signed checkpoint (default: no"
-        " limit on their number, only on their age)",
-    )
+    add_audit_commands(sub, home)
 
     bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
     bench_sub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -232,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "verify-file":
         return _verify_file(args, home)
     if args.command == "audit":
-        return audit_verify(args, home)
+        return audit_command(args, home)
 
     settings = load_settings(
         home,
@@ -279,58 +250,68 @@ def _run(args: argparse.Namespace) -> int:
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants))))
             return 0
-        trail = settings.audit_path
-        if args.command == "client" and args.action == "remove":
-            audit_ahead(trail, "client-remove")(args.client)
-            directory.remove_client(args.client)
-            audit_outcome(trail, "client-remove", args.client)
-            print(f"removed\t{args.client}")
-            return 0
-        if args.command == "client" and args.action == "add":
-            client, token = provisioner.add_client(
-                directory,
-                name=args.name,
-                role=Role(args.role),
-                seals=args.seal,
-                purposes=args.purpose,
-                office=args.office,
-                ahead=audit_ahead(trail, "client-add", role=args.role),
-            )
-            audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
-            print(f"{client.role.value}\t{client.client_id}\t{token}")
-            return 0
+        audit = CliAudit(settings, args.operator)
+        # The audit key signs each change's records before the command ends: the token
+        # is opened first, so a change that could not be signed is not made.
         with provisioner.keystore() as keystore:
-            if args.action == "create":
-                seal = provisioner.create_seal(
-                    keystore,
-                    directory,
-                    unit_name=args.unit_name.strip(),
-                    unit_code=args.unit_code.strip().upper(),
-                    kind=SealKind(args.kind),
-                    algorithm=KeyAlgorithm(args.algorithm),
-                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
-                )
-                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
-                print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
-            key = provisioner.rotate_seal(
-                keystore,
-                directory,
-                args.seal,
-                KeyAlgorithm(args.algorithm),
-                ahead=audit_ahead(trail, "seal-rotate"),
-            )
-            audit_outcome(
-                trail,
-                "seal-rotate",
-                key.seal_id,
-                version=key.version,
-                key=key.key_label,
-            )
-            print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+            try:
+                return _provision(args, provisioner, directory, keystore, audit)
+            finally:
+                audit.checkpoint(keystore)
     finally:
         directory.close()
+
+
+def _provision(
+    args: argparse.Namespace,
+    provisioner: Provisioner,
+    directory: Directory,
+    keystore: Keystore,
+    audit: CliAudit,
+) -> int:
+    """A change to the directory, audited ahead and after (its checkpoint follows)."""
+    if args.command == "client" and args.action == "remove":
+        audit.ahead("client-remove")(args.client)
+        directory.remove_client(args.client)
+        audit.outcome("client-remove", args.client)
+        print(f"removed\t{args.client}")
+        return 0
+    if args.command == "client" and args.action == "add":
+        client, token = provisioner.add_client(
+            directory,
+            name=args.name,
+            role=Role(args.role),
+            seals=args.seal,
+            purposes=args.purpose,
+            office=args.office,
+            ahead=audit.ahead("client-add", role=args.role),
+        )
+        audit.outcome("client-add", client.client_id, role=client.role.value)
+        print(f"{client.role.value}\t{client.client_id}\t{token}")
+        return 0
+    if args.action == "create":
+        seal = provisioner.create_seal(
+            keystore,
+            directory,
+            unit_name=args.unit_name.strip(),
+            unit_code=args.unit_code.strip().upper(),
+            kind=SealKind(args.kind),
+            algorithm=KeyAlgorithm(args.algorithm),
+            ahead=audit.ahead("seal-create", kind=args.kind),
+        )
+        audit.outcome("seal-create", seal.seal_id, kind=seal.kind.value)
+        print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
+        return 0
+    key = provisioner.rotate_seal(
+        keystore,
+        directory,
+        args.seal,
+        KeyAlgorithm(args.algorithm),
+        ahead=audit.ahead("seal-rotate"),
+    )
+    audit.outcome("seal-rotate", key.seal_id, version=key.version, key=key.key_label)
+    print(f"seal\t{key.seal_id}\tv{key.version}")
+    return 0
 
 
 def _verify_file(args: argparse.Namespace, home: Path) -> int:

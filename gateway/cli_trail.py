@@ -161,6 +161,11 @@ def audit_verify(args: argparse.Namespace, home: Path) -> int:
             f"the signed head {head_path} is missing: a cut-off end cannot be ruled out"
             " (--no-head checks what is there)"
         )
+    if head is None:
+        print(
+            "warning: no signed head: a cut-off end of the trail cannot be detected",
+            file=sys.stderr,
+        )
     if args.against and summary.records and not pushed:
         return _broken("the sink holds no head of this trail")
     line = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import subprocess
@@ -108,7 +109,7 @@ async def test_requests_are_recorded_and_the_trail_verifies(
     intent, seal, verify = recorded[0], recorded[1], recorded[2]
     assert intent[5] == seal[5] == code and seal[3] == "signer"
     assert verify[4] == "demo" and verify[3] == "verifier" and verify[5] == code
-    assert '"status": "pledged"' in recorded[6][7] and '"status": "pledged"' in recorded[7][7]
+    assert '"status":"pledged"' in recorded[6][7] and '"status":"pledged"' in recorded[7][7]
     raw = (
         trail.read_bytes() + Path(str(trail) + "-wal").read_bytes()
         if Path(str(trail) + "-wal").exists()
@@ -209,8 +210,8 @@ async def test_an_identity_number_typed_as_a_purpose_or_type_is_kept_nowhere(
         ("proofs", "demo"),
         ("proofs", "demo"),
     ]
-    assert f'"type": "{NONE_FOUND}"' in recorded[3][2]
-    assert '"type": "无犯罪记录证明"' in recorded[4][2]  # a type that named proofs is kept
+    assert f'"type":"{NONE_FOUND}"' in recorded[3][2]
+    assert '"type":"无犯罪记录证明"' in recorded[4][2]  # a type that named proofs is kept
     stored = b"".join(
         f.read_bytes()
         for f in [*trail.parent.glob(trail.name + "*"), *journal_directory(trail).iterdir()]
@@ -403,16 +404,30 @@ def _request_ids(path: Path) -> list[tuple[str]]:
 @pytest.mark.processes
 def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
     result = subprocess.run(
-        [*SEALGATE, "--home", str(demo.home), "seal", "rotate", demo.verification_seal],
+        [
+            *SEALGATE,
+            "--home",
+            str(demo.home),
+            "seal",
+            "rotate",
+            demo.verification_seal,
+            "--operator",
+            "ops-1",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    intent, last = rows(demo.settings.audit_path)[-2:]
+    intent, last, checkpoint = rows(demo.settings.audit_path)[-3:]
     assert (intent[1], intent[6]) == ("seal-rotate", "intent")  # before the directory's change
     assert last[1] == "seal-rotate" and last[3] == "operator" and last[6] == "ok"
+    assert intent[2] == last[2] == "cli:ops-1"  # the operator named, not $USER
     assert demo.verification_seal in intent[7] and demo.verification_seal in last[7]
+    # signed at once, gateway or none: the head vouches for the outcome
+    assert (checkpoint[1], checkpoint[6]) == ("checkpoint", "signed")
+    assert json.loads(checkpoint[7])["head_seq"] == last[0]
+    assert json.loads(demo.settings.audit_head_path.read_text())["seq"] == last[0]
     assert audit_verify(demo).returncode == 0
 
 

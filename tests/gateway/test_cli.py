@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,20 @@ pytestmark = pytest.mark.processes  # every test runs the CLI as a program
 def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     prefix = ["--home", str(home)] if home is not None else []
     return subprocess.run(
-        [*SEALGATE, *prefix, *args], capture_output=True, text=True, timeout=120, check=False
+        [*SEALGATE, *prefix, *with_operator(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+CHANGES = {("seal", "create"), ("seal", "rotate"), ("client", "add"), ("client", "remove")}
+
+
+def with_operator(args: Sequence[str]) -> list[str]:
+    """A provisioning command names its operator (required): the tests' is ``ops-1``."""
+    return [*args, "--operator", "ops-1"] if tuple(args[:2]) in CHANGES else list(args)
 
 
 @pytest.fixture(scope="module")

@@ -90,9 +90,11 @@ class AuditUnavailable(Error):
 class AuditNote:
     """What a handler adds to its request's audit record (see ``sealgate.gateway.middleware``)."""
 
-    __slots__ = ("ahead", "codes", "detail", "purpose")
+    __slots__ = ("ahead", "client_request", "codes", "detail", "purpose")
 
     def __init__(self) -> None:
+        # the keyed hash of the X-Request-Id a client sent, if any (never the id itself)
+        self.client_request: str | None = None
         self.codes: list[str] | None = None  # the codes a sealing produced
         self.detail: dict[str, Any] = {}
         self.purpose: str | None = None  # as checked; else read from the query

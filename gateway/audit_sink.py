@@ -131,4 +131,3 @@ def _entries(conn: redis.Redis, stream: str) -> list[tuple[Any, dict[bytes, byte
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-

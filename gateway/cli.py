@@ -19,7 +19,7 @@ from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.gateway.cli_trail import add_audit_commands, audit_command
-from sealgate.gateway.home import load_settings, resolve_home
+from sealgate.gateway.home import load_settings, resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
@@ -376,6 +376,11 @@ def _terminated(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Everything sealgate writes in a home (registry.db, audit.db, config.toml, the head,
+    # journals, secrets) is its owner's alone; the home's older files are tightened too.
+    os.umask(0o077)
+    if args.command != "init":
+        tighten_home(resolve_home(args.home))
     if args.command != "serve":  # serve stops gracefully on its own
         signal.signal(signal.SIGTERM, _terminated)
     try:

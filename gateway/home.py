@@ -204,6 +204,22 @@ class Settings:
         )
 
 
+def tighten_home(home: Path) -> None:
+    """Make a home's files its owner's alone (0600, folders 0700): homes made before
+    sealgate set its umask had registry.db, audit.db and config.toml readable by all."""
+    if not (home / CONFIG_NAME).is_file():
+        return
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o700 if path.is_dir() else 0o600
+        try:
+            if path.stat().st_mode & 0o777 & ~mode:
+                path.chmod(mode)
+        except OSError:
+            continue  # not ours to change (a mounted token store): left as it is
+
+
 def write_secret(home: Path, name: str, value: bytes | None = None) -> bytes:
     """Create a secret file readable by the owner only; random 32 bytes by default."""
     directory = home / "secrets"

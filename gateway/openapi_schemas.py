@@ -40,7 +40,9 @@ EXAMPLE_CODE = _example_code("430900-7K3M9Q-ZX4T2B-H8WDQ")
 # The problem codes each refusal may carry (RFC 9457 details with a stable `code`).
 PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
-    400: ("invalid-request", "incomplete-body", "bad-request"),
+    # duplicate-authorization: two Authorization headers, which proxies and servers may
+    # each read differently, are refused before either is looked up
+    400: ("invalid-request", "incomplete-body", "bad-request", "duplicate-authorization"),
     401: ("unauthenticated",),
     403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
     404: ("unknown-code", "not-found"),
@@ -345,7 +347,13 @@ READINESS = object_schema(
             {
                 name: {"type": "string"}
                 for name in (
-                    "hsm", "registry", "cache", "audit", "seals", "breakers", "checkpoints"
+                    "hsm",
+                    "registry",
+                    "cache",
+                    "audit",
+                    "seals",
+                    "breakers",
+                    "checkpoints",
                 )
             }
         ),

@@ -87,6 +87,10 @@ class Problem(Error):
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
+def not_your_office() -> Problem:
+    return Problem(403, "not-your-office", "This proof was issued by another office")
+
+
 def unknown_code() -> Problem:
     return Problem(404, "unknown-code", "No proof has this verification code")
 
@@ -158,7 +162,7 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, ProofNotFound):
         return unknown_code()
     if isinstance(exc, WrongOffice):
-        return Problem(403, "not-your-office", "This proof was issued by another office")
+        return not_your_office()
     if isinstance(exc, TerminalStatus):
         return Problem(409, "status-terminal", "The proof's status is final", str(exc))
     if isinstance(exc, NotYetValid):

@@ -5,12 +5,14 @@ OpenAPI description.
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 
+from sealgate.gateway.auth import unauthenticated
 from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.handlers.common import json_response
-from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
+from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SETTINGS, SIGNING
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
@@ -83,6 +85,14 @@ def checkpoint_signing(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        # Optional (a SEALGATE_METRICS_TOKEN, or secrets/metrics-token): the figures
+        # tell load and failures to anyone who can reach the port.
+        offered = request.headers.getall("Authorization", ())
+        expected = f"Bearer {token}".encode()
+        if len(offered) != 1 or not hmac.compare_digest(offered[0].encode(), expected):
+            raise unauthenticated()
     return web.Response(
         body=request.app[METRICS].render(),
         content_type="text/plain",

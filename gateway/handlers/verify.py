@@ -20,11 +20,12 @@ from sealgate.gateway.keys import (
     REGISTRY,
     VERIFY,
 )
-from sealgate.gateway.problems import Problem, invalid
+from sealgate.gateway.problems import invalid, not_your_office
 from sealgate.gateway.requests import parse_holder_query, parse_purpose
 from sealgate.gateway.throttle import limited_lookup, limited_search
+from sealgate.verify.code import is_well_formed
 from sealgate.verify.directory import Role
-from sealgate.verify.registry import Status
+from sealgate.verify.registry import ProofRecord, Status
 
 MAX_DOCUMENT = 1024 * 1024
 
@@ -60,6 +61,8 @@ async def get_proofs(request: web.Request) -> web.Response:
     items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
     if items:
         detail["type"] = query.type
+        # one record per code answered: which proofs this verifier was shown
+        request[AUDIT_NOTE].codes = [item["code"] for item in items]
     return json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
@@ -71,11 +74,14 @@ async def get_document(request: web.Request) -> web.Response:
     code = request.match_info["code"]
     # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
     # way around the limit.
-    record = await limited_lookup(
-        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.record(code)
-    )
-    if client.role is Role.ISSUER and record.unit_code != client.office:
-        raise Problem(403, "not-your-office", "This proof was issued by another office")
+
+    async def lookup() -> ProofRecord:
+        found = await checker.record(code)
+        if client.role is Role.ISSUER and found.unit_code != client.office:
+            raise not_your_office()  # a failed lookup too: it tells the code exists
+        return found
+
+    record = await limited_lookup(request.app[FAILED_LOOKUPS], client.client_id, lookup)
     return web.Response(
         body=record.document,
         content_type="application/pkcs7-mime",
@@ -93,4 +99,9 @@ async def post_verify_document(request: web.Request) -> web.Response:
     if not der:
         raise invalid("body", "send the sealed proof as DER (application/pkcs7-mime)")
     result = await request.app[CHECKER].check_document(der)
+    # The code the verified seal vouches for (one refused names none: its content is
+    # nobody's word); the trail also says whether it was the registered document.
+    note = request[AUDIT_NOTE]
+    note.codes = [result["code"]] if is_well_formed(result["code"]) else None
+    note.detail = {"registered": result["registered"]}
     return json_response(result, headers={"Cache-Control": "no-store"})

@@ -140,8 +140,7 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
                 by_status = {
                     dict(labels)["status"]: count
                     for (name, labels), count in samples(text).items()
-                    if name == "sealgate_requests_total"
-                    and ("route", "/v1/certificates") in labels
+                    if name == "sealgate_requests_total" and ("route", "/v1/certificates") in labels
                 }
                 return by_status if sum(by_status.values()) >= 3 else {}
 

@@ -244,7 +244,8 @@ def test_heads_removed_from_the_sink_are_seen_and_its_user_cannot_remove_them(
     password = uuid.uuid4().hex
     admin.execute_command(
         "ACL", "SETUSER", "sealgate-heads", "on", f">{password}", "resetkeys",
-        f"~{STREAM_PREFIX}*", "-@all", "+xadd", "+xrange", "+xinfo|stream", "+exists", "+ping", "+select",
+        f"~{STREAM_PREFIX}*", "-@all", "+xadd", "+xrange", "+xinfo|stream", "+exists", "+ping",
+        "+select",
     )  # fmt: skip
     host_port = trail.sink.split("//", 1)[1]
     limited_url = f"redis://sealgate-heads:{password}@{host_port}"

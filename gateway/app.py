@@ -27,7 +27,14 @@ from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
-from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.public import (
+    get_trust,
+    healthz,
+    metrics,
+    openapi,
+    readyz,
+    watch_readiness,
+)
 from sealgate.gateway.handlers.sealing import post_certificates
 from sealgate.gateway.handlers.verify import (
     get_document,
@@ -127,7 +134,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[GUARDS] = (registry.guard, tokens.guard)
         app[LOOKUP] = lookup
         app[AUDIT] = audit
-        app[METRICS].follow(audit, shared)
+        app[METRICS].follow(audit, shared, lambda: catalog.snapshot.certificate_ends)
         app[HOLDER_KEYS] = holder_keys
         app[SEALING] = SealingService(
             registry=registry,
@@ -165,6 +172,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(feed.run(), name="change-feed"),
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
+            asyncio.create_task(watch_readiness(app), name="readiness"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))

@@ -33,6 +33,8 @@ class CatalogSnapshot:
     trust_document: bytes  # GET /v1/trust, serialised once per refresh
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
+    # seal id -> when its active key's certificate ends (Unix time), for the metrics
+    certificate_ends: dict[str, float]
 
 
 class SealCatalog:
@@ -78,7 +80,18 @@ class SealCatalog:
             trust=TrustList.from_der(roots),
             trust_document=json.dumps(document, ensure_ascii=False).encode(),
             expiry_warnings=self._expiry_warnings(seals.values()),
+            certificate_ends=self._certificate_ends(seals.values()),
         )
+
+    def _certificate_ends(self, seals: Iterable[Seal]) -> dict[str, float]:
+        ends = {}
+        for seal in seals:
+            try:
+                key = seal.active_key
+            except NotFound:
+                continue
+            ends[seal.seal_id] = self.sealer(key).validity[1].timestamp()
+        return ends
 
     def _expiry_warnings(self, seals: Iterable[Seal]) -> tuple[str, ...]:
         now = self._clock()

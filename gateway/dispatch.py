@@ -80,6 +80,7 @@ class Dispatch:
         except AuditUnavailable:
             response = audit_unavailable(request_id)
             response.headers["X-Request-Id"] = request_id
+            self._metrics.problem("audit-unavailable")
         else:
             response = self._answers.respond(request, body, request_id)
         self._metrics.observe(VERIFY_ROUTE, "GET", response.status, time.perf_counter() - started)

@@ -23,7 +23,7 @@ from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditNote, AuditUnavailab
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
 from sealgate.gateway.keys import AUDIT, HOLDER_KEYS, METRICS, SETTINGS
-from sealgate.gateway.problems import Problem, audit_problem, invalid, problem_for
+from sealgate.gateway.problems import PROBLEM_CODE, Problem, audit_problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
 from sealgate.verify.code import recordable_code
 from sealgate.verify.directory import Client
@@ -251,4 +251,6 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.status,
         time.perf_counter() - started,
     )
+    if (problem := response.get(PROBLEM_CODE)) is not None:
+        app[METRICS].problem(problem)
     return response

@@ -38,6 +38,8 @@ from sealgate.verify.registry import (
 )
 
 PROBLEM_TYPE = "application/problem+json"
+# The problem code an answer carries, for the metrics (sealgate_problems_total).
+PROBLEM_CODE = web.ResponseKey("problem_code", str)
 
 
 class Problem(Error):
@@ -73,7 +75,7 @@ class Problem(Error):
         if request_id:
             body["request_id"] = request_id
         body.update(self.extra)
-        return web.Response(
+        response = web.Response(
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
@@ -83,6 +85,8 @@ class Problem(Error):
             # is registered a moment later, nor any refusal meant for one client.
             headers={"Cache-Control": "no-store", **self.headers},
         )
+        response[PROBLEM_CODE] = self.code  # counted by code in the metrics
+        return response
 
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator

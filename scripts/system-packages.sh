@@ -7,6 +7,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the capacity harness's load generator
+# promtool checks and unit-tests the alert rules (deploy/prometheus/, tests/gateway/test_monitoring.py)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # nginx in front of several gateways (tests/gateway/test_nginx.py, deploy/nginx/)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 # The test suite starts its own PostgreSQL (initdb + postgres) for the city-scale registry.

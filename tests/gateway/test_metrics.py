@@ -28,6 +28,12 @@ FAMILIES = {
     "sealgate_request_seconds": "histogram",
     "sealgate_audit_records": "counter",
     "sealgate_audit_groups": "counter",
+    # issue 28's, for the alert rules (deploy/prometheus/)
+    "sealgate_problems": "counter",
+    "sealgate_ready": "gauge",
+    "sealgate_audit_available": "gauge",
+    "sealgate_audit_checkpoints_signed": "gauge",
+    "sealgate_seal_certificate_end_seconds": "gauge",
 }
 
 

@@ -111,7 +111,8 @@ def header(schema: Schema, description: str, *, required: bool = True) -> Schema
 
 REQUEST_ID_HEADER = header(
     {"type": "string", "minLength": 1},
-    "The request's id: the caller's X-Request-Id if it was a plain token, else a new one",
+    "The request's id, the gateway's own (a caller's X-Request-Id is kept in the audit"
+    " trail only as a keyed hash)",
 )
 
 

@@ -26,6 +26,7 @@ still written and signed at home.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ class HeadSink:
     def push(self, head: SignedHead) -> None:
         """Append ``head`` (the command line's way); raises :class:`SinkError`."""
         try:
-            with redis.Redis.from_url(self.url, socket_timeout=_TIMEOUT) as conn:
+            with _connect(self.url) as conn:
                 conn.xadd(self.stream, _fields(head))
         except redis.RedisError as exc:
             raise SinkError(f"the audit sink refused the head ({type(exc).__name__})") from None
@@ -79,10 +80,13 @@ class HeadSink:
     async def push_async(self, head: SignedHead) -> None:
         """Append ``head`` from a worker; a failure is logged, never raised (the next
         checkpoint pushes a newer head, which vouches for this one's records too)."""
-        conn = redis.asyncio.Redis.from_url(self.url, socket_timeout=_TIMEOUT)
+        conn = redis.asyncio.Redis.from_url(
+            self.url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT
+        )
         try:
-            await conn.xadd(self.stream, _fields(head))  # type: ignore[arg-type]
-        except (redis.RedisError, OSError) as exc:
+            async with asyncio.timeout(2 * _TIMEOUT):  # a sink away never holds a checkpoint
+                await conn.xadd(self.stream, _fields(head))  # type: ignore[arg-type]
+        except (redis.RedisError, OSError, TimeoutError) as exc:
             log.warning(
                 "audit head %d not pushed to the sink (%s); the next checkpoint's will be",
                 head.seq,
@@ -95,7 +99,7 @@ class HeadSink:
         """Every head this instance ever pushed, oldest first; :class:`SinkError` if the
         sink cannot be read or shows that any were removed."""
         try:
-            with redis.Redis.from_url(self.url, socket_timeout=_TIMEOUT) as conn:
+            with _connect(self.url) as conn:
                 if not conn.exists(self.stream):
                     return []
                 info: dict[Any, Any] = conn.xinfo_stream(self.stream)
@@ -116,6 +120,10 @@ class HeadSink:
             except (KeyError, AuditError):
                 raise SinkError(f"the sink's entry {_text(entry_id)} is not a head") from None
         return heads
+
+
+def _connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT)
 
 
 def _entries(conn: redis.Redis, stream: str) -> list[tuple[Any, dict[bytes, bytes]]]:

@@ -55,6 +55,7 @@ class CliAudit:
             raise CliError(str(exc)) from None
         self.settings = settings
         self.trail = settings.audit_path
+        self._wrote = False  # whether this command wrote a record (it then signs them)
 
     def ahead(self, action: str, **detail: object) -> Ahead:
         """What records a change's intent, committed to the trail before the directory is
@@ -87,6 +88,7 @@ class CliAudit:
         self, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
     ) -> None:
         """Operations' changes go into the same trail as the gateway's requests."""
+        self._wrote = True  # before: a write that failed may still have reached the disk
         append_now(
             self.trail,
             [
@@ -109,6 +111,8 @@ class CliAudit:
         """Sign the trail's head now, write the head file and push it to the sink. A
         failure is told, and the change stands: its records wait for the next checkpoint
         (a gateway's, or the next command's), and ``audit verify`` counts them unsigned."""
+        if not self._wrote:  # refused before anything was recorded: nothing to sign
+            return
         try:
             head = sign_checkpoint(self.trail, keystore)
             if head is not None:
@@ -117,8 +121,8 @@ class CliAudit:
                     sink.push(head)
         except (sqlite3.Error, OSError, Error) as exc:
             print(
-                f"sealgate: warning: the change is recorded but not yet signed ({exc}):"
-                " the next checkpoint signs it",
+                f"sealgate: warning: this command's audit records are not yet signed ({exc}):"
+                " the next checkpoint signs them",
                 file=sys.stderr,
             )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 
 from aiohttp import web
 
@@ -17,6 +18,8 @@ from sealgate.gateway.metrics import READINESS_SECONDS
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
+
+log = logging.getLogger("sealgate.gateway")
 
 
 async def get_trust(request: web.Request) -> web.Response:
@@ -48,7 +51,10 @@ async def watch_readiness(app: web.Application) -> None:
     :data:`~sealgate.gateway.metrics.READINESS_SECONDS`, until cancelled."""
     while True:
         await asyncio.sleep(READINESS_SECONDS)
-        await readiness(app)
+        try:
+            await readiness(app)
+        except Exception:  # the next round tries again; /readyz itself answers as ever
+            log.exception("readiness for the metrics failed")
 
 
 async def readiness(app: web.Application) -> tuple[bool, dict[str, str]]:

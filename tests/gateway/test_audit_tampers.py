@@ -28,6 +28,7 @@ from sealgate.gateway.keys import AUDIT
 from sealgate.verify.audit import GENESIS, AuditEvent, record_hash
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
+from tests.gateway.serving import free_port
 from tests.gateway.test_audit import SEALGATE
 
 pytestmark = pytest.mark.processes
@@ -261,3 +262,19 @@ def test_heads_removed_from_the_sink_are_seen_and_its_user_cannot_remove_them(
     found = verify(trail, "--against", limited_url)
     assert found.returncode == 1 and "were removed" in found.stderr, found.stderr
     assert HeadSink(limited_url, stream.decode().removeprefix(STREAM_PREFIX)).url == limited_url
+
+
+async def test_a_sink_out_of_reach_leaves_the_gateway_serving_and_says_so(
+    demo: Demo, gateway_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = dataclasses.replace(demo.settings, audit_sink=f"redis://127.0.0.1:{free_port()}/0")
+    app = create_app(settings)
+    api = await gateway_client(app)
+    r = await api.get(
+        "/v1/verify/430900-ZDXE31-DD2417-Z7GDVP?purpose=demo", headers=demo.auth(Role.VERIFIER)
+    )
+    assert r.status == 404
+    head = await app[AUDIT].checkpoint()
+    assert head is not None  # signed and written at home all the same
+    assert json.loads(settings.audit_head_path.read_text())["seq"] == head.seq
+    assert f"audit head {head.seq} not pushed to the sink" in caplog.text

@@ -13,6 +13,7 @@ from sealgate.gateway.auth import require_purpose
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.keys import (
     AUTH,
+    BATCH_CHECKS,
     CHECKER,
     CLOCK,
     FAILED_LOOKUPS,
@@ -20,10 +21,17 @@ from sealgate.gateway.keys import (
     REGISTRY,
     VERIFY,
 )
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import invalid, not_your_office
-from sealgate.gateway.requests import parse_holder_query, parse_purpose
+from sealgate.gateway.requests import (
+    decode_json,
+    parse_holder_query,
+    parse_purpose,
+    parse_verify_batch,
+)
+from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import limited_lookup, limited_search
-from sealgate.verify.code import is_well_formed
+from sealgate.verify.code import is_well_formed, recordable_code
 from sealgate.verify.directory import Role
 from sealgate.verify.registry import ProofRecord, Status
 
@@ -54,11 +62,18 @@ async def get_proofs(request: web.Request) -> web.Response:
     async def current() -> list[dict[str, Any]]:
         now = clock()
         found = await registry.find_by_holder(holder_key, query.type)
-        return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+        chinese = asks_chinese(request)
+        return [
+            checker.status_view(p, chinese=chinese)
+            for p in found
+            if p.current_status(now) is Status.VALID
+        ]
 
     # An empty answer counts as a failed lookup, as an unknown code does: this must not
     # be a way to harvest holders by guessing identity numbers.
-    items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
+    items = await limited_search(
+        request.app[FAILED_LOOKUPS], client.client_id, current, limit=client.lookup_limit
+    )
     if items:
         detail["type"] = query.type
         # one record per code answered: which proofs this verifier was shown
@@ -81,7 +96,9 @@ async def get_document(request: web.Request) -> web.Response:
             raise not_your_office()  # a failed lookup too: it tells the code exists
         return found
 
-    record = await limited_lookup(request.app[FAILED_LOOKUPS], client.client_id, lookup)
+    record = await limited_lookup(
+        request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
+    )
     return web.Response(
         body=record.document,
         content_type="application/pkcs7-mime",
@@ -105,3 +122,20 @@ async def post_verify_document(request: web.Request) -> web.Response:
     note.codes = [result["code"]] if is_well_formed(result["code"]) else None
     note.detail = {"registered": result["registered"]}
     return json_response(result, headers={"Cache-Control": "no-store"})
+
+
+async def post_verify_batch(request: web.Request) -> web.Response:
+    """Up to 100 codes for one purpose, each its own status or problem (a bank's batch)."""
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    purpose, checks = parse_verify_batch(decode_json(await read_body(request)))
+    note = request[AUDIT_NOTE]
+    note.purpose = purpose
+    require_purpose(client, purpose)
+    # one audit record a code; a holder's number never, only how many were matched
+    note.codes = [recordable_code(check.code) for check in checks]
+    note.detail["holder_checks"] = sum(check.holder is not None for check in checks)
+    items = await request.app[BATCH_CHECKS].check(client, checks, chinese=asks_chinese(request))
+    return json_response(
+        {"purpose": purpose, "items": items, "checked_at": rfc3339(request.app[CLOCK]())},
+        headers={"Cache-Control": "no-store"},
+    )

@@ -36,7 +36,13 @@ def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-CHANGES = {("seal", "create"), ("seal", "rotate"), ("client", "add"), ("client", "remove")}
+CHANGES = {
+    ("seal", "create"),
+    ("seal", "rotate"),
+    ("client", "add"),
+    ("client", "remove"),
+    ("client", "set-limits"),
+}
 
 
 def with_operator(args: Sequence[str]) -> list[str]:

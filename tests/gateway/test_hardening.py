@@ -8,6 +8,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
 from sealgate.gateway.app import create_app
 from sealgate.gateway.keys import AUDIT, FAILED_LOOKUPS
 from sealgate.verify.directory import Role
@@ -29,15 +32,23 @@ def records(path: Path, request_id: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-async def test_a_duplicated_authorization_header_is_refused_and_recorded(
+async def served_with_a_proof(
     demo: Demo, gateway_client: GatewayClient
-) -> None:
+) -> tuple[web.Application, TestClient[Any, Any], str]:
+    """A gateway of the demo home, and the code of a proof it has just sealed."""
     app = create_app(demo.settings)
     api = await gateway_client(app)
     r = await api.post(
         "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
     )
-    code = (await r.json())["code"]
+    assert r.status == 201
+    return app, api, (await r.json())["code"]
+
+
+async def test_a_duplicated_authorization_header_is_refused_and_recorded(
+    demo: Demo, gateway_client: GatewayClient
+) -> None:
+    app, api, code = await served_with_a_proof(demo, gateway_client)
     verifier = demo.auth(Role.VERIFIER)["Authorization"]
     assert (
         await api.get(f"/v1/verify/{code}?purpose=demo", headers={"Authorization": verifier})
@@ -78,12 +89,7 @@ async def test_a_401_is_recorded_under_no_client(demo: Demo, gateway_client: Gat
 async def test_an_issuers_lookups_of_another_offices_codes_are_failed_lookups(
     demo: Demo, gateway_client: GatewayClient
 ) -> None:
-    app = create_app(demo.settings)
-    api = await gateway_client(app)
-    r = await api.post(
-        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
-    )
-    code = (await r.json())["code"]
+    app, api, code = await served_with_a_proof(demo, gateway_client)
     stranger = new_client(demo, Role.ISSUER, office=OTHER_OFFICE)
     limiter = app[FAILED_LOOKUPS]
     before = await api.get(f"/v1/certificates/{code}/status", headers=demo.auth(Role.ISSUER))
@@ -116,12 +122,7 @@ def _clients(demo: Demo) -> list[Any]:
 async def test_proofs_returned_and_documents_checked_are_recorded_with_their_codes(
     demo: Demo, gateway_client: GatewayClient
 ) -> None:
-    app = create_app(demo.settings)
-    api = await gateway_client(app)
-    r = await api.post(
-        "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
-    )
-    code = (await r.json())["code"]
+    app, api, code = await served_with_a_proof(demo, gateway_client)
     verifier = demo.auth(Role.VERIFIER)
     found = await api.get(
         "/v1/proofs",

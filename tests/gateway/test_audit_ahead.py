@@ -213,6 +213,7 @@ async def test_a_change_made_whose_outcome_cannot_be_recorded_is_answered_as_mad
     await eventually(ready, timeout=10, interval=0.1, what="ready after a probe")
     await log.flush()
     assert trail(demo, made) == [("seal", code, "intent")]
+    await log.checkpoint()
     assert audit_verify(demo).returncode == 0
 
 

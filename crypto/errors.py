@@ -13,7 +13,10 @@ Failure is always an exception, never a ``False``::
         ├── BadSignature             signature does not verify with the signer's key
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
-        └── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
+        ├── SignedAfterRetirement  signed after the seal key was retired
+        └── TrustDocumentError     a trust document malformed or not signed by a trusted root
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -32,6 +35,9 @@ __all__ = [
     "ProofError",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "SignedAfterRetirement",
+    "SignedInTheFuture",
+    "TrustDocumentError",
     "UntrustedSeal",
 ]
 
@@ -71,3 +77,15 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class SignedInTheFuture(ProofError):
+    """The proof's signing time or timestamp lies ahead of the checker's clock."""
+
+
+class SignedAfterRetirement(ProofError):
+    """The proof was signed after its seal key was retired: no seal signs with it then."""
+
+
+class TrustDocumentError(ProofError):
+    """A trust document that is malformed or not signed by a trusted root."""

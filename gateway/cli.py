@@ -14,16 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.errors import ProofError
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_provision import provision
 from sealgate.gateway.cli_trail import add_audit_commands, audit_command
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm, Keystore
-from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind
+from sealgate.hsm.keystore import KeyAlgorithm
+from sealgate.verify.directory import Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -191,14 +191,16 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--seal-token-file", type=Path, help="a signer's token")
     target.add_argument("--seal", help="the seal to seal with")
 
-    check = sub.add_parser(
-        "verify-file",
-        parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
-    )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_operator(
+        trust.add_parser(
+            "publish",
+            parents=[home],
+            help="sign the directory's roots and seal keys with the root as the next version",
+        )
     )
     return parser
 
@@ -229,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         return _bench_capacity(args)
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home)
     if args.command == "audit":
         return audit_command(args, home)
 
@@ -285,94 +287,11 @@ def _run(args: argparse.Namespace) -> int:
         # is opened first, so a change that could not be signed is not made.
         with provisioner.keystore() as keystore:
             try:
-                return _provision(args, provisioner, directory, keystore, audit)
+                return provision(args, provisioner, directory, keystore, audit)
             finally:
                 audit.checkpoint(keystore)
     finally:
         directory.close()
-
-
-def _provision(
-    args: argparse.Namespace,
-    provisioner: Provisioner,
-    directory: Directory,
-    keystore: Keystore,
-    audit: CliAudit,
-) -> int:
-    """A change to the directory, audited ahead and after (its checkpoint follows)."""
-    if args.command == "client" and args.action == "remove":
-        audit.ahead("client-remove")(args.client)
-        directory.remove_client(args.client)
-        audit.outcome("client-remove", args.client)
-        print(f"removed\t{args.client}")
-        return 0
-    if args.command == "client" and args.action == "set-limits":
-        if args.default == (args.failed_lookups is not None):
-            raise CliError("give --failed-lookups N [--window SECONDS], or --default")
-        try:
-            limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
-        shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
-        audit.ahead("client-set-limits", failed_lookups=shown)(args.client)
-        directory.set_lookup_limit(args.client, limit)
-        audit.outcome("client-set-limits", args.client, failed_lookups=shown)
-        print(f"limits\t{args.client}\tfailed lookups {shown}")
-        return 0
-    if args.command == "client" and args.action == "add":
-        client, token = provisioner.add_client(
-            directory,
-            name=args.name,
-            role=Role(args.role),
-            seals=args.seal,
-            purposes=args.purpose,
-            office=args.office,
-            ahead=audit.ahead("client-add", role=args.role),
-        )
-        audit.outcome("client-add", client.client_id, role=client.role.value)
-        print(f"{client.role.value}\t{client.client_id}\t{token}")
-        return 0
-    if args.action == "create":
-        seal = provisioner.create_seal(
-            keystore,
-            directory,
-            unit_name=args.unit_name.strip(),
-            unit_code=args.unit_code.strip().upper(),
-            kind=SealKind(args.kind),
-            algorithm=KeyAlgorithm(args.algorithm),
-            ahead=audit.ahead("seal-create", kind=args.kind),
-        )
-        audit.outcome("seal-create", seal.seal_id, kind=seal.kind.value)
-        print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-        return 0
-    key = provisioner.rotate_seal(
-        keystore,
-        directory,
-        args.seal,
-        KeyAlgorithm(args.algorithm),
-        ahead=audit.ahead("seal-rotate"),
-    )
-    audit.outcome("seal-rotate", key.seal_id, version=key.version, key=key.key_label)
-    print(f"seal\t{key.seal_id}\tv{key.version}")
-    return 0
-
-
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
-    try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        der = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust)
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
-    )
-    return 0
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:
@@ -467,9 +386,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Everything sealgate writes in a home (registry.db, audit.db, config.toml, the head,
     # journals, secrets) is its owner's alone; the home's older files are tightened too.
-    os.umask(0o077)
+    umask = os.umask(0o077)
     if args.command != "init":
-        tighten_home(resolve_home(args.home))
+        try:
+            tighten_home(resolve_home(args.home))
+        except BaseException:
+            os.umask(umask)
+            raise
     if args.command != "serve":  # serve stops gracefully on its own
         signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -483,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"sealgate: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)  # as it was, for a caller that runs the command in its process
 
 
 if __name__ == "__main__":

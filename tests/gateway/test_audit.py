@@ -417,15 +417,18 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    intent, last, checkpoint = rows(demo.settings.audit_path)[-3:]
+    intent, last, published_intent, published, checkpoint = rows(demo.settings.audit_path)[-5:]
     assert (intent[1], intent[6]) == ("seal-rotate", "intent")  # before the directory's change
     assert last[1] == "seal-rotate" and last[3] == "operator" and last[6] == "ok"
     assert intent[2] == last[2] == "cli:ops-1"  # the operator named, not $USER
     assert demo.verification_seal in intent[7] and demo.verification_seal in last[7]
-    # signed at once, gateway or none: the head vouches for the outcome
+    # then the next trust document, which lists the rotation
+    assert (published_intent[1], published_intent[6]) == ("trust-publish", "intent")
+    assert (published[1], published[6]) == ("trust-publish", "ok")
+    # all signed at once, gateway or none: the head vouches for the last of them
     assert (checkpoint[1], checkpoint[6]) == ("checkpoint", "signed")
-    assert json.loads(checkpoint[7])["head_seq"] == last[0]
-    assert json.loads(demo.settings.audit_head_path.read_text())["seq"] == last[0]
+    assert json.loads(checkpoint[7])["head_seq"] == published[0]
+    assert json.loads(demo.settings.audit_head_path.read_text())["seq"] == published[0]
     assert audit_verify(demo).returncode == 0
 
 

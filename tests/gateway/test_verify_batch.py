@@ -106,9 +106,7 @@ async def test_holder_mismatches_count_as_failed_lookups(
     assert matches[2]["problem"]["status"] == 429
 
 
-async def test_bad_batches_are_refused_whole(
-    api: TestClient[Any, Any], demo: Demo
-) -> None:
+async def test_bad_batches_are_refused_whole(api: TestClient[Any, Any], demo: Demo) -> None:
     code = await sealed(api, demo)
     verifier = demo.auth(Role.VERIFIER)
     too_many = {"purpose": "demo", "items": [{"code": code}] * 101}

@@ -34,7 +34,14 @@ from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
 from sealgate.gateway.handlers.holders import get_my_document, get_my_proofs
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
-from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.public import (
+    get_trust,
+    healthz,
+    metrics,
+    openapi,
+    readyz,
+    watch_readiness,
+)
 from sealgate.gateway.handlers.qr import get_qr, get_status_list, get_verify_qr
 from sealgate.gateway.handlers.requests import (
     get_holder_requests,
@@ -139,7 +146,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             stack.push_async_callback(shared.close)
             # failed lookups counted once for the whole city (docs/design.md §8)
             app[FAILED_LOOKUPS].shared = RedisFailures(shared)
-        audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
+        head_sink = settings.head_sink()
+        audit = AuditLog(
+            settings.audit_path,
+            head_path=settings.audit_head_path,
+            signing=signing,
+            sink=None if head_sink is None else head_sink.push_async,
+        )
         await audit.start()
         stack.push_async_callback(audit.close)
         lookup = CachedLookup(
@@ -157,7 +170,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[GUARDS] = (registry.guard, tokens.guard)
         app[LOOKUP] = lookup
         app[AUDIT] = audit
-        app[METRICS].follow(audit, shared)
+        app[METRICS].follow(audit, shared, lambda: catalog.snapshot.certificate_ends)
         app[HOLDER_KEYS] = holder_keys
         sealing = app[SEALING] = SealingService(
             registry=registry,
@@ -254,6 +267,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
             asyncio.create_task(watch.run(), name="overdue-watch"),
             asyncio.create_task(lists.run(), name="status-lists"),
+            asyncio.create_task(watch_readiness(app), name="readiness"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))

@@ -34,6 +34,8 @@ class CatalogSnapshot:
     retirements: Mapping[bytes, dt.datetime | None]
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
+    # seal id -> when its active key's certificate ends (Unix time), for the metrics
+    certificate_ends: dict[str, float]
 
 
 class SealCatalog:
@@ -68,7 +70,18 @@ class SealCatalog:
                 for key in seal.keys
             },
             expiry_warnings=self._expiry_warnings(seals.values()),
+            certificate_ends=self._certificate_ends(seals.values()),
         )
+
+    def _certificate_ends(self, seals: Iterable[Seal]) -> dict[str, float]:
+        ends = {}
+        for seal in seals:
+            try:
+                key = seal.active_key
+            except NotFound:
+                continue
+            ends[seal.seal_id] = self.sealer(key).validity[1].timestamp()
+        return ends
 
     def _expiry_warnings(self, seals: Iterable[Seal]) -> tuple[str, ...]:
         now = self._clock()

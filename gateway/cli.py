@@ -18,21 +18,20 @@ from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
 from sealgate.gateway.attestation import create_gateway_keys
-from sealgate.gateway.audit import unsigned_limit
-from sealgate.gateway.cli_audit import (
-    CliError,
-    audit_ahead,
-    audit_outcome,
-    audit_verify,
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_provision import provision
+from sealgate.gateway.cli_requests import (
+    add_request_commands,
+    calendar_or_suspension,
+    list_calendar,
 )
-from sealgate.gateway.cli_requests import add_request_commands, calendar_or_suspension
+from sealgate.gateway.cli_trail import add_audit_commands, audit_command
 from sealgate.gateway.cli_verify import add_verify_file, verify_file
-from sealgate.gateway.home import load_settings, resolve_home
+from sealgate.gateway.home import load_settings, resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.gateway.trust_publication import publish_trust_document, root_signer
-from sealgate.hsm.keystore import KeyAlgorithm, Keystore
-from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind, SealScope
+from sealgate.hsm.keystore import KeyAlgorithm
+from sealgate.verify.directory import Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,12 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the city's seal (unit: the platform), used by the signers granted it; the"
         " data-owning office of each proof is the signer's --office",
     )
+    add_operator(create)
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
     rotate.add_argument("seal", metavar="SEAL")
     rotate.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    add_operator(rotate)
 
     add_request_commands(sub, seal, home)
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
@@ -126,11 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
         " answers the requests addressed to it",
     )
+    add_operator(add)
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
     )
     remove.add_argument("client", metavar="CLIENT")
+    add_operator(remove)
     limits = client.add_parser(
         "set-limits",
         parents=[home],
@@ -144,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         "--window", type=float, default=600.0, metavar="SECONDS", help="(default 600)"
     )
     limits.add_argument("--default", action="store_true", help="back to the city's limit")
+    add_operator(limits)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -152,35 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
     serve.add_argument("--redis-url", help="overrides SEALGATE_REDIS_URL")
 
-    audit = sub.add_parser("audit", parents=[home], help="the audit trail").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    audit_verify = audit.add_parser(
-        "verify", parents=[home], help="check the trail's chain, checkpoints and signed head"
-    )
-    audit_verify.add_argument("--trail", type=Path, help="the audit store (default: the home's)")
-    audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
-    audit_verify.add_argument(
-        "--no-head",
-        action="store_true",
-        help="check a trail that has no signed head beside it (a cut-off end goes unnoticed)",
-    )
-    audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
-    audit_verify.add_argument(
-        "--max-unsigned-age",
-        type=float,
-        default=unsigned_limit(),
-        metavar="SECONDS",
-        help="fail if a record no signed checkpoint covers is older than this (default:"
-        f" {unsigned_limit():g}, two checkpoint intervals and a round of the gateway's duties)",
-    )
-    audit_verify.add_argument(
-        "--max-unsigned-records",
-        type=int,
-        metavar="N",
-        help="fail if more than N records are covered by no signed checkpoint (default: no"
-        " limit on their number, only on their age)",
-    )
+    add_audit_commands(sub, home)
 
     bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
     bench_sub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -245,16 +221,20 @@ def _parser() -> argparse.ArgumentParser:
     trust = sub.add_parser(
         "trust", parents=[home], help="the root-signed trust document"
     ).add_subparsers(dest="action", required=True, metavar="ACTION")
-    trust.add_parser(
-        "publish",
-        parents=[home],
-        help="sign the directory's roots and seal keys with the root as the next version",
+    add_operator(
+        trust.add_parser(
+            "publish",
+            parents=[home],
+            help="sign the directory's roots and seal keys with the root as the next version",
+        )
     )
     cli_qr.add_parser(sub, home)
-    sub.add_parser(
-        "gateway-keys",
-        parents=[home],
-        help="make the gateway's QR, status-list and consent keys a home lacks",
+    add_operator(
+        sub.add_parser(
+            "gateway-keys",
+            parents=[home],
+            help="make the gateway's QR, status-list and consent keys a home lacks",
+        )
     )
     return parser
 
@@ -289,7 +269,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "verify-qr":
         return cli_qr.run(args, home)
     if args.command == "audit":
-        return audit_verify(args, home)
+        return audit_command(args, home)
 
     settings = load_settings(
         home,
@@ -313,10 +293,14 @@ def _run(args: argparse.Namespace) -> int:
 
     provisioner = Provisioner(settings)
     if args.command == "gateway-keys":
-        audit_ahead(settings.audit_path, "gateway-keys")("gateway")
+        audit = CliAudit(settings, args.operator)
         with provisioner.keystore() as keystore:
-            keys = create_gateway_keys(keystore, home)
-        audit_outcome(settings.audit_path, "gateway-keys", "gateway")
+            try:
+                audit.ahead("gateway-keys")("gateway")
+                keys = create_gateway_keys(keystore, home)
+                audit.outcome("gateway-keys", "gateway")
+            finally:
+                audit.checkpoint(keystore)
         for use, label in sorted(keys.labels.items()):
             print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
         return 0
@@ -346,95 +330,20 @@ def _run(args: argparse.Namespace) -> int:
                 own = [] if limit is None else [f"{limit.failures}/{limit.window_seconds:g}s"]
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
-        trail = settings.audit_path
-        if args.command == "calendar" or args.action in ("suspend", "resume"):
-            return calendar_or_suspension(args, directory, trail)
-        if args.command == "client" and args.action == "remove":
-            audit_ahead(trail, "client-remove")(args.client)
-            directory.remove_client(args.client)
-            audit_outcome(trail, "client-remove", args.client)
-            print(f"removed\t{args.client}")
-            return 0
-        if args.command == "client" and args.action == "set-limits":
-            if args.default == (args.failed_lookups is not None):
-                raise CliError("give --failed-lookups N [--window SECONDS], or --default")
-            try:
-                limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-            shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
-            audit_ahead(trail, "client-set-limits", failed_lookups=shown)(args.client)
-            directory.set_lookup_limit(args.client, limit)
-            audit_outcome(trail, "client-set-limits", args.client, failed_lookups=shown)
-            print(f"limits\t{args.client}\tfailed lookups {shown}")
-            return 0
-        if args.command == "client" and args.action == "add":
-            client, token = provisioner.add_client(
-                directory,
-                name=args.name,
-                role=Role(args.role),
-                seals=args.seal,
-                purposes=args.purpose,
-                office=args.office,
-                ahead=audit_ahead(trail, "client-add", role=args.role),
-            )
-            audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
-            print(f"{client.role.value}\t{client.client_id}\t{token}")
-            return 0
+        if args.command == "calendar" and args.action == "list":
+            return list_calendar(directory)
+        audit = CliAudit(settings, args.operator)
+        # The audit key signs each change's records before the command ends: the token
+        # is opened first, so a change that could not be signed is not made.
         with provisioner.keystore() as keystore:
-            if args.command == "trust":
-                audit_ahead(trail, "trust-publish")("trust")
-                version = publish_trust_document(directory, root_signer(keystore, directory))
-                audit_outcome(trail, "trust-publish", "trust", version=version)
-                print(f"trust document\tversion {version}")
-                return 0
-            if args.action == "create":
-                seal = provisioner.create_seal(
-                    keystore,
-                    directory,
-                    unit_name=args.unit_name.strip(),
-                    unit_code=args.unit_code.strip().upper(),
-                    kind=SealKind(args.kind),
-                    scope=SealScope.PLATFORM if args.platform else SealScope.UNIT,
-                    algorithm=KeyAlgorithm(args.algorithm),
-                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
-                )
-                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
-                print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return _publish_after(trail, directory, keystore)
-            key = provisioner.rotate_seal(
-                keystore,
-                directory,
-                args.seal,
-                KeyAlgorithm(args.algorithm),
-                ahead=audit_ahead(trail, "seal-rotate"),
-            )
-            audit_outcome(
-                trail,
-                "seal-rotate",
-                key.seal_id,
-                version=key.version,
-                key=key.key_label,
-            )
-            print(f"seal\t{key.seal_id}\tv{key.version}")
-            return _publish_after(trail, directory, keystore)
+            try:
+                if args.command == "calendar" or args.action in ("suspend", "resume"):
+                    return calendar_or_suspension(args, directory, audit)
+                return provision(args, provisioner, directory, keystore, audit)
+            finally:
+                audit.checkpoint(keystore)
     finally:
         directory.close()
-
-
-def _publish_after(trail: Path, directory: Directory, keystore: Keystore) -> int:
-    """A change to the seal keys publishes the next trust document; if that fails, the
-    change stands and the operator is told how to publish (exit 1)."""
-    try:
-        audit_ahead(trail, "trust-publish")("trust")
-        version = publish_trust_document(directory, root_signer(keystore, directory))
-    except Error as exc:
-        raise CliError(
-            f"done, but the trust document was not published ({exc}):"
-            " run 'sealgate trust publish'"
-        ) from None
-    audit_outcome(trail, "trust-publish", "trust", version=version)
-    return 0
 
 
 def _bench_capacity(args: argparse.Namespace) -> int:
@@ -528,6 +437,15 @@ def _terminated(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Everything sealgate writes in a home (registry.db, audit.db, config.toml, the head,
+    # journals, secrets) is its owner's alone; the home's older files are tightened too.
+    umask = os.umask(0o077)
+    if args.command != "init":
+        try:
+            tighten_home(resolve_home(args.home))
+        except BaseException:
+            os.umask(umask)
+            raise
     if args.command != "serve":  # serve stops gracefully on its own
         signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -541,6 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"sealgate: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)  # as it was, for a caller that runs the command in its process
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Any
 
 from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
 from sealgate.errors import Error
+from sealgate.gateway.audit_sink import HeadSink, instance_name
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
@@ -127,6 +128,12 @@ class Settings:
     # cached statuses and clients still answer.
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
+    # Where signed audit heads are also appended, out of the home owner's reach
+    # (sealgate.gateway.audit_sink): a redis:// URL, or None.
+    audit_sink: str | None = None
+    # When set, /metrics asks for "Authorization: Bearer <this>" (a secret: from
+    # SEALGATE_METRICS_TOKEN or secrets/metrics-token, never config.toml).
+    metrics_token: str | None = None
     # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
     # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
     failed_lookups: FailedLookupSettings = FailedLookupSettings()
@@ -189,6 +196,21 @@ class Settings:
         """The audit key's public half (PEM); the private half never leaves the token."""
         return self.home / "audit-key.pem"
 
+    def head_sink(self) -> HeadSink | None:
+        """The audit heads' append-only sink, when one is set."""
+        if self.audit_sink is None:
+            return None
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            public = serialization.load_pem_public_key(self.audit_key_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise HomeError(f"cannot read the audit key {self.audit_key_path}: {exc}") from None
+        der = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return HeadSink(self.audit_sink, instance_name(der))
+
     def read_secret(self, name: str) -> bytes:
         path = self.secrets_dir / name
         try:
@@ -245,6 +267,22 @@ class Settings:
             pin=pin,
             softhsm2_conf=str(conf) if conf.exists() else "",
         )
+
+
+def tighten_home(home: Path) -> None:
+    """Make a home's files its owner's alone (0600, folders 0700): homes made before
+    sealgate set its umask had registry.db, audit.db and config.toml readable by all."""
+    if not (home / CONFIG_NAME).is_file():
+        return
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o700 if path.is_dir() else 0o600
+        try:
+            if path.stat().st_mode & 0o777 & ~mode:
+                path.chmod(mode)
+        except OSError:
+            continue  # not ours to change (a mounted token store): left as it is
 
 
 def write_secret(home: Path, name: str, value: bytes | None = None) -> bytes:
@@ -329,6 +367,19 @@ def load_settings(
         DEFAULT_STATUS_LIST_BOUND,
         least=1.0,
     )
+    sink = pick(None, "SEALGATE_AUDIT_SINK", "audit_sink", None)
+    if sink is not None:
+        from sealgate.cache.redis_url import RedisUrlError, check_redis_url, is_cluster_url
+
+        try:
+            check_redis_url(sink)
+        except RedisUrlError as exc:
+            raise HomeError(f"audit sink: {exc}") from None
+        if is_cluster_url(sink):
+            raise HomeError("audit sink: one Redis server (redis://), not a cluster")
+    metrics_token = os.environ.get("SEALGATE_METRICS_TOKEN")
+    if metrics_token is None and (home / "secrets" / "metrics-token").exists():
+        metrics_token = (home / "secrets" / "metrics-token").read_text().strip()
     return Settings(
         home=home,
         region=str(config.get("region", "430900")),
@@ -341,6 +392,8 @@ def load_settings(
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
         request_deadline=deadline,
         outage_freshness=freshness,
+        audit_sink=sink,
+        metrics_token=metrics_token or None,
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
         qr_lifetime=qr_lifetime,
         status_list_bound=status_list_bound,

@@ -23,6 +23,7 @@ PROBLEM_TITLES_ZH = {
     "invalid-request": "请求无效",
     "incomplete-body": "请求正文不完整",
     "bad-request": "请求格式错误",
+    "duplicate-authorization": "请求含有多个 Authorization 请求头",
     "unauthenticated": "未提供有效的访问令牌",
     "forbidden-role": "该客户端的角色无权进行此操作",
     "purpose-not-granted": "该客户端未获授权用于此用途",

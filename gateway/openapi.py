@@ -362,12 +362,15 @@ OPENAPI: dict[str, Any] = {
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
+                "description": "Behind a bearer token of its own when one is set"
+                " (SEALGATE_METRICS_TOKEN or secrets/metrics-token)",
                 "responses": {
                     "200": {
                         "description": "Text exposition format",
                         "headers": {"X-Request-Id": REQUEST_ID_HEADER},
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **problems(401),
                 },
             }
         },

@@ -40,7 +40,9 @@ EXAMPLE_CODE = _example_code("430900-7K3M9Q-ZX4T2B-H8WDQ")
 # The problem codes each refusal may carry (RFC 9457 details with a stable `code`).
 PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
-    400: ("invalid-request", "incomplete-body", "bad-request"),
+    # duplicate-authorization: two Authorization headers, which proxies and servers may
+    # each read differently, are refused before either is looked up
+    400: ("invalid-request", "incomplete-body", "bad-request", "duplicate-authorization"),
     401: ("unauthenticated",),
     403: (
         "forbidden-role",
@@ -149,7 +151,8 @@ def header(schema: Schema, description: str, *, required: bool = True) -> Schema
 
 REQUEST_ID_HEADER = header(
     {"type": "string", "minLength": 1},
-    "The request's id: the caller's X-Request-Id if it was a plain token, else a new one",
+    "The request's id, the gateway's own (a caller's X-Request-Id is kept in the audit"
+    " trail only as a keyed hash)",
 )
 
 

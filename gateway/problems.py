@@ -46,6 +46,8 @@ from sealgate.verify.requests import (
 from sealgate.verify.workdays import CalendarError
 
 PROBLEM_TYPE = "application/problem+json"
+# The problem code an answer carries, for the metrics (sealgate_problems_total).
+PROBLEM_CODE = web.ResponseKey("problem_code", str)
 
 
 class Problem(Error):
@@ -91,7 +93,7 @@ class Problem(Error):
         body = self.as_dict(chinese=chinese)
         if request_id:
             body["request_id"] = request_id
-        return web.Response(
+        response = web.Response(
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
@@ -101,10 +103,16 @@ class Problem(Error):
             # is registered a moment later, nor any refusal meant for one client.
             headers={"Cache-Control": "no-store", **self.headers},
         )
+        response[PROBLEM_CODE] = self.code  # counted by code in the metrics
+        return response
 
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
+def not_your_office() -> Problem:
+    return Problem(403, "not-your-office", "This proof was issued by another office")
+
+
 def unknown_code(*, mistyped: bool = False) -> Problem:
     problem = Problem(404, "unknown-code", "No proof has this verification code")
     problem.mistyped = mistyped
@@ -178,7 +186,7 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, ProofNotFound):
         return unknown_code()
     if isinstance(exc, WrongOffice):
-        return Problem(403, "not-your-office", "This proof was issued by another office")
+        return not_your_office()
     if isinstance(exc, TerminalStatus):
         return Problem(409, "status-terminal", "The proof's status is final", str(exc))
     if isinstance(exc, NotYetValid):

@@ -86,7 +86,7 @@ def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
     return pending.finish(keystore.sign_digest(label, pending.digest))
 
 
-def _plain_text(what: str, value: str, limit: int) -> str:
+def plain_text(what: str, value: str, limit: int) -> str:
     """Operator-typed text that the directory keeps and lists print tab-separated."""
     value = value.strip()
     if not value:
@@ -224,7 +224,7 @@ class Provisioner:
         ahead: Ahead = _nothing_ahead,
         scope: SealScope = SealScope.UNIT,
     ) -> Seal:
-        unit_name = _plain_text("the unit name", unit_name, 100)
+        unit_name = plain_text("the unit name", unit_name, 100)
         try:
             # Checked as an issuer's --office is: else no issuer could ever be added for
             # the office, and its proofs could never change status.
@@ -281,10 +281,10 @@ class Provisioner:
         office: str | None = None,
         ahead: Ahead = _nothing_ahead,
     ) -> tuple[Client, str]:
-        name = _plain_text("the client name", name, 200)
+        name = plain_text("the client name", name, 200)
         seal_ids = frozenset(seals)
         # 64: what the audit trail keeps of a purpose
-        purpose_set = frozenset(_plain_text("a purpose", p, 64) for p in purposes)
+        purpose_set = frozenset(plain_text("a purpose", p, 64) for p in purposes)
         known = {s.seal_id: s for s in directory.seals()}
         unknown = sorted(seal_ids - known.keys())
         if unknown:

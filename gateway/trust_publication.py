@@ -62,4 +62,3 @@ def publish_trust_document(
     )
     directory.add_trust_document(version, pending.finish(sign(pending.digest)))
     return version
-

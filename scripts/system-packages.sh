@@ -9,6 +9,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # GnuTLS's certtool parses sealed proofs in the tests (tests/crypto/test_attributes.py)
 command -v certtool >/dev/null 2>&1 || missing+=(gnutls-bin)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the capacity harness's load generator
+# promtool checks and unit-tests the alert rules (deploy/prometheus/, tests/gateway/test_monitoring.py)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # nginx in front of several gateways (tests/gateway/test_nginx.py, deploy/nginx/)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 # The test suite starts its own PostgreSQL (initdb + postgres) for the city-scale registry.

@@ -145,7 +145,16 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
             await eventually(lambda: len(documents) >= 20, timeout=30, what="sealing under load")
             rotated = await asyncio.to_thread(
                 subprocess.run,
-                [*SEALGATE, "--home", str(demo.home), "seal", "rotate", seal_id],
+                [
+                    *SEALGATE,
+                    "--home",
+                    str(demo.home),
+                    "seal",
+                    "rotate",
+                    seal_id,
+                    "--operator",
+                    "ops-1",
+                ],
                 capture_output=True,
                 text=True,
                 check=False,

@@ -71,14 +71,16 @@ async def test_a_rotation_publishes_and_a_retired_key_cannot_forge_later(
     directory = demo.settings.open_directory()
     before = directory.trust_document()
     old = directory.seal(seal_id).active_key
-    assert sealgate(["--home", str(demo.home), "seal", "rotate", seal_id]) == 0
+    assert (
+        sealgate(["--home", str(demo.home), "seal", "rotate", seal_id, "--operator", "ops-1"]) == 0
+    )
     capsys.readouterr()
     after = directory.trust_document()
     assert before is not None and after is not None and after[0] == before[0] + 1
     listed = json.loads(after[1])["document"]["seals"]
     retired = next(s for s in listed if s["seal_id"] == seal_id and s["version"] == old.version)
     assert retired["state"] == "retired" and retired["retired_at"] is not None
-    assert sealgate(["--home", str(demo.home), "trust", "publish"]) == 0
+    assert sealgate(["--home", str(demo.home), "trust", "publish", "--operator", "ops-1"]) == 0
     assert capsys.readouterr().out == f"trust document\tversion {after[0] + 1}\n"
     after = directory.trust_document()
     assert after is not None
@@ -156,7 +158,7 @@ async def test_no_trust_document_yet_is_503_until_one_is_published(
     assert (await response.json())["code"] == "trust-document-unpublished"
     assert "Retry-After" not in response.headers  # waiting does not publish it
     await api.close()
-    assert sealgate(["--home", str(settings.home), "trust", "publish"]) == 0
+    assert sealgate(["--home", str(settings.home), "trust", "publish", "--operator", "ops-1"]) == 0
     assert capsys.readouterr().out == "trust document\tversion 1\n"
     api = await gateway_client(create_app(settings))
     body = await (await api.get("/v1/trust")).read()

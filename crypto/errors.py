@@ -7,19 +7,26 @@ Failure is always an exception, never a ``False``::
     │   │                            (non-JSON value, naive datetime, bad seal id,
     │   │                             malformed HSM signature, unusable key...)
     │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
-    └── ProofError                   a proof (or certificate) does not verify
-        ├── MalformedProof           not the DER structure we issue; too large
-        ├── DigestMismatch           content does not match the signed message-digest
-        ├── BadSignature             signature does not verify with the signer's key
-        ├── UntrustedSeal            seal certificate does not chain to a trusted root,
-        │                            or lacks keyUsage / documentSigning EKU
-        ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
-        ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
-        ├── SignedAfterRetirement  signed after the seal key was retired
-        ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
-        ├── SealRevoked              the seal certificate is on the root's CRL for the
-        │                            proof's time (crypto/revocation.py)
-        └── RevocationUnknown        no current, genuine CRL to tell
+    ├── ProofError                   a proof (or certificate) does not verify
+    │   ├── MalformedProof           not the DER structure we issue; too large
+    │   ├── DigestMismatch           content does not match the signed message-digest
+    │   ├── BadSignature             signature does not verify with the signer's key
+    │   ├── UntrustedSeal            seal certificate does not chain to a trusted root,
+    │   │                            or lacks keyUsage / documentSigning EKU
+    │   ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+    │   ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
+    │   ├── SignedAfterRetirement  signed after the seal key was retired
+    │   ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
+    │   ├── SealRevoked            the seal certificate is on the root's CRL for the
+    │   │                          proof's time (crypto/revocation.py)
+    │   └── RevocationUnknown      no current, genuine CRL to tell
+    └── CoseError                      a COSE_Sign1 message (QR payload, status list) fails
+        ├── MalformedQr                  not a payload of the shape we issue (prefix,
+        │                                Base45, zlib, CBOR, COSE, claims)
+        ├── UntrustedKey                 its key id is not in the trust list for that use
+        ├── CoseBadSignature             the signature does not verify with the named key
+        ├── Expired                      past its expiry (a dynamic QR, a status list)
+        └── HolderMismatch               the identity number typed is not the holder's
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -32,9 +39,14 @@ from sealgate.errors import Error
 __all__ = [
     "BadSignature",
     "ContentError",
+    "CoseBadSignature",
+    "CoseError",
     "CryptoError",
     "DigestMismatch",
+    "Expired",
+    "HolderMismatch",
     "MalformedProof",
+    "MalformedQr",
     "ProofError",
     "RevocationUnknown",
     "SealCertificateNotValid",
@@ -43,6 +55,7 @@ __all__ = [
     "SignedAfterRetirement",
     "SignedInTheFuture",
     "TrustDocumentError",
+    "UntrustedKey",
     "UntrustedSeal",
 ]
 
@@ -104,3 +117,27 @@ class SealRevoked(ProofError):
 class RevocationUnknown(ProofError):
     """Whether the seal is revoked cannot be told: the CRL is not the root's, does not
     verify, is not yet current or is out of date."""
+
+
+class CoseError(CryptoError):
+    """A signed COSE message (a QR payload, a status list) failed its check."""
+
+
+class MalformedQr(CoseError):
+    """Not a message of the shape we issue: prefix, Base45, zlib, CBOR, COSE or claims."""
+
+
+class UntrustedKey(CoseError):
+    """The message names a key the trust list does not hold for that use."""
+
+
+class CoseBadSignature(CoseError):
+    """The signature does not verify with the key the message names: it was altered."""
+
+
+class Expired(CoseError):
+    """The message is past its expiry."""
+
+
+class HolderMismatch(CoseError):
+    """The identity number given is not the one the payload was made for."""

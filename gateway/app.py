@@ -20,6 +20,7 @@ from aiohttp import web
 from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL, AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
@@ -27,7 +28,11 @@ from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.casework import RequestDesk, load_calendar
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.consenting import ConsentService
+from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
+from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
+from sealgate.gateway.handlers.holders import get_my_document, get_my_proofs
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import (
     get_crl,
@@ -36,7 +41,9 @@ from sealgate.gateway.handlers.public import (
     metrics,
     openapi,
     readyz,
+    watch_readiness,
 )
+from sealgate.gateway.handlers.qr import get_qr, get_status_list, get_verify_qr
 from sealgate.gateway.handlers.requests import (
     get_holder_requests,
     get_request,
@@ -55,25 +62,32 @@ from sealgate.gateway.handlers.verify import (
     post_verify_batch,
     post_verify_document,
 )
+from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
 from sealgate.gateway.home import Settings
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
     BATCH_CHECKS,
     CATALOG,
+    CHECK_BUCKETS,
     CHECKER,
     CLOCK,
+    CONSENTS,
     DESK,
     FAILED_LOOKUPS,
+    GATEWAY_KEYS,
+    HOLDER_ASSERTIONS,
     HOLDER_KEYS,
     LOOKUP,
     METRICS,
     OVERDUE,
+    QR_ISSUER,
     REGISTRY,
     SEALING,
     SETTINGS,
     SIGNING,
     SIGNING_OVERRIDE,
+    STATUS_LISTS,
     VERIFY,
 )
 from sealgate.gateway.metrics import Metrics
@@ -85,8 +99,11 @@ from sealgate.gateway.middleware import (
     gateway_middleware,
 )
 from sealgate.gateway.overdue import OverdueWatch
+from sealgate.gateway.public_check import CheckBuckets
+from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
+from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.errors import HsmError
@@ -132,7 +149,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             stack.push_async_callback(shared.close)
             # failed lookups counted once for the whole city (docs/design.md §8)
             app[FAILED_LOOKUPS].shared = RedisFailures(shared)
-        audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
+        head_sink = settings.head_sink()
+        audit = AuditLog(
+            settings.audit_path,
+            head_path=settings.audit_head_path,
+            signing=signing,
+            sink=None if head_sink is None else head_sink.push_async,
+        )
         await audit.start()
         stack.push_async_callback(audit.close)
         lookup = CachedLookup(
@@ -150,7 +173,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[GUARDS] = (registry.guard, tokens.guard)
         app[LOOKUP] = lookup
         app[AUDIT] = audit
-        app[METRICS].follow(audit, shared)
+        app[METRICS].follow(audit, shared, lambda: catalog.snapshot.certificate_ends)
         app[HOLDER_KEYS] = holder_keys
         sealing = app[SEALING] = SealingService(
             registry=registry,
@@ -192,6 +215,37 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             limiter=app[FAILED_LOOKUPS],
             clock=app[CLOCK],
         )
+        keys = GatewayKeys.load(settings.home)
+        app[GATEWAY_KEYS] = keys
+        lists = StatusLists(
+            registry=registry,
+            signing=signing,
+            keys=keys,
+            bound=settings.status_list_bound,
+            public_url=settings.public_url,
+            clock=app[CLOCK],
+        )
+        app[STATUS_LISTS] = lists
+        app[CONSENTS] = ConsentService(
+            registry=registry,
+            signing=signing,
+            keys=keys,
+            holder_keys=holder_keys,
+            clock=app[CLOCK],
+        )
+        app[HOLDER_ASSERTIONS] = HolderAssertions(
+            load_platforms(settings.home), holder_keys, app[CLOCK]
+        )
+        app[QR_ISSUER] = QrIssuer(
+            registry=registry,
+            catalog=catalog,
+            signing=signing,
+            keys=keys,
+            lists=lists,
+            region=settings.region,
+            lifetime=settings.qr_lifetime,
+            clock=app[CLOCK],
+        )
 
         async def refresh_catalog() -> None:
             while True:
@@ -221,6 +275,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
             asyncio.create_task(watch.run(), name="overdue-watch"),
+            asyncio.create_task(lists.run(), name="status-lists"),
+            asyncio.create_task(watch_readiness(app), name="readiness"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
@@ -271,8 +327,11 @@ def create_app(
         global_burst=limits.global_burst,
         global_per_second=limits.global_per_second,
     )
+    app[CHECK_BUCKETS] = CheckBuckets(settings.check_per_minute)
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
+    # Before /v1/verify/{code:.+}, which would take it for a code.
+    app.router.add_get("/v1/verify/qr/{payload:.+}", get_verify_qr)
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.
     app.router.add_get("/v1/verify/{code:.+}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
@@ -281,6 +340,16 @@ def create_app(
     app.router.add_post("/v1/certificates/{code}/status", post_status)
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)
     app.router.add_get("/v1/proofs", get_proofs)
+    app.router.add_get("/v1/certificates/{code}/qr", get_qr)
+    app.router.add_get("/v1/status-lists/{list_id}", get_status_list)
+    app.router.add_post("/v1/consents", post_consent)
+    app.router.add_get("/v1/consents", get_consents)
+    app.router.add_delete("/v1/consents/{consent_id}", delete_consent)
+    app.router.add_get("/v1/holders/me/proofs", get_my_proofs)
+    app.router.add_get("/v1/holders/me/proofs/{code}/document", get_my_document)
+    app.router.add_get("/check", get_check_page)
+    app.router.add_get("/check/check.js", get_check_script)
+    app.router.add_get("/v1/public/check", get_public_check)
     app.router.add_get("/v1/trust", get_trust)
     app.router.add_get("/v1/crl", get_crl)
     app.router.add_post("/v1/requests", post_request)

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,13 @@ from sealgate.hsm import frames
 from sealgate.hsm.child import Child, ChildFailed, describe_exit, start_child
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.service import SigningService
-from sealgate.verify.audit import AuditEvent, SignedHead, checkpoint_digest
+from sealgate.verify.audit import (
+    AuditEvent,
+    SignedHead,
+    checkpoint_digest,
+    checkpoint_event,
+    head_digest,
+)
 
 log = logging.getLogger("sealgate.audit")
 
@@ -90,9 +97,11 @@ class AuditUnavailable(Error):
 class AuditNote:
     """What a handler adds to its request's audit record (see ``sealgate.gateway.middleware``)."""
 
-    __slots__ = ("ahead", "codes", "detail", "purpose")
+    __slots__ = ("ahead", "client_request", "codes", "detail", "purpose")
 
     def __init__(self) -> None:
+        # the keyed hash of the X-Request-Id a client sent, if any (never the id itself)
+        self.client_request: str | None = None
         self.codes: list[str] | None = None  # the codes a sealing produced
         self.detail: dict[str, Any] = {}
         self.purpose: str | None = None  # as checked; else read from the query
@@ -147,8 +156,12 @@ class AuditLog:
         signing: SigningService | None,
         key_label: str = AUDIT_KEY_LABEL,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        sink: Callable[[SignedHead], Awaitable[None]] | None = None,
     ) -> None:
         self._path = path
+        # where each signed head is also pushed, out of the home owner's reach
+        # (sealgate.gateway.audit_sink); it logs its own failures and never raises
+        self._sink = sink
         self._head_path = head_path
         self._signing = signing
         self._key_label = key_label
@@ -256,6 +269,11 @@ class AuditLog:
         audited request takes its share of them (SO_REUSEPORT) only to answer 503. Past
         the bound it starts refusing, says so in /readyz, and the duties loop goes on
         trying."""
+        # What a gateway before this one left unsigned (one killed before its next
+        # checkpoint, whose journal this worker's writer chains) is signed by this one's
+        # first checkpoint, due like any other: a trail must not keep records no
+        # checkpoint covers (sealgate audit verify finds it BROKEN).
+        self._since_checkpoint = max(self._since_checkpoint, 1)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self._open_journal():
@@ -592,15 +610,18 @@ class AuditLog:
         if head_row is None:
             return None
         seq, head_hash = int(head_row[0]), bytes(head_row[1])
-        signature = await self._signing.sign_digest(
-            self._key_label, checkpoint_digest(seq, head_hash)
+        label = self._key_label
+        signature, head_signature = await self._signing.sign_digests(
+            [(label, checkpoint_digest(seq, head_hash)), (label, head_digest(seq, head_hash))]
         )
-        head = SignedHead(seq, head_hash, signature, self._key_label)
-        await self.record([head.checkpoint_event(time.time())])
+        head = SignedHead(seq, head_hash, head_signature, label)
+        await self.record([checkpoint_event(seq, head_hash, signature, label, time.time())])
         self._since_checkpoint = 0
         self._unsigned_since = None
         await self.flush()
         await asyncio.to_thread(write_head, self._head_path, head)
+        if self._sink is not None:
+            await self._sink(head)
         return head
 
     async def run(self) -> None:

@@ -23,11 +23,14 @@ from typing import Any
 from sealgate.gateway.audit_journal import journal_directory, journal_files, require_room
 from sealgate.verify.audit import (
     GENESIS,
+    AuditError,
     AuditEvent,
     AuditRecord,
     SignedHead,
     chain,
     chain_fields,
+    detail_json,
+    parse_detail,
 )
 from sealgate.verify.sqlite_toolkit import connect, insert_rows, write_transaction
 
@@ -61,11 +64,41 @@ _COLUMNS = (
 )
 
 
+# PRAGMA user_version: 1 = details stored as the exact text hashed (before: re-written
+# by json.dumps with spaces, and parsed back to be hashed, duplicate keys and all).
+_STORE_VERSION = 1
+
+
 def open_store(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
     conn.executescript(_SCHEMA)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < _STORE_VERSION:
+        _store_exact_details(conn)
     return conn
+
+
+def _store_exact_details(conn: sqlite3.Connection) -> None:
+    """Version 0 → 1: each detail re-written as the text its hash covered (the canonical
+    form of what it parses to). A detail with a key twice is left as it is, and fails
+    verification: which of its values the hash covered cannot be told."""
+    with write_transaction(conn):
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= _STORE_VERSION:
+            return  # another process did it meanwhile
+        for seq, stored in conn.execute("SELECT seq, detail FROM audit").fetchall():
+            try:
+                exact = detail_json(json.loads(stored, object_pairs_hook=_no_duplicates))
+            except (ValueError, TypeError):
+                continue
+            if exact != stored:
+                conn.execute("UPDATE audit SET detail = ? WHERE seq = ?", (exact, seq))
+        conn.execute(f"PRAGMA user_version = {_STORE_VERSION}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError("a duplicated key")
+    return dict(pairs)
 
 
 def probe_store(conn: sqlite3.Connection, path: Path) -> None:
@@ -105,9 +138,7 @@ def append(conn: sqlite3.Connection, events: list[AuditEvent]) -> list[AuditReco
                 r.event.code,
                 r.event.result,
                 r.event.request_id,
-                json.dumps(r.event.detail, ensure_ascii=False, sort_keys=True)
-                if r.event.detail
-                else "{}",
+                detail_json(r.event.detail),
                 r.prev_hash,
                 r.hash,
             )
@@ -132,11 +163,11 @@ def append_rows(conn: sqlite3.Connection, rows: list[list[Any]]) -> int:
             fields[4],
             fields[5],
             fields[6],
-            json.dumps(fields[8], ensure_ascii=False, sort_keys=True) if fields[8] else "{}",
+            detail,  # the very text hashed: stored as it is, never written again
             prev,
             digest,
         )
-        for seq, prev, digest, fields in chain_fields(prev_hash, last_seq + 1, rows)
+        for seq, prev, digest, fields, detail in chain_fields(prev_hash, last_seq + 1, rows)
     ]
     insert_rows(conn, "audit", _COLUMNS, stored)
     return stored[-1][0] if stored else last_seq
@@ -153,14 +184,16 @@ def append_now(path: Path, events: list[AuditEvent]) -> list[AuditRecord]:
 
 
 def read_records(path: Path) -> Iterator[AuditRecord]:
-    """Every stored record in ``seq`` order, as stored (for verification)."""
+    """Every stored record in ``seq`` order, as stored (for verification: its detail's
+    stored text goes with it, and is what is hashed)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         for row in conn.execute(f"SELECT {_COLUMNS} FROM audit ORDER BY seq"):  # noqa: S608
+            stored = row[9] if isinstance(row[9], str) else repr(row[9])
             try:
-                detail = json.loads(row[9])
-            except ValueError:
-                detail = {"unreadable": row[9]}
+                detail = parse_detail(stored)
+            except AuditError:
+                detail = {}  # verification names what is wrong with it
             event = AuditEvent(
                 action=row[2],
                 client_id=row[3],
@@ -172,7 +205,7 @@ def read_records(path: Path) -> Iterator[AuditRecord]:
                 at=row[1] / 1000,
                 detail=detail,
             )
-            yield AuditRecord(int(row[0]), event, bytes(row[10]), bytes(row[11]))
+            yield AuditRecord(int(row[0]), event, bytes(row[10]), bytes(row[11]), stored)
     finally:
         conn.close()
 

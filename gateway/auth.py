@@ -65,7 +65,17 @@ class Authenticator:
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
     async def client(self, request: web.Request) -> Client:
-        header = request.headers.get("Authorization", "")
+        headers = request.headers.getall("Authorization", ())
+        if len(headers) > 1:
+            # A proxy may read the first and this server the last (or the other way
+            # round): which client is asking must not depend on who reads.
+            raise Problem(
+                400,
+                "duplicate-authorization",
+                "More than one Authorization header",
+                "send one Authorization header",
+            )
+        header = headers[0] if headers else ""
         if len(header) > MAX_HEADER:  # before the cache, which is keyed by the header
             raise unauthenticated()
         # Keyed by the header as sent: a known client costs one dictionary read.

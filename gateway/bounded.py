@@ -34,6 +34,7 @@ from aiohttp import web
 
 from sealgate.cache.breaker import Admission, CircuitBreaker
 from sealgate.errors import Error
+from sealgate.verify.consents import Consent
 from sealgate.verify.directory import Client, Directory, DirectoryUnavailable
 from sealgate.verify.registry import (
     IdempotentRequest,
@@ -42,6 +43,7 @@ from sealgate.verify.registry import (
     ProofStatus,
     Registry,
     RegistryUnavailable,
+    Status,
     StatusChange,
     StatusChangeRequest,
 )
@@ -238,6 +240,32 @@ class BoundedRegistry(Registry, RequestBook):
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         return await self.guard.call(lambda: self._inner.idempotent_result(client_id, key))
+
+    async def add_consent(self, consent: Consent) -> None:
+        await self.guard.call(lambda: self._inner.add_consent(consent), write=True)
+
+    async def use_consent(self, consent_id: str, now: float) -> Consent:
+        return await self.guard.call(lambda: self._inner.use_consent(consent_id, now), write=True)
+
+    async def consents_of(self, holder_key: bytes) -> list[Consent]:
+        return await self.guard.call(lambda: self._inner.consents_of(holder_key))
+
+    async def revoke_consent(self, consent_id: str, holder_key: bytes, now: float) -> None:
+        await self.guard.call(
+            lambda: self._inner.revoke_consent(consent_id, holder_key, now), write=True
+        )
+
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        return await self.guard.call(lambda: self._inner.proofs_of_holder(holder_key))
+
+    async def status_slot(self, code: str) -> int:
+        return await self.guard.call(lambda: self._inner.status_slot(code), write=True)
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        return await self.guard.call(lambda: self._inner.slots_since(index, limit))
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        return await self.guard.call(lambda: self._inner.slots_of(codes))
 
     async def count(self) -> int:
         return await self.guard.call(self._inner.count)

@@ -39,6 +39,8 @@ class CatalogSnapshot:
     retirements: Mapping[bytes, dt.datetime | None]
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
+    # seal id -> when its active key's certificate ends (Unix time), for the metrics
+    certificate_ends: dict[str, float]
     # The newest CRL the root issued (GET /v1/crl), and the directory's own record of
     # the revoked seal certificates as of this load (the document check's source).
     crl: IssuedCrl | None = None
@@ -83,6 +85,7 @@ class SealCatalog:
                 for key in seal.keys
             },
             expiry_warnings=self._expiry_warnings(seals.values()),
+            certificate_ends=self._certificate_ends(seals.values()),
             crl=crl,
             revocations=Revocations.from_entries(
                 roots, revoked_entries(seals.values()), self._clock()
@@ -94,6 +97,16 @@ class SealCatalog:
                 if key.state is KeyState.ACTIVE
             ),
         )
+
+    def _certificate_ends(self, seals: Iterable[Seal]) -> dict[str, float]:
+        ends = {}
+        for seal in seals:
+            try:
+                key = seal.active_key
+            except NotFound:
+                continue
+            ends[seal.seal_id] = self.sealer(key).validity[1].timestamp()
+        return ends
 
     def _expiry_warnings(self, seals: Iterable[Seal]) -> tuple[str, ...]:
         now = self._clock()

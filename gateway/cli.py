@@ -13,27 +13,34 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sealgate.crypto.certificates import certificate_validity
+from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
-from sealgate.gateway.audit import unsigned_limit
-from sealgate.gateway.cli_audit import (
-    CliError,
-    audit_ahead,
-    audit_outcome,
-    audit_verify,
+from sealgate.gateway import cli_qr
+from sealgate.gateway.attestation import create_gateway_keys
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_provision import provision
+from sealgate.gateway.cli_requests import (
+    add_request_commands,
+    calendar_or_suspension,
+    list_calendar,
 )
-from sealgate.gateway.cli_requests import add_request_commands, calendar_or_suspension
 from sealgate.gateway.cli_seals import (
+    add_revocation_commands,
+    add_root_options,
     add_root_pin,
-    add_seal_commands,
     crl_revocation,
+    key_events,
     root_pin,
-    run_seal_command,
+    run_revocation_command,
 )
+from sealgate.gateway.cli_trail import add_audit_commands, audit_command
 from sealgate.gateway.cli_verify import add_verify_file, verify_file
-from sealgate.gateway.home import load_settings, resolve_home
+from sealgate.gateway.home import load_settings, resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.verify.directory import LookupLimit, Role
+from sealgate.hsm.keystore import KeyAlgorithm
+from sealgate.verify.directory import Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,17 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         "SoftHSM2 token inside the home); its PIN comes from SEALGATE_PKCS11_PIN",
     )
     init.add_argument("--token-label", default="sealgate")
-    init.add_argument(
-        "--root-token-label",
-        help="the city root's own token (default: 'root-' + the token label); no gateway"
-        " process opens it",
-    )
-    add_root_pin(init)
-    init.add_argument(
-        "--crl-url",
-        help="where seal certificates say the CRL is published (default: the demo's"
-        " http://127.0.0.1:8080/v1/crl); a city gives its gateway's public address",
-    )
+    add_root_options(init)
     init.add_argument(
         "--database-url",
         help="where the registry and directory live (default: $SEALGATE_DATABASE_URL, else "
@@ -94,7 +91,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
 
-    seal = add_seal_commands(sub, home)
+    seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = seal.add_parser("create", parents=[home], help="create a seal and its key")
+    create.add_argument("--unit-name", required=True, help="the office's name")
+    create.add_argument("--unit-code", required=True, help="the office's 统一社会信用代码")
+    create.add_argument(
+        "--kind",
+        required=True,
+        choices=[k.value for k in SealKind],
+        help="proof: 电子证明专用章; verification: 查询核验专用章",
+    )
+    create.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    create.add_argument(
+        "--platform",
+        action="store_true",
+        help="the city's seal (unit: the platform), used by the signers granted it; the"
+        " data-owning office of each proof is the signer's --office",
+    )
+    add_operator(create)
+    add_root_pin(create)
+    seal.add_parser("list", parents=[home], help="list seals and their key versions")
+    rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
+    rotate.add_argument("seal", metavar="SEAL")
+    rotate.add_argument(
+        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
+    )
+    add_operator(rotate)
+    add_revocation_commands(sub, seal, rotate, home)
 
     add_request_commands(sub, seal, home)
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
@@ -112,11 +139,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
         " answers the requests addressed to it",
     )
+    add_operator(add)
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
     )
     remove.add_argument("client", metavar="CLIENT")
+    add_operator(remove)
     limits = client.add_parser(
         "set-limits",
         parents=[home],
@@ -130,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         "--window", type=float, default=600.0, metavar="SECONDS", help="(default 600)"
     )
     limits.add_argument("--default", action="store_true", help="back to the city's limit")
+    add_operator(limits)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -138,35 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="overrides SEALGATE_DATABASE_URL")
     serve.add_argument("--redis-url", help="overrides SEALGATE_REDIS_URL")
 
-    audit = sub.add_parser("audit", parents=[home], help="the audit trail").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    audit_verify = audit.add_parser(
-        "verify", parents=[home], help="check the trail's chain, checkpoints and signed head"
-    )
-    audit_verify.add_argument("--trail", type=Path, help="the audit store (default: the home's)")
-    audit_verify.add_argument("--head", type=Path, help="the signed head (default: the home's)")
-    audit_verify.add_argument(
-        "--no-head",
-        action="store_true",
-        help="check a trail that has no signed head beside it (a cut-off end goes unnoticed)",
-    )
-    audit_verify.add_argument("--key", type=Path, help="the audit key, PEM (default: the home's)")
-    audit_verify.add_argument(
-        "--max-unsigned-age",
-        type=float,
-        default=unsigned_limit(),
-        metavar="SECONDS",
-        help="fail if a record no signed checkpoint covers is older than this (default:"
-        f" {unsigned_limit():g}, two checkpoint intervals and a round of the gateway's duties)",
-    )
-    audit_verify.add_argument(
-        "--max-unsigned-records",
-        type=int,
-        metavar="N",
-        help="fail if more than N records are covered by no signed checkpoint (default: no"
-        " limit on their number, only on their age)",
-    )
+    add_audit_commands(sub, home)
 
     bench = sub.add_parser("bench", help="measure capacity (bench/ in the repository)")
     bench_sub = bench.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -236,7 +238,16 @@ def _parser() -> argparse.ArgumentParser:
         parents=[home],
         help="sign the directory's roots and seal keys with the root as the next version",
     )
+    add_operator(publish)
     add_root_pin(publish)
+    cli_qr.add_parser(sub, home)
+    add_operator(
+        sub.add_parser(
+            "gateway-keys",
+            parents=[home],
+            help="make the gateway's QR, status-list and consent keys a home lacks",
+        )
+    )
     return parser
 
 
@@ -273,8 +284,10 @@ def _run(args: argparse.Namespace) -> int:
         return _bench_capacity(args)
     if args.command == "verify-file":
         return verify_file(args, home, revocation=crl_revocation(args, home))
+    if args.command == "verify-qr":
+        return cli_qr.run(args, home)
     if args.command == "audit":
-        return audit_verify(args, home)
+        return audit_command(args, home)
 
     settings = load_settings(
         home,
@@ -296,12 +309,45 @@ def _run(args: argparse.Namespace) -> int:
         serve(settings, args.host, args.port, args.workers)
         return 0
 
-    suspension = args.command == "seal" and args.action in ("suspend", "resume")
-    if args.command in ("seal", "crl", "trust") and not suspension:
-        return run_seal_command(args, settings)
-    provisioner = Provisioner(settings)
+    if args.command == "crl" or (args.command == "seal" and args.action in ("revoke", "purge")):
+        return run_revocation_command(args, settings)
+    needs_root = args.command == "trust" or (
+        args.command == "seal" and args.action in ("create", "rotate")
+    )
+    pin = root_pin(args, backend=settings.backend) if needs_root else None
+    provisioner = Provisioner(settings, root_pin=pin)
+    if args.command == "gateway-keys":
+        audit = CliAudit(settings, args.operator)
+        with provisioner.keystore() as keystore:
+            try:
+                audit.ahead("gateway-keys")("gateway")
+                keys = create_gateway_keys(keystore, home)
+                audit.outcome("gateway-keys", "gateway")
+            finally:
+                audit.checkpoint(keystore)
+        for use, label in sorted(keys.labels.items()):
+            print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
+        return 0
     directory = provisioner.directory()
     try:
+        if args.command == "seal" and args.action == "list":
+            for seal in directory.seals():
+                for key in seal.keys:
+                    print(
+                        "\t".join(
+                            (
+                                seal.seal_id,
+                                seal.kind.value,
+                                seal.unit_name,
+                                seal.unit_code,
+                                f"v{key.version}",
+                                key.state.value,
+                                f"until {certificate_validity(key.certificate)[1]:%Y-%m-%d}",
+                                *key_events(key),
+                            )
+                        )
+                    )
+            return 0
         if args.command == "client" and args.action == "list":
             for c in directory.clients():
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
@@ -309,42 +355,18 @@ def _run(args: argparse.Namespace) -> int:
                 own = [] if limit is None else [f"{limit.failures}/{limit.window_seconds:g}s"]
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
-        trail = settings.audit_path
-        if args.command == "calendar" or args.action in ("suspend", "resume"):
-            return calendar_or_suspension(args, directory, trail)
-        if args.command == "client" and args.action == "remove":
-            audit_ahead(trail, "client-remove")(args.client)
-            directory.remove_client(args.client)
-            audit_outcome(trail, "client-remove", args.client)
-            print(f"removed\t{args.client}")
-            return 0
-        if args.command == "client" and args.action == "set-limits":
-            if args.default == (args.failed_lookups is not None):
-                raise CliError("give --failed-lookups N [--window SECONDS], or --default")
+        if args.command == "calendar" and args.action == "list":
+            return list_calendar(directory)
+        audit = CliAudit(settings, args.operator)
+        # The audit key signs each change's records before the command ends: the token
+        # is opened first, so a change that could not be signed is not made.
+        with provisioner.keystore() as keystore:
             try:
-                limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
-            except ValueError as exc:
-                raise CliError(str(exc)) from None
-            shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
-            audit_ahead(trail, "client-set-limits", failed_lookups=shown)(args.client)
-            directory.set_lookup_limit(args.client, limit)
-            audit_outcome(trail, "client-set-limits", args.client, failed_lookups=shown)
-            print(f"limits\t{args.client}\tfailed lookups {shown}")
-            return 0
-        if args.command == "client" and args.action == "add":
-            client, token = provisioner.add_client(
-                directory,
-                name=args.name,
-                role=Role(args.role),
-                seals=args.seal,
-                purposes=args.purpose,
-                office=args.office,
-                ahead=audit_ahead(trail, "client-add", role=args.role),
-            )
-            audit_outcome(trail, "client-add", client.client_id, role=client.role.value)
-            print(f"{client.role.value}\t{client.client_id}\t{token}")
-            return 0
-        raise AssertionError(f"unknown command {args.command} {args.action}")  # argparse
+                if args.command == "calendar" or args.action in ("suspend", "resume"):
+                    return calendar_or_suspension(args, directory, audit)
+                return provision(args, provisioner, directory, keystore, audit)
+            finally:
+                audit.checkpoint(keystore)
     finally:
         directory.close()
 
@@ -440,6 +462,15 @@ def _terminated(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Everything sealgate writes in a home (registry.db, audit.db, config.toml, the head,
+    # journals, secrets) is its owner's alone; the home's older files are tightened too.
+    umask = os.umask(0o077)
+    if args.command != "init":
+        try:
+            tighten_home(resolve_home(args.home))
+        except BaseException:
+            os.umask(umask)
+            raise
     if args.command != "serve":  # serve stops gracefully on its own
         signal.signal(signal.SIGTERM, _terminated)
     try:
@@ -453,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"sealgate: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
+    finally:
+        os.umask(umask)  # as it was, for a caller that runs the command in its process
 
 
 if __name__ == "__main__":

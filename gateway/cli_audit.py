@@ -1,157 +1,147 @@
-"""The command line's audit duties: each provisioning step written to the trail ahead of
-its effect and completed with its outcome, and ``sealgate audit verify``.
+"""The command line's audit duties for provisioning: each step written to the trail ahead
+of its effect, completed with its outcome, and signed by a checkpoint at once.
+
+The operator is named on the command line (``--operator``), never taken from ``$USER``
+(which says only which account ran the command). A change's records are signed before
+the command ends, whether or not a gateway runs: a record the CLI wrote after the last
+checkpoint could otherwise be deleted without trace.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import getpass
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-
 from sealgate.errors import Error
-from sealgate.gateway.audit import INTENT
-from sealgate.gateway.audit_store import append_now, read_records, unchained_journal_bytes
-from sealgate.gateway.provision import Ahead
+from sealgate.gateway.audit import AUDIT_KEY_LABEL, INTENT
+from sealgate.gateway.audit_store import append, append_now, open_store, stored_head, write_head
+from sealgate.gateway.home import HomeError, Settings
+from sealgate.gateway.provision import Ahead, plain_text
+from sealgate.hsm.keystore import Keystore
 from sealgate.verify.audit import (
     AuditEvent,
     SignedHead,
-    TrailBroken,
-    TrailSummary,
-    verify_trail,
+    checkpoint_digest,
+    checkpoint_event,
+    head_digest,
 )
+from sealgate.verify.sqlite_toolkit import write_transaction
 
 
 class CliError(Error):
     """A failure to report in one line."""
 
 
-def audit_ahead(trail: Path, action: str, **detail: object) -> Ahead:
-    """What records a provisioning change's intent, committed to the trail before the
-    directory is changed (a second database, or PostgreSQL: no one transaction holds
-    both); if that fails the change is not made."""
+def add_operator(parser: argparse.ArgumentParser) -> None:
+    """``--operator``, required of every command that changes the directory."""
+    parser.add_argument(
+        "--operator",
+        required=True,
+        help="who makes this change (a person's name or staff number), for the audit trail",
+    )
 
-    def ahead(subject: str) -> None:
+
+class CliAudit:
+    """The trail of the home a provisioning command changes, and who changes it."""
+
+    def __init__(self, settings: Settings, operator: str) -> None:
         try:
-            audit_cli(trail, action, subject, detail, result=INTENT)
+            self.operator = plain_text("--operator", operator, 64)
+        except HomeError as exc:
+            raise CliError(str(exc)) from None
+        self.settings = settings
+        self.trail = settings.audit_path
+        self._wrote = False  # whether this command wrote a record (it then signs them)
+
+    def ahead(self, action: str, **detail: object) -> Ahead:
+        """What records a change's intent, committed to the trail before the directory is
+        changed (a second database, or PostgreSQL: no one transaction holds both); if
+        that fails the change is not made."""
+
+        def ahead(subject: str) -> None:
+            try:
+                self._append(action, subject, detail, result=INTENT)
+            except (sqlite3.Error, OSError) as exc:
+                raise CliError(
+                    f"the audit trail cannot be written ({type(exc).__name__}): nothing changed"
+                ) from None
+
+        return ahead
+
+    def outcome(self, action: str, subject: str, **detail: object) -> None:
+        """The outcome of a change made: if the trail refuses it now, the change stands
+        (its intent is recorded) and the operator is told."""
+        try:
+            self._append(action, subject, detail)
         except (sqlite3.Error, OSError) as exc:
-            raise CliError(
-                f"the audit trail cannot be written ({type(exc).__name__}): nothing changed"
-            ) from None
-
-    return ahead
-
-
-def audit_outcome(trail: Path, action: str, subject: str, **detail: object) -> None:
-    """The outcome of a change made: if the trail refuses it now, the change stands
-    (its intent is recorded) and the operator is told."""
-    try:
-        audit_cli(trail, action, subject, detail)
-    except (sqlite3.Error, OSError) as exc:
-        print(
-            f"sealgate: warning: {action} {subject} done, its intent is in the audit trail;"
-            f" its outcome could not be recorded ({type(exc).__name__})",
-            file=sys.stderr,
-        )
-
-
-def audit_cli(
-    trail: Path, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
-) -> None:
-    """Operations' changes go into the same trail as the gateway's requests."""
-    operator = os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
-    append_now(
-        trail,
-        [
-            AuditEvent(
-                action=action,
-                client_id=f"cli:{operator}",
-                role="operator",
-                purpose=None,
-                code=None,
-                result=result,
-                request_id="",
-                at=time.time(),
-                detail={"subject": subject, **detail},
+            print(
+                f"sealgate: warning: {action} {subject} done, its intent is in the audit trail;"
+                f" its outcome could not be recorded ({type(exc).__name__})",
+                file=sys.stderr,
             )
-        ],
-    )
+
+    def _append(
+        self, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"
+    ) -> None:
+        """Operations' changes go into the same trail as the gateway's requests."""
+        self._wrote = True  # before: a write that failed may still have reached the disk
+        append_now(
+            self.trail,
+            [
+                AuditEvent(
+                    action=action,
+                    client_id=f"cli:{self.operator}",
+                    role="operator",
+                    purpose=None,
+                    code=None,
+                    result=result,
+                    request_id="",
+                    at=time.time(),
+                    # the account that ran it, beside the person it names
+                    detail={"subject": subject, "account": getpass.getuser(), **detail},
+                )
+            ],
+        )
+
+    def checkpoint(self, keystore: Keystore) -> None:
+        """Sign the trail's head now, write the head file and push it to the sink. A
+        failure is told, and the change stands: its records wait for the next checkpoint
+        (a gateway's, or the next command's), and ``audit verify`` counts them unsigned."""
+        if not self._wrote:  # refused before anything was recorded: nothing to sign
+            return
+        try:
+            head = sign_checkpoint(self.trail, keystore)
+            if head is not None:
+                write_head(self.settings.audit_head_path, head)
+                if (sink := self.settings.head_sink()) is not None:
+                    sink.push(head)
+        except (sqlite3.Error, OSError, Error) as exc:
+            print(
+                f"sealgate: warning: this command's audit records are not yet signed ({exc}):"
+                " the next checkpoint signs them",
+                file=sys.stderr,
+            )
 
 
-def audit_verify(args: argparse.Namespace, home: Path) -> int:
-    trail: Path = args.trail or home / "audit.db"
-    head_path: Path = args.head or home / "audit-head.json"
-    key_path: Path = args.key or home / "audit-key.pem"
-    if args.max_unsigned_age < 0 or (args.max_unsigned_records or 0) < 0:
-        raise CliError("--max-unsigned-age and --max-unsigned-records cannot be negative")
-    if not trail.exists():
-        raise CliError(f"no audit trail at {trail}")
+def sign_checkpoint(trail: Path, keystore: Keystore) -> SignedHead | None:
+    """Sign the stored head with the audit key and append the checkpoint, in one write
+    transaction (no record slips between the head read and its checkpoint)."""
+    conn = open_store(trail)
     try:
-        public = serialization.load_pem_public_key(key_path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the audit key {key_path}: {exc}") from None
-    key_der = public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    head = SignedHead.from_json(head_path.read_bytes()) if head_path.exists() else None
-    try:
-        summary = verify_trail(read_records(trail), key_der, head)
-    except TrailBroken as exc:
-        print(f"BROKEN: {exc}", file=sys.stderr)
-        return 1
-    except sqlite3.Error as exc:
-        print(f"BROKEN: the trail cannot be read: {exc}", file=sys.stderr)
-        return 1
-    if head is None and summary.checkpoints and not args.no_head:
-        # Every checkpoint also writes the head: its absence is itself a sign of tampering.
-        print(
-            f"BROKEN: the signed head {head_path} is missing, yet the trail holds"
-            f" {summary.checkpoints} checkpoints: a cut-off end cannot be ruled out"
-            " (--no-head checks what is there)",
-            file=sys.stderr,
-        )
-        return 1
-    if head is None:
-        print(
-            "warning: no signed head: a cut-off end of the trail cannot be detected",
-            file=sys.stderr,
-        )
-    line = (
-        f"{summary.records} records\t{summary.checkpoints} checkpoints\t"
-        f"signed head at {head.seq if head else '-'}\t{summary.unsigned} unsigned"
-    )
-    if unsigned := unsigned_tail(summary, args):
-        print(f"UNSIGNED\t{line}")
-        print(f"UNSIGNED: {unsigned}", file=sys.stderr)
-        return 1
-    print(f"OK\t{line}")
-    if waiting := unchained_journal_bytes(trail):
-        print(
-            f"note: {waiting} bytes of records wait in the audit journal, not yet in the"
-            " trail: the gateway's audit writer chains them (a stopped gateway's, when it"
-            " next starts)",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def unsigned_tail(summary: TrailSummary, args: argparse.Namespace) -> str | None:
-    """What is wrong with the records no signed checkpoint covers, or ``None``: nothing
-    proves them unaltered, so past the operator's bounds the trail does not pass."""
-    if summary.unsigned == 0 or summary.oldest_unsigned_at is None:
-        return None
-    age = time.time() - summary.oldest_unsigned_at
-    what = (
-        f"{summary.unsigned} records after record {summary.covered_seq} are covered by no"
-        f" signed checkpoint, the oldest written {age:.0f} s ago"
-    )
-    why = "the audit key has not signed since (a lost or reinitialised token?)"
-    if age > args.max_unsigned_age:
-        return f"{what}, more than --max-unsigned-age {args.max_unsigned_age:g}: {why}"
-    if args.max_unsigned_records is not None and summary.unsigned > args.max_unsigned_records:
-        return f"{what}, more than --max-unsigned-records {args.max_unsigned_records}: {why}"
-    return None
+        with write_transaction(conn):
+            stored = stored_head(conn)
+            if stored is None:
+                return None
+            seq, head_hash = stored
+            signature = keystore.sign_digest(AUDIT_KEY_LABEL, checkpoint_digest(seq, head_hash))
+            head_signature = keystore.sign_digest(AUDIT_KEY_LABEL, head_digest(seq, head_hash))
+            append(
+                conn, [checkpoint_event(seq, head_hash, signature, AUDIT_KEY_LABEL, time.time())]
+            )
+            return SignedHead(seq, head_hash, head_signature, AUDIT_KEY_LABEL)
+    finally:
+        conn.close()

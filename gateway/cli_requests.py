@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from sealgate.gateway.casework import load_calendar
-from sealgate.gateway.cli_audit import CliError, audit_ahead, audit_outcome
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.verify.directory import Directory
 from sealgate.verify.workdays import CalendarError, parse_year
 
@@ -24,7 +24,9 @@ def add_request_commands(
         ("suspend", "suspend a seal (misuse): nothing is sealed with it"),
         ("resume", "resume a suspended seal"),
     ):
-        seal.add_parser(action, parents=[home], help=what).add_argument("seal", metavar="SEAL")
+        parser = seal.add_parser(action, parents=[home], help=what)
+        parser.add_argument("seal", metavar="SEAL")
+        add_operator(parser)
     calendar = sub.add_parser(
         "calendar", parents=[home], help="the working-day calendar of request deadlines"
     ).add_subparsers(dest="action", required=True)
@@ -34,14 +36,18 @@ def add_request_commands(
         help="load or correct a year (JSON: year, source, holidays, workdays)",
     )
     load.add_argument("file", type=Path)
+    add_operator(load)
     calendar.add_parser("list", parents=[home], help="the years known and their sources")
 
 
-def calendar_or_suspension(args: argparse.Namespace, directory: Directory, trail: Path) -> int:
-    if args.command == "calendar" and args.action == "list":
-        for known, source in load_calendar(directory).years.items():
-            print(f"{known}\t{source}")
-        return 0
+def list_calendar(directory: Directory) -> int:
+    for known, source in load_calendar(directory).years.items():
+        print(f"{known}\t{source}")
+    return 0
+
+
+def calendar_or_suspension(args: argparse.Namespace, directory: Directory, audit: CliAudit) -> int:
+    """`calendar load` or `seal suspend|resume`, audited by the operator named."""
     if args.command == "calendar":
         try:
             year = parse_year(args.file.read_text(encoding="utf-8"))
@@ -49,14 +55,14 @@ def calendar_or_suspension(args: argparse.Namespace, directory: Directory, trail
             raise CliError(f"{args.file}: {exc.strerror}") from None
         except CalendarError as exc:
             raise CliError(f"{args.file}: {exc}") from None
-        audit_ahead(trail, "calendar-load", source=year.source)(str(year.year))
+        audit.ahead("calendar-load", source=year.source)(str(year.year))
         directory.load_calendar_year(year.year, year.to_json())
-        audit_outcome(trail, "calendar-load", str(year.year), source=year.source)
+        audit.outcome("calendar-load", str(year.year), source=year.source)
         print(f"calendar\t{year.year}\t{len(year.holidays)} holidays\t{len(year.workdays)} made up")
         return 0
     at = time.time() if args.action == "suspend" else None
-    audit_ahead(trail, f"seal-{args.action}")(args.seal)
+    audit.ahead(f"seal-{args.action}")(args.seal)
     directory.suspend_seal(args.seal, at)
-    audit_outcome(trail, f"seal-{args.action}", args.seal)
+    audit.outcome(f"seal-{args.action}", args.seal)
     print(f"seal\t{args.seal}\t{'suspended' if at else 'in use'}")
     return 0

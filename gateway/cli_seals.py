@@ -1,6 +1,6 @@
-"""The command line's seal commands: ``seal list|create|rotate|revoke|purge`` and ``crl
-issue``, with the city root's PIN (a file or a prompt, never kept) for those that need the
-root (docs/design.md §7.2, §13).
+"""The command line's root duties: the city root's PIN (a file or a prompt, never kept),
+``seal revoke``, ``seal purge``, ``crl issue``, and ``verify-file --crl``
+(docs/design.md §7.2, §15).
 """
 
 from __future__ import annotations
@@ -12,24 +12,15 @@ import sys
 from pathlib import Path
 
 from sealgate.crypto.assessment import RevocationCheck
-from sealgate.crypto.certificates import certificate_validity
 from sealgate.crypto.errors import ProofError
 from sealgate.crypto.revocation import Revocations, revocation_check
 from sealgate.crypto.verification import TrustList
-from sealgate.errors import Error
-from sealgate.gateway.cli_audit import CliError, audit_ahead, audit_outcome
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_provision import publish_after
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import Provisioner
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys, revoke_seal
-from sealgate.gateway.trust_publication import publish_trust_document, root_signer
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import (
-    Directory,
-    RevocationReason,
-    SealKey,
-    SealKind,
-    SealScope,
-)
+from sealgate.verify.directory import Directory, RevocationReason, SealKey
 from sealgate.verify.validity import BadInstant, instant
 
 ROOT_PIN_HELP = "a file holding the city root's PIN (default: ask for it); the PIN is never kept"
@@ -39,39 +30,29 @@ def add_root_pin(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root-pin-file", type=Path, metavar="FILE", help=ROOT_PIN_HELP)
 
 
-def add_seal_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], home: argparse.ArgumentParser
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """``seal create|list|rotate|revoke|purge`` and ``crl issue``; returns the ``seal``
-    subcommands, for others to add theirs."""
-    seal = sub.add_parser("seal", parents=[home], help="manage seals").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
+def add_root_options(init: argparse.ArgumentParser) -> None:
+    """``init``'s: the root's own token and PIN, and where its CRL is published."""
+    init.add_argument(
+        "--root-token-label",
+        help="the city root's own token (default: 'root-' + the token label); no gateway"
+        " process opens it",
     )
-    create = seal.add_parser("create", parents=[home], help="create a seal and its key")
-    create.add_argument("--unit-name", required=True, help="the office's name")
-    create.add_argument("--unit-code", required=True, help="the office's 统一社会信用代码")
-    create.add_argument(
-        "--kind",
-        required=True,
-        choices=[k.value for k in SealKind],
-        help="proof: 电子证明专用章; verification: 查询核验专用章",
+    add_root_pin(init)
+    init.add_argument(
+        "--crl-url",
+        help="where seal certificates say the CRL is published (default: the demo's"
+        " http://127.0.0.1:8080/v1/crl); a city gives its gateway's public address",
     )
-    create.add_argument(
-        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
-    )
-    create.add_argument(
-        "--platform",
-        action="store_true",
-        help="the city's seal (unit: the platform), used by the signers granted it; the"
-        " data-owning office of each proof is the signer's --office",
-    )
-    add_root_pin(create)
-    seal.add_parser("list", parents=[home], help="list seals and their key versions")
-    rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
-    rotate.add_argument("seal", metavar="SEAL")
-    rotate.add_argument(
-        "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
-    )
+
+
+def add_revocation_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    seal: argparse._SubParsersAction[argparse.ArgumentParser],
+    rotate: argparse.ArgumentParser,
+    home: argparse.ArgumentParser,
+) -> None:
+    """``seal rotate --grace`` and the root PIN, ``seal revoke``, ``seal purge`` and ``crl
+    issue``."""
     rotate.add_argument(
         "--grace",
         type=float,
@@ -101,10 +82,13 @@ def add_seal_commands(
         "--version", type=int, help="revoke only this key version (default: every one)"
     )
     add_root_pin(revoke)
-    seal.add_parser(
-        "purge",
-        parents=[home],
-        help="destroy in the token the retired keys whose grace period has passed",
+    add_operator(revoke)
+    add_operator(
+        seal.add_parser(
+            "purge",
+            parents=[home],
+            help="destroy in the token the retired keys whose grace period has passed",
+        )
     )
     crl = sub.add_parser("crl", parents=[home], help="the city root's CRL").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -113,7 +97,7 @@ def add_seal_commands(
         "issue", parents=[home], help="issue a new CRL (before the current one's next update)"
     )
     add_root_pin(issue)
-    return seal
+    add_operator(issue)
 
 
 def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -> str | None:
@@ -139,87 +123,56 @@ def root_pin(args: argparse.Namespace, *, backend: str, confirm: bool = False) -
     return pin
 
 
-def run_seal_command(args: argparse.Namespace, settings: Settings) -> int:
-    """``seal list|create|rotate|revoke|purge``, ``crl issue`` or ``trust publish``."""
-    trail = settings.audit_path
-    if args.command == "seal" and args.action in ("list", "create", "rotate"):
-        return _seal_list_create_rotate(args, settings)
-    if args.command == "trust":
-        provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
-        directory = provisioner.directory()
-        try:
-            _publish(trail, provisioner, directory, after=None)
-        finally:
-            directory.close()
-        return 0
-    if args.command == "crl":
-        provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
-        directory = provisioner.directory()
-        try:
-            audit_ahead(trail, "crl-issue")("crl")
-            crl = issue_crl(provisioner, directory)
-        finally:
-            directory.close()
-        audit_outcome(trail, "crl-issue", "crl", number=crl.number)
-        print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
-        return 0
-    if args.action == "purge":
-        provisioner = Provisioner(settings)
-        directory = provisioner.directory()
-        try:
-            with provisioner.keystore() as keystore:
-                destroyed = purge_retired_keys(keystore, directory)
-        finally:
-            directory.close()
-        for key in destroyed:
-            audit_outcome(trail, "seal-key-destroy", key.seal_id, version=key.version)
-            print(f"destroyed\t{key.seal_id}\tv{key.version}")
-        return 0
+def run_revocation_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``seal revoke``, ``seal purge`` or ``crl issue``, audited by the operator named, the
+    records signed by the audit key as the command ends."""
+    audit = CliAudit(settings, args.operator)
+    needs_root = args.command == "crl" or args.action == "revoke"
+    pin = root_pin(args, backend=settings.backend) if needs_root else None
+    provisioner = Provisioner(settings, root_pin=pin)
+    directory = provisioner.directory()
+    try:
+        with provisioner.keystore() as keystore:
+            try:
+                if args.command == "crl":
+                    audit.ahead("crl-issue")("crl")
+                    crl = issue_crl(provisioner, directory)
+                    audit.outcome("crl-issue", "crl", number=crl.number)
+                    print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
+                    return 0
+                if args.action == "purge":
+                    audit.ahead("seal-key-destroy")("retired keys")
+                    for key in purge_retired_keys(keystore, directory):
+                        audit.outcome("seal-key-destroy", key.seal_id, version=key.version)
+                        print(f"destroyed\t{key.seal_id}\tv{key.version}")
+                    return 0
+                return _revoke(args, provisioner, directory, audit)
+            finally:
+                audit.checkpoint(keystore)
+    finally:
+        directory.close()
+
+
+def _revoke(
+    args: argparse.Namespace, provisioner: Provisioner, directory: Directory, audit: CliAudit
+) -> int:
     since = None
     if args.since is not None:
         try:
             since = instant(args.since, False)
         except BadInstant as exc:
             raise CliError(f"--since {exc}") from None
-    provisioner = Provisioner(settings, root_pin=root_pin(args, backend=settings.backend))
-    directory = provisioner.directory()
     reason = RevocationReason(args.reason)
-    try:
-        audit_ahead(trail, "seal-revoke", reason=reason.value)(args.seal)
-        revoked, crl = revoke_seal(
-            provisioner, directory, args.seal, reason=reason, since=since, version=args.version
-        )
-        versions = [key.version for key in revoked]
-        audit_outcome(trail, "seal-revoke", args.seal, reason=reason.value, versions=versions)
-        for key in revoked:
-            print(f"revoked\t{key.seal_id}\tv{key.version}\t{reason.value}")
-        print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
-        return _publish(trail, provisioner, directory, after="the revocation")
-    finally:
-        directory.close()
-
-
-def _publish(
-    trail: Path, provisioner: Provisioner, directory: Directory, *, after: str | None
-) -> int:
-    """The next trust document, signed in the root's token. ``after``: the change to the
-    seal keys that calls for it; if publishing then fails, that change stands and the
-    operator is told how to publish (exit 1)."""
-    try:
-        audit_ahead(trail, "trust-publish")("trust")
-        with provisioner.root_keystore() as root:
-            version = publish_trust_document(directory, root_signer(root, directory))
-    except Error as exc:
-        if after is None:
-            raise
-        raise CliError(
-            f"{after} is done, but the trust document was not published ({exc}):"
-            " run 'sealgate trust publish'"
-        ) from None
-    audit_outcome(trail, "trust-publish", "trust", version=version)
-    if after is None:  # 'trust publish' itself; after a change, its own line says it all
-        print(f"trust document\tversion {version}")
-    return 0
+    audit.ahead("seal-revoke", reason=reason.value)(args.seal)
+    revoked, crl = revoke_seal(
+        provisioner, directory, args.seal, reason=reason, since=since, version=args.version
+    )
+    versions = [key.version for key in revoked]
+    audit.outcome("seal-revoke", args.seal, reason=reason.value, versions=versions)
+    for key in revoked:
+        print(f"revoked\t{key.seal_id}\tv{key.version}\t{reason.value}")
+    print(f"crl\t{crl.number}\tnext update {_when(crl.next_update)}")
+    return publish_after(audit, provisioner, directory)
 
 
 def crl_revocation(args: argparse.Namespace, home: Path) -> RevocationCheck | None:
@@ -243,52 +196,7 @@ def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
-def _seal_list_create_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    trail = settings.audit_path
-    needs_root = args.action in ("create", "rotate")
-    pin = root_pin(args, backend=settings.backend) if needs_root else None
-    provisioner = Provisioner(settings, root_pin=pin)
-    directory = provisioner.directory()
-    try:
-        if args.action == "list":
-            for seal in directory.seals():
-                for key in seal.keys:
-                    ends = certificate_validity(key.certificate)[1]
-                    columns = (seal.seal_id, seal.kind.value, seal.unit_name, seal.unit_code)
-                    state = (f"v{key.version}", key.state.value, f"until {ends:%Y-%m-%d}")
-                    print("\t".join((*columns, *state, *_key_events(key))))
-            return 0
-        with provisioner.keystore() as keystore:
-            if args.action == "create":
-                seal = provisioner.create_seal(
-                    keystore,
-                    directory,
-                    unit_name=args.unit_name.strip(),
-                    unit_code=args.unit_code.strip().upper(),
-                    kind=SealKind(args.kind),
-                    scope=SealScope.PLATFORM if args.platform else SealScope.UNIT,
-                    algorithm=KeyAlgorithm(args.algorithm),
-                    ahead=audit_ahead(trail, "seal-create", kind=args.kind),
-                )
-                audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
-                print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return _publish(trail, provisioner, directory, after="the seal's creation")
-            key = provisioner.rotate_seal(
-                keystore,
-                directory,
-                args.seal,
-                KeyAlgorithm(args.algorithm),
-                ahead=audit_ahead(trail, "seal-rotate"),
-                grace=args.grace,
-            )
-        audit_outcome(trail, "seal-rotate", key.seal_id, version=key.version, key=key.key_label)
-        print(f"seal\t{key.seal_id}\tv{key.version}")
-        return _publish(trail, provisioner, directory, after="the rotation")
-    finally:
-        directory.close()
-
-
-def _key_events(key: SealKey) -> list[str]:
+def key_events(key: SealKey) -> list[str]:
     """What happened to a key, for ``seal list``: retired, revoked, destroyed, when."""
     events = []
     for what, when in (

@@ -24,9 +24,14 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sealgate.gateway.audit import AuditUnavailable
-from sealgate.gateway.keys import AUDIT, METRICS, VERIFY
+from sealgate.gateway.keys import AUDIT, HOLDER_KEYS, METRICS, VERIFY
 from sealgate.gateway.language import wants_chinese
-from sealgate.gateway.middleware import REQUEST_IDS, audit_row, audit_unavailable, request_id_of
+from sealgate.gateway.middleware import (
+    REQUEST_IDS,
+    audit_row,
+    audit_unavailable,
+    client_request_hash,
+)
 from sealgate.gateway.prepared import AnswerWriter
 from sealgate.gateway.verifying import ANSWER_HEADERS
 
@@ -47,6 +52,7 @@ class Dispatch:
         self._verify = app[VERIFY]
         self._audit = app[AUDIT]
         self._ids = app[REQUEST_IDS]
+        self._keys = app[HOLDER_KEYS]
         self._metrics = app[METRICS]
         self._answers = AnswerWriter(ANSWER_HEADERS)
         self.answered = 0  # by this handler; the application answered the rest
@@ -60,20 +66,24 @@ class Dispatch:
         started = time.perf_counter()
         path, _, query = target.partition("?")
         code_text = path[len(VERIFY_PREFIX) :]
-        known = self._verify.remembered_answer(
-            request.headers.get("Authorization", ""), query, code_text
-        )
+        authorization = request.headers.getall("Authorization", ())
+        if len(authorization) != 1:  # none, or a duplicate: the application's to refuse
+            return await self._application(request)
+        known = self._verify.remembered_answer(authorization[0], query, code_text)
         if known is None:
             return await self._application(request)
         client, purpose, body = known
-        request_id = request_id_of(request, self._ids)
-        row = audit_row("verify", client, purpose, code_text, 200, request_id, time.time(), {})
+        request_id = self._ids.next()
+        offered = client_request_hash(request, self._keys)
+        detail = {} if offered is None else {"client_request": offered}
+        row = audit_row("verify", client, purpose, code_text, 200, request_id, time.time(), detail)
         response: web.StreamResponse
         try:
             await self._audit.record_rows([row])
         except AuditUnavailable:
             response = audit_unavailable(request_id)
             response.headers["X-Request-Id"] = request_id
+            self._metrics.problem("audit-unavailable")
         else:
             response = self._answers.respond(request, body, request_id)
         self._metrics.observe(VERIFY_ROUTE, "GET", response.status, time.perf_counter() - started)

@@ -28,6 +28,7 @@ from typing import Any
 
 from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
 from sealgate.errors import Error
+from sealgate.gateway.audit_sink import HeadSink, instance_name
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
@@ -37,6 +38,9 @@ from sealgate.verify.registry import Registry
 from sealgate.verify.workdays import CalendarError, OfficeHours
 
 DEFAULT_HOME = Path(".sealgate")
+DEFAULT_QR_LIFETIME = 90.0
+QR_LIFETIMES = (60.0, 120.0)
+DEFAULT_STATUS_LIST_BOUND = 60.0
 #: Where ``make run``'s demo gateway serves its CRL; a city sets its public address.
 DEFAULT_CRL_URL = "http://127.0.0.1:8080/v1/crl"
 #: How long a CRL is current: the root must issue the next one within it.
@@ -132,6 +136,12 @@ class Settings:
     # cached statuses and clients still answer.
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
+    # Where signed audit heads are also appended, out of the home owner's reach
+    # (sealgate.gateway.audit_sink): a redis:// URL, or None.
+    audit_sink: str | None = None
+    # When set, /metrics asks for "Authorization: Bearer <this>" (a secret: from
+    # SEALGATE_METRICS_TOKEN or secrets/metrics-token, never config.toml).
+    metrics_token: str | None = None
     # The city root's own token (PKCS#11) that no gateway process opens; its PIN is asked
     # for by the commands that need the root, never kept (docs/design.md §5.2).
     root_token_label: str = "root-sealgate"  # noqa: S105 - a token's label, not a secret
@@ -150,6 +160,17 @@ class Settings:
     # are announced (signed with the secret ``webhook-key``).
     office_hours: OfficeHours | None = None
     overdue_webhook: str | None = None
+    # City settings for 亮码扫码 (docs/design.md §13): how long a dynamic QR payload lasts
+    # (60-120 s), the bound within which a status change is in the published status
+    # list, and the gateway's public address, the base of the list URIs in payloads.
+    qr_lifetime: float = DEFAULT_QR_LIFETIME
+    status_list_bound: float = DEFAULT_STATUS_LIST_BOUND
+    public_url: str = ""
+    # The public check page's checks per client address per minute (config.toml).
+    check_per_minute: int = 20
+    # Document downloads and reuse lookups by verifiers need the holder's consent
+    # (config.toml ``consent_required``, default true); false keeps the purpose-only mode.
+    consent_required: bool = True
 
     @property
     def database_kind(self) -> str:
@@ -197,6 +218,21 @@ class Settings:
     def audit_key_path(self) -> Path:
         """The audit key's public half (PEM); the private half never leaves the token."""
         return self.home / "audit-key.pem"
+
+    def head_sink(self) -> HeadSink | None:
+        """The audit heads' append-only sink, when one is set."""
+        if self.audit_sink is None:
+            return None
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            public = serialization.load_pem_public_key(self.audit_key_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise HomeError(f"cannot read the audit key {self.audit_key_path}: {exc}") from None
+        der = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return HeadSink(self.audit_sink, instance_name(der))
 
     def read_secret(self, name: str) -> bytes:
         path = self.secrets_dir / name
@@ -272,6 +308,22 @@ class Settings:
         )
 
 
+def tighten_home(home: Path) -> None:
+    """Make a home's files its owner's alone (0600, folders 0700): homes made before
+    sealgate set its umask had registry.db, audit.db and config.toml readable by all."""
+    if not (home / CONFIG_NAME).is_file():
+        return
+    for path in [home, *home.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o700 if path.is_dir() else 0o600
+        try:
+            if path.stat().st_mode & 0o777 & ~mode:
+                path.chmod(mode)
+        except OSError:
+            continue  # not ours to change (a mounted token store): left as it is
+
+
 def write_secret(home: Path, name: str, value: bytes | None = None) -> bytes:
     """Create a secret file readable by the owner only; random 32 bytes by default."""
     directory = home / "secrets"
@@ -340,6 +392,33 @@ def load_settings(
         DEFAULT_OUTAGE_FRESHNESS,
         least=0.0,
     )
+    qr_lifetime = _seconds(
+        duration("SEALGATE_QR_LIFETIME", "qr_lifetime"),
+        "qr_lifetime",
+        DEFAULT_QR_LIFETIME,
+        least=QR_LIFETIMES[0],
+    )
+    if qr_lifetime > QR_LIFETIMES[1]:
+        raise HomeError("qr_lifetime must be between 60 and 120 seconds")
+    status_list_bound = _seconds(
+        duration("SEALGATE_STATUS_LIST_BOUND", "status_list_bound"),
+        "status_list_bound",
+        DEFAULT_STATUS_LIST_BOUND,
+        least=1.0,
+    )
+    sink = pick(None, "SEALGATE_AUDIT_SINK", "audit_sink", None)
+    if sink is not None:
+        from sealgate.cache.redis_url import RedisUrlError, check_redis_url, is_cluster_url
+
+        try:
+            check_redis_url(sink)
+        except RedisUrlError as exc:
+            raise HomeError(f"audit sink: {exc}") from None
+        if is_cluster_url(sink):
+            raise HomeError("audit sink: one Redis server (redis://), not a cluster")
+    metrics_token = os.environ.get("SEALGATE_METRICS_TOKEN")
+    if metrics_token is None and (home / "secrets" / "metrics-token").exists():
+        metrics_token = (home / "secrets" / "metrics-token").read_text().strip()
     crl_next_update = _seconds(
         duration("SEALGATE_CRL_NEXT_UPDATE", "crl_next_update"),
         "crl_next_update",
@@ -365,11 +444,18 @@ def load_settings(
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
         request_deadline=deadline,
         outage_freshness=freshness,
+        audit_sink=sink,
+        metrics_token=metrics_token or None,
         root_token_label=str(config.get("root_token_label", f"root-{token_label}")),
         crl_url=str(config.get("crl_url", DEFAULT_CRL_URL)),
         crl_next_update=crl_next_update,
         retired_key_grace=grace,
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
+        qr_lifetime=qr_lifetime,
+        status_list_bound=status_list_bound,
+        public_url=str(config.get("public_url", "")).rstrip("/"),
+        check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
+        consent_required=_flag(config.get("consent_required", True), "consent_required"),
         **_request_settings(config.get("requests")),
     )
 
@@ -390,6 +476,19 @@ def _request_settings(table: object) -> dict[str, Any]:
             raise HomeError(f"{CONFIG_NAME}: [requests] overdue_webhook must be an http(s) URL")
         settings["overdue_webhook"] = str(url)
     return settings
+
+
+def _count(value: object, key: str) -> int:
+    """A positive whole number setting."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    try:
+        number = int(value)
+    except ValueError:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number") from None
+    if number < 1:
+        raise HomeError(f"{CONFIG_NAME}: {key} must be a positive whole number")
+    return number
 
 
 def _flag(value: object, key: str) -> bool:

@@ -11,16 +11,22 @@ from collections.abc import Callable
 from aiohttp import web
 
 from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.casework import RequestDesk
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
+from sealgate.gateway.consenting import ConsentService
+from sealgate.gateway.holder_assertions import HolderAssertions
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
 from sealgate.gateway.overdue import OverdueWatch
+from sealgate.gateway.public_check import CheckBuckets
+from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
+from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.service import SigningService
@@ -41,6 +47,12 @@ HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFY = web.AppKey("verify", VerifyEndpoint)
+GATEWAY_KEYS = web.AppKey("gateway_keys", GatewayKeys)
+STATUS_LISTS = web.AppKey("status_lists", StatusLists)
+QR_ISSUER = web.AppKey("qr_issuer", QrIssuer)
+CHECK_BUCKETS = web.AppKey("check_buckets", CheckBuckets)
+CONSENTS = web.AppKey("consents", ConsentService)
+HOLDER_ASSERTIONS = web.AppKey("holder_assertions", HolderAssertions)
 BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
 DESK = web.AppKey("desk", RequestDesk)
 OVERDUE = web.AppKey("overdue", OverdueWatch)

@@ -7,8 +7,20 @@ What ``/metrics`` shows (names and types as they were when it was written by han
 - ``sealgate_audit_records_total`` and ``sealgate_audit_groups_total`` counters;
 - ``sealgate_requests_overdue`` gauge: accepted verification requests past due (the
   registry's count, the same for every worker, as last counted);
+- ``sealgate_problems_total`` counter, by ``code``: the refusals answered, by their
+  problem code (``hsm-unavailable``, ``audit-unavailable``, ``registry-unavailable`` …);
+- ``sealgate_ready`` gauge: 1 while the worker would answer ``/readyz`` ready (evaluated
+  every :data:`READINESS_SECONDS`, and at each ``/readyz``);
+- ``sealgate_audit_available`` gauge: 1 while audited requests are not refused;
+  ``sealgate_audit_checkpoints_signed`` gauge: 0 once records have waited too long for
+  a signed checkpoint (the audit key cannot sign);
+- ``sealgate_seal_certificate_end_seconds`` gauge, by ``seal``: when each seal's active
+  certificate ends (Unix time), for an alert well before it does;
 - with a Redis tier only: ``sealgate_cache_redis_available`` gauge and
   ``sealgate_cache_redis_refused_writes_total`` counter.
+
+The alert rules and the dashboard over these are in ``deploy/prometheus/`` and
+``deploy/grafana/``; a test holds them to the names exported here.
 
 With ``--workers N`` the workers share one port and a scrape reaches whichever worker the
 kernel picks. prometheus_client's multiprocess mode is used then, not a registry per
@@ -42,7 +54,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sealgate.cache.lookup import SharedTier
 from sealgate.gateway.audit import AuditLog
 
-__all__ = ["BUCKETS", "MULTIPROCESS_ENV", "PUBLISH_SECONDS", "Metrics"]
+__all__ = ["BUCKETS", "MULTIPROCESS_ENV", "PUBLISH_SECONDS", "READINESS_SECONDS", "Metrics"]
 
 # Latency buckets in seconds, from sub-millisecond cache hits to slow seal batches.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -51,6 +63,8 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: How often a worker publishes the counts kept by its components (the audit log, the
 #: Redis tier) for the scrapes that other workers answer.
 PUBLISH_SECONDS = 1.0
+#: How often a worker evaluates its readiness for ``sealgate_ready``.
+READINESS_SECONDS = 5.0
 
 # The *_created series were never shown; the multiprocess mode has none either.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -87,6 +101,18 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self._problems = Counter(
+            "sealgate_problems",
+            "Refusals answered, by problem code.",
+            ("code",),
+            registry=self.registry,
+        )
+        self._ready = Gauge(
+            "sealgate_ready",
+            "Whether the worker is ready (as /readyz answers): 1, or 0.",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
         # (route, method, status) -> its counter and histogram: labels() per request
         # costs a lock and a tuple, this a dict lookup
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -102,27 +128,56 @@ class Metrics:
         series[0].inc()
         series[1].observe(seconds)
 
-    def follow(self, audit: AuditLog, shared: SharedTier | None) -> None:
-        """Publish the audit log's counts, and the Redis tier's if there is one."""
+    def problem(self, code: str) -> None:
+        self._problems.labels(code).inc()
+
+    def ready(self, ready: bool) -> None:
+        self._ready.set(int(ready))
+
+    def follow(
+        self, audit: AuditLog, shared: SharedTier | None, seal_ends: Callable[[], dict[str, float]]
+    ) -> None:
+        """Publish the audit log's counts and state, when the seals' certificates end
+        (``seal_ends``: seal id to Unix time), and the Redis tier's counts if there is one."""
         records = self._counter("sealgate_audit_records", "Audit records written.")
         groups = self._counter(
             "sealgate_audit_groups", "Audit writes (records go in groups) by the workers."
         )
         self._publishers.append(_follower(records, lambda: audit.records_written))
         self._publishers.append(_follower(groups, lambda: audit.groups_written))
+        available = self._gauge(
+            "sealgate_audit_available", "Whether audited requests are taken (0: refused)."
+        )
+        signed = self._gauge(
+            "sealgate_audit_checkpoints_signed",
+            "Whether the audit trail's checkpoints are signed in time (0: the key cannot sign).",
+        )
+        ends = Gauge(
+            "sealgate_seal_certificate_end_seconds",
+            "When each seal's active certificate ends, Unix time.",
+            ("seal",),
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self._publishers.append(lambda: available.set(int(audit.readiness() is None)))
+        self._publishers.append(lambda: signed.set(int(audit.unsigned_tail is None)))
+
+        def publish_ends() -> None:
+            for seal, end in seal_ends().items():
+                ends.labels(seal).set(end)
+
+        self._publishers.append(publish_ends)
         if shared is None:
             return
-        available = Gauge(
+        redis_available = self._gauge(
             "sealgate_cache_redis_available",
             "Whether the workers use the Redis tier (0: a breaker is open, lookups go to"
             " the registry).",
-            registry=self.registry,
-            multiprocess_mode="livemin",
         )
         refused = self._counter(
             "sealgate_cache_redis_refused_writes", "Copies Redis refused to keep."
         )
-        self._publishers.append(lambda: available.set(int(shared.available)))
+        self._publishers.append(lambda: redis_available.set(int(shared.available)))
         self._publishers.append(_follower(refused, lambda: shared.refused_writes))
 
     def follow_overdue(self, count: Callable[[], int]) -> None:
@@ -158,6 +213,10 @@ class Metrics:
 
     def _counter(self, name: str, documentation: str) -> Counter:
         return Counter(name, documentation, registry=self.registry)
+
+    def _gauge(self, name: str, documentation: str) -> Gauge:
+        # the smallest over the live workers: 1 only while every worker says so
+        return Gauge(name, documentation, registry=self.registry, multiprocess_mode="livemin")
 
 
 def _follower(counter: Counter, count: Callable[[], int]) -> Callable[[], None]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,17 +22,17 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditNote, AuditUnavailable
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
-from sealgate.gateway.keys import AUDIT, METRICS, SETTINGS
+from sealgate.gateway.keys import AUDIT, HOLDER_KEYS, METRICS, SETTINGS
 from sealgate.gateway.language import asks_chinese
-from sealgate.gateway.problems import Problem, audit_problem, invalid, problem_for
+from sealgate.gateway.problems import PROBLEM_CODE, Problem, audit_problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
 from sealgate.verify.code import recordable_code
 from sealgate.verify.directory import Client
+from sealgate.verify.holders import HolderKeys
 
 log = logging.getLogger("sealgate.gateway")
 
 REQUEST_ID = web.RequestKey("request_id", str)
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,6 +71,13 @@ AUDITED = {
     ("POST", "/v1/requests/{id}/extend"): "request-extend",
     ("POST", "/v1/requests/{id}/return"): "request-return",
     ("GET", "/v1/holder-requests"): "holder-requests",
+    ("GET", "/v1/certificates/{code}/qr"): "qr",
+    ("GET", "/v1/verify/qr/{payload}"): "verify-qr",
+    ("POST", "/v1/consents"): "consent",
+    ("GET", "/v1/consents"): "consents",
+    ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
+    ("GET", "/v1/holders/me/proofs"): "holder-proofs",
+    ("GET", "/v1/holders/me/proofs/{code}/document"): "holder-document",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset(
@@ -83,6 +89,8 @@ _CHANGES = frozenset(
         "request-reclassify",
         "request-extend",
         "request-return",
+        "consent",
+        "consent-revoke",
     }
 )
 
@@ -91,18 +99,24 @@ def audit_unavailable(request_id: str, *, chinese: bool = False) -> web.Response
     return audit_problem().response(request_id, chinese=chinese)
 
 
-def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
-    """The caller's ``X-Request-Id`` when it is a plain token, else a new one."""
+def client_request_hash(request: web.BaseRequest, keys: HolderKeys) -> str | None:
+    """The keyed hash of the caller's ``X-Request-Id``, if it sent one: what the trail
+    keeps of it. The id itself is the gateway's (:class:`RequestIds`): a client's may be
+    anything, an identity number too."""
     offered = request.headers.get("X-Request-Id")
-    return offered if offered and _REQUEST_ID.fullmatch(offered) else ids.next()
+    if not offered:
+        return None
+    return keys.keyed_hash("request-id", offered.encode("utf-8", "replace")).hex()[:32]
 
 
 NOT_GRANTED = "(not granted)"
+# Who a request refused before authentication is recorded as: no client, no role.
+UNAUTHENTICATED = "(unauthenticated)"
 
 
 def audit_row(
     action: str,
-    client: Client,
+    client: Client | None,
     purpose: str | None,
     code: str | None,
     status: int | str,
@@ -113,13 +127,15 @@ def audit_row(
     """One audit record's fields, in :class:`sealgate.verify.audit.AuditEvent` order.
 
     A purpose is kept as given only when it is one the client is granted: anything else
-    typed there (an identity number too) is recorded as :data:`NOT_GRANTED`.
+    typed there (an identity number too) is recorded as :data:`NOT_GRANTED`. ``client``
+    is ``None`` for a request refused before it was authenticated.
     """
+    granted = client.purposes if client is not None else frozenset()
     return [
         action,
-        client.client_id,
-        client.role.value,
-        (purpose if purpose in client.purposes else NOT_GRANTED) if purpose else None,
+        client.client_id if client is not None else UNAUTHENTICATED,
+        client.role.value if client is not None else "none",
+        (purpose if purpose in granted else NOT_GRANTED) if purpose else None,
         code[:64] if code else None,
         str(status),
         request_id,
@@ -156,7 +172,7 @@ def _problem_response(exc: Exception, request: web.Request, request_id: str) -> 
 
 def _audit_rows(
     action: str,
-    client: Client,
+    client: Client | None,
     request: web.Request,
     note: AuditNote,
     request_id: str,
@@ -175,8 +191,11 @@ def _audit_rows(
         typed = request.match_info.get("code")
         codes = [None if typed is None else recordable_code(typed)]
     at = time.time()
+    detail = note.detail
+    if note.client_request is not None:
+        detail = {**detail, "client_request": note.client_request}
     return [
-        audit_row(action, client, purpose, code, status, request_id, at, note.detail)
+        audit_row(action, client, purpose, code, status, request_id, at, detail)
         for code in codes or [None]
     ]
 
@@ -212,13 +231,14 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     cannot be written, changes are refused before anything is done.
     """
     app = request.app
-    request_id = request_id_of(request, app[REQUEST_IDS])
+    request_id = app[REQUEST_IDS].next()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     route = request.match_info.route
     action: str | None = app[ROUTE_ACTIONS].get(route)
     audit = app[AUDIT] if action is not None else None
     note = AuditNote()
+    note.client_request = client_request_hash(request, app[HOLDER_KEYS])
     request[AUDIT_NOTE] = note
     response: web.StreamResponse
     refusal = audit.refusal if audit is not None and action in _CHANGES else None
@@ -239,9 +259,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = _problem_response(exc, request, request_id)
         finally:
             end_request_deadline(deadline)
-        # unauthenticated: refused before anything took place, nothing to record
-        client = request.get(CLIENT) if audit is not None else None
-        if audit is not None and action is not None and client is not None:
+        if audit is not None and action is not None:
+            client = request.get(CLIENT)
+            # Refusals before authentication (401, a duplicated Authorization) too: who
+            # knocked with what is part of the record, under no client's name.
             try:
                 await audit.record_rows(
                     _audit_rows(action, client, request, note, request_id, response.status)
@@ -265,4 +286,6 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.status,
         time.perf_counter() - started,
     )
+    if (problem := response.get(PROBLEM_CODE)) is not None:
+        app[METRICS].problem(problem)
     return response

@@ -12,6 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from sealgate.gateway.catalog import CRL_MAX_AGE
+from sealgate.gateway.openapi_qr import (
+    CHECK_PATHS,
+    CONSENT_PATHS,
+    CONSENT_TOKEN,
+    HOLDER_PATHS,
+    QR_PATHS,
+)
 from sealgate.gateway.openapi_requests import REQUEST_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
@@ -181,7 +188,12 @@ OPENAPI: dict[str, Any] = {
                 "security": BEARER,
                 "parameters": [
                     CODE_PARAMETER,
-                    {**PURPOSE, "required": False, "description": "Required of verifiers"},
+                    {
+                        **PURPOSE,
+                        "required": False,
+                        "description": "Required of verifiers in the purpose-only mode",
+                    },
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": {
@@ -269,6 +281,7 @@ OPENAPI: dict[str, Any] = {
                         "schema": text_schema(MAX_PROOF_TYPE),
                     },
                     PURPOSE,
+                    CONSENT_TOKEN,
                 ],
                 "responses": {
                     "200": json_answer(
@@ -297,6 +310,10 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        **QR_PATHS,
+        **CHECK_PATHS,
+        **CONSENT_PATHS,
+        **HOLDER_PATHS,
         "/v1/verify/batch": {
             "post": {
                 "summary": "Check up to 100 codes for one purpose, each its own status or problem",
@@ -372,12 +389,15 @@ OPENAPI: dict[str, Any] = {
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
+                "description": "Behind a bearer token of its own when one is set"
+                " (SEALGATE_METRICS_TOKEN or secrets/metrics-token)",
                 "responses": {
                     "200": {
                         "description": "Text exposition format",
                         "headers": {"X-Request-Id": REQUEST_ID_HEADER},
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    **problems(401),
                 },
             }
         },

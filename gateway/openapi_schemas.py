@@ -40,7 +40,9 @@ EXAMPLE_CODE = _example_code("430900-7K3M9Q-ZX4T2B-H8WDQ")
 # The problem codes each refusal may carry (RFC 9457 details with a stable `code`).
 PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
-    400: ("invalid-request", "incomplete-body", "bad-request"),
+    # duplicate-authorization: two Authorization headers, which proxies and servers may
+    # each read differently, are refused before either is looked up
+    400: ("invalid-request", "incomplete-body", "bad-request", "duplicate-authorization"),
     401: ("unauthenticated",),
     403: (
         "forbidden-role",
@@ -49,8 +51,18 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "seal-suspended",
         "not-your-office",
         "no-office",
+        "consent-required",
+        "consent-invalid",
+        "holder-not-asserted",
     ),
-    404: ("unknown-code", "not-found", "request-not-found", "no-crl"),
+    404: (
+        "unknown-code",
+        "not-found",
+        "request-not-found",
+        "unknown-status-list",
+        "unknown-consent",
+        "no-crl",
+    ),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
     409: (
@@ -59,6 +71,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "not-yet-valid",
         "request-closed",
         "step-not-allowed",
+        "not-showable",
     ),
     413: ("body-too-large",),
     417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
@@ -71,8 +84,10 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "unknown-office",
         "seal-kind-mismatch",
         "holder-mismatch",
+        "invalid-qr",
+        "qr-expired",
     ),
-    429: ("too-many-failed-lookups",),
+    429: ("too-many-failed-lookups", "too-many-checks"),
     503: (
         "hsm-unavailable",
         "seal-key-unavailable",
@@ -91,7 +106,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
     404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
-    " this office's) or path, or no CRL yet",
+    " this office's), status list, consent or path, or no CRL yet",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
     409: "The proof's status (or its not having started yet) does not allow that change, or "
@@ -99,7 +114,8 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
-    429: "Too many failed lookups; retry after `Retry-After` seconds",
+    429: "Too many failed lookups (or public checks from one address); retry after "
+    "`Retry-After` seconds",
     503: "A component is unavailable; retry after `Retry-After` seconds. Without "
     "`Retry-After` (`registry-corrupted`: the registry's data is damaged; "
     "`trust-document-unpublished`: no root-signed trust document yet) retrying does "
@@ -137,7 +153,8 @@ def header(schema: Schema, description: str, *, required: bool = True) -> Schema
 
 REQUEST_ID_HEADER = header(
     {"type": "string", "minLength": 1},
-    "The request's id: the caller's X-Request-Id if it was a plain token, else a new one",
+    "The request's id, the gateway's own (a caller's X-Request-Id is kept in the audit"
+    " trail only as a keyed hash)",
 )
 
 

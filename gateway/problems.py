@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.web_protocol import RequestHandler
 
-from sealgate.crypto.errors import ContentError, ProofError
+from sealgate.crypto.errors import ContentError, CoseError, Expired, ProofError
 from sealgate.errors import Error
 from sealgate.gateway.audit import AuditUnavailable
 from sealgate.gateway.language import PROBLEM_TITLES_ZH
@@ -46,6 +46,8 @@ from sealgate.verify.requests import (
 from sealgate.verify.workdays import CalendarError
 
 PROBLEM_TYPE = "application/problem+json"
+# The problem code an answer carries, for the metrics (sealgate_problems_total).
+PROBLEM_CODE = web.ResponseKey("problem_code", str)
 
 
 class Problem(Error):
@@ -91,7 +93,7 @@ class Problem(Error):
         body = self.as_dict(chinese=chinese)
         if request_id:
             body["request_id"] = request_id
-        return web.Response(
+        response = web.Response(
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
@@ -101,10 +103,16 @@ class Problem(Error):
             # is registered a moment later, nor any refusal meant for one client.
             headers={"Cache-Control": "no-store", **self.headers},
         )
+        response[PROBLEM_CODE] = self.code  # counted by code in the metrics
+        return response
 
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
+def not_your_office() -> Problem:
+    return Problem(403, "not-your-office", "This proof was issued by another office")
+
+
 def unknown_code(*, mistyped: bool = False) -> Problem:
     problem = Problem(404, "unknown-code", "No proof has this verification code")
     problem.mistyped = mistyped
@@ -178,7 +186,7 @@ def problem_for(exc: Exception) -> Problem | None:
     if isinstance(exc, ProofNotFound):
         return unknown_code()
     if isinstance(exc, WrongOffice):
-        return Problem(403, "not-your-office", "This proof was issued by another office")
+        return not_your_office()
     if isinstance(exc, TerminalStatus):
         return Problem(409, "status-terminal", "The proof's status is final", str(exc))
     if isinstance(exc, NotYetValid):
@@ -211,6 +219,13 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(409, "step-not-allowed", "That step is not allowed now", str(exc))
     if isinstance(exc, CalendarError):
         return Problem(503, "calendar-unusable", "The working-day calendar cannot count it")
+    if isinstance(exc, Expired):
+        return Problem(422, "qr-expired", "This QR code has expired", str(exc))
+    if isinstance(exc, CoseError):
+        # The reason names the check that failed; the payload itself is never echoed.
+        return Problem(
+            422, "invalid-qr", "This is not a valid QR code of a proof", reason=type(exc).__name__
+        )
     if isinstance(exc, ContentError):
         return Problem(400, "invalid-request", "The request is invalid", str(exc))
     if isinstance(exc, ProofError):

@@ -33,6 +33,7 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
 from sealgate.gateway.home import (
     CONFIG_NAME,
@@ -93,7 +94,7 @@ def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
     return pending.finish(keystore.sign_digest(label, pending.digest))
 
 
-def _plain_text(what: str, value: str, limit: int) -> str:
+def plain_text(what: str, value: str, limit: int) -> str:
     """Operator-typed text that the directory keeps and lists print tab-separated."""
     value = value.strip()
     if not value:
@@ -259,7 +260,7 @@ class Provisioner:
         ahead: Ahead = _nothing_ahead,
         scope: SealScope = SealScope.UNIT,
     ) -> Seal:
-        unit_name = _plain_text("the unit name", unit_name, 100)
+        unit_name = plain_text("the unit name", unit_name, 100)
         try:
             # Checked as an issuer's --office is: else no issuer could ever be added for
             # the office, and its proofs could never change status.
@@ -325,10 +326,10 @@ class Provisioner:
         office: str | None = None,
         ahead: Ahead = _nothing_ahead,
     ) -> tuple[Client, str]:
-        name = _plain_text("the client name", name, 200)
+        name = plain_text("the client name", name, 200)
         seal_ids = frozenset(seals)
         # 64: what the audit trail keeps of a purpose
-        purpose_set = frozenset(_plain_text("a purpose", p, 64) for p in purposes)
+        purpose_set = frozenset(plain_text("a purpose", p, 64) for p in purposes)
         known = {s.seal_id: s for s in directory.seals()}
         unknown = sorted(seal_ids - known.keys())
         if unknown:
@@ -370,6 +371,7 @@ class Provisioner:
                 directory, name="demo verifier", role=Role.VERIFIER, purposes=[DEMO_PURPOSE]
             ),
             self.add_client(directory, name="demo admin", role=Role.ADMIN),
+            self.add_client(directory, name="demo portal", role=Role.PORTAL),
         ]
         return DemoCredentials(seals, clients)
 
@@ -455,6 +457,10 @@ def init_home(
             config["database_url"] = database_url
         if crl_url is not None:
             config["crl_url"] = crl_url
+        if demo:
+            # The demo's verifier checks with a purpose alone (`make run`'s examples); a
+            # city's home asks for the holder's consent (docs/design.md §14).
+            config["consent_required"] = "false"
         write_config(home, config)
         settings = load_settings(home, database_url=database_url)
         settings.migrate_database()
@@ -465,6 +471,7 @@ def init_home(
                 provisioner.create_root(root, directory, city)
                 provisioner.create_audit_key(keystore)
                 issue_crl(provisioner, directory)
+                create_gateway_keys(keystore, home)
                 credentials = provisioner.demo(keystore, directory) if demo else None
                 publish_trust_document(directory, root_signer(root, directory))
             finally:

@@ -269,23 +269,8 @@ def parse_holder_query(holder_id: str | None, type_: str | None) -> HolderQuery:
         raise InvalidRequest("holder_id", "is required")
     if type_ is None:
         raise InvalidRequest("type", "is required")
-    kind, normalised = parse_holder_id(holder_id)
-    return HolderQuery(kind, normalised, _text(type_, "type", limit=MAX_PROOF_TYPE))
-
-
-def parse_holder_id(holder_id: str | None) -> tuple[HolderKind, str]:
-    """A holder named by id alone: its kind is the one whose check the id passes."""
-    if holder_id is None:
-        raise InvalidRequest("holder_id", "is required")
-    text = _text(holder_id, "holder_id", limit=MAX_HOLDER_ID)
-    for kind in (HolderKind.PERSON, HolderKind.ORG):
-        try:
-            return kind, normalise_holder_id(kind, text)
-        except InvalidHolderId:
-            continue
-    raise InvalidRequest(
-        "holder_id", "is neither a resident identity number nor a unified social credit code"
-    )
+    kind, number = parse_holder_id(holder_id, "holder_id")
+    return HolderQuery(kind, number, _text(type_, "type", limit=MAX_PROOF_TYPE))
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
@@ -300,6 +285,68 @@ def parse_idempotency_key(value: str | None) -> str | None:
             "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
     return value
+
+
+MAX_CONSENT_TYPES = 20
+MAX_CONSENT_USES = 100
+MAX_CLIENT_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRequest:
+    holder_kind: HolderKind
+    holder_id: str
+    grantee: str
+    matter: str
+    proof_types: tuple[str, ...]
+    expires_at: float
+    uses: int
+
+
+def parse_holder_id(value: Any, field: str) -> tuple[HolderKind, str]:
+    """A holder's identity number, whose form decides its kind."""
+    if value is None:
+        raise InvalidRequest(field, "is required")
+    text = _text(value, field, limit=MAX_HOLDER_ID)
+    for kind in (HolderKind.PERSON, HolderKind.ORG):
+        try:
+            return kind, normalise_holder_id(kind, text)
+        except InvalidHolderId:
+            continue
+    raise InvalidRequest(
+        field, "is neither a resident identity number nor a unified social credit code"
+    )
+
+
+def parse_consent_request(value: Any, now: float) -> ConsentRequest:
+    """``{"holder_id", "grantee", "matter", "proof_types", "expires_at", "uses"}``."""
+    obj = _object(
+        value, "", {"holder_id", "grantee", "matter", "proof_types", "expires_at", "uses"}, set()
+    )
+    kind, holder_id = parse_holder_id(obj["holder_id"], "holder_id")
+    types = obj["proof_types"]
+    if not isinstance(types, list) or not 1 <= len(types) <= MAX_CONSENT_TYPES:
+        raise InvalidRequest("proof_types", f"must be a list of 1 to {MAX_CONSENT_TYPES} types")
+    proof_types = tuple(
+        dict.fromkeys(
+            _text(t, f"proof_types[{i}]", limit=MAX_PROOF_TYPE) for i, t in enumerate(types)
+        )
+    )
+    _, expires_at = _instant(obj["expires_at"], "expires_at", end_of_day=True)
+    if expires_at <= now:
+        raise InvalidRequest("expires_at", "must be in the future")
+    uses = obj["uses"]
+    if type(uses) is not int or not 1 <= uses <= MAX_CONSENT_USES:
+        raise InvalidRequest("uses", f"must be a whole number from 1 to {MAX_CONSENT_USES}")
+    return ConsentRequest(
+        holder_kind=kind,
+        holder_id=holder_id,
+        grantee=_text(obj["grantee"], "grantee", limit=MAX_CLIENT_ID),
+        matter=_text(obj["matter"], "matter", limit=MAX_PURPOSE),
+        proof_types=proof_types,
+        expires_at=expires_at,
+        uses=uses,
+    )
 
 
 @dataclass(frozen=True, slots=True)

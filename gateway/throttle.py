@@ -67,6 +67,10 @@ Scope = Literal["client", "global"]
 
 FAILURE_FLOOR_SECONDS = 0.010
 UNKNOWN_CODE = "unknown-code"  # the Problem code of sealgate.gateway.problems.unknown_code()
+# An issuer asking about another office's code learns that it exists (403, not 404): as
+# much as a hit, so such lookups are spent from the same budget as unknown codes.
+NOT_YOUR_OFFICE = "not-your-office"
+_FAILED = frozenset({UNKNOWN_CODE, NOT_YOUR_OFFICE})
 
 # Float slack: 100 failures must leave the bucket exactly full, not 1e-13 over.
 _EPSILON = 1e-9
@@ -320,19 +324,19 @@ async def limited_lookup(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Run ``lookup`` under the limits (``limit``: the client's own, if it has one); its
-    unknown-code 404 becomes a failure.
+    unknown-code 404 (or an issuer's not-your-office 403) becomes a failure.
 
     Refused with 429 before ``lookup`` runs if the client's bucket is full. When
-    ``lookup`` raises the unknown-code :class:`Problem`, the failure is recorded, the
-    answer is held until ``floor_seconds`` after the lookup began, and the 404 is raised
-    (or the 429 if a bucket had no room). Any other outcome passes through as is.
+    ``lookup`` raises such a :class:`Problem`, the failure is recorded, the answer is
+    held until ``floor_seconds`` after the lookup began, and the problem is raised (or
+    the 429 if a bucket had no room). Any other outcome passes through as is.
     """
     _admit(limiter, client_id, limit)
     started = clock()
     try:
         return await lookup()
     except Problem as problem:
-        if problem.code != UNKNOWN_CODE:
+        if problem.code not in _FAILED:
             raise
         refusal = await _failed(limiter, client_id, limit, problem, started, floor_seconds, clock)
         raise (refusal or problem) from None

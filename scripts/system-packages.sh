@@ -9,10 +9,17 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # GnuTLS's certtool parses sealed proofs in the tests (tests/crypto/test_attributes.py)
 command -v certtool >/dev/null 2>&1 || missing+=(gnutls-bin)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the capacity harness's load generator
+# promtool checks and unit-tests the alert rules (deploy/prometheus/, tests/gateway/test_monitoring.py)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # nginx in front of several gateways (tests/gateway/test_nginx.py, deploy/nginx/)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)
 # The test suite starts its own PostgreSQL (initdb + postgres) for the city-scale registry.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# The public check page is tested in Debian's chromium, driven by selenium through its
+# chromedriver; a CJK font so its screenshots read in Chinese.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+compgen -G '/usr/share/fonts/truetype/wqy/wqy-zenhei.tt*' >/dev/null || missing+=(fonts-wqy-zenhei)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}" >&2

@@ -34,6 +34,8 @@ GENESIS = b"\x00" * 32
 CHECKPOINT = "checkpoint"
 _RECORD_DOMAIN = b"sealgate/audit/record/v1|"
 _CHECKPOINT_DOMAIN = b"sealgate/audit/checkpoint/v1|"
+_HEAD_DOMAIN = b"sealgate/audit/head/v2|"
+HEAD_VERSION = 2
 
 
 class AuditError(Error):
@@ -85,6 +87,11 @@ class AuditRecord:
     event: AuditEvent
     prev_hash: bytes
     hash: bytes
+    # The detail exactly as stored, for a record read back: verification hashes these
+    # bytes, never a re-serialisation of what a JSON parser made of them (a duplicated
+    # key would let the hash cover one value while SQL's json_extract reads the other).
+    # ``None`` for a record made here: :func:`detail_json` of its detail.
+    stored_detail: str | None = None
 
 
 def _encode(payload: dict[str, Any]) -> bytes:
@@ -94,20 +101,69 @@ def _encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def record_hash(prev_hash: bytes, seq: int, event: AuditEvent) -> bytes:
-    return hashlib.sha256(_RECORD_DOMAIN + prev_hash + _encode(event.payload(seq))).digest()
+def detail_json(detail: dict[str, Any]) -> str:
+    """The detail as it is hashed, and stored: these exact characters."""
+    return _encode(detail).decode() if detail else "{}"
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKey("a duplicated key")
+    return obj
+
+
+def parse_detail(text: str) -> dict[str, Any]:
+    """A stored detail read back; :class:`AuditError` unless it is a JSON object with no
+    key twice, written exactly as :func:`detail_json` writes it (so what any reader, a
+    SQL ``json_extract`` included, makes of it is what the hash covers)."""
+    try:
+        detail = json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey:
+        raise AuditError("its detail holds a key twice") from None
+    except ValueError:
+        raise AuditError("its detail is not JSON") from None
+    if not isinstance(detail, dict):
+        raise AuditError("its detail is not a JSON object")
+    if detail_json(detail) != text:
+        raise AuditError("its detail is not written in the trail's one form")
+    return detail
+
+
+def record_hash(prev_hash: bytes, seq: int, event: AuditEvent, detail: str | None = None) -> bytes:
+    """The record's hash; ``detail``: its detail's stored text (default: as written)."""
+    text = detail_json(event.detail) if detail is None else detail
+    encoded = _record_json(
+        seq,
+        event.action,
+        event.client_id,
+        event.role,
+        event.purpose,
+        event.code,
+        event.result,
+        event.request_id,
+        round(event.at * 1000),
+        text,
+    )
+    return hashlib.sha256(_RECORD_DOMAIN + prev_hash + encoded).digest()
 
 
 def chain_fields(
     prev_hash: bytes, first_seq: int, events: Iterable[Sequence[Any]]
-) -> Iterator[tuple[int, bytes, bytes, Sequence[Any]]]:
+) -> Iterator[tuple[int, bytes, bytes, Sequence[Any], str]]:
     """:func:`chain` for events given as their fields in :class:`AuditEvent` order, with no
-    objects built: ``(seq, prev_hash, hash, fields)`` for each. The audit writer chains
-    every verification's record, so this is its hot path; the hashes are :func:`chain`'s.
+    objects built: ``(seq, prev_hash, hash, fields, detail)`` for each, ``detail`` the
+    exact text hashed (to be stored as it is). The audit writer chains every
+    verification's record, so this is its hot path; the hashes are :func:`chain`'s.
     """
     seq = first_seq
     for fields in events:
         action, client_id, role, purpose, code, result, request_id, at, detail = fields
+        text = detail_json(detail)
         encoded = _record_json(
             seq,
             action,
@@ -118,10 +174,10 @@ def chain_fields(
             result,
             request_id,
             round(at * 1000),
-            detail,
+            text,
         )
         digest = hashlib.sha256(_RECORD_DOMAIN + prev_hash + encoded).digest()
-        yield seq, prev_hash, digest, fields
+        yield seq, prev_hash, digest, fields, text
         prev_hash = digest
         seq += 1
 
@@ -139,13 +195,15 @@ def _record_json(
     code: Any,
     result: Any,
     request_id: Any,
-    at_ms: int,
-    detail: Any,
+    at_ms: Any,
+    detail: str,
 ) -> bytes:
-    """``_encode(event.payload(seq))``, written out for the usual types. Building a dict
-    and sorting its keys for every record was most of the audit writer's chaining time;
-    anything unusual (a str subclass, a number where a string belongs) takes the general
-    path, so the bytes are :func:`_encode`'s for every input."""
+    """The record as hashed: ``_encode(event.payload(seq))`` with the detail's text
+    (``detail``) spliced in as it is. Written out in sorted key order, as sort_keys=True
+    writes them: building a dict and sorting its keys for every record was most of the
+    audit writer's chaining time. The usual types take the first way; anything else (a
+    str subclass, a number where a string belongs) goes through ``_encode`` value by
+    value, which writes each as it would inside the dict."""
     if (
         type(action) is str
         and type(client_id) is str
@@ -156,31 +214,30 @@ def _record_json(
         and type(request_id) is str
         and type(seq) is int
         and type(at_ms) is int
-        and type(detail) is dict
     ):
-        # Keys in sorted order, as sort_keys=True writes them.
         return (
             f'{{"action":{_string(action)},"at_ms":{at_ms},"client":{_string(client_id)},'
-            f'"code":{"null" if code is None else _string(code)},'
-            f'"detail":{_encode(detail).decode() if detail else "{}"},'
+            f'"code":{"null" if code is None else _string(code)},"detail":{detail},'
             f'"purpose":{"null" if purpose is None else _string(purpose)},'
             f'"request":{_string(request_id)},"result":{_string(result)},'
             f'"role":{_string(role)},"seq":{seq}}}'
         ).encode()
-    return _encode(
-        {
-            "action": action,
-            "at_ms": at_ms,
-            "client": client_id,
-            "code": code,
-            "detail": detail,
-            "purpose": purpose,
-            "request": request_id,
-            "result": result,
-            "role": role,
-            "seq": seq,
-        }
-    )
+    return (
+        f'{{"action":{_value(action)},"at_ms":{_value(at_ms)},"client":{_value(client_id)},'
+        f'"code":{_value(code)},"detail":{detail},"purpose":{_value(purpose)},'
+        f'"request":{_value(request_id)},"result":{_value(result)},'
+        f'"role":{_value(role)},"seq":{_value(seq)}}}'
+    ).encode()
+
+
+def _value(value: Any) -> str:
+    if type(value) is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    return _encode(value).decode()
 
 
 def chain(prev_hash: bytes, first_seq: int, events: Iterable[AuditEvent]) -> list[AuditRecord]:
@@ -195,13 +252,22 @@ def chain(prev_hash: bytes, first_seq: int, events: Iterable[AuditEvent]) -> lis
 
 
 def checkpoint_digest(seq: int, head_hash: bytes) -> bytes:
-    """What the audit key signs: the position and hash of the record it vouches for."""
+    """What the audit key signs in a checkpoint: the position and hash of the record it
+    vouches for."""
     return hashlib.sha256(_CHECKPOINT_DOMAIN + str(seq).encode() + b"|" + head_hash).digest()
+
+
+def head_digest(seq: int, head_hash: bytes) -> bytes:
+    """What the audit key signs for the head kept outside the trail: the same record, in
+    a domain of its own, so that no head can be made from a checkpoint's fields (cutting
+    the trail back to an old checkpoint then leaves no head that fits it)."""
+    return hashlib.sha256(_HEAD_DOMAIN + str(seq).encode() + b"|" + head_hash).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class SignedHead:
-    """A checkpoint as kept outside the trail: ``seq`` and ``hash`` of a record, signed."""
+    """The newest checkpoint as kept outside the trail: ``seq`` and ``hash`` of a record,
+    signed over :func:`head_digest` (never found in the trail itself)."""
 
     seq: int
     hash: bytes
@@ -211,6 +277,7 @@ class SignedHead:
     def to_json(self) -> bytes:
         return json.dumps(
             {
+                "v": HEAD_VERSION,
                 "seq": self.seq,
                 "hash": self.hash.hex(),
                 "signature": base64.b64encode(self.signature).decode(),
@@ -222,32 +289,44 @@ class SignedHead:
     def from_json(cls, data: bytes) -> SignedHead:
         try:
             obj = json.loads(data)
-            return cls(
+            version = obj.get("v")
+            head = cls(
                 int(obj["seq"]),
                 bytes.fromhex(obj["hash"]),
                 base64.b64decode(obj["signature"], validate=True),
                 str(obj["key"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AuditError("the signed head is malformed") from exc
+        if version != HEAD_VERSION:
+            raise AuditError(
+                "the signed head is of the old form, which anyone can rebuild from a"
+                " checkpoint in the trail; a gateway writes the new form at its next"
+                " checkpoint"
+            )
+        return head
 
-    def checkpoint_event(self, at: float, request_id: str = "") -> AuditEvent:
-        return AuditEvent(
-            action=CHECKPOINT,
-            client_id="sealgate",
-            role="system",
-            purpose=None,
-            code=None,
-            result="signed",
-            request_id=request_id,
-            at=at,
-            detail={
-                "head_seq": self.seq,
-                "head_hash": self.hash.hex(),
-                "signature": base64.b64encode(self.signature).decode(),
-                "key": self.key_label,
-            },
-        )
+
+def checkpoint_event(
+    seq: int, head_hash: bytes, signature: bytes, key_label: str, at: float, request_id: str = ""
+) -> AuditEvent:
+    """The checkpoint's record: ``signature`` over :func:`checkpoint_digest`."""
+    return AuditEvent(
+        action=CHECKPOINT,
+        client_id="sealgate",
+        role="system",
+        purpose=None,
+        code=None,
+        result="signed",
+        request_id=request_id,
+        at=at,
+        detail={
+            "head_seq": seq,
+            "head_hash": head_hash.hex(),
+            "signature": base64.b64encode(signature).decode(),
+            "key": key_label,
+        },
+    )
 
 
 def _verify_signature(public_key_der: bytes, digest: bytes, signature: bytes) -> bool:
@@ -280,12 +359,18 @@ class TrailSummary:
 
 
 def verify_trail(
-    records: Iterable[AuditRecord], public_key_der: bytes, head: SignedHead | None = None
+    records: Iterable[AuditRecord],
+    public_key_der: bytes,
+    head: SignedHead | None = None,
+    pushed: Sequence[SignedHead] = (),
 ) -> TrailSummary:
     """Check the whole trail in order; raise :class:`TrailBroken` at the first bad record.
 
     ``records`` must come in storage order (by ``seq``). ``head`` is the signed head kept
     outside the trail; without it, cutting records off the end cannot be detected.
+    ``pushed``: the heads this trail pushed to its append-only sink, each of which the
+    trail must still hold (a trail cut back, or rewritten, with the head beside it to
+    match, no longer holds them).
     """
     expected_seq = 1
     prev_hash = GENESIS
@@ -301,8 +386,13 @@ def verify_trail(
             raise TrailBroken(expected_seq, f"missing: the next record stored is {record.seq}")
         if record.prev_hash != prev_hash:
             raise TrailBroken(record.seq, "does not follow the record before it")
-        if record_hash(prev_hash, record.seq, record.event) != record.hash:
+        if record_hash(prev_hash, record.seq, record.event, record.stored_detail) != record.hash:
             raise TrailBroken(record.seq, "altered: its content does not match its hash")
+        if record.stored_detail is not None:
+            try:
+                parse_detail(record.stored_detail)
+            except AuditError as exc:
+                raise TrailBroken(record.seq, str(exc)) from None
         if record.event.action == CHECKPOINT:
             covered = max(covered, _check_checkpoint(record, public_key_der, hashes_by_seq))
             _drop_covered(unsigned, covered)
@@ -314,21 +404,22 @@ def verify_trail(
         prev_hash = record.hash
         expected_seq += 1
     last_seq = expected_seq - 1
-    if head is not None:
+    for where, signed in [("the signed head", head), *(("a head in the sink", p) for p in pushed)]:
+        if signed is None:
+            continue
         if not _verify_signature(
-            public_key_der, checkpoint_digest(head.seq, head.hash), head.signature
+            public_key_der, head_digest(signed.seq, signed.hash), signed.signature
         ):
-            raise TrailBroken(head.seq, "the signed head's signature is not the audit key's")
-        if head.seq > last_seq:
+            raise TrailBroken(signed.seq, f"{where}: its signature is not the audit key's")
+        if signed.seq > last_seq:
             raise TrailBroken(
                 last_seq + 1,
-                f"truncated: the trail ends at {last_seq}, "
-                f"the signed head vouches for record {head.seq}",
+                f"truncated: the trail ends at {last_seq}, {where} vouches for record {signed.seq}",
             )
-        if hashes_by_seq.get(head.seq) != head.hash:
-            raise TrailBroken(head.seq, "differs from the record the signed head vouches for")
-        covered = max(covered, head.seq)
-        _drop_covered(unsigned, covered)
+        if hashes_by_seq.get(signed.seq) != signed.hash:
+            raise TrailBroken(signed.seq, f"differs from the record {where} vouches for")
+        covered = max(covered, signed.seq)
+    _drop_covered(unsigned, covered)
     return TrailSummary(
         expected_seq - 1,
         checkpoints,

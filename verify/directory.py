@@ -63,7 +63,8 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     # an office's system that sends verification requests (协查核验, 在线开具)
     REQUESTER = "requester"
-    # the citizens' personal space (个人空间): shows holders the requests about them
+    # the city's citizen platform (个人空间), which has authenticated the citizen: shows
+    # holders their proofs and the requests about them, and records their consents
     PORTAL = "portal"
 
 

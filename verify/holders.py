@@ -111,3 +111,10 @@ class HolderKeys:
     def key(self, kind: HolderKind, holder_id: str) -> bytes:
         message = f"sealgate/holder/v1|{kind.value}|{holder_id}".encode()
         return hmac.digest(self._secret, message, hashlib.sha256)
+
+    def keyed_hash(self, domain: str, value: bytes) -> bytes:
+        """A keyed hash of what a client sent that must not be kept as sent (a request
+        id, an idempotency key, a body): comparable, and nothing to read or guess without
+        the secret. The same secret as the holders' keys, in a domain of its own (every
+        instance of a city holds it, so the hashes agree across instances)."""
+        return hmac.digest(self._secret, f"sealgate/{domain}/v1|".encode() + value, hashlib.sha256)

@@ -24,9 +24,13 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sealgate.errors import Error
 from sealgate.verify.validity import has_ended, has_started
+
+if TYPE_CHECKING:  # consents.py derives its errors from this module's
+    from sealgate.verify.consents import Consent
 
 
 class RegistryError(Error):
@@ -253,6 +257,43 @@ class Registry(ABC):
     @abstractmethod
     async def find_by_holder(self, holder_key: bytes, type: str) -> list[ProofStatus]:
         """The holder's proofs of that type whose stored status is ``valid``."""
+
+    @abstractmethod
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        """Every proof of the holder (at most 1,000), newest first, in any status."""
+
+    @abstractmethod
+    async def status_slot(self, code: str) -> int:
+        """The proof's index in the status lists (docs/design.md §13), given it the first
+        time it is asked for, durably; :class:`ProofNotFound` if no proof has the code."""
+
+    @abstractmethod
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        """The indexes given after ``index``, in order, with their proofs' stored status."""
+
+    @abstractmethod
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        """The indexes of those of ``codes`` that have one."""
+
+    @abstractmethod
+    async def add_consent(self, consent: Consent) -> None:
+        """Store a holder's consent; durable on return."""
+
+    @abstractmethod
+    async def use_consent(self, consent_id: str, now: float) -> Consent:
+        """Take one use of a consent atomically and return it as it was before;
+        :class:`~sealgate.verify.consents.ConsentNotUsable` if it is unknown, revoked,
+        expired or used up."""
+
+    @abstractmethod
+    async def consents_of(self, holder_key: bytes) -> list[Consent]:
+        """The holder's consents, oldest first, revoked and expired ones included."""
+
+    @abstractmethod
+    async def revoke_consent(self, consent_id: str, holder_key: bytes, now: float) -> None:
+        """Revoke the holder's consent; durable on return.
+        :class:`~sealgate.verify.consents.ConsentNotFound` if the holder has no such one
+        not already revoked."""
 
     @abstractmethod
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:

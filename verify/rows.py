@@ -51,6 +51,10 @@ class RegistryQueries:
     changes_since: str
     find_by_holder: str
     idempotent_result: str
+    holder_proofs: str
+    give_slot: str
+    slot_of: str
+    slots_since: str
 
     @classmethod
     def written_with(cls, param: Callable[[int], str]) -> RegistryQueries:
@@ -97,6 +101,19 @@ class RegistryQueries:
             idempotent_result=(
                 "SELECT request_digest, codes FROM idempotency_keys"  # noqa: S608
                 f" WHERE client_id = {p(1)} AND key = {p(2)}"
+            ),
+            holder_proofs=(
+                f"SELECT {STATUS_COLUMNS} FROM proofs WHERE holder_key = {p(1)}"  # noqa: S608
+                " ORDER BY issued_at DESC LIMIT 1000"
+            ),
+            give_slot=(
+                "INSERT INTO status_slots (code) SELECT code FROM proofs"  # noqa: S608
+                f" WHERE code = {p(1)} ON CONFLICT (code) DO NOTHING"
+            ),
+            slot_of=f"SELECT idx FROM status_slots WHERE code = {p(1)}",  # noqa: S608
+            slots_since=(
+                "SELECT s.idx, p.status FROM status_slots s JOIN proofs p ON p.code = s.code"  # noqa: S608
+                f" WHERE s.idx > {p(1)} ORDER BY s.idx LIMIT {p(2)}"
             ),
         )
 

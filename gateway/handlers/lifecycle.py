@@ -1,4 +1,8 @@
-"""An issuing office's proofs over their life: a status change, and the history of them."""
+"""An issuing office's proofs over their life: a status change, and the history of them.
+
+An issuer's lookup of another office's code is refused (403) and counted as a failed
+lookup, as an unknown code is: otherwise an issuer could enumerate the whole city's codes
+by telling 403 from 404 without limit."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, REGISTRY
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.middleware import write_ahead
-from sealgate.gateway.problems import Problem, invalid, unknown_code
+from sealgate.gateway.problems import Problem, invalid, not_your_office, unknown_code
 from sealgate.gateway.request_parsing import parse_operator
 from sealgate.gateway.requests import decode_json, parse_status_change
 from sealgate.gateway.sealing import format_code, rfc3339
@@ -47,14 +51,13 @@ async def _issuers_proof(request: web.Request, client: Client) -> tuple[str, Pro
         status = await registry.get_status(code)
         if status is None:
             raise unknown_code()
+        if status.owner != client.office:  # a failed lookup too: it tells existence
+            raise not_your_office()
         return code, status
 
-    code, status = await limited_lookup(
+    return await limited_lookup(
         request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
     )
-    if status.owner != client.office:
-        raise Problem(403, "not-your-office", "This proof was issued by another office")
-    return code, status
 
 
 async def post_status(request: web.Request) -> web.Response:

@@ -5,16 +5,28 @@ OpenAPI description.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 
 from aiohttp import web
 
 from sealgate.errors import Error
+from sealgate.gateway.auth import unauthenticated
 from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.catalog import CRL_MAX_AGE
 from sealgate.gateway.handlers.common import json_response
-from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, OVERDUE, REGISTRY, SIGNING
+from sealgate.gateway.keys import (
+    AUDIT,
+    CATALOG,
+    LOOKUP,
+    METRICS,
+    OVERDUE,
+    REGISTRY,
+    SETTINGS,
+    SIGNING,
+)
+from sealgate.gateway.metrics import READINESS_SECONDS
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.sealing import rfc3339
@@ -62,44 +74,63 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
-def audit_check(request: web.Request) -> str:
+def audit_check(app: web.Application) -> str:
     """``ok``, or why audited requests are refused now or would be (a journal that
     failed a write stays failing until a probe writes again; a disk without room)."""
-    refusal = request.app[AUDIT].readiness()
+    refusal = app[AUDIT].readiness()
     return "ok" if refusal is None else f"refusing: {refusal}"
 
 
 async def readyz(request: web.Request) -> web.Response:
+    ready, checks = await readiness(request.app)
+    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+async def watch_readiness(app: web.Application) -> None:
+    """``sealgate_ready`` kept current whether or not anyone asks ``/readyz``: every
+    :data:`~sealgate.gateway.metrics.READINESS_SECONDS`, until cancelled."""
+    while True:
+        await asyncio.sleep(READINESS_SECONDS)
+        try:
+            await readiness(app)
+        except Exception:  # the next round tries again; /readyz itself answers as ever
+            log.exception("readiness for the metrics failed")
+
+
+async def readiness(app: web.Application) -> tuple[bool, dict[str, str]]:
+    """Whether this worker is ready, and each check's word; also published as
+    ``sealgate_ready``."""
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(5):
-            await request.app[SIGNING].check()
+            await app[SIGNING].check()
         checks["hsm"] = "ok"
     except (HsmError, TimeoutError) as exc:
         checks["hsm"] = f"unavailable: {type(exc).__name__}"
     try:
         async with asyncio.timeout(5):
-            await request.app[REGISTRY].ping()
+            await app[REGISTRY].ping()
         checks["registry"] = "ok"
     except (RegistryError, TimeoutError) as exc:
         checks["registry"] = f"unavailable: {type(exc).__name__}"
-    checks["registry"] = registry_integrity(request.app, checks["registry"])
-    shared = request.app[LOOKUP].shared
+    checks["registry"] = registry_integrity(app, checks["registry"])
+    shared = app[LOOKUP].shared
     if shared is None:
         checks["cache"] = "in-process"
     else:
         # Redis down is not unready: verification answers from the registry meanwhile.
         checks["cache"] = "ok" if shared.available else "degraded: redis unavailable"
-    checks["audit"] = audit_check(request)
+    checks["audit"] = audit_check(app)
     # Not unready: verification and the other seals go on; operators must rotate.
-    checks["seals"] = "; ".join(request.app[CATALOG].snapshot.expiry_warnings) or "ok"
-    checks["breakers"] = breakers_check(request.app)
-    checks["checkpoints"] = checkpoint_signing(request.app)
+    checks["seals"] = "; ".join(app[CATALOG].snapshot.expiry_warnings) or "ok"
+    checks["breakers"] = breakers_check(app)
+    checks["checkpoints"] = checkpoint_signing(app)
     # Not unready: the root is offline and only its operators can issue the next CRL.
-    checks["crl"] = crl_currency(request.app)
+    checks["crl"] = crl_currency(app)
     ready = checks["hsm"] == "ok" and checks["registry"] == "ok" and checks["audit"] == "ok"
     ready = ready and checks["checkpoints"] == "ok"
-    return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+    app[METRICS].ready(ready)
+    return ready, checks
 
 
 def registry_integrity(app: web.Application, reachable: str) -> str:
@@ -134,6 +165,14 @@ def checkpoint_signing(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        # Optional (a SEALGATE_METRICS_TOKEN, or secrets/metrics-token): the figures
+        # tell load and failures to anyone who can reach the port.
+        offered = request.headers.getall("Authorization", ())
+        expected = f"Bearer {token}".encode()
+        if len(offered) != 1 or not hmac.compare_digest(offered[0].encode(), expected):
+            raise unauthenticated()
     if (watch := request.app.get(OVERDUE)) is not None:
         try:
             await watch.count()  # the overdue requests as of this scrape

@@ -132,7 +132,7 @@ async def get_holder_requests(request: web.Request) -> web.Response:
     """The holder's personal space: the requests about the holder (masked, no staff)."""
     await request.app[AUTH].require(request, Role.PORTAL)
     desk = request.app[DESK]
-    kind, holder_id = parse_holder_id(request.query.get("holder_id"))
+    kind, holder_id = parse_holder_id(request.query.get("holder_id"), "holder_id")
     key = request.app[HOLDER_KEYS].key(kind, holder_id)
     found = await desk.listing(RequestQuery(desk.now(), holder_key=key))
     return json_response({"items": [desk.holder_view(r) for r in found]}, headers=NO_STORE)

@@ -16,13 +16,15 @@ from sealgate.gateway.keys import (
     BATCH_CHECKS,
     CHECKER,
     CLOCK,
+    CONSENTS,
     FAILED_LOOKUPS,
     HOLDER_KEYS,
     REGISTRY,
+    SETTINGS,
     VERIFY,
 )
 from sealgate.gateway.language import asks_chinese
-from sealgate.gateway.problems import Problem, invalid
+from sealgate.gateway.problems import invalid, not_your_office
 from sealgate.gateway.requests import (
     decode_json,
     parse_holder_query,
@@ -31,9 +33,9 @@ from sealgate.gateway.requests import (
 )
 from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import limited_lookup, limited_search
-from sealgate.verify.code import recordable_code
+from sealgate.verify.code import is_well_formed, recordable_code
 from sealgate.verify.directory import Role
-from sealgate.verify.registry import Status
+from sealgate.verify.registry import ProofRecord, Status
 
 MAX_DOCUMENT = 1024 * 1024
 
@@ -46,15 +48,23 @@ async def get_verify(request: web.Request) -> web.Response:
 
 
 async def get_proofs(request: web.Request) -> web.Response:
-    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, for a granted purpose:
-    in force now, so neither expired nor not yet valid."""
+    """Reuse (益阳 四(四)2): the holder's current valid proofs of a type, with the holder's
+    consent (or, where the city keeps the purpose-only mode, for a granted purpose): in
+    force now, so neither expired nor not yet valid."""
     client = await request.app[AUTH].require(request, Role.VERIFIER)
-    require_purpose(client, parse_purpose(request.query.get("purpose")))
+    consent_required = request.app[SETTINGS].consent_required
+    if not consent_required:
+        require_purpose(client, parse_purpose(request.query.get("purpose")))
     query = parse_holder_query(request.query.get("holder_id"), request.query.get("type"))
     holder_key = request.app[HOLDER_KEYS].key(query.kind, query.holder_id)
     # The keyed hash only: the audit trail never holds an identity number. Nor the type
     # as typed (free text, an identity number too): only once it has named proofs.
     detail = request[AUDIT_NOTE].detail = {"holder": holder_key.hex(), "type": NONE_FOUND}
+    if consent_required:
+        consent = await request.app[CONSENTS].redeem(
+            request, client, holder_key=holder_key, proof_type=query.type
+        )
+        detail.update(consent=consent.consent_id, matter=consent.matter)
     checker = request.app[CHECKER]
     registry = request.app[REGISTRY]
     clock = request.app[CLOCK]
@@ -76,25 +86,37 @@ async def get_proofs(request: web.Request) -> web.Response:
     )
     if items:
         detail["type"] = query.type
+        # one record per code answered: which proofs this verifier was shown
+        request[AUDIT_NOTE].codes = [item["code"] for item in items]
     return json_response({"items": items}, headers={"Cache-Control": "no-store"})
 
 
 async def get_document(request: web.Request) -> web.Response:
     client = await request.app[AUTH].require(request, Role.VERIFIER, Role.ISSUER)
-    if client.role is Role.VERIFIER:
+    consent_required = request.app[SETTINGS].consent_required
+    if client.role is Role.VERIFIER and not consent_required:
         require_purpose(client, parse_purpose(request.query.get("purpose")))
     checker = request.app[CHECKER]
     code = request.match_info["code"]
     # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
     # way around the limit.
+
+    async def lookup() -> ProofRecord:
+        found = await checker.record(code)
+        if client.role is Role.ISSUER and found.owner != client.office:
+            raise not_your_office()  # a failed lookup too: it tells the code exists
+        return found
+
     record = await limited_lookup(
-        request.app[FAILED_LOOKUPS],
-        client.client_id,
-        lambda: checker.record(code),
-        limit=client.lookup_limit,
+        request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
     )
-    if client.role is Role.ISSUER and record.owner != client.office:
-        raise Problem(403, "not-your-office", "This proof was issued by another office")
+    if client.role is Role.VERIFIER and consent_required:
+        # The sealed document carries the holder's full name and number: only with the
+        # holder's consent to this verifier for this type of proof.
+        consent = await request.app[CONSENTS].redeem(
+            request, client, holder_key=record.holder_key, proof_type=record.type
+        )
+        request[AUDIT_NOTE].detail = {"consent": consent.consent_id, "matter": consent.matter}
     return web.Response(
         body=record.document,
         content_type="application/pkcs7-mime",
@@ -112,6 +134,11 @@ async def post_verify_document(request: web.Request) -> web.Response:
     if not der:
         raise invalid("body", "send the sealed proof as DER (application/pkcs7-mime)")
     result = await request.app[CHECKER].check_document(der)
+    # The code the verified seal vouches for (one refused names none: its content is
+    # nobody's word); the trail also says whether it was the registered document.
+    note = request[AUDIT_NOTE]
+    note.codes = [result["code"]] if is_well_formed(result["code"]) else None
+    note.detail = {"registered": result["registered"]}
     return json_response(result, headers={"Cache-Control": "no-store"})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import sqlite3
 import subprocess
@@ -108,7 +109,7 @@ async def test_requests_are_recorded_and_the_trail_verifies(
     intent, seal, verify = recorded[0], recorded[1], recorded[2]
     assert intent[5] == seal[5] == code and seal[3] == "signer"
     assert verify[4] == "demo" and verify[3] == "verifier" and verify[5] == code
-    assert '"status": "pledged"' in recorded[6][7] and '"status": "pledged"' in recorded[7][7]
+    assert '"status":"pledged"' in recorded[6][7] and '"status":"pledged"' in recorded[7][7]
     raw = (
         trail.read_bytes() + Path(str(trail) + "-wal").read_bytes()
         if Path(str(trail) + "-wal").exists()
@@ -209,8 +210,8 @@ async def test_an_identity_number_typed_as_a_purpose_or_type_is_kept_nowhere(
         ("proofs", "demo"),
         ("proofs", "demo"),
     ]
-    assert f'"type": "{NONE_FOUND}"' in recorded[3][2]
-    assert '"type": "无犯罪记录证明"' in recorded[4][2]  # a type that named proofs is kept
+    assert f'"type":"{NONE_FOUND}"' in recorded[3][2]
+    assert '"type":"无犯罪记录证明"' in recorded[4][2]  # a type that named proofs is kept
     stored = b"".join(
         f.read_bytes()
         for f in [*trail.parent.glob(trail.name + "*"), *journal_directory(trail).iterdir()]
@@ -345,11 +346,9 @@ async def test_requests_are_refused_while_the_trail_cannot_be_written(
 
     answered: list[str] = []
     with audit_store_locked(demo.settings.audit_path):
-        for n in range(100):
-            request_id = f"while-locked-{n}"
-            r = await api.get(
-                f"/v1/verify/{code}?purpose=demo", headers={**verifier, "X-Request-Id": request_id}
-            )
+        for _ in range(100):
+            r = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
+            request_id = r.headers["X-Request-Id"]
             if r.status != 200:
                 break
             answered.append(request_id)
@@ -412,19 +411,26 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
             demo.verification_seal,
             "--root-pin-file",
             str(demo.root_pin_file),
+            "--operator",
+            "ops-1",
         ],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    intent, last, published_intent, published = rows(demo.settings.audit_path)[-4:]
+    intent, last, published_intent, published, checkpoint = rows(demo.settings.audit_path)[-5:]
     assert (intent[1], intent[6]) == ("seal-rotate", "intent")  # before the directory's change
     assert last[1] == "seal-rotate" and last[3] == "operator" and last[6] == "ok"
+    assert intent[2] == last[2] == "cli:ops-1"  # the operator named, not $USER
     assert demo.verification_seal in intent[7] and demo.verification_seal in last[7]
     # then the next trust document, which lists the rotation
     assert (published_intent[1], published_intent[6]) == ("trust-publish", "intent")
     assert (published[1], published[6]) == ("trust-publish", "ok")
+    # all signed at once, gateway or none: the head vouches for the last of them
+    assert (checkpoint[1], checkpoint[6]) == ("checkpoint", "signed")
+    assert json.loads(checkpoint[7])["head_seq"] == published[0]
+    assert json.loads(demo.settings.audit_head_path.read_text())["seq"] == published[0]
     assert audit_verify(demo).returncode == 0
 
 
@@ -440,15 +446,13 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     code = await sealed_code(api, demo)
     verifier = demo.auth(Role.VERIFIER)
 
-    async def check(request_id: str) -> tuple[str, int]:
-        response = await api.get(
-            f"/v1/verify/{code}?purpose=demo", headers={**verifier, "X-Request-Id": request_id}
-        )
-        return request_id, response.status
+    async def check() -> tuple[str, int]:
+        response = await api.get(f"/v1/verify/{code}?purpose=demo", headers=verifier)
+        return response.headers["X-Request-Id"], response.status
 
     writer = app[AUDIT]._writer
     assert writer is not None
-    load = [asyncio.create_task(check(f"load-{n}")) for n in range(200)]
+    load = [asyncio.create_task(check()) for _ in range(200)]
     await asyncio.sleep(0.01)
     os.kill(writer.pid, signal.SIGKILL)
     statuses = dict(await asyncio.gather(*load))
@@ -458,13 +462,13 @@ async def test_a_killed_audit_writer_is_replaced_and_no_answered_record_is_lost(
     )
     replaced = app[AUDIT]._writer
     assert replaced is not None and replaced.pid != writer.pid
-    assert (await check("after"))[1] == 200
+    assert (await check())[1] == 200
     await app[AUDIT].checkpoint()
     stored = [row[0] for row in _request_ids(demo.settings.audit_path)]
     answered = [request_id for request_id, status in statuses.items() if status == 200]
     assert len(answered) > 0
     assert set(answered) <= set(stored)
-    loaded = [request_id for request_id in stored if request_id.startswith("load-")]
+    loaded = [request_id for request_id in stored if request_id in statuses]
     assert len(loaded) == len(set(loaded))  # chained once, though two writers read the file
     assert audit_verify(demo).returncode == 0
 

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,30 @@ pytestmark = pytest.mark.processes  # every test runs the CLI as a program
 def run(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     prefix = ["--home", str(home)] if home is not None else []
     return subprocess.run(
-        [*SEALGATE, *prefix, *args], capture_output=True, text=True, timeout=120, check=False
+        [*SEALGATE, *prefix, *with_operator(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+CHANGES = {
+    ("seal", "create"),
+    ("seal", "rotate"),
+    ("client", "add"),
+    ("client", "remove"),
+    ("client", "set-limits"),
+    ("trust", "publish"),
+}
+
+
+def with_operator(args: Sequence[str]) -> list[str]:
+    """A provisioning command names its operator (required): the tests' is ``ops-1``,
+    unless the command names one itself."""
+    if tuple(args[:2]) not in CHANGES or "--operator" in args:
+        return list(args)
+    return [*args, "--operator", "ops-1"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +100,7 @@ def test_init_demo_prints_seals_and_clients_as_tab_separated_lines(
         "issuer",
         "verifier",
         "admin",
+        "portal",
     ]
     assert all(len(line) == 3 for line in demo_lines)
     assert {line[2] for line in demo_lines[:2]} == {"proof", "verification"}
@@ -405,3 +429,28 @@ async def test_a_removed_client_is_refused(
     finally:
         conn.close()
     assert any(action == "client-remove" and client_id in detail for action, detail in last)
+
+
+def test_a_homes_files_are_its_owners_alone(demo_lines: list[list[str]], home: Path) -> None:
+    client_id = demo_lines[-1][1]
+    assert run("client", "remove", client_id, home=home).returncode == 0  # writes the trail
+    names = ["config.toml", "registry.db", "audit.db", "audit-head.json", "secrets/holder-key"]
+    for name in names:
+        assert (home / name).stat().st_mode & 0o777 == 0o600, name
+    assert home.stat().st_mode & 0o777 == 0o700
+    # a home made before: its files are tightened by the next command
+    (home / "config.toml").chmod(0o644)
+    (home / "registry.db").chmod(0o644)
+    assert run("client", "list", home=home).returncode == 0
+    assert (home / "config.toml").stat().st_mode & 0o777 == 0o600
+    assert (home / "registry.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_provisioning_names_its_operator(demo_lines: list[list[str]], home: Path) -> None:
+    nameless = subprocess.run(
+        [*SEALGATE, "--home", str(home), "client", "add", "--name", "x", "--role", "admin"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert nameless.returncode == 2 and "--operator" in nameless.stderr
+    blank = run("client", "add", "--name", "x", "--role", "admin", "--operator", " ", home=home)
+    assert blank.returncode == 1 and "--operator is empty" in blank.stderr

@@ -68,13 +68,17 @@ async def test_a_remembered_verification_is_answered_as_the_application_answers(
     dispatch = dispatch_of(api)
     verifier = demo.auth(Role.VERIFIER)
     answers = []
-    for request_id in ("first-by-the-app", "second-by-dispatch"):
+    ids = []
+    offered = "11010519491231002X"  # anything a client sends, an identity number too
+    for _ in range(2):
         answered = dispatch.answered
         response = await api.get(
-            f"/v1/verify/{code}?purpose=demo", headers={**verifier, "X-Request-Id": request_id}
+            f"/v1/verify/{code}?purpose=demo", headers={**verifier, "X-Request-Id": offered}
         )
         assert response.status == 200
-        assert response.headers["X-Request-Id"] == request_id
+        # the gateway's own id, whichever way: a client's is kept only as a keyed hash
+        ids.append(response.headers["X-Request-Id"])
+        assert ids[-1] not in ("", offered)
         assert response.headers["Content-Type"] == "application/json"
         assert response.headers["Cache-Control"] == "no-store"
         answers.append((dispatch.answered - answered, json.loads(await response.read())))
@@ -87,10 +91,12 @@ async def test_a_remembered_verification_is_answered_as_the_application_answers(
 
     await app[AUDIT].checkpoint()
     trail = demo.settings.audit_path
-    [app_record] = audit_records(trail, "first-by-the-app")
-    [dispatch_record] = audit_records(trail, "second-by-dispatch")
+    [app_record] = audit_records(trail, ids[0])
+    [dispatch_record] = audit_records(trail, ids[1])
     assert dispatch_record == app_record
     assert app_record[:6] == ("verify", app_record[1], "verifier", "demo", code, "200")
+    hashed = json.loads(app_record[6])["client_request"]
+    assert len(hashed) == 32 and offered not in trail.read_bytes().decode(errors="replace")
 
     metrics = await (await api.get("/metrics")).text()
     labels = {"route": "/v1/verify/{code}", "method": "GET", "status": "200"}
@@ -245,25 +251,25 @@ async def test_no_answer_leaves_unless_its_audit_record_is_written(
     with audit_store_locked(demo.settings.audit_path):
         # the first record waits in the journal; once it has waited too long, refusals
         response = await api.get(
-            f"/v1/verify/{code}?purpose=demo",
-            headers={**demo.auth(Role.VERIFIER), "X-Request-Id": "journaled"},
+            f"/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER)
         )
         assert response.status == 200
+        journaled = response.headers["X-Request-Id"]
         for _ in range(100):
             if not audit.healthy:
                 break
             await asyncio.sleep(0.05)
         answered = dispatch.answered
         response = await api.get(
-            f"/v1/verify/{code}?purpose=demo",
-            headers={**demo.auth(Role.VERIFIER), "X-Request-Id": "unaudited"},
+            f"/v1/verify/{code}?purpose=demo", headers=demo.auth(Role.VERIFIER)
         )
         assert dispatch.answered == answered + 1
         assert response.status == 503
         body = await response.json()
         assert body["code"] == "audit-unavailable"
-        assert response.headers["X-Request-Id"] == "unaudited" == body["request_id"]
+        unaudited = response.headers["X-Request-Id"]
+        assert unaudited == body["request_id"]
         assert body["status"] == 503
     await audit.flush()
-    assert audit_records(demo.settings.audit_path, "unaudited") == []
-    assert len(audit_records(demo.settings.audit_path, "journaled")) == 1
+    assert audit_records(demo.settings.audit_path, unaudited) == []
+    assert len(audit_records(demo.settings.audit_path, journaled)) == 1

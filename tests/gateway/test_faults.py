@@ -156,6 +156,8 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
                     "60",
                     "--root-pin-file",
                     str(demo.root_pin_file),
+                    "--operator",
+                    "ops-1",
                 ],
                 capture_output=True,
                 text=True,

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 
 import sealgate.gateway.handlers.common
 from sealgate.gateway.app import create_app
@@ -101,7 +102,7 @@ async def test_non_ascii_headers(api: TestClient[Any, Any], demo: Demo) -> None:
     assert response.status == 404
     assert response.headers["X-Request-Id"] != "\u00ff\u00fe"
     response = await api.get("/nope", headers={"X-Request-Id": "trace-42"})
-    assert response.headers["X-Request-Id"] == "trace-42"
+    assert response.headers["X-Request-Id"] not in ("", "trace-42")  # always the gateway's
 
 
 async def test_codes_with_slashes_get_the_same_404(api: TestClient[Any, Any], demo: Demo) -> None:
@@ -140,8 +141,7 @@ async def test_an_upload_cut_off_is_a_4xx_without_a_traceback(demo: Demo) -> Non
                 by_status = {
                     dict(labels)["status"]: count
                     for (name, labels), count in samples(text).items()
-                    if name == "sealgate_requests_total"
-                    and ("route", "/v1/certificates") in labels
+                    if name == "sealgate_requests_total" and ("route", "/v1/certificates") in labels
                 }
                 return by_status if sum(by_status.values()) >= 3 else {}
 
@@ -195,7 +195,7 @@ async def test_a_refused_token_does_not_keep_its_traceback(demo: Demo) -> None:
     auth = Authenticator(directory)
 
     class Fake:
-        headers: ClassVar[dict[str, str]] = {"Authorization": "Bearer nope"}
+        headers: ClassVar[CIMultiDict[str]] = CIMultiDict({"Authorization": "Bearer nope"})
 
     errors = []
     for _ in range(50):
@@ -293,7 +293,7 @@ async def test_a_padded_authorization_header_is_refused_before_the_cache(demo: D
     padded = "Bearer " + " " * 8000 + demo.token(Role.VERIFIER)
 
     class Fake:
-        headers: ClassVar[dict[str, str]] = {"Authorization": padded}
+        headers: ClassVar[CIMultiDict[str]] = CIMultiDict({"Authorization": padded})
 
     try:
         with pytest.raises(Problem) as refused:

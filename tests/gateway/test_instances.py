@@ -24,8 +24,10 @@ import psycopg
 import pytest
 
 from sealgate.bench.redis_server import RedisServer
+from sealgate.gateway.home import load_settings
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
+from sealgate.verify.holders import HolderKeys
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.gateway.test_checking import random_codes
@@ -133,11 +135,18 @@ async def test_proofs_statuses_and_idempotency_hold_across_instances(
             stored = conn.execute(
                 "SELECT count(*) FROM proofs WHERE code = %s", (first[0][1].replace("-", ""),)
             ).fetchone()
+            # kept as the keyed hash both instances make of it (their holder-key is one)
+            secret = load_settings(gw.homes[0]).read_secret("holder-key")
+            hashed = HolderKeys(secret).keyed_hash("idempotency-key", key.encode()).hex()
             keys = conn.execute(
+                "SELECT count(*) FROM idempotency_keys WHERE key = %s", (hashed,)
+            ).fetchone()
+            verbatim = conn.execute(
                 "SELECT count(*) FROM idempotency_keys WHERE key = %s", (key,)
             ).fetchone()
         assert stored is not None and stored[0] == 1
         assert keys is not None and keys[0] == 1
+        assert verbatim == (0,)
 
     # each instance kept a trail of its own, and each verifies (both were stopped cleanly)
     for home in gw.homes:

@@ -14,6 +14,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sealgate.gateway.app import create_app
+from sealgate.gateway.home import load_settings
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.scraped import Samples, samples, types, value
@@ -27,6 +29,12 @@ FAMILIES = {
     "sealgate_audit_records": "counter",
     "sealgate_audit_groups": "counter",
     "sealgate_requests_overdue": "gauge",  # verification requests past due (§12)
+    # issue 28's, for the alert rules (deploy/prometheus/)
+    "sealgate_problems": "counter",
+    "sealgate_ready": "gauge",
+    "sealgate_audit_available": "gauge",
+    "sealgate_audit_checkpoints_signed": "gauge",
+    "sealgate_seal_certificate_end_seconds": "gauge",
 }
 
 
@@ -117,3 +125,19 @@ async def test_with_two_workers_no_scrape_shows_a_counter_going_back(demo: Demo)
                 await scrape_round()
     assert len(scraped_by) >= 2, "every scrape reached the same worker"
     assert not Path(metrics_dir).exists(), "the run's metrics directory was left behind"
+
+
+async def test_metrics_behind_a_token_when_one_is_set(
+    demo: Demo, gateway_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEALGATE_METRICS_TOKEN", "scrape-7f3a")
+    settings = load_settings(demo.home)
+    assert settings.metrics_token == "scrape-7f3a"
+    api = await gateway_client(create_app(settings))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-7f3a"}):
+        r = await api.get("/metrics", headers=headers)
+        assert r.status == 401 and "sealgate_requests" not in await r.text()
+    r = await api.get("/metrics", headers={"Authorization": "Bearer scrape-7f3a"})
+    assert r.status == 200 and "sealgate_requests_total" in await r.text()
+    monkeypatch.delenv("SEALGATE_METRICS_TOKEN")
+    assert load_settings(demo.home).metrics_token is None  # off unless set

@@ -92,7 +92,8 @@ async def test_traffic_through_nginx_reaches_both_gateways_and_survives_one(
                     headers={**demo.auth(Role.VERIFIER), "X-Request-Id": "through-nginx"},
                 ) as r:
                     assert r.status == 200
-                    assert r.headers["X-Request-Id"] == "through-nginx"
+                    # the gateway's own id, through nginx (the client's is only hashed)
+                    assert r.headers["X-Request-Id"] not in ("", "through-nginx")
             holder = proof_request(demo.proof_seal)["holder"]["id"]
             async with session.get(
                 f"{base}/v1/proofs",

@@ -58,8 +58,15 @@ ROLES = {
     ("POST", "/v1/requests/{id}/reclassify"): Role.SIGNER,
     ("POST", "/v1/requests/{id}/extend"): Role.SIGNER,
     ("POST", "/v1/requests/{id}/return"): Role.SIGNER,
+    ("GET", "/v1/certificates/{code}/qr"): Role.PORTAL,
+    ("GET", "/v1/verify/qr/{payload}"): Role.VERIFIER,
+    ("POST", "/v1/consents"): Role.PORTAL,
+    ("GET", "/v1/consents"): Role.PORTAL,
+    ("DELETE", "/v1/consents/{consent_id}"): Role.PORTAL,
+    ("GET", "/v1/holders/me/proofs"): Role.PORTAL,
+    ("GET", "/v1/holders/me/proofs/{code}/document"): Role.PORTAL,
 }
-OPERATIONS = 22  # every operation /openapi.json describes
+OPERATIONS = 33  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"

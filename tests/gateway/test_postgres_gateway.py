@@ -26,6 +26,7 @@ from sealgate.verify.directory import Role
 from sealgate.verify.postgres.schema import MIGRATIONS
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
+from tests.gateway.test_cli import with_operator
 from tests.postgres_server import PostgresServer
 
 SEALGATE = [sys.executable, "-m", "sealgate.gateway.cli"]
@@ -63,7 +64,7 @@ def run(
     *args: str, home: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*SEALGATE, "--home", str(home), *args],
+        [*SEALGATE, "--home", str(home), *with_operator(args)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -56,7 +56,7 @@ def cli(demo: Demo, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def with_root(demo: Demo, *args: str) -> subprocess.CompletedProcess[str]:
-    done = cli(demo, *args, "--root-pin-file", str(demo.root_pin_file))
+    done = cli(demo, *args, "--root-pin-file", str(demo.root_pin_file), "--operator", "ops-1")
     assert done.returncode == 0, done.stderr
     return done
 
@@ -249,7 +249,7 @@ async def test_a_compromised_key_forges_nothing_after_its_compromise_date(
     status, answer = await check_document(api, own, genuine)
     assert status == 200 and answer["registered"] is True
 
-    purged = cli(own, "seal", "purge")
+    purged = cli(own, "seal", "purge", "--operator", "ops-1")
     assert f"destroyed\t{own.verification_seal}\tv1" in purged.stdout
     with Provisioner(own.settings).keystore() as keystore:
         left = keystore.keys()

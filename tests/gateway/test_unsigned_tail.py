@@ -68,27 +68,39 @@ def test_audit_verify_fails_when_unsigned_records_are_older_than_the_bound(
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    found = audit_verify(tmp_path, "--no-head")
+    found = audit_verify(tmp_path, "--no-head", "--no-checkpoints")
     assert found.returncode == 1
     assert found.stdout.startswith("UNSIGNED\t3 records") and unsigned_count(found.stdout) == 3
     assert "3 records after record 0 are covered by no signed checkpoint" in found.stderr
     assert "--max-unsigned-age 21" in found.stderr
 
-    within = audit_verify(tmp_path, "--no-head", "--max-unsigned-age", "200")
+    within = audit_verify(tmp_path, "--no-head", "--no-checkpoints", "--max-unsigned-age", "200")
     assert within.returncode == 0, within.stderr
     assert within.stdout.startswith("OK\t3 records") and unsigned_count(within.stdout) == 3
 
     counted = audit_verify(
-        tmp_path, "--no-head", "--max-unsigned-age", "200", "--max-unsigned-records", "2"
+        tmp_path,
+        "--no-head",
+        "--no-checkpoints",
+        "--max-unsigned-age",
+        "200",
+        "--max-unsigned-records",
+        "2",
     )
     assert counted.returncode == 1 and "--max-unsigned-records 2" in counted.stderr
     assert (
         audit_verify(
-            tmp_path, "--no-head", "--max-unsigned-age", "200", "--max-unsigned-records", "3"
+            tmp_path,
+            "--no-head",
+            "--no-checkpoints",
+            "--max-unsigned-age",
+            "200",
+            "--max-unsigned-records",
+            "3",
         ).returncode
         == 0
     )
-    refused = audit_verify(tmp_path, "--no-head", "--max-unsigned-age", "-1")
+    refused = audit_verify(tmp_path, "--no-head", "--no-checkpoints", "--max-unsigned-age", "-1")
     assert refused.returncode == 1 and "cannot be negative" in refused.stderr
 
 

@@ -72,7 +72,7 @@ async def test_a_rotation_publishes_and_a_retired_key_cannot_forge_later(
     before = directory.trust_document()
     old = directory.seal(seal_id).active_key
     # Kept for a grace period: the old key forges below, as a stolen one would.
-    pin = ["--root-pin-file", str(demo.root_pin_file)]
+    pin = ["--root-pin-file", str(demo.root_pin_file), "--operator", "ops-1"]
     assert (
         sealgate(["--home", str(demo.home), "seal", "rotate", seal_id, "--grace", "3600", *pin])
         == 0
@@ -165,7 +165,7 @@ async def test_no_trust_document_yet_is_503_until_one_is_published(
     assert "Retry-After" not in response.headers  # waiting does not publish it
     await api.close()
     published = ["--home", str(settings.home), "trust", "publish", "--root-pin-file", str(pin)]
-    assert sealgate(published) == 0
+    assert sealgate([*published, "--operator", "ops-1"]) == 0
     assert capsys.readouterr().out == "trust document\tversion 1\n"
     api = await gateway_client(create_app(settings))
     body = await (await api.get("/v1/trust")).read()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 
 from sealgate.verify.audit import (
     GENESIS,
+    AuditError,
     AuditEvent,
     AuditRecord,
     SignedHead,
@@ -21,6 +24,11 @@ from sealgate.verify.audit import (
     chain,
     chain_fields,
     checkpoint_digest,
+    checkpoint_event,
+    detail_json,
+    head_digest,
+    parse_detail,
+    record_hash,
     verify_trail,
 )
 
@@ -44,9 +52,17 @@ def event(n: int) -> AuditEvent:
     )
 
 
+def _signed(digest: bytes, key: ec.EllipticCurvePrivateKey = KEY) -> bytes:
+    return key.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
 def sign(seq: int, digest: bytes) -> SignedHead:
-    signature = KEY.sign(checkpoint_digest(seq, digest), ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-    return SignedHead(seq, digest, signature, "audit-test")
+    return SignedHead(seq, digest, _signed(head_digest(seq, digest)), "audit-test")
+
+
+def checkpoint(seq: int, digest: bytes) -> AuditEvent:
+    signature = _signed(checkpoint_digest(seq, digest))
+    return checkpoint_event(seq, digest, signature, "audit-test", 1.0)
 
 
 def trail(
@@ -59,7 +75,8 @@ def trail(
         records += chain(prev, len(records) + 1, [event(i)])
         if i in checkpoint_after:
             head = sign(records[-1].seq, records[-1].hash)
-            records += chain(records[-1].hash, len(records) + 1, [head.checkpoint_event(1.0)])
+            cp = checkpoint(records[-1].seq, records[-1].hash)
+            records += chain(records[-1].hash, len(records) + 1, [cp])
     assert head is not None
     return records, head
 
@@ -139,9 +156,7 @@ def test_a_head_not_signed_by_the_audit_key_is_refused() -> None:
     forged = SignedHead(
         head.seq,
         head.hash,
-        other.sign(
-            checkpoint_digest(head.seq, head.hash), ec.ECDSA(utils.Prehashed(hashes.SHA256()))
-        ),
+        _signed(head_digest(head.seq, head.hash), other),
         "x",
     )
     with pytest.raises(TrailBroken, match="signed head"):
@@ -172,9 +187,13 @@ def test_chaining_fields_gives_the_hashes_of_chaining_events(
         [e.action, e.client_id, e.role, e.purpose, e.code, e.result, e.request_id, e.at, e.detail]
         for e in events
     ]
-    fast = [(seq, prev, digest) for seq, prev, digest, _ in chain_fields(prev_hash, 7, fields)]
+    fast = [(seq, prev, digest) for seq, prev, digest, _, _ in chain_fields(prev_hash, 7, fields)]
     slow = [(r.seq, r.prev_hash, r.hash) for r in chain(prev_hash, 7, events)]
     assert fast == slow
+    plain, prev = [], prev_hash
+    for seq, e in enumerate(events, start=7):
+        plain.append((seq, prev, (prev := _payload_hash(prev, seq, e))))
+    assert fast == plain
 
 
 class _Text(str):
@@ -193,5 +212,72 @@ class _Text(str):
 )
 def test_chaining_unusual_fields_gives_the_hashes_of_their_payload(fields: list[Any]) -> None:
     event = AuditEvent(*fields)
-    [(seq, _, digest, _)] = chain_fields(GENESIS, 3, [fields])
+    [(seq, _, digest, _, text)] = chain_fields(GENESIS, 3, [fields])
     assert (seq, digest) == (3, chain(GENESIS, 3, [event])[0].hash)
+    assert digest == _payload_hash(GENESIS, 3, event)
+    assert text == json.dumps(
+        event.detail, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _payload_hash(prev_hash: bytes, seq: int, event: AuditEvent) -> bytes:
+    """The record hash as docs/design.md §5.5 defines it, written out plainly."""
+    payload = json.dumps(
+        event.payload(seq), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(b"sealgate/audit/record/v1|" + prev_hash + payload.encode()).digest()
+
+
+def _stored(record: AuditRecord, text: str) -> AuditRecord:
+    return dataclasses.replace(record, stored_detail=text)
+
+
+def test_the_stored_detail_is_what_is_hashed_and_a_duplicated_key_is_refused() -> None:
+    records, head = trail()
+    exact = [_stored(r, detail_json(r.event.detail)) for r in records]
+    assert verify_trail(exact, PUBLIC, head).records == len(records)
+    # {"n":5} hashed; stored with a second "n" that json.loads would drop, and a SQL
+    # json_extract would read instead: the bytes differ from what was hashed
+    doubled = list(exact)
+    doubled[4] = _stored(exact[4], '{"n":99,"n":5}')
+    with pytest.raises(TrailBroken) as caught:
+        verify_trail(doubled, PUBLIC, head)
+    assert caught.value.seq == 5
+    # the same bytes in another spelling (spaces) are not the hashed bytes either
+    spaced = list(exact)
+    spaced[4] = _stored(exact[4], '{"n": 5}')
+    with pytest.raises(TrailBroken, match="record 5: altered"):
+        verify_trail(spaced, PUBLIC, head)
+
+
+def test_a_detail_with_a_key_twice_is_refused_even_where_it_was_hashed_so() -> None:
+    # An insider who rewrites a record and re-hashes from it on (no checkpoint after it)
+    records = chain(GENESIS, 1, [event(i) for i in range(1, 6)])
+    tampered = '{"n":3,"n":3}'
+    rebuilt: list[AuditRecord] = []
+    prev = GENESIS
+    for r in records:
+        text = tampered if r.seq == 3 else detail_json(r.event.detail)
+        digest = record_hash(prev, r.seq, r.event, text)
+        rebuilt.append(AuditRecord(r.seq, r.event, prev, digest, text))
+        prev = digest
+    with pytest.raises(TrailBroken, match="record 3: its detail holds a key twice"):
+        verify_trail(rebuilt, PUBLIC)
+    with pytest.raises(AuditError, match="twice"):
+        parse_detail(tampered)
+
+
+def test_heads_pushed_to_the_sink_must_all_be_in_the_trail() -> None:
+    records, head = trail(40, (10, 20, 30))
+    pushed = [
+        sign(r.event.detail["head_seq"], bytes.fromhex(r.event.detail["head_hash"]))
+        for r in records
+        if r.event.action == "checkpoint"
+    ]
+    assert verify_trail(records, PUBLIC, head, pushed).checkpoints == 3
+    # cut back to the second checkpoint, with a head made for it: the sink's third is gone
+    cut = records[:22]
+    old_head = pushed[1]
+    with pytest.raises(TrailBroken, match="truncated: the trail ends at 22, a head in the sink"):
+        verify_trail(cut, PUBLIC, old_head, pushed)
+    verify_trail(cut, PUBLIC, old_head)  # without the sink, that cut would pass

@@ -44,6 +44,14 @@ import asyncpg
 from sealgate.errors import ConfigError
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.consents import (
+    Consent,
+    ConsentNotFound,
+    ConsentQueries,
+    consent_from_row,
+    consent_row,
+    why_not_usable,
+)
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.postgres import requests as request_sql
@@ -66,6 +74,7 @@ from sealgate.verify.registry import (
     IdempotencyConflict,
     IdempotentRequest,
     IdempotentResult,
+    ProofNotFound,
     ProofRecord,
     ProofStatus,
     Registry,
@@ -87,6 +96,7 @@ from sealgate.verify.requests import (
 from sealgate.verify.rules import check_status_change
 
 _SQL = rows.RegistryQueries.written_with(lambda n: f"${n}")
+_CONSENTS = ConsentQueries.written_with(lambda n: f"${n}")
 _UPDATE_STATUS = f"{_SQL.update_status} RETURNING {rows.STATUS_COLUMNS}"
 
 # _CHANGE_LOG_ORDER. Every gateway polls ``changes_since(last_seen_seq)`` to drop stale
@@ -403,6 +413,62 @@ class PostgresRegistry(Registry, RequestBook):
         async with self._connection("read") as conn:
             found = await conn.fetch(_SQL.find_by_holder, holder_key, type, Status.VALID.value)
         return [rows.status_from_row(tuple(r)) for r in found]
+
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_SQL.holder_proofs, holder_key)
+        return [rows.status_from_row(tuple(r)) for r in found]
+
+    async def status_slot(self, code: str) -> int:
+        async with self._connection("read") as conn:
+            known = await conn.fetchval(_SQL.slot_of, code)
+        if known is not None:
+            return int(known)
+        self._integrity.refuse_writes()
+        async with self._connection("status slot") as conn, conn.transaction():
+            await conn.execute(_SQL.give_slot, code)
+            given = await conn.fetchval(_SQL.slot_of, code)
+        if given is None:
+            raise ProofNotFound("no proof has that code")
+        return int(given)
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_SQL.slots_since, index, limit)
+        return [(int(i), Status(s)) for i, s in found]
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(
+                "SELECT code, idx FROM status_slots WHERE code = ANY($1::text[])", codes
+            )
+        return {str(c): int(i) for c, i in found}
+
+    async def add_consent(self, consent: Consent) -> None:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn:
+            await conn.execute(_CONSENTS.insert, *consent_row(consent))
+
+    async def use_consent(self, consent_id: str, now: float) -> Consent:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn, conn.transaction():
+            found = await conn.fetchrow(_CONSENTS.select + " FOR UPDATE", consent_id)
+            before = None if found is None else consent_from_row(tuple(found))
+            if await conn.execute(_CONSENTS.use, consent_id, now) != "UPDATE 1" or not before:
+                raise why_not_usable(before, now)
+        return before
+
+    async def consents_of(self, holder_key: bytes) -> list[Consent]:
+        async with self._connection("read") as conn:
+            found = await conn.fetch(_CONSENTS.of_holder, holder_key)
+        return [consent_from_row(tuple(r)) for r in found]
+
+    async def revoke_consent(self, consent_id: str, holder_key: bytes, now: float) -> None:
+        self._integrity.refuse_writes()
+        async with self._connection("consent") as conn:
+            done = await conn.execute(_CONSENTS.revoke, now, consent_id, holder_key)
+        if done != "UPDATE 1":
+            raise ConsentNotFound("the holder has no such consent in force")
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         async with self._connection("read") as conn:

@@ -24,6 +24,14 @@ from typing import Any, TypeVar
 
 from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
+from sealgate.verify.consents import (
+    Consent,
+    ConsentNotFound,
+    ConsentQueries,
+    consent_from_row,
+    consent_row,
+    why_not_usable,
+)
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import REMEDY, CorruptionWatch
 from sealgate.verify.registry import (
@@ -31,6 +39,7 @@ from sealgate.verify.registry import (
     IdempotencyConflict,
     IdempotentRequest,
     IdempotentResult,
+    ProofNotFound,
     ProofRecord,
     ProofStatus,
     Registry,
@@ -65,6 +74,7 @@ from sealgate.verify.sqlite_toolkit import (
 T = TypeVar("T")
 
 _SQL = rows.RegistryQueries.written_with(lambda _: "?")
+_CONSENTS = ConsentQueries.written_with(lambda _: "?")
 
 
 def _apply_status_change(conn: sqlite3.Connection, change: StatusChangeRequest) -> ProofStatus:
@@ -356,6 +366,83 @@ class SqliteRegistry(Registry, RequestBook):
         return await self._read(
             lambda c: [rows.status_from_row(r) for r in c.execute(_SQL.find_by_holder, args)]
         )
+
+    async def proofs_of_holder(self, holder_key: bytes) -> list[ProofStatus]:
+        return await self._read(
+            lambda c: [
+                rows.status_from_row(r) for r in c.execute(_SQL.holder_proofs, (holder_key,))
+            ]
+        )
+
+    async def status_slot(self, code: str) -> int:
+        def query(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(_SQL.slot_of, (code,)).fetchone()
+            return None if row is None else int(row[0])
+
+        known = await self._read(query)
+        if known is not None:
+            return known
+
+        def work(conn: sqlite3.Connection) -> int | None:
+            conn.execute(_SQL.give_slot, (code,))
+            return query(conn)
+
+        self._integrity.refuse_writes()
+        given: int | None = await asyncio.shield(self._writer.submit(work))
+        if given is None:
+            raise ProofNotFound("no proof has that code")
+        return given
+
+    async def slots_since(self, index: int, limit: int = 10_000) -> list[tuple[int, Status]]:
+        return await self._read(
+            lambda c: [(int(i), Status(s)) for i, s in c.execute(_SQL.slots_since, (index, limit))]
+        )
+
+    async def slots_of(self, codes: list[str]) -> dict[str, int]:
+        def query(conn: sqlite3.Connection) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(codes), 500):
+                chunk = codes[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    conn.execute(
+                        f"SELECT code, idx FROM status_slots WHERE code IN ({marks})",  # noqa: S608
+                        chunk,
+                    ).fetchall()
+                )
+            return found
+
+        return await self._read(query)
+
+    async def add_consent(self, consent: Consent) -> None:
+        self._integrity.refuse_writes()
+        row = consent_row(consent)
+        await asyncio.shield(self._writer.submit(lambda c: c.execute(_CONSENTS.insert, row)))
+
+    async def use_consent(self, consent_id: str, now: float) -> Consent:
+        def work(conn: sqlite3.Connection) -> Consent:
+            found = conn.execute(_CONSENTS.select, (consent_id,)).fetchone()
+            before = None if found is None else consent_from_row(found)
+            if conn.execute(_CONSENTS.use, (consent_id, now)).rowcount != 1 or before is None:
+                raise why_not_usable(before, now)
+            return before
+
+        self._integrity.refuse_writes()
+        used: Consent = await asyncio.shield(self._writer.submit(work))
+        return used
+
+    async def consents_of(self, holder_key: bytes) -> list[Consent]:
+        return await self._read(
+            lambda c: [consent_from_row(r) for r in c.execute(_CONSENTS.of_holder, (holder_key,))]
+        )
+
+    async def revoke_consent(self, consent_id: str, holder_key: bytes, now: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(_CONSENTS.revoke, (now, consent_id, holder_key)).rowcount != 1:
+                raise ConsentNotFound("the holder has no such consent in force")
+
+        self._integrity.refuse_writes()
+        await asyncio.shield(self._writer.submit(work))
 
     async def idempotent_result(self, client_id: str, key: str) -> IdempotentResult | None:
         def query(conn: sqlite3.Connection) -> IdempotentResult | None:

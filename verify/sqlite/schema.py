@@ -236,7 +236,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # the office that owns the proof's data, when it is not the sealing unit
         "ALTER TABLE proofs ADD COLUMN data_owner TEXT",
     ),
-    # 8: a seal key's retirement, revocation and destruction; the CRLs the root issued.
+    # 8: each proof a QR code names gets an index in the status lists (docs/design.md §13).
+    (
+        """CREATE TABLE status_slots (
+            idx INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE REFERENCES proofs (code)
+        )""",
+    ),
+    # 9: holders' consents (docs/design.md §14).
+    (
+        """CREATE TABLE consents (
+            consent_id TEXT PRIMARY KEY,
+            holder_key BLOB NOT NULL,
+            grantee TEXT NOT NULL,
+            matter TEXT NOT NULL,
+            proof_types TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            uses_left INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        )""",
+        "CREATE INDEX consents_holder ON consents (holder_key)",
+    ),
+    # 9: a seal key's retirement, revocation and destruction; the CRLs the root issued.
     (
         "ALTER TABLE seal_keys ADD COLUMN retired_at REAL",
         "ALTER TABLE seal_keys ADD COLUMN destroy_after REAL",

@@ -124,8 +124,9 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         catalog = await asyncio.to_thread(SealCatalog, directory)
         signing = app.get(SIGNING_OVERRIDE) or ProcessSigningService(settings.keystore_config())
         stack.push_async_callback(signing.close)
-        # Only the active seal keys and the audit key, whatever else the token holds.
-        signing.allow(catalog.snapshot.signing_labels | {AUDIT_KEY_LABEL})
+        # Only the active seal keys and the gateway's own keys, whatever else the token holds.
+        own_keys = {AUDIT_KEY_LABEL}  # the gateway's own: the audit key, then its QR keys
+        signing.allow(catalog.snapshot.signing_labels | own_keys)
         try:
             await signing.start()
         except HsmError as exc:
@@ -217,6 +218,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         )
         keys = GatewayKeys.load(settings.home)
         app[GATEWAY_KEYS] = keys
+        own_keys |= set(keys.labels.values())
+        signing.allow(catalog.snapshot.signing_labels | own_keys)
         lists = StatusLists(
             registry=registry,
             signing=signing,
@@ -256,7 +259,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                     # catalog no longer names stays allowed one refresh more, for the
                     # sealings already prepared with it (then refused: ≤ 10 s).
                     old = catalog.snapshot.signing_labels
-                    signing.allow(old | fresh.signing_labels | {AUDIT_KEY_LABEL})
+                    signing.allow(old | fresh.signing_labels | own_keys)
                     catalog.snapshot = fresh
                     # `sealgate calendar load` beside serving gateways: in force as soon
                     desk.calendar = await asyncio.to_thread(load_calendar, directory)

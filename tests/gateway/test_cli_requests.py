@@ -22,7 +22,10 @@ def test_calendar_load_then_list(
     demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = str(demo.home)
-    assert sealgate(["--home", home, "calendar", "load", str(CALENDAR_2027)]) == 0
+    assert (
+        sealgate(["--home", home, "calendar", "load", str(CALENDAR_2027), "--operator", "tester"])
+        == 0
+    )
     assert "calendar\t2027\t17 holidays\t5 made up" in capsys.readouterr().out
     assert sealgate(["--home", home, "calendar", "list"]) == 0
     listed = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
@@ -30,7 +33,7 @@ def test_calendar_load_then_list(
     assert listed["2027"].startswith("test fixture")
     bad = tmp_path / "bad.json"
     bad.write_text('{"year": 2028, "source": "x", "holidays": {"2028-02-30": "x"}}')
-    assert sealgate(["--home", home, "calendar", "load", str(bad)]) != 0
+    assert sealgate(["--home", home, "calendar", "load", str(bad), "--operator", "tester"]) != 0
     assert "is not a date" in capsys.readouterr().err
 
 
@@ -38,7 +41,9 @@ async def test_a_suspended_seal_seals_nothing_until_resumed(
     demo: Demo, gateway_client: GatewayClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = str(demo.home)
-    assert sealgate(["--home", home, "seal", "suspend", demo.proof_seal]) == 0
+    assert (
+        sealgate(["--home", home, "seal", "suspend", demo.proof_seal, "--operator", "tester"]) == 0
+    )
     api: Any = await gateway_client(create_app(demo.settings))
     response = await api.post(
         "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
@@ -46,13 +51,15 @@ async def test_a_suspended_seal_seals_nothing_until_resumed(
     assert response.status == 403
     assert (await response.json())["code"] == "seal-suspended"
     await api.close()
-    assert sealgate(["--home", home, "seal", "resume", demo.proof_seal]) == 0
+    assert (
+        sealgate(["--home", home, "seal", "resume", demo.proof_seal, "--operator", "tester"]) == 0
+    )
     api = await gateway_client(create_app(demo.settings))
     response = await api.post(
         "/v1/certificates", json=proof_request(demo.proof_seal), headers=demo.auth(Role.SIGNER)
     )
     assert response.status == 201
-    assert sealgate(["--home", home, "seal", "suspend", "SEAL-NONE"]) != 0
+    assert sealgate(["--home", home, "seal", "suspend", "SEAL-NONE", "--operator", "tester"]) != 0
 
 
 def test_the_request_settings_are_read_from_config_and_refused_when_wrong(

@@ -7,13 +7,16 @@ Failure is always an exception, never a ``False``::
     │   │                            (non-JSON value, naive datetime, bad seal id,
     │   │                             malformed HSM signature, unusable key...)
     │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
+    ├── TimestampRefused             the TSA answered a timestamp request with a refusal
     └── ProofError                   a proof (or certificate) does not verify
         ├── MalformedProof           not the DER structure we issue; too large
         ├── DigestMismatch           content does not match the signed message-digest
         ├── BadSignature             signature does not verify with the signer's key
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
-        └── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
+        └── BadTimestamp             a signature timestamp that does not verify, answers
+                                     another signature, or comes from an untrusted TSA
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -25,6 +28,7 @@ from sealgate.errors import Error
 
 __all__ = [
     "BadSignature",
+    "BadTimestamp",
     "ContentError",
     "CryptoError",
     "DigestMismatch",
@@ -32,6 +36,7 @@ __all__ = [
     "ProofError",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "TimestampRefused",
     "UntrustedSeal",
 ]
 
@@ -71,3 +76,13 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class BadTimestamp(ProofError):
+    """A signature timestamp (RFC 3161 token) that does not verify, is over other data
+    than the signature, comes from a TSA the verifier does not trust, or contradicts the
+    signing time (:mod:`sealgate.crypto.timestamps`)."""
+
+
+class TimestampRefused(CryptoError):
+    """The time-stamping authority answered with a refusal (a PKIStatus other than granted)."""

@@ -10,7 +10,8 @@ Shape (what :mod:`sealgate.crypto.verification` accepts, nothing else)::
         version 1, sid issuerAndSerialNumber, digestAlgorithm sha256,
         signedAttrs [0] { contentType, messageDigest, signingTime,
                           verificationCode, sealId, endorsement? },
-        signatureAlgorithm (from the seal key), signature } } } }
+        signatureAlgorithm (from the seal key), signature,
+        unsignedAttrs [1] { signatureTimeStampToken }? } } } }   -- CAdES-B-T
 
 The private attributes live under the X.667 UUID arc ``ARC`` (2.25.<uuid>), which
 needs no registration. ``endorsement`` carries what 宁波 第十四条 asks the platform
@@ -262,7 +263,9 @@ class ProofSealer:
         signed_attrs_der = _der.tlv(_SET, body)
         return PendingProof(self, content, body, hashlib.sha256(signed_attrs_der).digest())
 
-    def _assemble(self, content: bytes, attrs_body: bytes, signature: bytes) -> bytes:
+    def _assemble(
+        self, content: bytes, attrs_body: bytes, signature: bytes, unsigned: bytes
+    ) -> bytes:
         check_signature_shape(self._key, signature)
         # Headers from lengths, the parts joined once: nesting by concatenation would
         # copy the content once per level.
@@ -275,6 +278,7 @@ class ProofSealer:
             + len(attrs_body)
             + len(self._signer_info_sig_alg)
             + len(signature_der)
+            + len(unsigned)
         )
         signer_info_head = header(_SEQ, signer_info_len)
         signer_infos_head = header(_SET, len(signer_info_head) + signer_info_len)
@@ -314,6 +318,7 @@ class ProofSealer:
                 attrs_body,
                 self._signer_info_sig_alg,
                 signature_der,
+                unsigned,
             )
         )
 
@@ -330,6 +335,10 @@ class PendingProof:
         #: SHA-256 of the DER SET OF signed attributes (RFC 5652 §5.4): what the HSM signs.
         self.digest = digest
 
-    def finish(self, signature: bytes) -> bytes:
-        """The ContentInfo DER. The signature's shape is checked, not verified (hot path)."""
-        return self._sealer._assemble(self.content, self._attrs_body, signature)
+    def finish(self, signature: bytes, unsigned_attrs: bytes = b"") -> bytes:
+        """The ContentInfo DER. The signature's shape is checked, not verified (hot path).
+
+        ``unsigned_attrs`` is the SignerInfo's ``[1] unsignedAttrs`` DER, if any: the
+        signature timestamp (:func:`sealgate.crypto.timestamps.signature_timestamp_attributes`).
+        """
+        return self._sealer._assemble(self.content, self._attrs_body, signature, unsigned_attrs)

@@ -3,6 +3,10 @@
 :func:`verify_proof` either returns a :class:`VerifiedProof` or raises one
 :class:`~sealgate.crypto.errors.ProofError` subclass naming the first check that failed.
 Revocation is deliberately not consulted here: the registry owns that state.
+
+Time: with a TSA trust list, a proof's signature timestamp (CAdES-B-T) is verified and the
+seal certificate is judged at its time (:mod:`sealgate.crypto.timestamps`); without one,
+or for a proof without a timestamp, at the self-asserted signing time.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sealgate.crypto.errors import (
 )
 from sealgate.crypto.proof import Endorsement
 from sealgate.crypto.seal_chain import SealFacts, seal_facts
+from sealgate.crypto.timestamps import Timestamp, judged_time, signature_timestamp
 
 __all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "verify_proof"]
 
@@ -132,27 +137,35 @@ class VerifiedProof:
     seal_certificate_der: bytes
     unit_name: str
     unit_code: str
+    #: The verified signature timestamp, if the proof has one and the TSA trust list was
+    #: given; the seal certificate was judged at its time then.
+    timestamp: Timestamp | None = None
 
 
-def verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
+def verify_proof(
+    der: bytes, trust: TrustList, *, tsa_trust: TrustList | None = None
+) -> VerifiedProof:
     """Verify a sealed proof against ``trust``; raise a :class:`ProofError` if it fails.
 
+    With ``tsa_trust`` (the TSA roots), a signature timestamp is verified and the seal
+    judged at its time; a timestamp that does not verify is :class:`BadTimestamp`.
     Fails closed: whatever a library raises on hostile input ends as MalformedProof.
     """
     try:
-        return _verify_proof(der, trust)
+        return _verify_proof(der, trust, tsa_trust)
     except ProofError:
         raise
     except Exception as exc:  # a library's unexpected complaint about the input
         raise MalformedProof(f"not a sealed proof: {type(exc).__name__}") from exc
 
 
-def _verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
+def _verify_proof(der: bytes, trust: TrustList, tsa_trust: TrustList | None) -> VerifiedProof:
     """Verify a sealed proof against ``trust``; raise the first failing check's error.
 
     Order: structure (MalformedProof) → message digest (DigestMismatch) → content
     type → signature (BadSignature) → chain, key usage, EKU (UntrustedSeal) →
-    signing time within seal and root validity (SealNotValidAtSigningTime).
+    signature timestamp (BadTimestamp) → the seal judged at the timestamp's time, else
+    the signing time, within seal and root validity (SealNotValidAtSigningTime).
     """
     parsed = _parse(der)
     if not hmac.compare_digest(parsed.message_digest, hashlib.sha256(parsed.content).digest()):
@@ -167,18 +180,23 @@ def _verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
     facts = _chain_to_trust(seal_der, seal, trust, root_copy)
     if facts.seal_id is not None and parsed.seal_id != facts.seal_id:
         raise UntrustedSeal(f"proof names seal {parsed.seal_id!r}, certificate {facts.seal_id!r}")
-    when = parsed.signing_time
+    stamp = None
+    if tsa_trust is not None:
+        stamp = signature_timestamp(parsed.unsigned_attrs, parsed.signature, tsa_trust)
+    when = judged_time(parsed.signing_time, stamp)
     if not (facts.not_before <= when <= facts.not_after):
-        raise SealNotValidAtSigningTime(f"signing time {when.isoformat()} outside validity")
+        source = "signing time" if stamp is None else "timestamp"
+        raise SealNotValidAtSigningTime(f"{source} {when.isoformat()} outside validity")
     return VerifiedProof(
         content=parsed.content,
         code=parsed.code,
         seal_id=parsed.seal_id,
         endorsement=parsed.endorsement,
-        signing_time=when,
+        signing_time=parsed.signing_time,
         seal_certificate_der=seal_der,
         unit_name=facts.unit_name,
         unit_code=facts.unit_code,
+        timestamp=stamp,
     )
 
 
@@ -200,6 +218,7 @@ class _Parsed:
     sid_issuer_der: bytes
     sid_serial: int
     certificates: tuple[bytes, ...]
+    unsigned_attrs: Any  # asn1crypto CMSAttributes, or Void when there are none
 
 
 def _parse(der: bytes) -> _Parsed:
@@ -290,6 +309,7 @@ def _parse_unchecked(der: bytes) -> _Parsed:
         sid_issuer_der=sid.chosen["issuer"].dump(),
         sid_serial=sid.chosen["serial_number"].native,
         certificates=tuple(cert_ders),
+        unsigned_attrs=signer["unsigned_attrs"],
     )
 
 

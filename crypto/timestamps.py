@@ -1,0 +1,411 @@
+"""RFC 3161 signature timestamps on sealed proofs (CAdES-B-T): pure and I/O-free.
+
+A proof's SignerInfo carries, as its one unsigned attribute, an
+id-aa-signatureTimeStampToken (RFC 5126 / ETSI EN 319 122-1 §5.3) whose message imprint
+is the SHA-256 of the signature value (RFC 3161 Appendix A): a TSA's word that the
+signature existed at the token's ``genTime``. Verification then judges the seal
+certificate at that time, not at the signing time the signer wrote itself.
+
+The seams other modules use:
+
+- sealing: :func:`timestamp_request` (the query for one signature), then
+  :func:`read_response` (the TSA's answer checked: status, nonce, imprint, the token's
+  signature and its TSA's chain), then :func:`signature_timestamp_attributes` (the
+  ``[1] unsignedAttrs`` DER that :meth:`sealgate.crypto.proof.PendingProof.finish` embeds);
+- checking: :func:`signature_timestamp` (the verified token of a SignerInfo, or ``None``)
+  and :func:`judged_time` (the time a seal certificate is judged at).
+
+TSAs are trusted through their own :class:`~sealgate.crypto.verification.TrustList` of
+roots (never the city root's: a seal certificate is not a TSA, nor the other way round).
+A TSA certificate is trusted when it is one of those roots or issued directly by one, and
+has the critical extendedKeyUsage timeStamping alone (RFC 3161 §2.3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from asn1crypto import cms, core, tsp
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from sealgate.crypto import _der
+from sealgate.crypto.algorithms import SHA256_DER
+from sealgate.crypto.errors import BadTimestamp, TimestampRefused
+
+if TYPE_CHECKING:
+    from sealgate.crypto.verification import TrustList
+
+__all__ = [
+    "OID_SIGNATURE_TIME_STAMP_TOKEN",
+    "SIGNING_TIME_SKEW",
+    "Timestamp",
+    "judged_time",
+    "read_response",
+    "signature_timestamp",
+    "signature_timestamp_attributes",
+    "timestamp_request",
+    "verify_token",
+]
+
+#: id-aa-signatureTimeStampToken (RFC 2634 / RFC 5126): the one unsigned attribute.
+OID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # noqa: S105 - an OID
+OID_TST_INFO = "1.2.840.113549.1.9.16.1.4"
+
+#: How much later than the token's genTime the self-asserted signing time may be: the
+#: gateway's and the TSA's clocks differ a little, and the signing time is cut to whole
+#: seconds. A signing time later than that claims a signature made after it was stamped.
+SIGNING_TIME_SKEW = timedelta(minutes=5)
+
+_HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """A verified signature timestamp: when, by which TSA, under which policy."""
+
+    gen_time: datetime
+    serial: int
+    policy: str
+    tsa_certificate_der: bytes
+    tsa_name: str
+    token_der: bytes
+
+
+# --- asking ---------------------------------------------------------------------------
+
+
+def timestamp_request(signature: bytes, nonce: int) -> bytes:
+    """The DER TimeStampReq for one signature value: version 1, SHA-256 imprint of
+    ``signature``, ``nonce``, certReq TRUE (the token carries the TSA certificate, so a
+    proof checks with the TSA's root alone)."""
+    if not 0 < nonce < 1 << 64:
+        raise ValueError("nonce must be a positive 64-bit integer")
+    imprint = _der.tlv(
+        _der.SEQUENCE,
+        SHA256_DER + _der.tlv(_der.OCTET_STRING, hashlib.sha256(signature).digest()),
+    )
+    nonce_der = _der.tlv(0x02, nonce.to_bytes(9, "big").lstrip(b"\x00") or b"\x00")
+    if nonce_der[2] & 0x80:  # INTEGER is signed: keep it positive
+        nonce_der = _der.tlv(0x02, b"\x00" + nonce_der[2:])
+    return _der.tlv(_der.SEQUENCE, b"\x02\x01\x01" + imprint + nonce_der + b"\x01\x01\xff")
+
+
+def read_response(
+    response_der: bytes, *, signature: bytes, nonce: int, trust: TrustList
+) -> Timestamp:
+    """The token of a TSA's TimeStampResp to :func:`timestamp_request` (``signature``,
+    ``nonce``), verified against ``trust``. A refusal is :class:`TimestampRefused`, a
+    token that does not verify (or answers another request) :class:`BadTimestamp`."""
+    try:
+        response = _TimeStampResp.load(response_der, strict=True)
+        status = response["status"]
+        granted = status["status"].native in ("granted", "granted_with_mods")
+        token = response["time_stamp_token"]
+    except _PARSE_ERRORS as exc:
+        raise BadTimestamp(f"not a TimeStampResp: {type(exc).__name__}") from exc
+    if not granted:
+        detail = status["fail_info"].native if status["fail_info"].native else ""
+        text = status["status_string"].native or []
+        raise TimestampRefused(f"the TSA refused: {status['status'].native} {detail} {text}")
+    if isinstance(token, core.Void):
+        raise BadTimestamp("the TSA granted but sent no token")
+    stamp, info = _verify(token.dump(), signature, trust)
+    if info["nonce"].native != nonce:
+        raise BadTimestamp("the token answers another request (nonce)")
+    return stamp
+
+
+class _TimeStampResp(core.Sequence):  # type: ignore[misc]
+    """RFC 3161's TimeStampResp, whose token is OPTIONAL (asn1crypto's requires it)."""
+
+    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+# --- embedding ------------------------------------------------------------------------
+
+
+def signature_timestamp_attributes(token_der: bytes) -> bytes:
+    """``unsignedAttrs [1] IMPLICIT SET OF Attribute`` holding the one
+    id-aa-signatureTimeStampToken: what follows the signature in the SignerInfo."""
+    attribute = _der.tlv(_der.SEQUENCE, _TOKEN_OID_DER + _der.tlv(_der.SET, token_der))
+    return _der.tlv(0xA1, attribute)
+
+
+_TOKEN_OID_DER = _der.oid(OID_SIGNATURE_TIME_STAMP_TOKEN)
+
+
+# --- checking -------------------------------------------------------------------------
+
+
+def signature_timestamp(
+    unsigned_attrs: Any, signature: bytes, trust: TrustList
+) -> Timestamp | None:
+    """The verified signature timestamp among a SignerInfo's unsigned attributes
+    (asn1crypto ``CMSAttributes``, or ``Void`` when there are none), ``None`` if it has
+    none. More than one, or one that does not verify over ``signature``, is
+    :class:`BadTimestamp`. Other unsigned attributes are the caller's to judge."""
+    tokens = []
+    if not isinstance(unsigned_attrs, core.Void):
+        for attribute in unsigned_attrs:
+            if attribute["type"].dotted == OID_SIGNATURE_TIME_STAMP_TOKEN:
+                tokens.extend(attribute["values"])
+    if not tokens:
+        return None
+    if len(tokens) != 1:
+        raise BadTimestamp("more than one signature timestamp")
+    return verify_token(tokens[0].dump(), signature, trust)
+
+
+def judged_time(signing_time: datetime, stamp: Timestamp | None) -> datetime:
+    """The time a proof's seal certificate is judged at: the timestamp's genTime when the
+    proof has a verified one, else the self-asserted signing time. A signing time later
+    than the genTime (beyond :data:`SIGNING_TIME_SKEW`) is :class:`BadTimestamp`: the
+    signature cannot have been made after it was stamped."""
+    if stamp is None:
+        return signing_time
+    if signing_time > stamp.gen_time + SIGNING_TIME_SKEW:
+        raise BadTimestamp(
+            f"signing time {signing_time.isoformat()} is after the timestamp"
+            f" {stamp.gen_time.isoformat()}"
+        )
+    return stamp.gen_time
+
+
+def verify_token(token_der: bytes, stamped: bytes, trust: TrustList) -> Timestamp:
+    """Verify a TimeStampToken over the octets ``stamped`` (a signature value) against
+    the TSA roots in ``trust``; raises :class:`BadTimestamp` naming the first failure."""
+    return _verify(token_der, stamped, trust)[0]
+
+
+def _verify(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timestamp, Any]:
+    try:
+        _der.check_der_lengths(token_der)
+        return _verify_unchecked(token_der, stamped, trust)
+    except BadTimestamp:
+        raise
+    except (*_PARSE_ERRORS, UnsupportedAlgorithm) as exc:
+        raise BadTimestamp(f"not a timestamp token: {type(exc).__name__}: {exc}") from exc
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise BadTimestamp(message)
+
+
+def _verify_unchecked(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timestamp, Any]:
+    info = cms.ContentInfo.load(token_der, strict=True)
+    _require(info["content_type"].native == "signed_data", "token is not SignedData")
+    signed_data = info["content"]
+    encap = signed_data["encap_content_info"]
+    _require(encap["content_type"].dotted == OID_TST_INFO, "token content is not TSTInfo")
+    tst_der = encap["content"].contents
+    tst = tsp.TSTInfo.load(tst_der, strict=True)
+    _require(tst["version"].native == "v1", "TSTInfo version is not 1")
+    imprint = tst["message_imprint"]
+    algorithm = imprint["hash_algorithm"]["algorithm"].native
+    _require(algorithm in _HASHES, f"unsupported imprint hash {algorithm}")
+    expected = hashlib.new(algorithm, stamped).digest()
+    _require(
+        hmac.compare_digest(imprint["hashed_message"].native, expected),
+        "the timestamp is over other data than this signature",
+    )
+    gen_time = tst["gen_time"].native
+    _require(isinstance(gen_time, datetime), "bad genTime")
+
+    signers = signed_data["signer_infos"]
+    _require(len(signers) == 1, "token must have exactly one signer")
+    signer = signers[0]
+    certificate_der = _signer_certificate(signed_data, signer)
+    certificate = x509.load_der_x509_certificate(certificate_der)
+    digest_name = signer["digest_algorithm"]["algorithm"].native
+    _require(digest_name in _HASHES, f"unsupported token digest {digest_name}")
+    signed_attrs = signer["signed_attrs"]
+    _require(not isinstance(signed_attrs, core.Void), "token has no signed attributes")
+    attributes = _single_attributes(signed_attrs)
+    _require(
+        attributes.get("content_type") is not None
+        and attributes["content_type"].dotted == OID_TST_INFO,
+        "token content-type attribute is not TSTInfo",
+    )
+    digest = attributes.get("message_digest")
+    _require(
+        digest is not None
+        and hmac.compare_digest(digest.native, hashlib.new(digest_name, tst_der).digest()),
+        "token message-digest does not match its TSTInfo",
+    )
+    _check_signing_certificate(attributes, certificate_der)
+    _check_signature(certificate, signer, _der_set(signed_attrs.contents), digest_name)
+    tsa_name = _tsa_chain(certificate_der, certificate, trust, gen_time)
+    stamp = Timestamp(
+        gen_time=gen_time,
+        serial=tst["serial_number"].native,
+        policy=tst["policy"].dotted,
+        tsa_certificate_der=certificate_der,
+        tsa_name=tsa_name,
+        token_der=token_der,
+    )
+    return stamp, tst
+
+
+def _signer_certificate(signed_data: Any, signer: Any) -> bytes:
+    """The token's certificate matching its signer id (exactly one)."""
+    certificates = signed_data["certificates"]
+    _require(not isinstance(certificates, core.Void), "the token carries no TSA certificate")
+    sid = signer["sid"]
+    matches = []
+    for choice in certificates:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        if sid.name == "issuer_and_serial_number":
+            wanted = sid.chosen
+            hit = (
+                cert.serial_number == wanted["serial_number"].native
+                and cert.issuer.dump() == wanted["issuer"].dump()
+            )
+        else:
+            hit = cert.key_identifier == sid.chosen.native
+        if hit:
+            matches.append(cert.dump())
+    _require(len(matches) == 1, "the token must carry exactly one certificate of its signer")
+    der: bytes = matches[0]
+    return der
+
+
+def _single_attributes(signed_attrs: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for attribute in signed_attrs:
+        name = attribute["type"].native
+        _require(name not in found, f"duplicate token attribute {name}")
+        values = attribute["values"]
+        _require(len(values) == 1, f"token attribute {name} must have one value")
+        found[name] = values[0]
+    return found
+
+
+def _check_signing_certificate(attributes: Mapping[str, Any], certificate_der: bytes) -> None:
+    """ESS signing-certificate(-v2) (RFC 2634 / RFC 5035), which RFC 3161 §2.4.1 requires:
+    its first certificate id names the signer's certificate."""
+    v2 = attributes.get("signing_certificate_v2")
+    if v2 is not None:
+        first = v2["certs"][0]
+        name = first["hash_algorithm"]["algorithm"].native
+        _require(name in _HASHES, f"unsupported ESS hash {name}")
+        expected = hashlib.new(name, certificate_der).digest()
+    else:
+        v1 = attributes.get("signing_certificate")
+        if v1 is None:
+            raise BadTimestamp("token lacks the ESS signing-certificate attribute")
+        first = v1["certs"][0]
+        expected = hashlib.sha1(certificate_der).digest()  # noqa: S324 - ESSCertID is SHA-1
+    _require(
+        hmac.compare_digest(first["cert_hash"].native, expected),
+        "the ESS signing-certificate attribute names another certificate",
+    )
+
+
+def _check_signature(
+    certificate: x509.Certificate, signer: Any, signed: bytes, digest_name: str
+) -> None:
+    key = certificate.public_key()
+    algorithm = _HASHES[digest_name]()
+    signature = signer["signature"].native
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, signed, ec.ECDSA(algorithm))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), algorithm)
+        else:
+            raise BadTimestamp("unsupported TSA key type")
+    except InvalidSignature as exc:
+        raise BadTimestamp("the token's signature does not verify") from exc
+
+
+def _der_set(body: bytes) -> bytes:
+    """Signed attributes are signed as an explicit SET OF (RFC 5652 §5.4)."""
+    return _der.tlv(_der.SET, body)
+
+
+# A TSA certificate and its root, once checked (everything but the time): a TSA signs
+# every proof with the same certificate.
+_CHAINS: dict[tuple[bytes, bytes], tuple[str, datetime, datetime]] = {}
+_CHAINS_SIZE = 64
+
+
+def _tsa_chain(der: bytes, certificate: x509.Certificate, trust: TrustList, when: datetime) -> str:
+    """The TSA's name once its certificate is a trusted root or issued by one, for
+    time-stamping alone, and valid (with its root) at ``when``."""
+    if trust.certificate(der) is not None:
+        candidates = [der]
+    else:
+        candidates = trust.issuers_named(certificate.issuer.public_bytes())
+    _require(bool(candidates), "the TSA certificate does not chain to a trusted TSA root")
+    failure = "the TSA certificate does not chain to a trusted TSA root"
+    for root_der in candidates:
+        facts = _CHAINS.get((der, root_der))
+        if facts is None:
+            root = trust.certificate(root_der)
+            if root is None:  # pragma: no cover - candidates come from the trust list
+                continue
+            try:
+                facts = _check_tsa(certificate, root, root_der == der)
+            except BadTimestamp as exc:
+                failure = str(exc)
+                continue
+            if len(_CHAINS) >= _CHAINS_SIZE:
+                _CHAINS.clear()
+            _CHAINS[(der, root_der)] = facts
+        name, not_before, not_after = facts
+        _require(
+            not_before <= when <= not_after,
+            f"the TSA certificate is not valid at the timestamp's time {when.isoformat()}",
+        )
+        return name
+    raise BadTimestamp(failure)
+
+
+def _check_tsa(
+    certificate: x509.Certificate, root: x509.Certificate, self_trusted: bool
+) -> tuple[str, datetime, datetime]:
+    if not self_trusted:
+        try:
+            certificate.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+            raise BadTimestamp("the TSA certificate was not issued by a trusted TSA root") from exc
+        try:
+            if not root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                raise BadTimestamp("the TSA root is not a CA")
+        except x509.ExtensionNotFound as exc:
+            raise BadTimestamp("the TSA root is not a CA") from exc
+    try:
+        eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound as exc:
+        raise BadTimestamp("the TSA certificate lacks the timeStamping EKU") from exc
+    _require(
+        eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING],
+        "the TSA certificate's EKU must be timeStamping alone, critical (RFC 3161 §2.3)",
+    )
+    names = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else certificate.subject.rfc4514_string()
+    return (
+        name,
+        max(certificate.not_valid_before_utc, root.not_valid_before_utc),
+        min(certificate.not_valid_after_utc, root.not_valid_after_utc),
+    )

@@ -1,0 +1,233 @@
+"""Signature timestamps (CAdES-B-T): the seal judged at the TSA's time, and every way a
+token can lie refused (BadTimestamp)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from asn1crypto import core, tsp
+
+from sealgate.crypto import (
+    BadTimestamp,
+    SealNotValidAtSigningTime,
+    TimestampRefused,
+    TrustList,
+    _der,
+    verify_proof,
+)
+from sealgate.crypto.timestamps import (
+    SIGNING_TIME_SKEW,
+    read_response,
+    signature_timestamp_attributes,
+    timestamp_request,
+)
+from sealgate.tsa.authority import DEVELOPMENT_POLICY, RequestRejected
+from tests.crypto.signers import NOW, Pki, make_pki
+from tests.crypto.soft_tsa import SoftTsa
+
+
+@pytest.fixture(scope="module")
+def tsa() -> SoftTsa:
+    return SoftTsa()
+
+
+@pytest.fixture(scope="module")
+def tsa_trust(tsa: SoftTsa) -> TrustList:
+    return TrustList.from_der([tsa.root])
+
+
+def stamped(
+    pki: Pki, tsa: SoftTsa, *, signing_time: datetime = NOW, gen_time: datetime = NOW
+) -> bytes:
+    """A proof signed at ``signing_time`` whose signature the TSA stamped at ``gen_time``."""
+    pending = pki.sealer().prepare(
+        b'{"n":1}', code="C-1", seal_id="3302000012345", signing_time=signing_time
+    )
+    signature = pki.seal_signer.sign(pending.digest)
+    token = tsa.token(signature, gen_time)
+    return pending.finish(signature, signature_timestamp_attributes(token))
+
+
+def test_a_stamped_proof_is_judged_at_the_timestamps_time(
+    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    proof = stamped(pki, tsa, gen_time=NOW + timedelta(seconds=2))
+    checked = verify_proof(proof, trust, tsa_trust=tsa_trust)
+    assert checked.timestamp is not None
+    assert checked.timestamp.gen_time == NOW + timedelta(seconds=2)
+    assert checked.timestamp.tsa_name == "测试时间戳服务"
+    assert checked.timestamp.policy == DEVELOPMENT_POLICY
+    assert checked.signing_time == NOW
+    # Without the TSA's roots the token is not checked, and the signing time is used.
+    assert verify_proof(proof, trust).timestamp is None
+
+
+def test_a_backdated_signature_stamped_after_the_seal_ended_is_refused(
+    tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    """The forgery of issue 25: a key whose certificate has ended signs with a signing time
+    inside its validity. The self-asserted time passes; the TSA's time does not."""
+    pki = make_pki(validity=(NOW - timedelta(days=30), NOW + timedelta(days=1)))
+    trust = TrustList.from_der([pki.root])
+    proof = stamped(pki, tsa, signing_time=NOW, gen_time=NOW + timedelta(days=2))
+    assert verify_proof(proof, trust).signing_time == NOW
+    with pytest.raises(SealNotValidAtSigningTime, match="timestamp"):
+        verify_proof(proof, trust, tsa_trust=tsa_trust)
+
+
+def test_the_seal_is_judged_at_the_timestamp_not_the_signing_time(
+    tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    pki = make_pki(validity=(NOW - timedelta(days=30), NOW + timedelta(seconds=30)))
+    trust = TrustList.from_der([pki.root])
+    # Signed inside the validity, stamped a minute after it ended (within the skew).
+    proof = stamped(pki, tsa, signing_time=NOW, gen_time=NOW + timedelta(seconds=60))
+    assert verify_proof(proof, trust).signing_time == NOW  # the signing time alone passes
+    with pytest.raises(SealNotValidAtSigningTime, match="timestamp"):
+        verify_proof(proof, trust, tsa_trust=tsa_trust)
+
+
+def test_a_signing_time_after_the_timestamp_is_refused(
+    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    late = NOW + SIGNING_TIME_SKEW + timedelta(seconds=1)
+    proof = stamped(pki, tsa, signing_time=late, gen_time=NOW)
+    with pytest.raises(BadTimestamp, match="after the timestamp"):
+        verify_proof(proof, trust, tsa_trust=tsa_trust)
+    within = stamped(pki, tsa, signing_time=NOW + SIGNING_TIME_SKEW, gen_time=NOW)
+    assert verify_proof(within, trust, tsa_trust=tsa_trust).timestamp is not None
+
+
+def test_a_token_over_another_signature_is_refused(
+    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    pending = pki.sealer().prepare(
+        b'{"n":2}', code="C-2", seal_id="3302000012345", signing_time=NOW
+    )
+    signature = pki.seal_signer.sign(pending.digest)
+    other = tsa.token(pki.seal_signer.sign(pending.digest))  # ECDSA: another signature
+    proof = pending.finish(signature, signature_timestamp_attributes(other))
+    with pytest.raises(BadTimestamp, match="other data"):
+        verify_proof(proof, trust, tsa_trust=tsa_trust)
+
+
+def test_a_token_of_an_untrusted_tsa_is_refused(pki: Pki, trust: TrustList) -> None:
+    proof = stamped(pki, SoftTsa())
+    with pytest.raises(BadTimestamp, match="trusted TSA root"):
+        verify_proof(proof, trust, tsa_trust=TrustList.from_der([pki.root]))
+
+
+def test_a_signer_without_the_timestamping_eku_is_refused(pki: Pki, trust: TrustList) -> None:
+    """A seal certificate (documentSigning) cannot sign timestamps, even under a TSA root."""
+    tsa = SoftTsa(eku_certificate=pki.seal)
+    tsa.signer = pki.seal_signer
+    proof = stamped(pki, tsa)
+    with pytest.raises(BadTimestamp, match="timeStamping"):
+        verify_proof(proof, trust, tsa_trust=TrustList.from_der([pki.root]))
+
+
+def test_an_altered_token_is_refused(
+    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    proof = stamped(pki, tsa, gen_time=NOW)
+    # genTime is the only GeneralizedTime in the proof; move it a year back.
+    year = NOW.strftime("%Y%m%d%H%M%SZ").encode()
+    assert proof.count(year) == 1
+    earlier = proof.replace(year, str(NOW.year - 1).encode() + year[4:])
+    with pytest.raises(BadTimestamp, match="message-digest"):
+        verify_proof(earlier, trust, tsa_trust=tsa_trust)
+
+
+def test_two_timestamps_are_refused(
+    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
+) -> None:
+    pending = pki.sealer().prepare(
+        b'{"n":3}', code="C-3", seal_id="3302000012345", signing_time=NOW
+    )
+    signature = pki.seal_signer.sign(pending.digest)
+    one = signature_timestamp_attributes(tsa.token(signature))
+    two = signature_timestamp_attributes(tsa.token(signature))
+    # [1] { attribute, attribute }: both attributes' DER inside one unsignedAttrs.
+    body = core.load(one).contents + core.load(two).contents
+    proof = pending.finish(signature, _der.tlv(0xA1, body))
+    with pytest.raises(BadTimestamp, match="more than one"):
+        verify_proof(proof, trust, tsa_trust=tsa_trust)
+
+
+def test_the_response_must_answer_this_request(tsa: SoftTsa, tsa_trust: TrustList) -> None:
+    signature = b"a signature"
+    request = timestamp_request(signature, 42)
+    answer = tsa.response(request, NOW)
+    assert read_response(answer, signature=signature, nonce=42, trust=tsa_trust).gen_time == NOW
+    with pytest.raises(BadTimestamp, match="nonce"):
+        read_response(answer, signature=signature, nonce=43, trust=tsa_trust)
+    with pytest.raises(BadTimestamp, match="other data"):
+        read_response(answer, signature=b"another", nonce=42, trust=tsa_trust)
+
+
+@pytest.mark.parametrize(
+    ("request_der", "failure"),
+    [
+        (b"\x30\x03\x02\x01\x01", "bad_data_format"),
+        (b"not DER at all", "bad_data_format"),
+        (
+            tsp.TimeStampReq(
+                {
+                    "version": "v1",
+                    "message_imprint": {
+                        "hash_algorithm": {"algorithm": "sha1"},
+                        "hashed_message": bytes(20),
+                    },
+                }
+            ).dump(),
+            "bad_alg",
+        ),
+        (
+            tsp.TimeStampReq(
+                {
+                    "version": "v1",
+                    "message_imprint": {
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "hashed_message": bytes(20),
+                    },
+                }
+            ).dump(),
+            "bad_data_format",
+        ),
+        (
+            tsp.TimeStampReq(
+                {
+                    "version": "v1",
+                    "message_imprint": {
+                        "hash_algorithm": {"algorithm": "sha256"},
+                        "hashed_message": bytes(32),
+                    },
+                    "req_policy": "1.2.3.4",
+                }
+            ).dump(),
+            "unaccepted_policy",
+        ),
+    ],
+)
+def test_requests_the_tsa_cannot_answer_are_refused_in_the_protocol(
+    tsa: SoftTsa, tsa_trust: TrustList, request_der: bytes, failure: str
+) -> None:
+    with pytest.raises(RequestRejected) as refused:
+        tsa.response(request_der, NOW)
+    assert refused.value.failure == failure
+    answer = refused.value.response()
+    status = tsp.PKIStatusInfo.load(answer[2:])
+    assert status["status"].native == "rejection"
+    assert status["fail_info"].native == {failure}
+    with pytest.raises(TimestampRefused, match="rejection"):
+        read_response(answer, signature=b"x", nonce=1, trust=tsa_trust)
+
+
+def test_requests_carry_a_positive_nonce() -> None:
+    for nonce in (1, 127, 128, 255, 256, (1 << 63) + 5, (1 << 64) - 1):
+        request = tsp.TimeStampReq.load(timestamp_request(b"s", nonce), strict=True)
+        assert request["nonce"].native == nonce
+        assert request["cert_req"].native is True
+    with pytest.raises(ValueError, match="nonce"):
+        timestamp_request(b"s", 0)

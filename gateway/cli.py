@@ -192,6 +192,18 @@ def _parser() -> argparse.ArgumentParser:
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
     )
 
+    tsa = sub.add_parser(
+        "tsa", help="a development RFC 3161 time-stamping authority"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    tsa_serve = tsa.add_parser(
+        "serve",
+        help="serve the TSA of --home (default ./.sealgate-tsa); its token, key and "
+        "certificates are made there on first start",
+    )
+    tsa_serve.add_argument("--home", default=None, help="the TSA's own directory")
+    tsa_serve.add_argument("--host", default="127.0.0.1")
+    tsa_serve.add_argument("--port", type=int, default=8318)
+
     check = sub.add_parser(
         "verify-file",
         parents=[home],
@@ -229,6 +241,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "bench":
         return _bench_capacity(args)
+    if args.command == "tsa":
+        from sealgate.tsa.server import serve_tsa
+
+        if not 1 <= args.port <= 65535:
+            raise CliError("--port must be between 1 and 65535")
+        serve_tsa(Path(args.home or ".sealgate-tsa"), args.host, args.port)
+        return 0
     if args.command == "verify-file":
         return _verify_file(args, home)
     if args.command == "audit":
@@ -395,7 +414,7 @@ def _terminated(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command != "serve":  # serve stops gracefully on its own
+    if args.command not in ("serve", "tsa"):  # these stop gracefully on their own
         signal.signal(signal.SIGTERM, _terminated)
     try:
         return _run(args)

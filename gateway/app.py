@@ -35,7 +35,7 @@ from sealgate.gateway.handlers.verify import (
     get_verify,
     post_verify_document,
 )
-from sealgate.gateway.home import Settings
+from sealgate.gateway.home import HomeError, Settings
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
@@ -63,6 +63,7 @@ from sealgate.gateway.middleware import (
 )
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.throttle import FailedLookupLimiter
+from sealgate.gateway.timestamping import Timestamper
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.service import ProcessSigningService, SigningService
@@ -90,6 +91,16 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             log.warning(
                 "signing unavailable at start (%s); sealing will answer 503", type(exc).__name__
             )
+        timestamper = None
+        if settings.tsa_url is not None:
+            tsa_trust = settings.tsa_trust()
+            if tsa_trust is None:  # pragma: no cover - load_settings refuses this
+                raise HomeError("a TSA URL is set but the home has no tsa-roots.pem")
+            timestamper = Timestamper(settings.tsa_url, tsa_trust)
+            await timestamper.start()
+            stack.push_async_callback(timestamper.close)
+        else:
+            log.warning("no TSA configured (SEALGATE_TSA_URL): proofs carry no timestamp")
         # Every wait on the registry and the directory bounded, behind a breaker (§11).
         registry = BoundedRegistry(settings.open_registry(), call_bound=settings.request_deadline)
         stack.push_async_callback(registry.close)
@@ -131,9 +142,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             holder_keys=holder_keys,
             clock=app[CLOCK],
             archival_issuance=settings.archival_issuance,
+            timestamper=timestamper,
         )
         checker = StatusChecker(
-            codes=codes, lookup=lookup, registry=registry, catalog=catalog, clock=app[CLOCK]
+            codes=codes,
+            lookup=lookup,
+            registry=registry,
+            catalog=catalog,
+            clock=app[CLOCK],
+            tsa_trust=settings.tsa_trust(),
         )
         app[CHECKER] = checker
         app[VERIFY] = VerifyEndpoint(

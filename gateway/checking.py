@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import Found
-from sealgate.crypto.verification import VerifiedProof, verify_proof
+from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import unknown_code
 from sealgate.gateway.sealing import format_code, rfc3339
@@ -42,8 +42,12 @@ class StatusChecker:
         registry: Registry,
         catalog: SealCatalog,
         clock: Callable[[], float] = time.time,
+        tsa_trust: TrustList | None = None,
     ) -> None:
         self._codes = codes
+        # The TSA roots: a presented proof's timestamp is checked and the seal judged at
+        # its time (None: the home trusts no TSA, and the signing time is used).
+        self._tsa_trust = tsa_trust
         self._lookup = lookup
         self._registry = registry
         self._catalog = catalog
@@ -99,7 +103,9 @@ class StatusChecker:
 
         Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold.
         """
-        verified: VerifiedProof = verify_proof(der, self._catalog.snapshot.trust)
+        verified: VerifiedProof = verify_proof(
+            der, self._catalog.snapshot.trust, tsa_trust=self._tsa_trust
+        )
         result: dict[str, Any] = {
             "seal": "valid",
             "code": verified.code,

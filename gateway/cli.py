@@ -213,6 +213,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
     )
+    check.add_argument(
+        "--tsa-trust",
+        type=Path,
+        help="PEM file of trusted TSA roots: the proof's timestamp is checked and the seal "
+        "judged at its time (default: the home's tsa-roots.pem, if there is one)",
+    )
     return parser
 
 
@@ -354,18 +360,38 @@ def _run(args: argparse.Namespace) -> int:
 
 def _verify_file(args: argparse.Namespace, home: Path) -> int:
     trust_path: Path = args.trust or home / "root.pem"
+    tsa_path: Path | None = args.tsa_trust
+    if tsa_path is None and (home / "tsa-roots.pem").exists():
+        tsa_path = home / "tsa-roots.pem"
     try:
         trust = TrustList.from_pem(trust_path.read_bytes())
+        tsa_trust = None if tsa_path is None else TrustList.from_pem(tsa_path.read_bytes())
         der = args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
     try:
-        proof = verify_proof(der, trust)
+        proof = verify_proof(der, trust, tsa_trust=tsa_trust)
     except ProofError as exc:
         print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    # The last field: what the seal was judged at, a TSA's time or the signer's own word.
+    stamp = proof.timestamp
+    judged = (
+        f"timestamp {stamp.gen_time.isoformat()} by {stamp.tsa_name}"
+        if stamp is not None
+        else "signing time (no timestamp checked)"
+    )
     print(
-        f"VALID\t{proof.code}\t{proof.seal_id}\t{proof.unit_name}\t{proof.signing_time.isoformat()}"
+        "\t".join(
+            (
+                "VALID",
+                proof.code,
+                proof.seal_id,
+                proof.unit_name,
+                proof.signing_time.isoformat(),
+                judged,
+            )
+        )
     )
     return 0
 

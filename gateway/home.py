@@ -9,6 +9,7 @@ Layout::
     HOME/softhsm/           SoftHSM2 token store and its softhsm2.conf
     HOME/soft-keys/         the development-only soft keystore
     HOME/root.pem           the city root CA certificate (public)
+    HOME/tsa-roots.pem      the roots of the TSAs whose timestamps are trusted (public)
 
 Settings resolve as flag > environment (``SEALGATE_*``) > config file > default.
 """
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
+from sealgate.crypto.errors import ContentError
+from sealgate.crypto.verification import TrustList
 from sealgate.errors import Error
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.hsm.keystore import KeystoreConfig
@@ -81,6 +84,9 @@ class Settings:
     # cached statuses and clients still answer.
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
+    # The city's time-stamping authority (RFC 3161 over HTTP): every proof sealed gets a
+    # signature timestamp from it (CAdES-B-T). None: proofs are sealed without (B-B).
+    tsa_url: str | None = None
 
     @property
     def database_kind(self) -> str:
@@ -109,6 +115,20 @@ class Settings:
     @property
     def root_certificate_path(self) -> Path:
         return self.home / "root.pem"
+
+    @property
+    def tsa_roots_path(self) -> Path:
+        """The PEM bundle of trusted TSA roots: timestamps are checked against these."""
+        return self.home / "tsa-roots.pem"
+
+    def tsa_trust(self) -> TrustList | None:
+        """The trusted TSA roots, or None if the home has none (timestamps not checked)."""
+        try:
+            return TrustList.from_pem(self.tsa_roots_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ContentError as exc:
+            raise HomeError(f"{self.tsa_roots_path}: {exc}") from None
 
     @property
     def audit_path(self) -> Path:
@@ -233,6 +253,17 @@ def load_settings(
         except RedisUrlError as exc:
             raise HomeError(f"Redis URL: {exc}") from None
 
+    tsa_url = pick(None, "SEALGATE_TSA_URL", "tsa_url", None)
+    if tsa_url is not None:
+        if not tsa_url.startswith(("http://", "https://")):
+            raise HomeError("the TSA URL must be http:// or https://")
+        if not (home / "tsa-roots.pem").exists():
+            # Fail closed: tokens that cannot be checked must not go into proofs.
+            raise HomeError(
+                f"a TSA URL is set but {home / 'tsa-roots.pem'} is missing: put the TSA's"
+                " root certificate there (PEM)"
+            )
+
     def duration(env: str, key: str) -> str | None:
         # Not pick(): 0 is a value here (outage_freshness = 0: no answers from copies).
         value = os.environ.get(env) or config.get(key)
@@ -262,6 +293,7 @@ def load_settings(
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
         request_deadline=deadline,
         outage_freshness=freshness,
+        tsa_url=tsa_url,
     )
 
 

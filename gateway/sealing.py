@@ -1,8 +1,9 @@
 """Sealing: from validated proof requests to durable, sealed, registered proofs.
 
 The path of docs/design.md §3.2: authorise the seal → canonical content → signed attributes → the
-HSM signs (in the signing process, batched with concurrent requests) → CMS assembled →
-registry write made durable → answer. Nothing is answered before the registry commit,
+HSM signs (in the signing process, batched with concurrent requests) → the TSA stamps each
+signature (when the city has one, all of a batch's at once) → CMS assembled → registry
+write made durable → answer. Nothing is answered before the registry commit,
 and nothing is committed before its audit intent is journaled (``ahead``).
 """
 
@@ -25,6 +26,7 @@ from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
+from sealgate.gateway.timestamping import Timestamper
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
 from sealgate.verify.directory import Client, Seal, SealKey
@@ -189,6 +191,7 @@ class SealingService:
         holder_keys: HolderKeys,
         clock: Callable[[], float] = time.time,
         archival_issuance: bool = False,
+        timestamper: Timestamper | None = None,
     ) -> None:
         self._registry = registry
         self._catalog = catalog
@@ -199,6 +202,8 @@ class SealingService:
         # The city's choice: seal proofs whose validity has already ended (they show
         # expired), or refuse them 422 (the default).
         self._archival_issuance = archival_issuance
+        # The city's TSA: each proof's signature is stamped (CAdES-B-T), or none is.
+        self._timestamper = timestamper
         # One in-flight sealing per (client, idempotency key) in this process; other
         # processes are held off by the registry's unique key.
         self._inflight: dict[tuple[str, str], asyncio.Event] = {}
@@ -292,9 +297,13 @@ class SealingService:
             signatures = await self._signing.sign_digests(
                 [(p.key_label, p.pending.digest) for p in prepared]
             )
+            if self._timestamper is not None:
+                stamps = await self._timestamper.stamp(signatures)
+            else:
+                stamps = [b""] * len(signatures)
             proofs = [
-                p.record(p.pending.finish(signature))
-                for p, signature in zip(prepared, signatures, strict=True)
+                p.record(p.pending.finish(signature, stamp))
+                for p, signature, stamp in zip(prepared, signatures, stamps, strict=True)
             ]
             if ahead is not None:
                 await ahead([format_code(p.code) for p in proofs])

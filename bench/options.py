@@ -22,3 +22,4 @@ class Options:
     locust_users: int = 32
     database_url: str | None = None  # None: SQLite in the harness's home
     peers: bool = False  # also measure the peers (FastAPI dict and Redis, pyHanko) beside it
+    timestamps: bool = False  # also seal with and without a TSA's timestamps, alternating

@@ -191,6 +191,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
     )
+    capacity.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="also seal with a development TSA's timestamps (CAdES-B-T) against without, "
+        "alternating: what trusted time costs a seal",
+    )
 
     tsa = sub.add_parser(
         "tsa", help="a development RFC 3161 time-stamping authority"
@@ -423,6 +429,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             locust_seconds=max(0, args.locust),
             database_url=args.database_url,
             peers=args.peers,
+            timestamps=args.timestamps,
         )
     )
     return 0

@@ -48,6 +48,7 @@ __all__ = [
     "OID_SIGNATURE_TIME_STAMP_TOKEN",
     "SIGNING_TIME_SKEW",
     "Timestamp",
+    "has_signature_timestamp",
     "judged_time",
     "read_response",
     "signature_timestamp",
@@ -171,6 +172,19 @@ def signature_timestamp(
     if len(tokens) != 1:
         raise BadTimestamp("more than one signature timestamp")
     return verify_token(tokens[0].dump(), signature, trust)
+
+
+def has_signature_timestamp(proof_der: bytes) -> bool:
+    """Whether a proof's SignerInfo carries a signature timestamp (not whether it verifies:
+    :func:`signature_timestamp` says that)."""
+    try:
+        signer = cms.ContentInfo.load(proof_der)["content"]["signer_infos"][0]
+        unsigned = signer["unsigned_attrs"]
+        if isinstance(unsigned, core.Void):
+            return False
+        return any(a["type"].dotted == OID_SIGNATURE_TIME_STAMP_TOKEN for a in unsigned)
+    except _PARSE_ERRORS as exc:
+        raise BadTimestamp(f"not a sealed proof: {type(exc).__name__}") from exc
 
 
 def judged_time(signing_time: datetime, stamp: Timestamp | None) -> datetime:

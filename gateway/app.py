@@ -143,6 +143,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
             archival_issuance=settings.archival_issuance,
             timestamper=timestamper,
+            seal_untimestamped=settings.seal_untimestamped,
         )
         checker = StatusChecker(
             codes=codes,

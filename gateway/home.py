@@ -87,6 +87,9 @@ class Settings:
     # The city's time-stamping authority (RFC 3161 over HTTP): every proof sealed gets a
     # signature timestamp from it (CAdES-B-T). None: proofs are sealed without (B-B).
     tsa_url: str | None = None
+    # When that TSA cannot stamp: refuse the sealing, 503 (the default), or seal without
+    # timestamps and say so in each answer (tsa_unavailable = "seal-untimestamped").
+    seal_untimestamped: bool = False
 
     @property
     def database_kind(self) -> str:
@@ -264,6 +267,12 @@ def load_settings(
                 " root certificate there (PEM)"
             )
 
+    unavailable = pick(None, "SEALGATE_TSA_UNAVAILABLE", "tsa_unavailable", "refuse")
+    if unavailable not in ("refuse", "seal-untimestamped"):
+        raise HomeError(
+            f"tsa_unavailable must be refuse or seal-untimestamped, not {unavailable!r}"
+        )
+
     def duration(env: str, key: str) -> str | None:
         # Not pick(): 0 is a value here (outage_freshness = 0: no answers from copies).
         value = os.environ.get(env) or config.get(key)
@@ -294,6 +303,7 @@ def load_settings(
         request_deadline=deadline,
         outage_freshness=freshness,
         tsa_url=tsa_url,
+        seal_untimestamped=unavailable == "seal-untimestamped",
     )
 
 

@@ -15,6 +15,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from typing import Any
 from sealgate.crypto.canonical import canonical_json, canonical_string
 from sealgate.crypto.errors import SealCertificateNotValid
 from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
+from sealgate.crypto.timestamps import has_signature_timestamp
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
-from sealgate.gateway.timestamping import Timestamper
+from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
 from sealgate.verify.directory import Client, Seal, SealKey
@@ -40,6 +42,8 @@ from sealgate.verify.registry import (
     Registry,
     Status,
 )
+
+log = logging.getLogger("sealgate.gateway.sealing")
 
 # Journals the intent of a sealing, with the proofs' hyphenated codes, before the
 # registry write; raises (and nothing is registered) if it cannot.
@@ -78,6 +82,8 @@ class SealOutcome:
     # shows them as of then, as a verification would (not-yet-valid, expired, or a
     # change made since the first answer).
     at: float
+    # Whether the proofs carry a TSA's signature timestamp (a sealing stamps all or none).
+    timestamped: bool
 
 
 def proof_json(proof: ProofRecord, code: str, at: float) -> bytes:
@@ -192,6 +198,7 @@ class SealingService:
         clock: Callable[[], float] = time.time,
         archival_issuance: bool = False,
         timestamper: Timestamper | None = None,
+        seal_untimestamped: bool = False,
     ) -> None:
         self._registry = registry
         self._catalog = catalog
@@ -204,6 +211,9 @@ class SealingService:
         self._archival_issuance = archival_issuance
         # The city's TSA: each proof's signature is stamped (CAdES-B-T), or none is.
         self._timestamper = timestamper
+        # The city's choice when its TSA cannot stamp: refuse (503, the default) or seal
+        # without timestamps, each answer marked (Sealgate-Timestamped: false).
+        self._seal_untimestamped = seal_untimestamped
         # One in-flight sealing per (client, idempotency key) in this process; other
         # processes are held off by the registry's unique key.
         self._inflight: dict[tuple[str, str], asyncio.Event] = {}
@@ -230,8 +240,8 @@ class SealingService:
     ) -> SealOutcome:
         self.authorise(client, requests)
         if idempotency_key is None:
-            proofs = await self._seal_and_register(client, requests, None, ahead)
-            return SealOutcome(proofs, False, proofs[0].issued_at)
+            proofs, stamped = await self._seal_and_register(client, requests, None, ahead)
+            return SealOutcome(proofs, False, proofs[0].issued_at, stamped)
         slot = (client.client_id, idempotency_key)
         running = self._inflight.get(slot)
         if running is not None:
@@ -261,8 +271,8 @@ class SealingService:
             return await self._replay(client, key, digest)
         ticket = IdempotentRequest(client.client_id, key, digest)
         try:
-            proofs = await self._seal_and_register(client, requests, ticket, ahead)
-            return SealOutcome(proofs, False, proofs[0].issued_at)
+            proofs, stamped = await self._seal_and_register(client, requests, ticket, ahead)
+            return SealOutcome(proofs, False, proofs[0].issued_at, stamped)
         except IdempotencyConflict:
             # Another process registered this key first; answer as it did.
             return await self._replay(client, key, digest)
@@ -281,7 +291,8 @@ class SealingService:
             proofs.append(proof)
         # A replay answers as a verification would now: a retry must not be told a status
         # the proof no longer has. It is never refused for having ended since: it exists.
-        return SealOutcome(proofs, True, self._clock())
+        stamped = has_signature_timestamp(proofs[0].document)
+        return SealOutcome(proofs, True, self._clock(), stamped)
 
     async def _seal_and_register(
         self,
@@ -289,7 +300,8 @@ class SealingService:
         requests: list[ProofRequest],
         ticket: IdempotentRequest | None,
         ahead: Ahead | None = None,
-    ) -> list[ProofRecord]:
+    ) -> tuple[list[ProofRecord], bool]:
+        """The proofs registered, and whether they carry timestamps."""
         for attempt in range(CODE_ATTEMPTS):
             # Prepared here, signed together (one trip to the signing process, no task per
             # proof), then assembled.
@@ -297,10 +309,7 @@ class SealingService:
             signatures = await self._signing.sign_digests(
                 [(p.key_label, p.pending.digest) for p in prepared]
             )
-            if self._timestamper is not None:
-                stamps = await self._timestamper.stamp(signatures)
-            else:
-                stamps = [b""] * len(signatures)
+            stamps = await self._stamp(signatures)
             proofs = [
                 p.record(p.pending.finish(signature, stamp))
                 for p, signature, stamp in zip(prepared, signatures, stamps, strict=True)
@@ -309,11 +318,25 @@ class SealingService:
                 await ahead([format_code(p.code) for p in proofs])
             try:
                 await self._registry.register(proofs, ticket)
-                return proofs
+                return proofs, bool(stamps[0])
             except CodeTaken:
                 if attempt == CODE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _stamp(self, signatures: list[bytes]) -> list[bytes]:
+        """Each signature's ``unsignedAttrs`` with its timestamp, or all empty: without a
+        TSA, or when it cannot stamp and the city chose to seal without (else the
+        TsaUnavailable propagates: 503, nothing sealed)."""
+        if self._timestamper is None:
+            return [b""] * len(signatures)
+        try:
+            return await self._timestamper.stamp(signatures)
+        except TsaUnavailable as exc:
+            if not self._seal_untimestamped:
+                raise
+            log.warning("sealing %d proof(s) without timestamps: %s", len(signatures), exc)
+            return [b""] * len(signatures)
 
     def _prepare(self, client: Client, requests: list[ProofRequest]) -> list[_Prepared]:
         """Each proof's CMS awaiting its signature, with what its record needs."""

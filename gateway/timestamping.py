@@ -8,10 +8,14 @@ signature, the TSA's chain to ``tsa-roots.pem``): a proof must never carry a tok
 verifiers will refuse.
 
 When the TSA cannot stamp (down, slow, refusing, or answering tokens that do not
-verify), the sealing fails whole with :class:`TsaUnavailable`: 503 with ``Retry-After``,
-nothing signed is stored. That is the only mode: a proof without a timestamp stands on
-its self-asserted signing time alone, which is what issue 25's forgery exploited, and a
-city that has decided it wants B-T proofs must not get B-B ones quietly on a bad day.
+verify), :meth:`Timestamper.stamp` raises :class:`TsaUnavailable`, and by default the
+sealing fails whole: 503 with ``Retry-After``, nothing signed is stored. The default,
+because a proof without a timestamp stands on its self-asserted signing time alone (what
+issue 25's forgery exploited), and a city that has decided on B-T proofs must not get
+B-B ones quietly on a bad day; the issuing system retries, as it does for an HSM outage.
+A city that would rather issue than wait sets ``tsa_unavailable = "seal-untimestamped"``
+(:class:`sealgate.gateway.sealing.SealingService`): such proofs are sealed without, each
+answer says ``Sealgate-Timestamped: false``, and a warning is logged.
 """
 
 from __future__ import annotations

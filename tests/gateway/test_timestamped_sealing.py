@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from asn1crypto import cms
+from asn1crypto import cms, core
 from asn1crypto import x509 as asn1_x509
 
 from sealgate.bench.processes import free_port
@@ -216,4 +216,52 @@ def test_a_tsa_url_without_trusted_tsa_roots_is_refused(
         load_settings(home)
     monkeypatch.setenv("SEALGATE_TSA_URL", "ftp://127.0.0.1/")
     with pytest.raises(HomeError, match="http"):
+        load_settings(home)
+
+
+async def test_each_answer_says_whether_its_proofs_are_timestamped(
+    stamped_api: TestClient[Any, Any], stamping: Demo, api: TestClient[Any, Any]
+) -> None:
+    key = {"Idempotency-Key": "marked-1"}
+    stamped = await seal_batch(stamped_api, stamping, 2, **key)
+    assert stamped.headers["Sealgate-Timestamped"] == "true"
+    again = await seal_batch(stamped_api, stamping, 2, **key)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Sealgate-Timestamped"] == "true"
+    plain = await seal_batch(api, stamping, 1)  # the home's own settings: no TSA
+    assert plain.status == 201
+    assert plain.headers["Sealgate-Timestamped"] == "false"
+    document = base64.b64decode((await plain.json())["items"][0]["document"])
+    assert isinstance(signer_of(document)["unsigned_attrs"], core.Void)
+
+
+async def test_a_city_may_seal_without_timestamps_when_its_tsa_is_down_marked(
+    stamping: Demo, gateway_client: GatewayClient
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}/"
+    settings = dataclasses.replace(stamping.settings, tsa_url=closed, seal_untimestamped=True)
+    down = await gateway_client(create_app(settings))
+    key = {"Idempotency-Key": "fallback-1"}
+    sealed = await seal_batch(down, stamping, 2, **key)
+    assert sealed.status == 201, await sealed.text()
+    assert sealed.headers["Sealgate-Timestamped"] == "false"
+    for item in (await sealed.json())["items"]:
+        assert isinstance(
+            signer_of(base64.b64decode(item["document"]))["unsigned_attrs"], core.Void
+        )
+    replayed = await seal_batch(down, stamping, 2, **key)
+    assert replayed.headers["Sealgate-Timestamped"] == "false"
+
+
+def test_the_city_chooses_what_a_tsa_outage_does(
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(demo.home / "config.toml", home / "config.toml")
+    assert load_settings(home).seal_untimestamped is False  # the default: 503
+    monkeypatch.setenv("SEALGATE_TSA_UNAVAILABLE", "seal-untimestamped")
+    assert load_settings(home).seal_untimestamped is True
+    monkeypatch.setenv("SEALGATE_TSA_UNAVAILABLE", "seal-anyway")
+    with pytest.raises(HomeError, match="tsa_unavailable"):
         load_settings(home)

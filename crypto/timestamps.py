@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from asn1crypto import cms, core, tsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -38,6 +39,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sealgate.crypto import _der
+from sealgate.crypto._tokens import (
+    OID_CONTENT_TYPE,
+    OID_MESSAGE_DIGEST,
+    OID_SIGNING_CERTIFICATE,
+    OID_SIGNING_CERTIFICATE_V2,
+    TokenParts,
+    ess_certificate_hash,
+    read_token,
+)
 from sealgate.crypto.algorithms import SHA256_DER
 from sealgate.crypto.errors import BadTimestamp, TimestampRefused
 
@@ -71,6 +81,7 @@ _HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+_TST_INFO_VALUE = _der.oid(OID_TST_INFO)
 _PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 
 
@@ -124,8 +135,8 @@ def read_response(
         raise TimestampRefused(f"the TSA refused: {status['status'].native} {detail} {text}")
     if isinstance(token, core.Void):
         raise BadTimestamp("the TSA granted but sent no token")
-    stamp, info = _verify(token.dump(), signature, trust)
-    if info["nonce"].native != nonce:
+    stamp, parts = _verify(token.dump(), signature, trust)
+    if parts.tst.nonce != nonce:
         raise BadTimestamp("the token answers another request (nonce)")
     return stamp
 
@@ -208,10 +219,9 @@ def verify_token(token_der: bytes, stamped: bytes, trust: TrustList) -> Timestam
     return _verify(token_der, stamped, trust)[0]
 
 
-def _verify(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timestamp, Any]:
+def _verify(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timestamp, TokenParts]:
     try:
-        _der.check_der_lengths(token_der)
-        return _verify_unchecked(token_der, stamped, trust)
+        return _verify_parts(token_der, stamped, trust)
     except BadTimestamp:
         raise
     except (*_PARSE_ERRORS, UnsupportedAlgorithm) as exc:
@@ -223,124 +233,118 @@ def _require(condition: bool, message: str) -> None:
         raise BadTimestamp(message)
 
 
-def _verify_unchecked(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timestamp, Any]:
-    info = cms.ContentInfo.load(token_der, strict=True)
-    _require(info["content_type"].native == "signed_data", "token is not SignedData")
-    signed_data = info["content"]
-    encap = signed_data["encap_content_info"]
-    _require(encap["content_type"].dotted == OID_TST_INFO, "token content is not TSTInfo")
-    tst_der = encap["content"].contents
-    tst = tsp.TSTInfo.load(tst_der, strict=True)
-    _require(tst["version"].native == "v1", "TSTInfo version is not 1")
-    imprint = tst["message_imprint"]
-    algorithm = imprint["hash_algorithm"]["algorithm"].native
-    _require(algorithm in _HASHES, f"unsupported imprint hash {algorithm}")
-    expected = hashlib.new(algorithm, stamped).digest()
+def _verify_parts(
+    token_der: bytes, stamped: bytes, trust: TrustList
+) -> tuple[Timestamp, TokenParts]:
+    parts = read_token(token_der)
+    info = parts.tst
+    algorithm = info.imprint_algorithm
+    _require(algorithm in _HASHES, "unsupported imprint hash")
     _require(
-        hmac.compare_digest(imprint["hashed_message"].native, expected),
+        hmac.compare_digest(info.imprint, hashlib.new(algorithm, stamped).digest()),
         "the timestamp is over other data than this signature",
     )
-    gen_time = tst["gen_time"].native
-    _require(isinstance(gen_time, datetime), "bad genTime")
-
-    signers = signed_data["signer_infos"]
-    _require(len(signers) == 1, "token must have exactly one signer")
-    signer = signers[0]
-    certificate_der = _signer_certificate(signed_data, signer)
-    certificate = x509.load_der_x509_certificate(certificate_der)
-    digest_name = signer["digest_algorithm"]["algorithm"].native
-    _require(digest_name in _HASHES, f"unsupported token digest {digest_name}")
-    signed_attrs = signer["signed_attrs"]
-    _require(not isinstance(signed_attrs, core.Void), "token has no signed attributes")
-    attributes = _single_attributes(signed_attrs)
+    signer = _signer_certificate(parts)
+    digest_name = parts.digest_algorithm
+    _require(digest_name in _HASHES, "unsupported token digest")
+    attributes = parts.attributes
     _require(
-        attributes.get("content_type") is not None
-        and attributes["content_type"].dotted == OID_TST_INFO,
+        attributes.get(OID_CONTENT_TYPE) == _TST_INFO_VALUE,
         "token content-type attribute is not TSTInfo",
     )
-    digest = attributes.get("message_digest")
+    digest = attributes.get(OID_MESSAGE_DIGEST)
+    expected_digest = _der.tlv(_der.OCTET_STRING, hashlib.new(digest_name, parts.tst_der).digest())
     _require(
-        digest is not None
-        and hmac.compare_digest(digest.native, hashlib.new(digest_name, tst_der).digest()),
+        digest is not None and hmac.compare_digest(digest, expected_digest),
         "token message-digest does not match its TSTInfo",
     )
-    _check_signing_certificate(attributes, certificate_der)
-    _check_signature(certificate, signer, _der_set(signed_attrs.contents), digest_name)
-    tsa_name = _tsa_chain(certificate_der, certificate, trust, gen_time)
+    _check_signing_certificate(attributes, signer.der)
+    _check_signature(signer.certificate, parts.signature, parts.signed_attrs_set, digest_name)
+    tsa_name = _tsa_chain(signer.der, signer.certificate, trust, info.gen_time)
     stamp = Timestamp(
-        gen_time=gen_time,
-        serial=tst["serial_number"].native,
-        policy=tst["policy"].dotted,
-        tsa_certificate_der=certificate_der,
+        gen_time=info.gen_time,
+        serial=info.serial,
+        policy=_dotted(info.policy_der),
+        tsa_certificate_der=signer.der,
         tsa_name=tsa_name,
         token_der=token_der,
     )
-    return stamp, tst
+    return stamp, parts
 
 
-def _signer_certificate(signed_data: Any, signer: Any) -> bytes:
-    """The token's certificate matching its signer id (exactly one)."""
-    certificates = signed_data["certificates"]
-    _require(not isinstance(certificates, core.Void), "the token carries no TSA certificate")
-    sid = signer["sid"]
+@dataclass(frozen=True, slots=True)
+class _Signer:
+    """A TSA certificate, parsed once: a TSA signs every token with the same one."""
+
+    der: bytes
+    certificate: x509.Certificate
+    issuer_serial_der: bytes  # IssuerAndSerialNumber, as a SignerIdentifier names it
+    key_identifier_der: bytes  # [0] subjectKeyIdentifier, likewise (or b"")
+
+
+_SIGNERS: dict[bytes, _Signer] = {}
+_POLICIES: dict[bytes, str] = {}
+_CACHE_SIZE = 64
+
+
+def _signer_certificate(parts: TokenParts) -> _Signer:
+    """The token's certificate its signer id names (exactly one)."""
+    _require(bool(parts.certificates), "the token carries no TSA certificate")
     matches = []
-    for choice in certificates:
-        if choice.name != "certificate":
-            continue
-        cert = choice.chosen
-        if sid.name == "issuer_and_serial_number":
-            wanted = sid.chosen
-            hit = (
-                cert.serial_number == wanted["serial_number"].native
-                and cert.issuer.dump() == wanted["issuer"].dump()
+    for der in parts.certificates:
+        signer = _SIGNERS.get(der)
+        if signer is None:
+            parsed = asn1_x509.Certificate.load(der, strict=True)
+            tbs = parsed["tbs_certificate"]
+            ski = parsed.key_identifier
+            signer = _Signer(
+                der=der,
+                certificate=x509.load_der_x509_certificate(der),
+                issuer_serial_der=_der.tlv(
+                    _der.SEQUENCE, tbs["issuer"].dump() + tbs["serial_number"].dump()
+                ),
+                key_identifier_der=b"" if ski is None else _der.tlv(0x80, ski),
             )
-        else:
-            hit = cert.key_identifier == sid.chosen.native
-        if hit:
-            matches.append(cert.dump())
+            if len(_SIGNERS) >= _CACHE_SIZE:
+                _SIGNERS.clear()
+            _SIGNERS[der] = signer
+        if parts.sid_der in (signer.issuer_serial_der, signer.key_identifier_der):
+            matches.append(signer)
     _require(len(matches) == 1, "the token must carry exactly one certificate of its signer")
-    der: bytes = matches[0]
-    return der
+    return matches[0]
 
 
-def _single_attributes(signed_attrs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for attribute in signed_attrs:
-        name = attribute["type"].native
-        _require(name not in found, f"duplicate token attribute {name}")
-        values = attribute["values"]
-        _require(len(values) == 1, f"token attribute {name} must have one value")
-        found[name] = values[0]
-    return found
+def _dotted(oid_contents: bytes) -> str:
+    dotted = _POLICIES.get(oid_contents)
+    if dotted is None:
+        dotted = core.ObjectIdentifier.load(_der.tlv(0x06, oid_contents)).dotted
+        if len(_POLICIES) >= _CACHE_SIZE:
+            _POLICIES.clear()
+        _POLICIES[oid_contents] = dotted
+    return dotted
 
 
-def _check_signing_certificate(attributes: Mapping[str, Any], certificate_der: bytes) -> None:
+def _check_signing_certificate(attributes: Mapping[bytes, bytes], certificate_der: bytes) -> None:
     """ESS signing-certificate(-v2) (RFC 2634 / RFC 5035), which RFC 3161 §2.4.1 requires:
     its first certificate id names the signer's certificate."""
-    v2 = attributes.get("signing_certificate_v2")
-    if v2 is not None:
-        first = v2["certs"][0]
-        name = first["hash_algorithm"]["algorithm"].native
-        _require(name in _HASHES, f"unsupported ESS hash {name}")
-        expected = hashlib.new(name, certificate_der).digest()
-    else:
-        v1 = attributes.get("signing_certificate")
-        if v1 is None:
-            raise BadTimestamp("token lacks the ESS signing-certificate attribute")
-        first = v1["certs"][0]
-        expected = hashlib.sha1(certificate_der).digest()  # noqa: S324 - ESSCertID is SHA-1
+    v2 = attributes.get(OID_SIGNING_CERTIFICATE_V2)
+    value = v2 if v2 is not None else attributes.get(OID_SIGNING_CERTIFICATE)
+    if value is None:
+        raise BadTimestamp("token lacks the ESS signing-certificate attribute")
+    name, cert_hash = ess_certificate_hash(value, v2=v2 is not None)
+    _require(name in (*_HASHES, "sha1"), f"unsupported ESS hash {name}")
+    expected = hashlib.new(name, certificate_der).digest()
     _require(
-        hmac.compare_digest(first["cert_hash"].native, expected),
+        hmac.compare_digest(cert_hash, expected),
         "the ESS signing-certificate attribute names another certificate",
     )
 
 
 def _check_signature(
-    certificate: x509.Certificate, signer: Any, signed: bytes, digest_name: str
+    certificate: x509.Certificate, signature: bytes, signed: bytes, digest_name: str
 ) -> None:
     key = certificate.public_key()
     algorithm = _HASHES[digest_name]()
-    signature = signer["signature"].native
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, signed, ec.ECDSA(algorithm))
@@ -350,11 +354,6 @@ def _check_signature(
             raise BadTimestamp("unsupported TSA key type")
     except InvalidSignature as exc:
         raise BadTimestamp("the token's signature does not verify") from exc
-
-
-def _der_set(body: bytes) -> bytes:
-    """Signed attributes are signed as an explicit SET OF (RFC 5652 §5.4)."""
-    return _der.tlv(_der.SET, body)
 
 
 # A TSA certificate and its root, once checked (everything but the time): a TSA signs

@@ -27,10 +27,17 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import algos, cms, core, tsp, x509
+from asn1crypto import tsp, x509
 
 from sealgate.crypto import _der
-from sealgate.crypto.algorithms import SignatureAlgorithm, load_public_key, signature_algorithm_of
+from sealgate.crypto._tokens import TimestampQuery, read_query
+from sealgate.crypto.algorithms import (
+    SHA256_DER,
+    SignatureAlgorithm,
+    load_public_key,
+    signature_algorithm_of,
+)
+from sealgate.crypto.errors import BadTimestamp
 from sealgate.errors import Error
 
 __all__ = ["DEVELOPMENT_POLICY", "PendingToken", "RequestRejected", "TokenIssuer"]
@@ -69,7 +76,7 @@ class PendingToken:
 
     issuer: TokenIssuer
     tst_der: bytes
-    signed_attrs: cms.CMSAttributes
+    attrs_body: bytes  # the signed attributes' SET OF contents
     digest: bytes  # SHA-256 of the signed attributes' SET OF DER: what the HSM signs
     with_certificate: bool
 
@@ -78,39 +85,54 @@ class PendingToken:
         return self.issuer._response(self, signature)
 
 
+def _integer(value: int) -> bytes:
+    """A DER INTEGER of a non-negative ``value``."""
+    return _der.tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _attribute(oid: str, value_der: bytes) -> bytes:
+    return _der.tlv(_der.SEQUENCE, _der.oid(oid) + _der.tlv(_der.SET, value_der))
+
+
+_SEQ = _der.SEQUENCE
+_OID_TST_INFO = _der.oid("1.2.840.113549.1.9.16.1.4")
+_CONTENT_TYPE = _attribute("1.2.840.113549.1.9.3", _OID_TST_INFO)
+_MESSAGE_DIGEST_OID = _der.oid("1.2.840.113549.1.9.4")
+_SIGNED_DATA_OID = _der.oid("1.2.840.113549.1.7.2")
+_ACCURACY = _der.tlv(_SEQ, _integer(1))  # Accuracy { seconds 1 }
+_GRANTED = _der.tlv(_SEQ, _integer(0))  # PKIStatusInfo { granted }
+
+
 class TokenIssuer:
-    """Issues tokens with one TSA certificate (its key is in the TSA's token)."""
+    """Issues tokens with one TSA certificate (its key is in the TSA's token).
+
+    What every token shares is encoded once; per token, DER is concatenated (the
+    dev TSA runs beside the gateway in the capacity harness, so its cost is counted).
+    """
 
     def __init__(self, certificate_der: bytes, *, policy: str = DEVELOPMENT_POLICY) -> None:
         certificate = x509.Certificate.load(certificate_der, strict=True)
-        self._certificate = certificate
-        self._policy = policy
-        key = load_public_key(certificate["tbs_certificate"]["subject_public_key_info"].dump())
+        tbs = certificate["tbs_certificate"]
+        key = load_public_key(tbs["subject_public_key_info"].dump())
         self._algorithm: SignatureAlgorithm = signature_algorithm_of(key)
-        issuer_serial = tsp.IssuerSerial(
-            {
-                "issuer": [x509.GeneralName(name="directory_name", value=certificate.issuer)],
-                "serial_number": certificate.serial_number,
-            }
+        self._certificate_der = certificate_der
+        self._policy_der = _der.oid(policy)
+        issuer_der, serial_der = tbs["issuer"].dump(), tbs["serial_number"].dump()
+        # ESSCertIDv2 { certHash, issuerSerial { GeneralNames { directoryName [4] }, serial } }
+        issuer_serial = _der.tlv(_SEQ, _der.tlv(_SEQ, _der.tlv(0xA4, issuer_der)) + serial_der)
+        ess_cert_id = _der.tlv(
+            _SEQ,
+            _der.tlv(_der.OCTET_STRING, hashlib.sha256(certificate_der).digest()) + issuer_serial,
         )
-        signing_certificate = cms.CMSAttribute(
-            {
-                "type": "signing_certificate_v2",
-                "values": [
-                    {
-                        "certs": [
-                            {
-                                "cert_hash": hashlib.sha256(certificate_der).digest(),
-                                "issuer_serial": issuer_serial,
-                            }
-                        ]
-                    }
-                ],
-            }
+        signing_certificate = _attribute(
+            "1.2.840.113549.1.9.16.2.47", _der.tlv(_SEQ, _der.tlv(_SEQ, ess_cert_id))
         )
-        content_type = cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]})
-        # The attributes every token shares, encoded once.
-        self._fixed_attrs = (content_type.dump(), signing_certificate.dump())
+        self._fixed_attrs = (_CONTENT_TYPE, signing_certificate)
+        self._signer_head = (
+            _integer(1) + _der.tlv(_SEQ, issuer_der + serial_der) + SHA256_DER
+        )  # version, sid issuerAndSerialNumber, digestAlgorithm
+        self._signed_data_head = _integer(3) + _der.tlv(_der.SET, SHA256_DER)
+        self._certificates = _der.tlv(0xA0, certificate_der)
 
     @property
     def algorithm(self) -> SignatureAlgorithm:
@@ -120,93 +142,72 @@ class TokenIssuer:
     def prepare(self, request_der: bytes, *, gen_time: datetime, serial: int) -> PendingToken:
         """The token answering ``request_der`` at ``gen_time`` (aware, whole seconds),
         awaiting its signature; :class:`RequestRejected` for a request it cannot answer."""
-        request = _read_request(request_der)
-        if request["req_policy"].native not in (None, self._policy):
+        query = _read_request(request_der)
+        if query.policy_der is not None and query.policy_der != self._policy_der[2:]:
             raise RequestRejected("unaccepted_policy", "this TSA issues under one policy only")
-        fields = {
-            "version": "v1",
-            "policy": self._policy,
-            "message_imprint": request["message_imprint"],
-            "serial_number": serial,
-            "gen_time": _der.as_utc(gen_time),
-            "accuracy": {"seconds": 1},
-        }
-        if request["nonce"].native is not None:
-            fields["nonce"] = request["nonce"].native
-        tst_der: bytes = tsp.TSTInfo(fields).dump()
-        digest_attr = cms.CMSAttribute(
-            {"type": "message_digest", "values": [hashlib.sha256(tst_der).digest()]}
-        ).dump()
+        tst_der = _der.tlv(
+            _SEQ,
+            b"".join(
+                (
+                    _integer(1),
+                    self._policy_der,
+                    query.imprint_der,
+                    _integer(serial),
+                    _der.generalized_time(gen_time),
+                    _ACCURACY,
+                    query.nonce_der or b"",
+                )
+            ),
+        )
+        digest_attr = _der.tlv(
+            _SEQ,
+            _MESSAGE_DIGEST_OID
+            + _der.tlv(_der.SET, _der.tlv(_der.OCTET_STRING, hashlib.sha256(tst_der).digest())),
+        )
         # DER SET OF: in the order of their encodings, which is what a verifier re-encoding
         # them (OpenSSL does) computes the signature over.
         body = b"".join(sorted((*self._fixed_attrs, digest_attr)))
-        attrs_der = _der.tlv(_der.SET, body)
         return PendingToken(
             issuer=self,
             tst_der=tst_der,
-            signed_attrs=cms.CMSAttributes.load(attrs_der),
-            digest=hashlib.sha256(attrs_der).digest(),
-            with_certificate=bool(request["cert_req"].native),
+            attrs_body=body,
+            digest=hashlib.sha256(_der.tlv(_der.SET, body)).digest(),
+            with_certificate=query.cert_req,
         )
 
     def _response(self, pending: PendingToken, signature: bytes) -> bytes:
-        certificate = self._certificate
-        signer = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    name="issuer_and_serial_number",
-                    value={
-                        "issuer": certificate.issuer,
-                        "serial_number": certificate.serial_number,
-                    },
-                ),
-                "digest_algorithm": {"algorithm": "sha256"},
-                "signed_attrs": pending.signed_attrs,
-                "signature_algorithm": cms.SignedDigestAlgorithm.load(
-                    self._algorithm.algorithm_identifier_der
-                ),
-                "signature": signature,
-            }
+        signer = _der.tlv(
+            _SEQ,
+            self._signer_head
+            + _der.tlv(0xA0, pending.attrs_body)
+            + self._algorithm.algorithm_identifier_der
+            + _der.tlv(_der.OCTET_STRING, signature),
         )
-        signed_data = {
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": core.ParsableOctetString(pending.tst_der),
-            },
-            "signer_infos": [signer],
-        }
-        if pending.with_certificate:
-            signed_data["certificates"] = [certificate]
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        response = tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
-        der: bytes = response.dump()
-        return der
+        encap = _der.tlv(
+            _SEQ, _OID_TST_INFO + _der.tlv(0xA0, _der.tlv(_der.OCTET_STRING, pending.tst_der))
+        )
+        signed_data = _der.tlv(
+            _SEQ,
+            self._signed_data_head
+            + encap
+            + (self._certificates if pending.with_certificate else b"")
+            + _der.tlv(_der.SET, signer),
+        )
+        token = _der.tlv(_SEQ, _SIGNED_DATA_OID + _der.tlv(0xA0, signed_data))
+        return _der.tlv(_SEQ, _GRANTED + token)
 
 
-def _read_request(request_der: bytes) -> tsp.TimeStampReq:
+def _read_request(request_der: bytes) -> TimestampQuery:
     try:
-        _der.check_der_lengths(request_der)
-        request = tsp.TimeStampReq.load(request_der, strict=True)
-        version = request["version"].native
-        imprint = request["message_imprint"]
-        algorithm = imprint["hash_algorithm"]["algorithm"].native
-        parameters = imprint["hash_algorithm"]["parameters"]
-        hashed = imprint["hashed_message"].native
-        has_extensions = request["extensions"].native is not None
-        request["nonce"].native  # noqa: B018 - parsed now, so a bad one is refused now
-        request["req_policy"].native  # noqa: B018
-        request["cert_req"].native  # noqa: B018
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+        query = read_query(request_der)
+    except BadTimestamp:
         raise RequestRejected("bad_data_format", "not a DER TimeStampReq") from None
-    if version != "v1":
+    if query.version != b"\x01":
         raise RequestRejected("bad_request", "only version 1 requests are answered")
-    if algorithm not in _IMPRINT_SIZES or not isinstance(parameters, core.Void | core.Null):
+    if query.imprint_algorithm not in _IMPRINT_SIZES or not query.imprint_parameters_ok:
         raise RequestRejected("bad_alg", "the imprint must be SHA-256, SHA-384 or SHA-512")
-    if not isinstance(hashed, bytes) or len(hashed) != _IMPRINT_SIZES[algorithm]:
+    if len(query.imprint) != _IMPRINT_SIZES[query.imprint_algorithm]:
         raise RequestRejected("bad_data_format", "the imprint's length does not fit its hash")
-    if has_extensions:
+    if query.has_extensions:
         raise RequestRejected("unaccepted_extensions", "this TSA accepts no extensions")
-    return request
+    return query

@@ -3,10 +3,12 @@ token can lie refused (BadTimestamp)."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 import pytest
 from asn1crypto import core, tsp
+from asn1crypto import x509 as asn1_x509
 
 from sealgate.crypto import (
     BadTimestamp,
@@ -231,3 +233,31 @@ def test_requests_carry_a_positive_nonce() -> None:
         assert request["cert_req"].native is True
     with pytest.raises(ValueError, match="nonce"):
         timestamp_request(b"s", 0)
+
+
+def test_the_hand_written_token_is_what_asn1crypto_reads(tsa: SoftTsa) -> None:
+    """The TSA writes its tokens' DER by hand; asn1crypto reads them strictly, to the same
+    values, the ESS signing-certificate-v2 naming the TSA certificate by hash and serial."""
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha512"},
+                "hashed_message": bytes(range(64)),
+            },
+            "req_policy": DEVELOPMENT_POLICY,
+        }
+    ).dump()
+    answer = tsp.TimeStampResp.load(tsa.response(request, NOW), strict=True)
+    token = answer["time_stamp_token"]
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["message_imprint"]["hashed_message"].native == bytes(range(64))
+    assert info["nonce"].native is None
+    assert info["gen_time"].native == NOW
+    assert isinstance(token["content"]["certificates"], core.Void)  # certReq absent: none
+    signer = token["content"]["signer_infos"][0]
+    ess = next(a for a in signer["signed_attrs"] if a["type"].native == "signing_certificate_v2")
+    cert_id = ess["values"][0]["certs"][0]
+    assert cert_id["cert_hash"].native == hashlib.sha256(tsa.certificate).digest()
+    serial = asn1_x509.Certificate.load(tsa.certificate).serial_number
+    assert cert_id["issuer_serial"]["serial_number"].native == serial

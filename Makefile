@@ -44,7 +44,7 @@ lock:
 	python3 scripts/lock.py write $$uv && echo "requirements.lock written; now run make test"
 
 # The development TSA that stamps the demo's proofs (CAdES-B-T): its own home and token.
-TSA_HOME ?= .sealgate-tsa
+TSA_HOME ?= $(SEALGATE_HOME)-tsa
 TSA_PORT ?= 8318
 
 # The TSA starts first (its token, key and certificates made on first start), the demo

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 
@@ -22,6 +23,35 @@ from sealgate.errors import Error
 
 class SeedingFailed(Error, RuntimeError):
     """The gateway refused a batch."""
+
+
+#: A refused batch (429, 503: the gateway's "retry later") is sent again with the same
+#: Idempotency-Key, as a client should, after its Retry-After, this many times at most.
+RETRIES = 8
+
+
+async def seal_batch(
+    session: aiohttp.ClientSession, items: list[dict[str, Any]], first: int
+) -> dict[str, Any]:
+    """Seal ``items`` once, whatever the retries: each try carries the same key."""
+    key = f"seed-{uuid.uuid4().hex}"
+    for attempt in range(RETRIES + 1):
+        async with session.post(
+            "/v1/certificates", json={"items": items}, headers={"Idempotency-Key": key}
+        ) as reply:
+            if reply.status == 201:
+                answer: dict[str, Any] = await reply.json()
+                return answer
+            text = (await reply.text())[:500]
+            retry_after = reply.headers.get("Retry-After", "")
+            if reply.status not in (429, 503) or not retry_after.isdigit() or attempt == RETRIES:
+                raise SeedingFailed(f"batch at {first}: HTTP {reply.status}: {text}")
+        print(
+            f"batch at {first}: HTTP {reply.status}, retrying in {retry_after} s: {text}",
+            file=sys.stderr,
+        )
+        await asyncio.sleep(min(int(retry_after), 5))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Progress:
@@ -94,11 +124,7 @@ async def seed(
                         size = min(batch, target - first)
                         next_index += size
                     items = [proof_request(seal, i) for i in range(first, first + size)]
-                    async with session.post("/v1/certificates", json={"items": items}) as reply:
-                        if reply.status != 201:
-                            text = (await reply.text())[:500]
-                            raise SeedingFailed(f"batch at {first}: HTTP {reply.status}: {text}")
-                        answer = await reply.json()
+                    answer = await seal_batch(session, items, first)
                     out.write("".join(item["code"] + "\n" for item in answer["items"]))
                     done += size
                     progress.update(done)

@@ -16,7 +16,7 @@ from typing import Any
 from sealgate.bench.options import Options
 from sealgate.bench.population import Credentials, read_codes
 from sealgate.bench.processes import free_port, service
-from sealgate.bench.seeding import Progress, seed
+from sealgate.bench.seeding import Progress, SeedingFailed, seed
 from sealgate.verify.registry import ProofStatus
 
 
@@ -92,7 +92,13 @@ class Workspace:
         target = self.options.population
         step(f"population: {target:,} sealed proofs (bulk path, 2 workers)")
         with self.gateway(redis_url, workers=2, label="seeding") as (url, _):
-            asyncio.run(seed(url, credentials, self.codes_file, target))
+            try:
+                asyncio.run(seed(url, credentials, self.codes_file, target))
+            except SeedingFailed as exc:
+                log = self.logs / "seeding.log"
+                tail = log.read_text(errors="replace").splitlines()[-20:] if log.exists() else []
+                lines = [str(exc), f"the gateway's log ({log}):", *tail]
+                raise SeedingFailed("\n".join(lines)) from exc
         return read_codes(self.codes_file)
 
     def seal_key_label(self) -> str:

@@ -44,6 +44,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sealgate.cache.breaker import Admission, CircuitBreaker
 from sealgate.cache.codec import CacheDataError, decode_status, encode_status
 from sealgate.cache.redis_url import is_cluster_url
+from sealgate.errors import Error
 from sealgate.verify.registry import ProofStatus
 
 __all__ = ["RedisTier", "redis_tier_for", "status_key"]
@@ -74,6 +75,10 @@ AVAILABILITY_ERRORS: tuple[type[BaseException], ...] = (
 
 _RECONNECT_FIRST = 0.05  # listener backoff: first pause after a lost subscription
 _RECONNECT_MAX = 1.0  # ... doubling up to this, as the gateway contract requires
+
+
+class TierUnavailable(Error):
+    """Redis is being skipped (the breaker is open) or did not answer."""
 
 
 class _Unavailable(Exception):
@@ -303,6 +308,16 @@ class RedisTier:
         return True
 
     # -- running commands safely ------------------------------------------------------
+
+    async def command(self, operation: Callable[[Client], Awaitable[T]]) -> T:
+        """Run one command of another component's (the shared failed-lookup limits)
+        through this tier's pool and breaker; raises :class:`TierUnavailable` while
+        Redis is skipped or unreachable, and a :class:`RedisError` it answered."""
+        try:
+            return await self._command(operation)
+        except _Unavailable:
+            raise TierUnavailable("Redis is unavailable") from None
+
 
     async def _command(self, operation: Callable[[Client], Awaitable[T]]) -> T:
         """Run one command in its own task, shielded from the caller's cancellation."""

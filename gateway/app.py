@@ -22,6 +22,7 @@ from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
@@ -33,12 +34,14 @@ from sealgate.gateway.handlers.verify import (
     get_document,
     get_proofs,
     get_verify,
+    post_verify_batch,
     post_verify_document,
 )
 from sealgate.gateway.home import HomeError, Settings
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
+    BATCH_CHECKS,
     CATALOG,
     CHECKER,
     CLOCK,
@@ -62,6 +65,7 @@ from sealgate.gateway.middleware import (
     gateway_middleware,
 )
 from sealgate.gateway.sealing import SealingService
+from sealgate.gateway.shared_limits import RedisFailures
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.timestamping import Timestamper
 from sealgate.gateway.verifying import VerifyEndpoint
@@ -114,6 +118,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             shared = redis_tier_for(settings.redis_url)
             await shared.start()
             stack.push_async_callback(shared.close)
+            # failed lookups counted once for the whole city (docs/design.md §8)
+            app[FAILED_LOOKUPS].shared = RedisFailures(shared)
         audit = AuditLog(settings.audit_path, head_path=settings.audit_head_path, signing=signing)
         await audit.start()
         stack.push_async_callback(audit.close)
@@ -156,6 +162,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[CHECKER] = checker
         app[VERIFY] = VerifyEndpoint(
             auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]
+        )
+        app[BATCH_CHECKS] = BatchChecker(
+            checker=checker,
+            registry=registry,
+            holder_keys=holder_keys,
+            limiter=app[FAILED_LOOKUPS],
+            clock=app[CLOCK],
         )
 
         async def refresh_catalog() -> None:
@@ -219,12 +232,20 @@ def create_app(
     if signing is not None:
         app[SIGNING_OVERRIDE] = signing
     app[METRICS] = Metrics()
-    app[FAILED_LOOKUPS] = FailedLookupLimiter()
+    limits = settings.failed_lookups
+    app[FAILED_LOOKUPS] = FailedLookupLimiter(
+        per_client=limits.per_client.failures,
+        drain_per_second=limits.per_client.drain_per_second,
+        typo_weight=limits.typo_weight,
+        global_burst=limits.global_burst,
+        global_per_second=limits.global_per_second,
+    )
     app.cleanup_ctx.append(components)
     app.router.add_post("/v1/certificates", post_certificates)
     # {code:.+}: anything typed, slashes included, gets the code check and its one 404.
     app.router.add_get("/v1/verify/{code:.+}", get_verify)
     app.router.add_post("/v1/verify/document", post_verify_document)
+    app.router.add_post("/v1/verify/batch", post_verify_batch)
     app.router.add_get("/v1/certificates/{code}/document", get_document)
     app.router.add_post("/v1/certificates/{code}/status", post_status)
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)

@@ -8,8 +8,9 @@ closed). A worker writes its records to a journal of its own
 (:mod:`sealgate.gateway.audit_journal`), the records of one turn of its event loop with one
 write; a process of its own (:mod:`sealgate.gateway.audit_writer`) chains them into the
 store (:mod:`sealgate.gateway.audit_store`), off the gateway's event loop and its GIL.
-Requests are refused while the journal cannot be written, while the store cannot, or
-once the store is :data:`LAG_LIMIT` behind the journal.
+Requests are refused while the journal cannot be written, while the store cannot, once
+the store is :data:`LAG_LIMIT` behind the journal with no progress, or
+:data:`BACKLOG_LIMIT` behind however it progresses.
 
 A change (sealing, status change) is audited **before its effect**: the handler writes
 its intent (:meth:`AuditLog.record_rows` with ``ahead``) just before the registry write,
@@ -60,8 +61,14 @@ START_TIMEOUT = 15.0
 MAX_GROUP = 5000
 # How long journaled records may wait for the store before requests are refused. The
 # writer is a few milliseconds behind; this bounds how many answers leave while the
-# store cannot be written (a lock held, a hung writer) before the refusals begin.
+# store cannot be written (a lock held, a hung writer) before the refusals begin: once
+# the oldest has waited LAG_LIMIT with no progress at all for as long. A writer that
+# progresses but more slowly than records come (a saturated host: the CPU shared with
+# the workers) is given BACKLOG_LIMIT before requests are refused to let it catch up;
+# its records are in the journal meanwhile, answered and durable, nothing lost.
 LAG_LIMIT = 1.0
+BACKLOG_LIMIT = 15.0
+REFUSAL_LOG_SECONDS = 10.0
 #: The ``result`` of a change's record written ahead of its effect; its outcome's
 #: record (the HTTP status) follows under the same request id.
 INTENT = "intent"
@@ -128,7 +135,8 @@ class AuditLog:
     then (see :mod:`sealgate.gateway.audit_journal`). The writer chains them into the store a few
     milliseconds later and says how far it got. Requests are refused (fail closed) while a
     record cannot be written to the journal, while the writer's last pass failed, or
-    once journaled records have waited :data:`LAG_LIMIT` for the store.
+    once journaled records have waited :data:`LAG_LIMIT` for a store that takes nothing
+    (:data:`BACKLOG_LIMIT` for one that is only slow).
     """
 
     def __init__(
@@ -170,6 +178,9 @@ class AuditLog:
         # when the oldest record no checkpoint covers yet was journaled (monotonic)
         self._unsigned_since: float | None = None
         self._closed = False
+        self._progress_at = 0.0  # when the writer last chained something waiting
+        self._refusal_logged: str | None = None
+        self._refusal_logged_at = 0.0
         self.groups_written = 0  # for metrics: records per group show how well writes share
         self.records_written = 0
 
@@ -187,9 +198,22 @@ class AuditLog:
         if self._failing_since is not None:
             return "the audit store cannot be written"
         unchained = self._unchained
-        if unchained and time.monotonic() - unchained[0][2] > LAG_LIMIT:
-            return "the audit writer is behind"
+        if unchained:
+            now = time.monotonic()
+            waited = now - unchained[0][2]
+            if waited > LAG_LIMIT and now - self._progress_at > LAG_LIMIT:
+                return "the audit writer is behind"
+            if waited > BACKLOG_LIMIT:
+                return f"the audit writer is {waited:.0f} s behind"
         return None
+
+    def note_refusal(self, reason: str) -> None:
+        """Log why requests are refused: at the first refusal and then at most every
+        :data:`REFUSAL_LOG_SECONDS` (a refusal can last while thousands are refused)."""
+        now = time.monotonic()
+        if reason != self._refusal_logged or now - self._refusal_logged_at >= REFUSAL_LOG_SECONDS:
+            log.warning("refusing audited requests: %s", reason)
+            self._refusal_logged, self._refusal_logged_at = reason, now
 
     @property
     def unsigned_tail(self) -> str | None:
@@ -227,14 +251,27 @@ class AuditLog:
         return None
 
     async def start(self) -> None:
-        """Open the journal and start the writer; a failure leaves the log refusing until
-        a probe works."""
-        if not self._open_journal():
-            return
-        try:
-            await self._spawn()
-        except AuditUnavailable as exc:
-            self._failed(exc)
+        """Open the journal and start the writer, trying again for up to
+        :data:`START_TIMEOUT`: a worker that accepts connections while refusing every
+        audited request takes its share of them (SO_REUSEPORT) only to answer 503. Past
+        the bound it starts refusing, says so in /readyz, and the duties loop goes on
+        trying."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._open_journal():
+                try:
+                    async with self._spawn_lock:
+                        if self._writer is None:
+                            await self._spawn()
+                    await self._call("probe")
+                    self._recovered()
+                    return
+                except AuditUnavailable as exc:
+                    self._failed(exc)
+            if self._closed or time.monotonic() >= deadline:
+                log.error("audit trail not writable at start: %s", self.refusal)
+                return
+            await asyncio.sleep(PROBE_SECONDS / 4)
 
     async def _spawn(self) -> None:
         self._spawned_at = time.monotonic()
@@ -277,6 +314,7 @@ class AuditLog:
         their group is on the disk (``fdatasync``) when this returns.
         """
         if (refusal := self.refusal) is not None:
+            self.note_refusal(refusal)
             raise AuditUnavailable(refusal)
         group = self._gathering
         if group is None or len(group.rows) >= MAX_GROUP:
@@ -301,10 +339,14 @@ class AuditLog:
         try:
             if journal is None:
                 raise OSError("the audit journal is closed")
-            journal.append(frames.pack(rows))
             if group.sync:
+                # taken before the append: an append that fills the file rotates the
+                # journal, and the frame to make durable is in the file it was written to
                 handle = journal.sync_handle()
+            journal.append(frames.pack(rows))
         except OSError as exc:
+            if handle >= 0:
+                os.close(handle)
             # At once, not after the writer notices: the next changes are refused
             # before anything is done, and /readyz says so, until a probe writes here.
             self._journal_failed(exc)
@@ -347,6 +389,7 @@ class AuditLog:
         unchained = self._unchained
         while unchained and (unchained[0][0], unchained[0][1]) <= (n, offset):
             unchained.popleft()
+            self._progress_at = time.monotonic()
         self._recovered()
 
     def _send(self, operation: str, future: asyncio.Future[Any]) -> None:

@@ -76,7 +76,7 @@ class SealCatalog:
             seals=seals,
             roots=roots,
             trust=TrustList.from_der(roots),
-            trust_document=json.dumps(document, ensure_ascii=False).encode(),
+            trust_document=json.dumps(document, ensure_ascii=False).encode() + b"\n",
             expiry_warnings=self._expiry_warnings(seals.values()),
         )
 

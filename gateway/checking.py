@@ -14,9 +14,10 @@ from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import Found
 from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof
 from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.language import STATUS_LABELS_ZH
 from sealgate.gateway.problems import unknown_code
 from sealgate.gateway.sealing import format_code, rfc3339
-from sealgate.verify.code import CodeAuthority, CodeError, parse_code
+from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode, parse_code
 from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 
 MAX_REMEMBERED_CODES = 200_000
@@ -61,6 +62,10 @@ class StatusChecker:
             return compact
         try:
             compact = self._codes.check(code_text).compact
+        except MalformedCode:
+            # The check character is public: such a code can never be a hit, and is
+            # refused before any lookup, so it is a typing error to the limits
+            raise unknown_code(mistyped=True) from None
         except CodeError:
             raise unknown_code() from None
         # Only genuine codes are remembered: a flood of guesses cannot grow this.
@@ -94,9 +99,9 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus) -> dict[str, Any]:
+    def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
-        return status_view(record, self._clock())
+        return status_view(record, self._clock(), chinese=chinese)
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
         """Verify a presented sealed proof offline, then report its registered status.
@@ -130,12 +135,17 @@ class StatusChecker:
         return result
 
 
-def status_view(record: ProofStatus, now: float, as_of: float | None = None) -> dict[str, Any]:
+def status_view(
+    record: ProofStatus, now: float, as_of: float | None = None, *, chinese: bool = False
+) -> dict[str, Any]:
     """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
-    ``as_of``: the status is a copy known current only as of then (an outage, §11)."""
+    ``as_of``: the status is a copy known current only as of then (an outage, §11);
+    ``chinese``: with ``status_label``, the status in Chinese (``Accept-Language``)."""
+    current = record.current_status(now)
     view: dict[str, Any] = {
         "code": format_code(record.code),
-        "status": record.current_status(now).value,
+        "status": current.value,
+        **({"status_label": STATUS_LABELS_ZH[current]} if chinese else {}),
         "type": record.type,
         "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
         "holder": {

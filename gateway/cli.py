@@ -28,7 +28,7 @@ from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Role, SealKind
+from sealgate.verify.directory import LookupLimit, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +116,19 @@ def _parser() -> argparse.ArgumentParser:
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
     )
     remove.add_argument("client", metavar="CLIENT")
+    limits = client.add_parser(
+        "set-limits",
+        parents=[home],
+        help="a client's own limit on failed lookups (in force within 10 s)",
+    )
+    limits.add_argument("client", metavar="CLIENT")
+    limits.add_argument(
+        "--failed-lookups", type=int, metavar="N", help="failed lookups allowed in a window"
+    )
+    limits.add_argument(
+        "--window", type=float, default=600.0, metavar="SECONDS", help="(default 600)"
+    )
+    limits.add_argument("--default", action="store_true", help="back to the city's limit")
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -191,6 +204,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the peers side by side (FastAPI dict and Redis verifiers, pyHanko)",
     )
+    target = capacity.add_argument_group(
+        "a running deployment (--target): measured from outside, read-only unless told"
+    )
+    target.add_argument("--target", metavar="URL", help="the gateway (or its balancer) to measure")
+    target.add_argument(
+        "--token-file", type=Path, help="a verifier's token (not on the command line: ps shows it)"
+    )
+    target.add_argument("--purpose", default="demo", help="a purpose the verifier is granted")
+    target.add_argument("--codes", type=Path, help="codes registered on the target, one a line")
+    target.add_argument(
+        "--allow-sealing", action="store_true", help="also measure sealing (its proofs stay)"
+    )
+    target.add_argument("--seal-token-file", type=Path, help="a signer's token")
+    target.add_argument("--seal", help="the seal to seal with")
     capacity.add_argument(
         "--timestamps",
         action="store_true",
@@ -308,7 +335,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "client" and args.action == "list":
             for c in directory.clients():
                 grants = sorted(c.seals) or sorted(c.purposes) or ([c.office] if c.office else [])
-                print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants))))
+                limit = c.lookup_limit
+                own = [] if limit is None else [f"{limit.failures}/{limit.window_seconds:g}s"]
+                print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
         if args.command == "client" and args.action == "remove":
@@ -316,6 +345,19 @@ def _run(args: argparse.Namespace) -> int:
             directory.remove_client(args.client)
             audit_outcome(trail, "client-remove", args.client)
             print(f"removed\t{args.client}")
+            return 0
+        if args.command == "client" and args.action == "set-limits":
+            if args.default == (args.failed_lookups is not None):
+                raise CliError("give --failed-lookups N [--window SECONDS], or --default")
+            try:
+                limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
+            audit_ahead(trail, "client-set-limits", failed_lookups=shown)(args.client)
+            directory.set_lookup_limit(args.client, limit)
+            audit_outcome(trail, "client-set-limits", args.client, failed_lookups=shown)
+            print(f"limits\t{args.client}\tfailed lookups {shown}")
             return 0
         if args.command == "client" and args.action == "add":
             client, token = provisioner.add_client(
@@ -407,6 +449,8 @@ def _bench_capacity(args: argparse.Namespace) -> int:
         from sealgate.bench.capacity import Options, run_capacity
     except ImportError as exc:  # pragma: no cover - an install without bench/
         raise CliError(f"the capacity harness is not installed ({exc})") from None
+    if args.target is not None:
+        return _bench_target(args)
     if (
         args.population < 1
         or args.seconds <= 0
@@ -432,6 +476,50 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             timestamps=args.timestamps,
         )
     )
+    return 0
+
+
+def _read_token(path: Path | None, flag: str) -> str:
+    if path is None:
+        raise CliError(f"{flag} FILE is required with --target")
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise CliError(f"{path} is empty")
+    return token
+
+
+def _bench_target(args: argparse.Namespace) -> int:
+    from sealgate.bench.target import TargetError, TargetOptions, run_target
+
+    if args.seconds <= 0 or args.rounds < 1 or args.connections < 1 or args.batch < 1:
+        raise CliError("--seconds, --rounds, --connections and --batch must be positive")
+    try:
+        run_target(
+            TargetOptions(
+                url=args.target.rstrip("/"),
+                out=args.out.resolve(),
+                token=_read_token(args.token_file, "--token-file"),
+                purpose=args.purpose,
+                codes_file=args.codes,
+                seconds=args.seconds,
+                rounds=args.rounds,
+                connections=args.connections,
+                zipf=args.zipf,
+                allow_sealing=args.allow_sealing,
+                seal_token=(
+                    _read_token(args.seal_token_file, "--seal-token-file")
+                    if args.allow_sealing
+                    else None
+                ),
+                seal_id=args.seal,
+                batch=min(args.batch, 1000),
+            )
+        )
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AuditUnavailable
 from sealgate.gateway.keys import AUDIT, METRICS, VERIFY
+from sealgate.gateway.language import wants_chinese
 from sealgate.gateway.middleware import REQUEST_IDS, audit_row, audit_unavailable, request_id_of
 from sealgate.gateway.prepared import AnswerWriter
 from sealgate.gateway.verifying import ANSWER_HEADERS
@@ -54,6 +55,8 @@ class Dispatch:
         target = request.raw_path
         if request.method != "GET" or not target.startswith(VERIFY_PREFIX):
             return await self._application(request)
+        if wants_chinese(request.headers.get("Accept-Language")):
+            return await self._application(request)  # its answer carries labels in Chinese
         started = time.perf_counter()
         path, _, query = target.partition("?")
         code_text = path[len(VERIFY_PREFIX) :]

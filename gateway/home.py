@@ -30,7 +30,7 @@ from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
 from sealgate.verify.at_rest import DocumentCipher
-from sealgate.verify.directory import Directory
+from sealgate.verify.directory import Directory, LookupLimit
 from sealgate.verify.registry import Registry
 
 DEFAULT_HOME = Path(".sealgate")
@@ -65,6 +65,47 @@ def database_kind(url: str) -> str:
     )
 
 
+# NIST SP 800-63B §5.2.2: at most 100 consecutive failures; drained in 10 minutes
+DEFAULT_LOOKUP_LIMIT = LookupLimit(100, 600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedLookupSettings:
+    per_client: LookupLimit = DEFAULT_LOOKUP_LIMIT
+    typo_weight: float = 0.1  # a code its check character refuses weighs this much
+    global_burst: int = 2000
+    global_per_second: float = 1000.0
+
+    @classmethod
+    def from_config(cls, table: object) -> FailedLookupSettings:
+        """The ``[failed_lookups]`` table; a HomeError naming what is wrong in it."""
+        if table is None:
+            return cls()
+        if not isinstance(table, dict):
+            raise HomeError("failed_lookups must be a table ([failed_lookups])")
+        known = {"per_client", "window_seconds", "typo_weight", "global_burst", "global_per_second"}
+        if unknown := sorted(set(table) - known):
+            raise HomeError(f"failed_lookups: unknown setting {unknown[0]!r}")
+        default = cls()
+        try:
+            settings = cls(
+                LookupLimit(
+                    int(table.get("per_client", default.per_client.failures)),
+                    float(table.get("window_seconds", default.per_client.window_seconds)),
+                ),
+                float(table.get("typo_weight", default.typo_weight)),
+                int(table.get("global_burst", default.global_burst)),
+                float(table.get("global_per_second", default.global_per_second)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise HomeError(f"failed_lookups: {exc}") from None
+        if not 0 < settings.typo_weight <= 1:
+            raise HomeError("failed_lookups: typo_weight must be more than 0 and at most 1")
+        if settings.global_burst < 1 or not settings.global_per_second > 0:
+            raise HomeError("failed_lookups: the global budget must be positive")
+        return settings
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
@@ -90,6 +131,9 @@ class Settings:
     # When that TSA cannot stamp: refuse the sealing, 503 (the default), or seal without
     # timestamps and say so in each answer (tsa_unavailable = "seal-untimestamped").
     seal_untimestamped: bool = False
+    # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
+    # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
+    failed_lookups: FailedLookupSettings = FailedLookupSettings()
 
     @property
     def database_kind(self) -> str:
@@ -304,6 +348,7 @@ def load_settings(
         outage_freshness=freshness,
         tsa_url=tsa_url,
         seal_untimestamped=unavailable == "seal-untimestamped",
+        failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
     )
 
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
+from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.home import Settings
@@ -38,6 +39,7 @@ HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)
 FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFY = web.AppKey("verify", VerifyEndpoint)
+BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -24,6 +24,7 @@ from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditNote, AuditUnavailab
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
 from sealgate.gateway.keys import AUDIT, METRICS, SETTINGS
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import Problem, audit_problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
 from sealgate.verify.code import recordable_code
@@ -58,6 +59,7 @@ AUDITED = {
     ("POST", "/v1/certificates"): "seal",
     ("GET", "/v1/verify/{code}"): "verify",
     ("POST", "/v1/verify/document"): "verify-document",
+    ("POST", "/v1/verify/batch"): "verify-batch",
     ("GET", "/v1/certificates/{code}/document"): "document",
     ("POST", "/v1/certificates/{code}/status"): "status",
     ("GET", "/v1/certificates/{code}/status"): "status-history",
@@ -67,8 +69,8 @@ AUDITED = {
 _CHANGES = frozenset({"seal", "status"})
 
 
-def audit_unavailable(request_id: str) -> web.Response:
-    return audit_problem().response(request_id)
+def audit_unavailable(request_id: str, *, chinese: bool = False) -> web.Response:
+    return audit_problem().response(request_id, chinese=chinese)
 
 
 def request_id_of(request: web.BaseRequest, ids: RequestIds) -> str:
@@ -108,26 +110,30 @@ def audit_row(
     ]
 
 
-def _problem_response(exc: Exception, request_id: str) -> web.Response:
-    """The one place where an exception escaping a handler becomes an answer."""
+def _problem_response(exc: Exception, request: web.Request, request_id: str) -> web.Response:
+    """The one place where an exception escaping a handler becomes an answer, its title
+    in the language the client asked for."""
+    chinese = asks_chinese(request)
     if isinstance(exc, Problem):
-        return exc.response(request_id)
+        return exc.response(request_id, chinese=chinese)
     if isinstance(exc, InvalidRequest):
-        return invalid(exc.field, exc.message).response(request_id)
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        return Problem(413, "body-too-large", "The request body is too large").response(request_id)
-    if isinstance(exc, web.HTTPException):
+        problem = invalid(exc.field, exc.message)
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        problem = Problem(413, "body-too-large", "The request body is too large")
+    elif isinstance(exc, web.HTTPException):
         code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http-error")
         # RFC 9110 §15.5.6: a 405 says which methods the resource has.
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        return Problem(exc.status, code, exc.reason, headers=allow).response(request_id)
-    mapped = problem_for(exc)
-    if mapped is None:
-        log.error("unhandled error (request %s)", request_id, exc_info=exc)
-        mapped = Problem(500, "internal-error", "Internal error")
-    elif mapped.status >= 500:
-        log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
-    return mapped.response(request_id)
+        problem = Problem(exc.status, code, exc.reason, headers=allow)
+    else:
+        mapped = problem_for(exc)
+        if mapped is None:
+            log.error("unhandled error (request %s)", request_id, exc_info=exc)
+            mapped = Problem(500, "internal-error", "Internal error")
+        elif mapped.status >= 500:
+            log.warning("%s (request %s): %s", mapped.code, request_id, type(exc).__name__)
+        problem = mapped
+    return problem.response(request_id, chinese=chinese)
 
 
 def _audit_rows(
@@ -197,8 +203,10 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     note = AuditNote()
     request[AUDIT_NOTE] = note
     response: web.StreamResponse
-    if audit is not None and action in _CHANGES and not audit.healthy:
-        response = audit_unavailable(request_id)
+    refusal = audit.refusal if audit is not None and action in _CHANGES else None
+    if refusal is not None and audit is not None:
+        audit.note_refusal(refusal)
+        response = audit_unavailable(request_id, chinese=asks_chinese(request))
     else:
         # Every wait on the registry or directory in the handler gets what is left of
         # this (docs/design.md §11).
@@ -208,9 +216,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = _problem_response(exc, request_id)
+            response = _problem_response(exc, request, request_id)
         except Exception as exc:
-            response = _problem_response(exc, request_id)
+            response = _problem_response(exc, request, request_id)
         finally:
             end_request_deadline(deadline)
         # unauthenticated: refused before anything took place, nothing to record
@@ -230,7 +238,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
                         request_id,
                     )
                 else:
-                    response = audit_unavailable(request_id)
+                    response = audit_unavailable(request_id, chinese=asks_chinese(request))
     response.headers["X-Request-Id"] = request_id
     resource = route.resource
     app[METRICS].observe(

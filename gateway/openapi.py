@@ -27,6 +27,8 @@ from sealgate.gateway.openapi_schemas import (
     STATUS_HISTORY,
     STATUS_VIEW,
     TRUST,
+    VERIFY_BATCH,
+    VERIFY_BATCH_ANSWER,
     header,
     json_answer,
     no_store_header,
@@ -295,6 +297,25 @@ OPENAPI: dict[str, Any] = {
                         "The seal holds; the registered status", DOCUMENT_CHECK, cache="no-store"
                     ),
                     **problems(400, 401, 403, 408, 413, 422, 503),
+                },
+            }
+        },
+        "/v1/verify/batch": {
+            "post": {
+                "summary": "Check up to 100 codes for one purpose, each its own status or problem",
+                "description": "Every code not found counts as a failed lookup, as on "
+                "/v1/verify/{code}; once the client's budget is spent the remaining items "
+                "are 429 problems. An item with holder_id is answered holder_match.",
+                "security": BEARER,
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": VERIFY_BATCH}},
+                },
+                "responses": {
+                    "200": json_answer(
+                        "Each item's outcome, in order", VERIFY_BATCH_ANSWER, cache="no-store"
+                    ),
+                    **problems(400, 401, 403, 408, 413, 503),
                 },
             }
         },

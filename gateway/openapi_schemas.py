@@ -257,6 +257,10 @@ SEALED_BATCH = object_schema(
 _STATUS_FIELDS: dict[str, Schema] = {
     "code": _CODE,
     "status": _STATUS,
+    "status_label": {
+        "type": "string",
+        "description": "The status in Chinese, when the request's Accept-Language prefers it",
+    },
     "type": {"type": "string"},
     "issuer": _ISSUER,
     "holder": object_schema(
@@ -284,6 +288,52 @@ STATUS_VIEW = object_schema(
     },
     "superseded_by",
     "status_as_of",
+    "status_label",
+)
+VERIFY_BATCH = object_schema(
+    {
+        "purpose": {"type": "string", "minLength": 1, "maxLength": 64},
+        "items": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": object_schema(
+                {
+                    "code": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "holder_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 18,
+                        "description": "Asks holder_match: compared as a keyed hash, never "
+                        "stored, returned or logged; a mismatch counts as a failed lookup",
+                    },
+                },
+                "holder_id",
+            ),
+        },
+    }
+)
+VERIFY_BATCH_ANSWER = object_schema(
+    {
+        "purpose": {"type": "string"},
+        "items": {
+            "type": "array",
+            "description": "In the request's order: the proof's status, or its problem",
+            "items": {
+                "oneOf": [
+                    object_schema(
+                        {**STATUS_VIEW["properties"], "holder_match": {"type": "boolean"}},
+                        "superseded_by",
+                        "status_as_of",
+                        "status_label",
+                        "holder_match",
+                    ),
+                    object_schema({"problem": {"$ref": "#/components/schemas/Problem"}}),
+                ]
+            },
+        },
+        "checked_at": _INSTANT_ANSWER,
+    }
 )
 STATUS_HISTORY = object_schema(
     {
@@ -303,6 +353,7 @@ STATUS_HISTORY = object_schema(
         },
     },
     "superseded_by",
+    "status_label",
 )
 DOCUMENT_CHECK = object_schema(
     {

@@ -20,6 +20,7 @@ from aiohttp.web_protocol import RequestHandler
 from sealgate.crypto.errors import ContentError, ProofError
 from sealgate.errors import Error
 from sealgate.gateway.audit import AuditUnavailable
+from sealgate.gateway.language import PROBLEM_TITLES_ZH
 from sealgate.gateway.timestamping import TsaUnavailable
 from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.directory import DirectoryUnavailable
@@ -61,24 +62,34 @@ class Problem(Error):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+        # Never in the answer (every failed lookup answers the same 404): a code refused
+        # by its check character, which the failed-lookup limits weigh less.
+        self.mistyped = False
 
-    def response(self, request_id: str | None = None) -> web.Response:
+    def as_dict(self, *, chinese: bool = False) -> dict[str, Any]:
+        """The problem details (RFC 9457) object: the body of an answer, or one item's
+        outcome in a batch answer; ``chinese``: the title in Chinese (the code stays)."""
+        title = PROBLEM_TITLES_ZH.get(self.code, self.title) if chinese else self.title
         body: dict[str, Any] = {
             "type": f"urn:sealgate:problem:{self.code}",
-            "title": self.title,
+            "title": title,
             "status": self.status,
             "code": self.code,
         }
         if self.detail:
             body["detail"] = self.detail
+        body.update(self.extra)
+        return body
+
+    def response(self, request_id: str | None = None, *, chinese: bool = False) -> web.Response:
+        body = self.as_dict(chinese=chinese)
         if request_id:
             body["request_id"] = request_id
-        body.update(self.extra)
         return web.Response(
             status=self.status,
             # ASCII escapes: a detail may quote a client's field name, and that may hold a
             # lone surrogate, which UTF-8 cannot encode but a JSON escape can.
-            body=json.dumps(body).encode(),
+            body=json.dumps(body).encode() + b"\n",
             content_type=PROBLEM_TYPE,
             # As the answers are: a shared cache must not keep a 404 for a code that
             # is registered a moment later, nor any refusal meant for one client.
@@ -88,8 +99,10 @@ class Problem(Error):
 
 # Same status, body and code for malformed, forged and unregistered codes: an enumerator
 # must not learn which of them a guess was.
-def unknown_code() -> Problem:
-    return Problem(404, "unknown-code", "No proof has this verification code")
+def unknown_code(*, mistyped: bool = False) -> Problem:
+    problem = Problem(404, "unknown-code", "No proof has this verification code")
+    problem.mistyped = mistyped
+    return problem
 
 
 def invalid(field: str, message: str) -> Problem:

@@ -26,6 +26,7 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # interface description (gateway/openapi.py) publishes these same names, so what a client
 # reads there is what is checked here.
 MAX_BATCH = 1000  # proofs in one sealing
+MAX_BATCH_CHECKS = 100  # codes in one POST /v1/verify/batch
 MAX_TEXT = 256  # free text: the endorsing units
 MAX_SEAL_ID = 64
 MAX_PROOF_TYPE = 64
@@ -293,3 +294,36 @@ def parse_idempotency_key(value: str | None) -> str | None:
             "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCheck:
+    code: str  # as typed; checked by the caller, item by item
+    holder: HolderQuery | None  # "is this the holder in front of me": never stored
+
+
+def parse_verify_batch(value: Any) -> tuple[str, list[CodeCheck]]:
+    """The purpose and the checks of a ``POST /v1/verify/batch`` body. A malformed body
+    or item is the whole request's 400; a code that is not found is its item's 404."""
+    obj = _object(value, "", {"purpose", "items"}, set())
+    purpose = _text(obj["purpose"], "purpose", limit=MAX_PURPOSE)
+    items = obj["items"]
+    if not isinstance(items, list):
+        raise InvalidRequest("items", "must be an array")
+    if not items:
+        raise InvalidRequest("items", "must not be empty")
+    if len(items) > MAX_BATCH_CHECKS:
+        raise InvalidRequest("items", f"holds {len(items)} codes; at most {MAX_BATCH_CHECKS}")
+    checks = []
+    for i, item in enumerate(items):
+        field = f"items[{i}]"
+        entry = _object(item, field, {"code"}, {"holder_id"})
+        code = _text(entry["code"], f"{field}.code", limit=MAX_CODE_TEXT)
+        holder = None
+        if "holder_id" in entry:
+            try:
+                holder = parse_holder_query(entry["holder_id"], "-")
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"{field}.holder_id", exc.message) from None
+        checks.append(CodeCheck(code, holder))
+    return purpose, checks

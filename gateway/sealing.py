@@ -117,12 +117,13 @@ def _json_string(text: str) -> bytes:
 
 
 def proofs_json(proofs: list[ProofRecord], codes: list[str], *, batch: bool, at: float) -> bytes:
-    """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof.
-    ``codes`` are the proofs' hyphenated codes (the audit record needs them too)."""
+    """The 201 body of a sealing: ``{"items": [...]}`` for a batch, else the one proof,
+    ending with a newline as every JSON answer does. ``codes`` are the proofs' hyphenated
+    codes (the audit record needs them too)."""
     if not batch:
-        return proof_json(proofs[0], codes[0], at)
+        return proof_json(proofs[0], codes[0], at) + b"\n"
     items = (proof_json(p, c, at) for p, c in zip(proofs, codes, strict=True))
-    return b'{"items":[' + b",".join(items) + b"]}"
+    return b'{"items":[' + b",".join(items) + b"]}\n"
 
 
 def format_code(compact: str) -> str:

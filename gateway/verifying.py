@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import Authenticator, require_purpose
 from sealgate.gateway.checking import StatusChecker, status_view
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.requests import parse_purpose
 from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import (
@@ -47,8 +48,9 @@ class StatusAnswers:
     """The JSON of status answers, per (code, status version) and derived status; only
     ``checked_at`` is appended per request."""
 
-    def __init__(self, max_entries: int = MAX_REMEMBERED) -> None:
+    def __init__(self, max_entries: int = MAX_REMEMBERED, *, chinese: bool = False) -> None:
         self._max_entries = max_entries
+        self._chinese = chinese  # with the status's label in Chinese
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
         # only, so the garbage collector stops tracking them (see sealgate.cache.local)
         self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
@@ -60,7 +62,7 @@ class StatusAnswers:
         current = _VALUES[status.current_status(now)]
         entry = self._prefixes.get(key)
         if entry is None or entry[0] != current:
-            view = status_view(status, now)
+            view = status_view(status, now, chinese=self._chinese)
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
             entry = (current, (text[:-1] + ',"checked_at":"').encode())
@@ -69,7 +71,7 @@ class StatusAnswers:
             self._prefixes[key] = entry
         second = int(now)
         if second != self._second:
-            self._second, self._ending = second, rfc3339(second).encode() + b'"}'
+            self._second, self._ending = second, rfc3339(second).encode() + b'"}\n'
         return entry[1] + self._ending
 
 
@@ -87,6 +89,7 @@ class VerifyEndpoint:
         self._limiter = limiter
         self._clock = clock
         self._answers = StatusAnswers()
+        self._answers_zh = StatusAnswers(chinese=True)
         self._purposes: dict[str, str] = {}  # raw query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:
@@ -121,7 +124,7 @@ class VerifyEndpoint:
         if status is None:
             return None
         try:
-            self._limiter.admit(client.client_id)
+            self._limiter.admit(client.client_id, client.lookup_limit)
         except Throttled:
             return None
         return client, purpose, self._answers.body(status, self._clock())
@@ -132,23 +135,28 @@ class VerifyEndpoint:
         request[AUDIT_NOTE].purpose = purpose
         require_purpose(client, purpose)
         code_text = request.match_info["code"]
+        chinese = asks_chinese(request)
         now = self._clock()
         remembered = self._checker.remembered(code_text)
         if remembered is not None:
             try:
-                self._limiter.admit(client.client_id)
+                self._limiter.admit(client.client_id, client.lookup_limit)
             except Throttled as exc:
                 raise too_many_failed_lookups(exc) from None
             status = remembered
         else:
             checker = self._checker
             status, as_of = await limited_lookup(
-                self._limiter, client.client_id, lambda: checker.found(code_text)
+                self._limiter,
+                client.client_id,
+                lambda: checker.found(code_text),
+                limit=client.lookup_limit,
             )
             if as_of is not None:
                 # Through a registry outage (docs/design.md §11): the answer says how
                 # fresh it is. Rare, so built in full rather than remembered.
-                view = status_view(status, now, as_of)
+                view = status_view(status, now, as_of, chinese=chinese)
                 body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
-                return web.Response(body=body, headers=_HEADERS)
-        return web.Response(body=self._answers.body(status, now), headers=_HEADERS)
+                return web.Response(body=body + b"\n", headers=_HEADERS)
+        answers = self._answers_zh if chinese else self._answers
+        return web.Response(body=answers.body(status, now), headers=_HEADERS)

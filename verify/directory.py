@@ -87,6 +87,23 @@ class Seal:
 
 
 @dataclass(frozen=True, slots=True)
+class LookupLimit:
+    """How many failed lookups a client may make, and over what window they drain: a
+    bucket of ``failures`` emptying at ``failures / window_seconds`` per second."""
+
+    failures: int
+    window_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.failures < 1 or not self.window_seconds > 0:
+            raise ValueError("a lookup limit needs at least 1 failure and a positive window")
+
+    @property
+    def drain_per_second(self) -> float:
+        return self.failures / self.window_seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Client:
     client_id: str
     name: str
@@ -95,6 +112,8 @@ class Client:
     seals: frozenset[str]  # seal ids a signer may use
     purposes: frozenset[str]  # purposes a verifier may check codes for
     created_at: float
+    # set with `sealgate client set-limits`; None: the city's default
+    lookup_limit: LookupLimit | None = None
 
 
 def token_digest(token: str) -> bytes:
@@ -103,6 +122,11 @@ def token_digest(token: str) -> bytes:
 
 class Directory(ABC):
     """Seals and clients. Blocking calls: the gateway runs them off the event loop."""
+
+    @abstractmethod
+    def set_lookup_limit(self, client_id: str, limit: LookupLimit | None) -> None:
+        """Give a client its own limit on failed lookups (``None``: the city's default).
+        Raises :class:`NotFound`."""
 
     @abstractmethod
     def add_seal(self, seal: Seal) -> None:

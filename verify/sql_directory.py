@@ -21,12 +21,19 @@ from sealgate.verify.directory import (
     Client,
     Directory,
     KeyState,
+    LookupLimit,
     NotFound,
     Role,
     Seal,
     SealKey,
     SealKind,
     token_digest,
+)
+
+# a client and its own lookup limit, if it has one
+_CLIENTS_SELECT = (
+    "SELECT c.client_id, name, role, office, created_at, l.failures, l.window_seconds"
+    " FROM clients c LEFT JOIN client_limits l ON l.client_id = c.client_id"
 )
 
 
@@ -204,18 +211,32 @@ class SqlDirectory(Directory):
             args = (client_id,)
             conn.execute(self._sql("DELETE FROM client_seals WHERE client_id = ?"), args)
             conn.execute(self._sql("DELETE FROM client_purposes WHERE client_id = ?"), args)
+            conn.execute(self._sql("DELETE FROM client_limits WHERE client_id = ?"), args)
             removed = conn.execute(self._sql("DELETE FROM clients WHERE client_id = ?"), args)
             if removed.rowcount == 0:
                 raise NotFound(f"no client {client_id}")
+
+    def set_lookup_limit(self, client_id: str, limit: LookupLimit | None) -> None:
+        with self._transaction("write") as conn:
+            if not conn.execute(
+                self._sql("SELECT 1 FROM clients WHERE client_id = ?"), (client_id,)
+            ).fetchall():
+                raise NotFound(f"no client {client_id}")
+            conn.execute(self._sql("DELETE FROM client_limits WHERE client_id = ?"), (client_id,))
+            if limit is not None:
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO client_limits (client_id, failures, window_seconds)"
+                        " VALUES (?, ?, ?)"
+                    ),
+                    (client_id, limit.failures, limit.window_seconds),
+                )
 
     def _clients(self, where: str, args: tuple[Any, ...]) -> list[Client]:
         # where: a constant of this class on the clients c, its values in args
         with self._transaction("read") as conn:
             rows = conn.execute(
-                self._sql(
-                    "SELECT client_id, name, role, office, created_at FROM clients c"  # noqa: S608
-                    f" {where} ORDER BY client_id"
-                ),
+                self._sql(f"{_CLIENTS_SELECT} {where} ORDER BY c.client_id"),
                 args,
             ).fetchall()
             seals = self._grants(conn, "client_seals", "seal_id", where, args)
@@ -229,6 +250,7 @@ class SqlDirectory(Directory):
                 frozenset(seals.get(r[0], ())),
                 frozenset(purposes.get(r[0], ())),
                 r[4],
+                None if r[5] is None else LookupLimit(int(r[5]), float(r[6])),
             )
             for r in rows
         ]

@@ -21,7 +21,9 @@ def json_response(
 ) -> web.Response:
     return web.Response(
         status=status,
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        # Every JSON answer ends with a newline, so a shell prompt or the next answer
+        # does not run into it (curl prints bodies as they are).
+        body=json.dumps(body, ensure_ascii=False).encode() + b"\n",
         content_type="application/json",
         headers=headers,
     )

@@ -9,6 +9,7 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, REGISTRY
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem, invalid, unknown_code
 from sealgate.gateway.requests import decode_json, parse_status_change
@@ -47,7 +48,9 @@ async def _issuers_proof(request: web.Request, client: Client) -> tuple[str, Pro
             raise unknown_code()
         return code, status
 
-    code, status = await limited_lookup(request.app[FAILED_LOOKUPS], client.client_id, lookup)
+    code, status = await limited_lookup(
+        request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
+    )
     if status.unit_code != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
     return code, status
@@ -88,7 +91,7 @@ async def post_status(request: web.Request) -> web.Response:
     # Before answering: this process's copy goes now, other processes' within the feed's
     # bound (and at once when the message reaches them).
     await request.app[LOOKUP].invalidate([code], announce=True)
-    view = checker.status_view(updated)
+    view = checker.status_view(updated, chinese=asks_chinese(request))
     view["history"] = _history_view(await registry.history(code))
     return json_response(view, headers={"Cache-Control": "no-store"})
 
@@ -99,6 +102,6 @@ async def get_status_history(request: web.Request) -> web.Response:
     checker = request.app[CHECKER]
     registry = request.app[REGISTRY]
     code, status = await _issuers_proof(request, client)
-    view = checker.status_view(status)
+    view = checker.status_view(status, chinese=asks_chinese(request))
     view["history"] = _history_view(await registry.history(code))
     return json_response(view, headers={"Cache-Control": "no-store"})

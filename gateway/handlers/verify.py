@@ -13,6 +13,7 @@ from sealgate.gateway.auth import require_purpose
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.keys import (
     AUTH,
+    BATCH_CHECKS,
     CHECKER,
     CLOCK,
     FAILED_LOOKUPS,
@@ -20,9 +21,17 @@ from sealgate.gateway.keys import (
     REGISTRY,
     VERIFY,
 )
+from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import Problem, invalid
-from sealgate.gateway.requests import parse_holder_query, parse_purpose
+from sealgate.gateway.requests import (
+    decode_json,
+    parse_holder_query,
+    parse_purpose,
+    parse_verify_batch,
+)
+from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import limited_lookup, limited_search
+from sealgate.verify.code import recordable_code
 from sealgate.verify.directory import Role
 from sealgate.verify.registry import Status
 
@@ -53,11 +62,18 @@ async def get_proofs(request: web.Request) -> web.Response:
     async def current() -> list[dict[str, Any]]:
         now = clock()
         found = await registry.find_by_holder(holder_key, query.type)
-        return [checker.status_view(p) for p in found if p.current_status(now) is Status.VALID]
+        chinese = asks_chinese(request)
+        return [
+            checker.status_view(p, chinese=chinese)
+            for p in found
+            if p.current_status(now) is Status.VALID
+        ]
 
     # An empty answer counts as a failed lookup, as an unknown code does: this must not
     # be a way to harvest holders by guessing identity numbers.
-    items = await limited_search(request.app[FAILED_LOOKUPS], client.client_id, current)
+    items = await limited_search(
+        request.app[FAILED_LOOKUPS], client.client_id, current, limit=client.lookup_limit
+    )
     if items:
         detail["type"] = query.type
     return json_response({"items": items}, headers={"Cache-Control": "no-store"})
@@ -72,7 +88,10 @@ async def get_document(request: web.Request) -> web.Response:
     # Throttled like /v1/verify: it answers the same 404 for any code, so it must not be a
     # way around the limit.
     record = await limited_lookup(
-        request.app[FAILED_LOOKUPS], client.client_id, lambda: checker.record(code)
+        request.app[FAILED_LOOKUPS],
+        client.client_id,
+        lambda: checker.record(code),
+        limit=client.lookup_limit,
     )
     if client.role is Role.ISSUER and record.unit_code != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
@@ -94,3 +113,20 @@ async def post_verify_document(request: web.Request) -> web.Response:
         raise invalid("body", "send the sealed proof as DER (application/pkcs7-mime)")
     result = await request.app[CHECKER].check_document(der)
     return json_response(result, headers={"Cache-Control": "no-store"})
+
+
+async def post_verify_batch(request: web.Request) -> web.Response:
+    """Up to 100 codes for one purpose, each its own status or problem (a bank's batch)."""
+    client = await request.app[AUTH].require(request, Role.VERIFIER)
+    purpose, checks = parse_verify_batch(decode_json(await read_body(request)))
+    note = request[AUDIT_NOTE]
+    note.purpose = purpose
+    require_purpose(client, purpose)
+    # one audit record a code; a holder's number never, only how many were matched
+    note.codes = [recordable_code(check.code) for check in checks]
+    note.detail["holder_checks"] = sum(check.holder is not None for check in checks)
+    items = await request.app[BATCH_CHECKS].check(client, checks, chinese=asks_chinese(request))
+    return json_response(
+        {"purpose": purpose, "items": items, "checked_at": rfc3339(request.app[CLOCK]())},
+        headers={"Cache-Control": "no-store"},
+    )

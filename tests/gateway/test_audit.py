@@ -711,3 +711,29 @@ async def test_a_writer_whose_start_is_cancelled_does_not_outlive_it(tmp_path: P
         release.set()
         holder.join()
         await log.close()
+
+
+async def test_start_waits_for_a_trail_that_takes_records(tmp_path: Path) -> None:
+    """A worker opens its port only once its trail is writable (within START_TIMEOUT):
+    started while the journal's directory cannot be made, it keeps trying, and returns
+    healthy once it can, instead of taking connections only to refuse them."""
+    from sealgate.gateway.audit import AuditLog
+
+    store = tmp_path / "audit.db"
+    blocker = tmp_path / "audit-journal"
+    blocker.write_text("not a directory")  # the journal cannot be opened
+    log = AuditLog(store, head_path=tmp_path / "head.json", signing=None)
+    try:
+        starting = asyncio.create_task(log.start())
+        await asyncio.sleep(0.6)
+        assert not starting.done()
+        assert not log.healthy
+        blocker.unlink()
+        await asyncio.wait_for(starting, 15)
+        assert log.healthy
+        row = ["verify", "client-1", "verifier", "demo", "CODE", "200", "r1", 1.0, {}]
+        await log.record_rows([row])
+        await log.flush()
+        assert [r[5] for r in rows(store)] == ["CODE"]
+    finally:
+        await log.close()

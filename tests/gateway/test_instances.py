@@ -28,6 +28,7 @@ from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
+from tests.gateway.test_checking import random_codes
 from tests.postgres_server import PostgresServer
 
 BOUND = 1.0  # docs/design.md §4.5: a status change shows everywhere within 1 s of its 200
@@ -47,7 +48,7 @@ class Instances:
 
 @asynccontextmanager
 async def two_instances(
-    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer, workers: int = 1
 ) -> AsyncIterator[tuple[Instances, aiohttp.ClientSession, str]]:
     database = postgres_server.create_database("instances")
     first = tmp_path / "gateway-a"
@@ -63,7 +64,7 @@ async def two_instances(
     env = {"SEALGATE_REDIS_URL": redis_server.url}
     with ExitStack() as processes:
         for home, port in zip((first, second), ports, strict=True):
-            processes.enter_context(serving(home, port, env=env))
+            processes.enter_context(serving(home, port, workers, env=env))
         instances = Instances(
             [first, second],
             [f"http://127.0.0.1:{port}" for port in ports],
@@ -148,3 +149,30 @@ async def test_proofs_statuses_and_idempotency_hold_across_instances(
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("OK"), result.stdout
+
+
+@pytest.mark.processes
+async def test_failed_lookups_are_limited_once_for_every_worker_of_every_instance(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    """Two instances of two workers each on one Redis: a client's guesses, spread over
+    all four processes (a new connection each), meet one limit of 100 failures in all,
+    not 100 per process (docs/design.md §8)."""
+    async with two_instances(tmp_path, postgres_server, redis_server, workers=2) as (
+        gw,
+        _,
+        _,
+    ):
+        statuses: list[int] = []
+        connector = aiohttp.TCPConnector(force_close=True)  # the kernel spreads each anew
+        async with aiohttp.ClientSession(connector=connector) as fresh:
+            for n, code in enumerate(random_codes(150, seed=11)):
+                base = gw.urls[n % 2]
+                async with fresh.get(
+                    f"{base}/v1/verify/{code}?purpose=demo", headers=gw.auth(Role.VERIFIER)
+                ) as r:
+                    statuses.append(r.status)
+                if r.status == 429:
+                    break
+        assert statuses.count(404) == 100
+        assert statuses[-1] == 429

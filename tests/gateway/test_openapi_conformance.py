@@ -49,8 +49,9 @@ ROLES = {
     ("GET", "/v1/certificates/{code}/status"): Role.ISSUER,
     ("GET", "/v1/proofs"): Role.VERIFIER,
     ("POST", "/v1/verify/document"): Role.VERIFIER,
+    ("POST", "/v1/verify/batch"): Role.VERIFIER,
 }
-OPERATIONS = 12  # every operation /openapi.json describes
+OPERATIONS = 13  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"
@@ -159,6 +160,13 @@ def point_at_real_things(case: Case, live: LiveGateway) -> None:
                 proof["valid_from"] = "2026-11-22"
                 if proof.get("valid_until") is not None:
                     proof["valid_until"] = "2027-05-21"
+    elif case.path == "/v1/verify/batch" and isinstance(body, dict) and chosen(body, 2):
+        body["purpose"] = DEMO_PURPOSE
+        for item in body.get("items") or []:
+            if isinstance(item, dict) and chosen(item, 2):
+                item["code"] = live.codes[zlib.crc32(repr(item).encode()) % len(live.codes)]
+                if "holder_id" in item:
+                    item["holder_id"] = HOLDER_ID
     elif case.path == "/v1/verify/document" and isinstance(body, bytes) and chosen(body, 2):
         case.body = live.document
     elif (
@@ -217,6 +225,7 @@ def test_the_run_exercised_every_operation_and_its_successes(live: LiveGateway) 
         "GET /v1/certificates/{code}/document",
         "GET /v1/certificates/{code}/status",
         "POST /v1/verify/document",
+        "POST /v1/verify/batch",
         "GET /v1/proofs",
         "GET /v1/trust",
         "GET /openapi.json",

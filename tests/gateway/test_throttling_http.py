@@ -144,3 +144,32 @@ async def test_unknown_codes_on_the_issuers_routes_are_failed_lookups(
     assert r.status == 429
     r = await api.get(f"/v1/certificates/{real}/status", headers=demo.auth(Role.ISSUER))
     assert r.status == 200 and (await r.json())["status"] == "valid"  # nothing changed
+
+
+async def test_a_clients_own_limit_and_cheaper_typing_errors(
+    api: TestClient[Any, Any], demo: Demo
+) -> None:
+    """`client set-limits` gives a client its own budget; a code its check character
+    refuses (a typing error, never a hit) costs a tenth of a guess (docs/design.md §8)."""
+    from sealgate.verify.directory import LookupLimit
+
+    provisioner = Provisioner(demo.settings)
+    directory = provisioner.directory()
+    try:
+        client, token = provisioner.add_client(
+            directory, name="a branch", role=Role.VERIFIER, purposes=["demo"]
+        )
+        directory.set_lookup_limit(client.client_id, LookupLimit(5, 600.0))
+    finally:
+        directory.close()
+    branch = {"Authorization": f"Bearer {token}"}
+    guesses = random_codes(6, seed=21)
+    for code in guesses[:3]:
+        assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=branch)).status == 404
+    # ten typing errors: one guess's worth, so one more guess is still looked up
+    mistyped = [code[:-1] + ("0" if code[-1] != "0" else "1") for code in random_codes(10, 22)]
+    for code in mistyped:
+        assert (await api.get(f"/v1/verify/{code}?purpose=demo", headers=branch)).status == 404
+    assert (await api.get(f"/v1/verify/{guesses[3]}?purpose=demo", headers=branch)).status == 404
+    r = await api.get(f"/v1/verify/{guesses[4]}?purpose=demo", headers=branch)
+    assert r.status == 429

@@ -109,6 +109,16 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "a client's own limit on failed lookups",
+        (
+            """CREATE TABLE client_limits (
+                client_id TEXT PRIMARY KEY REFERENCES clients (client_id),
+                failures INTEGER NOT NULL,
+                window_seconds DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

@@ -159,6 +159,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE status_history_v4 RENAME TO status_history",
         "CREATE INDEX status_history_code ON status_history (code, seq)",
     ),
+    # 5: a client's own limit on failed lookups (`sealgate client set-limits`).
+    (
+        """CREATE TABLE client_limits (
+            client_id TEXT PRIMARY KEY REFERENCES clients (client_id),
+            failures INTEGER NOT NULL,
+            window_seconds REAL NOT NULL
+        )""",
+    ),
 )
 
 

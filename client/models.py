@@ -1,0 +1,390 @@
+"""The gateway's answers as typed objects, and the request to seal a proof.
+
+Names and fields follow the gateway's JSON (docs/design.md §6.2, ``/openapi.json``); times
+are timezone-aware datetimes, proof dates stay as the issuing office wrote them (a date,
+or a date-time with its offset). Statuses are :class:`sealgate.verify.registry.Status`,
+the registry's own vocabulary.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sealgate.client.errors import UnexpectedAnswer
+from sealgate.verify.holders import HolderKind, mask_id, mask_name
+from sealgate.verify.registry import Status
+
+__all__ = [
+    "DocumentCheck",
+    "Endorsement",
+    "History",
+    "Holder",
+    "HolderKind",
+    "Issuer",
+    "MaskedHolder",
+    "ProofRequest",
+    "Readiness",
+    "SealedProof",
+    "Status",
+    "StatusChange",
+    "TrustDocument",
+    "TrustedSeal",
+    "Verification",
+]
+
+
+# --- what a client sends ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Whom a proof is about: ``kind`` person (身份证号) or org (统一社会信用代码)."""
+
+    kind: HolderKind
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """Which office extracted the data and which verified it (宁波 第十四条)."""
+
+    extracting_unit: str | None = None
+    verifying_unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRequest:
+    """One proof to seal (``POST /v1/certificates``)."""
+
+    seal_id: str
+    type: str
+    holder: Holder
+    content: Mapping[str, Any]
+    valid_from: str
+    valid_until: str | None = None
+    endorsement: Endorsement | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "seal_id": self.seal_id,
+            "type": self.type,
+            "holder": {"kind": self.holder.kind.value, "id": self.holder.id,
+                       "name": self.holder.name},
+            "content": dict(self.content),
+            "valid_from": self.valid_from,
+        }  # fmt: skip
+        if self.valid_until is not None:
+            body["valid_until"] = self.valid_until
+        if self.endorsement is not None:
+            body["endorsement"] = {
+                key: value
+                for key, value in (
+                    ("extracting_unit", self.endorsement.extracting_unit),
+                    ("verifying_unit", self.endorsement.verifying_unit),
+                )
+                if value is not None
+            }
+        return body
+
+
+# --- reading answers ---------------------------------------------------------------------
+
+
+class _Fields:
+    """Typed reads of one JSON object; a missing or mistyped field is UnexpectedAnswer."""
+
+    def __init__(self, body: Any, what: str) -> None:
+        if not isinstance(body, dict):
+            raise UnexpectedAnswer(f"{what}: expected a JSON object")
+        self._body = body
+        self._what = what
+
+    def _get(self, name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+        value = self._body.get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind):
+            raise UnexpectedAnswer(f"{self._what}: field {name!r} is missing or mistyped")
+        return value
+
+    def text(self, name: str) -> str:
+        return str(self._get(name, str))
+
+    def maybe_text(self, name: str) -> str | None:
+        value = self._get(name, str, optional=True)
+        return None if value is None else str(value)
+
+    def flag(self, name: str) -> bool:
+        return bool(self._get(name, bool))
+
+    def time(self, name: str) -> dt.datetime:
+        return _time(self.text(name), self._what)
+
+    def maybe_time(self, name: str) -> dt.datetime | None:
+        text = self.maybe_text(name)
+        return None if text is None else _time(text, self._what)
+
+    def status(self, name: str) -> Status:
+        text = self.text(name)
+        try:
+            return Status(text)
+        except ValueError:
+            raise UnexpectedAnswer(f"{self._what}: unknown status {text!r}") from None
+
+    def obj(self, name: str) -> _Fields:
+        return _Fields(self._get(name, dict), f"{self._what}.{name}")
+
+    def items(self, name: str) -> list[_Fields]:
+        return [_Fields(item, f"{self._what}.{name}[]") for item in self._get(name, list)]
+
+    def texts(self, name: str) -> list[str]:
+        values = self._get(name, list)
+        if not all(isinstance(v, str) for v in values):
+            raise UnexpectedAnswer(f"{self._what}: {name!r} must be a list of strings")
+        return [str(v) for v in values]
+
+
+def _time(text: str, what: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UnexpectedAnswer(f"{what}: {text!r} is not an RFC 3339 time") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    unit_name: str
+    unit_code: str  # 统一社会信用代码
+
+    @classmethod
+    def read(cls, f: _Fields) -> Issuer:
+        return cls(f.text("unit_name"), f.text("unit_code"))
+
+
+@dataclass(frozen=True, slots=True)
+class MaskedHolder:
+    """The holder as a checker sees it: ``张*``, ``1101**********002X``."""
+
+    kind: HolderKind
+    name: str
+    id: str
+
+    @classmethod
+    def read(cls, f: _Fields) -> MaskedHolder:
+        kind = f.text("kind")
+        try:
+            return cls(HolderKind(kind), f.text("name"), f.text("id"))
+        except ValueError:
+            raise UnexpectedAnswer(f"unknown holder kind {kind!r}") from None
+
+    def could_be(self, holder_id: str, name: str | None = None) -> bool:
+        """Whether the person or organisation in front of you (their full identity number,
+        and name) masks to this holder, as the gateway masks. A masked match narrows the
+        candidates; the sealed document (:meth:`Client.document`) holds the full number.
+        """
+        if mask_id(holder_id.strip().upper()) != self.id:
+            return False
+        return name is None or mask_name(name) == self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """A code's current status as a verifier sees it (``GET /v1/verify/{code}``)."""
+
+    code: str
+    status: Status
+    type: str
+    issuer: Issuer
+    holder: MaskedHolder
+    valid_from: str
+    valid_until: str | None
+    issued_at: dt.datetime
+    status_changed_at: dt.datetime
+    checked_at: dt.datetime
+    superseded_by: str | None = None
+    # Set when the gateway answered from a copy through a registry outage (design §11).
+    status_as_of: dt.datetime | None = None
+
+    @classmethod
+    def read(cls, f: _Fields) -> Verification:
+        return cls(
+            code=f.text("code"),
+            status=f.status("status"),
+            type=f.text("type"),
+            issuer=Issuer.read(f.obj("issuer")),
+            holder=MaskedHolder.read(f.obj("holder")),
+            valid_from=f.text("valid_from"),
+            valid_until=f.maybe_text("valid_until"),
+            issued_at=f.time("issued_at"),
+            status_changed_at=f.time("status_changed_at"),
+            checked_at=f.time("checked_at"),
+            superseded_by=f.maybe_text("superseded_by"),
+            status_as_of=f.maybe_time("status_as_of"),
+        )
+
+    @classmethod
+    def parse(cls, body: Any) -> Verification:
+        return cls.read(_Fields(body, "verification"))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One entry of a proof's history: who changed it, when and why."""
+
+    from_status: Status
+    to_status: Status
+    reason: str
+    by: str  # the issuing client's id
+    at: dt.datetime
+    superseded_by: str | None = None
+
+    @classmethod
+    def read(cls, f: _Fields) -> StatusChange:
+        return cls(
+            from_status=f.status("from"),
+            to_status=f.status("to"),
+            reason=f.text("reason"),
+            by=f.text("by"),
+            at=f.time("at"),
+            superseded_by=f.maybe_text("superseded_by"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The issuing office's view: the current status and every change, oldest first."""
+
+    current: Verification
+    changes: tuple[StatusChange, ...]
+
+    @property
+    def status(self) -> Status:
+        return self.current.status
+
+    @classmethod
+    def parse(cls, body: Any) -> History:
+        f = _Fields(body, "history")
+        return cls(Verification.read(f), tuple(StatusChange.read(c) for c in f.items("history")))
+
+
+@dataclass(frozen=True, slots=True)
+class SealedProof:
+    """A proof sealed and registered (the 201 of ``POST /v1/certificates``)."""
+
+    code: str
+    status: Status
+    issued_at: dt.datetime
+    seal_id: str
+    document: bytes = field(repr=False)  # the sealed proof, CMS DER
+    replayed: bool = False  # the answer to an earlier request with the same key
+
+    @classmethod
+    def read(cls, f: _Fields, replayed: bool) -> SealedProof:
+        try:
+            document = base64.b64decode(f.text("document"), validate=True)
+        except ValueError:
+            raise UnexpectedAnswer("proof: document is not base64") from None
+        return cls(
+            code=f.text("code"),
+            status=f.status("status"),
+            issued_at=f.time("issued_at"),
+            seal_id=f.text("seal_id"),
+            document=document,
+            replayed=replayed,
+        )
+
+    @classmethod
+    def parse(cls, body: Any, replayed: bool = False) -> SealedProof:
+        return cls.read(_Fields(body, "proof"), replayed)
+
+    @classmethod
+    def parse_batch(cls, body: Any, replayed: bool = False) -> list[SealedProof]:
+        return [cls.read(item, replayed) for item in _Fields(body, "batch").items("items")]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentCheck:
+    """A presented sealed proof checked by the gateway (``POST /v1/verify/document``)."""
+
+    code: str
+    seal_id: str
+    issuer: Issuer
+    signing_time: dt.datetime
+    registered: bool  # the very document registered under its code
+    status: Status | None  # its current status when registered
+    checked_at: dt.datetime
+
+    @classmethod
+    def parse(cls, body: Any) -> DocumentCheck:
+        f = _Fields(body, "document check")
+        registered = f.flag("registered")
+        return cls(
+            code=f.text("code"),
+            seal_id=f.text("seal_id"),
+            issuer=Issuer.read(f.obj("issuer")),
+            signing_time=f.time("signing_time"),
+            registered=registered,
+            status=f.status("status") if registered else None,
+            checked_at=f.time("checked_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedSeal:
+    """A seal key the gateway's trust document lists, with its certificate (PEM)."""
+
+    seal_id: str
+    kind: str  # proof (电子证明专用章) or verification (查询核验专用章)
+    unit_name: str
+    unit_code: str
+    state: str  # active or retired
+    certificate: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TrustDocument:
+    """``GET /v1/trust``: the city roots (PEM) and the seals' certificates."""
+
+    roots: tuple[str, ...]
+    seals: tuple[TrustedSeal, ...]
+
+    @property
+    def roots_pem(self) -> str:
+        """The roots as one PEM bundle, as ``openssl cms -CAfile`` and
+        :func:`sealgate.client.verify_offline` take it."""
+        return "".join(self.roots)
+
+    @classmethod
+    def parse(cls, body: Any) -> TrustDocument:
+        f = _Fields(body, "trust")
+        seals = tuple(
+            TrustedSeal(
+                seal_id=s.text("seal_id"),
+                kind=s.text("kind"),
+                unit_name=s.text("unit_name"),
+                unit_code=s.text("unit_code"),
+                state=s.text("state"),
+                certificate=s.text("certificate"),
+            )
+            for s in f.items("seals")
+        )
+        return cls(tuple(f.texts("roots")), seals)
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """``GET /readyz``: whether this gateway serves, and each component's check."""
+
+    ready: bool
+    checks: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, body: Any) -> Readiness:
+        f = _Fields(body, "readiness")
+        checks = f.obj("checks")
+        return cls(f.flag("ready"), {name: checks.text(name) for name in checks._body})

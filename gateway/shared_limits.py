@@ -1,0 +1,124 @@
+"""Failed-lookup buckets shared by every worker and instance of a city, in Redis.
+
+The local buckets of :mod:`sealgate.gateway.throttle` are per process: with ``--workers
+N`` and M instances a client could spend N x M x 100 failures, and a restart forgave them
+all. Here each failure is counted once, atomically, in one place: a Lua script moves the
+client's leaky bucket and the city's global token bucket together, on Redis's own clock
+(every instance reads the same time), and says whether either had room.
+
+Only failures come here, never a lookup that succeeds: the hot path (a cached
+verification) costs nothing more, and a failure already waits for the 10 ms answer floor,
+which hides this round trip. What a process learns (the client's shared level) becomes its
+local level, so its next lookup by that client is refused with no round trip at all.
+
+Keys share one hash tag, ``{sealgate:limits}``, so that a Redis Cluster keeps both buckets
+of a script on one node (a script may only touch keys of one slot). Failed lookups are
+rare, so one node carries them all with room to spare.
+
+When Redis cannot be reached, :class:`SharedUnavailable` is raised and the caller keeps
+its local buckets, which still limit each process (fail closed: never no limit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from sealgate.errors import Error
+
+if TYPE_CHECKING:
+    from sealgate.cache.redis_tier import RedisTier
+    from sealgate.verify.directory import LookupLimit
+
+__all__ = ["RedisFailures", "SharedFailures", "SharedLevels", "SharedUnavailable"]
+
+_TAG = "{sealgate:limits}"
+
+# KEYS: the client's bucket, the global bucket.
+# ARGV: weight, capacity, drain/s, global burst, global refill/s.
+# Returns: the client's level after this failure (a string: Lua numbers would be cut to
+# integers), whether it had no room for it, whether the global bucket was empty.
+_ADD_FAILURE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local weight, cap, drain = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local burst, rate = tonumber(ARGV[4]), tonumber(ARGV[5])
+local c = redis.call('HMGET', KEYS[1], 'level', 'at')
+local level = tonumber(c[1]) or 0
+local at = tonumber(c[2]) or now
+level = math.max(0, level - math.max(0, now - at) * drain)
+local full = 0
+if level > cap - weight + 1e-9 then full = 1 end
+level = math.min(level + weight, cap)
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(level / drain * 1000) + 1000)
+local g = redis.call('HMGET', KEYS[2], 'tokens', 'at')
+local tokens = tonumber(g[1]) or burst
+local gat = tonumber(g[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - gat) * rate)
+local empty = 0
+if tokens < 1 then empty = 1 else tokens = tokens - 1 end
+redis.call('HSET', KEYS[2], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[2], math.ceil(burst / rate * 1000) + 1000)
+return {tostring(level), full, empty}
+"""
+
+
+class SharedUnavailable(Error):
+    """The shared buckets cannot be reached now: keep to the local ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLevels:
+    client_level: float  # the client's failures in the shared bucket, this one included
+    client_full: bool  # there was no room for this failure: answer 429
+    global_empty: bool  # the city's failures exceed the global budget
+
+
+class SharedFailures(Protocol):
+    async def add(
+        self,
+        client_id: str,
+        weight: float,
+        limit: LookupLimit,
+        global_burst: float,
+        global_per_second: float,
+    ) -> SharedLevels:
+        """Count one failure of ``client_id``; raises :class:`SharedUnavailable`."""
+
+
+class RedisFailures:
+    """:class:`SharedFailures` in the Redis (or Redis Cluster) the cache tier uses, through
+    its connection pool and circuit breaker: a dead Redis costs one timeout a second."""
+
+    def __init__(self, tier: RedisTier, namespace: str = "sealgate") -> None:
+        self._tier = tier
+        self._global_key = f"{_TAG}:{namespace}:global"
+        self._client_prefix = f"{_TAG}:{namespace}:client:"
+
+    async def add(
+        self,
+        client_id: str,
+        weight: float,
+        limit: LookupLimit,
+        global_burst: float,
+        global_per_second: float,
+    ) -> SharedLevels:
+        from redis.exceptions import RedisError
+
+        from sealgate.cache.redis_tier import TierUnavailable
+
+        keys = (self._client_prefix + client_id, self._global_key)
+        args = (weight, limit.failures, limit.drain_per_second, global_burst, global_per_second)
+        try:
+            # EVAL, not EVALSHA: a failure is rare, and the script then survives a
+            # Redis restart or a failover with no NOSCRIPT round trip.
+            reply = await self._tier.command(
+                lambda redis: redis.eval(_ADD_FAILURE, 2, *keys, *map(repr, args))
+            )
+        except TierUnavailable as exc:
+            raise SharedUnavailable(str(exc)) from None
+        except RedisError as exc:  # an error reply (a read-only replica): the same to us
+            raise SharedUnavailable(type(exc).__name__) from None
+        level, full, empty = reply
+        return SharedLevels(float(level), bool(int(full)), bool(int(empty)))

@@ -1,0 +1,1 @@
+../../../sealgate/__init__.py

@@ -1,0 +1,1 @@
+../../../sealgate/errors.py

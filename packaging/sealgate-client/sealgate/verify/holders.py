@@ -1,0 +1,1 @@
+../../../../verify/holders.py

@@ -1,0 +1,133 @@
+"""Failed-lookup limits shared by every process of a city through Redis (docs/design.md §8).
+
+Each FailedLookupLimiter here stands for one gateway process: its own local buckets and
+its own Redis tier (connection pool, breaker), all on one real redis-server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+
+from sealgate.bench.redis_server import RedisServer
+from sealgate.cache.redis_tier import RedisTier
+from sealgate.gateway.problems import Problem, unknown_code
+from sealgate.gateway.shared_limits import RedisFailures
+from sealgate.gateway.throttle import FailedLookupLimiter, Throttled, limited_lookup
+from sealgate.verify.directory import LookupLimit
+
+
+@asynccontextmanager
+async def sharing(redis: RedisServer, **options: Any) -> AsyncIterator[list[FailedLookupLimiter]]:
+    """Three processes' limiters sharing one Redis, in a namespace of their own."""
+    namespace = f"limits-{uuid.uuid4().hex}"
+    async with AsyncExitStack() as stack:
+        limiters = []
+        for _ in range(3):
+            tier = RedisTier(redis.url, namespace=namespace)
+            await tier.start()
+            stack.push_async_callback(tier.close)
+            limiters.append(FailedLookupLimiter(shared=RedisFailures(tier, namespace), **options))
+        yield limiters
+
+
+@pytest.fixture
+async def processes(redis_server: RedisServer) -> AsyncIterator[list[FailedLookupLimiter]]:
+    async with sharing(redis_server) as limiters:
+        yield limiters
+
+
+def spread(limiters: list[FailedLookupLimiter]) -> Iterator[FailedLookupLimiter]:
+    while True:
+        yield from limiters
+
+
+async def failures_before_refusal(
+    limiters: list[FailedLookupLimiter], client: str, limit: LookupLimit | None = None
+) -> int:
+    """Failed lookups of ``client`` spread over the processes until one is refused."""
+    for n, limiter in enumerate(spread(limiters)):
+        try:
+            limiter.admit(client, limit)
+            await limiter.failed_everywhere(client, limit)
+        except Throttled as exc:
+            assert exc.scope == "client"
+            return n
+        assert n < 1000, "never refused"
+    raise AssertionError("unreachable")
+
+
+async def test_a_client_is_refused_after_100_failures_in_all_processes_together(
+    processes: list[FailedLookupLimiter],
+) -> None:
+    assert await failures_before_refusal(processes, "bank-a") == 100
+    # every process refuses it from then on, those that learnt it without asking
+    for limiter in processes:
+        with pytest.raises(Throttled):
+            limiter.admit("bank-a")
+            await limiter.failed_everywhere("bank-a")
+    # another client has its own budget
+    processes[0].admit("bank-b")
+    await processes[0].failed_everywhere("bank-b")
+
+
+async def test_a_clients_own_limit_holds_across_processes(
+    processes: list[FailedLookupLimiter],
+) -> None:
+    assert await failures_before_refusal(processes, "branch", LookupLimit(7, 60.0)) == 7
+
+
+async def test_the_global_budget_is_the_citys_not_each_processes(
+    redis_server: RedisServer,
+) -> None:
+    """A burst of 50 for the city (refilled too slowly to matter here): distinct clients,
+    each within its own limit, spread over three processes are refused at the 51st, not
+    at 3 x 50."""
+    refused_at = None
+    async with sharing(redis_server, global_burst=50, global_per_second=0.001) as processes:
+        for n, limiter in zip(range(200), spread(processes), strict=False):
+            try:
+                await limiter.failed_everywhere(f"guesser-{n}")
+            except Throttled as exc:
+                assert exc.scope == "global"
+                refused_at = n
+                break
+    assert refused_at == 50
+
+
+async def test_mistyped_codes_weigh_a_tenth(processes: list[FailedLookupLimiter]) -> None:
+    limiter = processes[0]
+
+    async def typo() -> None:
+        raise unknown_code(mistyped=True)
+
+    async def guess() -> None:
+        raise unknown_code()
+
+    for _ in range(20):
+        with pytest.raises(Problem):
+            await limited_lookup(limiter, "teller", typo, floor_seconds=0)
+    assert limiter.failures("teller") == pytest.approx(2.0, abs=0.01)
+    with pytest.raises(Problem):
+        await limited_lookup(limiter, "teller", guess, floor_seconds=0)
+    assert limiter.failures("teller") == pytest.approx(3.0, abs=0.01)
+    # and the shared bucket agrees: another process knows the same level
+    await processes[1].failed_everywhere("teller", weight=0.1)
+    assert processes[1].failures("teller") == pytest.approx(3.1, abs=0.01)
+
+
+async def test_without_redis_each_process_still_limits(own_redis_server: RedisServer) -> None:
+    """Fail closed: with Redis gone the local buckets hold, per process."""
+    tier = RedisTier(own_redis_server.url, namespace="down")
+    await tier.start()
+    try:
+        limiter = FailedLookupLimiter(shared=RedisFailures(tier, "down"))
+        await limiter.failed_everywhere("bank")
+        own_redis_server.kill()
+        assert await failures_before_refusal([limiter], "bank") == 99
+    finally:
+        await tier.close()

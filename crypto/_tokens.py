@@ -80,6 +80,7 @@ class TokenParts:
     certificates: tuple[bytes, ...]
     sid_der: bytes  # the SignerIdentifier, tag and all
     digest_algorithm: str  # a name of HASHES, or "" for another
+    signature_algorithm_der: bytes  # the AlgorithmIdentifier, tag and all
     signed_attrs_set: bytes  # signedAttrs re-tagged as the SET OF that is signed
     attributes: dict[bytes, bytes]  # attribute OID contents → its one value's DER
     signature: bytes
@@ -145,8 +146,9 @@ def read_token(token: bytes) -> TokenParts:
     signed_data = _children(
         token, *_only(token, *_expect(info[1], 0xA0, "content"), _SEQUENCE, "SignedData")
     )
-    if len(signed_data) < 4:
-        raise BadTimestamp("token: SignedData too short")
+    if len(signed_data) < 4 or _value(token, signed_data[0], _INTEGER, "version") != b"\x03":
+        raise BadTimestamp("token: SignedData malformed, or its version is not 3")
+    digest_algorithms = _children(token, *_expect(signed_data[1], _SET, "digestAlgorithms"))
     encap = _children(token, *_expect(signed_data[2], _SEQUENCE, "encapContentInfo"))
     if len(encap) != 2 or _value(token, encap[0], _OID, "eContentType") != OID_TST_INFO:
         raise BadTimestamp("token content is not TSTInfo")
@@ -168,7 +170,12 @@ def read_token(token: bytes) -> TokenParts:
     if len(signer) not in (6, 7):
         raise BadTimestamp("token: SignerInfo malformed")
     sid = signer[1]
+    version = {_SEQUENCE: b"\x01", 0x80: b"\x03"}.get(sid[0])
+    if version is None or _value(token, signer[0], _INTEGER, "version") != version:
+        raise BadTimestamp("token: SignerInfo version does not fit its signer id")
     digest = _children(token, *_expect(signer[2], _SEQUENCE, "digestAlgorithm"))
+    if token[signer[2][1] : signer[2][3]] not in {token[d[1] : d[3]] for d in digest_algorithms}:
+        raise BadTimestamp("token: the signer's digest algorithm is not among digestAlgorithms")
     attrs_start, attrs_end = _expect(signer[3], 0xA0, "signedAttrs")
     _expect(signer[4], _SEQUENCE, "signatureAlgorithm")
     signature = _value(token, signer[5], _OCTETS, "signature")
@@ -190,6 +197,7 @@ def read_token(token: bytes) -> TokenParts:
         certificates=certificates,
         sid_der=token[sid[1] : sid[3]],
         digest_algorithm=HASHES.get(_value(token, digest[0], _OID, "digest"), ""),
+        signature_algorithm_der=token[signer[4][1] : signer[4][3]],
         signed_attrs_set=signed,
         attributes=attributes,
         signature=signature,

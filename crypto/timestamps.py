@@ -224,7 +224,7 @@ def _verify(token_der: bytes, stamped: bytes, trust: TrustList) -> tuple[Timesta
         return _verify_parts(token_der, stamped, trust)
     except BadTimestamp:
         raise
-    except (*_PARSE_ERRORS, UnsupportedAlgorithm) as exc:
+    except (*_PARSE_ERRORS, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise BadTimestamp(f"not a timestamp token: {type(exc).__name__}: {exc}") from exc
 
 
@@ -259,7 +259,7 @@ def _verify_parts(
         "token message-digest does not match its TSTInfo",
     )
     _check_signing_certificate(attributes, signer.der)
-    _check_signature(signer.certificate, parts.signature, parts.signed_attrs_set, digest_name)
+    _check_signature(signer.certificate, parts, digest_name)
     tsa_name = _tsa_chain(signer.der, signer.certificate, trust, info.gen_time)
     stamp = Timestamp(
         gen_time=info.gen_time,
@@ -340,11 +340,31 @@ def _check_signing_certificate(attributes: Mapping[bytes, bytes], certificate_de
     )
 
 
-def _check_signature(
-    certificate: x509.Certificate, signature: bytes, signed: bytes, digest_name: str
-) -> None:
+# The signature algorithms a token may name, by key type and digest (RFC 5754, RFC 8017):
+# exactly these DER encodings (ECDSA without parameters, RSA with NULL).
+_EC_SIGNATURES = {
+    name: _der.tlv(_der.SEQUENCE, _der.oid(f"1.2.840.10045.4.3.{n}"))
+    for name, n in (("sha256", 2), ("sha384", 3), ("sha512", 4))
+}
+_RSA_ENCRYPTION = _der.tlv(_der.SEQUENCE, _der.oid("1.2.840.113549.1.1.1") + b"\x05\x00")
+_RSA_SIGNATURES = {
+    name: _der.tlv(_der.SEQUENCE, _der.oid(f"1.2.840.113549.1.1.{n}") + b"\x05\x00")
+    for name, n in (("sha256", 11), ("sha384", 12), ("sha512", 13))
+}
+
+
+def _check_signature(certificate: x509.Certificate, parts: TokenParts, digest_name: str) -> None:
     key = certificate.public_key()
     algorithm = _HASHES[digest_name]()
+    signature, signed = parts.signature, parts.signed_attrs_set
+    named = parts.signature_algorithm_der
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        _require(named == _EC_SIGNATURES[digest_name], "token signature algorithm is not ECDSA")
+    else:
+        _require(
+            named in (_RSA_ENCRYPTION, _RSA_SIGNATURES[digest_name]),
+            "token signature algorithm does not fit its key",
+        )
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, signed, ec.ECDSA(algorithm))

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from asn1crypto import core, tsp
 from asn1crypto import x509 as asn1_x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sealgate.crypto import (
     BadTimestamp,
@@ -23,6 +25,7 @@ from sealgate.crypto.timestamps import (
     read_response,
     signature_timestamp_attributes,
     timestamp_request,
+    verify_token,
 )
 from sealgate.tsa.authority import DEVELOPMENT_POLICY, RequestRejected
 from tests.crypto.signers import NOW, Pki, make_pki
@@ -261,3 +264,28 @@ def test_the_hand_written_token_is_what_asn1crypto_reads(tsa: SoftTsa) -> None:
     assert cert_id["cert_hash"].native == hashlib.sha256(tsa.certificate).digest()
     serial = asn1_x509.Certificate.load(tsa.certificate).serial_number
     assert cert_id["issuer_serial"]["serial_number"].native == serial
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_every_byte_of_a_token_counts(
+    tsa: SoftTsa, tsa_trust: TrustList, data: st.DataObject
+) -> None:
+    """Whatever byte of a token changes (structure, TSTInfo, attributes, certificate,
+    signature), or wherever it is cut, it is refused as BadTimestamp and nothing else."""
+    signature = b"the signature value"
+    token = _TOKENS.setdefault("one", tsa.token(signature))
+    position = data.draw(st.integers(0, len(token) - 1))
+    if data.draw(st.booleans()):
+        changed = bytearray(token)
+        changed[position] ^= data.draw(st.integers(1, 255))
+        altered = bytes(changed)
+    else:
+        altered = token[:position]
+    with pytest.raises(BadTimestamp):
+        verify_token(altered, signature, tsa_trust)
+
+
+_TOKENS: dict[str, bytes] = {}

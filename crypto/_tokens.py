@@ -33,6 +33,7 @@ __all__ = [
     "ess_certificate_hash",
     "read_query",
     "read_token",
+    "split_response",
 ]
 
 _SEQUENCE, _SET, _OCTETS, _OID, _INTEGER = 0x30, 0x31, 0x04, 0x06, 0x02
@@ -87,14 +88,22 @@ class TokenParts:
 
 
 def _element(data: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
-    """The element at ``pos``: (tag, its start, its contents' start, its end)."""
+    """The element at ``pos``: (tag, its start, its contents' start, its end). Its length
+    must be DER's (definite, minimal): what is not read here is covered by the token's
+    signature, its TSTInfo's digest or the certificate's hash."""
     if pos + 2 > end:
         raise BadTimestamp("token truncated")
     tag, first = data[pos], data[pos + 1]
+    if tag & 0x1F == 0x1F:
+        raise BadTimestamp("token: high tag number")
     body = pos + 2
     if first & 0x80:
         size = first & 0x7F
+        if not 1 <= size <= 4 or body + size > end or data[body] == 0:
+            raise BadTimestamp("token: length not DER")
         length = int.from_bytes(data[body : body + size], "big")
+        if length < 0x80:
+            raise BadTimestamp("token: length not minimal")
         body += size
     else:
         length = first
@@ -133,10 +142,6 @@ def _only(data: bytes, start: int, end: int, tag: int, what: str) -> tuple[int, 
 
 def read_token(token: bytes) -> TokenParts:
     """The parts of a DER TimeStampToken; :class:`BadTimestamp` if it is not one."""
-    try:
-        _der.check_der_lengths(token)
-    except ValueError as exc:
-        raise BadTimestamp(f"token is not DER: {exc}") from None
     top = _children(token, 0, len(token))
     if len(top) != 1:
         raise BadTimestamp("token: one ContentInfo expected")
@@ -236,10 +241,32 @@ def _generalized_time(text: bytes) -> datetime:
     """RFC 3161's genTime: ``YYYYMMDDhhmmss[.s+]Z``, always UTC (fractions dropped)."""
     if len(text) < 15 or not text.endswith(b"Z") or (len(text) > 15 and text[14:15] != b"."):
         raise BadTimestamp("genTime is not a UTC GeneralizedTime")
+    digits = text[:14]
+    if not digits.isdigit():
+        raise BadTimestamp("genTime is not a date")
     try:
-        return datetime.strptime(text[:14].decode("ascii"), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return datetime(
+            int(digits[0:4]), int(digits[4:6]), int(digits[6:8]),
+            int(digits[8:10]), int(digits[10:12]), int(digits[12:14]), tzinfo=UTC,
+        )  # fmt: skip
+    except ValueError as exc:
         raise BadTimestamp("genTime is not a date") from exc
+
+
+def split_response(response: bytes) -> tuple[int, bytes | None]:
+    """A TimeStampResp's PKIStatus and its token's DER (None when it has none)."""
+    top = _children(response, 0, len(response))
+    if len(top) != 1:
+        raise BadTimestamp("one TimeStampResp expected")
+    fields = _children(response, *_expect(top[0], _SEQUENCE, "TimeStampResp"))
+    if not 1 <= len(fields) <= 2:
+        raise BadTimestamp("TimeStampResp malformed")
+    status_info = _children(response, *_expect(fields[0], _SEQUENCE, "PKIStatusInfo"))
+    if not status_info:
+        raise BadTimestamp("PKIStatusInfo malformed")
+    status = int.from_bytes(_value(response, status_info[0], _INTEGER, "status"), "big")
+    token = response[fields[1][1] : fields[1][3]] if len(fields) == 2 else None
+    return status, token
 
 
 def ess_certificate_hash(value: bytes, *, v2: bool) -> tuple[str, bytes]:
@@ -283,10 +310,6 @@ class TimestampQuery:
 
 def read_query(query: bytes) -> TimestampQuery:
     """The parts of a DER TimeStampReq; :class:`BadTimestamp` if it is not one."""
-    try:
-        _der.check_der_lengths(query)
-    except ValueError as exc:
-        raise BadTimestamp(f"not DER: {exc}") from None
     top = _children(query, 0, len(query))
     if len(top) != 1:
         raise BadTimestamp("one TimeStampReq expected")

@@ -47,6 +47,7 @@ from sealgate.crypto._tokens import (
     TokenParts,
     ess_certificate_hash,
     read_token,
+    split_response,
 )
 from sealgate.crypto.algorithms import SHA256_DER
 from sealgate.crypto.errors import BadTimestamp, TimestampRefused
@@ -122,23 +123,25 @@ def read_response(
     """The token of a TSA's TimeStampResp to :func:`timestamp_request` (``signature``,
     ``nonce``), verified against ``trust``. A refusal is :class:`TimestampRefused`, a
     token that does not verify (or answers another request) :class:`BadTimestamp`."""
-    try:
-        response = _TimeStampResp.load(response_der, strict=True)
-        status = response["status"]
-        granted = status["status"].native in ("granted", "granted_with_mods")
-        token = response["time_stamp_token"]
-    except _PARSE_ERRORS as exc:
-        raise BadTimestamp(f"not a TimeStampResp: {type(exc).__name__}") from exc
-    if not granted:
-        detail = status["fail_info"].native if status["fail_info"].native else ""
-        text = status["status_string"].native or []
-        raise TimestampRefused(f"the TSA refused: {status['status'].native} {detail} {text}")
-    if isinstance(token, core.Void):
+    status, token = split_response(response_der)
+    if status not in (0, 1):  # granted, grantedWithMods
+        raise TimestampRefused(f"the TSA refused: {_refusal(response_der)}")
+    if token is None:
         raise BadTimestamp("the TSA granted but sent no token")
-    stamp, parts = _verify(token.dump(), signature, trust)
+    stamp, parts = _verify(token, signature, trust)
     if parts.tst.nonce != nonce:
         raise BadTimestamp("the token answers another request (nonce)")
     return stamp
+
+
+def _refusal(response_der: bytes) -> str:
+    """What a refusal says (status, failure bits, text), for the log and the 503."""
+    try:
+        status = _TimeStampResp.load(response_der)["status"]
+        detail = status["fail_info"].native or ""
+        return f"{status['status'].native} {detail} {status['status_string'].native or ''}"
+    except _PARSE_ERRORS:
+        return "a refusal that cannot be read"
 
 
 class _TimeStampResp(core.Sequence):  # type: ignore[misc]
@@ -376,41 +379,45 @@ def _check_signature(certificate: x509.Certificate, parts: TokenParts, digest_na
         raise BadTimestamp("the token's signature does not verify") from exc
 
 
-# A TSA certificate and its root, once checked (everything but the time): a TSA signs
-# every proof with the same certificate.
-_CHAINS: dict[tuple[bytes, bytes], tuple[str, datetime, datetime]] = {}
-_CHAINS_SIZE = 64
+# A TSA certificate, once checked against a trust list (everything but the time): a TSA
+# signs every token with the same certificate.
+_CHAINS: dict[tuple[bytes, tuple[bytes, ...]], tuple[str, datetime, datetime]] = {}
 
 
 def _tsa_chain(der: bytes, certificate: x509.Certificate, trust: TrustList, when: datetime) -> str:
     """The TSA's name once its certificate is a trusted root or issued by one, for
     time-stamping alone, and valid (with its root) at ``when``."""
+    key = (der, trust.roots)
+    facts = _CHAINS.get(key)
+    if facts is None:
+        facts = _chain_facts(der, certificate, trust)
+        if len(_CHAINS) >= _CACHE_SIZE:
+            _CHAINS.clear()
+        _CHAINS[key] = facts
+    name, not_before, not_after = facts
+    _require(
+        not_before <= when <= not_after,
+        f"the TSA certificate is not valid at the timestamp's time {when.isoformat()}",
+    )
+    return name
+
+
+def _chain_facts(
+    der: bytes, certificate: x509.Certificate, trust: TrustList
+) -> tuple[str, datetime, datetime]:
     if trust.certificate(der) is not None:
         candidates = [der]
     else:
         candidates = trust.issuers_named(certificate.issuer.public_bytes())
-    _require(bool(candidates), "the TSA certificate does not chain to a trusted TSA root")
     failure = "the TSA certificate does not chain to a trusted TSA root"
     for root_der in candidates:
-        facts = _CHAINS.get((der, root_der))
-        if facts is None:
-            root = trust.certificate(root_der)
-            if root is None:  # pragma: no cover - candidates come from the trust list
-                continue
-            try:
-                facts = _check_tsa(certificate, root, root_der == der)
-            except BadTimestamp as exc:
-                failure = str(exc)
-                continue
-            if len(_CHAINS) >= _CHAINS_SIZE:
-                _CHAINS.clear()
-            _CHAINS[(der, root_der)] = facts
-        name, not_before, not_after = facts
-        _require(
-            not_before <= when <= not_after,
-            f"the TSA certificate is not valid at the timestamp's time {when.isoformat()}",
-        )
-        return name
+        root = trust.certificate(root_der)
+        if root is None:  # pragma: no cover - candidates come from the trust list
+            continue
+        try:
+            return _check_tsa(certificate, root, root_der == der)
+        except BadTimestamp as exc:
+            failure = str(exc)
     raise BadTimestamp(failure)
 
 

@@ -119,6 +119,12 @@ class _Fields:
         value = self._get(name, str, optional=True)
         return None if value is None else str(value)
 
+    def number(self, name: str) -> int:
+        value = self._get(name, int)
+        if isinstance(value, bool):
+            raise UnexpectedAnswer(f"{self._what}: field {name!r} is missing or mistyped")
+        return int(value)
+
     def flag(self, name: str) -> bool:
         return bool(self._get(name, bool))
 
@@ -314,22 +320,26 @@ class DocumentCheck:
     code: str
     seal_id: str
     issuer: Issuer
-    signing_time: dt.datetime
-    registered: bool  # the very document registered under its code
-    status: Status | None  # its current status when registered
+    signing_time: dt.datetime  # as the signer asserts it
+    judged_at: dt.datetime  # the time it was judged at (its timestamp's, else signing_time)
+    registered: bool  # its signed content and attributes are those registered under its code
+    status: Status | None  # its code's registered status (None: the code is not registered)
+    checked: Mapping[str, str]  # time, retirement, revocation, registry: what each stood on
     checked_at: dt.datetime
 
     @classmethod
     def parse(cls, body: Any) -> DocumentCheck:
         f = _Fields(body, "document check")
-        registered = f.flag("registered")
+        checked = f.obj("checked")
         return cls(
             code=f.text("code"),
             seal_id=f.text("seal_id"),
             issuer=Issuer.read(f.obj("issuer")),
             signing_time=f.time("signing_time"),
-            registered=registered,
-            status=f.status("status") if registered else None,
+            judged_at=f.time("judged_at"),
+            registered=f.flag("registered"),
+            status=None if f.maybe_text("status") is None else f.status("status"),
+            checked={name: checked.text(name) for name in checked._body},
             checked_at=f.time("checked_at"),
         )
 
@@ -342,14 +352,23 @@ class TrustedSeal:
     kind: str  # proof (电子证明专用章) or verification (查询核验专用章)
     unit_name: str
     unit_code: str
+    version: int  # of the seal's key
     state: str  # active or retired
+    not_before: dt.datetime
+    not_after: dt.datetime
+    retired_at: dt.datetime | None  # when the key stopped sealing
     certificate: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class TrustDocument:
-    """``GET /v1/trust``: the city roots (PEM) and the seals' certificates."""
+    """``GET /v1/trust``: the city roots (PEM) and the seals' keys, as the root signed them
+    (``version`` grows with each publication). The signature is checked by
+    :func:`sealgate.crypto.trust_document.read_trust_document` on the answer's bytes
+    against roots one trusts already; this parse does not check it."""
 
+    version: int
+    issued_at: dt.datetime
     roots: tuple[str, ...]
     seals: tuple[TrustedSeal, ...]
 
@@ -361,19 +380,23 @@ class TrustDocument:
 
     @classmethod
     def parse(cls, body: Any) -> TrustDocument:
-        f = _Fields(body, "trust")
+        f = _Fields(body, "trust").obj("document")
         seals = tuple(
             TrustedSeal(
                 seal_id=s.text("seal_id"),
                 kind=s.text("kind"),
                 unit_name=s.text("unit_name"),
                 unit_code=s.text("unit_code"),
+                version=s.number("version"),
                 state=s.text("state"),
+                not_before=s.time("not_before"),
+                not_after=s.time("not_after"),
+                retired_at=s.maybe_time("retired_at"),
                 certificate=s.text("certificate"),
             )
             for s in f.items("seals")
         )
-        return cls(tuple(f.texts("roots")), seals)
+        return cls(f.number("version"), f.time("issued_at"), tuple(f.texts("roots")), seals)
 
 
 @dataclass(frozen=True, slots=True)

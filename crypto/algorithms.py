@@ -75,21 +75,32 @@ def verify_digest_signature(key: PublicKey, signature: bytes, digest: bytes) -> 
         key.verify(signature, digest, padding.PKCS1v15(), prehashed)
 
 
-def check_signature_shape(key: PublicKey, signature: bytes) -> None:
-    """Cheap sanity check of an HSM signature before it is embedded.
+def low_s_signature(key: PublicKey, signature: bytes) -> bytes:
+    """An HSM signature checked for shape, an ECDSA one with its S made low (s <= n/2).
 
-    Catches a wrong encoding (raw r||s instead of DER) or a key mix-up without
-    paying for a full verification on the hot path.
+    Catches a wrong encoding (raw r||s instead of DER) or a key mix-up without paying
+    for a full verification on the hot path. (r, n-s) verifies wherever (r, s) does, so
+    ECDSA has two encodings of each signature; sealgate issues only the low one, and
+    :func:`is_high_s` lets a checker refuse the other.
     """
     if isinstance(key, ec.EllipticCurvePublicKey):
         try:
             r, s = utils.decode_dss_signature(signature)
         except ValueError as exc:
             raise ContentError("ECDSA signature is not a DER ECDSA-Sig-Value") from exc
-        if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
+        if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):
             raise ContentError("ECDSA signature values out of range")
+        if s > P256_ORDER // 2:
+            return utils.encode_dss_signature(r, P256_ORDER - s)
     elif len(signature) != (key.key_size + 7) // 8:
         raise ContentError("RSA signature length does not match the modulus")
+    return signature
 
 
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+def is_high_s(signature: bytes) -> bool:
+    """Whether a DER ECDSA-Sig-Value (P-256) has S above n/2; ValueError if not DER."""
+    return utils.decode_dss_signature(signature)[1] > P256_ORDER // 2
+
+
+#: The order n of P-256's base point.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551

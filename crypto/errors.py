@@ -15,8 +15,11 @@ Failure is always an exception, never a ``False``::
         ├── UntrustedSeal            seal certificate does not chain to a trusted root,
         │                            or lacks keyUsage / documentSigning EKU
         ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
-        └── BadTimestamp             a signature timestamp that does not verify, answers
-                                     another signature, or comes from an untrusted TSA
+        ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
+        ├── SignedAfterRetirement  signed after the seal key was retired
+        ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
+        └── BadTimestamp           a signature timestamp that does not verify, answers
+                                   another signature, or comes from an untrusted TSA
 
 Errors raised by asn1crypto / cryptography are translated where they enter
 (``raise MalformedProof(...) from exc``) so callers only ever catch this tree.
@@ -36,7 +39,10 @@ __all__ = [
     "ProofError",
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
+    "SignedAfterRetirement",
+    "SignedInTheFuture",
     "TimestampRefused",
+    "TrustDocumentError",
     "UntrustedSeal",
 ]
 
@@ -86,3 +92,15 @@ class BadTimestamp(ProofError):
 
 class TimestampRefused(CryptoError):
     """The time-stamping authority answered with a refusal (a PKIStatus other than granted)."""
+
+
+class SignedInTheFuture(ProofError):
+    """The proof's signing time or timestamp lies ahead of the checker's clock."""
+
+
+class SignedAfterRetirement(ProofError):
+    """The proof was signed after its seal key was retired: no seal signs with it then."""
+
+
+class TrustDocumentError(ProofError):
+    """A trust document that is malformed or not signed by a trusted root."""

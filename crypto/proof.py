@@ -8,14 +8,16 @@ Shape (what :mod:`sealgate.crypto.verification` accepts, nothing else)::
       certificates [0] { seal certificate, root certificate },
       signerInfos { SignerInfo {
         version 1, sid issuerAndSerialNumber, digestAlgorithm sha256,
-        signedAttrs [0] { contentType, messageDigest, signingTime,
+        signedAttrs [0] { contentType, messageDigest, signingTime, signingCertificateV2,
                           verificationCode, sealId, endorsement? },
-        signatureAlgorithm (from the seal key), signature,
+        signatureAlgorithm (from the seal key), signature (ECDSA: low S),
         unsignedAttrs [1] { signatureTimeStampToken }? } } } }   -- CAdES-B-T
 
-The private attributes live under the X.667 UUID arc ``ARC`` (2.25.<uuid>), which
-needs no registration. ``endorsement`` carries what 宁波 第十四条 asks the platform
-to endorse: the extracting unit, the verifying unit and the extraction time::
+The private attributes live under ``ARC`` (:mod:`sealgate.crypto.attributes`, which
+also reads the first proofs' UUID arc). signingCertificateV2 (RFC 5035) names the seal
+certificate by its hash, as CAdES-B-B asks. ``endorsement`` carries what 宁波 第十四条
+asks the platform to endorse: the extracting unit, the verifying unit and the extraction
+time::
 
     Endorsement ::= SEQUENCE {
       extractingUnit [0] EXPLICIT UTF8String OPTIONAL,
@@ -34,16 +36,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asn1crypto import cms, core, x509
+from asn1crypto import tsp, x509
 
 from sealgate.crypto import _der
 from sealgate.crypto.algorithms import (
     SHA256_DER,
     PublicKey,
     SignatureAlgorithm,
-    check_signature_shape,
     load_public_key,
+    low_s_signature,
     signature_algorithm_of,
+)
+from sealgate.crypto.attributes import (
+    ARC,
+    OID_SIGNING_CERTIFICATE_V2,
+    ProofFormat,
+    private_oids,
 )
 from sealgate.crypto.errors import ContentError, SealCertificateNotValid
 
@@ -57,11 +65,8 @@ __all__ = [
     "ProofSealer",
 ]
 
-#: UUID arc (X.667): 2.25.<UUID as integer>; sealgate's private OIDs live below it.
-ARC = "2.25.227244376699152950896079126569910947090"
-OID_VERIFICATION_CODE = f"{ARC}.1.1"
-OID_SEAL_ID = f"{ARC}.1.2"
-OID_ENDORSEMENT = f"{ARC}.1.3"
+# The OIDs proofs are sealed with now (sealgate.crypto.attributes has both formats').
+OID_VERIFICATION_CODE, OID_SEAL_ID, OID_ENDORSEMENT = private_oids(ProofFormat.CADES)
 
 OID_DATA = "1.2.840.113549.1.7.1"
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
@@ -90,39 +95,6 @@ class Endorsement:
         return _der.tlv(_der.SEQUENCE, body)
 
 
-# --- asn1crypto registration, so parsing yields typed values ---------------------
-
-
-class EndorsementAsn1(core.Sequence):  # type: ignore[misc]
-    _fields = [  # noqa: RUF012 - asn1crypto's declaration style
-        ("extracting_unit", core.UTF8String, {"explicit": 0, "optional": True}),
-        ("verifying_unit", core.UTF8String, {"explicit": 1, "optional": True}),
-        ("extracted_at", core.GeneralizedTime, {"explicit": 2, "optional": True}),
-    ]
-
-
-class SetOfUTF8String(core.SetOf):  # type: ignore[misc]
-    _child_spec = core.UTF8String
-
-
-class SetOfEndorsement(core.SetOf):  # type: ignore[misc]
-    _child_spec = EndorsementAsn1
-
-
-def _register() -> None:
-    names = {
-        OID_VERIFICATION_CODE: ("sealgate_verification_code", SetOfUTF8String),
-        OID_SEAL_ID: ("sealgate_seal_id", SetOfUTF8String),
-        OID_ENDORSEMENT: ("sealgate_endorsement", SetOfEndorsement),
-    }
-    for dotted, (name, spec) in names.items():
-        cms.CMSAttributeType._map[dotted] = name
-        cms.CMSAttribute._oid_specs[name] = spec
-    cms.CMSAttributeType._reverse_map = None  # rebuilt lazily with our names
-
-
-_register()
-
 # --- constant encodings -----------------------------------------------------------
 
 _SEQ, _SET = _der.SEQUENCE, _der.SET
@@ -136,6 +108,7 @@ _SIGNING_TIME_OID = _der.oid(OID_SIGNING_TIME)
 _VERIFICATION_CODE_OID = _der.oid(OID_VERIFICATION_CODE)
 _SEAL_ID_OID = _der.oid(OID_SEAL_ID)
 _ENDORSEMENT_OID = _der.oid(OID_ENDORSEMENT)
+_SIGNING_CERTIFICATE_V2_OID = _der.oid(OID_SIGNING_CERTIFICATE_V2)
 _VERSION_1 = b"\x02\x01\x01"
 _ENCAP_TYPE = _der.oid(OID_DATA)
 _CONTENT_INFO_TYPE = _der.oid(OID_SIGNED_DATA)
@@ -144,6 +117,22 @@ _DIGEST_ALGORITHMS = _der.tlv(_SET, SHA256_DER)
 
 def _attribute(type_der: bytes, value_der: bytes) -> bytes:
     return _der.tlv(_SEQ, type_der + _der.tlv(_SET, value_der))
+
+
+def signing_certificate_v2(certificate: x509.Certificate) -> bytes:
+    """The SigningCertificateV2 value DER (RFC 5035) naming ``certificate`` by its SHA-256
+    hash (the default algorithm, so omitted) and its issuer and serial number."""
+    issuer_serial = tsp.IssuerSerial(
+        {
+            "issuer": [x509.GeneralName(name="directory_name", value=certificate.issuer)],
+            "serial_number": certificate.serial_number,
+        }
+    )
+    cert_id = tsp.ESSCertIDv2(
+        {"cert_hash": hashlib.sha256(certificate.dump()).digest(), "issuer_serial": issuer_serial}
+    )
+    encoded: bytes = tsp.SigningCertificateV2({"certs": [cert_id]}).dump(force=True)
+    return encoded
 
 
 class ProofSealer:
@@ -163,6 +152,7 @@ class ProofSealer:
         "_signed_data_head_certs",
         "_signer_info_head",
         "_signer_info_sig_alg",
+        "_signing_certificate_attr",
         "_signing_time",
         "_validity",
     )
@@ -175,6 +165,7 @@ class ProofSealer:
             serial_der: bytes = tbs["serial_number"].dump()
             spki_der: bytes = tbs["subject_public_key_info"].dump()
             seal_id = cert.subject.native.get("serial_number")
+            signing_certificate = signing_certificate_v2(cert)
             validity = tbs["validity"]
             self._validity: tuple[datetime, datetime] = (
                 validity["not_before"].native,
@@ -189,6 +180,9 @@ class ProofSealer:
         self._seal_id: str | None = seal_id if isinstance(seal_id, str) else None
         self._seal_id_attr = (
             b"" if self._seal_id is None else _attribute(_SEAL_ID_OID, _der.utf8(self._seal_id))
+        )
+        self._signing_certificate_attr = _attribute(
+            _SIGNING_CERTIFICATE_V2_OID, signing_certificate
         )
         # DER SET OF: elements sorted by their encodings (X.690 §11.6).
         certs = sorted({seal_certificate_der, *chain})
@@ -255,6 +249,7 @@ class ProofSealer:
             time_attr,
             _attribute(_VERIFICATION_CODE_OID, _der.utf8(code)),
             seal_attr,
+            self._signing_certificate_attr,
         ]
         if endorsement is not None:
             attrs.append(_attribute(_ENDORSEMENT_OID, endorsement.to_der()))
@@ -266,7 +261,9 @@ class ProofSealer:
     def _assemble(
         self, content: bytes, attrs_body: bytes, signature: bytes, unsigned: bytes
     ) -> bytes:
-        check_signature_shape(self._key, signature)
+        # A low S (s <= n/2) makes the ECDSA signature's encoding unique: (r, n-s) is as
+        # valid, and a checker that accepted both would see two proofs in one.
+        signature = low_s_signature(self._key, signature)
         # Headers from lengths, the parts joined once: nesting by concatenation would
         # copy the content once per level.
         header = _der.header
@@ -335,10 +332,16 @@ class PendingProof:
         #: SHA-256 of the DER SET OF signed attributes (RFC 5652 §5.4): what the HSM signs.
         self.digest = digest
 
+    def signature_value(self, signature: bytes) -> bytes:
+        """The HSM's signature as the proof will carry it (ECDSA: its low-S form), shape
+        checked: what a signature timestamp must be over, so it is asked for first."""
+        return low_s_signature(self._sealer._key, signature)
+
     def finish(self, signature: bytes, unsigned_attrs: bytes = b"") -> bytes:
         """The ContentInfo DER. The signature's shape is checked, not verified (hot path).
 
         ``unsigned_attrs`` is the SignerInfo's ``[1] unsignedAttrs`` DER, if any: the
-        signature timestamp (:func:`sealgate.crypto.timestamps.signature_timestamp_attributes`).
+        signature timestamp (:func:`sealgate.crypto.timestamps.signature_timestamp_attributes`)
+        over :meth:`signature_value`.
         """
         return self._sealer._assemble(self.content, self._attrs_body, signature, unsigned_attrs)

@@ -3,8 +3,9 @@
 A proof's SignerInfo carries, as its one unsigned attribute, an
 id-aa-signatureTimeStampToken (RFC 5126 / ETSI EN 319 122-1 §5.3) whose message imprint
 is the SHA-256 of the signature value (RFC 3161 Appendix A): a TSA's word that the
-signature existed at the token's ``genTime``. Verification then judges the seal
-certificate at that time, not at the signing time the signer wrote itself.
+signature existed at the token's ``genTime``. Checks then judge the seal certificate at
+that time, not at the signing time the signer wrote itself
+(:func:`sealgate.crypto.assessment.assess`).
 
 The seams other modules use:
 
@@ -12,8 +13,9 @@ The seams other modules use:
   :func:`read_response` (the TSA's answer checked: status, nonce, imprint, the token's
   signature and its TSA's chain), then :func:`signature_timestamp_attributes` (the
   ``[1] unsignedAttrs`` DER that :meth:`sealgate.crypto.proof.PendingProof.finish` embeds);
-- checking: :func:`signature_timestamp` (the verified token of a SignerInfo, or ``None``)
-  and :func:`judged_time` (the time a seal certificate is judged at).
+- checking: :func:`timestamp_check` (given the TSA roots, the ``timestamp=`` check that
+  :func:`~sealgate.crypto.assessment.assess` takes: the token of a verified proof
+  checked over its signature, the time it vouches for), :func:`verify_token` (one token).
 
 TSAs are trusted through their own :class:`~sealgate.crypto.verification.TrustList` of
 roots (never the city root's: a seal certificate is not a TSA, nor the other way round).
@@ -25,10 +27,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
@@ -50,32 +52,23 @@ from sealgate.crypto._tokens import (
     split_response,
 )
 from sealgate.crypto.algorithms import SHA256_DER
+from sealgate.crypto.attributes import OID_SIGNATURE_TIME_STAMP_TOKEN
 from sealgate.crypto.errors import BadTimestamp, TimestampRefused
 
 if TYPE_CHECKING:
-    from sealgate.crypto.verification import TrustList
+    from sealgate.crypto.verification import TrustList, VerifiedProof
 
 __all__ = [
-    "OID_SIGNATURE_TIME_STAMP_TOKEN",
-    "SIGNING_TIME_SKEW",
     "Timestamp",
     "has_signature_timestamp",
-    "judged_time",
     "read_response",
-    "signature_timestamp",
     "signature_timestamp_attributes",
+    "timestamp_check",
     "timestamp_request",
     "verify_token",
 ]
 
-#: id-aa-signatureTimeStampToken (RFC 2634 / RFC 5126): the one unsigned attribute.
-OID_SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # noqa: S105 - an OID
 OID_TST_INFO = "1.2.840.113549.1.9.16.1.4"
-
-#: How much later than the token's genTime the self-asserted signing time may be: the
-#: gateway's and the TSA's clocks differ a little, and the signing time is cut to whole
-#: seconds. A signing time later than that claims a signature made after it was stamped.
-SIGNING_TIME_SKEW = timedelta(minutes=5)
 
 _HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -169,28 +162,9 @@ _TOKEN_OID_DER = _der.oid(OID_SIGNATURE_TIME_STAMP_TOKEN)
 # --- checking -------------------------------------------------------------------------
 
 
-def signature_timestamp(
-    unsigned_attrs: Any, signature: bytes, trust: TrustList
-) -> Timestamp | None:
-    """The verified signature timestamp among a SignerInfo's unsigned attributes
-    (asn1crypto ``CMSAttributes``, or ``Void`` when there are none), ``None`` if it has
-    none. More than one, or one that does not verify over ``signature``, is
-    :class:`BadTimestamp`. Other unsigned attributes are the caller's to judge."""
-    tokens = []
-    if not isinstance(unsigned_attrs, core.Void):
-        for attribute in unsigned_attrs:
-            if attribute["type"].dotted == OID_SIGNATURE_TIME_STAMP_TOKEN:
-                tokens.extend(attribute["values"])
-    if not tokens:
-        return None
-    if len(tokens) != 1:
-        raise BadTimestamp("more than one signature timestamp")
-    return verify_token(tokens[0].dump(), signature, trust)
-
-
 def has_signature_timestamp(proof_der: bytes) -> bool:
     """Whether a proof's SignerInfo carries a signature timestamp (not whether it verifies:
-    :func:`signature_timestamp` says that)."""
+    :func:`verify_token` says that)."""
     try:
         signer = cms.ContentInfo.load(proof_der)["content"]["signer_infos"][0]
         unsigned = signer["unsigned_attrs"]
@@ -201,19 +175,17 @@ def has_signature_timestamp(proof_der: bytes) -> bool:
         raise BadTimestamp(f"not a sealed proof: {type(exc).__name__}") from exc
 
 
-def judged_time(signing_time: datetime, stamp: Timestamp | None) -> datetime:
-    """The time a proof's seal certificate is judged at: the timestamp's genTime when the
-    proof has a verified one, else the self-asserted signing time. A signing time later
-    than the genTime (beyond :data:`SIGNING_TIME_SKEW`) is :class:`BadTimestamp`: the
-    signature cannot have been made after it was stamped."""
-    if stamp is None:
-        return signing_time
-    if signing_time > stamp.gen_time + SIGNING_TIME_SKEW:
-        raise BadTimestamp(
-            f"signing time {signing_time.isoformat()} is after the timestamp"
-            f" {stamp.gen_time.isoformat()}"
-        )
-    return stamp.gen_time
+def timestamp_check(trust: TrustList) -> Callable[[VerifiedProof], datetime]:
+    """The timestamp check :func:`sealgate.crypto.assessment.assess` takes: a proof's
+    signature timestamp token verified over its signature against the TSA roots in
+    ``trust``, giving the time it vouches for (:class:`BadTimestamp` if it does not)."""
+
+    def check(proof: VerifiedProof) -> datetime:
+        if proof.timestamp_token is None:
+            raise BadTimestamp("the proof has no signature timestamp")
+        return verify_token(proof.timestamp_token, proof.signature, trust).gen_time
+
+    return check
 
 
 def verify_token(token_der: bytes, stamped: bytes, trust: TrustList) -> Timestamp:

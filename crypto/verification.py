@@ -2,11 +2,8 @@
 
 :func:`verify_proof` either returns a :class:`VerifiedProof` or raises one
 :class:`~sealgate.crypto.errors.ProofError` subclass naming the first check that failed.
-Revocation is deliberately not consulted here: the registry owns that state.
-
-Time: with a TSA trust list, a proof's signature timestamp (CAdES-B-T) is verified and the
-seal certificate is judged at its time (:mod:`sealgate.crypto.timestamps`); without one,
-or for a proof without a timestamp, at the self-asserted signing time.
+It proves who signed what; when, and whether the key still sealed then, is
+:mod:`sealgate.crypto.assessment`'s. Revocation is not consulted here either.
 """
 
 from __future__ import annotations
@@ -27,6 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sealgate.crypto import _der
 from sealgate.crypto import proof as _proof
+from sealgate.crypto.algorithms import is_high_s
+from sealgate.crypto.attributes import (
+    ProofFormat,
+    check_signing_certificate,
+    proof_format_of,
+    timestamp_token,
+)
 from sealgate.crypto.errors import (
     BadSignature,
     ContentError,
@@ -38,9 +42,8 @@ from sealgate.crypto.errors import (
 )
 from sealgate.crypto.proof import Endorsement
 from sealgate.crypto.seal_chain import SealFacts, seal_facts
-from sealgate.crypto.timestamps import Timestamp, judged_time, signature_timestamp
 
-__all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "verify_proof"]
+__all__ = ["MAX_PROOF_SIZE", "TrustList", "VerifiedProof", "signed_parts", "verify_proof"]
 
 #: Proofs are a few KiB; refuse anything that could only be an attack on the parser.
 MAX_PROOF_SIZE = 1 << 20
@@ -127,7 +130,13 @@ class TrustList:
 
 @dataclass(frozen=True, slots=True)
 class VerifiedProof:
-    """What a valid proof says, and which seal said it."""
+    """What a valid proof says, and which seal said it.
+
+    ``signed_attributes`` (the DER SET OF that the signature covers) and ``content`` are
+    what makes a proof the one registered: two encodings of one signature, or unsigned
+    bytes added, leave them alone. ``timestamp_token`` (DER ContentInfo, unchecked here)
+    and ``signature`` are what a timestamp check needs (it covers the signature's octets).
+    """
 
     content: bytes
     code: str
@@ -137,35 +146,38 @@ class VerifiedProof:
     seal_certificate_der: bytes
     unit_name: str
     unit_code: str
-    #: The verified signature timestamp, if the proof has one and the TSA trust list was
-    #: given; the seal certificate was judged at its time then.
-    timestamp: Timestamp | None = None
+    proof_format: ProofFormat
+    signed_attributes: bytes
+    signature: bytes
+    timestamp_token: bytes | None
 
 
-def verify_proof(
-    der: bytes, trust: TrustList, *, tsa_trust: TrustList | None = None
-) -> VerifiedProof:
+def signed_parts(der: bytes) -> tuple[bytes, bytes]:
+    """The content and the signed attributes (DER SET OF) of a proof, which make it the
+    proof it is, without checking its signature: for comparing with a registered one."""
+    parsed = _parse(der)
+    return parsed.content, parsed.signed_attrs_der
+
+
+def verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
     """Verify a sealed proof against ``trust``; raise a :class:`ProofError` if it fails.
 
-    With ``tsa_trust`` (the TSA roots), a signature timestamp is verified and the seal
-    judged at its time; a timestamp that does not verify is :class:`BadTimestamp`.
     Fails closed: whatever a library raises on hostile input ends as MalformedProof.
     """
     try:
-        return _verify_proof(der, trust, tsa_trust)
+        return _verify_proof(der, trust)
     except ProofError:
         raise
     except Exception as exc:  # a library's unexpected complaint about the input
         raise MalformedProof(f"not a sealed proof: {type(exc).__name__}") from exc
 
 
-def _verify_proof(der: bytes, trust: TrustList, tsa_trust: TrustList | None) -> VerifiedProof:
+def _verify_proof(der: bytes, trust: TrustList) -> VerifiedProof:
     """Verify a sealed proof against ``trust``; raise the first failing check's error.
 
     Order: structure (MalformedProof) → message digest (DigestMismatch) → content
     type → signature (BadSignature) → chain, key usage, EKU (UntrustedSeal) →
-    signature timestamp (BadTimestamp) → the seal judged at the timestamp's time, else
-    the signing time, within seal and root validity (SealNotValidAtSigningTime).
+    signing time within seal and root validity (SealNotValidAtSigningTime).
     """
     parsed = _parse(der)
     if not hmac.compare_digest(parsed.message_digest, hashlib.sha256(parsed.content).digest()):
@@ -173,6 +185,8 @@ def _verify_proof(der: bytes, trust: TrustList, tsa_trust: TrustList | None) -> 
     if not parsed.content_type_is_data:
         raise MalformedProof("content-type attribute does not match the content")
     seal_der, root_copy = _split_certificates(parsed)
+    if parsed.signing_certificate is not None:
+        check_signing_certificate(parsed.signing_certificate, seal_der)
     seal = _load_certificate(seal_der)
     _verify_signature(seal, parsed)
     if root_copy is not None and trust.certificate(root_copy) is None:
@@ -180,23 +194,22 @@ def _verify_proof(der: bytes, trust: TrustList, tsa_trust: TrustList | None) -> 
     facts = _chain_to_trust(seal_der, seal, trust, root_copy)
     if facts.seal_id is not None and parsed.seal_id != facts.seal_id:
         raise UntrustedSeal(f"proof names seal {parsed.seal_id!r}, certificate {facts.seal_id!r}")
-    stamp = None
-    if tsa_trust is not None:
-        stamp = signature_timestamp(parsed.unsigned_attrs, parsed.signature, tsa_trust)
-    when = judged_time(parsed.signing_time, stamp)
+    when = parsed.signing_time
     if not (facts.not_before <= when <= facts.not_after):
-        source = "signing time" if stamp is None else "timestamp"
-        raise SealNotValidAtSigningTime(f"{source} {when.isoformat()} outside validity")
+        raise SealNotValidAtSigningTime(f"signing time {when.isoformat()} outside validity")
     return VerifiedProof(
         content=parsed.content,
         code=parsed.code,
         seal_id=parsed.seal_id,
         endorsement=parsed.endorsement,
-        signing_time=parsed.signing_time,
+        signing_time=when,
         seal_certificate_der=seal_der,
         unit_name=facts.unit_name,
         unit_code=facts.unit_code,
-        timestamp=stamp,
+        proof_format=parsed.proof_format,
+        signed_attributes=parsed.signed_attrs_der,
+        signature=parsed.signature,
+        timestamp_token=parsed.timestamp_token,
     )
 
 
@@ -215,10 +228,12 @@ class _Parsed:
     endorsement: Endorsement | None
     signature_algorithm: str
     signature: bytes
+    proof_format: ProofFormat
+    signing_certificate: Any  # SigningCertificateV2, None in the legacy format
+    timestamp_token: bytes | None
     sid_issuer_der: bytes
     sid_serial: int
     certificates: tuple[bytes, ...]
-    unsigned_attrs: Any  # asn1crypto CMSAttributes, or Void when there are none
 
 
 def _parse(der: bytes) -> _Parsed:
@@ -292,53 +307,45 @@ def _parse_unchecked(der: bytes) -> _Parsed:
 
     signed_attrs = signer["signed_attrs"]
     _require(not isinstance(signed_attrs, core.Void), "no signed attributes")
-    attributes = _attributes(signed_attrs)
+    proof_format, attributes = _attributes(signed_attrs)
+    names = proof_format.names
     body = signed_attrs.contents
-    endorsement = attributes.get("sealgate_endorsement")
+    endorsement = attributes.get(names.endorsement)
     return _Parsed(
         content=content,
         signed_attrs_der=_der_set(body),
         content_type_is_data=attributes["content_type"].contents == _RAW["data"],
         message_digest=attributes["message_digest"].native,
         signing_time=attributes["signing_time"].native,
-        code=attributes["sealgate_verification_code"].native,
-        seal_id=attributes["sealgate_seal_id"].native,
+        code=attributes[names.code].native,
+        seal_id=attributes[names.seal_id].native,
         endorsement=None if endorsement is None else _endorsement(endorsement.native),
         signature_algorithm=sig_oid,
         signature=signer["signature"].native,
+        proof_format=proof_format,
+        signing_certificate=attributes.get("signing_certificate_v2"),
+        timestamp_token=timestamp_token(signer["unsigned_attrs"]),
         sid_issuer_der=sid.chosen["issuer"].dump(),
         sid_serial=sid.chosen["serial_number"].native,
         certificates=tuple(cert_ders),
-        unsigned_attrs=signer["unsigned_attrs"],
     )
 
 
-_REQUIRED = (
-    "content_type",
-    "message_digest",
-    "signing_time",
-    "sealgate_verification_code",
-    "sealgate_seal_id",
-)
-_KNOWN = frozenset({*_REQUIRED, "sealgate_endorsement"})
-
-
-def _attributes(signed_attrs: cms.CMSAttributes) -> dict[str, Any]:
-    """Single-valued attributes by name; duplicates and unknown ones are refused."""
+def _attributes(signed_attrs: cms.CMSAttributes) -> tuple[ProofFormat, dict[str, Any]]:
+    """Single-valued attributes by name, exactly one format's set (attributes.py);
+    duplicates and unknown ones are refused."""
     found: dict[str, Any] = {}
     for attribute in signed_attrs:
         name = attribute["type"].native
-        _require(name in _KNOWN, f"unexpected signed attribute {name}")
         _require(name not in found, f"duplicate signed attribute {name}")
         values = attribute["values"]
         _require(len(values) == 1, f"attribute {name} must have exactly one value")
         found[name] = values[0]
-    missing = [name for name in _REQUIRED if name not in found]
-    _require(not missing, f"missing signed attributes {missing}")
+    proof_format = proof_format_of(found)
     found["signing_time"] = found["signing_time"].chosen  # Time CHOICE
     _require(isinstance(found["message_digest"].native, bytes), "bad message-digest")
     _require(isinstance(found["signing_time"].native, datetime), "bad signing-time")
-    return found
+    return proof_format, found
 
 
 def _endorsement(value: Mapping[str, Any]) -> Endorsement:
@@ -412,6 +419,9 @@ def _split_certificates(parsed: _Parsed) -> tuple[bytes, bytes | None]:
         except ValueError as exc:
             raise MalformedProof("certificate name is malformed") from exc
         if cert.serial_number == parsed.sid_serial and issuer == parsed.sid_issuer_der:
+            # Two certificates with the signer's issuer and serial: which one signed is
+            # the toolkit's guess (OpenSSL refuses such a proof), so refuse it too.
+            _require(seal_der is None, "more than one certificate matches the signer")
             seal_der = der
         else:
             root_der = der
@@ -429,6 +439,10 @@ def _verify_signature(seal: x509.Certificate, parsed: _Parsed) -> None:
         if isinstance(key, ec.EllipticCurvePublicKey):
             if parsed.signature_algorithm != _ECDSA_SHA256:
                 raise BadSignature("signature algorithm does not match the EC seal key")
+            # The first proofs were sealed with either S; since signing-certificate-v2
+            # came in, only the low one (algorithms.low_s_signature).
+            if parsed.proof_format is ProofFormat.CADES and _high_s(parsed.signature):
+                raise MalformedProof("ECDSA signature has a high S: not as sealed")
             key.verify(parsed.signature, parsed.signed_attrs_der, ec.ECDSA(hashes.SHA256()))
         elif isinstance(key, rsa.RSAPublicKey):
             if parsed.signature_algorithm not in _RSA_SIGNATURE_OIDS:
@@ -440,3 +454,10 @@ def _verify_signature(seal: x509.Certificate, parsed: _Parsed) -> None:
             raise BadSignature("seal key type is not supported")
     except InvalidSignature as exc:
         raise BadSignature("signature does not verify with the seal certificate") from exc
+
+
+def _high_s(signature: bytes) -> bool:
+    try:
+        return is_high_s(signature)
+    except ValueError as exc:
+        raise BadSignature("ECDSA signature is not a DER ECDSA-Sig-Value") from exc

@@ -20,6 +20,7 @@ from aiohttp import web
 from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
+from sealgate.crypto.timestamps import timestamp_check
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
@@ -157,8 +158,10 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             registry=registry,
             catalog=catalog,
             clock=app[CLOCK],
-            tsa_trust=settings.tsa_trust(),
         )
+        if (tsa_roots := settings.tsa_trust()) is not None:
+            # A presented proof's timestamp is checked, and the proof judged at its time.
+            checker.timestamp = timestamp_check(tsa_roots)
         app[CHECKER] = checker
         app[VERIFY] = VerifyEndpoint(
             auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]

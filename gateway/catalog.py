@@ -1,4 +1,4 @@
-"""The seals a gateway process can use, their sealers, and the trust list it publishes.
+"""The seals a gateway process can use, their sealers, and the trust document it serves.
 
 Loaded from the :class:`~sealgate.verify.directory.Directory` at start and refreshed in the
 background, so a ``sealgate seal rotate`` or ``seal create`` run beside a serving gateway
@@ -8,12 +8,10 @@ takes effect within :data:`REFRESH_SECONDS` without a restart.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from sealgate.crypto.certificates import certificate_pem
 from sealgate.crypto.proof import ProofSealer
 from sealgate.crypto.verification import TrustList
 from sealgate.verify.directory import Directory, NotFound, Seal, SealKey
@@ -30,7 +28,10 @@ class CatalogSnapshot:
     seals: dict[str, Seal]
     roots: tuple[bytes, ...]
     trust: TrustList
-    trust_document: bytes  # GET /v1/trust, serialised once per refresh
+    # GET /v1/trust: the newest root-signed trust document (None before the first)
+    trust_document: bytes | None
+    # Every seal certificate (DER) the directory knows → when its key retired (None: active)
+    retirements: Mapping[bytes, dt.datetime | None]
     # Seals that cannot seal (certificate ended or not yet begun) or soon will not.
     expiry_warnings: tuple[str, ...]
 
@@ -55,28 +56,17 @@ class SealCatalog:
     def _load(self) -> CatalogSnapshot:
         roots = tuple(der for der, _ in self._directory.roots())
         seals = {seal.seal_id: seal for seal in self._directory.seals()}
-        document = {
-            "roots": [certificate_pem(der) for der in roots],
-            "seals": [
-                {
-                    "seal_id": seal.seal_id,
-                    "kind": seal.kind.value,
-                    "kind_name": seal.kind.chinese_name,
-                    "unit_name": seal.unit_name,
-                    "unit_code": seal.unit_code,
-                    "version": key.version,
-                    "state": key.state.value,
-                    "certificate": certificate_pem(key.certificate),
-                }
-                for seal in seals.values()
-                for key in seal.keys
-            ],
-        }
+        published = self._directory.trust_document()
         return CatalogSnapshot(
             seals=seals,
             roots=roots,
             trust=TrustList.from_der(roots),
-            trust_document=json.dumps(document, ensure_ascii=False).encode() + b"\n",
+            trust_document=None if published is None else published[1],
+            retirements={
+                key.certificate: seal.retired_at(key)
+                for seal in seals.values()
+                for key in seal.keys
+            },
             expiry_warnings=self._expiry_warnings(seals.values()),
         )
 
@@ -116,3 +106,4 @@ class SealCatalog:
             sealer = ProofSealer(key.certificate)
             self._sealers[key.key_label] = sealer
         return sealer
+

@@ -12,12 +12,13 @@ from typing import Any, Protocol
 
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import Found
-from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof
+from sealgate.crypto.assessment import RevocationCheck, TimestampCheck
 from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.document_check import check_document
 from sealgate.gateway.language import STATUS_LABELS_ZH
 from sealgate.gateway.problems import unknown_code
 from sealgate.gateway.sealing import format_code, rfc3339
-from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode, parse_code
+from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode
 from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 
 MAX_REMEMBERED_CODES = 200_000
@@ -43,17 +44,17 @@ class StatusChecker:
         registry: Registry,
         catalog: SealCatalog,
         clock: Callable[[], float] = time.time,
-        tsa_trust: TrustList | None = None,
     ) -> None:
         self._codes = codes
-        # The TSA roots: a presented proof's timestamp is checked and the seal judged at
-        # its time (None: the home trusts no TSA, and the signing time is used).
-        self._tsa_trust = tsa_trust
         self._lookup = lookup
         self._registry = registry
         self._catalog = catalog
         self._clock = clock
         self._genuine: dict[str, str] = {}  # code as typed → compact, for genuine codes
+        #: How a presented proof's timestamp and seal revocation are checked; None: they
+        #: are not, and the document check's answer says so.
+        self.timestamp: TimestampCheck | None = None
+        self.revocation: RevocationCheck | None = None
 
     def code(self, code_text: str) -> str:
         """The compact form of a genuine code; otherwise the one 404 for all, with no I/O."""
@@ -104,35 +105,20 @@ class StatusChecker:
         return status_view(record, self._clock(), chinese=chinese)
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
-        """Verify a presented sealed proof offline, then report its registered status.
+        """Verify a presented sealed proof offline, judge its time, then report its
+        registered status (:mod:`sealgate.gateway.document_check`).
 
         Raises :class:`sealgate.crypto.errors.ProofError` when the seal does not hold.
         """
-        verified: VerifiedProof = verify_proof(
-            der, self._catalog.snapshot.trust, tsa_trust=self._tsa_trust
+        return await check_document(
+            der,
+            snapshot=self._catalog.snapshot,
+            record_of=self._registry.get,
+            status_of=self._lookup.get_status,
+            now=self._clock(),
+            timestamp=self.timestamp,
+            revocation=self.revocation,
         )
-        result: dict[str, Any] = {
-            "seal": "valid",
-            "code": verified.code,
-            "seal_id": verified.seal_id,
-            "issuer": {"unit_name": verified.unit_name, "unit_code": verified.unit_code},
-            "signing_time": rfc3339(verified.signing_time.timestamp()),
-        }
-        record = None
-        try:
-            record = await self._registry.get(parse_code(verified.code).compact)
-        except CodeError:
-            record = None
-        if record is None or record.document != der:
-            # Sealed by a trusted seal but not the registered document for this code.
-            result["registered"] = False
-            result["status"] = None
-        else:
-            status = await self._lookup.get_status(record.code)
-            result["registered"] = True
-            result["status"] = (status or record).current_status(self._clock()).value
-        result["checked_at"] = rfc3339(self._clock())
-        return result
 
 
 def status_view(

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.errors import ProofError
-from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.errors import Error
 from sealgate.gateway.audit import unsigned_limit
 from sealgate.gateway.cli_audit import (
@@ -24,11 +22,13 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
-from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import LookupLimit, Role, SealKind
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
+from sealgate.hsm.keystore import KeyAlgorithm, Keystore
+from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -237,20 +237,14 @@ def _parser() -> argparse.ArgumentParser:
     tsa_serve.add_argument("--host", default="127.0.0.1")
     tsa_serve.add_argument("--port", type=int, default=8318)
 
-    check = sub.add_parser(
-        "verify-file",
+    add_verify_file(sub, home)
+    trust = sub.add_parser(
+        "trust", parents=[home], help="the root-signed trust document"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    trust.add_parser(
+        "publish",
         parents=[home],
-        help="check a sealed proof (DER CMS) against the trust list, offline",
-    )
-    check.add_argument("file", type=Path)
-    check.add_argument(
-        "--trust", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
-    )
-    check.add_argument(
-        "--tsa-trust",
-        type=Path,
-        help="PEM file of trusted TSA roots: the proof's timestamp is checked and the seal "
-        "judged at its time (default: the home's tsa-roots.pem, if there is one)",
+        help="sign the directory's roots and seal keys with the root as the next version",
     )
     return parser
 
@@ -288,7 +282,7 @@ def _run(args: argparse.Namespace) -> int:
         serve_tsa(Path(args.home or ".sealgate-tsa"), args.host, args.port)
         return 0
     if args.command == "verify-file":
-        return _verify_file(args, home)
+        return verify_file(args, home)
     if args.command == "audit":
         return audit_verify(args, home)
 
@@ -373,6 +367,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{client.role.value}\t{client.client_id}\t{token}")
             return 0
         with provisioner.keystore() as keystore:
+            if args.command == "trust":
+                audit_ahead(trail, "trust-publish")("trust")
+                version = publish_trust_document(directory, root_signer(keystore, directory))
+                audit_outcome(trail, "trust-publish", "trust", version=version)
+                print(f"trust document\tversion {version}")
+                return 0
             if args.action == "create":
                 seal = provisioner.create_seal(
                     keystore,
@@ -385,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
                 audit_outcome(trail, "seal-create", seal.seal_id, kind=seal.kind.value)
                 print(f"seal\t{seal.seal_id}\t{seal.kind.value}")
-                return 0
+                return _publish_after(trail, directory, keystore)
             key = provisioner.rotate_seal(
                 keystore,
                 directory,
@@ -401,46 +401,23 @@ def _run(args: argparse.Namespace) -> int:
                 key=key.key_label,
             )
             print(f"seal\t{key.seal_id}\tv{key.version}")
-            return 0
+            return _publish_after(trail, directory, keystore)
     finally:
         directory.close()
 
 
-def _verify_file(args: argparse.Namespace, home: Path) -> int:
-    trust_path: Path = args.trust or home / "root.pem"
-    tsa_path: Path | None = args.tsa_trust
-    if tsa_path is None and (home / "tsa-roots.pem").exists():
-        tsa_path = home / "tsa-roots.pem"
+def _publish_after(trail: Path, directory: Directory, keystore: Keystore) -> int:
+    """A change to the seal keys publishes the next trust document; if that fails, the
+    change stands and the operator is told how to publish (exit 1)."""
     try:
-        trust = TrustList.from_pem(trust_path.read_bytes())
-        tsa_trust = None if tsa_path is None else TrustList.from_pem(tsa_path.read_bytes())
-        der = args.file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    try:
-        proof = verify_proof(der, trust, tsa_trust=tsa_trust)
-    except ProofError as exc:
-        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    # The last field: what the seal was judged at, a TSA's time or the signer's own word.
-    stamp = proof.timestamp
-    judged = (
-        f"timestamp {stamp.gen_time.isoformat()} by {stamp.tsa_name}"
-        if stamp is not None
-        else "signing time (no timestamp checked)"
-    )
-    print(
-        "\t".join(
-            (
-                "VALID",
-                proof.code,
-                proof.seal_id,
-                proof.unit_name,
-                proof.signing_time.isoformat(),
-                judged,
-            )
-        )
-    )
+        audit_ahead(trail, "trust-publish")("trust")
+        version = publish_trust_document(directory, root_signer(keystore, directory))
+    except Error as exc:
+        raise CliError(
+            f"done, but the trust document was not published ({exc}):"
+            " run 'sealgate trust publish'"
+        ) from None
+    audit_outcome(trail, "trust-publish", "trust", version=version)
     return 0
 
 

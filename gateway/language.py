@@ -50,6 +50,7 @@ PROBLEM_TITLES_ZH = {
     "registry-corrupted": "证明登记库数据已损坏，需由运维人员恢复",
     "directory-unavailable": "客户端与印章目录暂不可用，请稍后再试",
     "audit-unavailable": "审计日志暂不可写入，请稍后再试",
+    "trust-document-unpublished": "信任文档尚未由根证书签发发布，需由运维人员发布",
     "internal-error": "内部错误",
     "http-error": "请求错误",
 }

@@ -321,8 +321,12 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/trust": {
             "get": {
-                "summary": "Trust list: roots and seal certificates",
-                "responses": {"200": json_answer("The trust list", TRUST, cache="max-age=60")},
+                "summary": "The trust document: roots and seal keys with their validity and "
+                "retirement, versioned and signed by the city root",
+                "responses": {
+                    "200": json_answer("The signed trust document", TRUST, cache="max-age=60"),
+                    **problems(503),
+                },
             }
         },
         "/healthz": {

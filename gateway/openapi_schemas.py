@@ -60,6 +60,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",
         "audit-unavailable",
+        "trust-document-unpublished",  # no Retry-After: the operator must publish one
     ),
 }
 _PROBLEM_DESCRIPTIONS = {
@@ -75,7 +76,8 @@ _PROBLEM_DESCRIPTIONS = {
     422: "Well-formed, but not acceptable",
     429: "Too many failed lookups; retry after `Retry-After` seconds",
     503: "A component is unavailable; retry after `Retry-After` seconds. Without "
-    "`Retry-After` (`registry-corrupted`: the registry's data is damaged) retrying does "
+    "`Retry-After` (`registry-corrupted`: the registry's data is damaged; "
+    "`trust-document-unpublished`: no root-signed trust document yet) retrying does "
     "not help until the operator restores it",
 }
 
@@ -361,33 +363,88 @@ DOCUMENT_CHECK = object_schema(
         "code": {"type": "string"},
         "seal_id": {"type": "string"},
         "issuer": _ISSUER,
-        "signing_time": _INSTANT_ANSWER,
+        "signing_time": {**_INSTANT_ANSWER, "description": "As the signer asserts it"},
+        "judged_at": {
+            **_INSTANT_ANSWER,
+            "description": "The time the proof was judged at: its checked signature "
+            "timestamp's, else its signing time (checked.time says which)",
+        },
         "registered": {
             "type": "boolean",
-            "description": "Whether this very document is the one registered for its code",
+            "description": "Whether its signed content and signed attributes are those of "
+            "the proof registered under its signed code",
         },
-        "status": {**_STATUS, "enum": [*_STATUS["enum"], None]},
+        "status": {
+            **_STATUS,
+            "enum": [*_STATUS["enum"], None],
+            "description": "The registered status of its signed code (null: not registered)",
+        },
+        "checked": object_schema(
+            {
+                "time": {"type": "string", "description": "Where the time judged came from"},
+                "retirement": {
+                    "type": "string",
+                    "description": "Whether the seal key was still active then",
+                },
+                "revocation": {
+                    "type": "string",
+                    "description": "The revocation source consulted, or 'not checked offline'",
+                },
+                "registry": {"type": "string", "description": "What the registry holds"},
+            }
+        ),
         "checked_at": _INSTANT_ANSWER,
     }
 )
 TRUST = object_schema(
     {
-        "roots": {"type": "array", "items": {"type": "string", "description": "PEM"}},
-        "seals": {
-            "type": "array",
-            "items": object_schema(
-                {
-                    "seal_id": {"type": "string"},
-                    "kind": {"enum": [k.value for k in SealKind]},
-                    "kind_name": {"type": "string"},
-                    "unit_name": {"type": "string"},
-                    "unit_code": {"type": "string"},
-                    "version": {"type": "integer"},
-                    "state": {"enum": [s.value for s in KeyState]},
-                    "certificate": {"type": "string", "description": "PEM"},
-                }
-            ),
-        },
+        "document": object_schema(
+            {
+                "format": {"const": "sealgate-trust/1"},
+                "version": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Grows by one with each publication",
+                },
+                "issued_at": _INSTANT_ANSWER,
+                "roots": {"type": "array", "items": {"type": "string", "description": "PEM"}},
+                "seals": {
+                    "type": "array",
+                    "items": object_schema(
+                        {
+                            "seal_id": {"type": "string"},
+                            "kind": {"enum": [k.value for k in SealKind]},
+                            "kind_name": {"type": "string"},
+                            "unit_name": {"type": "string"},
+                            "unit_code": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "state": {"enum": [s.value for s in KeyState]},
+                            "not_before": _INSTANT_ANSWER,
+                            "not_after": _INSTANT_ANSWER,
+                            "retired_at": {
+                                "oneOf": [_INSTANT_ANSWER, {"type": "null"}],
+                                "description": "When the key stopped sealing (null: active)",
+                            },
+                            "certificate": {"type": "string", "description": "PEM"},
+                        }
+                    ),
+                },
+            }
+        ),
+        "signature": object_schema(
+            {
+                "algorithm": {"enum": ["ecdsa-with-SHA256", "sha256WithRSAEncryption"]},
+                "root": {
+                    "type": "string",
+                    "description": "Hex SHA-256 of the signing root certificate's DER",
+                },
+                "value": {
+                    "type": "string",
+                    "description": "Base64 signature over the SHA-256 of the RFC 8785 JSON of "
+                    "`document`",
+                },
+            }
+        ),
     }
 )
 READINESS = object_schema(

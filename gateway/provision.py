@@ -38,6 +38,7 @@ from sealgate.gateway.home import (
     write_config,
     write_secret,
 )
+from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
@@ -379,6 +380,7 @@ def init_home(
                 provisioner.create_root(keystore, directory, city)
                 provisioner.create_audit_key(keystore)
                 credentials = provisioner.demo(keystore, directory) if demo else None
+                publish_trust_document(directory, root_signer(keystore, directory))
             finally:
                 directory.close()
         return settings, credentials

@@ -310,7 +310,7 @@ class SealingService:
             signatures = await self._signing.sign_digests(
                 [(p.key_label, p.pending.digest) for p in prepared]
             )
-            stamps = await self._stamp(signatures)
+            signatures, stamps = await self._stamp(prepared, signatures)
             proofs = [
                 p.record(p.pending.finish(signature, stamp))
                 for p, signature, stamp in zip(prepared, signatures, stamps, strict=True)
@@ -325,19 +325,27 @@ class SealingService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _stamp(self, signatures: list[bytes]) -> list[bytes]:
-        """Each signature's ``unsignedAttrs`` with its timestamp, or all empty: without a
-        TSA, or when it cannot stamp and the city chose to seal without (else the
-        TsaUnavailable propagates: 503, nothing sealed)."""
+    async def _stamp(
+        self, prepared: list[_Prepared], signatures: list[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The signatures, and each one's ``unsignedAttrs`` with its timestamp, or all
+        empty: without a TSA, or when it cannot stamp and the city chose to seal without
+        (else the TsaUnavailable propagates: 503, nothing sealed)."""
+        none = [b""] * len(signatures)
         if self._timestamper is None:
-            return [b""] * len(signatures)
+            return signatures, none
+        # As the proofs will carry them (ECDSA: low S): what the timestamps must be over.
+        signatures = [
+            p.pending.signature_value(signature)
+            for p, signature in zip(prepared, signatures, strict=True)
+        ]
         try:
-            return await self._timestamper.stamp(signatures)
+            return signatures, await self._timestamper.stamp(signatures)
         except TsaUnavailable as exc:
             if not self._seal_untimestamped:
                 raise
             log.warning("sealing %d proof(s) without timestamps: %s", len(signatures), exc)
-            return [b""] * len(signatures)
+            return signatures, none
 
     def _prepare(self, client: Client, requests: list[ProofRequest]) -> list[_Prepared]:
         """Each proof's CMS awaiting its signature, with what its record needs."""

@@ -6,6 +6,8 @@ command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pkcs11-tool >/dev/null 2>&1 || missing+=(opensc)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# GnuTLS's certtool parses sealed proofs in the tests (tests/crypto/test_attributes.py)
+command -v certtool >/dev/null 2>&1 || missing+=(gnutls-bin)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # the capacity harness's load generator
 # nginx in front of several gateways (tests/gateway/test_nginx.py, deploy/nginx/)
 { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || missing+=(nginx-light)

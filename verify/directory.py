@@ -9,6 +9,7 @@ no usable token.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 from abc import ABC, abstractmethod
@@ -77,6 +78,16 @@ class Seal:
     unit_code: str  # 统一社会信用代码 of the office
     created_at: float
     keys: tuple[SealKey, ...]  # every version, oldest first
+
+    def retired_at(self, key: SealKey) -> dt.datetime | None:
+        """When ``key`` stopped sealing, ``None`` while it is active: a retired key's end is
+        the creation of the version after it (``seal rotate`` makes the new key and
+        retires the old in one step)."""
+        if key.state is KeyState.ACTIVE:
+            return None
+        later = [k.created_at for k in self.keys if k.version > key.version]
+        # A retired key with no later version (not made by sealgate): ended when it began.
+        return dt.datetime.fromtimestamp(min(later, default=key.created_at), dt.UTC)
 
     @property
     def active_key(self) -> SealKey:
@@ -151,6 +162,15 @@ class Directory(ABC):
     @abstractmethod
     def roots(self) -> list[tuple[bytes, str]]:
         """The trusted root certificates (DER) with their key labels, oldest first."""
+
+    @abstractmethod
+    def add_trust_document(self, version: int, document: bytes) -> None:
+        """Store a signed trust document (sealgate.crypto.trust_document) as ``version``.
+        Raises :class:`AlreadyExists` when that version is taken (a publication raced)."""
+
+    @abstractmethod
+    def trust_document(self) -> tuple[int, bytes] | None:
+        """The newest trust document with its version, ``None`` before the first."""
 
     @abstractmethod
     def add_client(self, client: Client, token: str) -> None:

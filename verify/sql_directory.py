@@ -175,6 +175,26 @@ class SqlDirectory(Directory):
             ).fetchall()
         return [(bytes(r[0]), r[1]) for r in rows]
 
+    def add_trust_document(self, version: int, document: bytes) -> None:
+        with (
+            self._conflicts_as(f"trust document version {version} is already published"),
+            self._transaction("write") as conn,
+        ):
+            conn.execute(
+                self._sql(
+                    "INSERT INTO trust_documents (version, document, published_at)"
+                    " VALUES (?, ?, ?)"
+                ),
+                (version, document, time.time()),
+            )
+
+    def trust_document(self) -> tuple[int, bytes] | None:
+        with self._transaction("read") as conn:
+            row = conn.execute(
+                "SELECT version, document FROM trust_documents ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
     def add_client(self, client: Client, token: str) -> None:
         with (
             self._conflicts_as(

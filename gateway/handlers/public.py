@@ -12,13 +12,24 @@ from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
 from sealgate.gateway.openapi import OPENAPI
+from sealgate.gateway.problems import Problem
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
 
 
 async def get_trust(request: web.Request) -> web.Response:
+    """The root-signed trust document (sealgate.crypto.trust_document), as published."""
+    document = request.app[CATALOG].snapshot.trust_document
+    if document is None:
+        # Only the root may sign it, and no gateway holds the root: the operator must.
+        raise Problem(
+            503,
+            "trust-document-unpublished",
+            "No trust document is published yet",
+            "an operator with the root's credentials runs 'sealgate trust publish'",
+        )
     return web.Response(
-        body=request.app[CATALOG].snapshot.trust_document,
+        body=document,
         content_type="application/json",
         headers={"Cache-Control": "max-age=60"},
     )

@@ -91,6 +91,7 @@ def test_batch_reuse_documents_and_trust(served: Served) -> None:
 
         trust = anyone.trust()
         assert trust.roots and {s.seal_id for s in trust.seals} >= {seal}
+        assert trust.version >= 1 and all(s.retired_at is None for s in trust.seals)
         for document in (
             bank.document(batch[0].code, purpose="demo"),
             office.document(batch[0].code),

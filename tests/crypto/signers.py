@@ -103,6 +103,7 @@ def make_seal(
     *,
     not_before: datetime = NOW - timedelta(days=30),
     not_after: datetime = NOW + timedelta(days=365),
+    serial: int | None = None,
 ) -> bytes:
     pending = prepare_seal_certificate(
         seal_signer.public_key_der,
@@ -113,7 +114,7 @@ def make_seal(
         kind_name=KIND_NAME,
         not_before=not_before,
         not_after=not_after,
-        serial=secrets.randbits(127),
+        serial=secrets.randbits(127) if serial is None else serial,
     )
     return pending.finish(root_signer.sign(pending.digest))
 

@@ -1,5 +1,6 @@
-"""Signature timestamps (CAdES-B-T): the seal judged at the TSA's time, and every way a
-token can lie refused (BadTimestamp)."""
+"""Signature timestamps (CAdES-B-T): a proof judged at the TSA's time (through the
+``timestamp=`` seam of :func:`sealgate.crypto.assessment.assess`), and every way a token
+can lie refused (BadTimestamp)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,19 @@ from hypothesis import strategies as st
 
 from sealgate.crypto import (
     BadTimestamp,
+    MalformedProof,
     SealNotValidAtSigningTime,
     TimestampRefused,
     TrustList,
     _der,
     verify_proof,
 )
+from sealgate.crypto.assessment import CLOCK_SKEW, TIMESTAMP, Assessment, assess
+from sealgate.crypto.errors import SignedInTheFuture
 from sealgate.crypto.timestamps import (
-    SIGNING_TIME_SKEW,
     read_response,
     signature_timestamp_attributes,
+    timestamp_check,
     timestamp_request,
     verify_token,
 )
@@ -49,23 +53,39 @@ def stamped(
     pending = pki.sealer().prepare(
         b'{"n":1}', code="C-1", seal_id="3302000012345", signing_time=signing_time
     )
-    signature = pki.seal_signer.sign(pending.digest)
+    signature = pending.signature_value(pki.seal_signer.sign(pending.digest))
     token = tsa.token(signature, gen_time)
     return pending.finish(signature, signature_timestamp_attributes(token))
+
+
+def judged(proof: bytes, trust: TrustList, tsa_trust: TrustList | None) -> Assessment:
+    """The proof verified and assessed (a week after NOW), its timestamp checked against
+    ``tsa_trust`` (None: not checked)."""
+    return assess(
+        verify_proof(proof, trust),
+        now=NOW + timedelta(days=7),
+        retired_at=None,
+        retirement_source=None,
+        timestamp=None if tsa_trust is None else timestamp_check(tsa_trust),
+    )
 
 
 def test_a_stamped_proof_is_judged_at_the_timestamps_time(
     pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
 ) -> None:
     proof = stamped(pki, tsa, gen_time=NOW + timedelta(seconds=2))
-    checked = verify_proof(proof, trust, tsa_trust=tsa_trust)
-    assert checked.timestamp is not None
-    assert checked.timestamp.gen_time == NOW + timedelta(seconds=2)
-    assert checked.timestamp.tsa_name == "测试时间戳服务"
-    assert checked.timestamp.policy == DEVELOPMENT_POLICY
-    assert checked.signing_time == NOW
-    # Without the TSA's roots the token is not checked, and the signing time is used.
-    assert verify_proof(proof, trust).timestamp is None
+    assessment = judged(proof, trust, tsa_trust)
+    assert assessment.judged_at == NOW + timedelta(seconds=2)
+    assert assessment.time_source == TIMESTAMP
+    verified = verify_proof(proof, trust)
+    assert verified.signing_time == NOW
+    assert verified.timestamp_token is not None
+    stamp = verify_token(verified.timestamp_token, verified.signature, tsa_trust)
+    assert (stamp.tsa_name, stamp.policy) == ("测试时间戳服务", DEVELOPMENT_POLICY)
+    # Without the TSA's roots the token is not checked, and the answer says so.
+    unchecked = judged(proof, trust, None)
+    assert unchecked.judged_at == NOW
+    assert "not checked" in unchecked.time_source
 
 
 def test_a_backdated_signature_stamped_after_the_seal_ended_is_refused(
@@ -76,32 +96,20 @@ def test_a_backdated_signature_stamped_after_the_seal_ended_is_refused(
     pki = make_pki(validity=(NOW - timedelta(days=30), NOW + timedelta(days=1)))
     trust = TrustList.from_der([pki.root])
     proof = stamped(pki, tsa, signing_time=NOW, gen_time=NOW + timedelta(days=2))
-    assert verify_proof(proof, trust).signing_time == NOW
+    assert judged(proof, trust, None).judged_at == NOW
     with pytest.raises(SealNotValidAtSigningTime, match="timestamp"):
-        verify_proof(proof, trust, tsa_trust=tsa_trust)
-
-
-def test_the_seal_is_judged_at_the_timestamp_not_the_signing_time(
-    tsa: SoftTsa, tsa_trust: TrustList
-) -> None:
-    pki = make_pki(validity=(NOW - timedelta(days=30), NOW + timedelta(seconds=30)))
-    trust = TrustList.from_der([pki.root])
-    # Signed inside the validity, stamped a minute after it ended (within the skew).
-    proof = stamped(pki, tsa, signing_time=NOW, gen_time=NOW + timedelta(seconds=60))
-    assert verify_proof(proof, trust).signing_time == NOW  # the signing time alone passes
-    with pytest.raises(SealNotValidAtSigningTime, match="timestamp"):
-        verify_proof(proof, trust, tsa_trust=tsa_trust)
+        judged(proof, trust, tsa_trust)
 
 
 def test_a_signing_time_after_the_timestamp_is_refused(
     pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
 ) -> None:
-    late = NOW + SIGNING_TIME_SKEW + timedelta(seconds=1)
+    late = NOW + CLOCK_SKEW + timedelta(seconds=1)
     proof = stamped(pki, tsa, signing_time=late, gen_time=NOW)
-    with pytest.raises(BadTimestamp, match="after the timestamp"):
-        verify_proof(proof, trust, tsa_trust=tsa_trust)
-    within = stamped(pki, tsa, signing_time=NOW + SIGNING_TIME_SKEW, gen_time=NOW)
-    assert verify_proof(within, trust, tsa_trust=tsa_trust).timestamp is not None
+    with pytest.raises(SignedInTheFuture, match="after the proof's timestamp"):
+        judged(proof, trust, tsa_trust)
+    within = stamped(pki, tsa, signing_time=NOW + CLOCK_SKEW, gen_time=NOW)
+    assert judged(within, trust, tsa_trust).judged_at == NOW
 
 
 def test_a_token_over_another_signature_is_refused(
@@ -110,17 +118,17 @@ def test_a_token_over_another_signature_is_refused(
     pending = pki.sealer().prepare(
         b'{"n":2}', code="C-2", seal_id="3302000012345", signing_time=NOW
     )
-    signature = pki.seal_signer.sign(pending.digest)
+    signature = pending.signature_value(pki.seal_signer.sign(pending.digest))
     other = tsa.token(pki.seal_signer.sign(pending.digest))  # ECDSA: another signature
     proof = pending.finish(signature, signature_timestamp_attributes(other))
     with pytest.raises(BadTimestamp, match="other data"):
-        verify_proof(proof, trust, tsa_trust=tsa_trust)
+        judged(proof, trust, tsa_trust)
 
 
 def test_a_token_of_an_untrusted_tsa_is_refused(pki: Pki, trust: TrustList) -> None:
     proof = stamped(pki, SoftTsa())
     with pytest.raises(BadTimestamp, match="trusted TSA root"):
-        verify_proof(proof, trust, tsa_trust=TrustList.from_der([pki.root]))
+        judged(proof, trust, TrustList.from_der([pki.root]))
 
 
 def test_a_signer_without_the_timestamping_eku_is_refused(pki: Pki, trust: TrustList) -> None:
@@ -129,7 +137,7 @@ def test_a_signer_without_the_timestamping_eku_is_refused(pki: Pki, trust: Trust
     tsa.signer = pki.seal_signer
     proof = stamped(pki, tsa)
     with pytest.raises(BadTimestamp, match="timeStamping"):
-        verify_proof(proof, trust, tsa_trust=TrustList.from_der([pki.root]))
+        judged(proof, trust, TrustList.from_der([pki.root]))
 
 
 def test_an_altered_token_is_refused(
@@ -140,24 +148,23 @@ def test_an_altered_token_is_refused(
     year = NOW.strftime("%Y%m%d%H%M%SZ").encode()
     assert proof.count(year) == 1
     earlier = proof.replace(year, str(NOW.year - 1).encode() + year[4:])
+    verify_proof(earlier, trust)  # the token is no part of what the seal signed
     with pytest.raises(BadTimestamp, match="message-digest"):
-        verify_proof(earlier, trust, tsa_trust=tsa_trust)
+        judged(earlier, trust, tsa_trust)
 
 
-def test_two_timestamps_are_refused(
-    pki: Pki, trust: TrustList, tsa: SoftTsa, tsa_trust: TrustList
-) -> None:
+def test_two_timestamps_are_refused(pki: Pki, trust: TrustList, tsa: SoftTsa) -> None:
     pending = pki.sealer().prepare(
         b'{"n":3}', code="C-3", seal_id="3302000012345", signing_time=NOW
     )
-    signature = pki.seal_signer.sign(pending.digest)
+    signature = pending.signature_value(pki.seal_signer.sign(pending.digest))
     one = signature_timestamp_attributes(tsa.token(signature))
     two = signature_timestamp_attributes(tsa.token(signature))
     # [1] { attribute, attribute }: both attributes' DER inside one unsignedAttrs.
     body = core.load(one).contents + core.load(two).contents
     proof = pending.finish(signature, _der.tlv(0xA1, body))
-    with pytest.raises(BadTimestamp, match="more than one"):
-        verify_proof(proof, trust, tsa_trust=tsa_trust)
+    with pytest.raises(MalformedProof, match="only one"):
+        verify_proof(proof, trust)
 
 
 def test_the_response_must_answer_this_request(tsa: SoftTsa, tsa_trust: TrustList) -> None:

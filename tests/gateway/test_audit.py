@@ -409,10 +409,13 @@ def test_rotation_and_provisioning_are_audited(demo: Demo) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    intent, last = rows(demo.settings.audit_path)[-2:]
+    intent, last, published_intent, published = rows(demo.settings.audit_path)[-4:]
     assert (intent[1], intent[6]) == ("seal-rotate", "intent")  # before the directory's change
     assert last[1] == "seal-rotate" and last[3] == "operator" and last[6] == "ok"
     assert demo.verification_seal in intent[7] and demo.verification_seal in last[7]
+    # then the next trust document, which lists the rotation
+    assert (published_intent[1], published_intent[6]) == ("trust-publish", "intent")
+    assert (published[1], published[6]) == ("trust-publish", "ok")
     assert audit_verify(demo).returncode == 0
 
 

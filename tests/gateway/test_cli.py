@@ -168,7 +168,8 @@ async def test_rotation_seals_new_proofs_with_the_new_key_and_old_ones_still_ver
     client = await gateway_client(create_app(settings))
     after = await seal_one(client)
     trust = await (await client.get("/v1/trust")).json()
-    versions = {(s["version"], s["state"]) for s in trust["seals"] if s["seal_id"] == seal_id}
+    listed = trust["document"]["seals"]
+    versions = {(s["version"], s["state"]) for s in listed if s["seal_id"] == seal_id}
     assert versions == {(1, "retired"), (2, "active")}
     await client.close()
 

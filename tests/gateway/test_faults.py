@@ -166,7 +166,7 @@ async def test_seal_rotation_under_sealing_load(demo: Demo) -> None:
             await asyncio.gather(*load)
             async with session.get(f"{url}/v1/trust") as r:
                 trust_list = await r.json()
-    versions = [s for s in trust_list["seals"] if s["seal_id"] == seal_id]
+    versions = [s for s in trust_list["document"]["seals"] if s["seal_id"] == seal_id]
     assert [s["state"] for s in versions][-2:] == ["retired", "active"]
 
     certificates = [verify_proof(d, roots).seal_certificate_der for d in documents]

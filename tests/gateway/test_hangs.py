@@ -142,8 +142,9 @@ async def test_a_stopped_signing_process_fails_a_batch_of_1000_as_soon_as_one_of
         assert status == 503
         assert retry_after is not None and int(retry_after) >= 1
     # A limit that grows with the batch (3 s + 20 ms a signature: 23 s for 1,000, 3.2 s
-    # for 10) fails this; one bound on silence, whatever the size, passes it.
-    assert large[1] <= small[1] + healthy_1000
+    # for 10) fails this by some 20 s; one bound on silence, whatever the size, passes it
+    # with the seconds of slack a loaded host needs (a shared CI machine).
+    assert large[1] <= small[1] + healthy_1000 + 5.0
 
 
 async def test_a_signing_process_stopped_under_sealing_load_is_replaced_in_about_a_second(

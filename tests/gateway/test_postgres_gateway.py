@@ -23,6 +23,7 @@ from sealgate.gateway.app import create_app
 from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import DemoCredentials, init_home
 from sealgate.verify.directory import Role
+from sealgate.verify.postgres.schema import MIGRATIONS
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
 from tests.postgres_server import PostgresServer
@@ -139,7 +140,7 @@ def test_the_cli_provisions_into_postgresql(pg_demo: PgDemo) -> None:
     home = pg_demo.settings.home
     migrated = run("db", "migrate", home=home)
     assert migrated.returncode == 0, migrated.stderr
-    assert migrated.stdout.strip().endswith("schema version 1")
+    assert migrated.stdout.strip().endswith(f"schema version {len(MIGRATIONS)}")
     created = run(
         "seal", "create", "--unit-name", "益阳市民政局", "--unit-code", "11430900006151330B",
         "--kind", "verification", home=home,
@@ -160,7 +161,7 @@ def test_init_takes_the_database_from_the_environment_too(
     result = run("init", "--backend", "soft", home=home, env={"SEALGATE_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert rows(url, "SELECT count(*) FROM roots") == [(1,)]
-    assert rows(url, "SELECT max(version) FROM schema_migrations") == [(1,)]
+    assert rows(url, "SELECT max(version) FROM schema_migrations") == [(len(MIGRATIONS),)]
     # the environment's URL is used, not written down: without it the home is SQLite
     assert "database_url" not in (home / "config.toml").read_text()
 

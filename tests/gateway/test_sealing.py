@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sealgate.crypto.attributes import OID_SIGNING_CERTIFICATE_V2
 from sealgate.crypto.canonical import canonical_json
+from sealgate.crypto.proof import OID_VERIFICATION_CODE
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.cli import main as sealgate
 from sealgate.gateway.requests import EndorsementRequest, ProofRequest
@@ -102,7 +104,8 @@ async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
         check=True,
         text=True,
     ).stdout
-    assert "2.25.227244376699152950896079126569910947090.1.1" in printed
+    assert f"({OID_VERIFICATION_CODE})" in printed
+    assert "signingCertificateV2" in printed or OID_SIGNING_CERTIFICATE_V2 in printed
     assert body["code"] in printed
 
 

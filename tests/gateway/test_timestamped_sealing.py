@@ -20,10 +20,13 @@ from asn1crypto import x509 as asn1_x509
 
 from sealgate.bench.processes import free_port
 from sealgate.bench.tsa_server import TsaServer
-from sealgate.crypto.timestamps import OID_SIGNATURE_TIME_STAMP_TOKEN
+from sealgate.crypto.assessment import TIMESTAMP
+from sealgate.crypto.attributes import OID_SIGNATURE_TIME_STAMP_TOKEN
+from sealgate.crypto.timestamps import Timestamp, verify_token
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
 from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, GatewayClient, proof_request
@@ -59,6 +62,13 @@ def token_of(der: bytes) -> bytes:
     return token
 
 
+def stamp_of(der: bytes, trust: TrustList, tsa_trust: TrustList) -> Timestamp:
+    """The verified signature timestamp of a proof that verifies."""
+    verified = verify_proof(der, trust)
+    assert verified.timestamp_token is not None
+    return verify_token(verified.timestamp_token, verified.signature, tsa_trust)
+
+
 async def seal_batch(api: TestClient[Any, Any], demo: Demo, n: int, **headers: str) -> Any:
     return await api.post(
         "/v1/certificates",
@@ -91,11 +101,11 @@ async def test_each_proof_of_a_batch_carries_a_timestamp_openssl_verifies(
         assert "Verification: OK" in checked.stdout
         # The unsigned attribute leaves the CMS signature alone.
         assert openssl_verify(der, root, tmp_path).returncode == 0
-        verified = verify_proof(der, trust, tsa_trust=tsa_trust)
-        assert verified.timestamp is not None
-        assert verified.timestamp.tsa_name == "sealgate development TSA"
-        assert verified.signing_time <= verified.timestamp.gen_time
-        serials.add(verified.timestamp.serial)
+        verified = verify_proof(der, trust)
+        stamp = stamp_of(der, trust, tsa_trust)
+        assert stamp.tsa_name == "sealgate development TSA"
+        assert verified.signing_time <= stamp.gen_time
+        serials.add(stamp.serial)
     assert len(serials) == 12
     # A token of one proof does not fit another's signature.
     wrong = tmp_path / "wrong.der"
@@ -122,15 +132,20 @@ async def test_verify_file_and_the_document_check_judge_at_the_timestamp(
     )
     assert response.status == 201, await response.text()
     der = base64.b64decode((await response.json())["document"])
-    assert verify_file(der, stamping, tmp_path) == 0
-    line = capsys.readouterr().out.strip().split("\t")
-    assert line[0] == "VALID"
-    assert line[-1].startswith("timestamp ") and line[-1].endswith(" by sealgate development TSA")
+    assert verify_file(der, stamping, tmp_path) == 0  # the home's tsa-roots.pem
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("VALID\t")
+    assert f"checked\ttime\t{TIMESTAMP}" in lines
     checked = await stamped_api.post(
         "/v1/verify/document?purpose=demo", data=der, headers=stamping.auth(Role.VERIFIER)
     )
     assert checked.status == 200, await checked.text()
-    assert (await checked.json())["seal"] == "valid"
+    answer = await checked.json()
+    assert answer["seal"] == "valid"
+    assert answer["checked"]["time"] == TIMESTAMP
+    trust = TrustList.from_pem(stamping.settings.root_certificate_path.read_bytes())
+    tsa_trust = TrustList.from_pem((stamping.home / "tsa-roots.pem").read_bytes())
+    assert answer["judged_at"] == rfc3339(stamp_of(der, trust, tsa_trust).gen_time.timestamp())
 
 
 async def test_pyhanko_etsi_validation_with_time_passes(
@@ -166,13 +181,12 @@ async def test_pyhanko_etsi_validation_with_time_passes(
     status = result.api_status
     assert status is not None and status.valid and status.intact
     assert status.timestamp_validity is not None and status.timestamp_validity.valid
-    verified = verify_proof(
+    stamp = stamp_of(
         der,
         TrustList.from_pem(stamping.settings.root_certificate_path.read_bytes()),
-        tsa_trust=TrustList.from_pem(tsa_server.root_path.read_bytes()),
+        TrustList.from_pem(tsa_server.root_path.read_bytes()),
     )
-    assert verified.timestamp is not None
-    assert result.best_signature_time == verified.timestamp.gen_time
+    assert result.best_signature_time == stamp.gen_time
 
 
 async def test_a_tsa_that_is_down_is_503_and_nothing_is_sealed(

@@ -125,7 +125,7 @@ async def test_service_documents(api: TestClient[Any, Any], demo: Demo) -> None:
     spec = await (await api.get("/openapi.json")).json()
     assert spec["openapi"].startswith("3.")
     assert "/v1/certificates" in spec["paths"]
-    trust = await (await api.get("/v1/trust")).json()
+    trust = (await (await api.get("/v1/trust")).json())["document"]
     assert trust["roots"][0].startswith("-----BEGIN CERTIFICATE-----")
     assert {s["kind"] for s in trust["seals"]} == {"proof", "verification"}
     await api.get("/healthz")

@@ -119,6 +119,16 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "the root-signed trust documents (GET /v1/trust), one row per published version",
+        (
+            """CREATE TABLE trust_documents (
+                version INTEGER PRIMARY KEY,
+                document BYTEA NOT NULL,
+                published_at DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

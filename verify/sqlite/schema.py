@@ -167,6 +167,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             window_seconds REAL NOT NULL
         )""",
     ),
+    # 6: the root-signed trust documents (GET /v1/trust), one row per published version.
+    (
+        """CREATE TABLE trust_documents (
+            version INTEGER PRIMARY KEY,
+            document BLOB NOT NULL,
+            published_at REAL NOT NULL
+        )""",
+    ),
 )
 
 

@@ -52,6 +52,7 @@ from sealgate.bench.peer_windows import GatewayWindows, peer_figures
 from sealgate.bench.population import Credentials
 from sealgate.bench.redis_keys import fill_floor_keys, flush_floor_keys, warm_shared_cache
 from sealgate.bench.redis_server import RedisServer
+from sealgate.bench.request_round import provision_round_clients, request_round
 from sealgate.bench.results import Report, machine
 from sealgate.bench.sealing_figures import sealing_figures
 from sealgate.bench.sweep import sweep
@@ -63,7 +64,7 @@ from sealgate.bench.verify_windows import (
     write_zipf_paths,
 )
 from sealgate.bench.windows import paired
-from sealgate.bench.workspace import Workspace, step
+from sealgate.bench.workspace import Workspace, sealgate_argv, step
 
 # the harness's entry: what `sealgate bench capacity` runs, with what
 __all__ = ["Harness", "Options", "run_capacity"]
@@ -156,6 +157,20 @@ class Harness:
             flush_floor_keys(redis)
 
             sealing = sealing_figures(workspace, report, pid, url, credentials)
+
+            if options.requests_seconds > 0:
+                step(f"gateway: requests answered by a system, {options.requests_seconds:g} s")
+                clients = provision_round_clients(
+                    sealgate_argv(), workspace.home, credentials.verification_seal
+                )
+                request_round(
+                    report,
+                    pid,
+                    url,
+                    clients,
+                    seconds=options.requests_seconds,
+                    concurrency=options.request_concurrency,
+                )
 
             if options.peers:
                 beside = GatewayWindows(one, cached, zipf.path, mix, sealing)

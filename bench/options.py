@@ -21,5 +21,9 @@ class Options:
     locust_seconds: int = 0  # 0: no locust run
     locust_users: int = 32
     database_url: str | None = None  # None: SQLite in the harness's home
+    # the automated 30-minute tier of verification requests (bench/request_round.py):
+    # seconds of rounds, 0 to skip
+    requests_seconds: float = 0.0
+    request_concurrency: int = 32
     peers: bool = False  # also measure the peers (FastAPI dict and Redis, pyHanko) beside it
     timestamps: bool = False  # also seal with and without a TSA's timestamps, alternating

@@ -76,6 +76,11 @@ class Credentials:
         return cls.parse(path.read_text(encoding="utf-8"))
 
     @property
+    def verification_seal(self) -> str:
+        """The office's 查询核验专用章, which answers verification requests."""
+        return next(s for s, kind in self.seals.items() if kind == "verification")
+
+    @property
     def proof_seal(self) -> str:
         """The office's proof seal (证明专用章), the one proofs are sealed with."""
         return next(s for s, kind in self.seals.items() if kind == "proof")

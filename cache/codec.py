@@ -24,7 +24,9 @@ from sealgate.verify.registry import ProofStatus, Status
 
 FORMAT_VERSION = 1
 
-_FIELDS = 17  # the version marker plus the 16 fields of ProofStatus
+# the version marker plus the 16 fields of ProofStatus it carries (not data_owner: the
+# rights it decides are read from the registry, never from a copy)
+_FIELDS = 17
 
 # Read-only lookup table: decoding by dict is several times cheaper than Status(value),
 # which goes through the enum's metaclass and raises on failure.

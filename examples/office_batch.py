@@ -18,7 +18,6 @@ import sys
 from sealgate.client import (
     Client,
     ClientError,
-    Endorsement,
     Holder,
     HolderKind,
     ProofRequest,
@@ -46,7 +45,7 @@ def main() -> int:
             content={"结论": "经查询，未发现有犯罪记录"},
             valid_from=today.isoformat(),
             valid_until=(today + dt.timedelta(days=180)).isoformat(),
-            endorsement=Endorsement(extracting_unit="益阳市人社局", verifying_unit="益阳市公安局"),
+            # no endorsement: the gateway fills one only in a verification request's answer
         )
         for holder_id, name in HOLDERS[: args.count]
     ]

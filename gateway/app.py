@@ -25,11 +25,22 @@ from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
+from sealgate.gateway.casework import RequestDesk, load_calendar
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.lifecycle import get_status_history, post_status
 from sealgate.gateway.handlers.public import get_trust, healthz, metrics, openapi, readyz
+from sealgate.gateway.handlers.requests import (
+    get_holder_requests,
+    get_request,
+    get_requests,
+    post_extend,
+    post_reclassify,
+    post_request,
+    post_respond,
+    post_return,
+)
 from sealgate.gateway.handlers.sealing import post_certificates
 from sealgate.gateway.handlers.verify import (
     get_document,
@@ -46,10 +57,12 @@ from sealgate.gateway.keys import (
     CATALOG,
     CHECKER,
     CLOCK,
+    DESK,
     FAILED_LOOKUPS,
     HOLDER_KEYS,
     LOOKUP,
     METRICS,
+    OVERDUE,
     REGISTRY,
     SEALING,
     SETTINGS,
@@ -65,6 +78,7 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
+from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
 from sealgate.gateway.throttle import FailedLookupLimiter
@@ -141,7 +155,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[AUDIT] = audit
         app[METRICS].follow(audit, shared)
         app[HOLDER_KEYS] = holder_keys
-        app[SEALING] = SealingService(
+        sealing = app[SEALING] = SealingService(
             registry=registry,
             catalog=catalog,
             signing=signing,
@@ -152,6 +166,23 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             timestamper=timestamper,
             seal_untimestamped=settings.seal_untimestamped,
         )
+        desk = app[DESK] = RequestDesk(
+            book=registry,
+            catalog=catalog,
+            sealing=sealing,
+            holder_keys=holder_keys,
+            calendar=await asyncio.to_thread(load_calendar, directory),
+            office_hours=settings.office_hours,
+            clock=app[CLOCK],
+        )
+        watch = app[OVERDUE] = OverdueWatch(
+            registry,
+            app[CLOCK],
+            webhook=settings.overdue_webhook,
+            key=settings.read_secret("webhook-key") if settings.overdue_webhook else b"",
+        )
+        stack.push_async_callback(watch.close)
+        app[METRICS].follow_overdue(lambda: watch.overdue)
         checker = StatusChecker(
             codes=codes,
             lookup=lookup,
@@ -179,6 +210,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                 await asyncio.sleep(REFRESH_SECONDS)
                 try:
                     await asyncio.to_thread(catalog.refresh)
+                    # `sealgate calendar load` beside serving gateways: in force as soon
+                    desk.calendar = await asyncio.to_thread(load_calendar, directory)
                 except Exception:
                     log.exception("seal catalog refresh failed; keeping the previous one")
 
@@ -193,6 +226,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(feed.run(), name="change-feed"),
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
+            asyncio.create_task(watch.run(), name="overdue-watch"),
         ]
         if shared is not None:
             tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
@@ -254,6 +288,14 @@ def create_app(
     app.router.add_get("/v1/certificates/{code}/status", get_status_history)
     app.router.add_get("/v1/proofs", get_proofs)
     app.router.add_get("/v1/trust", get_trust)
+    app.router.add_post("/v1/requests", post_request)
+    app.router.add_get("/v1/requests", get_requests)
+    app.router.add_get("/v1/requests/{id}", get_request)
+    app.router.add_post("/v1/requests/{id}/respond", post_respond)
+    app.router.add_post("/v1/requests/{id}/reclassify", post_reclassify)
+    app.router.add_post("/v1/requests/{id}/extend", post_extend)
+    app.router.add_post("/v1/requests/{id}/return", post_return)
+    app.router.add_get("/v1/holder-requests", get_holder_requests)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

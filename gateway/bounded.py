@@ -45,6 +45,14 @@ from sealgate.verify.registry import (
     StatusChange,
     StatusChangeRequest,
 )
+from sealgate.verify.requests import (
+    Deadlines,
+    RequestBook,
+    RequestEvent,
+    RequestQuery,
+    Transition,
+    VerificationRequest,
+)
 
 __all__ = [
     "DEFAULT_REQUEST_DEADLINE",
@@ -185,7 +193,7 @@ class DependencyGuard:
             self._breaker.succeeded(Admission.PROBE)
 
 
-class BoundedRegistry(Registry):
+class BoundedRegistry(Registry, RequestBook):
     """A :class:`Registry` whose every call goes through a :class:`DependencyGuard`."""
 
     def __init__(self, inner: Registry, *, call_bound: float = DEFAULT_REQUEST_DEADLINE) -> None:
@@ -236,6 +244,42 @@ class BoundedRegistry(Registry):
 
     async def ping(self) -> None:
         await self.guard.call(self._inner.ping)
+
+    @property
+    def _book(self) -> RequestBook:
+        if not isinstance(self._inner, RequestBook):  # pragma: no cover - both backends are
+            raise RegistryUnavailable("this registry keeps no requests")
+        return self._inner
+
+    async def create_request(self, request: VerificationRequest, operator: str) -> None:
+        await self.guard.call(lambda: self._book.create_request(request, operator), write=True)
+
+    async def change_request(
+        self,
+        step: Transition,
+        deadlines: Deadlines,
+        proofs: list[ProofRecord] | None = None,
+    ) -> VerificationRequest:
+        return await self.guard.call(
+            lambda: self._book.change_request(step, deadlines, proofs), write=True
+        )
+
+    async def get_request(
+        self, request_id: str
+    ) -> tuple[VerificationRequest, list[RequestEvent]] | None:
+        return await self.guard.call(lambda: self._book.get_request(request_id))
+
+    async def list_requests(self, query: RequestQuery) -> list[VerificationRequest]:
+        return await self.guard.call(lambda: self._book.list_requests(query))
+
+    async def overdue_unannounced(self, now: float, limit: int) -> list[VerificationRequest]:
+        return await self.guard.call(lambda: self._book.overdue_unannounced(now, limit))
+
+    async def mark_announced(self, request_id: str, at: float) -> None:
+        await self.guard.call(lambda: self._book.mark_announced(request_id, at), write=True)
+
+    async def count_overdue(self, now: float) -> int:
+        return await self.guard.call(lambda: self._book.count_overdue(now))
 
     @property
     def corruption(self) -> str | None:

@@ -98,6 +98,12 @@ class SealCatalog:
     def seal(self, seal_id: str) -> Seal | None:
         return self.snapshot.seals.get(seal_id)
 
+    def unit_name(self, unit_code: str) -> str | None:
+        """The name the directory knows an office by (its seals'), or ``None``."""
+        seals = self.snapshot.seals.values()
+        names = sorted(s.unit_name for s in seals if s.unit_code == unit_code)
+        return names[0] if names else None
+
     def sealer(self, key: SealKey) -> ProofSealer:
         sealer = self._sealers.get(key.key_label)
         if sealer is None:
@@ -106,4 +112,3 @@ class SealCatalog:
             sealer = ProofSealer(key.certificate)
             self._sealers[key.key_label] = sealer
         return sealer
-

@@ -102,7 +102,15 @@ class StatusChecker:
 
     def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
-        return status_view(record, self._clock(), chinese=chinese)
+        return status_view(
+            record, self._clock(), chinese=chinese, seal_kind=self.seal_kind(record.seal_id)
+        )
+
+    def seal_kind(self, seal_id: str) -> str | None:
+        """The kind of the seal a proof was sealed with (电子证明专用章: ``proof``,
+        查询核验专用章: ``verification``), as the directory knows it."""
+        seal = self._catalog.seal(seal_id)
+        return None if seal is None else seal.kind.value
 
     async def check_document(self, der: bytes) -> dict[str, Any]:
         """Verify a presented sealed proof offline, judge its time, then report its
@@ -122,11 +130,17 @@ class StatusChecker:
 
 
 def status_view(
-    record: ProofStatus, now: float, as_of: float | None = None, *, chinese: bool = False
+    record: ProofStatus,
+    now: float,
+    as_of: float | None = None,
+    *,
+    chinese: bool = False,
+    seal_kind: str | None = None,
 ) -> dict[str, Any]:
     """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
     ``as_of``: the status is a copy known current only as of then (an outage, §11);
-    ``chinese``: with ``status_label``, the status in Chinese (``Accept-Language``)."""
+    ``chinese``: with ``status_label``, the status in Chinese (``Accept-Language``);
+    ``seal_kind``: the kind of the seal that sealed it, when the directory knows it."""
     current = record.current_status(now)
     view: dict[str, Any] = {
         "code": format_code(record.code),
@@ -134,6 +148,7 @@ def status_view(
         **({"status_label": STATUS_LABELS_ZH[current]} if chinese else {}),
         "type": record.type,
         "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
+        **({"seal_kind": seal_kind} if seal_kind is not None else {}),
         "holder": {
             "kind": record.holder_kind,
             "name": record.holder_name_masked,

@@ -22,13 +22,14 @@ from sealgate.gateway.cli_audit import (
     audit_outcome,
     audit_verify,
 )
+from sealgate.gateway.cli_requests import add_request_commands, calendar_or_suspension
 from sealgate.gateway.cli_verify import add_verify_file, verify_file
 from sealgate.gateway.home import load_settings, resolve_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
-from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind
+from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind, SealScope
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
+    create.add_argument(
+        "--platform",
+        action="store_true",
+        help="the city's seal (unit: the platform), used by the signers granted it; the"
+        " data-owning office of each proof is the signer's --office",
+    )
     seal.add_parser("list", parents=[home], help="list seals and their key versions")
     rotate = seal.add_parser("rotate", parents=[home], help="give a seal a new key")
     rotate.add_argument("seal", metavar="SEAL")
@@ -100,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
         "--algorithm", default=KeyAlgorithm.EC_P256.value, choices=[a.value for a in KeyAlgorithm]
     )
 
+    add_request_commands(sub, seal, home)
     client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
@@ -110,7 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
     )
-    add.add_argument("--office", help="an issuer's office (its 统一社会信用代码)")
+    add.add_argument(
+        "--office",
+        help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
+        " answers the requests addressed to it",
+    )
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
         "remove", parents=[home], help="remove a client: its token stops working within 10 s"
@@ -198,6 +210,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     capacity.add_argument(
         "--database-url", help="registry for the harness's home (default: SQLite in it)"
+    )
+    capacity.add_argument(
+        "--requests",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the automated 30-minute tier: requests created, answered, sealed (0: skip)",
     )
     capacity.add_argument(
         "--peers",
@@ -334,6 +353,8 @@ def _run(args: argparse.Namespace) -> int:
                 print("\t".join((c.client_id, c.role.value, c.name, ",".join(grants), *own)))
             return 0
         trail = settings.audit_path
+        if args.command == "calendar" or args.action in ("suspend", "resume"):
+            return calendar_or_suspension(args, directory, trail)
         if args.command == "client" and args.action == "remove":
             audit_ahead(trail, "client-remove")(args.client)
             directory.remove_client(args.client)
@@ -380,6 +401,7 @@ def _run(args: argparse.Namespace) -> int:
                     unit_name=args.unit_name.strip(),
                     unit_code=args.unit_code.strip().upper(),
                     kind=SealKind(args.kind),
+                    scope=SealScope.PLATFORM if args.platform else SealScope.UNIT,
                     algorithm=KeyAlgorithm(args.algorithm),
                     ahead=audit_ahead(trail, "seal-create", kind=args.kind),
                 )
@@ -449,6 +471,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             batch=min(args.batch, 1000),
             locust_seconds=max(0, args.locust),
             database_url=args.database_url,
+            requests_seconds=max(0.0, args.requests),
             peers=args.peers,
             timestamps=args.timestamps,
         )

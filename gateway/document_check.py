@@ -56,7 +56,7 @@ async def check_document(
         current = await status_of(record.code)
         status = (current or record).current_status(now).value
     registry = REGISTERED if registered else ANOTHER_PROOF if record is not None else NOT_REGISTERED
-    return {
+    answer: dict[str, Any] = {
         "seal": "valid",
         "code": verified.code,
         "seal_id": verified.seal_id,
@@ -68,6 +68,18 @@ async def check_document(
         "checked": assessment.checked(registry),
         "checked_at": rfc3339(now),
     }
+    if (seal := snapshot.seals.get(verified.seal_id)) is not None:
+        answer["seal_kind"] = seal.kind.value
+    if (endorsement := verified.endorsement) is not None:
+        # who extracted, who verified, when (宁波 第十四条): as the seal covers it
+        answer["endorsement"] = {
+            "extracting_unit": endorsement.extracting_unit,
+            "verifying_unit": endorsement.verifying_unit,
+            "extracted_at": None
+            if endorsement.extracted_at is None
+            else rfc3339(endorsement.extracted_at.timestamp()),
+        }
+    return answer
 
 
 def _assess(

@@ -21,6 +21,7 @@ import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
 from sealgate.crypto.errors import ContentError
@@ -32,6 +33,7 @@ from sealgate.hsm.softhsm import follow_moved_tokens
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.directory import Directory, LookupLimit
 from sealgate.verify.registry import Registry
+from sealgate.verify.workdays import CalendarError, OfficeHours
 
 DEFAULT_HOME = Path(".sealgate")
 CONFIG_NAME = "config.toml"
@@ -134,6 +136,11 @@ class Settings:
     # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
     # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
     failed_lookups: FailedLookupSettings = FailedLookupSettings()
+    # config.toml [requests] (docs/design.md §12): whether the 30-minute tier counts office
+    # hours only ("09:00-17:00"; absent: every minute counts), and where overdue requests
+    # are announced (signed with the secret ``webhook-key``).
+    office_hours: OfficeHours | None = None
+    overdue_webhook: str | None = None
 
     @property
     def database_kind(self) -> str:
@@ -349,7 +356,26 @@ def load_settings(
         tsa_url=tsa_url,
         seal_untimestamped=unavailable == "seal-untimestamped",
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
+        **_request_settings(config.get("requests")),
     )
+
+
+def _request_settings(table: object) -> dict[str, Any]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or set(table) - {"office_hours", "overdue_webhook"}:
+        raise HomeError(f"{CONFIG_NAME}: [requests] takes office_hours and overdue_webhook")
+    settings: dict[str, Any] = {}
+    if (hours := table.get("office_hours")) is not None:
+        try:
+            settings["office_hours"] = OfficeHours.parse(str(hours))
+        except CalendarError as exc:
+            raise HomeError(f"{CONFIG_NAME}: [requests] {exc}") from None
+    if (url := table.get("overdue_webhook")) is not None:
+        if not str(url).startswith(("https://", "http://")):
+            raise HomeError(f"{CONFIG_NAME}: [requests] overdue_webhook must be an http(s) URL")
+        settings["overdue_webhook"] = str(url)
+    return settings
 
 
 def _flag(value: object, key: str) -> bool:

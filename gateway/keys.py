@@ -14,10 +14,12 @@ from sealgate.cache.lookup import CachedLookup
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
+from sealgate.gateway.casework import RequestDesk
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
@@ -40,6 +42,8 @@ FAILED_LOOKUPS = web.AppKey("failed_lookups", FailedLookupLimiter)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFY = web.AppKey("verify", VerifyEndpoint)
 BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
+DESK = web.AppKey("desk", RequestDesk)
+OVERDUE = web.AppKey("overdue", OverdueWatch)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

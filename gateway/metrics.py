@@ -5,6 +5,8 @@ What ``/metrics`` shows (names and types as they were when it was written by han
 - ``sealgate_requests_total`` counter, by ``route``, ``method``, ``status``;
 - ``sealgate_request_seconds`` histogram, by ``route``;
 - ``sealgate_audit_records_total`` and ``sealgate_audit_groups_total`` counters;
+- ``sealgate_requests_overdue`` gauge: accepted verification requests past due (the
+  registry's count, the same for every worker, as last counted);
 - with a Redis tier only: ``sealgate_cache_redis_available`` gauge and
   ``sealgate_cache_redis_refused_writes_total`` counter.
 
@@ -122,6 +124,16 @@ class Metrics:
         )
         self._publishers.append(lambda: available.set(int(shared.available)))
         self._publishers.append(_follower(refused, lambda: shared.refused_writes))
+
+    def follow_overdue(self, count: Callable[[], int]) -> None:
+        """Publish the count of overdue requests (gateway/overdue.py)."""
+        overdue = Gauge(
+            "sealgate_requests_overdue",
+            "Verification requests accepted and past their due time, not yet answered.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self._publishers.append(lambda: overdue.set(count()))
 
     def publish(self) -> None:
         for publisher in self._publishers:

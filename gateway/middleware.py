@@ -64,9 +64,27 @@ AUDITED = {
     ("POST", "/v1/certificates/{code}/status"): "status",
     ("GET", "/v1/certificates/{code}/status"): "status-history",
     ("GET", "/v1/proofs"): "proofs",
+    ("POST", "/v1/requests"): "request",
+    ("GET", "/v1/requests"): "requests",
+    ("GET", "/v1/requests/{id}"): "request-read",
+    ("POST", "/v1/requests/{id}/respond"): "request-respond",
+    ("POST", "/v1/requests/{id}/reclassify"): "request-reclassify",
+    ("POST", "/v1/requests/{id}/extend"): "request-extend",
+    ("POST", "/v1/requests/{id}/return"): "request-return",
+    ("GET", "/v1/holder-requests"): "holder-requests",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
-_CHANGES = frozenset({"seal", "status"})
+_CHANGES = frozenset(
+    {
+        "seal",
+        "status",
+        "request",
+        "request-respond",
+        "request-reclassify",
+        "request-extend",
+        "request-return",
+    }
+)
 
 
 def audit_unavailable(request_id: str, *, chinese: bool = False) -> web.Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sealgate.gateway.openapi_requests import REQUEST_PATHS
 from sealgate.gateway.openapi_schemas import (
     BEARER,
     CODE_PARAMETER,
@@ -100,7 +101,9 @@ OPENAPI: dict[str, Any] = {
                 "description": "A proof whose valid_until has already passed is refused, the "
                 "whole batch with it (422 validity-ended), unless the city issues for the "
                 "archive (archival_issuance): then it is sealed and shows expired. Each "
-                "201 status is what a verification shows at that moment.",
+                "201 status is what a verification shows at that moment. An endorsement is "
+                "never typed (422 endorsement-not-typed): the platform fills it in the answer "
+                "to a verification request.",
                 "security": BEARER,
                 "parameters": [
                     {
@@ -358,6 +361,7 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        **REQUEST_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

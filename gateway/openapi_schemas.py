@@ -42,14 +42,36 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
     # bad-request: refused by the HTTP layer before any route (bytes a target may not hold)
     400: ("invalid-request", "incomplete-body", "bad-request"),
     401: ("unauthenticated",),
-    403: ("forbidden-role", "purpose-not-granted", "seal-not-granted", "not-your-office"),
-    404: ("unknown-code", "not-found"),
+    403: (
+        "forbidden-role",
+        "purpose-not-granted",
+        "seal-not-granted",
+        "seal-suspended",
+        "not-your-office",
+        "no-office",
+    ),
+    404: ("unknown-code", "not-found", "request-not-found"),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
-    409: ("status-terminal", "transition-not-allowed", "not-yet-valid"),
+    409: (
+        "status-terminal",
+        "transition-not-allowed",
+        "not-yet-valid",
+        "request-closed",
+        "step-not-allowed",
+    ),
     413: ("body-too-large",),
     417: ("expectation-failed",),  # an Expect other than 100-continue, before any route
-    422: ("idempotency-key-reused", "invalid-supersession", "invalid-proof", "validity-ended"),
+    422: (
+        "idempotency-key-reused",
+        "invalid-supersession",
+        "invalid-proof",
+        "validity-ended",
+        "endorsement-not-typed",
+        "unknown-office",
+        "seal-kind-mismatch",
+        "holder-mismatch",
+    ),
     429: ("too-many-failed-lookups",),
     503: (
         "hsm-unavailable",
@@ -60,6 +82,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",
         "audit-unavailable",
+        "calendar-unusable",
         "trust-document-unpublished",  # no Retry-After: the operator must publish one
     ),
 }
@@ -67,10 +90,12 @@ _PROBLEM_DESCRIPTIONS = {
     400: "The request is invalid; `field` names the offending field as a JSON path",
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
-    404: "No such proof (malformed, forged and unregistered codes alike) or path",
+    404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
+    " this office's) or path",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
-    409: "The proof's status (or its not having started yet) does not allow that change",
+    409: "The proof's status (or its not having started yet) does not allow that change, or "
+    "the request's state that step",
     413: "The body is too large",
     417: "The request expects what the server does not do",
     422: "Well-formed, but not acceptable",
@@ -265,6 +290,11 @@ _STATUS_FIELDS: dict[str, Schema] = {
     },
     "type": {"type": "string"},
     "issuer": _ISSUER,
+    "seal_kind": {
+        "enum": [k.value for k in SealKind],
+        "description": "The kind of the seal that sealed it: proof (电子证明专用章) or "
+        "verification (查询核验专用章); absent for a seal the directory no longer knows",
+    },
     "holder": object_schema(
         {
             "kind": {"enum": [k.value for k in HolderKind]},
@@ -290,6 +320,7 @@ STATUS_VIEW = object_schema(
     },
     "superseded_by",
     "status_as_of",
+    "seal_kind",
     "status_label",
 )
 VERIFY_BATCH = object_schema(
@@ -328,6 +359,7 @@ VERIFY_BATCH_ANSWER = object_schema(
                         "superseded_by",
                         "status_as_of",
                         "status_label",
+                        "seal_kind",
                         "holder_match",
                     ),
                     object_schema({"problem": {"$ref": "#/components/schemas/Problem"}}),
@@ -355,6 +387,7 @@ STATUS_HISTORY = object_schema(
         },
     },
     "superseded_by",
+    "seal_kind",
     "status_label",
 )
 DOCUMENT_CHECK = object_schema(
@@ -369,6 +402,14 @@ DOCUMENT_CHECK = object_schema(
             "description": "The time the proof was judged at: its checked signature "
             "timestamp's, else its signing time (checked.time says which)",
         },
+        "seal_kind": {"enum": [k.value for k in SealKind]},
+        "endorsement": object_schema(
+            {
+                "extracting_unit": {"type": ["string", "null"]},
+                "verifying_unit": {"type": ["string", "null"]},
+                "extracted_at": {"type": ["string", "null"], "format": "date-time"},
+            }
+        ),
         "registered": {
             "type": "boolean",
             "description": "Whether its signed content and signed attributes are those of "
@@ -394,7 +435,9 @@ DOCUMENT_CHECK = object_schema(
             }
         ),
         "checked_at": _INSTANT_ANSWER,
-    }
+    },
+    "seal_kind",
+    "endorsement",
 )
 TRUST = object_schema(
     {
@@ -454,7 +497,13 @@ READINESS = object_schema(
             {
                 name: {"type": "string"}
                 for name in (
-                    "hsm", "registry", "cache", "audit", "seals", "breakers", "checkpoints"
+                    "hsm",
+                    "registry",
+                    "cache",
+                    "audit",
+                    "seals",
+                    "breakers",
+                    "checkpoints",
                 )
             }
         ),
@@ -479,3 +528,7 @@ CODE_PARAMETER: Schema = {
     "example": EXAMPLE_CODE,
 }
 DER: Schema = {"type": "string", "format": "binary"}
+
+# For the other parts of the document (gateway/openapi_requests.py).
+CODE_SCHEMA = _CODE
+INSTANT_ANSWER = _INSTANT_ANSWER

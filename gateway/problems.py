@@ -38,6 +38,13 @@ from sealgate.verify.registry import (
     RegistryUnavailable,
     WrongOffice,
 )
+from sealgate.verify.requests import (
+    NotYourRequest,
+    RequestClosed,
+    RequestNotFound,
+    RequestRefused,
+)
+from sealgate.verify.workdays import CalendarError
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -204,6 +211,14 @@ def problem_for(exc: Exception) -> Problem | None:
             exc.message,
             field=exc.field,
         )
+    if isinstance(exc, RequestNotFound | NotYourRequest):
+        return Problem(404, "request-not-found", "No such request for this office")
+    if isinstance(exc, RequestClosed):
+        return Problem(409, "request-closed", "The request was answered or returned", str(exc))
+    if isinstance(exc, RequestRefused):
+        return Problem(409, "step-not-allowed", "That step is not allowed now", str(exc))
+    if isinstance(exc, CalendarError):
+        return Problem(503, "calendar-unusable", "The working-day calendar cannot count it")
     if isinstance(exc, ContentError):
         return Problem(400, "invalid-request", "The request is invalid", str(exc))
     if isinstance(exc, ProofError):

@@ -42,7 +42,16 @@ from sealgate.gateway.trust_publication import publish_trust_document, root_sign
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore, open_keystore
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token
-from sealgate.verify.directory import Client, Directory, KeyState, Role, Seal, SealKey, SealKind
+from sealgate.verify.directory import (
+    Client,
+    Directory,
+    KeyState,
+    Role,
+    Seal,
+    SealKey,
+    SealKind,
+    SealScope,
+)
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
@@ -212,6 +221,7 @@ class Provisioner:
         kind: SealKind,
         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         ahead: Ahead = _nothing_ahead,
+        scope: SealScope = SealScope.UNIT,
     ) -> Seal:
         unit_name = _plain_text("the unit name", unit_name, 100)
         try:
@@ -231,7 +241,7 @@ class Provisioner:
             unit_code=unit_code,
             algorithm=algorithm,
         ) as key:
-            seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,))
+            seal = Seal(seal_id, kind, unit_name, unit_code, time.time(), (key,), scope=scope)
             ahead(seal_id)  # inside the block: a failure destroys the new key again
             directory.add_seal(seal)
         return seal
@@ -282,15 +292,16 @@ class Provisioner:
             raise HomeError("only signers are granted seals")
         if purpose_set and role is not Role.VERIFIER:
             raise HomeError("only verifiers are granted purposes")
-        if role is Role.ISSUER and office is None:
-            raise HomeError("an issuer belongs to an office: give --office UNIT_CODE")
+        if role in (Role.ISSUER, Role.REQUESTER) and office is None:
+            raise HomeError(f"a {role.value} belongs to an office: give --office UNIT_CODE")
         if office is not None:
             try:
                 office = normalise_holder_id(HolderKind.ORG, office)
             except InvalidHolderId as exc:
                 raise HomeError(f"--office: {exc}") from None
-        if office is not None and role is not Role.ISSUER:
-            raise HomeError("only issuers belong to an office")
+        # A signer with an office answers the requests addressed to it (its inbox).
+        if office is not None and role not in (Role.ISSUER, Role.REQUESTER, Role.SIGNER):
+            raise HomeError("only issuers, requesters and signers belong to an office")
         client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())
         token = new_token()
         ahead(client.client_id)
@@ -356,6 +367,7 @@ def init_home(
         write_secret(home, "code-key")
         write_secret(home, "holder-key")
         write_secret(home, "document-key")
+        write_secret(home, "webhook-key")  # signs overdue announcements (§12)
         if backend == "pkcs11":
             if pkcs11_module:
                 config["pkcs11_module"] = pkcs11_module

@@ -269,12 +269,18 @@ def parse_holder_query(holder_id: str | None, type_: str | None) -> HolderQuery:
         raise InvalidRequest("holder_id", "is required")
     if type_ is None:
         raise InvalidRequest("type", "is required")
+    kind, normalised = parse_holder_id(holder_id)
+    return HolderQuery(kind, normalised, _text(type_, "type", limit=MAX_PROOF_TYPE))
+
+
+def parse_holder_id(holder_id: str | None) -> tuple[HolderKind, str]:
+    """A holder named by id alone: its kind is the one whose check the id passes."""
+    if holder_id is None:
+        raise InvalidRequest("holder_id", "is required")
     text = _text(holder_id, "holder_id", limit=MAX_HOLDER_ID)
     for kind in (HolderKind.PERSON, HolderKind.ORG):
         try:
-            return HolderQuery(
-                kind, normalise_holder_id(kind, text), _text(type_, "type", limit=MAX_PROOF_TYPE)
-            )
+            return kind, normalise_holder_id(kind, text)
         except InvalidHolderId:
             continue
     raise InvalidRequest(

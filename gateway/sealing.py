@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sealgate.crypto.canonical import canonical_json, canonical_string
 from sealgate.crypto.errors import SealCertificateNotValid
@@ -31,7 +31,7 @@ from sealgate.gateway.requests import ProofRequest
 from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
-from sealgate.verify.directory import Client, Seal, SealKey
+from sealgate.verify.directory import Client, Seal, SealKey, SealScope
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
 from sealgate.verify.lifecycle import check_issuance
 from sealgate.verify.registry import (
@@ -44,6 +44,7 @@ from sealgate.verify.registry import (
 )
 
 log = logging.getLogger("sealgate.gateway.sealing")
+T = TypeVar("T")
 
 # Journals the intent of a sealing, with the proofs' hyphenated codes, before the
 # registry write; raises (and nothing is registered) if it cannot.
@@ -221,14 +222,65 @@ class SealingService:
 
     def authorise(self, client: Client, requests: list[ProofRequest]) -> None:
         for index, request in enumerate(requests):
-            if request.seal_id not in client.seals or self._catalog.seal(request.seal_id) is None:
-                where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
+            where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
+            seal = self._catalog.seal(request.seal_id)
+            if request.seal_id not in client.seals or seal is None:
                 raise Problem(
                     403,
                     "seal-not-granted",
                     "This client may not use that seal",
                     f"{where}: seal {request.seal_id!r} is not granted to this client",
                 )
+            if seal.scope is SealScope.PLATFORM and client.office is None:
+                # the proof's data is some office's: a platform seal records which
+                raise Problem(
+                    403,
+                    "no-office",
+                    "A platform seal is used for an office: this signer has none",
+                    f"{where}: give the signer an --office to use seal {request.seal_id!r}",
+                )
+            if seal.suspended_at is not None:
+                raise Problem(
+                    403,
+                    "seal-suspended",
+                    "The seal is suspended",
+                    f"{where}: seal {request.seal_id!r} is suspended (sealgate seal resume)",
+                )
+
+    @staticmethod
+    def _refuse_typed_endorsements(requests: list[ProofRequest]) -> None:
+        """宁波 第十四条: the platform endorses who extracted, who verified and when. It
+        fills that from a verification request and the clients it authenticated
+        (``seal_answer``); a signer typing it could name any unit."""
+        for index, request in enumerate(requests):
+            if request.endorsement is not None:
+                where = f"items[{index}].endorsement" if len(requests) > 1 else "endorsement"
+                raise Problem(
+                    422,
+                    "endorsement-not-typed",
+                    "The endorsement is filled from a verification request, never typed",
+                    "answer the request (POST /v1/requests/{id}/respond) instead",
+                    field=where,
+                )
+
+    async def seal_answer(
+        self,
+        client: Client,
+        request: ProofRequest,
+        *,
+        ahead: Ahead,
+        store: Callable[[list[ProofRecord]], Awaitable[T]],
+    ) -> tuple[ProofRecord, T]:
+        """Seal one proof as a request's answer: ``store`` registers it together with the
+        request's change (one transaction) instead of the plain registration."""
+        self.authorise(client, [request])
+        stored: list[T] = []
+
+        async def register(proofs: list[ProofRecord]) -> None:
+            stored.append(await store(proofs))
+
+        proofs, _ = await self._seal_and_register(client, [request], None, ahead, register)
+        return proofs[0], stored[0]
 
     async def seal(
         self,
@@ -239,6 +291,7 @@ class SealingService:
         digest: bytes = b"",
         ahead: Ahead | None = None,
     ) -> SealOutcome:
+        self._refuse_typed_endorsements(requests)
         self.authorise(client, requests)
         if idempotency_key is None:
             proofs, stamped = await self._seal_and_register(client, requests, None, ahead)
@@ -301,8 +354,10 @@ class SealingService:
         requests: list[ProofRequest],
         ticket: IdempotentRequest | None,
         ahead: Ahead | None = None,
+        store: Callable[[list[ProofRecord]], Awaitable[None]] | None = None,
     ) -> tuple[list[ProofRecord], bool]:
-        """The proofs registered, and whether they carry timestamps."""
+        """The proofs registered (by ``store``, else the plain registration), and whether
+        they carry timestamps."""
         for attempt in range(CODE_ATTEMPTS):
             # Prepared here, signed together (one trip to the signing process, no task per
             # proof), then assembled.
@@ -318,7 +373,10 @@ class SealingService:
             if ahead is not None:
                 await ahead([format_code(p.code) for p in proofs])
             try:
-                await self._registry.register(proofs, ticket)
+                if store is None:
+                    await self._registry.register(proofs, ticket)
+                else:
+                    await store(proofs)
                 return proofs, bool(stamps[0])
             except CodeTaken:
                 if attempt == CODE_ATTEMPTS - 1:
@@ -404,6 +462,7 @@ class SealingService:
                     self._holder_keys.key(request.holder_kind, request.holder_id),
                     moment,
                     client.client_id,
+                    client.office if seal.scope is SealScope.PLATFORM else None,
                 )
             )
         return prepared
@@ -432,6 +491,7 @@ class _Prepared:
     holder_key: bytes
     issued_at: float
     signer_client: str
+    data_owner: str | None  # a platform seal's proof: the signer's office
 
     def record(self, document: bytes) -> ProofRecord:
         request, seal = self.request, self.seal
@@ -454,4 +514,5 @@ class _Prepared:
             superseded_by=None,
             signer_client=self.signer_client,
             document=document,
+            data_owner=self.data_owner,
         )

@@ -35,7 +35,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from sealgate.errors import Error
 from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import answer_remembered_verifications
-from sealgate.gateway.home import Settings
+from sealgate.gateway.home import Settings, write_secret
 from sealgate.gateway.logs import AccessLogger, configure_logging
 from sealgate.gateway.metrics import MULTIPROCESS_ENV
 from sealgate.gateway.problems import answer_protocol_errors_as_problems
@@ -135,6 +135,9 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         # table of a million proofs) while the others time out on its lock and exit.
         # PostgreSQL is migrated by the operator (`sealgate db migrate`), never here.
         settings.migrate_database()
+    if settings.overdue_webhook and not (settings.secrets_dir / "webhook-key").exists():
+        # a home made before the webhook existed: its key, once, before the workers
+        write_secret(settings.home, "webhook-key")
     if workers <= 1:
         run_worker(settings, host, port, reuse_port=False)
         return

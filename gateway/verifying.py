@@ -48,9 +48,16 @@ class StatusAnswers:
     """The JSON of status answers, per (code, status version) and derived status; only
     ``checked_at`` is appended per request."""
 
-    def __init__(self, max_entries: int = MAX_REMEMBERED, *, chinese: bool = False) -> None:
+    def __init__(
+        self,
+        max_entries: int = MAX_REMEMBERED,
+        *,
+        chinese: bool = False,
+        kind_of: Callable[[str], str | None] = lambda _: None,
+    ) -> None:
         self._max_entries = max_entries
         self._chinese = chinese  # with the status's label in Chinese
+        self._kind_of = kind_of  # a seal's kind: fixed for its life, so remembered too
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
         # only, so the garbage collector stops tracking them (see sealgate.cache.local)
         self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
@@ -62,7 +69,9 @@ class StatusAnswers:
         current = _VALUES[status.current_status(now)]
         entry = self._prefixes.get(key)
         if entry is None or entry[0] != current:
-            view = status_view(status, now, chinese=self._chinese)
+            view = status_view(
+                status, now, chinese=self._chinese, seal_kind=self._kind_of(status.seal_id)
+            )
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
             entry = (current, (text[:-1] + ',"checked_at":"').encode())
@@ -88,8 +97,12 @@ class VerifyEndpoint:
         self._checker = checker
         self._limiter = limiter
         self._clock = clock
-        self._answers = StatusAnswers()
-        self._answers_zh = StatusAnswers(chinese=True)
+
+        def kind_of(seal_id: str) -> str | None:
+            return self._checker.seal_kind(seal_id)
+
+        self._answers = StatusAnswers(kind_of=kind_of)
+        self._answers_zh = StatusAnswers(chinese=True, kind_of=kind_of)
         self._purposes: dict[str, str] = {}  # raw query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:
@@ -155,7 +168,8 @@ class VerifyEndpoint:
             if as_of is not None:
                 # Through a registry outage (docs/design.md §11): the answer says how
                 # fresh it is. Rare, so built in full rather than remembered.
-                view = status_view(status, now, as_of, chinese=chinese)
+                kind = checker.seal_kind(status.seal_id)
+                view = status_view(status, now, as_of, chinese=chinese, seal_kind=kind)
                 body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
                 return web.Response(body=body + b"\n", headers=_HEADERS)
         answers = self._answers_zh if chinese else self._answers

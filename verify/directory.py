@@ -48,11 +48,23 @@ class SealKind(enum.StrEnum):
 _KIND_NAMES = {SealKind.PROOF: "电子证明专用章", SealKind.VERIFICATION: "查询核验专用章"}
 
 
+class SealScope(enum.StrEnum):
+    """Whose seal it is (宁波 第十五条: made and managed centrally, used by units within
+    the rights the platform grants)."""
+
+    UNIT = "unit"  # one office's own seal (the default)
+    PLATFORM = "platform"  # the city's, used by the units (signers) granted it
+
+
 class Role(enum.StrEnum):
     SIGNER = "signer"
     ISSUER = "issuer"
     VERIFIER = "verifier"
     ADMIN = "admin"
+    # an office's system that sends verification requests (协查核验, 在线开具)
+    REQUESTER = "requester"
+    # the citizens' personal space (个人空间): shows holders the requests about them
+    PORTAL = "portal"
 
 
 class KeyState(enum.StrEnum):
@@ -78,6 +90,10 @@ class Seal:
     unit_code: str  # 统一社会信用代码 of the office
     created_at: float
     keys: tuple[SealKey, ...]  # every version, oldest first
+    # `sealgate seal suspend` (misuse: 益阳 第二十二条(五), 宁波 第二十条): nothing is sealed
+    # with it until it is resumed; what it sealed keeps verifying.
+    suspended_at: float | None = None
+    scope: SealScope = SealScope.UNIT
 
     def retired_at(self, key: SealKey) -> dt.datetime | None:
         """When ``key`` stopped sealing, ``None`` while it is active: a retired key's end is
@@ -154,6 +170,18 @@ class Directory(ABC):
     @abstractmethod
     def seals(self) -> list[Seal]:
         """Every seal, by id."""
+
+    @abstractmethod
+    def suspend_seal(self, seal_id: str, at: float | None) -> None:
+        """Suspend a seal from ``at`` (``None``: resume it). Raises :class:`NotFound`."""
+
+    @abstractmethod
+    def load_calendar_year(self, year: int, days: str) -> None:
+        """Store a year of the working-day calendar (its JSON), replacing a loaded one."""
+
+    @abstractmethod
+    def calendar_years(self) -> list[str]:
+        """The loaded calendar years' JSON, by year."""
 
     @abstractmethod
     def add_root(self, certificate: bytes, key_label: str) -> None:

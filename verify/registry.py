@@ -112,6 +112,14 @@ class ProofStatus:
     status_changed_at: float
     superseded_by: str | None
     version: int
+    # The office that owns the proof's data when it is not the sealing unit (a platform
+    # seal's proof): it, not the seal's unit, changes the proof's status. Not cached.
+    data_owner: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """The office whose proof this is: its data owner, else the sealing unit."""
+        return self.data_owner or self.unit_code
 
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,
@@ -146,6 +154,11 @@ class ProofRecord:
     superseded_by: str | None
     signer_client: str
     document: bytes  # the sealed proof, DER CMS
+    data_owner: str | None = None  # see ProofStatus
+
+    @property
+    def owner(self) -> str:
+        return self.data_owner or self.unit_code
 
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,

@@ -60,7 +60,7 @@ def check_status_change(
     ``change.superseded_by`` when it is given (see :func:`check_supersession`)."""
     if current is None:
         raise ProofNotFound("no proof has that code")
-    if current.unit_code != change.office:
+    if current.owner != change.office:  # the data owner's, whoever sealed it
         raise WrongOffice("the proof was issued by another office")
     seen = current.current_status(change.at)  # the dates, derived as every answer does
     check_transition(

@@ -27,6 +27,7 @@ from sealgate.verify.directory import (
     Seal,
     SealKey,
     SealKind,
+    SealScope,
     token_digest,
 )
 
@@ -70,8 +71,8 @@ class SqlDirectory(Directory):
         ):
             conn.execute(
                 self._sql(
-                    "INSERT INTO seals (seal_id, kind, unit_name, unit_code, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)"
+                    "INSERT INTO seals (seal_id, kind, unit_name, unit_code, created_at, scope)"
+                    " VALUES (?, ?, ?, ?, ?, ?)"
                 ),
                 (
                     seal.seal_id,
@@ -79,6 +80,7 @@ class SqlDirectory(Directory):
                     seal.unit_name,
                     seal.unit_code,
                     seal.created_at,
+                    seal.scope.value,
                 ),
             )
             for key in seal.keys:
@@ -123,7 +125,8 @@ class SqlDirectory(Directory):
         with self._transaction("read") as conn:
             seal_rows = conn.execute(
                 self._sql(
-                    "SELECT seal_id, kind, unit_name, unit_code, created_at FROM seals"  # noqa: S608
+                    "SELECT seal_id, kind, unit_name, unit_code, created_at, suspended_at,"  # noqa: S608
+                    " scope FROM seals"
                     f" {where} ORDER BY seal_id"
                 ),
                 args,
@@ -141,7 +144,16 @@ class SqlDirectory(Directory):
                 SealKey(r[0], r[1], r[2], bytes(r[3]), KeyState(r[4]), r[5])
             )
         return [
-            Seal(r[0], SealKind(r[1]), r[2], r[3], r[4], tuple(keys.get(r[0], ())))
+            Seal(
+                r[0],
+                SealKind(r[1]),
+                r[2],
+                r[3],
+                r[4],
+                tuple(keys.get(r[0], ())),
+                r[5],
+                SealScope(r[6]),
+            )
             for r in seal_rows
         ]
 
@@ -153,6 +165,27 @@ class SqlDirectory(Directory):
 
     def seals(self) -> list[Seal]:
         return self._seals("", ())
+
+    def suspend_seal(self, seal_id: str, at: float | None) -> None:
+        with self._transaction("write") as conn:
+            changed = conn.execute(
+                self._sql("UPDATE seals SET suspended_at = ? WHERE seal_id = ?"), (at, seal_id)
+            )
+            if changed.rowcount == 0:
+                raise NotFound(f"no seal {seal_id}")
+
+    def load_calendar_year(self, year: int, days: str) -> None:
+        with self._transaction("write") as conn:
+            conn.execute(self._sql("DELETE FROM calendar_years WHERE year = ?"), (year,))
+            conn.execute(
+                self._sql("INSERT INTO calendar_years (year, days, loaded_at) VALUES (?, ?, ?)"),
+                (year, days, time.time()),
+            )
+
+    def calendar_years(self) -> list[str]:
+        with self._transaction("read") as conn:
+            rows = conn.execute("SELECT days FROM calendar_years ORDER BY year").fetchall()
+        return [r[0] for r in rows]
 
     def add_root(self, certificate: bytes, key_label: str) -> None:
         fingerprint = hashlib.sha256(certificate).digest()

@@ -12,6 +12,7 @@ from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, 
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem, invalid, unknown_code
+from sealgate.gateway.request_parsing import parse_operator
 from sealgate.gateway.requests import decode_json, parse_status_change
 from sealgate.gateway.sealing import format_code, rfc3339
 from sealgate.gateway.throttle import limited_lookup
@@ -51,7 +52,7 @@ async def _issuers_proof(request: web.Request, client: Client) -> tuple[str, Pro
     code, status = await limited_lookup(
         request.app[FAILED_LOOKUPS], client.client_id, lookup, limit=client.lookup_limit
     )
-    if status.unit_code != client.office:
+    if status.owner != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
     return code, status
 
@@ -76,6 +77,9 @@ async def post_status(request: web.Request) -> web.Response:
         raise Problem(403, "not-your-office", "This issuer belongs to no office")
     registry = request.app[REGISTRY]
     request[AUDIT_NOTE].detail = {"status": target.value}
+    if (operator := request.headers.get("X-Operator")) is not None:
+        # the acting staff member (宁波 第十七条), recorded with the change
+        request[AUDIT_NOTE].detail["operator"] = parse_operator(operator)
     await write_ahead(request)  # journaled before the change, or it is not made
     updated = await registry.change_status(
         StatusChangeRequest(

@@ -5,16 +5,20 @@ OpenAPI description.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
+from sealgate.errors import Error
 from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.handlers.common import json_response
-from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, REGISTRY, SIGNING
+from sealgate.gateway.keys import AUDIT, CATALOG, LOOKUP, METRICS, OVERDUE, REGISTRY, SIGNING
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.gateway.problems import Problem
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
+
+log = logging.getLogger("sealgate.gateway")
 
 
 async def get_trust(request: web.Request) -> web.Response:
@@ -94,6 +98,11 @@ def checkpoint_signing(app: web.Application) -> str:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if (watch := request.app.get(OVERDUE)) is not None:
+        try:
+            await watch.count()  # the overdue requests as of this scrape
+        except Error as exc:  # the registry away: the last count stands
+            log.warning("overdue requests not counted (%s)", type(exc).__name__)
     return web.Response(
         body=request.app[METRICS].render(),
         content_type="text/plain",

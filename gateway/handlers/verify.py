@@ -93,7 +93,7 @@ async def get_document(request: web.Request) -> web.Response:
         lambda: checker.record(code),
         limit=client.lookup_limit,
     )
-    if client.role is Role.ISSUER and record.unit_code != client.office:
+    if client.role is Role.ISSUER and record.owner != client.office:
         raise Problem(403, "not-your-office", "This proof was issued by another office")
     return web.Response(
         body=record.document,

@@ -17,8 +17,9 @@ from tests.cache.samples import BASE, statuses
 
 
 def fields_of(status: ProofStatus) -> list[Any]:
-    """The wire array, built independently of the module."""
-    values = [getattr(status, f.name) for f in dataclasses.fields(status)]
+    """The wire array, built independently of the module. ``data_owner`` is not cached:
+    the rights it decides are read from the registry alone."""
+    values = [getattr(status, f.name) for f in dataclasses.fields(status) if f.name != "data_owner"]
     return [FORMAT_VERSION, *[v.value if isinstance(v, Status) else v for v in values]]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sealgate.client import Endorsement, Holder, HolderKind, ProofRequest
+from sealgate.client import Holder, HolderKind, ProofRequest
 
 HOLDER_ID = "11010519491231002X"
 PROOF_TYPE = "无犯罪记录证明"
@@ -16,5 +16,5 @@ def proof(seal_id: str, n: int = 0, holder_id: str = HOLDER_ID) -> ProofRequest:
         content={"结论": "经查询，未发现有犯罪记录", "n": n},
         valid_from="2026-11-22",
         valid_until="2027-11-21",
-        endorsement=Endorsement(extracting_unit="益阳市人社局", verifying_unit="益阳市公安局"),
+        # no endorsement: a signer may not type one (422 endorsement-not-typed)
     )

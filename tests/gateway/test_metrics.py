@@ -26,6 +26,7 @@ FAMILIES = {
     "sealgate_request_seconds": "histogram",
     "sealgate_audit_records": "counter",
     "sealgate_audit_groups": "counter",
+    "sealgate_requests_overdue": "gauge",  # verification requests past due (§12)
 }
 
 

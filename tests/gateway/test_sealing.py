@@ -67,9 +67,7 @@ async def seal(api: TestClient[Any, Any], demo: Demo, **overrides: Any) -> dict[
 async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
     api: TestClient[Any, Any], demo: Demo, tmp_path: Path
 ) -> None:
-    body = await seal(
-        api, demo, endorsement={"extracting_unit": "益阳市人社局", "verifying_unit": "益阳市公安局"}
-    )
+    body = await seal(api, demo)
     assert body["status"] == "valid"
     assert body["seal_id"] == demo.proof_seal
     parse_code(body["code"])
@@ -81,7 +79,7 @@ async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
     assert content["code"] == body["code"]
     assert content["holder"] == {"kind": "person", "id": "11010519491231002X", "name": "张三"}
     assert content["issuer"] == {"unit_name": "益阳市公安局", "unit_code": "11430900006151330B"}
-    assert content["endorsement"]["extracting_unit"] == "益阳市人社局"
+    assert "endorsement" not in content  # only a request's answer carries one
     # Canonical JSON (RFC 8785): keys sorted, no whitespace.
     assert (
         result.stdout
@@ -107,6 +105,21 @@ async def test_sealed_proof_passes_openssl_and_carries_the_canonical_proof(
     assert f"({OID_VERIFICATION_CODE})" in printed
     assert "signingCertificateV2" in printed or OID_SIGNING_CERTIFICATE_V2 in printed
     assert body["code"] in printed
+
+
+async def test_a_signer_cannot_type_an_endorsement(api: TestClient[Any, Any], demo: Demo) -> None:
+    """Its units come from a verification request (tests/gateway/test_requests.py), never
+    from the signer, who could name any unit there."""
+    typed = {"extracting_unit": "益阳市人社局", "verifying_unit": "益阳市公安局"}
+    for body in (
+        proof_request(demo.proof_seal, endorsement=typed),
+        {"items": [proof_request(demo.proof_seal), proof_request(demo.proof_seal, endorsement={})]},
+    ):
+        response = await api.post("/v1/certificates", json=body, headers=demo.auth(Role.SIGNER))
+        assert response.status == 422
+        refused = await response.json()
+        assert refused["code"] == "endorsement-not-typed"
+        assert refused["field"] in ("endorsement", "items[1].endorsement")
 
 
 ID_DATA = bytes.fromhex("06092a864886f70d010701")

@@ -235,3 +235,18 @@ async def test_holder_ids_are_not_stored_in_clear(api: Client, demo: Demo) -> No
                 assert hits == 0, f"{table}.{column} holds the id in clear"
     finally:
         conn.close()
+
+
+async def test_a_status_change_records_its_staff_member_and_refuses_an_id_number(
+    api: Client, demo: Demo
+) -> None:
+    code = await seal(api, demo)
+    headers = {**demo.auth(Role.ISSUER), "X-Operator": "11010519491231002X"}
+    body = {"status": "pledged", "reason": "质押"}
+    response = await api.post(f"/v1/certificates/{code}/status", json=body, headers=headers)
+    assert response.status == 400
+    assert (await response.json())["field"] == "X-Operator"
+    assert (await verified(api, demo, code))["status"] == "valid"  # nothing changed
+    headers["X-Operator"] = "clerk-3"
+    response = await api.post(f"/v1/certificates/{code}/status", json=body, headers=headers)
+    assert response.status == 200

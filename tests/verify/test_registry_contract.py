@@ -318,3 +318,18 @@ async def test_a_closed_registry_refuses_writes(backend: Backend) -> None:
     await registry.close()
     with pytest.raises(RegistryUnavailable):
         await registry.register([proof("B")])
+
+
+async def test_status_rights_follow_the_data_owner_not_the_sealing_unit(
+    registry: Registry,
+) -> None:
+    """A platform seal's proof (unit: the platform) whose data an office owns."""
+    record = dataclasses.replace(proof("A"), unit_code="PLATFORM", data_owner="D")
+    await registry.register([record])
+    assert await registry.get("A") == record
+    stored = await registry.get_status("A")
+    assert stored is not None and (stored.data_owner, stored.owner) == ("D", "D")
+    with pytest.raises(WrongOffice):
+        await registry.change_status(change("A", S.PLEDGED, office="PLATFORM"))
+    changed = await registry.change_status(change("A", S.PLEDGED, office="D"))
+    assert changed.status is S.PLEDGED

@@ -46,6 +46,7 @@ from sealgate.verify import rows
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import CorruptionWatch
+from sealgate.verify.postgres import requests as request_sql
 from sealgate.verify.postgres.schema import (
     ACQUIRE_TIMEOUT,
     COMMAND_TIMEOUT,
@@ -73,6 +74,15 @@ from sealgate.verify.registry import (
     Status,
     StatusChange,
     StatusChangeRequest,
+)
+from sealgate.verify.requests import (
+    Deadlines,
+    RequestBook,
+    RequestEvent,
+    RequestQuery,
+    Transition,
+    VerificationRequest,
+    registered,
 )
 from sealgate.verify.rules import check_status_change
 
@@ -237,7 +247,7 @@ async def _insert_registration(conn: Any, job: _Registration) -> None:
         raise CodeTaken("verification code already registered") from exc
 
 
-class PostgresRegistry(Registry):
+class PostgresRegistry(Registry, RequestBook):
     """:class:`Registry` on PostgreSQL; see the module docstring.
 
     The pool opens on first use, so a gateway starts (and reports not ready) while the
@@ -404,6 +414,53 @@ class PostgresRegistry(Registry):
     async def count(self) -> int:
         async with self._connection("read") as conn:
             return int(await conn.fetchval("SELECT count(*) FROM proofs"))
+
+    async def create_request(self, request: VerificationRequest, operator: str) -> None:
+        event = registered(request, operator)
+        await asyncio.shield(
+            self._write("request", lambda c: request_sql.create(c, request, event))
+        )
+
+    async def change_request(
+        self,
+        step: Transition,
+        deadlines: Deadlines,
+        proofs: list[ProofRecord] | None = None,
+    ) -> VerificationRequest:
+        answer = proofs or []
+        result: VerificationRequest = await asyncio.shield(
+            self._write(
+                "request change",
+                lambda c: request_sql.change(c, step, deadlines, answer, self._cipher),
+            )
+        )
+        return result
+
+    async def _write(self, what: str, work: Any) -> Any:
+        async with self._connection(what) as conn:
+            return await work(conn)
+
+    async def get_request(
+        self, request_id: str
+    ) -> tuple[VerificationRequest, list[RequestEvent]] | None:
+        async with self._connection("read") as conn:
+            return await request_sql.get(conn, request_id)
+
+    async def list_requests(self, query: RequestQuery) -> list[VerificationRequest]:
+        async with self._connection("read") as conn:
+            return await request_sql.listing(conn, query)
+
+    async def overdue_unannounced(self, now: float, limit: int) -> list[VerificationRequest]:
+        async with self._connection("read") as conn:
+            return await request_sql.overdue_unannounced(conn, now, limit)
+
+    async def mark_announced(self, request_id: str, at: float) -> None:
+        async with self._connection("write") as conn:
+            await conn.execute(request_sql.SQL.mark_announced, at, request_id)
+
+    async def count_overdue(self, now: float) -> int:
+        async with self._connection("read") as conn:
+            return int(await conn.fetchval(request_sql.SQL.count_overdue, now))
 
     @property
     def corruption(self) -> str | None:

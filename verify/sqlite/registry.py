@@ -41,7 +41,17 @@ from sealgate.verify.registry import (
     StatusChange,
     StatusChangeRequest,
 )
+from sealgate.verify.requests import (
+    Deadlines,
+    RequestBook,
+    RequestEvent,
+    RequestQuery,
+    Transition,
+    VerificationRequest,
+    registered,
+)
 from sealgate.verify.rules import check_status_change
+from sealgate.verify.sqlite import requests as request_sql
 from sealgate.verify.sqlite.schema import migrate
 from sealgate.verify.sqlite_toolkit import (
     Checkpointer,
@@ -229,7 +239,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class SqliteRegistry(Registry):
+class SqliteRegistry(Registry, RequestBook):
     """:class:`Registry` on a SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, cipher: DocumentCipher, *, readers: int = 2) -> None:
@@ -360,6 +370,48 @@ class SqliteRegistry(Registry):
         return await self._read(
             lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0])
         )
+
+    async def create_request(self, request: VerificationRequest, operator: str) -> None:
+        self._integrity.refuse_writes()
+        event = registered(request, operator)
+        await asyncio.shield(
+            self._writer.submit(lambda conn: request_sql.create(conn, request, event))
+        )
+
+    async def change_request(
+        self,
+        step: Transition,
+        deadlines: Deadlines,
+        proofs: list[ProofRecord] | None = None,
+    ) -> VerificationRequest:
+        self._integrity.refuse_writes()
+        answer = proofs or []
+        result: VerificationRequest = await asyncio.shield(
+            self._writer.submit(
+                lambda conn: request_sql.change(conn, step, deadlines, answer, self._cipher)
+            )
+        )
+        return result
+
+    async def get_request(
+        self, request_id: str
+    ) -> tuple[VerificationRequest, list[RequestEvent]] | None:
+        return await self._read(lambda c: request_sql.get(c, request_id))
+
+    async def list_requests(self, query: RequestQuery) -> list[VerificationRequest]:
+        return await self._read(lambda c: request_sql.listing(c, query))
+
+    async def overdue_unannounced(self, now: float, limit: int) -> list[VerificationRequest]:
+        return await self._read(lambda c: request_sql.overdue_unannounced(c, now, limit))
+
+    async def mark_announced(self, request_id: str, at: float) -> None:
+        args = (at, request_id)
+        await asyncio.shield(
+            self._writer.submit(lambda conn: conn.execute(request_sql.SQL.mark_announced, args))
+        )
+
+    async def count_overdue(self, now: float) -> int:
+        return await self._read(lambda c: request_sql.count_overdue(c, now))
 
     @property
     def corruption(self) -> str | None:

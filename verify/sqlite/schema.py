@@ -175,6 +175,67 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             published_at REAL NOT NULL
         )""",
     ),
+    # 7: verification requests (协查核验 / 在线开具) and their events, the years of the
+    # working-day calendar an operator loaded, and a seal's suspension.
+    (
+        """CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY,
+            mode TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            state TEXT NOT NULL,
+            requester_client TEXT NOT NULL,
+            requester_office TEXT NOT NULL,
+            requester_unit TEXT NOT NULL,
+            responder_office TEXT NOT NULL,
+            responder_unit TEXT NOT NULL,
+            proof_type TEXT NOT NULL,
+            holder_kind TEXT NOT NULL,
+            holder_name_masked TEXT NOT NULL,
+            holder_id_masked TEXT NOT NULL,
+            holder_key BLOB NOT NULL,
+            matter TEXT NOT NULL,
+            case_ref TEXT NOT NULL,
+            registered_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            provisional INTEGER NOT NULL,
+            extended INTEGER NOT NULL,
+            answered_at REAL,
+            answer_code TEXT,
+            reason TEXT,
+            version INTEGER NOT NULL,
+            overdue_announced_at REAL
+        )""",
+        "CREATE INDEX requests_responder ON requests (responder_office, state, due_at)",
+        "CREATE INDEX requests_requester ON requests (requester_office, state, due_at)",
+        "CREATE INDEX requests_holder ON requests (holder_key)",
+        "CREATE INDEX requests_due ON requests (state, due_at)",
+        """CREATE TABLE request_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL REFERENCES requests (request_id),
+            action TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            tier TEXT NOT NULL,
+            due_at REAL NOT NULL,
+            reason TEXT,
+            approver TEXT,
+            operator TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            code TEXT
+        )""",
+        "CREATE INDEX request_events_request ON request_events (request_id, seq)",
+        """CREATE TABLE calendar_years (
+            year INTEGER PRIMARY KEY,
+            days TEXT NOT NULL,
+            loaded_at REAL NOT NULL
+        )""",
+        "ALTER TABLE seals ADD COLUMN suspended_at REAL",
+        # unit: one office's seal; platform: the city's, used by the units granted it
+        "ALTER TABLE seals ADD COLUMN scope TEXT NOT NULL DEFAULT 'unit'",
+        # the office that owns the proof's data, when it is not the sealing unit
+        "ALTER TABLE proofs ADD COLUMN data_owner TEXT",
+    ),
 )
 
 

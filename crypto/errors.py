@@ -7,6 +7,7 @@ Failure is always an exception, never a ``False``::
     │   │                            (non-JSON value, naive datetime, bad seal id,
     │   │                             malformed HSM signature, unusable key...)
     │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
+    ├── TimestampRefused             the TSA answered a timestamp request with a refusal
     ├── ProofError                   a proof (or certificate) does not verify
     │   ├── MalformedProof           not the DER structure we issue; too large
     │   ├── DigestMismatch           content does not match the signed message-digest
@@ -16,7 +17,9 @@ Failure is always an exception, never a ``False``::
     │   ├── SealNotValidAtSigningTime  signing-time outside seal or root validity
     │   ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
     │   ├── SignedAfterRetirement  signed after the seal key was retired
-    │   └── TrustDocumentError     a trust document malformed or not signed by a trusted root
+    │   ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
+    │   └── BadTimestamp           a signature timestamp that does not verify, answers
+    │                              another signature, or comes from an untrusted TSA
     └── CoseError                      a COSE_Sign1 message (QR payload, status list) fails
         ├── MalformedQr                  not a payload of the shape we issue (prefix,
         │                                Base45, zlib, CBOR, COSE, claims)
@@ -35,6 +38,7 @@ from sealgate.errors import Error
 
 __all__ = [
     "BadSignature",
+    "BadTimestamp",
     "ContentError",
     "CoseBadSignature",
     "CoseError",
@@ -49,6 +53,7 @@ __all__ = [
     "SealNotValidAtSigningTime",
     "SignedAfterRetirement",
     "SignedInTheFuture",
+    "TimestampRefused",
     "TrustDocumentError",
     "UntrustedKey",
     "UntrustedSeal",
@@ -90,6 +95,16 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class BadTimestamp(ProofError):
+    """A signature timestamp (RFC 3161 token) that does not verify, is over other data
+    than the signature, comes from a TSA the verifier does not trust, or contradicts the
+    signing time (:mod:`sealgate.crypto.timestamps`)."""
+
+
+class TimestampRefused(CryptoError):
+    """The time-stamping authority answered with a refusal (a PKIStatus other than granted)."""
 
 
 class SignedInTheFuture(ProofError):

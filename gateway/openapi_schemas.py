@@ -91,6 +91,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "hsm-unavailable",
         "seal-key-unavailable",
         "seal-certificate-not-valid",
+        "tsa-unavailable",
         "registry-unavailable",
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",

@@ -1,4 +1,4 @@
-# `make run`: set up and serve a demo gateway on 127.0.0.1:8080.
+# `make run`: set up and serve a demo gateway on 127.0.0.1:8080, its TSA on 127.0.0.1:8318.
 # `make test`: set up and run the whole suite. Both install what they need.
 SHELL := /bin/bash
 VENV := .venv
@@ -43,6 +43,13 @@ lock:
 		tmp=$$(mktemp -d) && python3 -m venv $$tmp && $$tmp/bin/pip install -q uv && uv=$$tmp/bin/uv; fi; \
 	python3 scripts/lock.py write $$uv && echo "requirements.lock written; now run make test"
 
+# The development TSA that stamps the demo's proofs (CAdES-B-T): its own home and token.
+TSA_HOME ?= $(SEALGATE_HOME)-tsa
+TSA_PORT ?= 8318
+
+# The TSA starts first (its token, key and certificates made on first start), the demo
+# home is made to trust its root (tsa-roots.pem, appended to, so older proofs' timestamps
+# still check), and the gateway seals through it; the TSA stops with the gateway.
 # The demo's city root PIN (init prints it once) goes beside the home, never into it:
 # $(SEALGATE_HOME).root-pin, for `sealgate seal create|rotate|revoke --root-pin-file`.
 run: setup
@@ -55,7 +62,15 @@ run: setup
 		&& echo "demo home in $(SEALGATE_HOME); seals and client tokens in $(SEALGATE_HOME)/demo.tsv;" \
 			"the city root's PIN in $(SEALGATE_HOME).root-pin (outside the home)"; \
 	fi
-	$(BIN)/sealgate --home $(SEALGATE_HOME) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	@$(BIN)/sealgate tsa serve --home $(TSA_HOME) --port $(TSA_PORT) & tsa=$$!; \
+	trap 'kill $$tsa 2>/dev/null; wait $$tsa 2>/dev/null' EXIT; \
+	until [ -f $(TSA_HOME)/tsa.pem ] && (: <>/dev/tcp/127.0.0.1/$(TSA_PORT)) 2>/dev/null; do \
+		kill -0 $$tsa 2>/dev/null || { echo "the TSA did not start"; exit 1; }; sleep 0.1; \
+	done; \
+	grep -qF "$$(sed -n 2p $(TSA_HOME)/tsa-root.pem)" $(SEALGATE_HOME)/tsa-roots.pem 2>/dev/null \
+		|| cat $(TSA_HOME)/tsa-root.pem >> $(SEALGATE_HOME)/tsa-roots.pem; \
+	SEALGATE_TSA_URL=http://127.0.0.1:$(TSA_PORT)/ \
+		$(BIN)/sealgate --home $(SEALGATE_HOME) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 test: setup
 	$(BIN)/ruff check .

@@ -9,6 +9,8 @@
    verification at offered loads from 10 % to 120 % of its peak (the plots); optionally
    the locust mix of all endpoints and, with ``peers``, the peers a user would pick
    instead (:mod:`sealgate.bench.peers`), each in windows alternating with the gateway's;
+   with ``timestamps``, sealing with a development TSA's timestamps against sealing
+   without, in windows alternating between two gateways (:mod:`~sealgate.bench.timestamp_figures`);
 3. the floors: an aiohttp + uvloop trivial handler; the same with one Redis GET per
    request; the raw python-pkcs11 sign rate of the seal key. Each floor and the gateway
    figure compared with it alternate in short windows, floor first and last (floor,
@@ -54,6 +56,7 @@ from sealgate.bench.request_round import provision_round_clients, request_round
 from sealgate.bench.results import Report, machine
 from sealgate.bench.sealing_figures import sealing_figures
 from sealgate.bench.sweep import sweep
+from sealgate.bench.timestamp_figures import timestamp_figures
 from sealgate.bench.verify_windows import (
     ZipfPaths,
     verify_windows,
@@ -105,6 +108,8 @@ class Harness:
                 "either side of it (every window's rate is shown)."
             )
             self.gateway_figures(credentials, redis, codes, zipf)
+            if self.options.timestamps:
+                timestamp_figures(workspace, self.report, redis.url, credentials.auth("signer"))
         finally:
             redis.stop()
         self.derive()

@@ -26,3 +26,4 @@ class Options:
     requests_seconds: float = 0.0
     request_concurrency: int = 32
     peers: bool = False  # also measure the peers (FastAPI dict and Redis, pyHanko) beside it
+    timestamps: bool = False  # also seal with and without a TSA's timestamps, alternating

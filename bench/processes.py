@@ -65,6 +65,8 @@ PROCESS_PARTS = (
     (b"sealgate.hsm.worker", "signing process"),
     (b"sealgate.gateway.audit_writer", "audit writer"),
 )
+#: The TSA that stamps the gateway's proofs: a service of its own, counted beside it.
+TSA = "TSA"
 _REGISTRY_THREAD_PREFIX = "registry-"
 
 
@@ -88,8 +90,9 @@ def _part_of(pid: int) -> str:
 
 
 def ordered_parts(parts: Mapping[str, float]) -> list[tuple[str, float]]:
-    """``parts`` in a fixed order: the worker, its registry threads, then the children."""
-    order = [WORKER, REGISTRY_THREADS, *(part for _, part in PROCESS_PARTS)]
+    """``parts`` in a fixed order: the worker, its registry threads, the children, then
+    the services beside the gateway (the TSA)."""
+    order = [WORKER, REGISTRY_THREADS, *(part for _, part in PROCESS_PARTS), TSA]
     return sorted(parts.items(), key=lambda item: order.index(item[0]))
 
 

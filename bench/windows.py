@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,16 +119,19 @@ def measure(
     warmup: float | None = None,
     start: int = 0,
     per: int = 1,
+    beside: Mapping[str, int] | None = None,
 ) -> tuple[WrkResult, Window]:
     """One wrk run after a warm-up: wrk's result, and the window it makes with ``per``
     units (seals) a request: their rate, CPU-µs each of ``pid``'s tree in all and by
-    part, and the host's steal share of CPU time during the run."""
+    part, and the host's steal share of CPU time during the run. ``beside``: services the
+    gateway calls (part name → pid, e.g. the TSA), each of whose trees counts as a part."""
     conns = connections or options.connections
     warm = options.warmup if warmup is None else warmup
     if warm > 0:
         run_wrk(url, paths, seconds=warm, connections=conns, rate=rate, body=body, headers=headers)
     steal_before = host_steal_ticks()
-    before = cpu_by_part(pid)
+    others = dict(beside or {})
+    before = {**cpu_by_part(pid), **_service_cpu(others)}
     result = run_wrk(
         url,
         paths,
@@ -139,7 +142,7 @@ def measure(
         headers=headers,
         start=start,
     )
-    after = cpu_by_part(pid)
+    after = {**cpu_by_part(pid), **_service_cpu(others)}
     steal = steal_share(steal_before, host_steal_ticks())
     units = result.requests * per
     parts = {
@@ -157,6 +160,10 @@ def measure(
         parts,
     )
     return result, window
+
+
+def _service_cpu(services: Mapping[str, int]) -> dict[str, float]:
+    return {part: sum(cpu_by_part(pid).values()) for part, pid in services.items()}
 
 
 def service_windows(pid: int, url: str, paths: Path, options: Options) -> Callable[[], Window]:

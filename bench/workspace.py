@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,11 @@ class Workspace:
 
     @contextmanager
     def gateway(
-        self, redis_url: str, workers: int = 1, label: str = "gateway"
+        self,
+        redis_url: str,
+        workers: int = 1,
+        label: str = "gateway",
+        env: Mapping[str, str] | None = None,
     ) -> Iterator[tuple[str, int]]:
         port = free_port()
         argv = [
@@ -77,8 +81,8 @@ class Workspace:
             "--workers",
             str(workers),
         ]
-        env = {"SEALGATE_REDIS_URL": redis_url, "SEALGATE_LOG_LEVEL": "WARNING"}
-        with service(argv, port=port, log=self.logs / f"{label}.log", env=env) as process:
+        settings = {"SEALGATE_REDIS_URL": redis_url, "SEALGATE_LOG_LEVEL": "WARNING", **(env or {})}
+        with service(argv, port=port, log=self.logs / f"{label}.log", env=settings) as process:
             url = f"http://127.0.0.1:{port}"
             wait_ready(url)
             yield url, process.pid

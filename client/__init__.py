@@ -40,7 +40,6 @@ from sealgate.client.errors import (
 )
 from sealgate.client.models import (
     DocumentCheck,
-    Endorsement,
     History,
     Holder,
     HolderKind,
@@ -65,7 +64,6 @@ __all__ = [
     "ClientError",
     "Conflict",
     "DocumentCheck",
-    "Endorsement",
     "Forbidden",
     "GatewayUnreachable",
     "History",

@@ -20,7 +20,6 @@ from sealgate.verify.registry import Status
 
 __all__ = [
     "DocumentCheck",
-    "Endorsement",
     "History",
     "Holder",
     "HolderKind",
@@ -50,14 +49,6 @@ class Holder:
 
 
 @dataclass(frozen=True, slots=True)
-class Endorsement:
-    """Which office extracted the data and which verified it (宁波 第十四条)."""
-
-    extracting_unit: str | None = None
-    verifying_unit: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ProofRequest:
     """One proof to seal (``POST /v1/certificates``)."""
 
@@ -67,7 +58,8 @@ class ProofRequest:
     content: Mapping[str, Any]
     valid_from: str
     valid_until: str | None = None
-    endorsement: Endorsement | None = None
+    # No endorsement: the gateway fills one from a verification request it answers, and
+    # refuses a typed one (422 endorsement-not-typed).
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -80,15 +72,6 @@ class ProofRequest:
         }  # fmt: skip
         if self.valid_until is not None:
             body["valid_until"] = self.valid_until
-        if self.endorsement is not None:
-            body["endorsement"] = {
-                key: value
-                for key, value in (
-                    ("extracting_unit", self.endorsement.extracting_unit),
-                    ("verifying_unit", self.endorsement.verifying_unit),
-                )
-                if value is not None
-            }
         return body
 
 

@@ -17,6 +17,7 @@ from sealgate.crypto.certificates import (
 )
 from sealgate.crypto.errors import (
     BadSignature,
+    BadTimestamp,
     ContentError,
     CryptoError,
     DigestMismatch,
@@ -24,6 +25,7 @@ from sealgate.crypto.errors import (
     ProofError,
     SealCertificateNotValid,
     SealNotValidAtSigningTime,
+    TimestampRefused,
     UntrustedSeal,
 )
 from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
@@ -31,6 +33,7 @@ from sealgate.crypto.verification import TrustList, VerifiedProof, verify_proof
 
 __all__ = [
     "BadSignature",
+    "BadTimestamp",
     "ContentError",
     "CryptoError",
     "DigestMismatch",
@@ -43,6 +46,7 @@ __all__ = [
     "SealCertificateNotValid",
     "SealNotValidAtSigningTime",
     "SignatureAlgorithm",
+    "TimestampRefused",
     "TrustList",
     "UntrustedSeal",
     "VerifiedProof",

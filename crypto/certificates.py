@@ -29,12 +29,14 @@ from sealgate.crypto.errors import BadSignature, ContentError
 __all__ = [
     "DOCUMENT_SIGNING",
     "EMAIL_PROTECTION",
+    "TIME_STAMPING",
     "PendingCertificate",
     "certificate_pem",
     "certificate_serial",
     "certificate_validity",
     "prepare_root_certificate",
     "prepare_seal_certificate",
+    "prepare_tsa_certificate",
     "public_key_der_of",
 ]
 
@@ -286,3 +288,48 @@ def _tbs(
     )
     der: bytes = tbs.dump()
     return der
+
+
+#: id-kp-timeStamping, RFC 5280.
+TIME_STAMPING = "1.3.6.1.5.5.7.3.8"
+
+
+def prepare_tsa_certificate(
+    public_key_der: bytes,
+    *,
+    issuer_certificate_der: bytes,
+    common_name: str,
+    organization: str,
+    not_before: datetime,
+    not_after: datetime,
+    serial: int,
+) -> PendingCertificate:
+    """A time-stamping authority's certificate: end entity, digitalSignature, and the
+    critical extendedKeyUsage timeStamping alone that RFC 3161 §2.3 requires."""
+    issuer = _load(issuer_certificate_der)
+    issuer_tbs = issuer["tbs_certificate"]
+    if not issuer.ca:
+        raise ContentError("issuer certificate is not a CA")
+    load_public_key(public_key_der)
+    spki = _spki(public_key_der)
+    issuer_ski = issuer.key_identifier or _key_identifier(issuer_tbs["subject_public_key_info"])
+    subject = _name(
+        [
+            ("country_name", _printable("CN")),
+            ("organization_name", _utf8(organization)),
+            ("common_name", _utf8(common_name)),
+        ]
+    )
+    extensions = [
+        _extension("basic_constraints", {"ca": False}),
+        _extension("key_usage", x509.KeyUsage({"digital_signature"}), critical=True),
+        _extension("extended_key_usage", x509.ExtKeyUsageSyntax([TIME_STAMPING]), critical=True),
+        _extension("key_identifier", core.OctetString(_key_identifier(spki))),
+        _extension("authority_key_identifier", {"key_identifier": issuer_ski}),
+    ]
+    issuer_key = load_public_key(issuer_tbs["subject_public_key_info"].dump())
+    algorithm = signature_algorithm_of(issuer_key)
+    tbs = _tbs(
+        serial, algorithm, issuer_tbs["subject"], subject, not_before, not_after, spki, extensions
+    )
+    return PendingCertificate(tbs, algorithm, issuer_tbs["subject_public_key_info"].dump())

@@ -7,6 +7,7 @@ Failure is always an exception, never a ``False``::
     │   │                            (non-JSON value, naive datetime, bad seal id,
     │   │                             malformed HSM signature, unusable key...)
     │   └── SealCertificateNotValid  signing time outside the seal certificate's validity
+    ├── TimestampRefused             the TSA answered a timestamp request with a refusal
     ├── ProofError                   a proof (or certificate) does not verify
     │   ├── MalformedProof           not the DER structure we issue; too large
     │   ├── DigestMismatch           content does not match the signed message-digest
@@ -17,6 +18,8 @@ Failure is always an exception, never a ``False``::
     │   ├── SignedInTheFuture      signing time (or timestamp) ahead of the checker's clock
     │   ├── SignedAfterRetirement  signed after the seal key was retired
     │   ├── TrustDocumentError     a trust document malformed or not signed by a trusted root
+    │   ├── BadTimestamp           a signature timestamp that does not verify, answers
+    │   │                          another signature, or comes from an untrusted TSA
     │   ├── SealRevoked            the seal certificate is on the root's CRL for the
     │   │                          proof's time (crypto/revocation.py)
     │   └── RevocationUnknown      no current, genuine CRL to tell
@@ -38,6 +41,7 @@ from sealgate.errors import Error
 
 __all__ = [
     "BadSignature",
+    "BadTimestamp",
     "ContentError",
     "CoseBadSignature",
     "CoseError",
@@ -54,6 +58,7 @@ __all__ = [
     "SealRevoked",
     "SignedAfterRetirement",
     "SignedInTheFuture",
+    "TimestampRefused",
     "TrustDocumentError",
     "UntrustedKey",
     "UntrustedSeal",
@@ -95,6 +100,16 @@ class UntrustedSeal(ProofError):
 
 class SealNotValidAtSigningTime(ProofError):
     """The signing time lies outside the validity of the seal or its root."""
+
+
+class BadTimestamp(ProofError):
+    """A signature timestamp (RFC 3161 token) that does not verify, is over other data
+    than the signature, comes from a TSA the verifier does not trust, or contradicts the
+    signing time (:mod:`sealgate.crypto.timestamps`)."""
+
+
+class TimestampRefused(CryptoError):
+    """The time-stamping authority answered with a refusal (a PKIStatus other than granted)."""
 
 
 class SignedInTheFuture(ProofError):

@@ -11,7 +11,7 @@ Shape (what :mod:`sealgate.crypto.verification` accepts, nothing else)::
         signedAttrs [0] { contentType, messageDigest, signingTime, signingCertificateV2,
                           verificationCode, sealId, endorsement? },
         signatureAlgorithm (from the seal key), signature (ECDSA: low S),
-        unsignedAttrs [1] { signatureTimeStampToken }? } } } }
+        unsignedAttrs [1] { signatureTimeStampToken }? } } } }   -- CAdES-B-T
 
 The private attributes live under ``ARC`` (:mod:`sealgate.crypto.attributes`, which
 also reads the first proofs' UUID arc). signingCertificateV2 (RFC 5035) names the seal
@@ -258,7 +258,9 @@ class ProofSealer:
         signed_attrs_der = _der.tlv(_SET, body)
         return PendingProof(self, content, body, hashlib.sha256(signed_attrs_der).digest())
 
-    def _assemble(self, content: bytes, attrs_body: bytes, signature: bytes) -> bytes:
+    def _assemble(
+        self, content: bytes, attrs_body: bytes, signature: bytes, unsigned: bytes
+    ) -> bytes:
         # A low S (s <= n/2) makes the ECDSA signature's encoding unique: (r, n-s) is as
         # valid, and a checker that accepted both would see two proofs in one.
         signature = low_s_signature(self._key, signature)
@@ -273,6 +275,7 @@ class ProofSealer:
             + len(attrs_body)
             + len(self._signer_info_sig_alg)
             + len(signature_der)
+            + len(unsigned)
         )
         signer_info_head = header(_SEQ, signer_info_len)
         signer_infos_head = header(_SET, len(signer_info_head) + signer_info_len)
@@ -312,6 +315,7 @@ class ProofSealer:
                 attrs_body,
                 self._signer_info_sig_alg,
                 signature_der,
+                unsigned,
             )
         )
 
@@ -328,6 +332,16 @@ class PendingProof:
         #: SHA-256 of the DER SET OF signed attributes (RFC 5652 §5.4): what the HSM signs.
         self.digest = digest
 
-    def finish(self, signature: bytes) -> bytes:
-        """The ContentInfo DER. The signature's shape is checked, not verified (hot path)."""
-        return self._sealer._assemble(self.content, self._attrs_body, signature)
+    def signature_value(self, signature: bytes) -> bytes:
+        """The HSM's signature as the proof will carry it (ECDSA: its low-S form), shape
+        checked: what a signature timestamp must be over, so it is asked for first."""
+        return low_s_signature(self._sealer._key, signature)
+
+    def finish(self, signature: bytes, unsigned_attrs: bytes = b"") -> bytes:
+        """The ContentInfo DER. The signature's shape is checked, not verified (hot path).
+
+        ``unsigned_attrs`` is the SignerInfo's ``[1] unsignedAttrs`` DER, if any: the
+        signature timestamp (:func:`sealgate.crypto.timestamps.signature_timestamp_attributes`)
+        over :meth:`signature_value`.
+        """
+        return self._sealer._assemble(self.content, self._attrs_body, signature, unsigned_attrs)

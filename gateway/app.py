@@ -20,6 +20,7 @@ from aiohttp import web
 from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
+from sealgate.crypto.timestamps import timestamp_check
 from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL, AuditLog
 from sealgate.gateway.auth import Authenticator
@@ -63,7 +64,7 @@ from sealgate.gateway.handlers.verify import (
     post_verify_document,
 )
 from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
-from sealgate.gateway.home import Settings
+from sealgate.gateway.home import HomeError, Settings
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
@@ -105,6 +106,7 @@ from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import RedisFailures
 from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.throttle import FailedLookupLimiter
+from sealgate.gateway.timestamping import Timestamper
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.errors import HsmError
 from sealgate.hsm.service import ProcessSigningService, SigningService
@@ -135,6 +137,16 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             log.warning(
                 "signing unavailable at start (%s); sealing will answer 503", type(exc).__name__
             )
+        timestamper = None
+        if settings.tsa_url is not None:
+            tsa_trust = settings.tsa_trust()
+            if tsa_trust is None:  # pragma: no cover - load_settings refuses this
+                raise HomeError("a TSA URL is set but the home has no tsa-roots.pem")
+            timestamper = Timestamper(settings.tsa_url, tsa_trust)
+            await timestamper.start()
+            stack.push_async_callback(timestamper.close)
+        else:
+            log.warning("no TSA configured (SEALGATE_TSA_URL): proofs carry no timestamp")
         # Every wait on the registry and the directory bounded, behind a breaker (§11).
         registry = BoundedRegistry(settings.open_registry(), call_bound=settings.request_deadline)
         stack.push_async_callback(registry.close)
@@ -184,6 +196,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             holder_keys=holder_keys,
             clock=app[CLOCK],
             archival_issuance=settings.archival_issuance,
+            timestamper=timestamper,
+            seal_untimestamped=settings.seal_untimestamped,
         )
         desk = app[DESK] = RequestDesk(
             book=registry,
@@ -203,8 +217,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(watch.close)
         app[METRICS].follow_overdue(lambda: watch.overdue)
         checker = StatusChecker(
-            codes=codes, lookup=lookup, registry=registry, catalog=catalog, clock=app[CLOCK]
+            codes=codes,
+            lookup=lookup,
+            registry=registry,
+            catalog=catalog,
+            clock=app[CLOCK],
         )
+        if (tsa_roots := settings.tsa_trust()) is not None:
+            # A presented proof's timestamp is checked, and the proof judged at its time.
+            checker.timestamp = timestamp_check(tsa_roots)
         app[CHECKER] = checker
         app[VERIFY] = VerifyEndpoint(
             auth=app[AUTH], checker=checker, limiter=app[FAILED_LOOKUPS], clock=app[CLOCK]

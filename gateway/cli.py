@@ -228,6 +228,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--seal-token-file", type=Path, help="a signer's token")
     target.add_argument("--seal", help="the seal to seal with")
+    capacity.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="also seal with a development TSA's timestamps (CAdES-B-T) against without, "
+        "alternating: what trusted time costs a seal",
+    )
+
+    tsa = sub.add_parser(
+        "tsa", help="a development RFC 3161 time-stamping authority"
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    tsa_serve = tsa.add_parser(
+        "serve",
+        help="serve the TSA of --home (default ./.sealgate-tsa); its token, key and "
+        "certificates are made there on first start",
+    )
+    tsa_serve.add_argument("--home", default=None, help="the TSA's own directory")
+    tsa_serve.add_argument("--host", default="127.0.0.1")
+    tsa_serve.add_argument("--port", type=int, default=8318)
 
     add_verify_file(sub, home)
     trust = sub.add_parser(
@@ -282,6 +300,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "bench":
         return _bench_capacity(args)
+    if args.command == "tsa":
+        from sealgate.tsa.server import serve_tsa
+
+        if not 1 <= args.port <= 65535:
+            raise CliError("--port must be between 1 and 65535")
+        serve_tsa(Path(args.home or ".sealgate-tsa"), args.host, args.port)
+        return 0
     if args.command == "verify-file":
         return verify_file(args, home, revocation=crl_revocation(args, home))
     if args.command == "verify-qr":
@@ -401,6 +426,7 @@ def _bench_capacity(args: argparse.Namespace) -> int:
             database_url=args.database_url,
             requests_seconds=max(0.0, args.requests),
             peers=args.peers,
+            timestamps=args.timestamps,
         )
     )
     return 0
@@ -471,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BaseException:
             os.umask(umask)
             raise
-    if args.command != "serve":  # serve stops gracefully on its own
+    if args.command not in ("serve", "tsa"):  # these stop gracefully on their own
         signal.signal(signal.SIGTERM, _terminated)
     try:
         return _run(args)

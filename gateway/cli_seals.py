@@ -1,6 +1,6 @@
 """The command line's root duties: the city root's PIN (a file or a prompt, never kept),
 ``seal revoke``, ``seal purge``, ``crl issue``, and ``verify-file --crl``
-(docs/design.md §7.2, §15).
+(docs/design.md §7.2, §16).
 """
 
 from __future__ import annotations

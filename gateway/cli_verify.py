@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sealgate.crypto.assessment import RevocationCheck, TimestampCheck, assess
 from sealgate.crypto.errors import ProofError
+from sealgate.crypto.timestamps import timestamp_check
 from sealgate.crypto.trust_document import TrustDocumentError, read_trust_document
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.cli_audit import CliError
@@ -45,6 +46,12 @@ def add_verify_file(
         help="the city root's CRL (DER, GET /v1/crl): refuses a proof whose seal was revoked"
         " by the time it is judged at (without it, revocation is not checked)",
     )
+    check.add_argument(
+        "--tsa-trust",
+        type=Path,
+        help="PEM file of trusted TSA roots: the proof's signature timestamp is checked and "
+        "the proof judged at its time (default: the home's tsa-roots.pem, if there is one)",
+    )
 
 
 def verify_file(
@@ -55,10 +62,16 @@ def verify_file(
     revocation: RevocationCheck | None = None,
 ) -> int:
     """Check ``args.file``; ``timestamp`` and ``revocation``: how its signature timestamp
-    and its seal's revocation are checked (None: they are not, and the output says so)."""
+    and its seal's revocation are checked (None: they are not, and the output says so).
+    Without ``timestamp``, the TSA roots of ``--tsa-trust`` (or the home's) check it."""
     trust_path: Path = args.trust or home / "root.pem"
+    tsa_path: Path | None = args.tsa_trust
+    if tsa_path is None and (home / "tsa-roots.pem").exists():
+        tsa_path = home / "tsa-roots.pem"
     try:
         trust = TrustList.from_pem(trust_path.read_bytes())
+        if timestamp is None and tsa_path is not None:
+            timestamp = timestamp_check(TrustList.from_pem(tsa_path.read_bytes()))
         der = args.file.read_bytes()
         document = None if args.trust_document is None else args.trust_document.read_bytes()
     except OSError as exc:

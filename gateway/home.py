@@ -12,6 +12,7 @@ Layout::
     HOME/soft-keys/         the development-only soft keystore
     HOME/root.pem           the city root CA certificate (public)
     HOME/crl.der            the newest CRL the root issued (public)
+    HOME/tsa-roots.pem      the roots of the TSAs whose timestamps are trusted (public)
 
 Settings resolve as flag > environment (``SEALGATE_*``) > config file > default.
 """
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from sealgate.cache.lookup import DEFAULT_OUTAGE_FRESHNESS
+from sealgate.crypto.errors import ContentError
+from sealgate.crypto.verification import TrustList
 from sealgate.errors import Error
 from sealgate.gateway.audit_sink import HeadSink, instance_name
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
@@ -152,6 +155,12 @@ class Settings:
     # How long a key retired by ``seal rotate`` stays in the token before it is destroyed
     # (0: at once); ``seal purge`` destroys the keys whose grace has passed.
     retired_key_grace: float = 0.0
+    # The city's time-stamping authority (RFC 3161 over HTTP): every proof sealed gets a
+    # signature timestamp from it (CAdES-B-T). None: proofs are sealed without (B-B).
+    tsa_url: str | None = None
+    # When that TSA cannot stamp: refuse the sealing, 503 (the default), or seal without
+    # timestamps and say so in each answer (tsa_unavailable = "seal-untimestamped").
+    seal_untimestamped: bool = False
     # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
     # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
     failed_lookups: FailedLookupSettings = FailedLookupSettings()
@@ -204,6 +213,20 @@ class Settings:
     def crl_path(self) -> Path:
         """The newest CRL the city root issued, DER."""
         return self.home / "crl.der"
+
+    @property
+    def tsa_roots_path(self) -> Path:
+        """The PEM bundle of trusted TSA roots: timestamps are checked against these."""
+        return self.home / "tsa-roots.pem"
+
+    def tsa_trust(self) -> TrustList | None:
+        """The trusted TSA roots, or None if the home has none (timestamps not checked)."""
+        try:
+            return TrustList.from_pem(self.tsa_roots_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ContentError as exc:
+            raise HomeError(f"{self.tsa_roots_path}: {exc}") from None
 
     @property
     def audit_path(self) -> Path:
@@ -375,6 +398,23 @@ def load_settings(
         except RedisUrlError as exc:
             raise HomeError(f"Redis URL: {exc}") from None
 
+    tsa_url = pick(None, "SEALGATE_TSA_URL", "tsa_url", None)
+    if tsa_url is not None:
+        if not tsa_url.startswith(("http://", "https://")):
+            raise HomeError("the TSA URL must be http:// or https://")
+        if not (home / "tsa-roots.pem").exists():
+            # Fail closed: tokens that cannot be checked must not go into proofs.
+            raise HomeError(
+                f"a TSA URL is set but {home / 'tsa-roots.pem'} is missing: put the TSA's"
+                " root certificate there (PEM)"
+            )
+
+    unavailable = pick(None, "SEALGATE_TSA_UNAVAILABLE", "tsa_unavailable", "refuse")
+    if unavailable not in ("refuse", "seal-untimestamped"):
+        raise HomeError(
+            f"tsa_unavailable must be refuse or seal-untimestamped, not {unavailable!r}"
+        )
+
     def duration(env: str, key: str) -> str | None:
         # Not pick(): 0 is a value here (outage_freshness = 0: no answers from copies).
         value = os.environ.get(env) or config.get(key)
@@ -450,6 +490,8 @@ def load_settings(
         crl_url=str(config.get("crl_url", DEFAULT_CRL_URL)),
         crl_next_update=crl_next_update,
         retired_key_grace=grace,
+        tsa_url=tsa_url,
+        seal_untimestamped=unavailable == "seal-untimestamped",
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
         qr_lifetime=qr_lifetime,
         status_list_bound=status_list_bound,

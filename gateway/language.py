@@ -48,6 +48,7 @@ PROBLEM_TITLES_ZH = {
     "seal-key-unavailable": "印章密钥暂不可用，请稍后再试",
     "seal-certificate-not-valid": "印章证书当前无效",
     "seal-revoked": "印章证书已被吊销，须由运维人员更换印章密钥",
+    "tsa-unavailable": "时间戳服务暂不可用，请稍后再试",
     "registry-unavailable": "证明登记库暂不可用，请稍后再试",
     "registry-corrupted": "证明登记库数据已损坏，需由运维人员恢复",
     "directory-unavailable": "客户端与印章目录暂不可用，请稍后再试",

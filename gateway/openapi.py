@@ -160,6 +160,13 @@ OPENAPI: dict[str, Any] = {
                                 "Answered from an earlier request with this Idempotency-Key",
                                 required=False,
                             ),
+                            "Sealgate-Timestamped": header(
+                                {"enum": ["true", "false"]},
+                                "Whether the proofs carry a TSA's signature timestamp "
+                                "(CAdES-B-T); false: the gateway has no TSA, or (with "
+                                "tsa_unavailable = seal-untimestamped) its TSA could not "
+                                "stamp them and they rest on their signing time alone",
+                            ),
                         },
                         "content": {
                             "application/json": {

@@ -93,6 +93,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "seal-key-unavailable",
         "seal-certificate-not-valid",
         "seal-revoked",  # no Retry-After: an operator must rotate the seal
+        "tsa-unavailable",
         "registry-unavailable",
         "registry-corrupted",  # no Retry-After: waiting does not mend damaged data
         "directory-unavailable",

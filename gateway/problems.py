@@ -21,6 +21,7 @@ from sealgate.crypto.errors import ContentError, CoseError, Expired, ProofError
 from sealgate.errors import Error
 from sealgate.gateway.audit import AuditUnavailable
 from sealgate.gateway.language import PROBLEM_TITLES_ZH
+from sealgate.gateway.timestamping import TsaUnavailable
 from sealgate.hsm.errors import HsmError, HsmUnavailable
 from sealgate.verify.directory import DirectoryUnavailable
 from sealgate.verify.lifecycle import (
@@ -152,6 +153,13 @@ def problem_for(exc: Exception) -> Problem | None:
             "seal-key-unavailable",
             "The seal's key cannot be used right now",
             headers={"Retry-After": "30"},
+        )
+    if isinstance(exc, TsaUnavailable):  # nothing was sealed
+        return Problem(
+            503,
+            "tsa-unavailable",
+            "The time-stamping authority cannot stamp the proofs; retry later",
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, RegistryUnavailable):
         return Problem(

@@ -1,8 +1,9 @@
 """Sealing: from validated proof requests to durable, sealed, registered proofs.
 
 The path of docs/design.md §3.2: authorise the seal → canonical content → signed attributes → the
-HSM signs (in the signing process, batched with concurrent requests) → CMS assembled →
-registry write made durable → answer. Nothing is answered before the registry commit,
+HSM signs (in the signing process, batched with concurrent requests) → the TSA stamps each
+signature (when the city has one, all of a batch's at once) → CMS assembled → registry
+write made durable → answer. Nothing is answered before the registry commit,
 and nothing is committed before its audit intent is journaled (``ahead``).
 """
 
@@ -14,6 +15,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,9 +24,11 @@ from typing import Any, TypeVar
 from sealgate.crypto.canonical import canonical_json, canonical_string
 from sealgate.crypto.errors import SealCertificateNotValid
 from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
+from sealgate.crypto.timestamps import has_signature_timestamp
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
+from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.hsm.service import SigningService
 from sealgate.verify.code import CodeAuthority
 from sealgate.verify.directory import Client, NotFound, Seal, SealKey, SealScope
@@ -39,6 +43,7 @@ from sealgate.verify.registry import (
     Status,
 )
 
+log = logging.getLogger("sealgate.gateway.sealing")
 T = TypeVar("T")
 
 # Journals the intent of a sealing, with the proofs' hyphenated codes, before the
@@ -78,6 +83,8 @@ class SealOutcome:
     # shows them as of then, as a verification would (not-yet-valid, expired, or a
     # change made since the first answer).
     at: float
+    # Whether the proofs carry a TSA's signature timestamp (a sealing stamps all or none).
+    timestamped: bool
 
 
 def proof_json(proof: ProofRecord, code: str, at: float) -> bytes:
@@ -192,6 +199,8 @@ class SealingService:
         holder_keys: HolderKeys,
         clock: Callable[[], float] = time.time,
         archival_issuance: bool = False,
+        timestamper: Timestamper | None = None,
+        seal_untimestamped: bool = False,
     ) -> None:
         self._registry = registry
         self._catalog = catalog
@@ -202,6 +211,11 @@ class SealingService:
         # The city's choice: seal proofs whose validity has already ended (they show
         # expired), or refuse them 422 (the default).
         self._archival_issuance = archival_issuance
+        # The city's TSA: each proof's signature is stamped (CAdES-B-T), or none is.
+        self._timestamper = timestamper
+        # The city's choice when its TSA cannot stamp: refuse (503, the default) or seal
+        # without timestamps, each answer marked (Sealgate-Timestamped: false).
+        self._seal_untimestamped = seal_untimestamped
         # One in-flight sealing per (client, idempotency key) in this process; other
         # processes are held off by the registry's unique key.
         self._inflight: dict[tuple[str, str], asyncio.Event] = {}
@@ -265,7 +279,7 @@ class SealingService:
         async def register(proofs: list[ProofRecord]) -> None:
             stored.append(await store(proofs))
 
-        proofs = await self._seal_and_register(client, [request], None, ahead, register)
+        proofs, _ = await self._seal_and_register(client, [request], None, ahead, register)
         return proofs[0], stored[0]
 
     async def seal(
@@ -280,8 +294,8 @@ class SealingService:
         self._refuse_typed_endorsements(requests)
         self.authorise(client, requests)
         if idempotency_key is None:
-            proofs = await self._seal_and_register(client, requests, None, ahead)
-            return SealOutcome(proofs, False, proofs[0].issued_at)
+            proofs, stamped = await self._seal_and_register(client, requests, None, ahead)
+            return SealOutcome(proofs, False, proofs[0].issued_at, stamped)
         slot = (client.client_id, idempotency_key)
         running = self._inflight.get(slot)
         if running is not None:
@@ -311,8 +325,8 @@ class SealingService:
             return await self._replay(client, key, digest)
         ticket = IdempotentRequest(client.client_id, key, digest)
         try:
-            proofs = await self._seal_and_register(client, requests, ticket, ahead)
-            return SealOutcome(proofs, False, proofs[0].issued_at)
+            proofs, stamped = await self._seal_and_register(client, requests, ticket, ahead)
+            return SealOutcome(proofs, False, proofs[0].issued_at, stamped)
         except IdempotencyConflict:
             # Another process registered this key first; answer as it did.
             return await self._replay(client, key, digest)
@@ -331,7 +345,8 @@ class SealingService:
             proofs.append(proof)
         # A replay answers as a verification would now: a retry must not be told a status
         # the proof no longer has. It is never refused for having ended since: it exists.
-        return SealOutcome(proofs, True, self._clock())
+        stamped = has_signature_timestamp(proofs[0].document)
+        return SealOutcome(proofs, True, self._clock(), stamped)
 
     async def _seal_and_register(
         self,
@@ -340,7 +355,9 @@ class SealingService:
         ticket: IdempotentRequest | None,
         ahead: Ahead | None = None,
         store: Callable[[list[ProofRecord]], Awaitable[None]] | None = None,
-    ) -> list[ProofRecord]:
+    ) -> tuple[list[ProofRecord], bool]:
+        """The proofs registered (by ``store``, else the plain registration), and whether
+        they carry timestamps."""
         for attempt in range(CODE_ATTEMPTS):
             # Prepared here, signed together (one trip to the signing process, no task per
             # proof), then assembled.
@@ -348,9 +365,10 @@ class SealingService:
             signatures = await self._signing.sign_digests(
                 [(p.key_label, p.pending.digest) for p in prepared]
             )
+            signatures, stamps = await self._stamp(prepared, signatures)
             proofs = [
-                p.record(p.pending.finish(signature))
-                for p, signature in zip(prepared, signatures, strict=True)
+                p.record(p.pending.finish(signature, stamp))
+                for p, signature, stamp in zip(prepared, signatures, stamps, strict=True)
             ]
             if ahead is not None:
                 await ahead([format_code(p.code) for p in proofs])
@@ -359,11 +377,33 @@ class SealingService:
                     await self._registry.register(proofs, ticket)
                 else:
                     await store(proofs)
-                return proofs
+                return proofs, bool(stamps[0])
             except CodeTaken:
                 if attempt == CODE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _stamp(
+        self, prepared: list[_Prepared], signatures: list[bytes]
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The signatures, and each one's ``unsignedAttrs`` with its timestamp, or all
+        empty: without a TSA, or when it cannot stamp and the city chose to seal without
+        (else the TsaUnavailable propagates: 503, nothing sealed)."""
+        none = [b""] * len(signatures)
+        if self._timestamper is None:
+            return signatures, none
+        # As the proofs will carry them (ECDSA: low S): what the timestamps must be over.
+        signatures = [
+            p.pending.signature_value(signature)
+            for p, signature in zip(prepared, signatures, strict=True)
+        ]
+        try:
+            return signatures, await self._timestamper.stamp(signatures)
+        except TsaUnavailable as exc:
+            if not self._seal_untimestamped:
+                raise
+            log.warning("sealing %d proof(s) without timestamps: %s", len(signatures), exc)
+            return signatures, none
 
     def _prepare(self, client: Client, requests: list[ProofRequest]) -> list[_Prepared]:
         """Each proof's CMS awaiting its signature, with what its record needs."""

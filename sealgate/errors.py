@@ -5,6 +5,7 @@ HTTP layer, an embedding program) catches the product's failures in one ``except
 
     Error
     ├── ConfigError                    a setting, secret or argument that cannot be used
+    │   └── tsa.home.TsaHomeError      the development TSA's home
     ├── hsm.errors.HsmError            the token, its keys, the signing process
     │   └── hsm.frames.ProtocolError   a malformed frame from a child process
     ├── crypto.errors.CryptoError      sealing and checking CMS proofs
@@ -18,6 +19,8 @@ HTTP layer, an embedding program) catches the product's failures in one ``except
     ├── cache.codec.CacheDataError, cache.redis_url.RedisUrlError
     ├── gateway.home.HomeError, gateway.server.ServeError, gateway.cli.CliError
     ├── gateway.audit.AuditUnavailable the trail cannot be written now
+    ├── gateway.timestamping.TsaUnavailable the TSA did not stamp: nothing sealed
+    ├── tsa.authority.RequestRejected  a timestamp request the TSA refuses (in the protocol)
     ├── gateway.throttle.Throttled
     ├── gateway.requests.InvalidRequest
     └── gateway.problems.Problem       an answer already shaped for HTTP

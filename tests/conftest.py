@@ -10,6 +10,7 @@ import pytest
 
 from sealgate.bench.redis_cluster import RedisClusterServer
 from sealgate.bench.redis_server import RedisServer, RedisServerMissing
+from sealgate.bench.tsa_server import TsaServer
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import SOFTHSM2_MODULE, create_softhsm_token, softhsm_available
 from tests.postgres_server import PostgresServer, PostgresServerMissing
@@ -27,6 +28,7 @@ SERVER_FIXTURES = frozenset(
         "own_redis_cluster",
         "postgres_server",
         "postgres_url",
+        "tsa_server",
     }
 )
 
@@ -133,3 +135,16 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """The URL of a new, empty database on the shared server (no schema yet)."""
     return postgres_server.create_database()
+
+
+@pytest.fixture(scope="session")
+def tsa_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TsaServer]:
+    """One real development TSA (`sealgate tsa serve`, its key in its own SoftHSM2 token)
+    for the whole run, started on first use; a home trusts it with ``trusted_by``. Never
+    stop it in a test: point a gateway at a closed port to play a TSA that is down."""
+    if not softhsm_available():
+        pytest.fail("SoftHSM2 is required: run the suite with `make test`")
+    server = TsaServer(tmp_path_factory.mktemp("tsa") / "home")
+    server.start()
+    yield server
+    server.stop()

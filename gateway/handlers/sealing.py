@@ -35,7 +35,9 @@ async def post_certificates(request: web.Request) -> web.Response:
     )
     codes = [format_code(p.code) for p in outcome.proofs]
     request[AUDIT_NOTE].codes = codes
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    headers = {"Sealgate-Timestamped": "true" if outcome.timestamped else "false"}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return web.Response(
         status=201,
         body=proofs_json(outcome.proofs, codes, batch=batch, at=outcome.at),

@@ -73,6 +73,7 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
         sweep_seconds=1.0,
         locust_seconds=4,
         locust_users=4,
+        timestamps=True,
     )
     report_path = run_capacity(options)
 
@@ -80,9 +81,14 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     measured = results["measurements"]
     assert set(measured) == {
         "trivial", "redis_get", "sign", "verify_cached", "verify_mix", "seal_batch",
-        "seal_single",
+        "seal_single", "seal_batch_untimestamped", "seal_batch_timestamped",
+        "seal_single_untimestamped", "seal_single_timestamped",
     }  # fmt: skip
-    windows = {"trivial": 3, "redis_get": 3, "sign": 3, "seal_single": 1}
+    windows = {
+        "trivial": 3, "redis_get": 3, "sign": 3, "seal_single": 1,
+        "seal_batch_untimestamped": 3, "seal_single_untimestamped": 1,
+        "seal_single_timestamped": 1,
+    }  # fmt: skip
     for name, m in measured.items():
         assert m["rate"] > 0, name
         # floor, gateway, floor, gateway, floor: two gateway windows between three of the
@@ -98,6 +104,10 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     assert all(us > 0 for us in batch_parts.values()), batch_parts
     assert sum(batch_parts.values()) == pytest.approx(measured["seal_batch"]["cpu_us"])
     assert set(measured["trivial"]["cpu_parts"]) == {"worker"}  # a floor is one process
+    # timestamped seals (every one answered 201, errors 0 above): the TSA's CPU counted
+    for name in ("seal_batch_timestamped", "seal_single_timestamped"):
+        assert measured[name]["cpu_parts"]["TSA"] > 0, name
+    assert "TSA" not in measured["seal_batch_untimestamped"]["cpu_parts"]
     assert results["population"] == 300
     assert len((out / "codes.txt").read_text().split()) == 300
     assert [p["fraction"] for p in results["sweep"]] == list(SWEEP)
@@ -135,6 +145,7 @@ def test_a_small_run_measures_every_phase_and_writes_the_report(tmp_path: Path) 
     assert "verify of a cached code / trivial handler" in report
     assert "(windows: " in report  # every window's rate
     assert "## Where the CPU goes" in report
+    assert "Timestamps (CAdES-B-T, a development TSA on this machine): batches:" in report
     assert "| seal, batches of 10 |" in report
     assert "| /v1/verify/{code} |" in report or "/v1/verify/{code}" in report  # locust table
     for plot in ("throughput.png", "latency.png"):

@@ -477,18 +477,16 @@ async def test_overdue_requests_are_announced_signed_at_least_once(
 async def test_each_step_is_audited_ahead_with_its_staff_member(
     api: TestClient[Any, Any], demo: Demo, offices: Offices
 ) -> None:
-    response = await api.post(
-        "/v1/requests",
-        json=new_request(),
-        headers={**offices.requester, "X-Request-Id": "req-audit-create"},
-    )
+    response = await api.post("/v1/requests", json=new_request(), headers=offices.requester)
     created = await response.json()
+    create_id = response.headers["X-Request-Id"]  # the gateway's own id, in its records
     response = await api.post(
         f"/v1/requests/{created['id']}/respond",
         json=answer(demo.verification_seal),
-        headers={**offices.responder, "X-Operator": "clerk-7", "X-Request-Id": "req-audit-answer"},
+        headers={**offices.responder, "X-Operator": "clerk-7"},
     )
     code = (await response.json())["answer_code"]
+    answer_id = response.headers["X-Request-Id"]
 
     def rows(request_id: str) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(demo.settings.audit_path)
@@ -500,9 +498,7 @@ async def test_each_step_is_audited_ahead_with_its_staff_member(
         finally:
             conn.close()
 
-    created_rows = await eventually(
-        lambda: len(rows("req-audit-create")) == 2 and rows("req-audit-create")
-    )
+    created_rows = await eventually(lambda: len(rows(create_id)) == 2 and rows(create_id))
     assert [(a, r) for a, _, r, _ in created_rows] == [("request", "intent"), ("request", "201")]
     for *_, detail in created_rows:
         assert json.loads(detail) == {
@@ -511,9 +507,7 @@ async def test_each_step_is_audited_ahead_with_its_staff_member(
             "tier": "database",
             "request": created["id"],
         }
-    answered = await eventually(
-        lambda: len(rows("req-audit-answer")) == 2 and rows("req-audit-answer")
-    )
+    answered = await eventually(lambda: len(rows(answer_id)) == 2 and rows(answer_id))
     assert [(a, c, r) for a, c, r, _ in answered] == [
         ("request-respond", code, "intent"),
         ("request-respond", code, "200"),

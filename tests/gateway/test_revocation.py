@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sealgate.bench.tsa_server import TsaServer
 from sealgate.crypto.canonical import canonical_json
 from sealgate.crypto.certificates import certificate_pem
 from sealgate.crypto.proof import ProofSealer
@@ -316,3 +317,34 @@ async def test_readiness_names_a_crl_out_of_date_without_turning_unready(
     assert response.status == 200 and ready["ready"]
     assert ready["checks"]["crl"].startswith("out of date since ")
     assert ready["checks"]["crl"].endswith("run sealgate crl issue")
+
+
+async def test_a_timestamp_before_the_compromise_keeps_a_proof_valid_offline(
+    own: Demo, gateway_client: GatewayClient, tsa_server: TsaServer
+) -> None:
+    """With trusted time (CAdES-B-T), the compromise date is honoured offline too: a proof
+    timestamped before it stands against the CRL, while the same seal's untimestamped
+    proof (its signing time the signer's word) is refused."""
+    tsa_server.trusted_by(own.home)
+    stamped = dataclasses.replace(own.settings, tsa_url=tsa_server.url)
+    api = await gateway_client(create_app(stamped))
+    timestamped = base64.b64decode((await seal(api, own, own.proof_seal))["document"])
+    await api.close()
+    api = await gateway_client(create_app(own.settings))  # a gateway without its TSA: B-B
+    bare = base64.b64decode((await seal(api, own, own.proof_seal))["document"])
+    await api.close()
+    time.sleep(2)  # the compromise is dated (in whole seconds) after both proofs
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.5)
+    with_root(
+        own, "seal", "revoke", own.proof_seal, "--reason", "keyCompromise",
+        "--since", since.isoformat(),
+    )  # fmt: skip
+    crl = ("--crl", str(own.settings.crl_path))
+    kept = verify_file(own, timestamped, *crl)  # the home's tsa-roots.pem checks the token
+    assert kept.returncode == 0, kept.stderr
+    assert "checked\ttime\tRFC 3161 signature timestamp" in kept.stdout
+    assert "checked\trevocation\trevoked only as of " in kept.stdout
+    refused = verify_file(own, bare, *crl)
+    assert refused.returncode == 1 and "only a trusted time" in refused.stderr
+    # openssl's -crl_check knows no compromise date: it refuses both
+    assert openssl_verify(own, timestamped, crl_check=True).returncode != 0

@@ -19,7 +19,7 @@ from sealgate.crypto.assessment import Assessment, RevocationCheck, TimestampChe
 from sealgate.crypto.errors import UntrustedSeal
 from sealgate.crypto.verification import VerifiedProof, signed_parts, verify_proof
 from sealgate.gateway.catalog import CatalogSnapshot
-from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.instants import rfc3339
 from sealgate.verify.code import CodeError, parse_code
 from sealgate.verify.registry import ProofRecord, ProofStatus
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -12,6 +12,7 @@ import httpx
 
 from sealgate.client import calls
 from sealgate.client.calls import Call, RetryPolicy
+from sealgate.client.errors import Problem
 from sealgate.client.models import (
     DocumentCheck,
     History,
@@ -107,6 +108,15 @@ class AsyncClient:
         """A code's current status, holder masked; ``purpose`` must be granted to you.
         A mistyped code raises :class:`InvalidCode` without a request."""
         return await self._run(calls.verify(code, purpose))
+
+    async def verify_batch(
+        self, checks: Sequence[str | tuple[str, str]], *, purpose: str
+    ) -> list[Verification | Problem]:
+        """Up to 100 codes for one purpose, each answered on its own, in order: its
+        :class:`Verification` or the :class:`Problem` it met (not raised). A ``(code,
+        holder_id)`` pair asks whether the proof is that holder's (``holder_match``);
+        the number is compared by the gateway as a keyed hash and never returned."""
+        return await self._run(calls.verify_batch(checks, purpose))
 
     async def find_proofs(self, holder_id: str, type: str, *, purpose: str) -> list[Verification]:
         """Reuse (一次提交、多次复用): the holder's proofs of ``type`` in force now."""

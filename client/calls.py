@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -18,6 +18,7 @@ from sealgate.client.codes import normalise_code, normalise_holder_id
 from sealgate.client.errors import (
     ClientError,
     GatewayUnreachable,
+    Problem,
     UnexpectedAnswer,
     problem_class,
 )
@@ -203,6 +204,38 @@ def verify(code: str, purpose: str) -> Call[Verification]:
         lambda r: Verification.parse(_json(r)),
         params={"purpose": purpose},
     )
+
+
+def verify_batch(
+    checks: Sequence[str | tuple[str, str]], purpose: str
+) -> Call[list[Verification | Problem]]:
+    """Up to 100 codes, each alone or with the holder's identity number to match; every
+    code and number is checked here first, so one typo sends nothing."""
+    items: list[dict[str, str]] = []
+    for check in checks:
+        code, holder_id = (check, None) if isinstance(check, str) else check
+        item = {"code": normalise_code(code)}
+        if holder_id is not None:
+            item["holder_id"] = normalise_holder_id(holder_id)
+        items.append(item)
+
+    def read(response: httpx.Response) -> list[Verification | Problem]:
+        body = _json(response)
+        answers = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(items):
+            raise UnexpectedAnswer("verify batch: 'items' is missing or of another length")
+        out: list[Verification | Problem] = []
+        for answer in answers:
+            if isinstance(answer, dict) and isinstance(answer.get("problem"), dict):
+                problem = answer["problem"]
+                status = int(problem.get("status", 0))
+                out.append(problem_class(status)(problem, status, None))
+            else:
+                out.append(Verification.parse(answer))
+        return out
+
+    # Replayable: checking is reading (each failure counts against the limit again).
+    return Call("POST", "/v1/verify/batch", read, json={"purpose": purpose, "items": items})
 
 
 def change_status(

@@ -111,6 +111,13 @@ class _Fields:
     def flag(self, name: str) -> bool:
         return bool(self._get(name, bool))
 
+    def maybe_flag(self, name: str) -> bool | None:
+        value = self._get(name, bool, optional=True)
+        return None if value is None else bool(value)
+
+    def raw(self) -> dict[str, Any]:
+        return dict(self._body)
+
     def time(self, name: str) -> dt.datetime:
         return _time(self.text(name), self._what)
 
@@ -198,6 +205,10 @@ class Verification:
     superseded_by: str | None = None
     # Set when the gateway answered from a copy through a registry outage (design §11).
     status_as_of: dt.datetime | None = None
+    # The status in Chinese, when asked for (Accept-Language: zh-CN).
+    status_label: str | None = None
+    # In a batch check that named the holder: whether the proof is that holder's.
+    holder_match: bool | None = None
 
     @classmethod
     def read(cls, f: _Fields) -> Verification:
@@ -214,6 +225,8 @@ class Verification:
             checked_at=f.time("checked_at"),
             superseded_by=f.maybe_text("superseded_by"),
             status_as_of=f.maybe_time("status_as_of"),
+            status_label=f.maybe_text("status_label"),
+            holder_match=f.maybe_flag("holder_match"),
         )
 
     @classmethod

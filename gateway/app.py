@@ -65,6 +65,7 @@ from sealgate.gateway.handlers.verify import (
 )
 from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
 from sealgate.gateway.home import HomeError, Settings
+from sealgate.gateway.instants import use_offset
 from sealgate.gateway.keys import (
     AUDIT,
     AUTH,
@@ -339,6 +340,7 @@ def create_app(
     proof's first day without waiting for it)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[gateway_middleware])
     app[SETTINGS] = settings
+    use_offset(settings.answer_offset)  # the city's, for every instant answered
     app[CLOCK] = clock
     if signing is not None:
         app[SIGNING_OVERRIDE] = signing

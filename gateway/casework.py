@@ -16,10 +16,11 @@ from dataclasses import replace
 from typing import Any
 
 from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.request_parsing import NewRequest, StepBody
 from sealgate.gateway.requests import EndorsementRequest, ProofRequest
-from sealgate.gateway.sealing import Ahead, SealingService, format_code, rfc3339
+from sealgate.gateway.sealing import Ahead, SealingService, format_code
 from sealgate.verify.directory import Client, Directory, SealScope
 from sealgate.verify.holders import HolderKeys, mask_id, mask_name
 from sealgate.verify.registry import ProofRecord

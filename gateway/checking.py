@@ -15,9 +15,10 @@ from sealgate.cache.lookup import Found
 from sealgate.crypto.assessment import RevocationCheck, TimestampCheck
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.document_check import check_document
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.language import STATUS_LABELS_ZH
 from sealgate.gateway.problems import unknown_code
-from sealgate.gateway.sealing import format_code, rfc3339
+from sealgate.gateway.sealing import format_code
 from sealgate.verify.code import CodeAuthority, CodeError, MalformedCode
 from sealgate.verify.registry import ProofRecord, ProofStatus, Registry
 

@@ -20,7 +20,7 @@ from sealgate.crypto.errors import UntrustedSeal
 from sealgate.crypto.revocation import revocation_check
 from sealgate.crypto.verification import VerifiedProof, signed_parts, verify_proof
 from sealgate.gateway.catalog import CatalogSnapshot
-from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.instants import rfc3339
 from sealgate.verify.code import CodeError, parse_code
 from sealgate.verify.registry import ProofRecord, ProofStatus
 

@@ -20,6 +20,7 @@ Settings resolve as flag > environment (``SEALGATE_*``) > config file > default.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import secrets
 import tomllib
@@ -33,6 +34,7 @@ from sealgate.crypto.verification import TrustList
 from sealgate.errors import Error
 from sealgate.gateway.audit_sink import HeadSink, instance_name
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
+from sealgate.gateway.instants import CHINA, parse_offset
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
 from sealgate.verify.at_rest import DocumentCipher
@@ -164,6 +166,9 @@ class Settings:
     # config.toml [failed_lookups] (docs/design.md §8): the city's limits on failed code
     # lookups; a client's own (`sealgate client set-limits`) replaces ``per_client``.
     failed_lookups: FailedLookupSettings = FailedLookupSettings()
+    # config.toml ``answer_offset`` ("+08:00" by default, "Z", any ±HH:MM): the UTC offset
+    # every instant in an answer is written in (sealgate.gateway.instants).
+    answer_offset: dt.timezone = CHINA
     # config.toml [requests] (docs/design.md §12): whether the 30-minute tier counts office
     # hours only ("09:00-17:00"; absent: every minute counts), and where overdue requests
     # are announced (signed with the secret ``webhook-key``).
@@ -493,6 +498,7 @@ def load_settings(
         tsa_url=tsa_url,
         seal_untimestamped=unavailable == "seal-untimestamped",
         failed_lookups=FailedLookupSettings.from_config(config.get("failed_lookups")),
+        answer_offset=_offset(config.get("answer_offset", "+08:00")),
         qr_lifetime=qr_lifetime,
         status_list_bound=status_list_bound,
         public_url=str(config.get("public_url", "")).rstrip("/"),
@@ -518,6 +524,13 @@ def _request_settings(table: object) -> dict[str, Any]:
             raise HomeError(f"{CONFIG_NAME}: [requests] overdue_webhook must be an http(s) URL")
         settings["overdue_webhook"] = str(url)
     return settings
+
+
+def _offset(value: object) -> dt.timezone:
+    try:
+        return parse_offset(str(value))
+    except ValueError as exc:
+        raise HomeError(f"{CONFIG_NAME}: answer_offset: {exc}") from None
 
 
 def _count(value: object, key: str) -> int:

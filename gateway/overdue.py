@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from sealgate.errors import Error
-from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.instants import rfc3339
 from sealgate.verify.requests import RequestBook, VerificationRequest
 
 log = logging.getLogger("sealgate.gateway")

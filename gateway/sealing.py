@@ -26,6 +26,7 @@ from sealgate.crypto.errors import SealCertificateNotValid
 from sealgate.crypto.proof import Endorsement, PendingProof, ProofSealer
 from sealgate.crypto.timestamps import has_signature_timestamp
 from sealgate.gateway.catalog import SealCatalog
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import ProofRequest
 from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
@@ -53,21 +54,6 @@ Ahead = Callable[[list[str]], Awaitable[None]]
 # A fresh code collides with a registered one with odds of about N / 2^45; a handful of
 # attempts makes a failure practically impossible while bounding the work.
 CODE_ATTEMPTS = 4
-
-
-def rfc3339(timestamp: float) -> str:
-    """UTC, whole seconds: ``2026-11-22T03:08:04Z``."""
-    return _rfc3339_seconds(int(timestamp))
-
-
-@functools.lru_cache(maxsize=8192)
-def _rfc3339_seconds(seconds: int) -> str:
-    # Cached: every status answer formats its proof's times and "now", which repeat.
-    return (
-        dt.datetime.fromtimestamp(seconds, dt.UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def request_digest(body: Any) -> bytes:

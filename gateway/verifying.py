@@ -25,9 +25,9 @@ from multidict import CIMultiDict
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import Authenticator, require_purpose
 from sealgate.gateway.checking import StatusChecker, status_view
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.requests import parse_purpose
-from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import (
     FailedLookupLimiter,
     Throttled,

@@ -8,11 +8,11 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import AUTH, CLOCK, CONSENTS, HOLDER_KEYS, REGISTRY
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import decode_json, parse_consent_request, parse_holder_id
-from sealgate.gateway.sealing import rfc3339
 from sealgate.verify.consents import Consent, ConsentNotFound
 from sealgate.verify.directory import Role
 

@@ -12,13 +12,14 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, FAILED_LOOKUPS, LOOKUP, REGISTRY
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem, invalid, not_your_office, unknown_code
 from sealgate.gateway.request_parsing import parse_operator
 from sealgate.gateway.requests import decode_json, parse_status_change
-from sealgate.gateway.sealing import format_code, rfc3339
+from sealgate.gateway.sealing import format_code
 from sealgate.gateway.throttle import limited_lookup
 from sealgate.verify.directory import Client, Role
 from sealgate.verify.registry import ProofStatus, Status, StatusChange, StatusChangeRequest

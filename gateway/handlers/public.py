@@ -16,6 +16,7 @@ from sealgate.gateway.auth import unauthenticated
 from sealgate.gateway.bounded import breakers_check
 from sealgate.gateway.catalog import CRL_MAX_AGE
 from sealgate.gateway.handlers.common import json_response
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import (
     AUDIT,
     CATALOG,
@@ -29,7 +30,6 @@ from sealgate.gateway.keys import (
 from sealgate.gateway.metrics import READINESS_SECONDS
 from sealgate.gateway.openapi import OPENAPI
 from sealgate.gateway.problems import Problem
-from sealgate.gateway.sealing import rfc3339
 from sealgate.hsm.errors import HsmError
 from sealgate.verify.registry import RegistryError
 

@@ -10,10 +10,11 @@ from sealgate.crypto.qr_payload import read_payload
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.checking import status_view
 from sealgate.gateway.handlers.common import json_response
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, GATEWAY_KEYS, QR_ISSUER, STATUS_LISTS
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import Problem, invalid
-from sealgate.gateway.sealing import format_code, rfc3339
+from sealgate.gateway.sealing import format_code
 from sealgate.verify.directory import Role
 
 FORMATS = ("payload", "svg", "png")

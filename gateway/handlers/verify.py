@@ -11,6 +11,7 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import require_purpose
 from sealgate.gateway.handlers.common import json_response, read_body
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import (
     AUTH,
     BATCH_CHECKS,
@@ -31,7 +32,6 @@ from sealgate.gateway.requests import (
     parse_purpose,
     parse_verify_batch,
 )
-from sealgate.gateway.sealing import rfc3339
 from sealgate.gateway.throttle import limited_lookup, limited_search
 from sealgate.verify.code import is_well_formed, recordable_code
 from sealgate.verify.directory import Role

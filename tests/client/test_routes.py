@@ -20,6 +20,7 @@ from sealgate.client import (
     Unauthorized,
     UnknownCode,
     Unprocessable,
+    Verification,
     normalise_code,
     verify_offline,
 )
@@ -99,6 +100,17 @@ def test_batch_reuse_documents_and_trust(served: Served) -> None:
             assert document == batch[0].document
             offline = verify_offline(document, trust)
             assert offline.code == batch[0].code and offline.holder_id == holder
+
+        unknown = str(CodeAuthority(b"\x01" * 32, "430900").issue())  # another key's
+        checked = bank.verify_batch(
+            [(batch[0].code, holder), (batch[1].code, HOLDER_ID), unknown], purpose="demo"
+        )
+        first, second, third = checked
+        assert isinstance(first, Verification) and first.holder_match is True
+        assert isinstance(second, Verification) and second.holder_match is False
+        assert isinstance(third, UnknownCode) and third.status == 404
+        with pytest.raises(InvalidCode):  # checked here: nothing is sent
+            bank.verify_batch([batch[0].code, batch[0].code[:-1] + "#"], purpose="demo")
 
         check = bank.verify_document(batch[1].document, purpose="demo")
         assert check.registered and check.status is Status.VALID

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
 from sealgate.gateway.consenting import CONSENT_HEADER
-from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.instants import rfc3339
 from sealgate.verify.directory import Role
 from sealgate.verify.holders import resident_id_check
 from tests.gateway.clock import Clock

@@ -45,10 +45,10 @@ def at(text: str) -> float:
     return dt.datetime.fromisoformat(text).replace(tzinfo=LOCAL_ZONE).timestamp()
 
 
-def utc(text: str) -> str:
-    """The RFC 3339 (UTC) form an answer shows for a China Standard Time moment."""
-    moment = dt.datetime.fromtimestamp(at(text), dt.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+def shown(text: str) -> str:
+    """The RFC 3339 form an answer shows for a China Standard Time moment (the city's
+    offset, +08:00 by default: docs/design.md §6.2)."""
+    return dt.datetime.fromtimestamp(at(text), LOCAL_ZONE).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -257,7 +257,7 @@ async def test_paper_tier_is_answered_the_next_working_day(
 ) -> None:
     clock.now = at("2027-01-08 16:00")  # a Friday
     created = await send(api, offices, tier="paper")
-    assert created["due_at"] == utc("2027-01-12 00:00")  # the close of Monday
+    assert created["due_at"] == shown("2027-01-12 00:00")  # the close of Monday
     clock.now = at("2027-01-11 09:30")
     assert created["id"] in await inbox(api, offices, "accepted")
     status, answered = await step(
@@ -271,12 +271,12 @@ async def test_archive_tier_is_extended_once_and_a_second_extension_refused(
     api: TestClient[Any, Any], offices: Offices
 ) -> None:
     created = await send(api, offices, tier="archive")
-    assert created["due_at"] == utc("2027-01-12 00:00")  # 2 working days: Fri, Mon
+    assert created["due_at"] == shown("2027-01-12 00:00")  # 2 working days: Fri, Mon
     assert created["extendable"] is True
     extension = {"reason": "档案在异地库房，需调阅", "approver": "head-0007"}
     status, extended = await step(api, offices, created["id"], "extend", extension)
     assert status == 200, extended
-    assert extended["due_at"] == utc("2027-01-19 00:00")  # +5: Tue 12 … Mon 18
+    assert extended["due_at"] == shown("2027-01-19 00:00")  # +5: Tue 12 … Mon 18
     assert extended["extended"] is True
     assert extended["reason"] == "档案在异地库房，需调阅"  # told to the requester
     status, refused = await step(api, offices, created["id"], "extend", extension)
@@ -302,7 +302,7 @@ async def test_reclassified_to_a_slower_tier_with_a_reason(
     body = {"tier": "paper", "reason": "数据库未收录，需查纸质档案"}
     status, moved = await step(api, offices, created["id"], "reclassify", body)
     assert status == 200, moved
-    assert (moved["tier"], moved["due_at"]) == ("paper", utc("2027-01-09 00:00"))
+    assert (moved["tier"], moved["due_at"]) == ("paper", shown("2027-01-09 00:00"))
     status, refused = await step(api, offices, created["id"], "reclassify", body)
     assert (status, refused["code"]) == (409, "step-not-allowed")  # not slower any more
     wrong_mode = {"tier": "complex", "reason": "x"}

@@ -18,8 +18,9 @@ from sealgate.crypto.canonical import canonical_json
 from sealgate.crypto.proof import OID_VERIFICATION_CODE
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.cli import main as sealgate
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.requests import EndorsementRequest, ProofRequest
-from sealgate.gateway.sealing import document_json, format_code, proofs_json, rfc3339
+from sealgate.gateway.sealing import document_json, format_code, proofs_json
 from sealgate.verify.code import parse_code
 from sealgate.verify.directory import Role, Seal, SealKind
 from sealgate.verify.holders import HolderKind

@@ -26,7 +26,7 @@ from sealgate.crypto.timestamps import Timestamp, verify_token
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
 from sealgate.gateway.home import HomeError, load_settings
-from sealgate.gateway.sealing import rfc3339
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, GatewayClient, proof_request

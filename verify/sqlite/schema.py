@@ -258,7 +258,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX consents_holder ON consents (holder_key)",
     ),
-    # 9: a seal key's retirement, revocation and destruction; the CRLs the root issued.
+    # 10: a seal key's retirement, revocation and destruction; the CRLs the root issued.
     (
         "ALTER TABLE seal_keys ADD COLUMN retired_at REAL",
         "ALTER TABLE seal_keys ADD COLUMN destroy_after REAL",

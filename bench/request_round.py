@@ -41,7 +41,7 @@ def provision_round_clients(argv: list[str], home: Path, seal: str) -> RoundClie
 
     def add(*extra: str) -> str:
         done = subprocess.run(
-            [*argv, "--home", str(home), "client", "add", *extra],
+            [*argv, "--home", str(home), "client", "add", *extra, "--operator", "bench"],
             capture_output=True,
             text=True,
             check=False,

@@ -266,6 +266,8 @@ def test_provisioning_is_audited_ahead_and_not_made_when_the_trail_refuses(
             "11430900006151330B",
             "--kind",
             "proof",
+            "--root-pin-file",
+            str(demo.root_pin_file),
         )
         assert refused.returncode == 1 and "nothing changed" in refused.stderr
         assert _cli(demo, "seal", "list").stdout == seals

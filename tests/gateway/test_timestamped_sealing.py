@@ -151,20 +151,39 @@ async def test_verify_file_and_the_document_check_judge_at_the_timestamp(
 async def test_pyhanko_etsi_validation_with_time_passes(
     stamped_api: TestClient[Any, Any], stamping: Demo, tsa_server: TsaServer
 ) -> None:
+    from asn1crypto import crl as asn1_crl
     from pyhanko.sign.ades.report import AdESPassed
     from pyhanko.sign.validation.ades import ades_with_time_validation
-    from pyhanko.sign.validation.policy_decl import SignatureValidationSpec
+    from pyhanko.sign.validation.policy_decl import (
+        LocalKnowledge,
+        RevinfoOnlineFetchingRule,
+        RevocationInfoGatheringSpec,
+        SignatureValidationSpec,
+    )
     from pyhanko_certvalidator.context import CertValidationPolicySpec
-    from pyhanko_certvalidator.policy_decl import NO_REVOCATION, CertRevTrustPolicy
+    from pyhanko_certvalidator.policy_decl import (
+        NO_REVOCATION,
+        CertRevTrustPolicy,
+        RevocationCheckingPolicy,
+        RevocationCheckingRule,
+    )
     from pyhanko_certvalidator.registry import SimpleTrustManager
+    from pyhanko_certvalidator.revinfo.archival import CRLContainer
 
-    def policy(root_pem: Path) -> CertValidationPolicySpec:
+    def policy(root_pem: Path, revocation: RevocationCheckingPolicy) -> CertValidationPolicySpec:
         root = TrustList.from_pem(root_pem.read_bytes()).roots[0]
         return CertValidationPolicySpec(
             trust_manager=SimpleTrustManager.build(trust_roots=[asn1_x509.Certificate.load(root)]),
-            # The seal certificates name no CRL yet (issue 25's part A adds them).
-            revinfo_policy=CertRevTrustPolicy(NO_REVOCATION),
+            revinfo_policy=CertRevTrustPolicy(revocation),
         )
+
+    # The seal certificate is checked against the city root's CRL (GET /v1/crl), supplied
+    # here: nothing is fetched. The development TSA publishes none.
+    crl_required = RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK,
+    )
+    known_crl = CRLContainer(asn1_crl.CertificateList.load(stamping.settings.crl_path.read_bytes()))
 
     response = await stamped_api.post(
         "/v1/certificates",
@@ -173,8 +192,12 @@ async def test_pyhanko_etsi_validation_with_time_passes(
     )
     der = base64.b64decode((await response.json())["document"])
     spec = SignatureValidationSpec(
-        cert_validation_policy=policy(stamping.settings.root_certificate_path),
-        ts_cert_validation_policy=policy(tsa_server.root_path),
+        cert_validation_policy=policy(stamping.settings.root_certificate_path, crl_required),
+        ts_cert_validation_policy=policy(tsa_server.root_path, NO_REVOCATION),
+        local_knowledge=LocalKnowledge(known_crls=[known_crl]),
+        revinfo_gathering_policy=RevocationInfoGatheringSpec(
+            online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
+        ),
     )
     result = await ades_with_time_validation(cms.ContentInfo.load(der)["content"], spec)
     assert result.ades_subindic is AdESPassed.OK

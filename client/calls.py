@@ -1,5 +1,9 @@
 """Each operation as a request and the reading of its answer, shared by :class:`Client`
 and :class:`AsyncClient` (which differ only in how they wait), and the retry policy.
+
+Here the proofs' operations and the public routes; verification requests, consents and
+the holder's own proofs in :mod:`.calls_casework`; QR codes, status lists and the public
+check in :mod:`.calls_showing`.
 """
 
 from __future__ import annotations
@@ -265,7 +269,7 @@ def history(code: str) -> Call[History]:
 CONSENT_HEADER = "Consent-Token"
 
 
-def consented(consent_token: str | None) -> dict[str, str]:
+def _consented(consent_token: str | None) -> dict[str, str]:
     """The holder's consent a verifier presents (``Consent-Token``), if it has one."""
     return {} if consent_token is None else {CONSENT_HEADER: consent_token}
 
@@ -281,7 +285,7 @@ def find_proofs(
         "/v1/proofs",
         lambda r: Verification.parse_list(json_of(r), "proofs"),
         params=params,
-        headers=consented(consent_token),
+        headers=_consented(consent_token),
         # A consent's use is taken on arrival: a repeat after no answer would spend another.
         replayable=consent_token is None,
     )
@@ -301,7 +305,7 @@ def document(code: str, purpose: str | None, consent_token: str | None) -> Call[
         f"/v1/certificates/{path_code(code)}/document",
         der_document,
         params=params,
-        headers=consented(consent_token),
+        headers=_consented(consent_token),
         replayable=consent_token is None,
     )
 

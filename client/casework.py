@@ -12,7 +12,7 @@ from typing import Any
 from sealgate.client.codes import normalise_holder_id
 from sealgate.client.errors import UnexpectedAnswer
 from sealgate.client.fields import Fields
-from sealgate.client.models import Holder, MaskedHolder, Unit, decode_document
+from sealgate.client.models import Holder, MaskedHolder, Unit, decode_document, proof_body
 from sealgate.verify.request_kinds import Action, Mode, State, Tier
 
 __all__ = [
@@ -76,15 +76,8 @@ class RequestAnswer:
     valid_until: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "seal_id": self.seal_id,
-            "holder": holder_json(self.holder),
-            "content": dict(self.content),
-            "valid_from": self.valid_from,
-        }
-        if self.valid_until is not None:
-            body["valid_until"] = self.valid_until
-        return body
+        holder = holder_json(self.holder)
+        return proof_body(self.seal_id, holder, self.content, self.valid_from, self.valid_until)
 
 
 @dataclass(frozen=True, slots=True)

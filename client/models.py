@@ -64,17 +64,30 @@ class ProofRequest:
     # refuses a typed one (422 endorsement-not-typed).
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "seal_id": self.seal_id,
+        holder = {"kind": self.holder.kind.value, "id": self.holder.id, "name": self.holder.name}
+        return {
             "type": self.type,
-            "holder": {"kind": self.holder.kind.value, "id": self.holder.id,
-                       "name": self.holder.name},
-            "content": dict(self.content),
-            "valid_from": self.valid_from,
-        }  # fmt: skip
-        if self.valid_until is not None:
-            body["valid_until"] = self.valid_until
-        return body
+            **proof_body(self.seal_id, holder, self.content, self.valid_from, self.valid_until),
+        }
+
+
+def proof_body(
+    seal_id: str,
+    holder: Mapping[str, str],
+    content: Mapping[str, Any],
+    valid_from: str,
+    valid_until: str | None,
+) -> dict[str, Any]:
+    """What a proof to seal says, its type apart (a request's answer has it filled)."""
+    body: dict[str, Any] = {
+        "seal_id": seal_id,
+        "holder": dict(holder),
+        "content": dict(content),
+        "valid_from": valid_from,
+    }
+    if valid_until is not None:
+        body["valid_until"] = valid_until
+    return body
 
 
 # --- reading answers ---------------------------------------------------------------------

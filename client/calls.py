@@ -1,5 +1,9 @@
 """Each operation as a request and the reading of its answer, shared by :class:`Client`
 and :class:`AsyncClient` (which differ only in how they wait), and the retry policy.
+
+Here the proofs' operations and the public routes; verification requests, consents and
+the holder's own proofs in :mod:`.calls_casework`; QR codes, status lists and the public
+check in :mod:`.calls_showing`.
 """
 
 from __future__ import annotations
@@ -101,6 +105,7 @@ class Call(Generic[T]):
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     replayable: bool = True  # safe to send again after no answer
+    once: bool = False  # carries a single-use credential (a holder assertion): never resent
     answers: tuple[int, ...] = (200,)  # statuses read by ``read`` rather than raised
 
     def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
@@ -142,7 +147,7 @@ def unreachable(exc: httpx.TransportError) -> GatewayUnreachable:
     return GatewayUnreachable(f"no answer from the gateway: {type(exc).__name__}: {exc}")
 
 
-def _json(response: httpx.Response) -> Any:
+def json_of(response: httpx.Response) -> Any:
     if response.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
         raise UnexpectedAnswer(f"HTTP {response.status_code}: not a JSON answer")
     try:
@@ -155,7 +160,7 @@ def _replayed(response: httpx.Response) -> bool:
     return bool(response.headers.get("Idempotent-Replayed") == "true")
 
 
-def _path_code(code: str) -> str:
+def path_code(code: str) -> str:
     return quote(normalise_code(code), safe="")
 
 
@@ -177,7 +182,7 @@ def seal(proof: ProofRequest | Mapping[str, Any], idempotency_key: str | None) -
     return Call(
         "POST",
         "/v1/certificates",
-        lambda r: SealedProof.parse(_json(r), _replayed(r)),
+        lambda r: SealedProof.parse(json_of(r), _replayed(r)),
         json=_proof_json(proof),
         headers={"Idempotency-Key": _key(idempotency_key)},
         answers=(201,),
@@ -190,7 +195,7 @@ def seal_batch(
     return Call(
         "POST",
         "/v1/certificates",
-        lambda r: SealedProof.parse_batch(_json(r), _replayed(r)),
+        lambda r: SealedProof.parse_batch(json_of(r), _replayed(r)),
         json={"items": [_proof_json(p) for p in proofs]},
         headers={"Idempotency-Key": _key(idempotency_key)},
         answers=(201,),
@@ -200,8 +205,8 @@ def seal_batch(
 def verify(code: str, purpose: str) -> Call[Verification]:
     return Call(
         "GET",
-        f"/v1/verify/{_path_code(code)}",
-        lambda r: Verification.parse(_json(r)),
+        f"/v1/verify/{path_code(code)}",
+        lambda r: Verification.parse(json_of(r)),
         params={"purpose": purpose},
     )
 
@@ -220,7 +225,7 @@ def verify_batch(
         items.append(item)
 
     def read(response: httpx.Response) -> list[Verification | Problem]:
-        body = _json(response)
+        body = json_of(response)
         answers = body.get("items") if isinstance(body, dict) else None
         if not isinstance(answers, list) or len(answers) != len(items):
             raise UnexpectedAnswer("verify batch: 'items' is missing or of another length")
@@ -248,8 +253,8 @@ def change_status(
     # be refused (409) or, for a release and a pledge, undo nothing. Read history().
     return Call(
         "POST",
-        f"/v1/certificates/{_path_code(code)}/status",
-        lambda r: History.parse(_json(r)),
+        f"/v1/certificates/{path_code(code)}/status",
+        lambda r: History.parse(json_of(r)),
         json=body,
         replayable=False,
     )
@@ -257,37 +262,59 @@ def change_status(
 
 def history(code: str) -> Call[History]:
     return Call(
-        "GET", f"/v1/certificates/{_path_code(code)}/status", lambda r: History.parse(_json(r))
+        "GET", f"/v1/certificates/{path_code(code)}/status", lambda r: History.parse(json_of(r))
     )
 
 
-def find_proofs(holder_id: str, type_: str, purpose: str) -> Call[list[Verification]]:
-    def read(response: httpx.Response) -> list[Verification]:
-        body = _json(response)
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise UnexpectedAnswer("proofs: 'items' is missing")
-        return [Verification.parse(item) for item in items]
-
-    params = {"holder_id": normalise_holder_id(holder_id), "type": type_, "purpose": purpose}
-    return Call("GET", "/v1/proofs", read, params=params)
+CONSENT_HEADER = "Consent-Token"
 
 
-def document(code: str, purpose: str | None) -> Call[bytes]:
-    def read(response: httpx.Response) -> bytes:
-        if not response.headers.get("Content-Type", "").startswith("application/pkcs7-mime"):
-            raise UnexpectedAnswer("document: not application/pkcs7-mime")
-        return response.content
+def _consented(consent_token: str | None) -> dict[str, str]:
+    """The holder's consent a verifier presents (``Consent-Token``), if it has one."""
+    return {} if consent_token is None else {CONSENT_HEADER: consent_token}
 
+
+def find_proofs(
+    holder_id: str, type_: str, purpose: str | None, consent_token: str | None
+) -> Call[list[Verification]]:
+    params = {"holder_id": normalise_holder_id(holder_id), "type": type_}
+    if purpose is not None:
+        params["purpose"] = purpose
+    return Call(
+        "GET",
+        "/v1/proofs",
+        lambda r: Verification.parse_list(json_of(r), "proofs"),
+        params=params,
+        headers=_consented(consent_token),
+        # A consent's use is taken on arrival: a repeat after no answer would spend another.
+        replayable=consent_token is None,
+    )
+
+
+def der_document(response: httpx.Response) -> bytes:
+    """A sealed proof's answer: CMS DER."""
+    if not response.headers.get("Content-Type", "").startswith("application/pkcs7-mime"):
+        raise UnexpectedAnswer("document: not application/pkcs7-mime")
+    return response.content
+
+
+def document(code: str, purpose: str | None, consent_token: str | None) -> Call[bytes]:
     params = None if purpose is None else {"purpose": purpose}
-    return Call("GET", f"/v1/certificates/{_path_code(code)}/document", read, params=params)
+    return Call(
+        "GET",
+        f"/v1/certificates/{path_code(code)}/document",
+        der_document,
+        params=params,
+        headers=_consented(consent_token),
+        replayable=consent_token is None,
+    )
 
 
 def verify_document(der: bytes, purpose: str) -> Call[DocumentCheck]:
     return Call(
         "POST",
         "/v1/verify/document",
-        lambda r: DocumentCheck.parse(_json(r)),
+        lambda r: DocumentCheck.parse(json_of(r)),
         params={"purpose": purpose},
         content=bytes(der),
         headers={"Content-Type": "application/pkcs7-mime"},
@@ -295,12 +322,12 @@ def verify_document(der: bytes, purpose: str) -> Call[DocumentCheck]:
 
 
 def trust() -> Call[TrustDocument]:
-    return Call("GET", "/v1/trust", lambda r: TrustDocument.parse(_json(r)))
+    return Call("GET", "/v1/trust", lambda r: TrustDocument.parse(json_of(r)))
 
 
 def health() -> Call[bool]:
     def read(response: httpx.Response) -> bool:
-        body = _json(response)
+        body = json_of(response)
         return isinstance(body, dict) and bool(body.get("status") == "ok")
 
     return Call("GET", "/healthz", read)
@@ -308,7 +335,7 @@ def health() -> Call[bool]:
 
 def ready() -> Call[Readiness]:
     # 503 is an answer here (not ready, and why), not a refusal to retry.
-    return Call("GET", "/readyz", lambda r: Readiness.parse(_json(r)), answers=(200, 503))
+    return Call("GET", "/readyz", lambda r: Readiness.parse(json_of(r)), answers=(200, 503))
 
 
 def metrics() -> Call[str]:
@@ -317,7 +344,7 @@ def metrics() -> Call[str]:
 
 def openapi() -> Call[dict[str, Any]]:
     def read(response: httpx.Response) -> dict[str, Any]:
-        body = _json(response)
+        body = json_of(response)
         if not isinstance(body, dict):
             raise UnexpectedAnswer("openapi: not a JSON object")
         return body

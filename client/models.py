@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sealgate.client.errors import UnexpectedAnswer
+from sealgate.client.fields import Fields
 from sealgate.verify.holders import HolderKind, mask_id, mask_name
 from sealgate.verify.registry import Status
 
@@ -32,6 +33,7 @@ __all__ = [
     "StatusChange",
     "TrustDocument",
     "TrustedSeal",
+    "Unit",
     "Verification",
 ]
 
@@ -62,104 +64,48 @@ class ProofRequest:
     # refuses a typed one (422 endorsement-not-typed).
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "seal_id": self.seal_id,
+        holder = {"kind": self.holder.kind.value, "id": self.holder.id, "name": self.holder.name}
+        return {
             "type": self.type,
-            "holder": {"kind": self.holder.kind.value, "id": self.holder.id,
-                       "name": self.holder.name},
-            "content": dict(self.content),
-            "valid_from": self.valid_from,
-        }  # fmt: skip
-        if self.valid_until is not None:
-            body["valid_until"] = self.valid_until
-        return body
+            **proof_body(self.seal_id, holder, self.content, self.valid_from, self.valid_until),
+        }
+
+
+def proof_body(
+    seal_id: str,
+    holder: Mapping[str, str],
+    content: Mapping[str, Any],
+    valid_from: str,
+    valid_until: str | None,
+) -> dict[str, Any]:
+    """What a proof to seal says, its type apart (a request's answer has it filled)."""
+    body: dict[str, Any] = {
+        "seal_id": seal_id,
+        "holder": dict(holder),
+        "content": dict(content),
+        "valid_from": valid_from,
+    }
+    if valid_until is not None:
+        body["valid_until"] = valid_until
+    return body
 
 
 # --- reading answers ---------------------------------------------------------------------
 
 
-class _Fields:
-    """Typed reads of one JSON object; a missing or mistyped field is UnexpectedAnswer."""
-
-    def __init__(self, body: Any, what: str) -> None:
-        if not isinstance(body, dict):
-            raise UnexpectedAnswer(f"{what}: expected a JSON object")
-        self._body = body
-        self._what = what
-
-    def _get(self, name: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
-        value = self._body.get(name)
-        if value is None and optional:
-            return None
-        if not isinstance(value, kind):
-            raise UnexpectedAnswer(f"{self._what}: field {name!r} is missing or mistyped")
-        return value
-
-    def text(self, name: str) -> str:
-        return str(self._get(name, str))
-
-    def maybe_text(self, name: str) -> str | None:
-        value = self._get(name, str, optional=True)
-        return None if value is None else str(value)
-
-    def number(self, name: str) -> int:
-        value = self._get(name, int)
-        if isinstance(value, bool):
-            raise UnexpectedAnswer(f"{self._what}: field {name!r} is missing or mistyped")
-        return int(value)
-
-    def flag(self, name: str) -> bool:
-        return bool(self._get(name, bool))
-
-    def maybe_flag(self, name: str) -> bool | None:
-        value = self._get(name, bool, optional=True)
-        return None if value is None else bool(value)
-
-    def raw(self) -> dict[str, Any]:
-        return dict(self._body)
-
-    def time(self, name: str) -> dt.datetime:
-        return _time(self.text(name), self._what)
-
-    def maybe_time(self, name: str) -> dt.datetime | None:
-        text = self.maybe_text(name)
-        return None if text is None else _time(text, self._what)
-
-    def status(self, name: str) -> Status:
-        text = self.text(name)
-        try:
-            return Status(text)
-        except ValueError:
-            raise UnexpectedAnswer(f"{self._what}: unknown status {text!r}") from None
-
-    def obj(self, name: str) -> _Fields:
-        return _Fields(self._get(name, dict), f"{self._what}.{name}")
-
-    def items(self, name: str) -> list[_Fields]:
-        return [_Fields(item, f"{self._what}.{name}[]") for item in self._get(name, list)]
-
-    def texts(self, name: str) -> list[str]:
-        values = self._get(name, list)
-        if not all(isinstance(v, str) for v in values):
-            raise UnexpectedAnswer(f"{self._what}: {name!r} must be a list of strings")
-        return [str(v) for v in values]
-
-
-def _time(text: str, what: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise UnexpectedAnswer(f"{what}: {text!r} is not an RFC 3339 time") from None
-
-
 @dataclass(frozen=True, slots=True)
-class Issuer:
+class Unit:
+    """An office (单位): the issuer of a proof, the requester or responder of a request."""
+
     unit_name: str
     unit_code: str  # 统一社会信用代码
 
     @classmethod
-    def read(cls, f: _Fields) -> Issuer:
+    def read(cls, f: Fields) -> Unit:
         return cls(f.text("unit_name"), f.text("unit_code"))
+
+
+Issuer = Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +117,7 @@ class MaskedHolder:
     id: str
 
     @classmethod
-    def read(cls, f: _Fields) -> MaskedHolder:
+    def read(cls, f: Fields) -> MaskedHolder:
         kind = f.text("kind")
         try:
             return cls(HolderKind(kind), f.text("name"), f.text("id"))
@@ -188,6 +134,26 @@ class MaskedHolder:
         return name is None or mask_name(name) == self.name
 
 
+def status_fields(f: Fields) -> dict[str, Any]:
+    """What every status view of a proof says (a verification, a holder's own proof, a
+    scanned QR code's check), the holder apart: it is shown differently in each."""
+    return {
+        "code": f.text("code"),
+        "status": f.status("status"),
+        "type": f.text("type"),
+        "issuer": Unit.read(f.obj("issuer")),
+        "valid_from": f.text("valid_from"),
+        "valid_until": f.maybe_text("valid_until"),
+        "issued_at": f.time("issued_at"),
+        "status_changed_at": f.time("status_changed_at"),
+        "checked_at": f.time("checked_at"),
+        "superseded_by": f.maybe_text("superseded_by"),
+        "status_as_of": f.maybe_time("status_as_of"),
+        "status_label": f.maybe_text("status_label"),
+        "seal_kind": f.maybe_text("seal_kind"),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class Verification:
     """A code's current status as a verifier sees it (``GET /v1/verify/{code}``)."""
@@ -195,7 +161,7 @@ class Verification:
     code: str
     status: Status
     type: str
-    issuer: Issuer
+    issuer: Unit
     holder: MaskedHolder
     valid_from: str
     valid_until: str | None
@@ -207,31 +173,27 @@ class Verification:
     status_as_of: dt.datetime | None = None
     # The status in Chinese, when asked for (Accept-Language: zh-CN).
     status_label: str | None = None
+    # The kind of seal that sealed it: proof (电子证明专用章) or verification (查询核验专用章).
+    seal_kind: str | None = None
     # In a batch check that named the holder: whether the proof is that holder's.
     holder_match: bool | None = None
 
     @classmethod
-    def read(cls, f: _Fields) -> Verification:
+    def read(cls, f: Fields) -> Verification:
         return cls(
-            code=f.text("code"),
-            status=f.status("status"),
-            type=f.text("type"),
-            issuer=Issuer.read(f.obj("issuer")),
+            **status_fields(f),
             holder=MaskedHolder.read(f.obj("holder")),
-            valid_from=f.text("valid_from"),
-            valid_until=f.maybe_text("valid_until"),
-            issued_at=f.time("issued_at"),
-            status_changed_at=f.time("status_changed_at"),
-            checked_at=f.time("checked_at"),
-            superseded_by=f.maybe_text("superseded_by"),
-            status_as_of=f.maybe_time("status_as_of"),
-            status_label=f.maybe_text("status_label"),
             holder_match=f.maybe_flag("holder_match"),
         )
 
     @classmethod
     def parse(cls, body: Any) -> Verification:
-        return cls.read(_Fields(body, "verification"))
+        return cls.read(Fields(body, "verification"))
+
+    @classmethod
+    def parse_list(cls, body: Any, what: str) -> list[Verification]:
+        """The ``items`` of a list answer (a reuse lookup, a holder's own proofs)."""
+        return [cls.read(item) for item in Fields(body, what).items("items")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +208,7 @@ class StatusChange:
     superseded_by: str | None = None
 
     @classmethod
-    def read(cls, f: _Fields) -> StatusChange:
+    def read(cls, f: Fields) -> StatusChange:
         return cls(
             from_status=f.status("from"),
             to_status=f.status("to"),
@@ -270,8 +232,16 @@ class History:
 
     @classmethod
     def parse(cls, body: Any) -> History:
-        f = _Fields(body, "history")
+        f = Fields(body, "history")
         return cls(Verification.read(f), tuple(StatusChange.read(c) for c in f.items("history")))
+
+
+def decode_document(f: Fields) -> bytes:
+    """A sealed proof carried in an answer (``document``, base64 of the CMS DER)."""
+    try:
+        return base64.b64decode(f.text("document"), validate=True)
+    except ValueError:
+        raise UnexpectedAnswer("document is not base64") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,27 +256,23 @@ class SealedProof:
     replayed: bool = False  # the answer to an earlier request with the same key
 
     @classmethod
-    def read(cls, f: _Fields, replayed: bool) -> SealedProof:
-        try:
-            document = base64.b64decode(f.text("document"), validate=True)
-        except ValueError:
-            raise UnexpectedAnswer("proof: document is not base64") from None
+    def read(cls, f: Fields, replayed: bool) -> SealedProof:
         return cls(
             code=f.text("code"),
             status=f.status("status"),
             issued_at=f.time("issued_at"),
             seal_id=f.text("seal_id"),
-            document=document,
+            document=decode_document(f),
             replayed=replayed,
         )
 
     @classmethod
     def parse(cls, body: Any, replayed: bool = False) -> SealedProof:
-        return cls.read(_Fields(body, "proof"), replayed)
+        return cls.read(Fields(body, "proof"), replayed)
 
     @classmethod
     def parse_batch(cls, body: Any, replayed: bool = False) -> list[SealedProof]:
-        return [cls.read(item, replayed) for item in _Fields(body, "batch").items("items")]
+        return [cls.read(item, replayed) for item in Fields(body, "batch").items("items")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +291,7 @@ class DocumentCheck:
 
     @classmethod
     def parse(cls, body: Any) -> DocumentCheck:
-        f = _Fields(body, "document check")
+        f = Fields(body, "document check")
         checked = f.obj("checked")
         return cls(
             code=f.text("code"),
@@ -334,8 +300,8 @@ class DocumentCheck:
             signing_time=f.time("signing_time"),
             judged_at=f.time("judged_at"),
             registered=f.flag("registered"),
-            status=None if f.maybe_text("status") is None else f.status("status"),
-            checked={name: checked.text(name) for name in checked._body},
+            status=f.maybe_word("status", Status),
+            checked={name: checked.text(name) for name in checked.names()},
             checked_at=f.time("checked_at"),
         )
 
@@ -376,7 +342,7 @@ class TrustDocument:
 
     @classmethod
     def parse(cls, body: Any) -> TrustDocument:
-        f = _Fields(body, "trust").obj("document")
+        f = Fields(body, "trust").obj("document")
         seals = tuple(
             TrustedSeal(
                 seal_id=s.text("seal_id"),
@@ -404,6 +370,6 @@ class Readiness:
 
     @classmethod
     def parse(cls, body: Any) -> Readiness:
-        f = _Fields(body, "readiness")
+        f = Fields(body, "readiness")
         checks = f.obj("checks")
-        return cls(f.flag("ready"), {name: checks.text(name) for name in checks._body})
+        return cls(f.flag("ready"), {name: checks.text(name) for name in checks.names()})

@@ -25,13 +25,16 @@ Exceptions::
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 
 from sealgate.errors import Error
 from sealgate.verify.directory import SealKind
 from sealgate.verify.registry import ProofRecord
+from sealgate.verify.request_kinds import Action as Action
+from sealgate.verify.request_kinds import Mode as Mode
+from sealgate.verify.request_kinds import State as State
+from sealgate.verify.request_kinds import Tier as Tier
 from sealgate.verify.workdays import Deadline, OfficeHours, WorkCalendar
 
 
@@ -56,21 +59,8 @@ class RequestRefused(RequestError):
     not slower, an extension of a tier that has none)."""
 
 
-class Mode(enum.StrEnum):
-    VERIFY = "verify"  # 协查核验: the result of checking shared data
-    ISSUE = "issue"  # 在线开具: a proof issued online
-
-
 # The seal kind each mode's answer is sealed with (益阳 第十七条).
 SEAL_KIND = {Mode.VERIFY: SealKind.VERIFICATION, Mode.ISSUE: SealKind.PROOF}
-
-
-class Tier(enum.StrEnum):
-    DATABASE = "database"  # (一) facts held in a database: 30 minutes
-    PAPER = "paper"  # (二) paper archives: 1 working day
-    ARCHIVE = "archive"  # (三) incomplete historical records: 2 working days, +5 once
-    ONLINE = "online"  # 在线开具: 1 working day
-    COMPLEX = "complex"  # 在线开具, hard cases: 2 working days, +5 once
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +84,6 @@ TIERS = {
     Tier.COMPLEX: TierRule(Mode.ISSUE, 0, 2, True),
 }
 EXTENSION_WORKING_DAYS = 5
-
-
-class State(enum.StrEnum):
-    ACCEPTED = "accepted"  # registered and accepted at once on arrival
-    ANSWERED = "answered"
-    RETURNED = "returned"
-    OVERDUE = "overdue"  # derived: accepted and past due_at; never stored
-
-
-class Action(enum.StrEnum):
-    REGISTER = "register"
-    RESPOND = "respond"
-    RECLASSIFY = "reclassify"
-    EXTEND = "extend"
-    RETURN = "return"
 
 
 @dataclass(frozen=True, slots=True)

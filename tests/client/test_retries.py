@@ -168,3 +168,33 @@ async def test_a_status_change_is_not_resent_after_a_lost_answer(served: Served)
             await office.change_status(code, Status.PLEDGED, reason="贷款质押")
         assert relay.connections == 1
         assert (await office.history(code)).status is Status.PLEDGED  # it was made
+
+
+async def test_a_single_use_credential_is_not_resent_after_a_lost_answer(
+    served: Served,
+) -> None:
+    """A holder assertion serves one request, and a consent's use is taken on arrival:
+    a repeat would be refused, or spend another use. The read is not sent twice."""
+    async with AsyncClient(served.url, token=served.token(Role.SIGNER)) as signer:
+        code = (await signer.seal(proof(served.demo.proof_seal))).code
+    async with (
+        losing_relay(served) as (relay, url),
+        AsyncClient(url, token=served.token(Role.PORTAL)) as portal,
+    ):
+        with pytest.raises(GatewayUnreachable):
+            await portal.my_proofs(holder_assertion="a.holder.assertion")
+        assert relay.connections == 1
+    async with (
+        losing_relay(served) as (relay, url),
+        AsyncClient(url, token=served.token(Role.VERIFIER)) as bank,
+    ):
+        with pytest.raises(GatewayUnreachable):
+            await bank.document(code, consent_token="a.consent.token")
+        assert relay.connections == 1
+    async with (
+        losing_relay(served) as (relay, url),
+        AsyncClient(url, token=served.token(Role.VERIFIER)) as bank,
+    ):
+        # without a consent the same read is sent again after the loss, and answered
+        assert await bank.document(code, purpose="demo")
+        assert relay.connections == 2 and len(relay.lost) == 1

@@ -1,0 +1,1 @@
+../../../../verify/request_kinds.py

@@ -289,6 +289,11 @@ class AsyncClient:
     async def trust(self) -> TrustDocument:
         return await self._run(calls.trust())
 
+    async def crl(self) -> bytes:
+        """The city root's current CRL, DER (``openssl cms -verify -crl_check``,
+        ``sealgate verify-file --crl``)."""
+        return await self._run(calls.crl())
+
     async def health(self) -> bool:
         return await self._run(calls.health())
 

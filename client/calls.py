@@ -325,6 +325,17 @@ def trust() -> Call[TrustDocument]:
     return Call("GET", "/v1/trust", lambda r: TrustDocument.parse(json_of(r)))
 
 
+def crl() -> Call[bytes]:
+    """The city root's current CRL (DER), for offline checks of seal revocation."""
+
+    def read(response: httpx.Response) -> bytes:
+        if response.headers.get("Content-Type", "").split(";")[0] != "application/pkix-crl":
+            raise UnexpectedAnswer("crl: not application/pkix-crl")
+        return response.content
+
+    return Call("GET", "/v1/crl", read)
+
+
 def health() -> Call[bool]:
     def read(response: httpx.Response) -> bool:
         body = json_of(response)

@@ -287,6 +287,11 @@ class Client:
     def trust(self) -> TrustDocument:
         return self._run(calls.trust())
 
+    def crl(self) -> bytes:
+        """The city root's current CRL, DER (``openssl cms -verify -crl_check``,
+        ``sealgate verify-file --crl``)."""
+        return self._run(calls.crl())
+
     def health(self) -> bool:
         return self._run(calls.health())
 

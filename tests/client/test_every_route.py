@@ -33,6 +33,7 @@ def every_call() -> list[Call[Any]]:
         proofs.document(CODE, None, "token"),
         proofs.verify_document(b"\x30", "demo"),
         proofs.trust(),
+        proofs.crl(),
         proofs.health(),
         proofs.ready(),
         proofs.metrics(),

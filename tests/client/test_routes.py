@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 
 import pytest
 
@@ -91,6 +92,12 @@ def test_batch_reuse_documents_and_trust(served: Served) -> None:
         assert sorted(p.code for p in found) == sorted(p.code for p in batch)
 
         trust = anyone.trust()
+        crl = anyone.crl()  # the root's CRL, as OpenSSL reads it
+        parsed = subprocess.run(
+            ["openssl", "crl", "-inform", "DER", "-noout", "-issuer"],
+            input=crl, capture_output=True, check=True,
+        )  # fmt: skip
+        assert b"CN" in parsed.stdout
         assert trust.roots and {s.seal_id for s in trust.seals} >= {seal}
         assert trust.version >= 1 and all(s.retired_at is None for s in trust.seals)
         for document in (

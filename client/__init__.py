@@ -40,6 +40,7 @@ from sealgate.client.errors import (
 )
 from sealgate.client.models import (
     DocumentCheck,
+    GatewayKey,
     History,
     Holder,
     HolderKind,
@@ -65,6 +66,7 @@ __all__ = [
     "Conflict",
     "DocumentCheck",
     "Forbidden",
+    "GatewayKey",
     "GatewayUnreachable",
     "History",
     "Holder",

@@ -252,7 +252,8 @@ def _parser() -> argparse.ArgumentParser:
     publish = trust.add_parser(
         "publish",
         parents=[home],
-        help="sign the directory's roots and seal keys with the root as the next version",
+        help="sign the directory's roots, seal keys and gateway keys with the root as the next"
+        " version",
     )
     add_operator(publish)
     add_root_pin(publish)

@@ -97,6 +97,8 @@ def _unsigned_keys(path: Path) -> KeyTrust:
 
 
 def run(args: argparse.Namespace, home: Path) -> int:
+    if args.roots is not None and args.trust_document is None:
+        raise QrCliError("--roots checks a --trust-document: give one")
     # A payload is no file name: Base45 has '/' and a long run asks the OS ENAMETOOLONG.
     text = args.payload if args.payload.startswith(PREFIX) else read_picture(Path(args.payload))
     try:

@@ -52,6 +52,7 @@ from sealgate.client.errors import (
 )
 from sealgate.client.models import (
     DocumentCheck,
+    GatewayKey,
     History,
     Holder,
     HolderKind,
@@ -81,6 +82,7 @@ __all__ = [
     "Consent",
     "DocumentCheck",
     "Forbidden",
+    "GatewayKey",
     "GatewayUnreachable",
     "History",
     "Holder",

@@ -21,6 +21,7 @@ from sealgate.verify.registry import Status
 
 __all__ = [
     "DocumentCheck",
+    "GatewayKey",
     "History",
     "Holder",
     "HolderKind",
@@ -323,9 +324,20 @@ class TrustedSeal:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayKey:
+    """A key the gateway signs QR payloads, status lists or consents with (COSE, EC P-256),
+    as the trust document lists it."""
+
+    kid: str  # base64url: the first 8 bytes of SHA-256 of the key's SubjectPublicKeyInfo
+    uses: tuple[str, ...]  # what it may sign: qr, status-list, consent
+    public_key: str = field(repr=False)  # PEM
+
+
+@dataclass(frozen=True, slots=True)
 class TrustDocument:
-    """``GET /v1/trust``: the city roots (PEM) and the seals' keys, as the root signed them
-    (``version`` grows with each publication). The signature is checked by
+    """``GET /v1/trust``: the city roots (PEM), the seals' keys and the gateway's keys, as
+    the root signed them (``version`` grows with each publication; a document published
+    before the gateway's keys were in it has none). The signature is checked by
     :func:`sealgate.crypto.trust_document.read_trust_document` on the answer's bytes
     against roots one trusts already; this parse does not check it."""
 
@@ -333,6 +345,7 @@ class TrustDocument:
     issued_at: dt.datetime
     roots: tuple[str, ...]
     seals: tuple[TrustedSeal, ...]
+    keys: tuple[GatewayKey, ...] = ()
 
     @property
     def roots_pem(self) -> str:
@@ -358,7 +371,11 @@ class TrustDocument:
             )
             for s in f.items("seals")
         )
-        return cls(f.number("version"), f.time("issued_at"), tuple(f.texts("roots")), seals)
+        keys = tuple(
+            GatewayKey(k.text("kid"), tuple(k.texts("use")), k.text("public_key"))
+            for k in (f.items("keys") if "keys" in f.raw() else ())
+        )
+        return cls(f.number("version"), f.time("issued_at"), tuple(f.texts("roots")), seals, keys)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
 """The keys a verifier trusts for COSE messages: key id → public key, allowed uses.
 
-This is the seam to the city's signed trust list (``GET /v1/trust``): whatever verified
-that list hands this module its ``keys`` entries, each
-``{"kid": base64url, "use": ["qr" | "status-list" | "consent"], "public_key": PEM}``.
-Until the root-signed list carries them, the gateway writes the same document, unsigned,
-as ``gateway-keys.json`` in its home (:mod:`sealgate.gateway.attestation`). A key is
-trusted only for the uses listed beside it: a key for status lists cannot vouch for a QR.
+The city's root-signed trust document (``GET /v1/trust``,
+:mod:`sealgate.crypto.trust_document`) carries them as its ``keys`` entries, each
+``{"kid": base64url, "use": ["qr" | "status-list" | "consent"], "public_key": PEM}``, and
+hands them here once its signature held. The gateway keeps the same entries (with each
+key's label) in its home's ``gateway-keys.json`` (:mod:`sealgate.gateway.attestation`),
+from which each publication takes them. A key is trusted only for the uses listed
+beside it: a key for status lists cannot vouch for a QR.
 """
 
 from __future__ import annotations

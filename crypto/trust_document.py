@@ -1,5 +1,6 @@
-"""The trust document (``GET /v1/trust``): the city's roots and every seal key, with each
-key's validity and retirement time, versioned and signed by the city root.
+"""The trust document (``GET /v1/trust``): the city's roots, every seal key, with each
+key's validity and retirement time, and the gateway's own keys (QR payloads, status lists,
+consents), versioned and signed by the city root.
 
 A checker offline needs more than the roots: a retired key still chains to the root,
 so only a statement of *when* each key was retired lets it refuse a proof the key
@@ -8,14 +9,16 @@ signed later. The statement must come from the root, not from whoever serves it:
     {"document": {"format": "sealgate-trust/1", "version": N, "issued_at": RFC 3339,
                   "roots": [PEM], "seals": [{"seal_id", "kind", "kind_name", "unit_name",
                   "unit_code", "version", "state", "not_before", "not_after",
-                  "retired_at" (null while active), "certificate": PEM}]},
+                  "retired_at" (null while active), "certificate": PEM}],
+                  "keys": [{"kid": base64url, "use": [...], "public_key": PEM}]},
      "signature": {"algorithm": "ecdsa-with-SHA256" | "sha256WithRSAEncryption",
                    "root": hex SHA-256 of the signing root's DER,
                    "value": base64 of the signature over SHA-256(RFC 8785 JSON of document)}}
 
 ``version`` grows by one with each publication, so a checker can tell a newer list from
-an older one replayed to it. Two-phase like every signature here: the root key signs
-the digest where it lives.
+an older one replayed to it. ``keys`` is :meth:`KeyTrust.document`'s; a document
+published before it was added has none, and reads back with no keys. Two-phase like
+every signature here: the root key signs the digest where it lives.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from sealgate.crypto.algorithms import (
 from sealgate.crypto.canonical import canonical_json
 from sealgate.crypto.certificates import certificate_pem
 from sealgate.crypto.errors import ContentError, TrustDocumentError
+from sealgate.crypto.key_trust import KeyTrust
 from sealgate.crypto.verification import TrustList
 
 __all__ = [
@@ -124,9 +128,11 @@ def prepare_trust_document(
     issued_at: datetime,
     roots: Sequence[bytes],
     seal_keys: Sequence[SealKeyEntry],
+    keys: KeyTrust,
     root_der: bytes,
 ) -> PendingTrustDocument:
-    """The document of these roots and seal keys, to be signed by the root ``root_der``."""
+    """The document of these roots, seal keys and gateway ``keys``, to be signed by the
+    root ``root_der``."""
     if version < 1:
         raise ContentError("a trust document's version starts at 1")
     body = {
@@ -135,6 +141,7 @@ def prepare_trust_document(
         "issued_at": _instant(issued_at),
         "roots": [certificate_pem(der) for der in roots],
         "seals": [entry.as_json() for entry in seal_keys],
+        **keys.document(),
     }
     return PendingTrustDocument(body, root_der)
 
@@ -147,6 +154,8 @@ class TrustDocument:
     issued_at: datetime
     #: every seal certificate (DER) listed → when its key retired (None: active)
     retirements: Mapping[bytes, datetime | None]
+    #: the gateway's keys for COSE messages (none in a document published before them)
+    keys: KeyTrust
 
 
 def read_trust_document(data: bytes, trust: TrustList) -> TrustDocument:
@@ -190,7 +199,10 @@ def _entries(body: Any) -> TrustDocument:
             version=int(body["version"]),
             issued_at=datetime.fromisoformat(body["issued_at"]),
             retirements=retirements,
+            keys=KeyTrust.from_document(body) if "keys" in body else KeyTrust([]),
         )
+    except ContentError as exc:  # a key entry that is not one, or whose kid is not its key's
+        raise TrustDocumentError(f"not a trust document: {exc}") from None
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise TrustDocumentError(f"not a trust document: {type(exc).__name__}") from None
 

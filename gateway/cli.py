@@ -14,10 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sealgate.crypto.certificates import certificate_validity
-from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
-from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.gateway.cli_provision import provision
 from sealgate.gateway.cli_requests import (
@@ -254,18 +252,20 @@ def _parser() -> argparse.ArgumentParser:
     publish = trust.add_parser(
         "publish",
         parents=[home],
-        help="sign the directory's roots and seal keys with the root as the next version",
+        help="sign the directory's roots, seal keys and gateway keys with the root as the next"
+        " version",
     )
     add_operator(publish)
     add_root_pin(publish)
     cli_qr.add_parser(sub, home)
-    add_operator(
-        sub.add_parser(
-            "gateway-keys",
-            parents=[home],
-            help="make the gateway's QR, status-list and consent keys a home lacks",
-        )
+    gateway_keys = sub.add_parser(
+        "gateway-keys",
+        parents=[home],
+        help="make the gateway's QR, status-list and consent keys a home lacks, and publish"
+        " them in the next trust document",
     )
+    add_operator(gateway_keys)
+    add_root_pin(gateway_keys)
     return parser
 
 
@@ -336,23 +336,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "crl" or (args.command == "seal" and args.action in ("revoke", "purge")):
         return run_revocation_command(args, settings)
-    needs_root = args.command == "trust" or (
+    needs_root = args.command in ("trust", "gateway-keys") or (
         args.command == "seal" and args.action in ("create", "rotate")
     )
     pin = root_pin(args, backend=settings.backend) if needs_root else None
     provisioner = Provisioner(settings, root_pin=pin)
-    if args.command == "gateway-keys":
-        audit = CliAudit(settings, args.operator)
-        with provisioner.keystore() as keystore:
-            try:
-                audit.ahead("gateway-keys")("gateway")
-                keys = create_gateway_keys(keystore, home)
-                audit.outcome("gateway-keys", "gateway")
-            finally:
-                audit.checkpoint(keystore)
-        for use, label in sorted(keys.labels.items()):
-            print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
-        return 0
     directory = provisioner.directory()
     try:
         if args.command == "seal" and args.action == "list":
@@ -387,7 +375,8 @@ def _run(args: argparse.Namespace) -> int:
         # is opened first, so a change that could not be signed is not made.
         with provisioner.keystore() as keystore:
             try:
-                if args.command == "calendar" or args.action in ("suspend", "resume"):
+                action = getattr(args, "action", "")  # gateway-keys has none
+                if args.command == "calendar" or action in ("suspend", "resume"):
                     return calendar_or_suspension(args, directory, audit)
                 return provision(args, provisioner, directory, keystore, audit)
             finally:

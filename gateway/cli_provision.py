@@ -1,16 +1,18 @@
-"""The command line's changes to the directory: clients, their limits, seals, the trust
-document. Each is audited ahead and after (:class:`~sealgate.gateway.cli_audit.CliAudit`),
-by the operator it names, and signed by the checkpoint the command makes as it ends.
+"""The command line's changes to the directory: clients, their limits, seals, the gateway's
+keys, the trust document. Each is audited ahead and after
+(:class:`~sealgate.gateway.cli_audit.CliAudit`), by the operator it names, and signed by
+the checkpoint the command makes as it ends.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
+from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.cli_audit import CliAudit, CliError
 from sealgate.gateway.provision import Provisioner
-from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
 from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind, SealScope
 
@@ -23,6 +25,13 @@ def provision(
     audit: CliAudit,
 ) -> int:
     """The change ``args`` ask for; its records are signed by the caller afterwards."""
+    if args.command == "gateway-keys":
+        audit.ahead("gateway-keys")("gateway")
+        keys = create_gateway_keys(keystore, provisioner.settings.home)
+        audit.outcome("gateway-keys", "gateway")
+        for use, label in sorted(keys.labels.items()):
+            print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
+        return publish_after(audit, provisioner, directory)  # the keys, signed by the root
     if args.command == "client" and args.action == "remove":
         audit.ahead("client-remove")(args.client)
         directory.remove_client(args.client)
@@ -57,8 +66,7 @@ def provision(
         return 0
     if args.command == "trust":
         audit.ahead("trust-publish")("trust")
-        with provisioner.root_keystore() as root:  # the root's own token, with its PIN
-            version = publish_trust_document(directory, root_signer(root, directory))
+        version = provisioner.publish_trust(directory)  # in the root's own token, its PIN
         audit.outcome("trust-publish", "trust", version=version)
         print(f"trust document\tversion {version}")
         return 0
@@ -95,8 +103,7 @@ def publish_after(audit: CliAudit, provisioner: Provisioner, directory: Director
     (exit 1)."""
     try:
         audit.ahead("trust-publish")("trust")
-        with provisioner.root_keystore() as root:
-            version = publish_trust_document(directory, root_signer(root, directory))
+        version = provisioner.publish_trust(directory)
     except Error as exc:
         raise CliError(
             f"done, but the trust document was not published ({exc}): run 'sealgate trust publish'"

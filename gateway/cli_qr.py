@@ -1,10 +1,12 @@
 """``sealgate verify-qr PAYLOAD|IMAGE``: 扫码 at a counter, without the gateway.
 
 The payload is the text a scanner read, or a picture of the QR code (PNG, JPEG: read with
-zxing-cpp). Trust comes from a trust document (``--trust``, default the home's
-``gateway-keys.json``; the seam to the signed trust list, see
-:mod:`sealgate.crypto.key_trust`), the status from a status list token saved earlier
-(``--status-list FILE``) or fetched now from the gateway or its CDN (``--gateway URL``).
+zxing-cpp). The keys come from the root-signed trust document (``--trust-document FILE``,
+the JSON of ``GET /v1/trust``, its signature checked against the roots of ``--roots``,
+default the home's ``root.pem``), or, without one, from an unsigned list of keys
+(``--trust``, default the home's ``gateway-keys.json``); the status from a status list
+token saved earlier (``--status-list FILE``) or fetched now from the gateway or its CDN
+(``--gateway URL``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from sealgate.crypto.errors import ContentError, CoseError
 from sealgate.crypto.key_trust import KeyTrust
-from sealgate.crypto.qr_payload import read_payload
+from sealgate.crypto.qr_payload import PREFIX, read_payload
+from sealgate.crypto.trust_document import TrustDocumentError, read_trust_document
+from sealgate.crypto.verification import TrustList
 from sealgate.errors import Error
 from sealgate.gateway.attestation import KEYS_FILE
 from sealgate.verify.qr import verify_qr
@@ -39,8 +43,18 @@ def add_parser(
         help="check a proof's QR payload (or a picture of its QR code) offline",
     )
     check.add_argument("payload", help="the scanned text (SG1:...), or a picture file of the code")
+    keys = check.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--trust-document",
+        type=Path,
+        help="the root-signed trust document (GET /v1/trust): its gateway keys, once its"
+        " signature is checked against --roots",
+    )
+    keys.add_argument(
+        "--trust", type=Path, help=f"an unsigned list of keys (default: the home's {KEYS_FILE})"
+    )
     check.add_argument(
-        "--trust", type=Path, help=f"trust document (default: the home's {KEYS_FILE})"
+        "--roots", type=Path, help="PEM file of trusted roots (default: the home's root.pem)"
     )
     where = check.add_mutually_exclusive_group(required=True)
     where.add_argument("--status-list", type=Path, help="a status list token saved earlier")
@@ -75,17 +89,30 @@ def fetch_status_list(base: str, uri: str) -> bytes:
         raise QrCliError(f"cannot fetch the status list {url}: {exc}") from None
 
 
-def run(args: argparse.Namespace, home: Path) -> int:
-    source = Path(args.payload)
-    text = read_picture(source) if source.is_file() else args.payload
-    trust_path: Path = args.trust or home / KEYS_FILE
+def _unsigned_keys(path: Path) -> KeyTrust:
     try:
-        trust = KeyTrust.from_json(trust_path.read_bytes())
+        return KeyTrust.from_json(path.read_bytes())
+    except ContentError as exc:
+        raise QrCliError(f"{path}: {exc}") from None
+
+
+def run(args: argparse.Namespace, home: Path) -> int:
+    if args.roots is not None and args.trust_document is None:
+        raise QrCliError("--roots checks a --trust-document: give one")
+    # A payload is no file name: Base45 has '/' and a long run asks the OS ENAMETOOLONG.
+    text = args.payload if args.payload.startswith(PREFIX) else read_picture(Path(args.payload))
+    try:
         token = args.status_list.read_bytes() if args.status_list else None
+        if args.trust_document is not None:
+            roots = TrustList.from_pem((args.roots or home / "root.pem").read_bytes())
+            trust = read_trust_document(args.trust_document.read_bytes(), roots).keys
+        else:
+            trust = _unsigned_keys(args.trust or home / KEYS_FILE)
     except OSError as exc:
         raise QrCliError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except ContentError as exc:
-        raise QrCliError(f"{trust_path}: {exc}") from None
+    except TrustDocumentError as exc:
+        print(f"INVALID: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     now = time.time()
     try:
         if token is None:

@@ -343,7 +343,8 @@ OPENAPI: dict[str, Any] = {
         "/v1/trust": {
             "get": {
                 "summary": "The trust document: roots and seal keys with their validity and "
-                "retirement, versioned and signed by the city root",
+                "retirement, and the gateway's QR, status-list and consent keys, versioned "
+                "and signed by the city root",
                 "responses": {
                     "200": json_answer("The signed trust document", TRUST, cache="max-age=60"),
                     **problems(503),

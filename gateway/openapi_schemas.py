@@ -491,7 +491,27 @@ TRUST = object_schema(
                         }
                     ),
                 },
-            }
+                "keys": {
+                    "type": "array",
+                    "description": "The gateway's keys for QR payloads, status lists and "
+                    "consents (COSE, EC P-256); absent in documents published before them",
+                    "items": object_schema(
+                        {
+                            "kid": {
+                                "type": "string",
+                                "description": "Base64url of the first 8 bytes of the SHA-256 "
+                                "of the key's SubjectPublicKeyInfo",
+                            },
+                            "use": {
+                                "type": "array",
+                                "items": {"enum": ["qr", "status-list", "consent"]},
+                            },
+                            "public_key": {"type": "string", "description": "PEM"},
+                        }
+                    ),
+                },
+            },
+            "keys",
         ),
         "signature": object_schema(
             {

@@ -33,7 +33,7 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
-from sealgate.gateway.attestation import create_gateway_keys
+from sealgate.gateway.attestation import GatewayKeys, create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
 from sealgate.gateway.home import (
     CONFIG_NAME,
@@ -161,6 +161,13 @@ class Provisioner:
 
     def directory(self) -> Directory:
         return self.settings.open_directory()
+
+    def publish_trust(self, directory: Directory) -> int:
+        """Publish the next trust document: the directory's roots and seal keys and the
+        home's gateway keys, signed in the root's token (its PIN needed); its version."""
+        keys = GatewayKeys.load(self.settings.home).trust
+        with self.root_keystore() as root:
+            return publish_trust_document(directory, root_signer(root, directory), keys)
 
     def create_root(self, root: Keystore, directory: Directory, city: str) -> bytes:
         """The city root CA: its key generated in ``root``, the root's own keystore."""
@@ -473,7 +480,7 @@ def init_home(
                 issue_crl(provisioner, directory)
                 create_gateway_keys(keystore, home)
                 credentials = provisioner.demo(keystore, directory) if demo else None
-                publish_trust_document(directory, root_signer(root, directory))
+                provisioner.publish_trust(directory)  # with the gateway keys just made
             finally:
                 directory.close()
         if credentials is not None:

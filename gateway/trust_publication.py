@@ -1,9 +1,10 @@
-"""Publishing the trust document: the directory's roots and seal keys, signed by the root.
+"""Publishing the trust document: the directory's roots and seal keys, and the gateway's
+own keys (the home's ``gateway-keys.json``), signed by the root.
 
-Whatever changes a seal key (``init``, ``seal create``, ``seal rotate``, and revocation)
-publishes a new version, with the root's credentials the change needed anyway; serving
-gateways, which never hold the root key, serve the newest one the directory has
-(``GET /v1/trust``, sealgate.gateway.catalog).
+Whatever changes a seal key or a gateway key (``init``, ``seal create``, ``seal rotate``,
+revocation, ``gateway-keys``) publishes a new version, with the root's credentials the
+change needed anyway; serving gateways, which never hold the root key, serve the newest
+one the directory has (``GET /v1/trust``, sealgate.gateway.catalog).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+from sealgate.crypto.key_trust import KeyTrust
 from sealgate.crypto.trust_document import SealKeyEntry, prepare_trust_document
 from sealgate.gateway.home import HomeError
 from sealgate.hsm.keystore import Keystore
@@ -30,9 +32,10 @@ def root_signer(keystore: Keystore, directory: Directory) -> RootSigner:
 
 
 def publish_trust_document(
-    directory: Directory, sign: RootSigner, *, now: dt.datetime | None = None
+    directory: Directory, sign: RootSigner, keys: KeyTrust, *, now: dt.datetime | None = None
 ) -> int:
-    """Sign the directory's roots and seal keys as the next version; returns it."""
+    """Sign the directory's roots and seal keys, and the gateway's ``keys``, as the next
+    version; returns it."""
     roots = directory.roots()
     if not roots:
         raise HomeError("the home has no city root CA (run 'sealgate init')")
@@ -58,6 +61,7 @@ def publish_trust_document(
         issued_at=now or dt.datetime.now(dt.UTC),
         roots=[der for der, _ in roots],
         seal_keys=entries,
+        keys=keys,
         root_der=roots[-1][0],
     )
     directory.add_trust_document(version, pending.finish(sign(pending.digest)))

@@ -14,6 +14,7 @@ from sealgate.client import (
     Problem,
     RetryPolicy,
     TooManyRequests,
+    TrustDocument,
     Unavailable,
     UnexpectedAnswer,
     UnknownCode,
@@ -80,3 +81,19 @@ def test_codes_are_normalised_as_the_gateway_reads_them() -> None:
         assert normalise_code(typed) == code
     with pytest.raises(InvalidCode, match="mistyped"):
         normalise_code("430900-ZDXE31-DD2417-Z7GDVQ")
+
+
+def test_a_trust_document_reads_its_gateway_keys_and_an_older_one_has_none() -> None:
+    document = {
+        "format": "sealgate-trust/1",
+        "version": 2,
+        "issued_at": "2026-12-07T09:00:00Z",
+        "roots": ["-----BEGIN CERTIFICATE-----\n"],
+        "seals": [],
+    }
+    assert TrustDocument.parse({"document": document}).keys == ()
+    key = {"kid": "AAECAwQFBgc", "use": ["qr"], "public_key": "-----BEGIN PUBLIC KEY-----\n"}
+    parsed = TrustDocument.parse({"document": {**document, "keys": [key]}})
+    assert [(k.kid, k.uses) for k in parsed.keys] == [("AAECAwQFBgc", ("qr",))]
+    with pytest.raises(UnexpectedAnswer, match="keys"):
+        TrustDocument.parse({"document": {**document, "keys": [{**key, "use": "qr"}]}})

@@ -100,6 +100,10 @@ def test_batch_reuse_documents_and_trust(served: Served) -> None:
         assert b"CN" in parsed.stdout
         assert trust.roots and {s.seal_id for s in trust.seals} >= {seal}
         assert trust.version >= 1 and all(s.retired_at is None for s in trust.seals)
+        assert sorted(use for key in trust.keys for use in key.uses) == [
+            "consent", "qr", "status-list",
+        ]  # fmt: skip
+        assert all(k.public_key.startswith("-----BEGIN PUBLIC KEY-----") for k in trust.keys)
         for document in (
             bank.document(batch[0].code, purpose="demo"),
             office.document(batch[0].code),

@@ -1,5 +1,5 @@
 """The trust document: signed by the root over its RFC 8785 form, read back only with a
-trusted root's signature intact."""
+trusted root's signature intact, the gateway's keys with it (none in an older one)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from datetime import timedelta
 import pytest
 
 from sealgate.crypto import ContentError, TrustList
+from sealgate.crypto.errors import UntrustedKey
+from sealgate.crypto.key_trust import KeyTrust, Use
 from sealgate.crypto.trust_document import (
+    PendingTrustDocument,
     SealKeyEntry,
     TrustDocumentError,
     prepare_trust_document,
     read_trust_document,
 )
 from tests.crypto.signers import NOW, SEAL_ID, Pki, SoftSigner, make_pki
+from tests.crypto.test_qr_payload import Key
+
+QR_KEY = Key(Use.QR)
+LIST_KEY = Key(Use.STATUS_LIST)
 
 
 def entries(pki: Pki) -> list[SealKeyEntry]:
@@ -25,7 +32,12 @@ def entries(pki: Pki) -> list[SealKeyEntry]:
 
 def signed(pki: Pki, version: int = 3, signer: SoftSigner | None = None) -> bytes:
     pending = prepare_trust_document(
-        version=version, issued_at=NOW, roots=[pki.root], seal_keys=entries(pki), root_der=pki.root
+        version=version,
+        issued_at=NOW,
+        roots=[pki.root],
+        seal_keys=entries(pki),
+        keys=KeyTrust([QR_KEY.trusted, LIST_KEY.trusted]),
+        root_der=pki.root,
     )
     return pending.finish((signer or pki.root_signer).sign(pending.digest))
 
@@ -64,3 +76,37 @@ def test_any_change_or_another_root_is_refused(pki: Pki) -> None:
 def test_versions_start_at_one(pki: Pki) -> None:
     with pytest.raises(ContentError):
         signed(pki, version=0)
+
+
+def test_the_gateway_keys_read_back_each_for_its_use(pki: Pki) -> None:
+    keys = read_trust_document(signed(pki), TrustList.from_der([pki.root])).keys
+    assert keys.key(QR_KEY.trusted.kid, Use.QR) == QR_KEY.trusted
+    with pytest.raises(UntrustedKey, match="does not allow"):
+        keys.key(LIST_KEY.trusted.kid, Use.QR)
+    with pytest.raises(UntrustedKey, match="not in the trust list"):
+        keys.key(Key(Use.QR).trusted.kid, Use.QR)  # a key the root never listed
+
+
+def test_a_gateway_key_changed_or_misnamed_is_refused(pki: Pki) -> None:
+    trust = TrustList.from_der([pki.root])
+    body = json.loads(signed(pki))
+    body["document"]["keys"][1]["use"] = ["qr", "status-list"]  # "this key signs QR too"
+    with pytest.raises(TrustDocumentError, match="does not verify"):
+        read_trust_document(json.dumps(body).encode(), trust)
+    # signed by the root, yet a kid that is not its key's: refused all the same
+    document = json.loads(signed(pki))["document"]
+    document["keys"][0]["kid"] = document["keys"][1]["kid"]
+    pending = PendingTrustDocument(document, pki.root)
+    with pytest.raises(TrustDocumentError, match="kid is not its key's"):
+        read_trust_document(pending.finish(pki.root_signer.sign(pending.digest)), trust)
+
+
+def test_a_document_published_before_the_gateway_keys_reads_with_none(pki: Pki) -> None:
+    document = json.loads(signed(pki))["document"]
+    del document["keys"]
+    pending = PendingTrustDocument(document, pki.root)
+    older = pending.finish(pki.root_signer.sign(pending.digest))
+    listed = read_trust_document(older, TrustList.from_der([pki.root]))
+    assert listed.retirements == {pki.seal: NOW} and listed.keys.keys() == []
+    with pytest.raises(UntrustedKey):
+        listed.keys.key(QR_KEY.trusted.kid, Use.QR)

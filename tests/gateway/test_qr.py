@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import subprocess
 import sys
 import time
@@ -22,12 +23,17 @@ from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
 from sealgate.crypto.base45 import b45decode
+from sealgate.crypto.certificates import certificate_pem
 from sealgate.crypto.key_trust import KeyTrust, Use
-from sealgate.crypto.qr_payload import PREFIX, encode_payload
+from sealgate.crypto.qr_payload import PREFIX, encode_payload, prepare_payload, read_payload
+from sealgate.crypto.trust_document import PendingTrustDocument
 from sealgate.gateway.app import create_app
 from sealgate.gateway.attestation import KEYS_FILE
+from sealgate.gateway.cli import main
 from sealgate.verify.directory import Role
 from sealgate.verify.qr import verify_qr
+from tests.crypto.signers import make_pki
+from tests.crypto.test_qr_payload import Key
 from tests.gateway.clock import Clock
 from tests.gateway.conftest import Demo, GatewayClient
 from tests.gateway.test_status import change, seal
@@ -235,6 +241,60 @@ async def test_verify_qr_on_the_command_line(api: Client, demo: Demo, tmp_path: 
     one_off = text[:-5] + ("A" if text[-5] != "A" else "B") + text[-4:]
     altered = cli(one_off)
     assert altered.returncode == 1 and altered.stderr.startswith("INVALID")
+
+
+async def test_verify_qr_against_the_served_root_signed_trust_document(
+    api: Client, demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A counter with no home of the gateway's: the city root (PEM), the JSON of
+    GET /v1/trust and a status list, nothing else."""
+    body = await qr(api, demo, code := await seal(api, demo))
+    listed = tmp_path / "list.cwt"
+    listed.write_bytes(await status_list(api, body["status_list"]["uri"]))
+    served = await api.get("/v1/trust")
+    assert served.status == 200
+    trust = await served.read()
+    city_root = tmp_path / "root.pem"
+    city_root.write_bytes((demo.home / "root.pem").read_bytes())
+
+    def verify_qr_cli(payload: str, document: bytes, roots: Path = city_root) -> tuple[int, str]:
+        path = tmp_path / "trust.json"
+        path.write_bytes(document)
+        status = main(
+            ["--home", str(tmp_path / "counter"), "verify-qr", payload, "--trust-document",
+             str(path), "--roots", str(roots), "--status-list", str(listed)]
+        )  # fmt: skip
+        out = capsys.readouterr()
+        return status, out.out + out.err
+
+    status, said = verify_qr_cli(body["payload"], trust)
+    assert status == 0 and said.startswith("VALID\t" + code.replace("-", "") + "\t"), said
+
+    # one byte altered: the QR key's kid pointed elsewhere
+    kid = json.loads(trust)["document"]["keys"][0]["kid"].encode()
+    at = trust.index(kid)
+    altered = trust[:at] + (b"A" if kid[:1] != b"A" else b"B") + trust[at + 1 :]
+    status, said = verify_qr_cli(body["payload"], altered)
+    assert status == 1 and said.startswith("INVALID: TrustDocumentError"), said
+    assert "signature does not verify" in said
+
+    # the same document signed by another root: refused against the city's, and read
+    # under that root only by whoever trusts it
+    other = make_pki()
+    pending = PendingTrustDocument(json.loads(trust)["document"], other.root)
+    foreign = pending.finish(other.root_signer.sign(pending.digest))
+    status, said = verify_qr_cli(body["payload"], foreign)
+    assert status == 1 and "not signed by a trusted root" in said, said
+    other_root = tmp_path / "other.pem"
+    other_root.write_text(certificate_pem(other.root))
+    assert verify_qr_cli(body["payload"], foreign, other_root)[0] == 0
+
+    # a payload signed by a key the document does not list
+    forger = Key(Use.QR)
+    claims = read_payload(body["payload"], trust_of(demo), now=_now())
+    forged = encode_payload(forger.sign(prepare_payload(claims, forger.trusted.kid)))
+    status, said = verify_qr_cli(forged, trust)
+    assert status == 1 and said.startswith("INVALID: UntrustedKey"), said
 
 
 def _now() -> float:

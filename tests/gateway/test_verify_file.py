@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from sealgate.crypto.key_trust import KeyTrust
 from sealgate.crypto.trust_document import SealKeyEntry, prepare_trust_document
 from sealgate.gateway.app import create_app
 from sealgate.gateway.cli import main as sealgate
@@ -106,6 +107,7 @@ async def test_a_rotation_publishes_and_a_retired_key_cannot_forge_later(
             issued_at=retired_at,
             roots=roots,
             seal_keys=[entry],
+            keys=KeyTrust([]),
             root_der=roots[-1],
         )
         document.write_bytes(pending.finish(root_signer(root, directory)(pending.digest)))

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
-from sealgate.gateway.keys import AUTH, DESK, HOLDER_KEYS
+from sealgate.gateway.keys import AUTH, CONSENTS, DESK, HOLDER_KEYS, SETTINGS
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.request_parsing import (
     parse_answer,
@@ -52,6 +52,15 @@ async def post_request(request: web.Request) -> web.Response:
     desk = request.app[DESK]
     note = request[AUDIT_NOTE]
     note.detail.update(mode=body.mode.value, tier=body.tier.value)
+    if request.app[SETTINGS].consent_required:
+        # A request asks another office about the holder: only with the holder's consent
+        # to this office for this type of proof (益阳 第十一条). One use is taken here,
+        # before the request is registered; a refused registration does not give it back.
+        holder_key = request.app[HOLDER_KEYS].key(body.holder_kind, body.holder_id)
+        consent = await request.app[CONSENTS].redeem(
+            request, client, holder_key=holder_key, proof_type=body.proof_type
+        )
+        note.detail.update(consent=consent.consent_id, matter=consent.matter)
 
     async def ahead(request_id: str) -> None:
         note.detail["request"] = request_id  # the intent names the request it registers

@@ -5,6 +5,7 @@ its endorsement filled from the request, the steps refused when they must be."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -19,6 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
+from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import OVERDUE
 from sealgate.gateway.overdue import signature
 from sealgate.gateway.provision import DEMO_OFFICE, Provisioner
@@ -61,6 +63,7 @@ class Offices:
     platform_responder: dict[str, str]  # the responding office's system, with it
     platform_issuer: dict[str, str]  # an issuer of the platform's own office
     unofficed_signer: dict[str, str]  # granted the platform seal, belonging to no office
+    requester_id: str  # the requesting office's client, as a consent names its grantee
 
 
 def bearer(token: str, operator: str = "staff-0042") -> dict[str, str]:
@@ -105,7 +108,7 @@ def offices(demo: Demo) -> Offices:
         _, unofficed = provisioner.add_client(
             directory, name="无单位签章", role=Role.SIGNER, seals=[platform.seal_id]
         )
-        _, requester = provisioner.add_client(
+        requester_client, requester = provisioner.add_client(
             directory, name="人社局业务系统", role=Role.REQUESTER, office=REQUESTER_CODE
         )
         _, responder = provisioner.add_client(
@@ -128,6 +131,7 @@ def offices(demo: Demo) -> Offices:
         bearer(platform_responder),
         bearer(platform_issuer),
         bearer(unofficed),
+        requester_client.client_id,
     )
 
 
@@ -555,3 +559,42 @@ async def test_a_platform_seal_answers_for_the_office_that_owns_the_data(
         headers=offices.unofficed_signer,
     )
     assert (direct.status, (await direct.json())["code"]) == (403, "no-office")
+
+
+async def test_a_request_needs_the_holders_consent_where_the_city_asks_for_it(
+    demo: Demo, offices: Offices, clock: Clock, gateway_client: GatewayClient
+) -> None:
+    """consent_required: a request about a holder is registered only with the holder's
+    consent to the requesting office for that type of proof, one use each."""
+    settings = dataclasses.replace(demo.settings, consent_required=True)
+    api = await gateway_client(create_app(settings, clock=clock))
+    refused = await api.post("/v1/requests", json=new_request(), headers=offices.requester)
+    assert refused.status == 403
+    assert (await refused.json())["code"] == "consent-required"
+    granted = await api.post(
+        "/v1/consents",
+        json={
+            "holder_id": HOLDER["id"],
+            "grantee": offices.requester_id,
+            "matter": "社会保障卡申领",
+            "proof_types": ["无犯罪记录证明"],
+            "expires_at": rfc3339(clock.now + 3600),
+            "uses": 1,
+        },
+        headers=offices.portal,
+    )
+    assert granted.status == 201, await granted.text()
+    token = {"Consent-Token": (await granted.json())["token"]}
+    other_type = {**new_request(), "type": "户籍证明"}
+    refused = await api.post(
+        "/v1/requests", json=other_type, headers={**offices.requester, **token}
+    )
+    assert refused.status == 403  # the consent does not cover that type
+    created = await api.post(
+        "/v1/requests", json=new_request(), headers={**offices.requester, **token}
+    )
+    assert created.status == 201, await created.text()
+    spent = await api.post(
+        "/v1/requests", json=new_request(), headers={**offices.requester, **token}
+    )
+    assert spent.status == 403  # its one use is taken

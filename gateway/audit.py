@@ -278,10 +278,7 @@ class AuditLog:
         while True:
             if self._open_journal():
                 try:
-                    async with self._spawn_lock:
-                        if self._writer is None:
-                            await self._spawn()
-                    await self._call("probe")
+                    await self._write_through()
                     self._recovered()
                     return
                 except AuditUnavailable as exc:
@@ -583,13 +580,16 @@ class AuditLog:
         store; success mends a failure."""
         if not self._open_journal() or not self._probe_journal():
             return
-        try:
-            async with self._spawn_lock:  # the duties loop and a caller at once: one writer
-                if self._writer is None:
-                    await self._spawn()
-            await self._call("probe")
-        except AuditUnavailable:
-            return
+        with contextlib.suppress(AuditUnavailable):
+            await self._write_through()
+
+    async def _write_through(self) -> None:
+        """A writer running (started if none runs) and a write to the store through it;
+        raises :class:`AuditUnavailable`."""
+        async with self._spawn_lock:  # the duties loop and a caller at once: one writer
+            if self._writer is None:
+                await self._spawn()
+        await self._call("probe")
 
     def _open_journal(self) -> bool:
         """Open this worker's journal unless it is open; whether it is."""

@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from sealgate.bench.population import ZipfSampler
+from sealgate.bench.population import ZipfSampler, proof_request
 from sealgate.bench.results import machine
 from sealgate.bench.wrk import WrkResult, run_wrk
 from sealgate.errors import Error
@@ -185,13 +185,14 @@ async def _check_first(options: TargetOptions, code: str) -> None:
 
 
 def _proof(seal_id: str, n: int) -> dict[str, Any]:
+    """The harness's own proof request, marked by its type and in force from today (a
+    deployment's clock is now, not the seeded population's dates)."""
+    today = dt.date.today()
     return {
-        "seal_id": seal_id,
+        **proof_request(seal_id, n),
         "type": BENCH_TYPE,
-        "holder": {"kind": "org", "id": "91430900MA4L00001U", "name": "容量测试"},
-        "content": {"n": n},
-        "valid_from": dt.date.today().isoformat(),
-        "valid_until": (dt.date.today() + dt.timedelta(days=30)).isoformat(),
+        "valid_from": today.isoformat(),
+        "valid_until": (today + dt.timedelta(days=30)).isoformat(),
     }
 
 

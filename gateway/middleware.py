@@ -238,7 +238,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     action: str | None = app[ROUTE_ACTIONS].get(route)
     audit = app[AUDIT] if action is not None else None
     note = AuditNote()
-    note.client_request = client_request_hash(request, app[HOLDER_KEYS])
+    if audit is not None:  # only an audited request's record keeps it
+        note.client_request = client_request_hash(request, app[HOLDER_KEYS])
     request[AUDIT_NOTE] = note
     response: web.StreamResponse
     refusal = audit.refusal if audit is not None and action in _CHANGES else None

@@ -232,6 +232,23 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "the failed-lookup buckets every gateway shares when there is no Redis",
+        (
+            """CREATE TABLE lookup_failures (
+                client_id TEXT PRIMARY KEY,
+                level DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                refused INTEGER NOT NULL
+            )""",
+            """CREATE TABLE lookup_budget (
+                bucket TEXT PRIMARY KEY,
+                tokens DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                empty INTEGER NOT NULL
+            )""",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

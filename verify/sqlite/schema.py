@@ -273,6 +273,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_update REAL NOT NULL
         )""",
     ),
+    # 11: the failed-lookup buckets every worker of a home shares when there is no Redis
+    # (docs/design.md §8): a client's failures, and the city's budget (one row, 'city').
+    (
+        """CREATE TABLE lookup_failures (
+            client_id TEXT PRIMARY KEY,
+            level REAL NOT NULL,
+            at REAL NOT NULL,
+            refused INTEGER NOT NULL
+        )""",
+        """CREATE TABLE lookup_budget (
+            bucket TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            at REAL NOT NULL,
+            empty INTEGER NOT NULL
+        )""",
+    ),
 )
 
 

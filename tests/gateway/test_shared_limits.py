@@ -81,9 +81,14 @@ async def sharing(store: Store, **options: Any) -> AsyncIterator[list[FailedLook
         yield limiters
 
 
+# 100 failures that drain over a day, not 10 minutes: however slowly a loaded machine
+# runs a test, nothing it counts has drained by the time it looks.
+PATIENT = 100 / 86_400
+
+
 @pytest.fixture
 async def processes(store: Store) -> AsyncIterator[list[FailedLookupLimiter]]:
-    async with sharing(store) as limiters:
+    async with sharing(store, drain_per_second=PATIENT) as limiters:
         yield limiters
 
 
@@ -132,7 +137,9 @@ async def test_the_global_budget_is_the_citys_not_each_processes(store: Store) -
     each within its own limit, spread over three processes are refused at the 51st, not
     at 3 x 50."""
     refused_at = None
-    async with sharing(store, global_burst=50, global_per_second=0.001) as processes:
+    async with sharing(
+        store, drain_per_second=PATIENT, global_burst=50, global_per_second=0.001
+    ) as processes:
         for n, limiter in zip(range(200), spread(processes), strict=False):
             try:
                 await limiter.failed_everywhere(f"guesser-{n}")
@@ -169,7 +176,7 @@ async def test_without_redis_each_process_still_limits(own_redis_server: RedisSe
     tier = RedisTier(own_redis_server.url, namespace="down")
     await tier.start()
     try:
-        limiter = FailedLookupLimiter(shared=RedisFailures(tier, "down"))
+        limiter = FailedLookupLimiter(shared=RedisFailures(tier, "down"), drain_per_second=PATIENT)
         await limiter.failed_everywhere("bank")
         own_redis_server.kill()
         assert await failures_before_refusal([limiter], "bank") == 99
@@ -181,7 +188,7 @@ async def test_without_its_database_each_process_still_limits(tmp_path: Path) ->
     """Fail closed: with the registry's database gone (its writer stopped) the local
     buckets hold, per process."""
     registry = SqliteRegistry(tmp_path / "registry.db", DocumentCipher(os.urandom(32)))
-    limiter = FailedLookupLimiter(shared=DatabaseFailures(registry))
+    limiter = FailedLookupLimiter(shared=DatabaseFailures(registry), drain_per_second=PATIENT)
     await limiter.failed_everywhere("bank")
     await registry.close()
     assert await failures_before_refusal([limiter], "bank") == 99
@@ -197,7 +204,7 @@ async def test_without_its_postgresql_each_process_still_limits(
     migrate_postgres(url)
     registry = PostgresRegistry(url, DocumentCipher(os.urandom(32)))
     try:
-        limiter = FailedLookupLimiter(shared=DatabaseFailures(registry))
+        limiter = FailedLookupLimiter(shared=DatabaseFailures(registry), drain_per_second=PATIENT)
         await limiter.failed_everywhere("bank")
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(postgres_server.url(), autocommit=True) as admin:

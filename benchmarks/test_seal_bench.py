@@ -13,8 +13,8 @@ import os
 import pkcs11
 from pkcs11 import Attribute, Mechanism, ObjectClass
 from pytest_benchmark.fixture import BenchmarkFixture
-from sealgate.bench.conftest import SealingKit
 
+from benchmarks.conftest import SealingKit
 from sealgate.crypto.verification import verify_proof
 from sealgate.hsm.service import ProcessSigningService
 

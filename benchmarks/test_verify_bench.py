@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from pytest_benchmark.fixture import BenchmarkFixture
-from sealgate.bench.conftest import SealingKit
 
+from benchmarks.conftest import SealingKit
 from sealgate.crypto.verification import verify_proof
 from sealgate.gateway.checking import status_view
 from sealgate.gateway.verifying import StatusAnswers

@@ -489,6 +489,7 @@ class _Prepared:
 
     def record(self, document: bytes) -> ProofRecord:
         request, seal = self.request, self.seal
+        endorsement = request.endorsement
         return ProofRecord(
             code=self.code,
             seal_id=seal.seal_id,
@@ -509,4 +510,6 @@ class _Prepared:
             signer_client=self.signer_client,
             document=document,
             data_owner=self.data_owner,
+            extracting_unit=None if endorsement is None else endorsement.extracting_unit,
+            verifying_unit=None if endorsement is None else endorsement.verifying_unit,
         )

@@ -117,13 +117,22 @@ class ProofStatus:
     superseded_by: str | None
     version: int
     # The office that owns the proof's data when it is not the sealing unit (a platform
-    # seal's proof): it, not the seal's unit, changes the proof's status. Not cached.
+    # seal's proof): it, not the seal's unit, changes the proof's status (read from the
+    # registry for that, never from a copy).
     data_owner: str | None = None
+    # A request's answer: the endorsement the proof carries (宁波 第十四条), the units by
+    # name; extracted at ``issued_at``. Both None: not endorsed.
+    extracting_unit: str | None = None
+    verifying_unit: str | None = None
 
     @property
     def owner(self) -> str:
         """The office whose proof this is: its data owner, else the sealing unit."""
         return self.data_owner or self.unit_code
+
+    @property
+    def endorsed(self) -> bool:
+        return self.extracting_unit is not None or self.verifying_unit is not None
 
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,
@@ -159,6 +168,8 @@ class ProofRecord:
     signer_client: str
     document: bytes  # the sealed proof, DER CMS
     data_owner: str | None = None  # see ProofStatus
+    extracting_unit: str | None = None  # see ProofStatus
+    verifying_unit: str | None = None
 
     @property
     def owner(self) -> str:

@@ -24,12 +24,13 @@ from sealgate.verify.rules import Successor
 PROOF_COLUMNS = (
     "code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,"
     " holder_id_masked, holder_key, valid_from, valid_until, expires_at, issued_at,"
-    " status, status_changed_at, superseded_by, signer_client, document, data_owner"
+    " status, status_changed_at, superseded_by, signer_client, document, data_owner,"
+    " extracting_unit, verifying_unit"
 )
 STATUS_COLUMNS = (
     "code, seal_id, unit_name, unit_code, type, holder_kind, holder_name_masked,"
     " holder_id_masked, valid_from, valid_until, expires_at, issued_at, status,"
-    " status_changed_at, superseded_by, version, data_owner"
+    " status_changed_at, superseded_by, version, data_owner, extracting_unit, verifying_unit"
 )
 HISTORY_COLUMNS = "seq, code, from_status, to_status, reason, superseded_by, client_id, changed_at"
 IDEMPOTENCY_COLUMNS = "client_id, key, request_digest, codes, created_at"
@@ -67,7 +68,7 @@ class RegistryQueries:
         return cls(
             select_proof=f"SELECT {PROOF_COLUMNS} FROM proofs WHERE code = {p(1)}",  # noqa: S608
             select_status=f"SELECT {STATUS_COLUMNS} FROM proofs WHERE code = {p(1)}",  # noqa: S608
-            insert_proof=f"INSERT INTO proofs ({PROOF_COLUMNS}) VALUES ({params(19)})",  # noqa: S608
+            insert_proof=f"INSERT INTO proofs ({PROOF_COLUMNS}) VALUES ({params(21)})",  # noqa: S608
             insert_idempotency=(
                 f"INSERT INTO idempotency_keys ({IDEMPOTENCY_COLUMNS}) VALUES ({params(5)})"  # noqa: S608
             ),
@@ -140,6 +141,8 @@ def proof_row(proof: ProofRecord, cipher: DocumentCipher) -> tuple[Any, ...]:
         proof.signer_client,
         cipher.encrypt(proof.code, proof.document),
         proof.data_owner,
+        proof.extracting_unit,
+        proof.verifying_unit,
     )
 
 
@@ -164,6 +167,8 @@ def proof_from_row(row: tuple[Any, ...], cipher: DocumentCipher) -> ProofRecord:
         signer_client=row[16],
         document=cipher.decrypt(row[0], bytes(row[17])),
         data_owner=row[18],
+        extracting_unit=row[19],
+        verifying_unit=row[20],
     )
 
 
@@ -187,6 +192,8 @@ def status_from_row(row: tuple[Any, ...]) -> ProofStatus:
         superseded_by=row[14],
         version=row[15],
         data_owner=row[16],
+        extracting_unit=row[17],
+        verifying_unit=row[18],
     )
 
 

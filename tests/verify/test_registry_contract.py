@@ -333,3 +333,19 @@ async def test_status_rights_follow_the_data_owner_not_the_sealing_unit(
         await registry.change_status(change("A", S.PLEDGED, office="PLATFORM"))
     changed = await registry.change_status(change("A", S.PLEDGED, office="D"))
     assert changed.status is S.PLEDGED
+    assert changed.data_owner == "D"  # a change's answer keeps it
+
+
+async def test_an_endorsement_is_kept_through_every_read_and_change(registry: Registry) -> None:
+    """A request's answer (宁波 第十四条): its units are read back with the status, and
+    by every query that returns statuses; a proof without one reads back without."""
+    record = dataclasses.replace(proof("A"), extracting_unit="某市人民法院", verifying_unit="某局")
+    await registry.register([record, proof("B")])
+    assert await registry.get("A") == record
+    endorsed = await registry.get_status("A")
+    assert endorsed is not None and endorsed.endorsed
+    assert (endorsed.extracting_unit, endorsed.verifying_unit) == ("某市人民法院", "某局")
+    plain = await registry.get_status("B")
+    assert plain is not None and not plain.endorsed
+    changed = await registry.change_status(change("A", S.PLEDGED))
+    assert (changed.extracting_unit, changed.verifying_unit) == ("某市人民法院", "某局")

@@ -249,6 +249,17 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             )""",
         ),
     ),
+    (
+        "the endorsement a request's answer carries, answers sealed before endorsed as "
+        "their requests say",
+        (
+            "ALTER TABLE proofs ADD COLUMN extracting_unit TEXT",
+            "ALTER TABLE proofs ADD COLUMN verifying_unit TEXT",
+            """UPDATE proofs SET extracting_unit = r.requester_unit,
+                verifying_unit = r.responder_unit
+            FROM requests r WHERE r.answer_code = proofs.code""",
+        ),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

@@ -289,6 +289,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             empty INTEGER NOT NULL
         )""",
     ),
+    # 12: the endorsement a request's answer carries (宁波 第十四条), so a status check can
+    # show it (docs/design.md §6.2). Answers sealed before are endorsed as their requests
+    # say: every answer has carried its request's units since requests began.
+    (
+        "ALTER TABLE proofs ADD COLUMN extracting_unit TEXT",
+        "ALTER TABLE proofs ADD COLUMN verifying_unit TEXT",
+        """UPDATE proofs SET
+            extracting_unit = (SELECT requester_unit FROM requests WHERE answer_code = proofs.code),
+            verifying_unit = (SELECT responder_unit FROM requests WHERE answer_code = proofs.code)
+        WHERE code IN (SELECT answer_code FROM requests WHERE answer_code IS NOT NULL)""",
+    ),
 )
 
 

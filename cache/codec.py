@@ -4,13 +4,15 @@ Layout (positional, so no field names are repeated in every cached value)::
 
     [FORMAT_VERSION, code, seal_id, unit_name, unit_code, type, holder_kind,
      holder_name_masked, holder_id_masked, valid_from, valid_until, expires_at,
-     issued_at, status, status_changed_at, superseded_by, version]
+     issued_at, status, status_changed_at, superseded_by, version, data_owner,
+     extracting_unit, verifying_unit]
 
 ``status`` travels as the :class:`~sealgate.verify.registry.Status` string value, so a reordering
 of the enum never changes the meaning of stored bytes. Bump ``FORMAT_VERSION`` whenever
 the layout changes: values of another version decode as :class:`CacheDataError`, which
 callers treat as a miss, so a rolling deploy degrades to registry reads, never to wrong
-answers.
+answers. Format 1 lacked the last three fields: a copy of that format cannot say whether
+its proof is endorsed, so it is a miss too, never a status without its endorsement.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import msgpack
 from sealgate.errors import Error
 from sealgate.verify.registry import ProofStatus, Status
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-# the version marker plus the 16 fields of ProofStatus it carries (not data_owner: the
-# rights it decides are read from the registry, never from a copy)
-_FIELDS = 17
+# the version marker plus the 19 fields of ProofStatus (data_owner is shown from a copy;
+# the rights it decides are read from the registry, never from a copy)
+_FIELDS = 20
 
 # Read-only lookup table: decoding by dict is several times cheaper than Status(value),
 # which goes through the enum's metaclass and raises on failure.
@@ -38,7 +40,7 @@ class CacheDataError(Error, ValueError):
 
 
 def status_fields(status: ProofStatus) -> tuple[Any, ...]:
-    """The 16 fields of ``status`` in the layout above, the status as its string value.
+    """The 19 fields of ``status`` in the layout above, the status as its string value.
 
     Strings and numbers only: the in-process tier keeps copies in this form, which the
     garbage collector does not track (see :mod:`sealgate.cache.local`)."""
@@ -59,6 +61,9 @@ def status_fields(status: ProofStatus) -> tuple[Any, ...]:
         status.status_changed_at,
         status.superseded_by,
         status.version,
+        status.data_owner,
+        status.extracting_unit,
+        status.verifying_unit,
     )
 
 
@@ -84,6 +89,9 @@ def status_from_fields(fields: tuple[Any, ...]) -> ProofStatus:
         fields[13],
         fields[14],
         fields[15],
+        fields[16],
+        fields[17],
+        fields[18],
     )
 
 
@@ -133,6 +141,9 @@ def decode_status(data: bytes) -> ProofStatus:
         status_changed_at,
         superseded_by,
         version,
+        data_owner,
+        extracting_unit,
+        verifying_unit,
     ) = fields
     if fmt != FORMAT_VERSION or type(fmt) is not int:
         raise CacheDataError(f"cached status has format {fmt!r}, expected {FORMAT_VERSION}")
@@ -149,7 +160,7 @@ def decode_status(data: bytes) -> ProofStatus:
     ):
         if type(text) is not str:
             raise CacheDataError("cached status has a non-string text field")
-    for optional_text in (valid_until, superseded_by):
+    for optional_text in (valid_until, superseded_by, data_owner, extracting_unit, verifying_unit):
         if optional_text is not None and type(optional_text) is not str:
             raise CacheDataError("cached status has a bad optional text field")
     status = _STATUS_BY_VALUE.get(status_value) if type(status_value) is str else None
@@ -174,6 +185,9 @@ def decode_status(data: bytes) -> ProofStatus:
         status_changed_at=_number(status_changed_at),
         superseded_by=superseded_by,
         version=version,
+        data_owner=data_owner,
+        extracting_unit=extracting_unit,
+        verifying_unit=verifying_unit,
     )
 
 

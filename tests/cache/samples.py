@@ -27,6 +27,15 @@ BASE = ProofStatus(
     superseded_by=None,
     version=1,
 )
+# A platform seal's answer to a verification request: data owner and endorsement set.
+ENDORSED = dataclasses.replace(
+    BASE,
+    unit_name="某市大数据中心",
+    unit_code="12430900MB0000000P",
+    data_owner="11430900MB1234567X",
+    extracting_unit="某市人民法院",
+    verifying_unit="某市公安局某分局",
+)
 
 
 def status_for(code: str, **changes: Any) -> ProofStatus:
@@ -58,6 +67,9 @@ statuses = st.builds(
     status_changed_at=_time,
     superseded_by=st.none() | _text,
     version=st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    data_owner=st.none() | _text,
+    extracting_unit=st.none() | _text,
+    verifying_unit=st.none() | _text,
 )
 
 
@@ -82,4 +94,7 @@ stored_statuses = st.builds(
     status_changed_at=_stored_time,
     superseded_by=st.none() | _stored_text,
     version=st.integers(min_value=0, max_value=2**63),
+    data_owner=st.none() | _stored_text,
+    extracting_unit=st.none() | _stored_text,
+    verifying_unit=st.none() | _stored_text,
 )

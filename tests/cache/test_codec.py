@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 
 from sealgate.cache.codec import FORMAT_VERSION, CacheDataError, decode_status, encode_status
 from sealgate.verify.registry import ProofStatus, Status
-from tests.cache.samples import BASE, statuses
+from tests.cache.samples import BASE, ENDORSED, statuses
 
 
 def fields_of(status: ProofStatus) -> list[Any]:
-    """The wire array, built independently of the module. ``data_owner`` is not cached:
-    the rights it decides are read from the registry alone."""
-    values = [getattr(status, f.name) for f in dataclasses.fields(status) if f.name != "data_owner"]
+    """The wire array, built independently of the module: every field, in order."""
+    values = [getattr(status, f.name) for f in dataclasses.fields(status)]
     return [FORMAT_VERSION, *[v.value if isinstance(v, Status) else v for v in values]]
 
 
@@ -30,12 +29,23 @@ def test_round_trip(status: ProofStatus) -> None:
     assert type(decoded.status) is Status
 
 
-def test_wire_form_is_a_versioned_array_with_the_status_string() -> None:
-    assert msgpack.unpackb(encode_status(BASE)) == fields_of(BASE)
+@pytest.mark.parametrize("status", [BASE, ENDORSED], ids=["unit seal", "endorsed"])
+def test_wire_form_is_a_versioned_array_with_the_status_string(status: ProofStatus) -> None:
+    assert msgpack.unpackb(encode_status(status)) == fields_of(status)
+    assert decode_status(encode_status(status)) == status
+
+
+def test_a_format_1_value_is_a_miss() -> None:
+    """Format 1 had no data owner or endorsement: read as format 2 it could only say
+    "not endorsed", perhaps wrongly, so it is refused whatever it holds."""
+    old = [1, *fields_of(BASE)[1:17]]
+    with pytest.raises(CacheDataError):
+        decode_status(msgpack.packb(old, use_bin_type=True))
 
 
 def test_compact() -> None:
     assert len(encode_status(BASE)) < 260
+    assert len(encode_status(ENDORSED)) < 360
 
 
 def test_integer_times_are_read_as_floats() -> None:
@@ -87,6 +97,9 @@ def _replaced(index: int, value: object) -> bytes:
         (15, 3),
         (16, 1.0),  # version is an int
         (16, None),
+        (17, 1),  # data_owner: str or None
+        (18, b"unit"),  # extracting_unit: str or None
+        (19, ["unit"]),  # verifying_unit: str or None
     ],
 )
 def test_wrong_field_types_are_rejected(index: int, value: object) -> None:
@@ -107,7 +120,7 @@ def test_wrong_field_types_are_rejected(index: int, value: object) -> None:
         msgpack.packb(fields_of(BASE)[:-1]),
         msgpack.packb([*fields_of(BASE), 0]),
         msgpack.packb(dict(enumerate(fields_of(BASE)))),
-        msgpack.packb([FORMAT_VERSION, *[[1]] * 16]),
+        msgpack.packb([FORMAT_VERSION, *[[1]] * 19]),
         b"\xdd\xff\xff\xff\xff",  # array claiming 4 G elements
         b"\x91\xd9\x03\xff\xfe\xfd",  # invalid UTF-8 in a str
         msgpack.packb(fields_of(BASE)).replace(b"valid", b"vali\xff"),

@@ -51,7 +51,9 @@ from sealgate.client.errors import (
     Unprocessable,
 )
 from sealgate.client.models import (
+    DataOwner,
     DocumentCheck,
+    Endorsement,
     GatewayKey,
     History,
     Holder,
@@ -80,7 +82,9 @@ __all__ = [
     "ClientError",
     "Conflict",
     "Consent",
+    "DataOwner",
     "DocumentCheck",
+    "Endorsement",
     "Forbidden",
     "GatewayKey",
     "GatewayUnreachable",

@@ -92,6 +92,10 @@ class Fields:
     def obj(self, name: str) -> Fields:
         return Fields(self._get(name, dict), f"{self._what}.{name}")
 
+    def maybe_obj(self, name: str) -> Fields | None:
+        value = self._get(name, dict, optional=True)
+        return None if value is None else Fields(value, f"{self._what}.{name}")
+
     def items(self, name: str) -> list[Fields]:
         return [Fields(item, f"{self._what}.{name}[]") for item in self._get(name, list)]
 

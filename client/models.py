@@ -20,7 +20,9 @@ from sealgate.verify.holders import HolderKind, mask_id, mask_name
 from sealgate.verify.registry import Status
 
 __all__ = [
+    "DataOwner",
     "DocumentCheck",
+    "Endorsement",
     "GatewayKey",
     "History",
     "Holder",
@@ -110,6 +112,39 @@ Issuer = Unit
 
 
 @dataclass(frozen=True, slots=True)
+class DataOwner:
+    """The office whose data a platform seal's proof states, and which alone changes its
+    status; ``unit_name`` when the directory knows the office by a seal of its own."""
+
+    unit_code: str
+    unit_name: str | None = None
+
+    @classmethod
+    def read(cls, f: Fields | None) -> DataOwner | None:
+        return None if f is None else cls(f.text("unit_code"), f.maybe_text("unit_name"))
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsement:
+    """Who extracted a request's answer (the requesting office), who verified it (the
+    responding office) and when, as its seal covers them (宁波 第十四条)."""
+
+    extracting_unit: str | None
+    verifying_unit: str | None
+    extracted_at: dt.datetime | None
+
+    @classmethod
+    def read(cls, f: Fields | None) -> Endorsement | None:
+        if f is None:
+            return None
+        return cls(
+            f.maybe_text("extracting_unit"),
+            f.maybe_text("verifying_unit"),
+            f.maybe_time("extracted_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MaskedHolder:
     """The holder as a checker sees it: ``张*``, ``1101**********002X``."""
 
@@ -152,6 +187,8 @@ def status_fields(f: Fields) -> dict[str, Any]:
         "status_as_of": f.maybe_time("status_as_of"),
         "status_label": f.maybe_text("status_label"),
         "seal_kind": f.maybe_text("seal_kind"),
+        "data_owner": DataOwner.read(f.maybe_obj("data_owner")),
+        "endorsement": Endorsement.read(f.maybe_obj("endorsement")),
     }
 
 
@@ -176,6 +213,10 @@ class Verification:
     status_label: str | None = None
     # The kind of seal that sealed it: proof (电子证明专用章) or verification (查询核验专用章).
     seal_kind: str | None = None
+    # A platform seal's proof: the office whose data it states.
+    data_owner: DataOwner | None = None
+    # A verification request's answer: who extracted, who verified, when.
+    endorsement: Endorsement | None = None
     # In a batch check that named the holder: whether the proof is that holder's.
     holder_match: bool | None = None
 
@@ -289,6 +330,8 @@ class DocumentCheck:
     status: Status | None  # its code's registered status (None: the code is not registered)
     checked: Mapping[str, str]  # time, retirement, revocation, registry: what each stood on
     checked_at: dt.datetime
+    seal_kind: str | None = None  # when the directory knows the seal
+    endorsement: Endorsement | None = None  # as the proof's seal covers it
 
     @classmethod
     def parse(cls, body: Any) -> DocumentCheck:
@@ -304,6 +347,8 @@ class DocumentCheck:
             status=f.maybe_word("status", Status),
             checked={name: checked.text(name) for name in checked.names()},
             checked_at=f.time("checked_at"),
+            seal_kind=f.maybe_text("seal_kind"),
+            endorsement=Endorsement.read(f.maybe_obj("endorsement")),
         )
 
 

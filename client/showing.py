@@ -9,7 +9,13 @@ from typing import Any
 
 from sealgate.client.errors import UnexpectedAnswer
 from sealgate.client.fields import Fields
-from sealgate.client.models import HolderKind, Unit, status_fields
+from sealgate.client.models import (
+    DataOwner,
+    Endorsement,
+    HolderKind,
+    Unit,
+    status_fields,
+)
 from sealgate.verify.registry import Status
 
 __all__ = ["PublicCheck", "QrCheck", "QrCode", "ShownHolder", "StatusList"]
@@ -85,6 +91,8 @@ class QrCheck:
     status_as_of: dt.datetime | None = None
     status_label: str | None = None
     seal_kind: str | None = None
+    data_owner: DataOwner | None = None
+    endorsement: Endorsement | None = None
 
     @classmethod
     def parse(cls, body: Any) -> QrCheck:

@@ -19,7 +19,7 @@ import hmac
 from collections.abc import Callable
 from typing import Any
 
-from sealgate.gateway.checking import StatusChecker, status_view
+from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.problems import Problem, unknown_code
 from sealgate.gateway.requests import CodeCheck
 from sealgate.gateway.throttle import (
@@ -67,7 +67,7 @@ class BatchChecker:
                 lambda: checker.found(check.code),
                 limit=client.lookup_limit,
             )
-            view = status_view(status, self._clock(), as_of, chinese=chinese)
+            view = checker.view(status, self._clock(), as_of, chinese=chinese)
             if check.holder is not None:
                 view["holder_match"] = await self._holder_matches(client, status, check)
         except Problem as problem:

@@ -103,8 +103,21 @@ class StatusChecker:
 
     def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
+        return self.view(record, self._clock(), chinese=chinese)
+
+    def view(
+        self, record: ProofStatus, now: float, as_of: float | None = None, *, chinese: bool = False
+    ) -> dict[str, Any]:
+        """:func:`status_view` with what the directory knows: the seal's kind and the
+        data owner's name."""
+        owner = record.data_owner
         return status_view(
-            record, self._clock(), chinese=chinese, seal_kind=self.seal_kind(record.seal_id)
+            record,
+            now,
+            as_of,
+            chinese=chinese,
+            seal_kind=self.seal_kind(record.seal_id),
+            owner_name=None if owner is None else self._catalog.unit_name(owner),
         )
 
     def seal_kind(self, seal_id: str) -> str | None:
@@ -137,11 +150,13 @@ def status_view(
     *,
     chinese: bool = False,
     seal_kind: str | None = None,
+    owner_name: str | None = None,
 ) -> dict[str, Any]:
     """The minimum a checker needs (docs/design.md §6.2), holder masked, as of ``now``;
     ``as_of``: the status is a copy known current only as of then (an outage, §11);
     ``chinese``: with ``status_label``, the status in Chinese (``Accept-Language``);
-    ``seal_kind``: the kind of the seal that sealed it, when the directory knows it."""
+    ``seal_kind``: the kind of the seal that sealed it, when the directory knows it;
+    ``owner_name``: the data owner's name, when the directory knows it."""
     current = record.current_status(now)
     view: dict[str, Any] = {
         "code": format_code(record.code),
@@ -150,6 +165,21 @@ def status_view(
         "type": record.type,
         "issuer": {"unit_name": record.unit_name, "unit_code": record.unit_code},
         **({"seal_kind": seal_kind} if seal_kind is not None else {}),
+    }
+    if record.data_owner is not None:
+        # a platform seal's proof: the office whose data it states (and which changes it)
+        view["data_owner"] = {
+            "unit_code": record.data_owner,
+            **({"unit_name": owner_name} if owner_name is not None else {}),
+        }
+    if record.endorsed:
+        # who extracted, who verified, when (宁波 第十四条), as the sealed proof says
+        view["endorsement"] = {
+            "extracting_unit": record.extracting_unit,
+            "verifying_unit": record.verifying_unit,
+            "extracted_at": rfc3339(record.issued_at),
+        }
+    view |= {
         "holder": {
             "kind": record.holder_kind,
             "name": record.holder_name_masked,

@@ -11,6 +11,7 @@ from sealgate.gateway.openapi_schemas import (
     CODE_PARAMETER,
     DER,
     REQUEST_ID_HEADER,
+    STATUS_OPTIONAL,
     STATUS_VIEW,
     header,
     json_answer,
@@ -50,7 +51,7 @@ _QR_CHECK_PROPERTIES = {
     ),
     "payload_expires_at": {**_INSTANT, "type": ["string", "null"]},
 }
-QR_CHECK = object_schema(_QR_CHECK_PROPERTIES, "superseded_by", "status_as_of", "status_label")
+QR_CHECK = object_schema(_QR_CHECK_PROPERTIES, *STATUS_OPTIONAL)
 
 
 def _binary(description: str, media_type: str, **headers: Schema) -> Schema:

@@ -326,7 +326,36 @@ _STATUS_FIELDS: dict[str, Schema] = {
     "status_changed_at": _INSTANT_ANSWER,
     "checked_at": _INSTANT_ANSWER,
     "superseded_by": _CODE,
+    "data_owner": {
+        **object_schema(
+            {"unit_code": {"type": "string"}, "unit_name": {"type": "string"}}, "unit_name"
+        ),
+        "description": "A platform seal's proof: the office whose data it states, which "
+        "alone changes its status (unit_name when the directory knows the office by a seal "
+        "of its own); absent for a unit's own seal",
+    },
+    "endorsement": {
+        **object_schema(
+            {
+                "extracting_unit": {"type": ["string", "null"]},
+                "verifying_unit": {"type": ["string", "null"]},
+                "extracted_at": _INSTANT_ANSWER,
+            }
+        ),
+        "description": "A verification request's answer: who extracted (the requesting "
+        "office), who verified (the responding office) and when, as the sealed proof's "
+        "endorsement says (宁波 第十四条); absent for a proof not endorsed",
+    },
 }
+# What a status view holds only sometimes.
+STATUS_OPTIONAL = (
+    "superseded_by",
+    "status_as_of",
+    "seal_kind",
+    "status_label",
+    "data_owner",
+    "endorsement",
+)
 STATUS_VIEW = object_schema(
     {
         **_STATUS_FIELDS,
@@ -336,10 +365,7 @@ STATUS_VIEW = object_schema(
             "is a cached copy known current as of this instant (docs/design.md §11)",
         },
     },
-    "superseded_by",
-    "status_as_of",
-    "seal_kind",
-    "status_label",
+    *STATUS_OPTIONAL,
 )
 VERIFY_BATCH = object_schema(
     {
@@ -374,10 +400,7 @@ VERIFY_BATCH_ANSWER = object_schema(
                 "oneOf": [
                     object_schema(
                         {**STATUS_VIEW["properties"], "holder_match": {"type": "boolean"}},
-                        "superseded_by",
-                        "status_as_of",
-                        "status_label",
-                        "seal_kind",
+                        *STATUS_OPTIONAL,
                         "holder_match",
                     ),
                     object_schema({"problem": {"$ref": "#/components/schemas/Problem"}}),
@@ -404,9 +427,7 @@ STATUS_HISTORY = object_schema(
             ),
         },
     },
-    "superseded_by",
-    "seal_kind",
-    "status_label",
+    *STATUS_OPTIONAL,
 )
 DOCUMENT_CHECK = object_schema(
     {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -43,6 +44,13 @@ ANSWER_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store
 _HEADERS = CIMultiDict(ANSWER_HEADERS)
 _VALUES = {member: member.value for member in Status}
 
+# A status's view as of a time, in Chinese or not (:func:`status_view`'s form).
+StatusView = Callable[[ProofStatus, float, bool], dict[str, Any]]
+
+
+def _plain_view(status: ProofStatus, now: float, chinese: bool) -> dict[str, Any]:
+    return status_view(status, now, chinese=chinese)
+
 
 class StatusAnswers:
     """The JSON of status answers, per (code, status version) and derived status; only
@@ -53,11 +61,13 @@ class StatusAnswers:
         max_entries: int = MAX_REMEMBERED,
         *,
         chinese: bool = False,
-        kind_of: Callable[[str], str | None] = lambda _: None,
+        view: StatusView = _plain_view,
     ) -> None:
         self._max_entries = max_entries
         self._chinese = chinese  # with the status's label in Chinese
-        self._kind_of = kind_of  # a seal's kind: fixed for its life, so remembered too
+        # What the directory adds (the seal's kind, the data owner's name) is remembered
+        # with the rest: a seal's kind is fixed for its life, an office's name near enough.
+        self._view = view
         # (code, version) -> (derived status's value, JSON prefix): strings and numbers
         # only, so the garbage collector stops tracking them (see sealgate.cache.local)
         self._prefixes: dict[tuple[str, int], tuple[str, bytes]] = {}
@@ -69,9 +79,7 @@ class StatusAnswers:
         current = _VALUES[status.current_status(now)]
         entry = self._prefixes.get(key)
         if entry is None or entry[0] != current:
-            view = status_view(
-                status, now, chinese=self._chinese, seal_kind=self._kind_of(status.seal_id)
-            )
+            view = self._view(status, now, self._chinese)
             del view["checked_at"]
             text = json.dumps(view, ensure_ascii=False, separators=(",", ":"))
             entry = (current, (text[:-1] + ',"checked_at":"').encode())
@@ -98,11 +106,11 @@ class VerifyEndpoint:
         self._limiter = limiter
         self._clock = clock
 
-        def kind_of(seal_id: str) -> str | None:
-            return self._checker.seal_kind(seal_id)
+        def view(status: ProofStatus, now: float, chinese: bool) -> dict[str, Any]:
+            return self._checker.view(status, now, chinese=chinese)
 
-        self._answers = StatusAnswers(kind_of=kind_of)
-        self._answers_zh = StatusAnswers(chinese=True, kind_of=kind_of)
+        self._answers = StatusAnswers(view=view)
+        self._answers_zh = StatusAnswers(chinese=True, view=view)
         self._purposes: dict[str, str] = {}  # raw query string → its checked purpose
 
     def purpose(self, request: web.Request) -> str:
@@ -168,8 +176,7 @@ class VerifyEndpoint:
             if as_of is not None:
                 # Through a registry outage (docs/design.md §11): the answer says how
                 # fresh it is. Rare, so built in full rather than remembered.
-                kind = checker.seal_kind(status.seal_id)
-                view = status_view(status, now, as_of, chinese=chinese, seal_kind=kind)
+                view = checker.view(status, now, as_of, chinese=chinese)
                 body = json.dumps(view, ensure_ascii=False, separators=(",", ":")).encode()
                 return web.Response(body=body + b"\n", headers=_HEADERS)
         answers = self._answers_zh if chinese else self._answers

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from sealgate.crypto.qr_payload import read_payload
 from sealgate.gateway.audit import AUDIT_NOTE
-from sealgate.gateway.checking import status_view
 from sealgate.gateway.handlers.common import json_response
 from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import AUTH, CHECKER, CLOCK, GATEWAY_KEYS, QR_ISSUER, STATUS_LISTS
@@ -75,8 +74,9 @@ async def get_verify_qr(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     claims = read_payload(request.match_info["payload"], request.app[GATEWAY_KEYS].trust, now=now)
     request[AUDIT_NOTE].codes = [claims.code]
-    status = await request.app[CHECKER].status(claims.code)
-    view = status_view(status, now, chinese=asks_chinese(request))
+    checker = request.app[CHECKER]
+    status = await checker.status(claims.code)
+    view = checker.view(status, now, chinese=asks_chinese(request))
     view["holder"] = {"kind": claims.holder_kind, "name": claims.holder_name_masked}
     view["payload_expires_at"] = None if claims.expires_at is None else rfc3339(claims.expires_at)
     return json_response(view, headers=NO_STORE)

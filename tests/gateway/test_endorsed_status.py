@@ -4,6 +4,7 @@ proof its data owner, through every cache tier (the wire format's version 2, §5
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from typing import Any
 
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from sealgate.bench.redis_server import RedisServer
 from sealgate.cache.codec import decode_status, encode_status, status_fields
-from sealgate.client.models import DataOwner, Endorsement, Verification
+from sealgate.client.models import DataOwner, DocumentCheck, Endorsement, Verification
 from sealgate.gateway.app import create_app
 from sealgate.verify.directory import Role
 from tests.gateway import test_requests as requests
@@ -32,19 +33,27 @@ from tests.gateway.test_requests import (
 
 offices = requests.offices  # the fixture: the requesting and responding offices
 clock = requests.clock  # the fixture: a working day of 2027
-BATCH_ANSWER = PATHS["/v1/verify/batch"]["post"]["responses"]["200"]["content"][
-    "application/json"
-]["schema"]
+BATCH_ANSWER = PATHS["/v1/verify/batch"]["post"]["responses"]["200"]["content"]["application/json"][
+    "schema"
+]
 
 
-async def answered(api: TestClient[Any, Any], offices: Offices, seal: str, as_: Any) -> str:
-    """The code of a new request's answer, sealed with ``seal`` by the client ``as_``."""
+async def responded(
+    api: TestClient[Any, Any], offices: Offices, seal: str, as_: Any
+) -> dict[str, Any]:
+    """A new request's answer, sealed with ``seal`` by the client ``as_``."""
     created = await send(api, offices)
     response = await api.post(
         f"/v1/requests/{created['id']}/respond", json=answer(seal), headers=as_
     )
     assert response.status == 200, await response.text()
-    code: str = (await response.json())["answer_code"]
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def answered(api: TestClient[Any, Any], offices: Offices, seal: str, as_: Any) -> str:
+    """The code of a new request's answer."""
+    code: str = (await responded(api, offices, seal, as_))["answer_code"]
     return code
 
 
@@ -76,7 +85,8 @@ async def test_an_answer_names_both_units_from_the_in_process_cache(
     demo: Demo, offices: Offices, clock: Clock, gateway_client: GatewayClient
 ) -> None:
     api = await gateway_client(create_app(demo.settings, clock=clock))
-    code = await answered(api, offices, demo.verification_seal, offices.responder)
+    response = await responded(api, offices, demo.verification_seal, offices.responder)
+    code = response["answer_code"]
     first = await verified(api, demo, code)  # the registry's row, then kept in-process
     assert first["endorsement"] == endorsement_of(first)
     assert "data_owner" not in first  # the responding office's own seal
@@ -86,11 +96,16 @@ async def test_an_answer_names_both_units_from_the_in_process_cache(
     assert chinese["status_label"] == "有效"
     assert chinese["endorsement"] == first["endorsement"]
     # the typed client reads it (Client and AsyncClient share this reading)
-    assert Verification.parse(second).endorsement == Endorsement(
-        REQUESTER_UNIT,
-        RESPONDER_UNIT,
-        Verification.parse(second).issued_at,
+    endorsement = Endorsement(REQUESTER_UNIT, RESPONDER_UNIT, Verification.parse(first).issued_at)
+    assert Verification.parse(second).endorsement == endorsement
+    # the status says what the sealed document says
+    check = await api.post(
+        "/v1/verify/document?purpose=demo",
+        data=base64.b64decode(response["document"]),
+        headers={**demo.auth(Role.VERIFIER), "Content-Type": "application/pkcs7-mime"},
     )
+    assert check.status == 200, await check.text()
+    assert DocumentCheck.parse(await check.json()).endorsement == endorsement
 
     # a proof sealed directly answered no request: not endorsed, no data owner
     sealed = await api.post(

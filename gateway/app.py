@@ -259,7 +259,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
         )
         app[HOLDER_ASSERTIONS] = HolderAssertions(
-            load_platforms(settings.home), holder_keys, app[CLOCK]
+            load_platforms(settings.home), holder_keys, app[CLOCK], shared
         )
         app[QR_ISSUER] = QrIssuer(
             registry=registry,

@@ -70,6 +70,7 @@ PROBLEM_TITLES_ZH = {
     "request-closed": "该请求已答复或已退回",
     "step-not-allowed": "该请求当前不允许此操作",
     "unknown-office": "被请求单位未在目录中登记",
+    "unknown-matter": "该事项不在城市事项表中",
     "seal-kind-mismatch": "印章种类与请求方式不符",
     "holder-mismatch": "答复所涉持证人与请求不符",
     "endorsement-not-typed": "背书由平台根据协查请求填写，不得自行填写",

@@ -88,6 +88,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "holder-mismatch",
         "invalid-qr",
         "qr-expired",
+        "unknown-matter",  # a consent for a matter the city's table does not hold
     ),
     429: ("too-many-failed-lookups", "too-many-checks"),
     503: (

@@ -576,7 +576,7 @@ async def test_a_request_needs_the_holders_consent_where_the_city_asks_for_it(
         json={
             "holder_id": HOLDER["id"],
             "grantee": offices.requester_id,
-            "matter": "社会保障卡申领",
+            "matter": "demo",
             "proof_types": ["无犯罪记录证明"],
             "expires_at": rfc3339(clock.now + 3600),
             "uses": 1,

@@ -128,7 +128,7 @@ class Grants:
             try:
                 office = normalise_holder_id(HolderKind.ORG, office)
             except InvalidHolderId as exc:
-                raise InvalidChange("office", f"the office: {exc}") from None
+                raise InvalidChange("office", str(exc)) from None
         # A signer with an office answers the requests addressed to it (its inbox).
         if office is not None and role not in (Role.ISSUER, Role.REQUESTER, Role.SIGNER):
             raise InvalidChange(

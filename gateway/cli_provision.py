@@ -11,7 +11,7 @@ import argparse
 from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
 from sealgate.gateway import administration
-from sealgate.gateway.administration import Grants
+from sealgate.gateway.administration import Grants, InvalidChange
 from sealgate.gateway.attestation import create_gateway_keys
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.gateway.provision import Provisioner
@@ -125,9 +125,19 @@ def provision(
     return publish_after(audit, provisioner, directory)
 
 
+_FLAGS = {"seals": "--seal", "purposes": "--purpose", "failed_lookups": "--failed-lookups"}
+
+
 def _client(args: argparse.Namespace, directory: Directory, audit: CliAudit) -> int:
     """``client add|remove|set-grants|set-limits``: the changes the admin's HTTP routes
     make too, checked by the same operations."""
+    try:
+        return _client_change(args, directory, audit)
+    except InvalidChange as exc:
+        raise CliError(f"{_FLAGS.get(exc.field, '--' + exc.field)}: {exc}") from None
+
+
+def _client_change(args: argparse.Namespace, directory: Directory, audit: CliAudit) -> int:
     if args.action == "remove":
         audit.make(administration.remove_client(args.client), directory)
         print(f"removed\t{args.client}")

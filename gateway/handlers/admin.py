@@ -33,7 +33,7 @@ from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.request_parsing import parse_operator
 from sealgate.gateway.requests import InvalidRequest, decode_json
-from sealgate.verify.directory import Client, Directory, NotFound, Role, Seal
+from sealgate.verify.directory import Client, NotFound, Role, Seal
 
 MAX_ADMIN_BODY = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
@@ -176,7 +176,7 @@ async def _changed_client(request: web.Request, change: Change) -> web.Response:
 
 async def get_clients(request: web.Request) -> web.Response:
     await _admin(request)
-    clients = await request.app[DIRECTORY].call(Directory.clients)
+    clients = await request.app[DIRECTORY].call(lambda d: d.clients())
     return json_response({"items": [client_view(c) for c in clients]}, headers=NO_STORE)
 
 
@@ -246,7 +246,7 @@ async def delete_limits(request: web.Request) -> web.Response:
 
 async def get_seals(request: web.Request) -> web.Response:
     await _admin(request)
-    seals = await request.app[DIRECTORY].call(Directory.seals)
+    seals = await request.app[DIRECTORY].call(lambda d: d.seals())
     return json_response({"items": [seal_view(s) for s in seals]}, headers=NO_STORE)
 
 

@@ -272,7 +272,6 @@ def test_the_run_exercised_every_operation_and_its_successes(live: LiveGateway) 
         "GET /openapi.json",
         "GET /v1/admin/clients",
         "GET /v1/admin/seals",
-        "PUT /v1/admin/clients/{client_id}/limits",
         "POST /v1/admin/seals/{seal_id}/suspend",
         "POST /v1/admin/seals/{seal_id}/resume",
     }, succeeded

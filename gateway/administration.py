@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sealgate.gateway.home import HomeError
@@ -90,7 +90,8 @@ def record_detail(subject: str, operator: str, detail: Mapping[str, object]) -> 
 
 @dataclass(frozen=True, slots=True)
 class Grants:
-    """What a client may use: the rule of which role takes which grant, checked."""
+    """What a client may use: the rule of which role takes which grant, checked against
+    the directory's seals and matters (a blocking read: the gateway runs it off its loop)."""
 
     role: Role
     office: str | None
@@ -100,7 +101,7 @@ class Grants:
     @classmethod
     def checked(
         cls,
-        known_seals: Collection[str],
+        directory: Directory,
         *,
         role: Role,
         seals: Iterable[str] = (),
@@ -113,13 +114,23 @@ class Grants:
         )
         if len(seal_ids) > MAX_GRANTS or len(purpose_set) > MAX_GRANTS:
             raise InvalidChange("seals", f"at most {MAX_GRANTS} seals and {MAX_GRANTS} purposes")
-        unknown = sorted(seal_ids - set(known_seals))
-        if unknown:
-            raise InvalidChange("seals", f"unknown seal {unknown[0]}")
         if seal_ids and role is not Role.SIGNER:
             raise InvalidChange("seals", "only signers are granted seals")
         if purpose_set and role is not Role.VERIFIER:
             raise InvalidChange("purposes", "only verifiers are granted purposes")
+        unknown = sorted(seal_ids - {s.seal_id for s in directory.seals()}) if seal_ids else []
+        if unknown:
+            raise InvalidChange("seals", f"unknown seal {unknown[0]}")
+        # A purpose is a matter of the city's table (docs/design.md §17); the store refuses
+        # another too (its reference), but only after the intent was recorded.
+        if purpose_set:
+            missing = sorted(purpose_set - {m.matter_id for m in directory.matters()})
+            if missing:
+                raise InvalidChange(
+                    "purposes",
+                    f"no matter {missing[0]} in the city's table: add it first"
+                    " (sealgate matter add)",
+                )
         if role in (Role.ISSUER, Role.REQUESTER) and office is None:
             raise InvalidChange(
                 "office", f"a {role.value} belongs to an office: give its unit code"

@@ -17,6 +17,7 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_matters import add_matter_commands, list_matters, matter_command
 from sealgate.gateway.cli_provision import add_client_commands, provision
 from sealgate.gateway.cli_requests import (
     add_request_commands,
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_request_commands(sub, seal, home)
     add_client_commands(sub, home)
+    add_matter_commands(sub, home)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -335,6 +337,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "calendar" and args.action == "list":
             return list_calendar(directory)
+        if args.command == "matter" and args.action == "list":
+            return list_matters(directory)
         audit = CliAudit(settings, args.operator)
         # The audit key signs each change's records before the command ends: the token
         # is opened first, so a change that could not be signed is not made.
@@ -343,6 +347,8 @@ def _run(args: argparse.Namespace) -> int:
                 action = getattr(args, "action", "")  # gateway-keys has none
                 if args.command == "calendar" or action in ("suspend", "resume"):
                     return calendar_or_suspension(args, directory, audit)
+                if args.command == "matter":
+                    return matter_command(args, directory, audit)
                 return provision(args, provisioner, directory, keystore, audit)
             finally:
                 audit.checkpoint(keystore)

@@ -153,7 +153,7 @@ def _client_change(args: argparse.Namespace, directory: Directory, audit: CliAud
         print(f"limits\t{args.client}\tfailed lookups {change.detail['failed_lookups']}")
         return 0
     grants = Grants.checked(
-        [seal.seal_id for seal in directory.seals()],
+        directory,
         role=Role(args.role),
         seals=args.seal,
         purposes=args.purpose,

@@ -61,6 +61,7 @@ from sealgate.verify.directory import (
     SealScope,
 )
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from sealgate.verify.matters import new_matter
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
@@ -72,6 +73,8 @@ MIN_SEAL_DAYS = 30
 
 DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
 DEMO_PURPOSE = "demo"
+# The demo's matter (docs/design.md §17): it reads the content of this type, every field
+DEMO_CONTENT_TYPE = "无犯罪记录证明"
 
 # Called with the subject (a seal or client id) just before the directory is changed,
 # to audit the change ahead of it; raises, and nothing is changed, if it cannot.
@@ -313,8 +316,7 @@ class Provisioner:
     ) -> tuple[Client, str]:
         """A client added unaudited (``init``'s demo; tests): an operator's goes through
         :mod:`sealgate.gateway.administration` with its audit records."""
-        known = [s.seal_id for s in directory.seals()]
-        grants = Grants.checked(known, role=role, seals=seals, purposes=purposes, office=office)
+        grants = Grants.checked(directory, role=role, seals=seals, purposes=purposes, office=office)
         change, client, token = administration.add_client(name, grants)
         change.write(directory)
         return client, token
@@ -327,6 +329,9 @@ class Provisioner:
             )
             for kind in (SealKind.PROOF, SealKind.VERIFICATION)
         ]
+        directory.add_matter(
+            new_matter(DEMO_PURPOSE, "演示事项 (demo)", [DEMO_CONTENT_TYPE], time.time())
+        )
         clients = [
             self.add_client(
                 directory, name="demo signer", role=Role.SIGNER, seals=[s.seal_id for s in seals]

@@ -137,9 +137,10 @@ async def _grants(request: web.Request, body: dict[str, Any]) -> Grants:
         office = _string(body, "office", 64)
     seals = _strings(body, "seals")
     purposes = _strings(body, "purposes")
-    known = await request.app[DIRECTORY].call(lambda d: [s.seal_id for s in d.seals()])
     try:
-        return Grants.checked(known, role=role, seals=seals, purposes=purposes, office=office)
+        return await request.app[DIRECTORY].call(
+            lambda d: Grants.checked(d, role=role, seals=seals, purposes=purposes, office=office)
+        )
     except InvalidChange as exc:
         raise refused(exc) from None
 

@@ -55,6 +55,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     base = tmp_path_factory.mktemp("admin")
     settings, credentials = init_home(base / "home", demo=True)
     assert credentials is not None
+    for matter in ("开户", "a", "b"):  # the purposes granted here (docs/design.md §17)
+        assert sealgate(["--home", str(settings.home), "matter", "add", matter,
+                         "--name", matter, "--operator", "ops-1"]) == 0  # fmt: skip
     port = free_port()
     log = base / "gateway.log"
     with serving(settings.home, port, workers=2, log=log):
@@ -180,6 +183,7 @@ def test_every_other_role_is_refused(served: Served) -> None:
         ({"name": "x", "role": "verifier", "purposes": "开户"}, STAFF, 400, "purposes"),
         ({"name": "x\tbank", "role": "verifier"}, STAFF, 422, "name"),
         ({"name": "x", "role": "signer", "purposes": ["开户"]}, STAFF, 422, "purposes"),
+        ({"name": "x", "role": "verifier", "purposes": ["no-such"]}, STAFF, 422, "purposes"),
         ({"name": "x", "role": "signer", "seals": ["SEAL-NOSUCHSEAL"]}, STAFF, 422, "seals"),
         ({"name": "x", "role": "issuer"}, STAFF, 422, "office"),
         ({"name": "x", "role": "issuer", "office": "bad"}, STAFF, 422, "office"),

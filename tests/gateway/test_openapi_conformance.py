@@ -118,7 +118,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
         items = sealed.json()["items"]
         target = requests.post(
             f"{base_url}/v1/admin/clients",
-            json={"name": "conformance target", "role": "verifier", "purposes": ["x"]},
+            json={"name": "conformance target", "role": "verifier", "purposes": [DEMO_PURPOSE]},
             headers={**demo.auth(Role.ADMIN), "X-Operator": "ops-1"},
             timeout=30,
         )

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from sealgate.client import calls, calls_casework, calls_showing
+from sealgate.client import calls, calls_admin, calls_casework, calls_showing
+from sealgate.client.admin import ApiClient, SealInfo
 from sealgate.client.calls import NO_RETRIES, Call, RetryPolicy
 from sealgate.client.calls_showing import ImageFormat, Variant
 from sealgate.client.casework import (
@@ -294,6 +295,76 @@ class AsyncClient:
         """What anyone may learn of a code or a scanned payload, with no token: valid or
         not, its type, unit and dates. A mistyped code raises InvalidCode unsent."""
         return await self._run(calls_showing.public_check(code_or_payload))
+
+    # admin (provisioning; every change names its operator, kept in the audit trail)
+    async def clients(self) -> list[ApiClient]:
+        """Every client with its grants and limit (never a token)."""
+        return await self._run(calls_admin.clients())
+
+    async def add_client(
+        self,
+        *,
+        name: str,
+        role: str,
+        seals: Iterable[str] = (),
+        purposes: Iterable[str] = (),
+        office: str | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Add a client; the answer's ``token`` is its bearer token, shown this once.
+        Not retried after no answer (a repeat would add a second client)."""
+        return await self._run(
+            calls_admin.add_client(name, role, seals, purposes, office, operator)
+        )
+
+    async def remove_client(self, client_id: str, *, operator: str) -> None:
+        """Remove a client: its token is refused at once by the gateway that answers,
+        by every other within 10 s."""
+        return await self._run(calls_admin.remove_client(client_id, operator))
+
+    async def set_grants(
+        self,
+        client_id: str,
+        *,
+        role: str,
+        seals: Iterable[str] = (),
+        purposes: Iterable[str] = (),
+        office: str | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Replace a client's role, seals, purposes and office."""
+        return await self._run(
+            calls_admin.set_grants(client_id, role, seals, purposes, office, operator)
+        )
+
+    async def set_limits(
+        self,
+        client_id: str,
+        *,
+        failed_lookups: int,
+        window_seconds: float | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Give a client its own limit on failed lookups (window: 600 s unless given)."""
+        return await self._run(
+            calls_admin.set_limits(client_id, failed_lookups, window_seconds, operator)
+        )
+
+    async def clear_limits(self, client_id: str, *, operator: str) -> ApiClient:
+        """Back to the city's limit on failed lookups."""
+        return await self._run(calls_admin.clear_limits(client_id, operator))
+
+    async def seals(self) -> list[SealInfo]:
+        """Every seal, its key versions and whether it is suspended."""
+        return await self._run(calls_admin.seals())
+
+    async def suspend_seal(self, seal_id: str, *, operator: str) -> SealInfo:
+        """Suspend a seal (misuse): nothing is sealed with it until resumed."""
+        return await self._run(calls_admin.suspension(seal_id, True, operator))
+
+    async def resume_seal(self, seal_id: str, *, operator: str) -> SealInfo:
+        """Resume a suspended seal."""
+        return await self._run(calls_admin.suspension(seal_id, False, operator))
 
     # anyone
     async def trust(self) -> TrustDocument:

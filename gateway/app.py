@@ -30,6 +30,7 @@ from sealgate.gateway.casework import RequestDesk, load_calendar
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.consenting import ConsentService
+from sealgate.gateway.handlers.admin import add_admin_routes
 from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
@@ -76,6 +77,7 @@ from sealgate.gateway.keys import (
     CLOCK,
     CONSENTS,
     DESK,
+    DIRECTORY,
     FAILED_LOOKUPS,
     GATEWAY_KEYS,
     HOLDER_ASSERTIONS,
@@ -191,6 +193,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             directory, read=tokens.client_by_token, outage_freshness=settings.outage_freshness
         )
         app[GUARDS] = (registry.guard, tokens.guard)
+        app[DIRECTORY] = tokens
         app[LOOKUP] = lookup
         app[AUDIT] = audit
         app[METRICS].follow(audit, shared, lambda: catalog.snapshot.certificate_ends)
@@ -396,6 +399,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    add_admin_routes(app.router)
     app[REQUEST_IDS] = RequestIds()
     app[ROUTE_ACTIONS] = {
         route: AUDITED[key]

@@ -15,6 +15,7 @@ from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
+from sealgate.gateway.bounded import BoundedDirectory
 from sealgate.gateway.casework import RequestDesk
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
@@ -56,6 +57,8 @@ HOLDER_ASSERTIONS = web.AppKey("holder_assertions", HolderAssertions)
 BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
 DESK = web.AppKey("desk", RequestDesk)
 OVERDUE = web.AppKey("overdue", OverdueWatch)
+# The directory for the admin's routes (the token reads go through AUTH).
+DIRECTORY = web.AppKey("directory", BoundedDirectory)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

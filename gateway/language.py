@@ -75,6 +75,9 @@ PROBLEM_TITLES_ZH = {
     "holder-mismatch": "答复所涉持证人与请求不符",
     "endorsement-not-typed": "背书由平台根据协查请求填写，不得自行填写",
     "calendar-unusable": "工作日历无法计算该期限",
+    "unknown-client": "没有此客户端",
+    "unknown-seal": "没有此印章",
+    "invalid-provisioning": "不允许此项配置变更",
     "internal-error": "内部错误",
     "http-error": "请求错误",
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sealgate.gateway.catalog import CRL_MAX_AGE
+from sealgate.gateway.openapi_admin import ADMIN_PATHS
 from sealgate.gateway.openapi_qr import (
     CHECK_PATHS,
     CONSENT_PATHS,
@@ -414,6 +415,7 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **REQUEST_PATHS,
+        **ADMIN_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

@@ -64,6 +64,8 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "unknown-status-list",
         "unknown-consent",
         "no-crl",
+        "unknown-client",
+        "unknown-seal",
     ),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
@@ -89,6 +91,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "invalid-qr",
         "qr-expired",
         "unknown-matter",  # a consent for a matter the city's table does not hold
+        "invalid-provisioning",
     ),
     429: ("too-many-failed-lookups", "too-many-checks"),
     503: (
@@ -110,7 +113,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
     404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
-    " this office's), status list, consent or path, or no CRL yet",
+    " this office's), status list, consent, client, seal or path, or no CRL yet",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
     409: "The proof's status (or its not having started yet) does not allow that change, or "

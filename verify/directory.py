@@ -278,6 +278,24 @@ class Directory(ABC):
         gateways notice within their cache's lifetime). Raises :class:`NotFound`."""
 
     @abstractmethod
+    def set_client_grants(
+        self,
+        client_id: str,
+        *,
+        role: Role,
+        office: str | None,
+        seals: frozenset[str],
+        purposes: frozenset[str],
+    ) -> None:
+        """Replace a client's role, office, seals and purposes (its token, name and limit
+        stay): serving gateways notice within their cache's lifetime. Raises
+        :class:`NotFound`, or :class:`AlreadyExists` for a seal the directory lacks."""
+
+    @abstractmethod
+    def client(self, client_id: str) -> Client:
+        """The client with this id. Raises :class:`NotFound`."""
+
+    @abstractmethod
     def client_by_token(self, token: str) -> Client | None:
         """The client holding this bearer token, or ``None``."""
 

@@ -42,6 +42,7 @@ CHANGES = {
     ("client", "add"),
     ("client", "remove"),
     ("client", "set-limits"),
+    ("client", "set-grants"),
     ("trust", "publish"),
     ("matter", "add"),
     ("matter", "remove"),

@@ -55,6 +55,7 @@ from sealgate.verify.consents import (
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.postgres import requests as request_sql
+from sealgate.verify.postgres.notices import PostgresNotices
 from sealgate.verify.postgres.schema import (
     ACQUIRE_TIMEOUT,
     COMMAND_TIMEOUT,
@@ -257,7 +258,7 @@ async def _insert_registration(conn: Any, job: _Registration) -> None:
         raise CodeTaken("verification code already registered") from exc
 
 
-class PostgresRegistry(Registry, RequestBook):
+class PostgresRegistry(Registry, RequestBook, PostgresNotices):
     """:class:`Registry` on PostgreSQL; see the module docstring.
 
     The pool opens on first use, so a gateway starts (and reports not ready) while the

@@ -78,6 +78,8 @@ AUDITED = {
     ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
     ("GET", "/v1/holders/me/proofs"): "holder-proofs",
     ("GET", "/v1/holders/me/proofs/{code}/document"): "holder-document",
+    ("POST", "/v1/subscriptions"): "subscribe",
+    ("DELETE", "/v1/subscriptions/{id}"): "unsubscribe",
 }
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset(
@@ -91,6 +93,8 @@ _CHANGES = frozenset(
         "request-return",
         "consent",
         "consent-revoke",
+        "subscribe",
+        "unsubscribe",
     }
 )
 

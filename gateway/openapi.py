@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sealgate.gateway.catalog import CRL_MAX_AGE
+from sealgate.gateway.openapi_notices import NOTICE_PATHS
 from sealgate.gateway.openapi_qr import (
     CHECK_PATHS,
     CONSENT_PATHS,
@@ -410,6 +411,7 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **REQUEST_PATHS,
+        **NOTICE_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

@@ -61,6 +61,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "request-not-found",
         "unknown-status-list",
         "unknown-consent",
+        "unknown-subscription",
         "no-crl",
     ),
     405: ("method-not-allowed",),

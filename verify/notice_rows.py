@@ -43,6 +43,9 @@ OVERDUE_FEED = "overdue"
 # writers commit in seq order (docs/design.md §4.6).
 REQUEST_SLACK = 200
 OVERDUE_SLACK = 60.0  # seconds, likewise for instants written by several clocks
+# The overdue cursor moves on at least this often when nothing is late: a write a pass
+# would otherwise cost every second, from every worker.
+OVERDUE_STEP = 30.0
 # Actions of a request's events that answer it (for request.answered).
 ANSWERING = ("respond", "return")
 
@@ -284,6 +287,16 @@ def overdue_deliveries(found: list[tuple[Any, ...]], now: float) -> list[tuple[A
 def overdue_window(cursor: float, now: float) -> tuple[float, float]:
     """The due times a pass reads: from a little before the cursor up to now."""
     return max(0.0, cursor - OVERDUE_SLACK), now
+
+
+def overdue_cursor(found: list[Any], limit: int, cursor: float, now: float) -> float | None:
+    """Where the overdue cursor goes after a pass (None: it stays): past a full batch's
+    last due time, else to now, if anything was found or it is due to move anyway."""
+    if len(found) == limit:
+        return float(found[-1][1])
+    if found or now - cursor >= OVERDUE_STEP:
+        return now
+    return None
 
 
 def settle_rows(outcomes: list[Outcome]) -> list[tuple[Any, ...]]:

@@ -65,8 +65,13 @@ ROLES = {
     ("DELETE", "/v1/consents/{consent_id}"): Role.PORTAL,
     ("GET", "/v1/holders/me/proofs"): Role.PORTAL,
     ("GET", "/v1/holders/me/proofs/{code}/document"): Role.PORTAL,
+    ("POST", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("DELETE", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}/deliveries"): Role.VERIFIER,
 }
-OPERATIONS = 33  # every operation /openapi.json describes
+OPERATIONS = 38  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"

@@ -59,8 +59,8 @@ async def fan_out(conn: Any, now: float, limit: int) -> int:
         lower, upper = nr.overdue_window(cursors[nr.OVERDUE_FEED], now)
         late = [tuple(r) for r in await conn.fetch(SQL.overdue_matches, lower, upper, limit)]
         owed += nr.overdue_deliveries(late, now)
-        next_from = late[-1][1] if len(late) == limit else now
-        await conn.execute(SQL.set_cursor, next_from, nr.OVERDUE_FEED)
+        if (moved := nr.overdue_cursor(late, limit, cursors[nr.OVERDUE_FEED], now)) is not None:
+            await conn.execute(SQL.set_cursor, moved, nr.OVERDUE_FEED)
         written = 0
         for row in owed:
             done = await conn.execute(SQL.insert_delivery, *row)

@@ -53,11 +53,12 @@ def fan_out(conn: sqlite3.Connection, now: float, limit: int) -> int:
         window = (max(0, seq - nr.REQUEST_SLACK), end)
         owed += nr.request_deliveries(conn.execute(SQL.request_matches, window).fetchall(), now)
         conn.execute(SQL.set_cursor, (end, nr.REQUEST_FEED))
-    lower, upper = nr.overdue_window(_cursor(conn, nr.OVERDUE_FEED), now)
+    cursor = _cursor(conn, nr.OVERDUE_FEED)
+    lower, upper = nr.overdue_window(cursor, now)
     found = conn.execute(SQL.overdue_matches, (lower, upper, limit)).fetchall()
     owed += nr.overdue_deliveries(found, now)
-    # a full batch: go on from its last due time next pass, else from now
-    conn.execute(SQL.set_cursor, (found[-1][1] if len(found) == limit else now, nr.OVERDUE_FEED))
+    if (moved := nr.overdue_cursor(found, limit, cursor, now)) is not None:
+        conn.execute(SQL.set_cursor, (moved, nr.OVERDUE_FEED))
     written = 0
     for row in owed:
         written += conn.execute(SQL.insert_delivery, row).rowcount

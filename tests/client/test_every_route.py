@@ -7,7 +7,7 @@ import inspect
 import re
 from typing import Any
 
-from sealgate.client import AsyncClient, Client
+from sealgate.client import AsyncClient, Client, notices
 from sealgate.client import calls as proofs
 from sealgate.client import calls_casework as casework
 from sealgate.client import calls_showing as showing
@@ -56,6 +56,11 @@ def every_call() -> list[Call[Any]]:
         showing.verify_qr("SG1:A B/C%D"),
         showing.status_list(1, None),
         showing.public_check(CODE),
+        notices.subscribe("https://bank.example/hook", ["status.changed"], [CODE], "demo"),
+        notices.subscriptions(),
+        notices.subscription("sub_1"),
+        notices.unsubscribe("sub_1"),
+        notices.deliveries("sub_1", 10),
     ]
 
 

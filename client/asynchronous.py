@@ -117,10 +117,20 @@ class AsyncClient:
         return await self._run(calls.seal_batch(proofs, idempotency_key))
 
     # verifier
-    async def verify(self, code: str, *, purpose: str) -> Verification:
+    async def verify(
+        self,
+        code: str,
+        *,
+        purpose: str,
+        fields: str | None = None,
+        consent_token: str | None = None,
+    ) -> Verification:
         """A code's current status, holder masked; ``purpose`` must be granted to you.
-        A mistyped code raises :class:`InvalidCode` without a request."""
-        return await self._run(calls.verify(code, purpose))
+        A mistyped code raises :class:`InvalidCode` without a request. ``fields="content"``
+        also reads the proof's sealed content (``Verification.content``) where the
+        purpose's matter grants it, with the holder's ``consent_token`` where the city
+        requires consent (design §17)."""
+        return await self._run(calls.verify(code, purpose, fields, consent_token))
 
     async def verify_batch(
         self, checks: Sequence[str | tuple[str, str]], *, purpose: str

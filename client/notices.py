@@ -1,4 +1,4 @@
-"""Change notices' subscriptions as the client makes and reads them (docs/design.md §17),
+"""Change notices' subscriptions as the client makes and reads them (docs/design.md §18),
 and their operations, in the manner of :mod:`sealgate.client.calls`.
 
 A notice arrives at the subscriber's URL signed the Standard Webhooks way; check it

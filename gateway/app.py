@@ -114,7 +114,7 @@ from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
-from sealgate.gateway.shared_limits import RedisFailures
+from sealgate.gateway.shared_limits import DatabaseFailures, RedisFailures
 from sealgate.gateway.status_lists import StatusLists
 from sealgate.gateway.subscribing import BoundedNotices, SubscriptionDesk
 from sealgate.gateway.throttle import FailedLookupLimiter
@@ -124,6 +124,7 @@ from sealgate.hsm.errors import HsmError
 from sealgate.hsm.service import ProcessSigningService, SigningService
 from sealgate.verify.code import CodeAuthority, is_well_formed
 from sealgate.verify.holders import HolderKeys
+from sealgate.verify.lookup_failures import FailureLedger
 
 log = logging.getLogger("sealgate.gateway")
 
@@ -174,6 +175,11 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             stack.push_async_callback(shared.close)
             # failed lookups counted once for the whole city (docs/design.md §8)
             app[FAILED_LOOKUPS].shared = RedisFailures(shared)
+        elif isinstance(registry.inner, FailureLedger):
+            # without Redis, in the registry's database (every backend keeps them)
+            app[FAILED_LOOKUPS].shared = DatabaseFailures(
+                registry.inner, call_bound=settings.request_deadline
+            )
         head_sink = settings.head_sink()
         audit = AuditLog(
             settings.audit_path,
@@ -286,7 +292,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
         )
         app[HOLDER_ASSERTIONS] = HolderAssertions(
-            load_platforms(settings.home), holder_keys, app[CLOCK]
+            load_platforms(settings.home), holder_keys, app[CLOCK], shared
         )
         app[QR_ISSUER] = QrIssuer(
             registry=registry,

@@ -110,15 +110,14 @@ class DependencyGuard:
         call_bound: float = DEFAULT_REQUEST_DEADLINE,
         failures_to_open: int = FAILURES_TO_OPEN,
         open_seconds: float = OPEN_SECONDS,
+        meanwhile: str = "requests that need it answer 503",
     ) -> None:
         self._name = name
         self._unavailable = unavailable  # makes the error a refusal raises
         self._failure = failure  # what the dependency raises when it is down
         self._call_bound = call_bound
         self._failures_to_open = failures_to_open
-        self._breaker = CircuitBreaker(
-            open_seconds, name, log, meanwhile="requests that need it answer 503"
-        )
+        self._breaker = CircuitBreaker(open_seconds, name, log, meanwhile=meanwhile)
         self._failures = 0  # in a row
         self._abandoned: set[asyncio.Future[Any]] = set()  # running on past their waiter
 

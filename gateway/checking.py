@@ -101,7 +101,9 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
+    def status_view(
+        self, record: ProofStatus | ProofRecord, *, chinese: bool = False
+    ) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
         return status_view(
             record, self._clock(), chinese=chinese, seal_kind=self.seal_kind(record.seal_id)
@@ -131,7 +133,7 @@ class StatusChecker:
 
 
 def status_view(
-    record: ProofStatus,
+    record: ProofStatus | ProofRecord,
     now: float,
     as_of: float | None = None,
     *,

@@ -17,6 +17,7 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
+from sealgate.gateway.cli_matters import add_matter_commands, list_matters, matter_command
 from sealgate.gateway.cli_provision import provision
 from sealgate.gateway.cli_requests import (
     add_request_commands,
@@ -158,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     limits.add_argument("--default", action="store_true", help="back to the city's limit")
     add_operator(limits)
+    add_matter_commands(sub, home)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -370,6 +372,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "calendar" and args.action == "list":
             return list_calendar(directory)
+        if args.command == "matter" and args.action == "list":
+            return list_matters(directory)
         audit = CliAudit(settings, args.operator)
         # The audit key signs each change's records before the command ends: the token
         # is opened first, so a change that could not be signed is not made.
@@ -378,6 +382,8 @@ def _run(args: argparse.Namespace) -> int:
                 action = getattr(args, "action", "")  # gateway-keys has none
                 if args.command == "calendar" or action in ("suspend", "resume"):
                     return calendar_or_suspension(args, directory, audit)
+                if args.command == "matter":
+                    return matter_command(args, directory, audit)
                 return provision(args, provisioner, directory, keystore, audit)
             finally:
                 audit.checkpoint(keystore)

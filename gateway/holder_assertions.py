@@ -7,7 +7,10 @@ word for who that is, but an assertion the city's identity platform signed: a co
     {"iss": platform, "aud": "sealgate", "sub": identity number, "iat": t, "exp": t + <=300,
      "jti": random, 8-128 characters}
 
-Each assertion is taken once by a worker (its ``jti`` remembered until its ``exp``).
+Each assertion serves one request: its ``jti`` is remembered by the worker until its
+``exp`` and, with Redis, claimed there once for every worker of every instance (``SET NX``
+expiring with the assertion). With Redis unreachable a worker's own memory alone holds,
+and a replay to another worker within the 300 s would only repeat a read the holder made.
 
 The platform's keys are those the home's ``identity-platforms.json`` (a trust document,
 :mod:`sealgate.crypto.key_trust`) holds for ``holder-assertion``. The identity number
@@ -17,8 +20,11 @@ in the audit trail.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -29,6 +35,11 @@ from sealgate.errors import ConfigError
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import InvalidRequest, parse_holder_id
 from sealgate.verify.holders import HolderKeys
+
+if TYPE_CHECKING:
+    from sealgate.cache.redis_tier import RedisTier
+
+log = logging.getLogger("sealgate.gateway")
 
 ASSERTION_HEADER = "Holder-Assertion"
 ASSERTION_TYPE = "sealgate-holder+jwt"
@@ -56,14 +67,22 @@ def load_platforms(home: Path) -> KeyTrust:
 
 class HolderAssertions:
     def __init__(
-        self, platforms: KeyTrust, holder_keys: HolderKeys, clock: Callable[[], float]
+        self,
+        platforms: KeyTrust,
+        holder_keys: HolderKeys,
+        clock: Callable[[], float],
+        shared: RedisTier | None = None,
+        namespace: str = "sealgate",
     ) -> None:
         self._platforms = platforms
         self._holder_keys = holder_keys
         self._clock = clock
+        self._shared = shared
+        self._prefix = f"{namespace}:assertion:"
         self._seen: dict[str, int] = {}  # jti → exp of assertions already taken
+        self._shared_down = False  # logged once an outage, not once a request
 
-    def holder_key(self, request: web.Request) -> bytes:
+    async def holder_key(self, request: web.Request) -> bytes:
         """The registry key of the holder the request's assertion names; 403 otherwise."""
         token = request.headers.get(ASSERTION_HEADER)
         if not token:
@@ -84,12 +103,13 @@ class HolderAssertions:
             kind, holder_id = parse_holder_id(claims.get("sub"), "sub")
         except InvalidRequest:
             raise refused("the assertion names no valid identity number") from None
-        self._once(claims.get("jti"), exp, now)
+        jti = claims.get("jti")
+        self._once(jti, exp, now)
+        await self._once_everywhere(str(claims.get("iss")), str(jti), exp)
         return self._holder_keys.key(kind, holder_id)
 
     def _once(self, jti: object, exp: int, now: float) -> None:
-        """Each assertion serves one request (in this process: another worker or instance
-        could take a replay within its 300 s, which only repeats a read the holder made)."""
+        """Each assertion serves one request in this process."""
         if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
             raise refused("the assertion has no jti of 8 to 128 characters")
         if len(self._seen) >= MAX_REMEMBERED:
@@ -99,3 +119,30 @@ class HolderAssertions:
         if jti in self._seen:
             raise refused("this assertion was used already")
         self._seen[jti] = exp
+
+    async def _once_everywhere(self, issuer: str, jti: str, exp: int) -> None:
+        """Claim the assertion in Redis for every worker and instance: ``SET NX`` expiring
+        with it (Redis's own clock keeps the key no longer than the assertion lives)."""
+        if self._shared is None:
+            return
+        from redis.exceptions import RedisError
+
+        from sealgate.cache.redis_tier import TierUnavailable
+
+        # The key names the assertion, not the holder: a digest of its issuer and jti.
+        key = self._prefix + hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()[:32]
+        try:
+            taken = await self._shared.command(
+                lambda redis: redis.set(key, b"1", nx=True, exat=exp)
+            )
+        except (TierUnavailable, RedisError) as exc:
+            if not self._shared_down:
+                log.warning(
+                    "holder assertions remembered per worker only: Redis unavailable (%s)",
+                    type(exc).__name__,
+                )
+                self._shared_down = True
+            return
+        self._shared_down = False
+        if not taken:
+            raise refused("this assertion was used already")

@@ -175,7 +175,7 @@ class Settings:
     # are announced (signed with the secret ``webhook-key``).
     office_hours: OfficeHours | None = None
     overdue_webhook: str | None = None
-    # config.toml [notices] (docs/design.md §17): where change notices may be sent
+    # config.toml [notices] (docs/design.md §18): where change notices may be sent
     # besides public HTTPS hosts (plain http, networks otherwise refused).
     notice_targets: TargetRules = dataclasses.field(default_factory=TargetRules)
     # City settings for 亮码扫码 (docs/design.md §13): how long a dynamic QR payload lasts

@@ -1,4 +1,4 @@
-"""Change notices delivered (docs/design.md §17): each worker's courier.
+"""Change notices delivered (docs/design.md §18): each worker's courier.
 
 Every :data:`ROUND_SECONDS` a worker's courier has the registry turn the feeds into
 deliveries (:meth:`~sealgate.verify.notices.NoticeBook.fan_out`), claims what is due

@@ -1,4 +1,4 @@
-"""Change notices' part of /openapi.json (docs/design.md §17): subscriptions and their
+"""Change notices' part of /openapi.json (docs/design.md §18): subscriptions and their
 delivery log, each limit the one :mod:`sealgate.gateway.subscribing` checks."""
 
 from __future__ import annotations

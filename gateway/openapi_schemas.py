@@ -54,6 +54,8 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "consent-required",
         "consent-invalid",
         "holder-not-asserted",
+        # fields=content for a purpose whose matter does not read that type's content
+        "content-not-granted",
     ),
     404: (
         "unknown-code",
@@ -331,6 +333,7 @@ _STATUS_FIELDS: dict[str, Schema] = {
 STATUS_VIEW = object_schema(
     {
         **_STATUS_FIELDS,
+
         "status_as_of": {
             **_INSTANT_ANSWER,
             "description": "Present only when the registry could not be read: the status "
@@ -341,6 +344,20 @@ STATUS_VIEW = object_schema(
     "status_as_of",
     "seal_kind",
     "status_label",
+)
+# GET /v1/verify/{code}: the status view, and with fields=content the content
+VERIFY_VIEW = object_schema(
+    {
+        **STATUS_VIEW["properties"],
+        "content": {
+            "type": "object",
+            "description": "Only with fields=content: the facts the issuing office sealed, "
+            "of the fields the purpose's matter may read; the holder's identity number "
+            "masked wherever it appears",
+        },
+    },
+    *(name for name in STATUS_VIEW["properties"] if name not in STATUS_VIEW["required"]),
+    "content",
 )
 VERIFY_BATCH = object_schema(
     {
@@ -552,6 +569,16 @@ READINESS = object_schema(
 )
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+FIELDS: Schema = {
+    "name": "fields",
+    "in": "query",
+    "required": False,
+    "description": "content: the answer also carries the proof's sealed content, of the "
+    "fields the purpose's matter may read (docs/design.md §17); 403 content-not-granted "
+    "where it reads none of this type, and where the city requires consent only with the "
+    "holder's consent for that matter (Consent-Token). Any other value is 400.",
+    "schema": {"enum": ["content"]},
+}
 PURPOSE: Schema = {
     "name": "purpose",
     "in": "query",

@@ -60,6 +60,7 @@ from sealgate.verify.directory import (
     SealScope,
 )
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from sealgate.verify.matters import new_matter
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
@@ -72,6 +73,8 @@ _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
 DEMO_PURPOSE = "demo"
+# The demo's matter (docs/design.md §17): it reads the content of this type, every field
+DEMO_CONTENT_TYPE = "无犯罪记录证明"
 
 # Called with the subject (a seal or client id) just before the directory is changed,
 # to audit the change ahead of it; raises, and nothing is changed, if it cannot.
@@ -345,6 +348,12 @@ class Provisioner:
             raise HomeError("only signers are granted seals")
         if purpose_set and role is not Role.VERIFIER:
             raise HomeError("only verifiers are granted purposes")
+        # Checked before the intent is recorded; the store refuses it too (its reference).
+        missing = sorted(purpose_set - {m.matter_id for m in directory.matters()})
+        if missing:
+            raise HomeError(
+                f"no matter {missing[0]} in the city's table: add it first (sealgate matter add)"
+            )
         if role in (Role.ISSUER, Role.REQUESTER) and office is None:
             raise HomeError(f"a {role.value} belongs to an office: give --office UNIT_CODE")
         if office is not None:
@@ -369,6 +378,9 @@ class Provisioner:
             )
             for kind in (SealKind.PROOF, SealKind.VERIFICATION)
         ]
+        directory.add_matter(
+            new_matter(DEMO_PURPOSE, "演示事项 (demo)", [DEMO_CONTENT_TYPE], time.time())
+        )
         clients = [
             self.add_client(
                 directory, name="demo signer", role=Role.SIGNER, seals=[s.seal_id for s in seals]

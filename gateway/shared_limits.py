@@ -1,4 +1,5 @@
-"""Failed-lookup buckets shared by every worker and instance of a city, in Redis.
+"""Failed-lookup buckets shared by every worker and instance of a city: in Redis, else
+in the registry's database.
 
 The local buckets of :mod:`sealgate.gateway.throttle` are per process: with ``--workers
 N`` and M instances a client could spend N x M x 100 failures, and a restart forgave them
@@ -15,22 +16,37 @@ Keys share one hash tag, ``{sealgate:limits}``, so that a Redis Cluster keeps bo
 of a script on one node (a script may only touch keys of one slot). Failed lookups are
 rare, so one node carries them all with room to spare.
 
-When Redis cannot be reached, :class:`SharedUnavailable` is raised and the caller keeps
-its local buckets, which still limit each process (fail closed: never no limit).
+Without Redis, :class:`DatabaseFailures` keeps the same buckets with the same rules in
+the registry's database (:mod:`sealgate.verify.lookup_failures`): SQLite for the workers
+of one instance, PostgreSQL for several instances. Its calls have a guard of their own
+(the request's deadline, a breaker), so a store that hangs costs a failure at most what
+is left of its deadline and, once the breaker is open, nothing.
+
+When the store cannot be reached, :class:`SharedUnavailable` is raised and the caller
+keeps its local buckets, which still limit each process (fail closed: never no limit).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sealgate.errors import Error
+from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE, DependencyGuard
+from sealgate.verify.lookup_failures import BucketLevels as SharedLevels
+from sealgate.verify.lookup_failures import FailureCharge, FailureLedger
+from sealgate.verify.registry import RegistryError, RegistryUnavailable
 
 if TYPE_CHECKING:
     from sealgate.cache.redis_tier import RedisTier
     from sealgate.verify.directory import LookupLimit
 
-__all__ = ["RedisFailures", "SharedFailures", "SharedLevels", "SharedUnavailable"]
+__all__ = [
+    "DatabaseFailures",
+    "RedisFailures",
+    "SharedFailures",
+    "SharedLevels",
+    "SharedUnavailable",
+]
 
 _TAG = "{sealgate:limits}"
 
@@ -66,13 +82,6 @@ return {tostring(level), full, empty}
 
 class SharedUnavailable(Error):
     """The shared buckets cannot be reached now: keep to the local ones."""
-
-
-@dataclass(frozen=True, slots=True)
-class SharedLevels:
-    client_level: float  # the client's failures in the shared bucket, this one included
-    client_full: bool  # there was no room for this failure: answer 429
-    global_empty: bool  # the city's failures exceed the global budget
 
 
 class SharedFailures(Protocol):
@@ -122,3 +131,44 @@ class RedisFailures:
             raise SharedUnavailable(type(exc).__name__) from None
         level, full, empty = reply
         return SharedLevels(float(level), bool(int(full)), bool(int(empty)))
+
+
+class DatabaseFailures:
+    """:class:`SharedFailures` in the registry's database, for a city without Redis."""
+
+    def __init__(
+        self, ledger: FailureLedger, *, call_bound: float = DEFAULT_REQUEST_DEADLINE
+    ) -> None:
+        self._ledger = ledger
+        # Not the registry's guard: a slow count must not open the breaker that the
+        # verification path's reads go through.
+        self.guard = DependencyGuard(
+            "the failed-lookup store",
+            RegistryUnavailable,
+            RegistryUnavailable,
+            call_bound=call_bound,
+            meanwhile="failed lookups are limited per process",
+        )
+
+    async def add(
+        self,
+        client_id: str,
+        weight: float,
+        limit: LookupLimit,
+        global_burst: float,
+        global_per_second: float,
+    ) -> SharedLevels:
+        charge = FailureCharge(
+            client_id,
+            weight,
+            float(limit.failures),
+            limit.drain_per_second,
+            global_burst,
+            global_per_second,
+        )
+        try:
+            # Bounded like a read: a count that outlives the deadline still lands (and
+            # counts), the failure is answered from the local buckets meanwhile.
+            return await self.guard.call(lambda: self._ledger.count_failure(charge))
+        except RegistryError as exc:
+            raise SharedUnavailable(type(exc).__name__) from None

@@ -1,4 +1,4 @@
-"""Subscriptions to change notices over HTTP (docs/design.md §17): who may subscribe to
+"""Subscriptions to change notices over HTTP (docs/design.md §18): who may subscribe to
 what, the body's parsing, the views, and the registry's calls behind the breaker.
 
 - A **verifier** subscribes to ``status.changed`` for codes it names, under one of its

@@ -1,4 +1,4 @@
-"""Change notices (docs/design.md §17): subscriptions, and the deliveries owed to them.
+"""Change notices (docs/design.md §18): subscriptions, and the deliveries owed to them.
 
 A subscription names a client, the URL its notices go to and the events it wants:
 ``status.changed`` for the codes it names (a verifier's, each checked when it subscribed),

@@ -32,6 +32,7 @@ from sealgate.verify.directory import (
     SealScope,
     token_digest,
 )
+from sealgate.verify.sql_matters import SqlMatters
 
 # a client and its own lookup limit, if it has one
 _CLIENTS_SELECT = (
@@ -40,7 +41,7 @@ _CLIENTS_SELECT = (
 )
 
 
-class SqlDirectory(Directory):
+class SqlDirectory(SqlMatters, Directory):
     """:class:`Directory` on the registry's tables, for any DB-API driver."""
 
     PARAM: ClassVar[str]  # how the driver writes a parameter
@@ -328,6 +329,13 @@ class SqlDirectory(Directory):
             ),
             self._transaction("write") as conn,
         ):
+            # Said plainly here; the foreign key to matters would refuse it too.
+            unknown = self.unknown_matters(conn, client.purposes)
+            if unknown:
+                raise NotFound(
+                    f"no matter {unknown[0]} in the city's table: add it first"
+                    " (sealgate matter add)"
+                )
             conn.execute(
                 self._sql(
                     "INSERT INTO clients (client_id, name, role, office, token_digest,"

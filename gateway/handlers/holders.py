@@ -17,7 +17,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 async def get_my_proofs(request: web.Request) -> web.Response:
     await request.app[AUTH].require(request, Role.PORTAL)
-    holder_key = request.app[HOLDER_ASSERTIONS].holder_key(request)
+    holder_key = await request.app[HOLDER_ASSERTIONS].holder_key(request)
     request[AUDIT_NOTE].detail = {"holder": holder_key.hex()}
     found = await request.app[REGISTRY].proofs_of_holder(holder_key)
     checker = request.app[CHECKER]
@@ -28,7 +28,7 @@ async def get_my_proofs(request: web.Request) -> web.Response:
 
 async def get_my_document(request: web.Request) -> web.Response:
     await request.app[AUTH].require(request, Role.PORTAL)
-    holder_key = request.app[HOLDER_ASSERTIONS].holder_key(request)
+    holder_key = await request.app[HOLDER_ASSERTIONS].holder_key(request)
     request[AUDIT_NOTE].detail = {"holder": holder_key.hex()}
     record = await request.app[CHECKER].record(request.match_info["code"])
     if record.holder_key != holder_key:

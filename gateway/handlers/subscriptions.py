@@ -1,5 +1,5 @@
 """Change notices' subscriptions: made, listed, read, deleted, and their delivery log
-(docs/design.md §17), for verifiers and requesters, each client its own alone."""
+(docs/design.md §18), for verifiers and requesters, each client its own alone."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from sealgate.bench.redis_server import RedisServer
 from sealgate.crypto.jws import prepare_jws
 from sealgate.crypto.key_trust import KeyTrust, TrustedKey, Use
 from sealgate.gateway.app import create_app
@@ -112,3 +114,25 @@ async def test_an_assertion_must_be_the_platforms_current_and_for_the_gateway(
     assert (await api.get(path, headers={ASSERTION_HEADER: token})).status == 401
     verifier = {**demo.auth(Role.VERIFIER), ASSERTION_HEADER: token}
     assert (await api.get(path, headers=verifier)).status == 403
+
+
+async def test_an_assertion_serves_once_across_instances_sharing_redis(
+    demo: Demo, platform: Platform, gateway_client: GatewayClient, own_redis_server: RedisServer
+) -> None:
+    """Two gateways on one Redis: an assertion taken by one is refused by the other. With
+    Redis gone each still refuses its own replays (per process, design §14)."""
+    settings = dataclasses.replace(demo.settings, redis_url=own_redis_server.url)
+    first = await gateway_client(create_app(settings))
+    second = await gateway_client(create_app(settings))
+    path = "/v1/holders/me/proofs"
+    headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
+    assert (await first.get(path, headers=headers)).status == 200
+    replayed = await second.get(path, headers=headers)
+    assert replayed.status == 403
+    assert "used already" in (await replayed.json())["detail"]
+    fresh = as_holder(demo, platform.assert_holder(HOLDER_ID))
+    assert (await second.get(path, headers=fresh)).status == 200  # a new one serves
+    own_redis_server.kill()
+    headers = as_holder(demo, platform.assert_holder(HOLDER_ID))
+    assert (await first.get(path, headers=headers)).status == 200
+    assert (await first.get(path, headers=headers)).status == 403

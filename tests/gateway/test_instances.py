@@ -30,7 +30,7 @@ from sealgate.verify.directory import Role
 from sealgate.verify.holders import HolderKeys
 from tests.gateway.conftest import proof_request
 from tests.gateway.serving import free_port, serving
-from tests.gateway.test_checking import random_codes
+from tests.gateway.test_shared_limits_http import statuses_until_429
 from tests.postgres_server import PostgresServer
 
 BOUND = 1.0  # docs/design.md §4.5: a status change shows everywhere within 1 s of its 200
@@ -50,7 +50,10 @@ class Instances:
 
 @asynccontextmanager
 async def two_instances(
-    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer, workers: int = 1
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    redis_server: RedisServer | None,
+    workers: int = 1,
 ) -> AsyncIterator[tuple[Instances, aiohttp.ClientSession, str]]:
     database = postgres_server.create_database("instances")
     first = tmp_path / "gateway-a"
@@ -63,7 +66,7 @@ async def two_instances(
         trail.unlink(missing_ok=True)
     tokens = {client.role: token for client, token in credentials.clients}
     ports = [free_port(), free_port()]
-    env = {"SEALGATE_REDIS_URL": redis_server.url}
+    env = {} if redis_server is None else {"SEALGATE_REDIS_URL": redis_server.url}
     with ExitStack() as processes:
         for home, port in zip((first, second), ports, strict=True):
             processes.enter_context(serving(home, port, workers, env=env))
@@ -172,16 +175,21 @@ async def test_failed_lookups_are_limited_once_for_every_worker_of_every_instanc
         _,
         _,
     ):
-        statuses: list[int] = []
-        connector = aiohttp.TCPConnector(force_close=True)  # the kernel spreads each anew
-        async with aiohttp.ClientSession(connector=connector) as fresh:
-            for n, code in enumerate(random_codes(150, seed=11)):
-                base = gw.urls[n % 2]
-                async with fresh.get(
-                    f"{base}/v1/verify/{code}?purpose=demo", headers=gw.auth(Role.VERIFIER)
-                ) as r:
-                    statuses.append(r.status)
-                if r.status == 429:
-                    break
+        statuses = await statuses_until_429(gw.urls, gw.auth(Role.VERIFIER), seed=11, most=150)
         assert statuses.count(404) == 100
         assert statuses[-1] == 429
+
+
+@pytest.mark.processes
+async def test_without_redis_two_instances_meet_one_limit_in_their_database(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """No Redis: the PostgreSQL both instances share counts each failure once, on its
+    own clock (docs/design.md §8)."""
+    async with two_instances(tmp_path, postgres_server, None) as (gw, _, database):
+        statuses = await statuses_until_429(gw.urls, gw.auth(Role.VERIFIER), seed=12, most=150)
+        assert statuses[:-1] == [404] * 100
+        assert statuses[-1] == 429
+        with psycopg.connect(database) as conn:
+            stored = conn.execute("SELECT level, refused FROM lookup_failures").fetchall()
+        assert stored == [(100.0, 1)]  # one row, full, for the one client that guessed

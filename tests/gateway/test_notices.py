@@ -1,4 +1,4 @@
-"""Change notices over HTTP (docs/design.md §17), in one gateway with an injected clock
+"""Change notices over HTTP (docs/design.md §18), in one gateway with an injected clock
 and a real aiohttp receiver: a verifier told of its codes' changes, signed the Standard
 Webhooks way (checked with that project's library); a receiver down and then up again;
 each client's subscriptions its own; bad bodies refused with nothing stored; subscribing

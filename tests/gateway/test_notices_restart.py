@@ -1,4 +1,4 @@
-"""Change notices survive a gateway killed outright (docs/design.md §17): a real
+"""Change notices survive a gateway killed outright (docs/design.md §18): a real
 `sealgate serve` with two workers, a real aiohttp receiver, status changes made before,
 across and after a SIGKILL of the whole gateway and its restart on the same home. The
 receiver sees every change made, exactly once per event id after de-duplication, every

@@ -1,4 +1,4 @@
-"""The notices on the PostgreSQL registry (docs/design.md §17).
+"""The notices on the PostgreSQL registry (docs/design.md §18).
 
 Several gateways share the database: a fan-out pass locks the feeds' cursor rows
 (``FOR UPDATE``, always in the same order), so passes run one at a time and each event

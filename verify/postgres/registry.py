@@ -54,7 +54,9 @@ from sealgate.verify.consents import (
 )
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import CorruptionWatch
+from sealgate.verify.lookup_failures import BucketLevels, FailureCharge, FailureLedger
 from sealgate.verify.postgres import requests as request_sql
+from sealgate.verify.postgres.lookup_failures import COUNT_FAILURE
 from sealgate.verify.postgres.notices import PostgresNotices
 from sealgate.verify.postgres.schema import (
     ACQUIRE_TIMEOUT,
@@ -258,7 +260,7 @@ async def _insert_registration(conn: Any, job: _Registration) -> None:
         raise CodeTaken("verification code already registered") from exc
 
 
-class PostgresRegistry(Registry, RequestBook, PostgresNotices):
+class PostgresRegistry(Registry, RequestBook, FailureLedger, PostgresNotices):
     """:class:`Registry` on PostgreSQL; see the module docstring.
 
     The pool opens on first use, so a gateway starts (and reports not ready) while the
@@ -481,6 +483,19 @@ class PostgresRegistry(Registry, RequestBook, PostgresNotices):
     async def count(self) -> int:
         async with self._connection("read") as conn:
             return int(await conn.fetchval("SELECT count(*) FROM proofs"))
+
+    async def count_failure(self, charge: FailureCharge) -> BucketLevels:
+        async with self._connection("failed lookup") as conn:
+            level, refused, empty = await conn.fetchrow(
+                COUNT_FAILURE,
+                charge.client_id,
+                charge.weight,
+                charge.capacity,
+                charge.drain_per_second,
+                charge.global_burst,
+                charge.global_per_second,
+            )
+        return BucketLevels(float(level), bool(refused), bool(empty))
 
     async def create_request(self, request: VerificationRequest, operator: str) -> None:
         event = registered(request, operator)

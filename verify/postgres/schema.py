@@ -233,6 +233,45 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "the failed-lookup buckets every gateway shares when there is no Redis",
+        (
+            """CREATE TABLE lookup_failures (
+                client_id TEXT PRIMARY KEY,
+                level DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                refused INTEGER NOT NULL
+            )""",
+            """CREATE TABLE lookup_budget (
+                bucket TEXT PRIMARY KEY,
+                tokens DOUBLE PRECISION NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                empty INTEGER NOT NULL
+            )""",
+        ),
+    ),
+    (
+        "the city's table of matters; every purpose grant names one",
+        (
+            """CREATE TABLE matters (
+                matter TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE matter_contents (
+                matter TEXT NOT NULL REFERENCES matters (matter),
+                proof_type TEXT NOT NULL,
+                fields TEXT,
+                PRIMARY KEY (matter, proof_type)
+            )""",
+            # each purpose already granted: a matter of its own name, reading no content
+            """INSERT INTO matters (matter, name, created_at)
+                SELECT DISTINCT purpose, purpose, extract(epoch from now())
+                FROM client_purposes""",
+            """ALTER TABLE client_purposes ADD CONSTRAINT client_purposes_purpose_fkey
+                FOREIGN KEY (purpose) REFERENCES matters (matter)""",
+        ),
+    ),
+    (
         "change notices: subscriptions, the outbox of deliveries, the feeds' cursors",
         (
             """CREATE TABLE subscriptions (

@@ -1,5 +1,5 @@
 """The notices on the SQLite registry: its writer thread serialises every write, so a
-fan-out pass and a claim need no lock of their own (docs/design.md §17)."""
+fan-out pass and a claim need no lock of their own (docs/design.md §18)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from sealgate.verify.consents import (
 )
 from sealgate.verify.group_commit import gather_group
 from sealgate.verify.integrity import REMEDY, CorruptionWatch
+from sealgate.verify.lookup_failures import BucketLevels, FailureCharge, FailureLedger
 from sealgate.verify.registry import (
     CodeTaken,
     IdempotencyConflict,
@@ -60,6 +61,7 @@ from sealgate.verify.requests import (
     registered,
 )
 from sealgate.verify.rules import check_status_change
+from sealgate.verify.sqlite import lookup_failures
 from sealgate.verify.sqlite import requests as request_sql
 from sealgate.verify.sqlite.notices import SqliteNotices
 from sealgate.verify.sqlite.schema import migrate
@@ -250,7 +252,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class SqliteRegistry(Registry, RequestBook, SqliteNotices):
+class SqliteRegistry(Registry, RequestBook, FailureLedger, SqliteNotices):
     """:class:`Registry` on a SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, cipher: DocumentCipher, *, readers: int = 2) -> None:
@@ -464,6 +466,15 @@ class SqliteRegistry(Registry, RequestBook, SqliteNotices):
         return await self._read(
             lambda c: int(c.execute("SELECT count(*) FROM proofs").fetchone()[0])
         )
+
+    async def count_failure(self, charge: FailureCharge) -> BucketLevels:
+        # A job of the writer (not a connection of its own): it commits with whatever
+        # else is queued, and the writer's checkpoints keep the WAL from growing.
+        self._integrity.refuse_writes()
+        levels: BucketLevels = await asyncio.shield(
+            self._writer.submit(lambda conn: lookup_failures.count_failure(conn, charge))
+        )
+        return levels
 
     async def create_request(self, request: VerificationRequest, operator: str) -> None:
         self._integrity.refuse_writes()

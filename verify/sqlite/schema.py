@@ -273,8 +273,53 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             next_update REAL NOT NULL
         )""",
     ),
-    # 11: change notices: subscriptions, the outbox of deliveries, the feeds' cursors
-    # (docs/design.md §17).
+    # 11: the failed-lookup buckets every worker of a home shares when there is no Redis
+    # (docs/design.md §8): a client's failures, and the city's budget (one row, 'city').
+    (
+        """CREATE TABLE lookup_failures (
+            client_id TEXT PRIMARY KEY,
+            level REAL NOT NULL,
+            at REAL NOT NULL,
+            refused INTEGER NOT NULL
+        )""",
+        """CREATE TABLE lookup_budget (
+            bucket TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            at REAL NOT NULL,
+            empty INTEGER NOT NULL
+        )""",
+    ),
+    # 12: the city's table of matters (docs/design.md §17), which every purpose grant
+    # names. Each purpose already granted becomes a matter of its own name that reads no
+    # content, so existing grants keep checking as before. client_purposes is copied to
+    # gain its reference to matters (a column's constraint cannot be added in place).
+    (
+        """CREATE TABLE matters (
+            matter TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE matter_contents (
+            matter TEXT NOT NULL REFERENCES matters (matter),
+            proof_type TEXT NOT NULL,
+            fields TEXT,
+            PRIMARY KEY (matter, proof_type)
+        )""",
+        """INSERT INTO matters (matter, name, created_at)
+            SELECT DISTINCT purpose, purpose, (julianday('now') - 2440587.5) * 86400.0
+            FROM client_purposes""",
+        """CREATE TABLE client_purposes_v12 (
+            client_id TEXT NOT NULL REFERENCES clients (client_id),
+            purpose TEXT NOT NULL REFERENCES matters (matter),
+            PRIMARY KEY (client_id, purpose)
+        )""",
+        """INSERT INTO client_purposes_v12 (client_id, purpose)
+            SELECT client_id, purpose FROM client_purposes""",
+        "DROP TABLE client_purposes",
+        "ALTER TABLE client_purposes_v12 RENAME TO client_purposes",
+    ),
+    # 13: change notices: subscriptions, the outbox of deliveries, the feeds' cursors
+    # (docs/design.md §18).
     (
         """CREATE TABLE subscriptions (
             subscription_id TEXT PRIMARY KEY,

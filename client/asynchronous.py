@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from sealgate.client import calls, calls_admin, calls_casework, calls_showing
+from sealgate.client import calls, calls_admin, calls_casework, calls_showing, notices
 from sealgate.client.admin import ApiClient, SealInfo
 from sealgate.client.calls import NO_RETRIES, Call, RetryPolicy
 from sealgate.client.calls_showing import ImageFormat, Variant
@@ -258,6 +258,36 @@ class AsyncClient:
     async def revoke_consent(self, consent_id: str, *, holder_id: str) -> None:
         """The holder withdraws a consent: its token is refused from now on."""
         return await self._run(calls_casework.revoke_consent(consent_id, holder_id))
+
+    async def subscribe(
+        self,
+        url: str,
+        events: Iterable[str],
+        *,
+        codes: Iterable[str] = (),
+        purpose: str | None = None,
+    ) -> notices.Subscription:
+        """Change notices to ``url``: a verifier's of its ``codes`` (each checked for
+        ``purpose``), a requester's of its office's requests. The answer's ``secret``
+        (``whsec_…``) checks the notices' signatures; it is given this once."""
+        return await self._run(notices.subscribe(url, events, codes, purpose))
+
+    async def subscriptions(self) -> list[notices.Subscription]:
+        """This client's subscriptions (without their secrets)."""
+        return await self._run(notices.subscriptions())
+
+    async def subscription(self, subscription_id: str) -> notices.Subscription:
+        return await self._run(notices.subscription(subscription_id))
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        """End a subscription; what it was still owed is dropped."""
+        return await self._run(notices.unsubscribe(subscription_id))
+
+    async def deliveries(
+        self, subscription_id: str, *, limit: int | None = None
+    ) -> list[notices.Delivery]:
+        """The delivery log, newest first: each notice's state, attempts, last status."""
+        return await self._run(notices.deliveries(subscription_id, limit))
 
     async def my_proofs(self, *, holder_assertion: str) -> list[Verification]:
         """The holder's own proofs in any status; ``holder_assertion``: the identity

@@ -61,6 +61,7 @@ PROBLEM_TITLES_ZH = {
     "consent-required": "需要持证人的授权",
     "consent-invalid": "该授权不允许此操作",
     "unknown-consent": "持证人没有此项有效授权",
+    "unknown-subscription": "本客户端没有此项订阅",
     "holder-not-asserted": "未能确认持证人身份",
     "content-not-granted": "该用途所属事项无权读取此类电子证明的内容",
     "trust-document-unpublished": "信任文档尚未由根证书签发发布，需由运维人员发布",

@@ -89,6 +89,8 @@ AUDITED = {
     ("GET", "/v1/admin/seals"): "seal-list",
     ("POST", "/v1/admin/seals/{seal_id}/suspend"): "seal-suspend",
     ("POST", "/v1/admin/seals/{seal_id}/resume"): "seal-resume",
+    ("POST", "/v1/subscriptions"): "subscribe",
+    ("DELETE", "/v1/subscriptions/{id}"): "unsubscribe",
 }
 # Provisioning changes: as on the command line, a checkpoint signs their records as soon
 # as the outcome's is written, before the answer leaves (a record no checkpoint covers
@@ -116,6 +118,8 @@ _CHANGES = frozenset(
         "consent",
         "consent-revoke",
         *_PROVISIONING,
+        "subscribe",
+        "unsubscribe",
     }
 )
 

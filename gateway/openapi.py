@@ -13,6 +13,7 @@ from typing import Any
 
 from sealgate.gateway.catalog import CRL_MAX_AGE
 from sealgate.gateway.openapi_admin import ADMIN_PATHS
+from sealgate.gateway.openapi_notices import NOTICE_PATHS
 from sealgate.gateway.openapi_qr import (
     CHECK_PATHS,
     CONSENT_PATHS,
@@ -416,6 +417,7 @@ OPENAPI: dict[str, Any] = {
         },
         **REQUEST_PATHS,
         **ADMIN_PATHS,
+        **NOTICE_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

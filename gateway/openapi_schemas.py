@@ -63,6 +63,7 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "request-not-found",
         "unknown-status-list",
         "unknown-consent",
+        "unknown-subscription",
         "no-crl",
         "unknown-client",
         "unknown-seal",

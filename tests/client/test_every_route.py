@@ -7,7 +7,7 @@ import inspect
 import re
 from typing import Any
 
-from sealgate.client import AsyncClient, Client
+from sealgate.client import AsyncClient, Client, notices
 from sealgate.client import calls as proofs
 from sealgate.client import calls_admin as admin
 from sealgate.client import calls_casework as casework
@@ -66,6 +66,11 @@ def every_call() -> list[Call[Any]]:
         admin.seals(),
         admin.suspension("SEAL-1", True, "staff-1"),
         admin.suspension("SEAL-1", False, "staff-1"),
+        notices.subscribe("https://bank.example/hook", ["status.changed"], [CODE], "demo"),
+        notices.subscriptions(),
+        notices.subscription("sub_1"),
+        notices.unsubscribe("sub_1"),
+        notices.deliveries("sub_1", 10),
     ]
 
 

@@ -74,8 +74,13 @@ ROLES = {
     ("GET", "/v1/admin/seals"): Role.ADMIN,
     ("POST", "/v1/admin/seals/{seal_id}/suspend"): Role.ADMIN,
     ("POST", "/v1/admin/seals/{seal_id}/resume"): Role.ADMIN,
+    ("POST", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("DELETE", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}/deliveries"): Role.VERIFIER,
 }
-OPERATIONS = 42  # every operation /openapi.json describes
+OPERATIONS = 47  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"

@@ -318,6 +318,59 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE client_purposes",
         "ALTER TABLE client_purposes_v12 RENAME TO client_purposes",
     ),
+    # 13: change notices: subscriptions, the outbox of deliveries, the feeds' cursors
+    # (docs/design.md §18).
+    (
+        """CREATE TABLE subscriptions (
+            subscription_id TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            purpose TEXT,
+            office TEXT,
+            created_at REAL NOT NULL,
+            status_from INTEGER NOT NULL,
+            requests_from INTEGER NOT NULL,
+            deleted_at REAL
+        )""",
+        "CREATE INDEX subscriptions_client ON subscriptions (client_id)",
+        "CREATE INDEX subscriptions_office ON subscriptions (office)",
+        """CREATE TABLE subscription_codes (
+            code TEXT NOT NULL,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+            PRIMARY KEY (code, subscription_id)
+        )""",
+        """CREATE TABLE deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+            event_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            occurred_at REAL NOT NULL,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at REAL,
+            last_attempt_at REAL,
+            last_status INTEGER,
+            last_error TEXT,
+            claimed_by TEXT,
+            claimed_until REAL,
+            UNIQUE (subscription_id, event_id)
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+        "CREATE INDEX deliveries_subscription ON deliveries (subscription_id, seq)",
+        """CREATE TABLE notice_cursors (
+            feed TEXT PRIMARY KEY,
+            position REAL NOT NULL
+        )""",
+        # Notices start with the log as it stands: history is nobody's to be told.
+        """INSERT INTO notice_cursors (feed, position)
+            SELECT 'status', coalesce(max(seq), 0) FROM status_history""",
+        """INSERT INTO notice_cursors (feed, position)
+            SELECT 'requests', coalesce(max(seq), 0) FROM request_events""",
+        "INSERT INTO notice_cursors (feed, position) VALUES ('overdue', 0)",
+    ),
 )
 
 

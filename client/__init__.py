@@ -18,6 +18,7 @@ Installs without the gateway's dependencies: ``pip install sealgate-client`` (ht
 cryptography, asn1crypto, rfc8785), built from ``packaging/sealgate-client``.
 """
 
+from sealgate.client.admin import ApiClient, LookupLimit, SealInfo, SealKeyInfo
 from sealgate.client.asynchronous import AsyncClient
 from sealgate.client.calls import NO_RETRIES, RetryPolicy
 from sealgate.client.casework import (
@@ -77,6 +78,7 @@ from sealgate.client.sync import Client
 __all__ = [
     "NO_RETRIES",
     "Action",
+    "ApiClient",
     "AsyncClient",
     "Client",
     "ClientError",
@@ -96,6 +98,7 @@ __all__ = [
     "InvalidHolderId",
     "InvalidRequest",
     "Issuer",
+    "LookupLimit",
     "MaskedHolder",
     "Mode",
     "NewRequest",
@@ -110,6 +113,8 @@ __all__ = [
     "RequestAnswer",
     "RequestStep",
     "RetryPolicy",
+    "SealInfo",
+    "SealKeyInfo",
     "SealedProof",
     "ShownHolder",
     "State",

@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from sealgate.client import calls, calls_casework, calls_showing
+from sealgate.client import calls, calls_admin, calls_casework, calls_showing, notices
+from sealgate.client.admin import ApiClient, SealInfo
 from sealgate.client.calls import NO_RETRIES, Call, RetryPolicy
 from sealgate.client.calls_showing import ImageFormat, Variant
 from sealgate.client.casework import (
@@ -117,10 +118,20 @@ class AsyncClient:
         return await self._run(calls.seal_batch(proofs, idempotency_key))
 
     # verifier
-    async def verify(self, code: str, *, purpose: str) -> Verification:
+    async def verify(
+        self,
+        code: str,
+        *,
+        purpose: str,
+        fields: str | None = None,
+        consent_token: str | None = None,
+    ) -> Verification:
         """A code's current status, holder masked; ``purpose`` must be granted to you.
-        A mistyped code raises :class:`InvalidCode` without a request."""
-        return await self._run(calls.verify(code, purpose))
+        A mistyped code raises :class:`InvalidCode` without a request. ``fields="content"``
+        also reads the proof's sealed content (``Verification.content``) where the
+        purpose's matter grants it, with the holder's ``consent_token`` where the city
+        requires consent (design §17)."""
+        return await self._run(calls.verify(code, purpose, fields, consent_token))
 
     async def verify_batch(
         self, checks: Sequence[str | tuple[str, str]], *, purpose: str
@@ -248,6 +259,36 @@ class AsyncClient:
         """The holder withdraws a consent: its token is refused from now on."""
         return await self._run(calls_casework.revoke_consent(consent_id, holder_id))
 
+    async def subscribe(
+        self,
+        url: str,
+        events: Iterable[str],
+        *,
+        codes: Iterable[str] = (),
+        purpose: str | None = None,
+    ) -> notices.Subscription:
+        """Change notices to ``url``: a verifier's of its ``codes`` (each checked for
+        ``purpose``), a requester's of its office's requests. The answer's ``secret``
+        (``whsec_…``) checks the notices' signatures; it is given this once."""
+        return await self._run(notices.subscribe(url, events, codes, purpose))
+
+    async def subscriptions(self) -> list[notices.Subscription]:
+        """This client's subscriptions (without their secrets)."""
+        return await self._run(notices.subscriptions())
+
+    async def subscription(self, subscription_id: str) -> notices.Subscription:
+        return await self._run(notices.subscription(subscription_id))
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        """End a subscription; what it was still owed is dropped."""
+        return await self._run(notices.unsubscribe(subscription_id))
+
+    async def deliveries(
+        self, subscription_id: str, *, limit: int | None = None
+    ) -> list[notices.Delivery]:
+        """The delivery log, newest first: each notice's state, attempts, last status."""
+        return await self._run(notices.deliveries(subscription_id, limit))
+
     async def my_proofs(self, *, holder_assertion: str) -> list[Verification]:
         """The holder's own proofs in any status; ``holder_assertion``: the identity
         platform's signed word (JWS) that the holder is who the portal says. An assertion
@@ -284,6 +325,76 @@ class AsyncClient:
         """What anyone may learn of a code or a scanned payload, with no token: valid or
         not, its type, unit and dates. A mistyped code raises InvalidCode unsent."""
         return await self._run(calls_showing.public_check(code_or_payload))
+
+    # admin (provisioning; every change names its operator, kept in the audit trail)
+    async def clients(self) -> list[ApiClient]:
+        """Every client with its grants and limit (never a token)."""
+        return await self._run(calls_admin.clients())
+
+    async def add_client(
+        self,
+        *,
+        name: str,
+        role: str,
+        seals: Iterable[str] = (),
+        purposes: Iterable[str] = (),
+        office: str | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Add a client; the answer's ``token`` is its bearer token, shown this once.
+        Not retried after no answer (a repeat would add a second client)."""
+        return await self._run(
+            calls_admin.add_client(name, role, seals, purposes, office, operator)
+        )
+
+    async def remove_client(self, client_id: str, *, operator: str) -> None:
+        """Remove a client: its token is refused at once by the gateway that answers,
+        by every other within 10 s."""
+        return await self._run(calls_admin.remove_client(client_id, operator))
+
+    async def set_grants(
+        self,
+        client_id: str,
+        *,
+        role: str,
+        seals: Iterable[str] = (),
+        purposes: Iterable[str] = (),
+        office: str | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Replace a client's role, seals, purposes and office."""
+        return await self._run(
+            calls_admin.set_grants(client_id, role, seals, purposes, office, operator)
+        )
+
+    async def set_limits(
+        self,
+        client_id: str,
+        *,
+        failed_lookups: int,
+        window_seconds: float | None = None,
+        operator: str,
+    ) -> ApiClient:
+        """Give a client its own limit on failed lookups (window: 600 s unless given)."""
+        return await self._run(
+            calls_admin.set_limits(client_id, failed_lookups, window_seconds, operator)
+        )
+
+    async def clear_limits(self, client_id: str, *, operator: str) -> ApiClient:
+        """Back to the city's limit on failed lookups."""
+        return await self._run(calls_admin.clear_limits(client_id, operator))
+
+    async def seals(self) -> list[SealInfo]:
+        """Every seal, its key versions and whether it is suspended."""
+        return await self._run(calls_admin.seals())
+
+    async def suspend_seal(self, seal_id: str, *, operator: str) -> SealInfo:
+        """Suspend a seal (misuse): nothing is sealed with it until resumed."""
+        return await self._run(calls_admin.suspension(seal_id, True, operator))
+
+    async def resume_seal(self, seal_id: str, *, operator: str) -> SealInfo:
+        """Resume a suspended seal."""
+        return await self._run(calls_admin.suspension(seal_id, False, operator))
 
     # anyone
     async def trust(self) -> TrustDocument:

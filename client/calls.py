@@ -202,12 +202,18 @@ def seal_batch(
     )
 
 
-def verify(code: str, purpose: str) -> Call[Verification]:
+def verify(
+    code: str, purpose: str, fields: str | None = None, consent_token: str | None = None
+) -> Call[Verification]:
+    params = {"purpose": purpose} if fields is None else {"purpose": purpose, "fields": fields}
     return Call(
         "GET",
         f"/v1/verify/{path_code(code)}",
         lambda r: Verification.parse(json_of(r)),
-        params={"purpose": purpose},
+        params=params,
+        headers=_consented(consent_token),
+        # A content read with a consent takes a use on arrival: never sent twice.
+        replayable=consent_token is None,
     )
 
 

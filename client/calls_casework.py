@@ -26,7 +26,7 @@ ASSERTION_HEADER = "Holder-Assertion"
 MAX_OPERATOR = 64
 
 
-def _operator(operator: str) -> dict[str, str]:
+def operator_header(operator: str) -> dict[str, str]:
     """The acting staff member's identifier, required on every request write and kept in
     the audit trail. The gateway checks its form; a name typed here (张三) is refused
     before it could leave, for a header carries ASCII only."""
@@ -59,7 +59,7 @@ def create_request(
         "/v1/requests",
         lambda r: VerificationRequest.parse(json_of(r)),
         json=_body(request),
-        headers=_operator(operator),
+        headers=operator_header(operator),
         replayable=False,
         answers=(201,),
     )
@@ -86,7 +86,7 @@ def _step(request_id: str, step: str, body: Any, operator: str) -> Call[Verifica
         _request_path(request_id, step),
         lambda r: VerificationRequest.parse(json_of(r)),
         json=body,
-        headers=_operator(operator),
+        headers=operator_header(operator),
         replayable=False,
     )
 

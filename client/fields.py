@@ -93,8 +93,14 @@ class Fields:
         return Fields(self._get(name, dict), f"{self._what}.{name}")
 
     def maybe_obj(self, name: str) -> Fields | None:
+        """:meth:`obj`, or ``None`` when absent."""
         value = self._get(name, dict, optional=True)
         return None if value is None else Fields(value, f"{self._what}.{name}")
+
+    def maybe_object(self, name: str) -> dict[str, Any] | None:
+        """A JSON object taken whole (free content), or ``None`` when absent."""
+        value = self._get(name, dict, optional=True)
+        return None if value is None else dict(value)
 
     def items(self, name: str) -> list[Fields]:
         return [Fields(item, f"{self._what}.{name}[]") for item in self._get(name, list)]

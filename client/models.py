@@ -219,6 +219,9 @@ class Verification:
     endorsement: Endorsement | None = None
     # In a batch check that named the holder: whether the proof is that holder's.
     holder_match: bool | None = None
+    # Asked with fields="content": the sealed content, of the fields the purpose's matter
+    # may read (design §17); the holder's identity number masked in it.
+    content: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, f: Fields) -> Verification:
@@ -226,6 +229,7 @@ class Verification:
             **status_fields(f),
             holder=MaskedHolder.read(f.obj("holder")),
             holder_match=f.maybe_flag("holder_match"),
+            content=f.maybe_object("content"),
         )
 
     @classmethod

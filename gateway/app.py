@@ -30,6 +30,7 @@ from sealgate.gateway.casework import RequestDesk, load_calendar
 from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.consenting import ConsentService
+from sealgate.gateway.handlers.admin import add_admin_routes
 from sealgate.gateway.handlers.check import get_check_page, get_check_script, get_public_check
 from sealgate.gateway.handlers.common import MAX_BODY
 from sealgate.gateway.handlers.consents import delete_consent, get_consents, post_consent
@@ -56,6 +57,13 @@ from sealgate.gateway.handlers.requests import (
     post_return,
 )
 from sealgate.gateway.handlers.sealing import post_certificates
+from sealgate.gateway.handlers.subscriptions import (
+    delete_subscription,
+    get_deliveries,
+    get_subscription,
+    get_subscriptions,
+    post_subscription,
+)
 from sealgate.gateway.handlers.verify import (
     get_document,
     get_proofs,
@@ -75,7 +83,9 @@ from sealgate.gateway.keys import (
     CHECKER,
     CLOCK,
     CONSENTS,
+    COURIER,
     DESK,
+    DIRECTORY,
     FAILED_LOOKUPS,
     GATEWAY_KEYS,
     HOLDER_ASSERTIONS,
@@ -90,6 +100,7 @@ from sealgate.gateway.keys import (
     SIGNING,
     SIGNING_OVERRIDE,
     STATUS_LISTS,
+    SUBSCRIPTIONS,
     VERIFY,
 )
 from sealgate.gateway.metrics import Metrics
@@ -100,12 +111,14 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
+from sealgate.gateway.notices import NoticeCourier
 from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.shared_limits import DatabaseFailures, RedisFailures
 from sealgate.gateway.status_lists import StatusLists
+from sealgate.gateway.subscribing import BoundedNotices, SubscriptionDesk
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.timestamping import Timestamper
 from sealgate.gateway.verifying import VerifyEndpoint
@@ -191,6 +204,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             directory, read=tokens.client_by_token, outage_freshness=settings.outage_freshness
         )
         app[GUARDS] = (registry.guard, tokens.guard)
+        app[DIRECTORY] = tokens
         app[LOOKUP] = lookup
         app[AUDIT] = audit
         app[METRICS].follow(audit, shared, lambda: catalog.snapshot.certificate_ends)
@@ -244,6 +258,22 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             limiter=app[FAILED_LOOKUPS],
             clock=app[CLOCK],
         )
+        webhook_key = settings.read_secret("webhook-key")
+        app[SUBSCRIPTIONS] = SubscriptionDesk(
+            book=BoundedNotices(registry),
+            checker=checker,
+            limiter=app[FAILED_LOOKUPS],
+            rules=settings.notice_targets,
+            key=webhook_key,
+            clock=app[CLOCK],
+        )
+        courier = app[COURIER] = NoticeCourier(
+            BoundedNotices(registry),
+            key=webhook_key,
+            rules=settings.notice_targets,
+            clock=app[CLOCK],
+        )
+        stack.push_async_callback(courier.close)
         keys = GatewayKeys.load(settings.home)
         app[GATEWAY_KEYS] = keys
         own_keys |= set(keys.labels.values())
@@ -306,6 +336,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(audit.run(), name="audit-duties"),
             asyncio.create_task(app[METRICS].run(), name="metrics-publisher"),
             asyncio.create_task(watch.run(), name="overdue-watch"),
+            asyncio.create_task(courier.run(), name="change-notices"),
             asyncio.create_task(lists.run(), name="status-lists"),
             asyncio.create_task(watch_readiness(app), name="readiness"),
         ]
@@ -392,10 +423,16 @@ def create_app(
     app.router.add_post("/v1/requests/{id}/extend", post_extend)
     app.router.add_post("/v1/requests/{id}/return", post_return)
     app.router.add_get("/v1/holder-requests", get_holder_requests)
+    app.router.add_post("/v1/subscriptions", post_subscription)
+    app.router.add_get("/v1/subscriptions", get_subscriptions)
+    app.router.add_get("/v1/subscriptions/{id}", get_subscription)
+    app.router.add_delete("/v1/subscriptions/{id}", delete_subscription)
+    app.router.add_get("/v1/subscriptions/{id}/deliveries", get_deliveries)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi)
+    add_admin_routes(app.router)
     app[REQUEST_IDS] = RequestIds()
     app[ROUTE_ACTIONS] = {
         route: AUDITED[key]

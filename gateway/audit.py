@@ -183,6 +183,7 @@ class AuditLog:
         self._silent = 0.0  # seconds listened to without a word, heartbeats included
         self._spawned_at = -RESPAWN_GAP
         self._spawn_lock = asyncio.Lock()
+        self._checkpoint_lock = asyncio.Lock()
         self._writer_gone = asyncio.Event()  # wakes the duties loop to start another
         self._failing_since: float | None = None
         # why the last journal write failed, until a probe writes there again
@@ -604,6 +605,10 @@ class AuditLog:
     async def checkpoint(self) -> SignedHead | None:
         """Sign the chain's head with the audit key and record the checkpoint; returns
         once the checkpoint's record is in the store."""
+        async with self._checkpoint_lock:  # the duties' and a provisioning change's
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> SignedHead | None:
         if self._signing is None or self._writer is None:
             return None
         head_row = await self._call("head")

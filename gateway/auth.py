@@ -112,6 +112,15 @@ class Authenticator:
         self._cache[header] = (time.monotonic() + CACHE_SECONDS, client)
         return client
 
+    def forget(self, client_id: str) -> None:
+        """Drop what this process remembers of a client an admin just changed or removed:
+        here in force at once, in other processes within :data:`CACHE_SECONDS`."""
+        stale = [
+            h for h, (_, c) in self._cache.items() if c is not None and c.client_id == client_id
+        ]
+        for header in stale:
+            del self._cache[header]
+
     async def require(self, request: web.Request, *roles: Role) -> Client:
         client = await self.client(request)
         if client.role not in roles:

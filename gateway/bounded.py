@@ -342,6 +342,15 @@ class BoundedDirectory:
             lambda: loop.run_in_executor(self._thread, self._directory.client_by_token, token)
         )
 
+    async def call(self, work: Callable[[Directory], T], *, write: bool = False) -> T:
+        """``work`` on the directory (the admin's reads and changes), on the same thread
+        and behind the same guard as the token reads; a ``write`` is waited for (its
+        intent is audited: the answer says whether it was made)."""
+        loop = asyncio.get_running_loop()
+        return await self.guard.call(
+            lambda: loop.run_in_executor(self._thread, work, self._directory), write=write
+        )
+
     def close(self) -> None:
         """Stop taking reads; a read stuck on a hung server is not waited for."""
         self._thread.shutdown(wait=False, cancel_futures=True)

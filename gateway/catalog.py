@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sealgate.crypto.proof import ProofSealer
 from sealgate.crypto.revocation import Revocations
 from sealgate.crypto.verification import TrustList
 from sealgate.gateway.revoking import revoked_entries
 from sealgate.verify.directory import Directory, IssuedCrl, KeyState, NotFound, Seal, SealKey
+from sealgate.verify.matters import Matter
 
 REFRESH_SECONDS = 5.0
 #: How long GET /v1/crl may be cached: a new CRL reaches every cache within this (and the
@@ -48,6 +49,8 @@ class CatalogSnapshot:
     # The only keys the signing process may sign with: the active seal keys (the audit
     # key is added by the gateway, which owns it).
     signing_labels: frozenset[str] = frozenset()
+    # The city's table of matters (docs/design.md §17): matter id → what it may read.
+    matters: Mapping[str, Matter] = field(default_factory=dict)
 
 
 class SealCatalog:
@@ -74,6 +77,7 @@ class SealCatalog:
         seals = {seal.seal_id: seal for seal in self._directory.seals()}
         crl = self._directory.latest_crl()
         published = self._directory.trust_document()
+        matters = {matter.matter_id: matter for matter in self._directory.matters()}
         return CatalogSnapshot(
             seals=seals,
             roots=roots,
@@ -96,6 +100,7 @@ class SealCatalog:
                 for key in seal.keys
                 if key.state is KeyState.ACTIVE
             ),
+            matters=matters,
         )
 
     def _certificate_ends(self, seals: Iterable[Seal]) -> dict[str, float]:
@@ -135,6 +140,9 @@ class SealCatalog:
 
     def seal(self, seal_id: str) -> Seal | None:
         return self.snapshot.seals.get(seal_id)
+
+    def matter(self, matter_id: str) -> Matter | None:
+        return self.snapshot.matters.get(matter_id)
 
     def unit_name(self, unit_code: str) -> str | None:
         """The name the directory knows an office by (its seals'), or ``None``."""

@@ -101,12 +101,19 @@ class StatusChecker:
             raise unknown_code()
         return record
 
-    def status_view(self, record: ProofStatus, *, chinese: bool = False) -> dict[str, Any]:
+    def status_view(
+        self, record: ProofStatus | ProofRecord, *, chinese: bool = False
+    ) -> dict[str, Any]:
         """The minimum a checker needs (docs/design.md §6.2), holder masked, checked now."""
         return self.view(record, self._clock(), chinese=chinese)
 
     def view(
-        self, record: ProofStatus, now: float, as_of: float | None = None, *, chinese: bool = False
+        self,
+        record: ProofStatus | ProofRecord,
+        now: float,
+        as_of: float | None = None,
+        *,
+        chinese: bool = False,
     ) -> dict[str, Any]:
         """:func:`status_view` with what the directory knows: the seal's kind and the
         data owner's name."""
@@ -144,7 +151,7 @@ class StatusChecker:
 
 
 def status_view(
-    record: ProofStatus,
+    record: ProofStatus | ProofRecord,
     now: float,
     as_of: float | None = None,
     *,

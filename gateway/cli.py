@@ -17,7 +17,8 @@ from sealgate.crypto.certificates import certificate_validity
 from sealgate.errors import Error
 from sealgate.gateway import cli_qr
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
-from sealgate.gateway.cli_provision import provision
+from sealgate.gateway.cli_matters import add_matter_commands, list_matters, matter_command
+from sealgate.gateway.cli_provision import add_client_commands, provision
 from sealgate.gateway.cli_requests import (
     add_request_commands,
     calendar_or_suspension,
@@ -38,7 +39,7 @@ from sealgate.gateway.home import load_settings, resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm
-from sealgate.verify.directory import Role, SealKind
+from sealgate.verify.directory import SealKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,42 +123,8 @@ def _parser() -> argparse.ArgumentParser:
     add_revocation_commands(sub, seal, rotate, home)
 
     add_request_commands(sub, seal, home)
-    client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
-        dest="action", required=True, metavar="ACTION"
-    )
-    add = client.add_parser("add", parents=[home], help="add a client; prints its token once")
-    add.add_argument("--name", required=True)
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
-    add.add_argument("--seal", action="append", default=[], help="a seal a signer may use")
-    add.add_argument(
-        "--purpose", action="append", default=[], help="a purpose a verifier may check codes for"
-    )
-    add.add_argument(
-        "--office",
-        help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
-        " answers the requests addressed to it",
-    )
-    add_operator(add)
-    client.add_parser("list", parents=[home], help="list clients")
-    remove = client.add_parser(
-        "remove", parents=[home], help="remove a client: its token stops working within 10 s"
-    )
-    remove.add_argument("client", metavar="CLIENT")
-    add_operator(remove)
-    limits = client.add_parser(
-        "set-limits",
-        parents=[home],
-        help="a client's own limit on failed lookups (in force within 10 s)",
-    )
-    limits.add_argument("client", metavar="CLIENT")
-    limits.add_argument(
-        "--failed-lookups", type=int, metavar="N", help="failed lookups allowed in a window"
-    )
-    limits.add_argument(
-        "--window", type=float, default=600.0, metavar="SECONDS", help="(default 600)"
-    )
-    limits.add_argument("--default", action="store_true", help="back to the city's limit")
-    add_operator(limits)
+    add_client_commands(sub, home)
+    add_matter_commands(sub, home)
 
     serve = sub.add_parser("serve", parents=[home], help="run the HTTP gateway")
     serve.add_argument("--host", default="127.0.0.1")
@@ -370,6 +337,8 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "calendar" and args.action == "list":
             return list_calendar(directory)
+        if args.command == "matter" and args.action == "list":
+            return list_matters(directory)
         audit = CliAudit(settings, args.operator)
         # The audit key signs each change's records before the command ends: the token
         # is opened first, so a change that could not be signed is not made.
@@ -378,6 +347,8 @@ def _run(args: argparse.Namespace) -> int:
                 action = getattr(args, "action", "")  # gateway-keys has none
                 if args.command == "calendar" or action in ("suspend", "resume"):
                     return calendar_or_suspension(args, directory, audit)
+                if args.command == "matter":
+                    return matter_command(args, directory, audit)
                 return provision(args, provisioner, directory, keystore, audit)
             finally:
                 audit.checkpoint(keystore)

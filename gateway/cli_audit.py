@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 from sealgate.errors import Error
+from sealgate.gateway.administration import Change, plain_text, record_detail
 from sealgate.gateway.audit import AUDIT_KEY_LABEL, INTENT
 from sealgate.gateway.audit_store import append, append_now, open_store, stored_head, write_head
 from sealgate.gateway.home import HomeError, Settings
-from sealgate.gateway.provision import Ahead, plain_text
+from sealgate.gateway.provision import Ahead
 from sealgate.hsm.keystore import Keystore
 from sealgate.verify.audit import (
     AuditEvent,
@@ -29,6 +30,7 @@ from sealgate.verify.audit import (
     checkpoint_event,
     head_digest,
 )
+from sealgate.verify.directory import Directory
 from sealgate.verify.sqlite_toolkit import write_transaction
 
 
@@ -72,6 +74,13 @@ class CliAudit:
 
         return ahead
 
+    def make(self, change: Change, directory: Directory) -> None:
+        """A checked change (:mod:`sealgate.gateway.administration`): its intent
+        recorded, the change made, its outcome recorded."""
+        self.ahead(change.action, **change.detail)(change.subject)
+        change.write(directory)
+        self.outcome(change.action, change.subject, **change.detail)
+
     def outcome(self, action: str, subject: str, **detail: object) -> None:
         """The outcome of a change made: if the trail refuses it now, the change stands
         (its intent is recorded) and the operator is told."""
@@ -101,8 +110,12 @@ class CliAudit:
                     result=result,
                     request_id="",
                     at=time.time(),
-                    # the account that ran it, beside the person it names
-                    detail={"subject": subject, "account": getpass.getuser(), **detail},
+                    # as the admin's HTTP routes record it (Change.record), and the
+                    # account that ran it beside the person it names
+                    detail={
+                        **record_detail(subject, self.operator, detail),
+                        "account": getpass.getuser(),
+                    },
                 )
             ],
         )

@@ -10,11 +10,69 @@ import argparse
 
 from sealgate.crypto.key_trust import b64url
 from sealgate.errors import Error
+from sealgate.gateway import administration
+from sealgate.gateway.administration import Grants, InvalidChange
 from sealgate.gateway.attestation import create_gateway_keys
-from sealgate.gateway.cli_audit import CliAudit, CliError
+from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.gateway.provision import Provisioner
 from sealgate.hsm.keystore import KeyAlgorithm, Keystore
-from sealgate.verify.directory import Directory, LookupLimit, Role, SealKind, SealScope
+from sealgate.verify.directory import Directory, Role, SealKind, SealScope
+
+
+def add_client_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], home: argparse.ArgumentParser
+) -> None:
+    """``client add|list|remove|set-grants|set-limits``."""
+    client = sub.add_parser("client", parents=[home], help="manage API clients").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = client.add_parser("add", parents=[home], help="add a client; prints its token once")
+    add.add_argument("--name", required=True)
+    grants = client.add_parser(
+        "set-grants",
+        parents=[home],
+        help="replace a client's role, seals, purposes and office (in force within 10 s)",
+    )
+    grants.add_argument("client", metavar="CLIENT")
+    for parser in (add, grants):
+        parser.add_argument("--role", required=True, choices=[r.value for r in Role])
+        parser.add_argument("--seal", action="append", default=[], help="a seal a signer may use")
+        parser.add_argument(
+            "--purpose",
+            action="append",
+            default=[],
+            help="a purpose a verifier may check codes for",
+        )
+        parser.add_argument(
+            "--office",
+            help="the office (its 统一社会信用代码) of an issuer, a requester, or a signer that"
+            " answers the requests addressed to it",
+        )
+        add_operator(parser)
+    client.add_parser("list", parents=[home], help="list clients")
+    remove = client.add_parser(
+        "remove", parents=[home], help="remove a client: its token stops working within 10 s"
+    )
+    remove.add_argument("client", metavar="CLIENT")
+    add_operator(remove)
+    limits = client.add_parser(
+        "set-limits",
+        parents=[home],
+        help="a client's own limit on failed lookups (in force within 10 s)",
+    )
+    limits.add_argument("client", metavar="CLIENT")
+    limits.add_argument(
+        "--failed-lookups", type=int, metavar="N", help="failed lookups allowed in a window"
+    )
+    limits.add_argument(
+        "--window",
+        type=float,
+        default=administration.DEFAULT_LIMIT_WINDOW,
+        metavar="SECONDS",
+        help=f"(default {administration.DEFAULT_LIMIT_WINDOW:g})",
+    )
+    limits.add_argument("--default", action="store_true", help="back to the city's limit")
+    add_operator(limits)
 
 
 def provision(
@@ -32,38 +90,8 @@ def provision(
         for use, label in sorted(keys.labels.items()):
             print(f"{use}\t{label}\t{b64url(keys.kids[use])}")
         return publish_after(audit, provisioner, directory)  # the keys, signed by the root
-    if args.command == "client" and args.action == "remove":
-        audit.ahead("client-remove")(args.client)
-        directory.remove_client(args.client)
-        audit.outcome("client-remove", args.client)
-        print(f"removed\t{args.client}")
-        return 0
-    if args.command == "client" and args.action == "set-limits":
-        if args.default == (args.failed_lookups is not None):
-            raise CliError("give --failed-lookups N [--window SECONDS], or --default")
-        try:
-            limit = None if args.default else LookupLimit(args.failed_lookups, args.window)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
-        shown = "default" if limit is None else f"{limit.failures}/{limit.window_seconds:g}s"
-        audit.ahead("client-set-limits", failed_lookups=shown)(args.client)
-        directory.set_lookup_limit(args.client, limit)
-        audit.outcome("client-set-limits", args.client, failed_lookups=shown)
-        print(f"limits\t{args.client}\tfailed lookups {shown}")
-        return 0
-    if args.command == "client" and args.action == "add":
-        client, token = provisioner.add_client(
-            directory,
-            name=args.name,
-            role=Role(args.role),
-            seals=args.seal,
-            purposes=args.purpose,
-            office=args.office,
-            ahead=audit.ahead("client-add", role=args.role),
-        )
-        audit.outcome("client-add", client.client_id, role=client.role.value)
-        print(f"{client.role.value}\t{client.client_id}\t{token}")
-        return 0
+    if args.command == "client":
+        return _client(args, directory, audit)
     if args.command == "trust":
         audit.ahead("trust-publish")("trust")
         version = provisioner.publish_trust(directory)  # in the root's own token, its PIN
@@ -95,6 +123,50 @@ def provision(
     audit.outcome("seal-rotate", key.seal_id, version=key.version, key=key.key_label)
     print(f"seal\t{key.seal_id}\tv{key.version}")
     return publish_after(audit, provisioner, directory)
+
+
+_FLAGS = {"seals": "--seal", "purposes": "--purpose", "failed_lookups": "--failed-lookups"}
+
+
+def _client(args: argparse.Namespace, directory: Directory, audit: CliAudit) -> int:
+    """``client add|remove|set-grants|set-limits``: the changes the admin's HTTP routes
+    make too, checked by the same operations."""
+    try:
+        return _client_change(args, directory, audit)
+    except InvalidChange as exc:
+        raise CliError(f"{_FLAGS.get(exc.field, '--' + exc.field)}: {exc}") from None
+
+
+def _client_change(args: argparse.Namespace, directory: Directory, audit: CliAudit) -> int:
+    if args.action == "remove":
+        audit.make(administration.remove_client(args.client), directory)
+        print(f"removed\t{args.client}")
+        return 0
+    if args.action == "set-limits":
+        if args.default == (args.failed_lookups is not None):
+            raise CliError("give --failed-lookups N [--window SECONDS], or --default")
+        limit = None
+        if not args.default:
+            limit = administration.lookup_limit(args.failed_lookups, args.window)
+        change = administration.set_limits(args.client, limit)
+        audit.make(change, directory)
+        print(f"limits\t{args.client}\tfailed lookups {change.detail['failed_lookups']}")
+        return 0
+    grants = Grants.checked(
+        directory,
+        role=Role(args.role),
+        seals=args.seal,
+        purposes=args.purpose,
+        office=args.office,
+    )
+    if args.action == "set-grants":
+        audit.make(administration.set_grants(args.client, grants), directory)
+        print(f"grants\t{args.client}\t{grants.role.value}")
+        return 0
+    change, client, token = administration.add_client(args.name, grants)
+    audit.make(change, directory)
+    print(f"{client.role.value}\t{client.client_id}\t{token}")
+    return 0
 
 
 def publish_after(audit: CliAudit, provisioner: Provisioner, directory: Directory) -> int:

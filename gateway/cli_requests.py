@@ -5,9 +5,9 @@ as provisioning is (its intent before the change)."""
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
+from sealgate.gateway.administration import suspend_seal
 from sealgate.gateway.casework import load_calendar
 from sealgate.gateway.cli_audit import CliAudit, CliError, add_operator
 from sealgate.verify.directory import Directory
@@ -60,9 +60,7 @@ def calendar_or_suspension(args: argparse.Namespace, directory: Directory, audit
         audit.outcome("calendar-load", str(year.year), source=year.source)
         print(f"calendar\t{year.year}\t{len(year.holidays)} holidays\t{len(year.workdays)} made up")
         return 0
-    at = time.time() if args.action == "suspend" else None
-    audit.ahead(f"seal-{args.action}")(args.seal)
-    directory.suspend_seal(args.seal, at)
-    audit.outcome(f"seal-{args.action}", args.seal)
-    print(f"seal\t{args.seal}\t{'suspended' if at else 'in use'}")
+    suspend = args.action == "suspend"
+    audit.make(suspend_seal(args.seal, suspend=suspend), directory)
+    print(f"seal\t{args.seal}\t{'suspended' if suspend else 'in use'}")
     return 0

@@ -82,10 +82,17 @@ class ConsentService:
         return pending.finish(await self._signing.sign_digest(label, pending.digest))
 
     async def redeem(
-        self, request: web.Request, client: Client, *, holder_key: bytes, proof_type: str
+        self,
+        request: web.Request,
+        client: Client,
+        *,
+        holder_key: bytes,
+        proof_type: str,
+        matter: str | None = None,
     ) -> Consent:
         """The consent the request presents, one use taken; 403 if there is none that
-        covers this client reading this holder's proof of this type now."""
+        covers this client reading this holder's proof of this type now (and, when
+        ``matter`` is given, for that matter: a content read's, docs/design.md §17)."""
         token = request.headers.get(CONSENT_HEADER)
         if not token:
             raise Problem(
@@ -105,6 +112,8 @@ class ConsentService:
         types = claims.get("types")
         if not isinstance(types, list) or proof_type not in types:  # before a use is spent
             raise consent_refused("the consent does not cover this type of proof")
+        if matter is not None and claims.get("matter") != matter:
+            raise consent_refused("the consent was given for another matter")
         try:
             consent = await self._registry.use_consent(consent_id, now)
             consent.covers(holder_key=holder_key, grantee=client.client_id, proof_type=proof_type)

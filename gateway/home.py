@@ -35,6 +35,7 @@ from sealgate.errors import Error
 from sealgate.gateway.audit_sink import HeadSink, instance_name
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.gateway.instants import CHINA, parse_offset
+from sealgate.gateway.webhooks import TargetRules, rules_from_config
 from sealgate.hsm.keystore import KeystoreConfig
 from sealgate.hsm.softhsm import follow_moved_tokens
 from sealgate.verify.at_rest import DocumentCipher
@@ -174,6 +175,9 @@ class Settings:
     # are announced (signed with the secret ``webhook-key``).
     office_hours: OfficeHours | None = None
     overdue_webhook: str | None = None
+    # config.toml [notices] (docs/design.md §18): where change notices may be sent
+    # besides public HTTPS hosts (plain http, networks otherwise refused).
+    notice_targets: TargetRules = dataclasses.field(default_factory=TargetRules)
     # City settings for 亮码扫码 (docs/design.md §13): how long a dynamic QR payload lasts
     # (60-120 s), the bound within which a status change is in the published status
     # list, and the gateway's public address, the base of the list URIs in payloads.
@@ -504,8 +508,16 @@ def load_settings(
         public_url=str(config.get("public_url", "")).rstrip("/"),
         check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
         consent_required=_flag(config.get("consent_required", True), "consent_required"),
+        notice_targets=_notice_targets(config.get("notices")),
         **_request_settings(config.get("requests")),
     )
+
+
+def _notice_targets(table: object) -> TargetRules:
+    try:
+        return rules_from_config(table)
+    except ValueError as exc:
+        raise HomeError(f"{CONFIG_NAME}: {exc}") from None
 
 
 def _request_settings(table: object) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
+from sealgate.gateway.bounded import BoundedDirectory
 from sealgate.gateway.casework import RequestDesk
 from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
@@ -22,11 +23,13 @@ from sealgate.gateway.consenting import ConsentService
 from sealgate.gateway.holder_assertions import HolderAssertions
 from sealgate.gateway.home import Settings
 from sealgate.gateway.metrics import Metrics
+from sealgate.gateway.notices import NoticeCourier
 from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
 from sealgate.gateway.sealing import SealingService
 from sealgate.gateway.status_lists import StatusLists
+from sealgate.gateway.subscribing import SubscriptionDesk
 from sealgate.gateway.throttle import FailedLookupLimiter
 from sealgate.gateway.verifying import VerifyEndpoint
 from sealgate.hsm.service import SigningService
@@ -56,6 +59,10 @@ HOLDER_ASSERTIONS = web.AppKey("holder_assertions", HolderAssertions)
 BATCH_CHECKS = web.AppKey("batch_checks", BatchChecker)
 DESK = web.AppKey("desk", RequestDesk)
 OVERDUE = web.AppKey("overdue", OverdueWatch)
+# The directory for the admin's routes (the token reads go through AUTH).
+DIRECTORY = web.AppKey("directory", BoundedDirectory)
+SUBSCRIPTIONS = web.AppKey("subscriptions", SubscriptionDesk)
+COURIER = web.AppKey("courier", NoticeCourier)
 # "Now" for every date a handler judges (not-yet-valid, expired, a change's time): time.time
 # unless a test injects a clock of its own.
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

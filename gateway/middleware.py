@@ -19,13 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditNote, AuditUnavailable
+from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditLog, AuditNote, AuditUnavailable
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
 from sealgate.gateway.keys import AUDIT, HOLDER_KEYS, METRICS, SETTINGS
 from sealgate.gateway.language import asks_chinese
 from sealgate.gateway.problems import PROBLEM_CODE, Problem, audit_problem, invalid, problem_for
 from sealgate.gateway.requests import InvalidRequest
+from sealgate.hsm.errors import HsmError
 from sealgate.verify.code import recordable_code
 from sealgate.verify.directory import Client
 from sealgate.verify.holders import HolderKeys
@@ -78,7 +79,32 @@ AUDITED = {
     ("DELETE", "/v1/consents/{consent_id}"): "consent-revoke",
     ("GET", "/v1/holders/me/proofs"): "holder-proofs",
     ("GET", "/v1/holders/me/proofs/{code}/document"): "holder-document",
+    # the admin's provisioning: the CLI's action names (sealgate.gateway.administration)
+    ("GET", "/v1/admin/clients"): "client-list",
+    ("POST", "/v1/admin/clients"): "client-add",
+    ("DELETE", "/v1/admin/clients/{client_id}"): "client-remove",
+    ("PUT", "/v1/admin/clients/{client_id}/grants"): "client-set-grants",
+    ("PUT", "/v1/admin/clients/{client_id}/limits"): "client-set-limits",
+    ("DELETE", "/v1/admin/clients/{client_id}/limits"): "client-set-limits",
+    ("GET", "/v1/admin/seals"): "seal-list",
+    ("POST", "/v1/admin/seals/{seal_id}/suspend"): "seal-suspend",
+    ("POST", "/v1/admin/seals/{seal_id}/resume"): "seal-resume",
+    ("POST", "/v1/subscriptions"): "subscribe",
+    ("DELETE", "/v1/subscriptions/{id}"): "unsubscribe",
 }
+# Provisioning changes: as on the command line, a checkpoint signs their records as soon
+# as the outcome's is written, before the answer leaves (a record no checkpoint covers
+# could be deleted without trace).
+_PROVISIONING = frozenset(
+    {
+        "client-add",
+        "client-remove",
+        "client-set-grants",
+        "client-set-limits",
+        "seal-suspend",
+        "seal-resume",
+    }
+)
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset(
     {
@@ -91,6 +117,9 @@ _CHANGES = frozenset(
         "request-return",
         "consent",
         "consent-revoke",
+        *_PROVISIONING,
+        "subscribe",
+        "unsubscribe",
     }
 )
 
@@ -221,6 +250,19 @@ async def write_ahead(request: web.Request, codes: Sequence[str] | None = None) 
     note.ahead = True
 
 
+async def _sign_now(audit: AuditLog, request_id: str) -> None:
+    """Sign a provisioning change's records now; a failure leaves them to the next
+    checkpoint (the duties loop's, within its interval), the change made."""
+    try:
+        await audit.checkpoint()
+    except (HsmError, AuditUnavailable) as exc:
+        log.warning(
+            "provisioning change (request %s) not yet signed (%s): the next checkpoint signs it",
+            request_id,
+            type(exc).__name__,
+        )
+
+
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, errors as problem+json, the audit record, metrics: for every request.
@@ -279,6 +321,9 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
                     )
                 else:
                     response = audit_unavailable(request_id, chinese=asks_chinese(request))
+            else:
+                if note.ahead and action in _PROVISIONING:
+                    await _sign_now(audit, request_id)
     response.headers["X-Request-Id"] = request_id
     resource = route.resource
     app[METRICS].observe(

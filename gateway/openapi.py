@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from sealgate.gateway.catalog import CRL_MAX_AGE
+from sealgate.gateway.openapi_admin import ADMIN_PATHS
+from sealgate.gateway.openapi_notices import NOTICE_PATHS
 from sealgate.gateway.openapi_qr import (
     CHECK_PATHS,
     CONSENT_PATHS,
@@ -26,6 +28,7 @@ from sealgate.gateway.openapi_schemas import (
     DER,
     DOCUMENT_CHECK,
     EXAMPLE_CODE,
+    FIELDS,
     PROBLEM_CODES,
     PROOF_REQUEST,
     PURPOSE,
@@ -38,6 +41,7 @@ from sealgate.gateway.openapi_schemas import (
     TRUST,
     VERIFY_BATCH,
     VERIFY_BATCH_ANSWER,
+    VERIFY_VIEW,
     header,
     json_answer,
     no_store_header,
@@ -98,6 +102,7 @@ OPENAPI: dict[str, Any] = {
             "SealedProof": SEALED,
             "SealedBatch": SEALED_BATCH,
             "StatusView": STATUS_VIEW,
+            "VerifyView": VERIFY_VIEW,
             "StatusHistory": STATUS_HISTORY,
         },
         "responses": {f"Problem{status}": problem_response(status) for status in PROBLEM_CODES},
@@ -180,11 +185,12 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/verify/{code}": {
             "get": {
-                "summary": "Current status of a proof, holder masked",
+                "summary": "Current status of a proof, holder masked; with fields=content "
+                "also its content, where the purpose's matter grants it",
                 "security": BEARER,
-                "parameters": [CODE_PARAMETER, PURPOSE],
+                "parameters": [CODE_PARAMETER, PURPOSE, FIELDS, CONSENT_TOKEN],
                 "responses": {
-                    "200": json_answer("The proof's status", ref("StatusView"), cache="no-store"),
+                    "200": json_answer("The proof's status", ref("VerifyView"), cache="no-store"),
                     **problems(400, 401, 403, 404, 429, 503),
                 },
             }
@@ -410,6 +416,8 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **REQUEST_PATHS,
+        **ADMIN_PATHS,
+        **NOTICE_PATHS,
         "/openapi.json": {
             "get": {
                 "summary": "This document",

@@ -258,7 +258,10 @@ CONSENT_PATHS: dict[str, Any] = {
                             {
                                 "holder_id": {"type": "string", "maxLength": MAX_HOLDER_ID},
                                 "grantee": {"type": "string", "description": "client id"},
-                                "matter": {"type": "string", "description": "事项"},
+                                "matter": {
+                                    "type": "string",
+                                    "description": "事项: a matter of the city's table, by id",
+                                },
                                 "proof_types": {
                                     "type": "array",
                                     "minItems": 1,
@@ -282,7 +285,7 @@ CONSENT_PATHS: dict[str, Any] = {
                     object_schema({**_CONSENT_VIEW, "token": {"type": "string"}}),
                     cache="no-store",
                 ),
-                **problems(400, 401, 403, 408, 413, 503),
+                **problems(400, 401, 403, 408, 413, 422, 503),
             },
         },
         "get": {

@@ -22,7 +22,7 @@ from sealgate.gateway.requests import MAX_HOLDER_ID, MAX_PROOF_TYPE, MAX_REASON
 from sealgate.verify.requests import Action, Mode, State, Tier
 
 _UNIT = object_schema({"unit_name": {"type": "string"}, "unit_code": {"type": "string"}})
-_OPERATOR: Schema = {
+OPERATOR: Schema = {
     "name": "X-Operator",
     "in": "header",
     "required": True,
@@ -135,7 +135,7 @@ def _step(summary: str, body: Schema) -> dict[str, Any]:
         "post": {
             "summary": summary,
             "security": BEARER,
-            "parameters": [_ID, _OPERATOR],
+            "parameters": [_ID, OPERATOR],
             "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
             "responses": {
                 "200": json_answer("Done, durable", REQUEST_VIEW, cache="no-store"),
@@ -153,7 +153,7 @@ REQUEST_PATHS: dict[str, Any] = {
             "description": "Registered and accepted on arrival: its due_at is counted from "
             "now in Asia/Shanghai working days.",
             "security": BEARER,
-            "parameters": [_OPERATOR],
+            "parameters": [OPERATOR],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": NEW_REQUEST}},
@@ -208,7 +208,7 @@ REQUEST_PATHS: dict[str, Any] = {
     ),
     "/v1/requests/{id}/extend": _step(
         "Extend an extendable tier once by 5 working days, with approver and reason",
-        object_schema({"reason": _REASON, "approver": _OPERATOR["schema"]}),
+        object_schema({"reason": _REASON, "approver": OPERATOR["schema"]}),
     ),
     "/v1/requests/{id}/return": _step(
         "Return with a reason (outside the office's remit)", object_schema({"reason": _REASON})

@@ -54,6 +54,8 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "consent-required",
         "consent-invalid",
         "holder-not-asserted",
+        # fields=content for a purpose whose matter does not read that type's content
+        "content-not-granted",
     ),
     404: (
         "unknown-code",
@@ -61,7 +63,10 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "request-not-found",
         "unknown-status-list",
         "unknown-consent",
+        "unknown-subscription",
         "no-crl",
+        "unknown-client",
+        "unknown-seal",
     ),
     405: ("method-not-allowed",),
     408: ("body-timeout",),
@@ -86,6 +91,8 @@ PROBLEM_CODES: dict[int, tuple[str, ...]] = {
         "holder-mismatch",
         "invalid-qr",
         "qr-expired",
+        "unknown-matter",  # a consent for a matter the city's table does not hold
+        "invalid-provisioning",
     ),
     429: ("too-many-failed-lookups", "too-many-checks"),
     503: (
@@ -107,7 +114,7 @@ _PROBLEM_DESCRIPTIONS = {
     401: "No valid bearer token",
     403: "The client's role, purposes, seals or office do not allow this",
     404: "No such proof (malformed, forged and unregistered codes alike), request (or not"
-    " this office's), status list, consent or path, or no CRL yet",
+    " this office's), status list, consent, client, seal or path, or no CRL yet",
     405: "The path has no such method; `Allow` lists those it has",
     408: "The body did not arrive in time",
     409: "The proof's status (or its not having started yet) does not allow that change, or "
@@ -359,6 +366,7 @@ STATUS_OPTIONAL = (
 STATUS_VIEW = object_schema(
     {
         **_STATUS_FIELDS,
+
         "status_as_of": {
             **_INSTANT_ANSWER,
             "description": "Present only when the registry could not be read: the status "
@@ -366,6 +374,20 @@ STATUS_VIEW = object_schema(
         },
     },
     *STATUS_OPTIONAL,
+)
+# GET /v1/verify/{code}: the status view, and with fields=content the content
+VERIFY_VIEW = object_schema(
+    {
+        **STATUS_VIEW["properties"],
+        "content": {
+            "type": "object",
+            "description": "Only with fields=content: the facts the issuing office sealed, "
+            "of the fields the purpose's matter may read; the holder's identity number "
+            "masked wherever it appears",
+        },
+    },
+    *(name for name in STATUS_VIEW["properties"] if name not in STATUS_VIEW["required"]),
+    "content",
 )
 VERIFY_BATCH = object_schema(
     {
@@ -572,6 +594,16 @@ READINESS = object_schema(
 )
 
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+FIELDS: Schema = {
+    "name": "fields",
+    "in": "query",
+    "required": False,
+    "description": "content: the answer also carries the proof's sealed content, of the "
+    "fields the purpose's matter may read (docs/design.md §17); 403 content-not-granted "
+    "where it reads none of this type, and where the city requires consent only with the "
+    "holder's consent for that matter (Consent-Token). Any other value is 400.",
+    "schema": {"enum": ["content"]},
+}
 PURPOSE: Schema = {
     "name": "purpose",
     "in": "query",

@@ -2,22 +2,21 @@
 
 Each worker watches (every :data:`WATCH_SECONDS`): it counts the accepted requests past
 due, and, when the city configured ``[requests] overdue_webhook``, POSTs each one whose
-lateness no delivery has yet had acknowledged. A delivery is signed (HMAC-SHA256 under
-the home's secret ``webhook-key`` over ``timestamp.body``, in ``X-Sealgate-Signature``
-and ``X-Sealgate-Timestamp``) and is marked announced in the registry only after a 2xx:
-**at least once**. A failed delivery is retried with exponential backoff (1 s doubling
-to :data:`MAX_BACKOFF`); the backoff is the worker's own memory, so a restart, or a
-second worker or instance, may deliver again. Receivers deduplicate by
-``X-Sealgate-Delivery`` (the request's id).
+lateness no delivery has yet had acknowledged. A delivery is signed as change notices
+are (:mod:`sealgate.gateway.webhooks`: Standard Webhooks, the secret the home's
+``webhook-key`` itself) and is marked announced in the registry only after a 2xx:
+**at least once**. A failed delivery is retried with :data:`OVERDUE_RETRIES`'s backoff
+(1 s doubling to 300 s, never given up); the backoff is the worker's own memory, so a
+restart, or a second worker or instance, may deliver again. Receivers deduplicate by
+``webhook-id`` (the request's id).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,21 +24,15 @@ import aiohttp
 
 from sealgate.errors import Error
 from sealgate.gateway.instants import rfc3339
+from sealgate.gateway.webhooks import RetryPolicy, signed_headers
 from sealgate.verify.requests import RequestBook, VerificationRequest
 
 log = logging.getLogger("sealgate.gateway")
 
 WATCH_SECONDS = 5.0
-FIRST_BACKOFF = 1.0
-MAX_BACKOFF = 300.0
+OVERDUE_RETRIES = RetryPolicy(first=1.0, longest=300.0)
 DELIVERY_TIMEOUT = 5.0
 BATCH = 100
-
-
-def signature(key: bytes, timestamp: str, body: bytes) -> str:
-    """``sha256=`` and the hex HMAC-SHA256 of ``timestamp.body``: what a receiver checks."""
-    mac = hmac.new(key, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
 
 
 def announcement(r: VerificationRequest) -> bytes:
@@ -64,7 +57,7 @@ def announcement(r: VerificationRequest) -> bytes:
 @dataclass(slots=True)
 class _Backoff:
     next_at: float
-    wait: float
+    failures: int
 
 
 class OverdueWatch:
@@ -104,20 +97,16 @@ class OverdueWatch:
                 self._backoff.pop(late.request_id, None)
                 acknowledged += 1
             else:
-                wait = FIRST_BACKOFF if backoff is None else min(backoff.wait * 2, MAX_BACKOFF)
-                self._backoff[late.request_id] = _Backoff(now + wait, wait)
+                failures = 1 if backoff is None else backoff.failures + 1
+                wait = OVERDUE_RETRIES.wait(failures)
+                self._backoff[late.request_id] = _Backoff(now + wait, failures)
         return acknowledged
 
     async def _deliver(self, late: VerificationRequest, now: float) -> bool:
         assert self._webhook is not None
         body = announcement(late)
-        timestamp = str(int(now))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Sealgate-Delivery": late.request_id,
-            "X-Sealgate-Timestamp": timestamp,
-            "X-Sealgate-Signature": signature(self._key, timestamp, body),
-        }
+        # the receiver's replay window is judged by wall-clock time, whatever ``now`` is
+        headers = signed_headers(self._key, late.request_id, int(time.time()), body)
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=DELIVERY_TIMEOUT)

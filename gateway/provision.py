@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,8 @@ from sealgate.crypto.certificates import (
     prepare_root_certificate,
     prepare_seal_certificate,
 )
+from sealgate.gateway import administration
+from sealgate.gateway.administration import Grants, new_id, plain_text
 from sealgate.gateway.attestation import GatewayKeys, create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
 from sealgate.gateway.home import (
@@ -60,6 +61,7 @@ from sealgate.verify.directory import (
     SealScope,
 )
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from sealgate.verify.matters import new_matter
 
 ROOT_KEY_LABEL = "sealgate-root-ca-1"
 ROOT_YEARS = 20
@@ -68,10 +70,11 @@ SEAL_YEARS = 5
 MIN_ROOT_PIN = 8
 #: No seal key is issued for less: the city root CA is that close to its end.
 MIN_SEAL_DAYS = 30
-_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 DEMO_OFFICE = ("益阳市公安局", "11430900006151330B")  # demo unit; GB 32100 check valid
 DEMO_PURPOSE = "demo"
+# The demo's matter (docs/design.md §17): it reads the content of this type, every field
+DEMO_CONTENT_TYPE = "无犯罪记录证明"
 
 # Called with the subject (a seal or client id) just before the directory is changed,
 # to audit the change ahead of it; raises, and nothing is changed, if it cannot.
@@ -82,29 +85,8 @@ def _nothing_ahead(subject: str) -> None:
     """Provisioning with no trail yet (``init``): there is nothing to audit ahead into."""
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
-
-
-def new_token() -> str:
-    return "sgt_" + secrets.token_urlsafe(32)
-
-
 def _sign(keystore: Keystore, label: str, pending: PendingCertificate) -> bytes:
     return pending.finish(keystore.sign_digest(label, pending.digest))
-
-
-def plain_text(what: str, value: str, limit: int) -> str:
-    """Operator-typed text that the directory keeps and lists print tab-separated."""
-    value = value.strip()
-    if not value:
-        raise HomeError(f"{what} is empty")
-    if len(value) > limit:
-        raise HomeError(f"{what} is longer than {limit} characters")
-    # Tabs and newlines would split list lines; escapes would reach the terminal.
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise HomeError(f"{what} holds a control character")
-    return value
 
 
 def _years(start: dt.datetime, years: int) -> dt.datetime:
@@ -274,7 +256,7 @@ class Provisioner:
             unit_code = normalise_holder_id(HolderKind.ORG, unit_code)
         except InvalidHolderId as exc:
             raise HomeError(f"--unit-code: {exc}") from None
-        seal_id = _new_id("SEAL-")
+        seal_id = new_id("SEAL-")
         with self._new_seal_key(
             keystore,
             directory,
@@ -331,34 +313,12 @@ class Provisioner:
         seals: Iterable[str] = (),
         purposes: Iterable[str] = (),
         office: str | None = None,
-        ahead: Ahead = _nothing_ahead,
     ) -> tuple[Client, str]:
-        name = plain_text("the client name", name, 200)
-        seal_ids = frozenset(seals)
-        # 64: what the audit trail keeps of a purpose
-        purpose_set = frozenset(plain_text("a purpose", p, 64) for p in purposes)
-        known = {s.seal_id: s for s in directory.seals()}
-        unknown = sorted(seal_ids - known.keys())
-        if unknown:
-            raise HomeError(f"unknown seal {unknown[0]}")
-        if seal_ids and role is not Role.SIGNER:
-            raise HomeError("only signers are granted seals")
-        if purpose_set and role is not Role.VERIFIER:
-            raise HomeError("only verifiers are granted purposes")
-        if role in (Role.ISSUER, Role.REQUESTER) and office is None:
-            raise HomeError(f"a {role.value} belongs to an office: give --office UNIT_CODE")
-        if office is not None:
-            try:
-                office = normalise_holder_id(HolderKind.ORG, office)
-            except InvalidHolderId as exc:
-                raise HomeError(f"--office: {exc}") from None
-        # A signer with an office answers the requests addressed to it (its inbox).
-        if office is not None and role not in (Role.ISSUER, Role.REQUESTER, Role.SIGNER):
-            raise HomeError("only issuers, requesters and signers belong to an office")
-        client = Client(_new_id("C-"), name, role, office, seal_ids, purpose_set, time.time())
-        token = new_token()
-        ahead(client.client_id)
-        directory.add_client(client, token)
+        """A client added unaudited (``init``'s demo; tests): an operator's goes through
+        :mod:`sealgate.gateway.administration` with its audit records."""
+        grants = Grants.checked(directory, role=role, seals=seals, purposes=purposes, office=office)
+        change, client, token = administration.add_client(name, grants)
+        change.write(directory)
         return client, token
 
     def demo(self, keystore: Keystore, directory: Directory) -> DemoCredentials:
@@ -369,6 +329,9 @@ class Provisioner:
             )
             for kind in (SealKind.PROOF, SealKind.VERIFICATION)
         ]
+        directory.add_matter(
+            new_matter(DEMO_PURPOSE, "演示事项 (demo)", [DEMO_CONTENT_TYPE], time.time())
+        )
         clients = [
             self.add_client(
                 directory, name="demo signer", role=Role.SIGNER, seals=[s.seal_id for s in seals]

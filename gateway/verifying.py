@@ -43,6 +43,12 @@ MAX_REMEMBERED = 100_000
 ANSWER_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 _HEADERS = CIMultiDict(ANSWER_HEADERS)
 _VALUES = {member: member.value for member in Status}
+FIELDS = "fields"  # ?fields=content: a content read (sealgate.gateway.content_reads)
+
+
+def asks_content(request: web.Request) -> bool:
+    """Whether the query names ``fields`` at all (then only a content read answers)."""
+    return FIELDS in request.query
 
 # A status's view as of a time, in Chinese or not (:func:`status_view`'s form).
 StatusView = Callable[[ProofStatus, float, bool], dict[str, Any]]
@@ -120,6 +126,8 @@ class VerifyEndpoint:
         purpose = self._purposes.get(query)
         if purpose is None:
             purpose = parse_purpose(request.query.get("purpose"))
+            if asks_content(request):
+                return purpose  # not remembered: a content read never takes the dispatch
             if len(self._purposes) >= 1024:
                 self._purposes.clear()
             self._purposes[query] = purpose

@@ -40,8 +40,7 @@ def test_every_locked_line_has_hashes() -> None:
 
 def test_the_venv_holds_exactly_the_locked_versions() -> None:
     installed = {
-        canonicalize_name(dist.metadata["Name"]): dist.version
-        for dist in metadata.distributions()
+        canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()
     }
     installed.pop("sealgate")
     installed.pop("pip", None)  # the venv's own installer, not a dependency

@@ -50,6 +50,7 @@ def test_the_walkthrough_works_verbatim(walked: dict[str, dict[str, object]], wa
     answers = [json.loads(line) for line in lines if line.startswith("{")]
     assert [a.get("status") for a in answers] == [
         "valid",  # checked
+        "valid",  # checked with the content its purpose's matter reads
         404,  # a code no proof has
         "pledged",  # the pledge's answer
         "pledged",  # checked again
@@ -57,14 +58,16 @@ def test_the_walkthrough_works_verbatim(walked: dict[str, dict[str, object]], wa
         "valid",  # the history
         None,  # reuse: {"items": [...]}
     ]
-    assert answers[1]["code"] == "unknown-code"
+    assert answers[2]["code"] == "unknown-code"
     assert answers[0]["holder"] == {"kind": "person", "name": "张*", "id": "1101**********002X"}
-    history = answers[5]["history"]
+    assert "content" not in answers[0]
+    assert answers[1]["content"] == {"结论": "经查询，未发现有犯罪记录"}
+    history = answers[6]["history"]
     assert [(h["from"], h["to"], h["reason"]) for h in history] == [
         ("valid", "pledged", "贷款质押"),
         ("pledged", "valid", "贷款结清，解除质押"),
     ]
-    assert [p["code"] for p in answers[6]["items"]] == [code]
+    assert [p["code"] for p in answers[7]["items"]] == [code]
     assert "CMS Verification successful" in stderr
     assert any(line.startswith(f"VALID\t{code}\t") for line in lines)  # verify-file
     assert lines[-1] == "OK: valid, and the holder matches"  # examples/bank_check.py

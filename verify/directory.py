@@ -14,8 +14,12 @@ import enum
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sealgate.errors import Error
+
+if TYPE_CHECKING:  # matters.py imports this module's errors
+    from sealgate.verify.matters import Matter
 
 
 class DirectoryError(Error):
@@ -174,7 +178,7 @@ class Client:
     role: Role
     office: str | None  # unit code; issuers change only their office's proofs
     seals: frozenset[str]  # seal ids a signer may use
-    purposes: frozenset[str]  # purposes a verifier may check codes for
+    purposes: frozenset[str]  # matters (docs/design.md §17) a verifier may check codes for
     created_at: float
     # set with `sealgate client set-limits`; None: the city's default
     lookup_limit: LookupLimit | None = None
@@ -274,12 +278,44 @@ class Directory(ABC):
         gateways notice within their cache's lifetime). Raises :class:`NotFound`."""
 
     @abstractmethod
+    def set_client_grants(
+        self,
+        client_id: str,
+        *,
+        role: Role,
+        office: str | None,
+        seals: frozenset[str],
+        purposes: frozenset[str],
+    ) -> None:
+        """Replace a client's role, office, seals and purposes (its token, name and limit
+        stay): serving gateways notice within their cache's lifetime. Raises
+        :class:`NotFound`, or :class:`AlreadyExists` for a seal the directory lacks."""
+
+    @abstractmethod
+    def client(self, client_id: str) -> Client:
+        """The client with this id. Raises :class:`NotFound`."""
+
+    @abstractmethod
     def client_by_token(self, token: str) -> Client | None:
         """The client holding this bearer token, or ``None``."""
 
     @abstractmethod
     def clients(self) -> list[Client]:
         """Every client, by id."""
+
+    @abstractmethod
+    def add_matter(self, matter: Matter) -> None:
+        """Add a matter to the city's table (docs/design.md §17). Raises
+        :class:`AlreadyExists`."""
+
+    @abstractmethod
+    def remove_matter(self, matter_id: str) -> None:
+        """Remove a matter no client is granted. Raises :class:`NotFound`, or
+        :class:`~sealgate.verify.matters.MatterInUse` naming the clients granted it."""
+
+    @abstractmethod
+    def matters(self) -> list[Matter]:
+        """The city's table of matters, by id."""
 
     @abstractmethod
     def close(self) -> None:

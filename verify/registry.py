@@ -175,6 +175,10 @@ class ProofRecord:
     def owner(self) -> str:
         return self.data_owner or self.unit_code
 
+    @property
+    def endorsed(self) -> bool:
+        return self.extracting_unit is not None or self.verifying_unit is not None
+
     def current_status(self, now: float) -> Status:
         """The status a checker sees: ``expired`` and ``not-yet-valid`` are derived,
         never stored."""

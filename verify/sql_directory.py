@@ -32,6 +32,7 @@ from sealgate.verify.directory import (
     SealScope,
     token_digest,
 )
+from sealgate.verify.sql_matters import SqlMatters
 
 # a client and its own lookup limit, if it has one
 _CLIENTS_SELECT = (
@@ -40,7 +41,7 @@ _CLIENTS_SELECT = (
 )
 
 
-class SqlDirectory(Directory):
+class SqlDirectory(SqlMatters, Directory):
     """:class:`Directory` on the registry's tables, for any DB-API driver."""
 
     PARAM: ClassVar[str]  # how the driver writes a parameter
@@ -308,8 +309,7 @@ class SqlDirectory(Directory):
         ):
             conn.execute(
                 self._sql(
-                    "INSERT INTO trust_documents (version, document, published_at)"
-                    " VALUES (?, ?, ?)"
+                    "INSERT INTO trust_documents (version, document, published_at) VALUES (?, ?, ?)"
                 ),
                 (version, document, time.time()),
             )
@@ -328,6 +328,13 @@ class SqlDirectory(Directory):
             ),
             self._transaction("write") as conn,
         ):
+            # Said plainly here; the foreign key to matters would refuse it too.
+            unknown = self.unknown_matters(conn, client.purposes)
+            if unknown:
+                raise NotFound(
+                    f"no matter {unknown[0]} in the city's table: add it first"
+                    " (sealgate matter add)"
+                )
             conn.execute(
                 self._sql(
                     "INSERT INTO clients (client_id, name, role, office, token_digest,"
@@ -342,15 +349,48 @@ class SqlDirectory(Directory):
                     client.created_at,
                 ),
             )
-            with contextlib.closing(conn.cursor()) as cursor:
-                cursor.executemany(
-                    self._sql("INSERT INTO client_seals (client_id, seal_id) VALUES (?, ?)"),
-                    [(client.client_id, s) for s in sorted(client.seals)],
-                )
-                cursor.executemany(
-                    self._sql("INSERT INTO client_purposes (client_id, purpose) VALUES (?, ?)"),
-                    [(client.client_id, p) for p in sorted(client.purposes)],
-                )
+            self._insert_grants(conn, client)
+
+    def _insert_grants(self, conn: Any, client: Client) -> None:
+        with contextlib.closing(conn.cursor()) as cursor:
+            cursor.executemany(
+                self._sql("INSERT INTO client_seals (client_id, seal_id) VALUES (?, ?)"),
+                [(client.client_id, s) for s in sorted(client.seals)],
+            )
+            cursor.executemany(
+                self._sql("INSERT INTO client_purposes (client_id, purpose) VALUES (?, ?)"),
+                [(client.client_id, p) for p in sorted(client.purposes)],
+            )
+
+    def set_client_grants(
+        self,
+        client_id: str,
+        *,
+        role: Role,
+        office: str | None,
+        seals: frozenset[str],
+        purposes: frozenset[str],
+    ) -> None:
+        with (
+            self._conflicts_as(f"client {client_id}'s grants name an unknown seal"),
+            self._transaction("write") as conn,
+        ):
+            args = (client_id,)
+            updated = conn.execute(
+                self._sql("UPDATE clients SET role = ?, office = ? WHERE client_id = ?"),
+                (role.value, office, client_id),
+            )
+            if updated.rowcount == 0:
+                raise NotFound(f"no client {client_id}")
+            conn.execute(self._sql("DELETE FROM client_seals WHERE client_id = ?"), args)
+            conn.execute(self._sql("DELETE FROM client_purposes WHERE client_id = ?"), args)
+            self._insert_grants(conn, Client(client_id, "", role, office, seals, purposes, 0.0))
+
+    def client(self, client_id: str) -> Client:
+        found = self._clients("WHERE c.client_id = ?", (client_id,))
+        if not found:
+            raise NotFound(f"no client {client_id}")
+        return found[0]
 
     def remove_client(self, client_id: str) -> None:
         with self._transaction("write") as conn:

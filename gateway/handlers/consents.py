@@ -9,7 +9,7 @@ from aiohttp import web
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.instants import rfc3339
-from sealgate.gateway.keys import AUTH, CLOCK, CONSENTS, HOLDER_KEYS, REGISTRY
+from sealgate.gateway.keys import AUTH, CATALOG, CLOCK, CONSENTS, HOLDER_KEYS, REGISTRY
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.requests import decode_json, parse_consent_request, parse_holder_id
@@ -32,6 +32,15 @@ async def post_consent(request: web.Request) -> web.Response:
     body = parse_consent_request(
         decode_json(await read_body(request, MAX_CONSENT_BODY)), request.app[CLOCK]()
     )
+    if request.app[CATALOG].matter(body.matter) is None:
+        # A consent is given for a matter of the city's table (docs/design.md §17): the
+        # one a content read's purpose names, so a consent cannot outlive its business.
+        raise Problem(
+            422,
+            "unknown-matter",
+            "The matter is not in the city's table of matters",
+            "name a matter of the table (sealgate matter list) by its id",
+        )
     consent = service.new(body)
     request[AUDIT_NOTE].detail = {
         "consent": consent.consent_id,

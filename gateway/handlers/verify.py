@@ -10,6 +10,7 @@ from aiohttp import web
 
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.auth import require_purpose
+from sealgate.gateway.content_reads import answer_with_content
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.keys import (
@@ -33,6 +34,7 @@ from sealgate.gateway.requests import (
     parse_verify_batch,
 )
 from sealgate.gateway.throttle import limited_lookup, limited_search
+from sealgate.gateway.verifying import asks_content
 from sealgate.verify.code import is_well_formed, recordable_code
 from sealgate.verify.directory import Role
 from sealgate.verify.registry import ProofRecord, Status
@@ -44,6 +46,8 @@ NONE_FOUND = "(none found)"
 
 
 async def get_verify(request: web.Request) -> web.Response:
+    if asks_content(request):  # rare, and never among the remembered answers
+        return await answer_with_content(request)
     return await request.app[VERIFY].answer(request)
 
 

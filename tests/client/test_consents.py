@@ -71,7 +71,7 @@ def test_a_consent_granted_presented_used_up_and_revoked(served: Served) -> None
         granted = portal.grant_consent(
             HOLDER_ID.lower(),
             grantee=verifier_id(demo),
-            matter="入职背景审查",
+            matter="demo",
             proof_types=[PROOF_TYPE],
             expires_at=in_an_hour(),
             uses=2,
@@ -100,7 +100,7 @@ def test_a_consent_granted_presented_used_up_and_revoked(served: Served) -> None
         later = portal.grant_consent(
             HOLDER_ID,
             grantee=verifier_id(demo),
-            matter="入职背景审查",
+            matter="demo",
             proof_types=[PROOF_TYPE],
             expires_at=dt.date.today() + dt.timedelta(days=1),  # to that day's end
             uses=5,
@@ -185,7 +185,7 @@ async def test_the_async_client_has_the_same_consent_operations(
         granted = await portal.grant_consent(
             HOLDER_ID,
             grantee=verifier_id(demo),
-            matter="贷款审批",
+            matter="demo",
             proof_types=[PROOF_TYPE],
             expires_at=in_an_hour(),
             uses=2,

@@ -7,8 +7,9 @@ import inspect
 import re
 from typing import Any
 
-from sealgate.client import AsyncClient, Client
+from sealgate.client import AsyncClient, Client, notices
 from sealgate.client import calls as proofs
+from sealgate.client import calls_admin as admin
 from sealgate.client import calls_casework as casework
 from sealgate.client import calls_showing as showing
 from sealgate.client.calls import Call
@@ -56,6 +57,20 @@ def every_call() -> list[Call[Any]]:
         showing.verify_qr("SG1:A B/C%D"),
         showing.status_list(1, None),
         showing.public_check(CODE),
+        admin.clients(),
+        admin.add_client("bank", "verifier", [], ["开户"], None, "staff-1"),
+        admin.remove_client("C-1", "staff-1"),
+        admin.set_grants("C-1", "verifier", [], ["开户"], None, "staff-1"),
+        admin.set_limits("C-1", 50, None, "staff-1"),
+        admin.clear_limits("C-1", "staff-1"),
+        admin.seals(),
+        admin.suspension("SEAL-1", True, "staff-1"),
+        admin.suspension("SEAL-1", False, "staff-1"),
+        notices.subscribe("https://bank.example/hook", ["status.changed"], [CODE], "demo"),
+        notices.subscriptions(),
+        notices.subscription("sub_1"),
+        notices.unsubscribe("sub_1"),
+        notices.deliveries("sub_1", 10),
     ]
 
 

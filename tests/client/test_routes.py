@@ -226,3 +226,24 @@ async def test_the_async_client_has_the_same_operations(served: Served) -> None:
         assert await anyone.health() and (await anyone.ready()).ready
         assert "sealgate_requests" in await anyone.metrics()
         assert (await anyone.openapi())["openapi"].startswith("3.")
+
+
+async def test_verify_reads_the_content_where_the_purposes_matter_grants_it(
+    served: Served,
+) -> None:
+    seal = served.demo.proof_seal
+    with (
+        Client(served.url, token=served.token(Role.SIGNER)) as signer,
+        Client(served.url, token=served.token(Role.VERIFIER)) as bank,
+    ):
+        granted = signer.seal(proof(seal, n=7))
+        other = signer.seal(dataclasses.replace(proof(seal), type="婚姻状况证明"))
+        answer = bank.verify(granted.code, purpose="demo", fields="content")
+        assert answer.content == {"结论": "经查询，未发现有犯罪记录", "n": 7}
+        assert bank.verify(granted.code, purpose="demo").content is None
+        with pytest.raises(Forbidden) as refused:
+            bank.verify(other.code, purpose="demo", fields="content")
+        assert refused.value.code == "content-not-granted"
+    async with AsyncClient(served.url, token=served.token(Role.VERIFIER)) as bank_async:
+        answer = await bank_async.verify(granted.code, purpose="demo", fields="content")
+        assert answer.content == {"结论": "经查询，未发现有犯罪记录", "n": 7}

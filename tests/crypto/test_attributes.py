@@ -182,9 +182,10 @@ def test_a_signature_timestamp_is_the_one_unsigned_attribute_allowed(
     stamped = reseal(proof, unsigned=[(OID_SIGNATURE_TIME_STAMP_TOKEN, token)])
     verified = verify_proof(stamped, TrustList.from_der([pki.root]))
     assert verified.timestamp_token == token
-    assert verified.signature == cms.ContentInfo.load(proof)["content"]["signer_infos"][0][
-        "signature"
-    ].native
+    assert (
+        verified.signature
+        == cms.ContentInfo.load(proof)["content"]["signer_infos"][0]["signature"].native
+    )
     twice = reseal(
         proof,
         unsigned=[(OID_SIGNATURE_TIME_STAMP_TOKEN, token), ("1.2.3.4", core.Null().dump())],

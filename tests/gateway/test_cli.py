@@ -42,7 +42,10 @@ CHANGES = {
     ("client", "add"),
     ("client", "remove"),
     ("client", "set-limits"),
+    ("client", "set-grants"),
     ("trust", "publish"),
+    ("matter", "add"),
+    ("matter", "remove"),
 }
 
 
@@ -157,10 +160,16 @@ def test_seal_create_list_and_client_add(
     assert any(
         line.startswith(f"{seal_id}\tproof\t益阳市民政局") for line in listed.stdout.splitlines()
     )
+    # a purpose names a matter of the city's table (docs/design.md §17)
     added = run(
         "client", "add", "--name", "bank", "--role", "verifier", "--purpose", "loan", home=home
     )
-    assert added.returncode == 0
+    assert added.returncode == 1 and "no matter loan" in added.stderr
+    assert run("matter", "add", "loan", "--name", "贷款审批", home=home).returncode == 0
+    added = run(
+        "client", "add", "--name", "bank", "--role", "verifier", "--purpose", "loan", home=home
+    )
+    assert added.returncode == 0, added.stderr
     role, client_id, token = added.stdout.strip().split("\t")
     assert role == "verifier" and token.startswith("sgt_")
     assert client_id in run("client", "list", home=home).stdout

@@ -46,7 +46,7 @@ async def grant(api: Client, demo: Demo, clock: Clock, **overrides: Any) -> dict
     body = {
         "holder_id": HOLDER_ID,
         "grantee": verifier_id(demo),
-        "matter": "入职背景审查",
+        "matter": "demo",
         "proof_types": [TYPE],
         "expires_at": rfc3339(clock.now + 3600),
         "uses": 2,
@@ -170,3 +170,16 @@ async def test_consents_are_the_portals_and_bad_bodies_are_refused(
             "/v1/consents", json={**body, field: value}, headers=demo.auth(Role.PORTAL)
         )
         assert bad.status == 400 and (await bad.json())["field"] == field
+    # a matter the city's table does not hold: 422, and no consent stored
+    async def held() -> list[Any]:
+        listed = await api.get(
+            "/v1/consents", params={"holder_id": HOLDER_ID}, headers=demo.auth(Role.PORTAL)
+        )
+        assert listed.status == 200
+        items: list[Any] = (await listed.json())["items"]
+        return items
+
+    before = await held()
+    unknown = await api.post("/v1/consents", json=body, headers=demo.auth(Role.PORTAL))
+    assert unknown.status == 422 and (await unknown.json())["code"] == "unknown-matter"
+    assert await held() == before

@@ -15,10 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
+from sealgate.gateway.administration import new_token
 from sealgate.gateway.app import create_app
 from sealgate.gateway.dispatch import Dispatch
 from sealgate.gateway.keys import AUDIT, FAILED_LOOKUPS
-from sealgate.gateway.provision import Provisioner, new_token
+from sealgate.gateway.provision import Provisioner
 from sealgate.gateway.throttle import Throttled
 from sealgate.verify.directory import Client as DirectoryClient
 from sealgate.verify.directory import Role

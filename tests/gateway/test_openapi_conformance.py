@@ -65,8 +65,22 @@ ROLES = {
     ("DELETE", "/v1/consents/{consent_id}"): Role.PORTAL,
     ("GET", "/v1/holders/me/proofs"): Role.PORTAL,
     ("GET", "/v1/holders/me/proofs/{code}/document"): Role.PORTAL,
+    ("GET", "/v1/admin/clients"): Role.ADMIN,
+    ("POST", "/v1/admin/clients"): Role.ADMIN,
+    ("DELETE", "/v1/admin/clients/{client_id}"): Role.ADMIN,
+    ("PUT", "/v1/admin/clients/{client_id}/grants"): Role.ADMIN,
+    ("PUT", "/v1/admin/clients/{client_id}/limits"): Role.ADMIN,
+    ("DELETE", "/v1/admin/clients/{client_id}/limits"): Role.ADMIN,
+    ("GET", "/v1/admin/seals"): Role.ADMIN,
+    ("POST", "/v1/admin/seals/{seal_id}/suspend"): Role.ADMIN,
+    ("POST", "/v1/admin/seals/{seal_id}/resume"): Role.ADMIN,
+    ("POST", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("DELETE", "/v1/subscriptions/{id}"): Role.VERIFIER,
+    ("GET", "/v1/subscriptions/{id}/deliveries"): Role.VERIFIER,
 }
-OPERATIONS = 33  # every operation /openapi.json describes
+OPERATIONS = 47  # every operation /openapi.json describes
 MAX_EXAMPLES = 20  # per operation, in the fuzzing phase; the coverage phase adds its cases
 SEED = 20261207
 HOLDER_ID = "11010519491231002X"
@@ -85,6 +99,7 @@ class LiveGateway:
     # (operation, method sent, status) of every request the run made
     answers: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     replays: int = 0  # sealings answered from an earlier request with the same key
+    target_client: str = ""  # a client of its own for the admin's changes to change
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +121,19 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveGateway]:
         )
         assert sealed.status_code == 201, sealed.text
         items = sealed.json()["items"]
+        target = requests.post(
+            f"{base_url}/v1/admin/clients",
+            json={"name": "conformance target", "role": "verifier", "purposes": [DEMO_PURPOSE]},
+            headers={**demo.auth(Role.ADMIN), "X-Operator": "ops-1"},
+            timeout=30,
+        )
+        assert target.status_code == 201, target.text
         yield LiveGateway(
             base_url,
             demo,
             codes=[item["code"] for item in items],
             document=base64.b64decode(items[0]["document"]),
+            target_client=target.json()["client_id"],
         )
 
 
@@ -158,6 +181,12 @@ def point_at_real_things(case: Case, live: LiveGateway) -> None:
     if "code" in path_parameters and chosen(path_parameters["code"], 2):
         code = path_parameters["code"]
         path_parameters["code"] = live.codes[zlib.crc32(repr(code).encode()) % len(live.codes)]
+    # The admin's changes: a client of the run's own, and the seal the run does not seal
+    # with (suspending the other would leave sealing refused).
+    if "client_id" in path_parameters and chosen(path_parameters["client_id"], 2):
+        path_parameters["client_id"] = live.target_client
+    if "seal_id" in path_parameters and chosen(path_parameters["seal_id"], 2):
+        path_parameters["seal_id"] = live.demo.verification_seal
     query = case.query if isinstance(case.query, dict) else {}
     if "purpose" in query and chosen(query["purpose"], 2):
         query["purpose"] = DEMO_PURPOSE
@@ -246,6 +275,10 @@ def test_the_run_exercised_every_operation_and_its_successes(live: LiveGateway) 
         "GET /v1/trust",
         "GET /v1/crl",
         "GET /openapi.json",
+        "GET /v1/admin/clients",
+        "GET /v1/admin/seals",
+        "POST /v1/admin/seals/{seal_id}/suspend",
+        "POST /v1/admin/seals/{seal_id}/resume",
     }, succeeded
     assert live.replays > 0
     # Methods the paths do not have were tried, and answered 405 (with Allow: checked).

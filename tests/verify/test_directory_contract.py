@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sealgate.verify.directory import (
     SealKey,
     SealKind,
 )
+from sealgate.verify.matters import Matter, MatterInUse, new_matter
 from tests.verify.backends import BACKENDS, open_backend
 
 
@@ -74,7 +76,14 @@ def test_roots_are_trusted_once_oldest_first(directory: Directory) -> None:
         directory.add_root(b"\x30\x03root-1", "again")
 
 
+def matters(directory: Directory, *names: str) -> None:
+    """The city's table of matters that purpose grants name (docs/design.md §17)."""
+    for name in names:
+        directory.add_matter(new_matter(name, name, [], 1.0))
+
+
 def test_clients_are_found_by_token_with_their_grants(directory: Directory) -> None:
+    matters(directory, "贷款", "开户")
     directory.add_seal(seal("SEAL-A"))
     directory.add_seal(seal("SEAL-B"))
     signer = Client("C-1", "signer", Role.SIGNER, None, frozenset({"SEAL-A", "SEAL-B"}),
@@ -112,6 +121,7 @@ def test_a_client_is_refused_for_a_taken_id_token_or_an_unknown_seal(
 
 
 def test_a_removed_client_is_gone_with_its_grants(directory: Directory) -> None:
+    matters(directory, "贷款")
     directory.add_seal(seal("SEAL-A"))
     kept = Client("C-1", "a", Role.VERIFIER, None, frozenset(), frozenset({"贷款"}), 1.0)
     gone = Client("C-2", "b", Role.SIGNER, None, frozenset({"SEAL-A"}), frozenset(), 2.0)
@@ -125,3 +135,33 @@ def test_a_removed_client_is_gone_with_its_grants(directory: Directory) -> None:
     # Its id and token can be given out again: nothing of it was left behind.
     directory.add_client(gone, "sgt_gone")
     assert directory.client_by_token("sgt_gone") == gone
+
+
+def test_the_table_of_matters_and_the_grants_that_name_them(directory: Directory) -> None:
+    loan = new_matter("loan", "贷款审批", ["无犯罪记录证明=结论,用途", "婚姻状况证明"], 3.0)
+    directory.add_matter(loan)
+    matters(directory, "开户")
+    assert directory.matters() == [
+        loan,
+        Matter("开户", "开户", 1.0, {}),
+    ]
+    assert directory.matters()[0].contents == {
+        "无犯罪记录证明": frozenset({"结论", "用途"}),
+        "婚姻状况证明": None,
+    }
+    with pytest.raises(AlreadyExists):
+        directory.add_matter(new_matter("loan", "again", [], 4.0))
+    # a grant names a matter the table holds, and a granted matter stays
+    bank = Client("C-1", "bank", Role.VERIFIER, None, frozenset(), frozenset({"nope"}), 1.0)
+    with pytest.raises(NotFound):
+        directory.add_client(bank, "sgt_bank")
+    assert directory.clients() == []
+    directory.add_client(dataclasses.replace(bank, purposes=frozenset({"loan"})), "sgt_bank")
+    with pytest.raises(MatterInUse):
+        directory.remove_matter("loan")
+    directory.remove_matter("开户")
+    with pytest.raises(NotFound):
+        directory.remove_matter("开户")
+    directory.remove_client("C-1")
+    directory.remove_matter("loan")
+    assert directory.matters() == []

@@ -1,4 +1,4 @@
-"""The migration that keeps a proof's endorsement queryable (SQLite 12, PostgreSQL 9)
+"""The migration that keeps a proof's endorsement queryable (SQLite 14, PostgreSQL 11)
 fills it for the answers sealed before it, from their requests.
 
 Every request's answer has carried its request's units as the endorsement since requests
@@ -54,7 +54,7 @@ def _populate(execute: Callable[[str, tuple[Any, ...]], object], p: str, b: str)
 
 def test_sqlite_fills_the_endorsement_of_answers_sealed_before(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
-    sqlite_toolkit.migrate(path, MIGRATIONS[:11])  # as a registry file before it
+    sqlite_toolkit.migrate(path, MIGRATIONS[:13])  # as a registry file before it
     with contextlib.closing(sqlite_toolkit.connect(path)) as conn:
         _populate(conn.execute, "?", "x'00'")
 

@@ -57,6 +57,7 @@ from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.lookup_failures import BucketLevels, FailureCharge, FailureLedger
 from sealgate.verify.postgres import requests as request_sql
 from sealgate.verify.postgres.lookup_failures import COUNT_FAILURE
+from sealgate.verify.postgres.notices import PostgresNotices
 from sealgate.verify.postgres.schema import (
     ACQUIRE_TIMEOUT,
     COMMAND_TIMEOUT,
@@ -259,7 +260,7 @@ async def _insert_registration(conn: Any, job: _Registration) -> None:
         raise CodeTaken("verification code already registered") from exc
 
 
-class PostgresRegistry(Registry, RequestBook, FailureLedger):
+class PostgresRegistry(Registry, RequestBook, FailureLedger, PostgresNotices):
     """:class:`Registry` on PostgreSQL; see the module docstring.
 
     The pool opens on first use, so a gateway starts (and reports not ready) while the

@@ -250,6 +250,81 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "the city's table of matters; every purpose grant names one",
+        (
+            """CREATE TABLE matters (
+                matter TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            )""",
+            """CREATE TABLE matter_contents (
+                matter TEXT NOT NULL REFERENCES matters (matter),
+                proof_type TEXT NOT NULL,
+                fields TEXT,
+                PRIMARY KEY (matter, proof_type)
+            )""",
+            # each purpose already granted: a matter of its own name, reading no content
+            """INSERT INTO matters (matter, name, created_at)
+                SELECT DISTINCT purpose, purpose, extract(epoch from now())
+                FROM client_purposes""",
+            """ALTER TABLE client_purposes ADD CONSTRAINT client_purposes_purpose_fkey
+                FOREIGN KEY (purpose) REFERENCES matters (matter)""",
+        ),
+    ),
+    (
+        "change notices: subscriptions, the outbox of deliveries, the feeds' cursors",
+        (
+            """CREATE TABLE subscriptions (
+                subscription_id TEXT PRIMARY KEY,
+                client_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                events TEXT NOT NULL,
+                purpose TEXT,
+                office TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                status_from BIGINT NOT NULL,
+                requests_from BIGINT NOT NULL,
+                deleted_at DOUBLE PRECISION
+            )""",
+            "CREATE INDEX subscriptions_client ON subscriptions (client_id)",
+            "CREATE INDEX subscriptions_office ON subscriptions (office)",
+            """CREATE TABLE subscription_codes (
+                code TEXT NOT NULL,
+                subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+                PRIMARY KEY (code, subscription_id)
+            )""",
+            """CREATE TABLE deliveries (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+                event_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                occurred_at DOUBLE PRECISION NOT NULL,
+                data TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at DOUBLE PRECISION,
+                last_attempt_at DOUBLE PRECISION,
+                last_status INTEGER,
+                last_error TEXT,
+                claimed_by TEXT,
+                claimed_until DOUBLE PRECISION,
+                UNIQUE (subscription_id, event_id)
+            )""",
+            "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+            "CREATE INDEX deliveries_subscription ON deliveries (subscription_id, seq)",
+            """CREATE TABLE notice_cursors (
+                feed TEXT PRIMARY KEY,
+                position DOUBLE PRECISION NOT NULL
+            )""",
+            """INSERT INTO notice_cursors (feed, position)
+                SELECT 'status', coalesce(max(seq), 0) FROM status_history""",
+            """INSERT INTO notice_cursors (feed, position)
+                SELECT 'requests', coalesce(max(seq), 0) FROM request_events""",
+            "INSERT INTO notice_cursors (feed, position) VALUES ('overdue', 0)",
+        ),
+    ),
+    (
         "the endorsement a request's answer carries, answers sealed before endorsed as "
         "their requests say",
         (

@@ -63,6 +63,7 @@ from sealgate.verify.requests import (
 from sealgate.verify.rules import check_status_change
 from sealgate.verify.sqlite import lookup_failures
 from sealgate.verify.sqlite import requests as request_sql
+from sealgate.verify.sqlite.notices import SqliteNotices
 from sealgate.verify.sqlite.schema import migrate
 from sealgate.verify.sqlite_toolkit import (
     Checkpointer,
@@ -251,7 +252,7 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
 
 
-class SqliteRegistry(Registry, RequestBook, FailureLedger):
+class SqliteRegistry(Registry, RequestBook, FailureLedger, SqliteNotices):
     """:class:`Registry` on a SQLite file; see the module docstring."""
 
     def __init__(self, path: Path, cipher: DocumentCipher, *, readers: int = 2) -> None:
@@ -292,6 +293,12 @@ class SqliteRegistry(Registry, RequestBook, FailureLedger):
                 raise store_failure(self._integrity, "registry read", exc) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._readers, run)
+
+    async def _write_job(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        self._integrity.refuse_writes()
+        # Shielded: once queued the write happens (see register).
+        done: T = await asyncio.shield(self._writer.submit(work))
+        return done
 
     async def register(
         self, proofs: list[ProofRecord], idempotency: IdempotentRequest | None = None

@@ -289,7 +289,89 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             empty INTEGER NOT NULL
         )""",
     ),
-    # 12: the endorsement a request's answer carries (宁波 第十四条), so a status check can
+    # 12: the city's table of matters (docs/design.md §17), which every purpose grant
+    # names. Each purpose already granted becomes a matter of its own name that reads no
+    # content, so existing grants keep checking as before. client_purposes is copied to
+    # gain its reference to matters (a column's constraint cannot be added in place).
+    (
+        """CREATE TABLE matters (
+            matter TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE matter_contents (
+            matter TEXT NOT NULL REFERENCES matters (matter),
+            proof_type TEXT NOT NULL,
+            fields TEXT,
+            PRIMARY KEY (matter, proof_type)
+        )""",
+        """INSERT INTO matters (matter, name, created_at)
+            SELECT DISTINCT purpose, purpose, (julianday('now') - 2440587.5) * 86400.0
+            FROM client_purposes""",
+        """CREATE TABLE client_purposes_v12 (
+            client_id TEXT NOT NULL REFERENCES clients (client_id),
+            purpose TEXT NOT NULL REFERENCES matters (matter),
+            PRIMARY KEY (client_id, purpose)
+        )""",
+        """INSERT INTO client_purposes_v12 (client_id, purpose)
+            SELECT client_id, purpose FROM client_purposes""",
+        "DROP TABLE client_purposes",
+        "ALTER TABLE client_purposes_v12 RENAME TO client_purposes",
+    ),
+    # 13: change notices: subscriptions, the outbox of deliveries, the feeds' cursors
+    # (docs/design.md §18).
+    (
+        """CREATE TABLE subscriptions (
+            subscription_id TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            purpose TEXT,
+            office TEXT,
+            created_at REAL NOT NULL,
+            status_from INTEGER NOT NULL,
+            requests_from INTEGER NOT NULL,
+            deleted_at REAL
+        )""",
+        "CREATE INDEX subscriptions_client ON subscriptions (client_id)",
+        "CREATE INDEX subscriptions_office ON subscriptions (office)",
+        """CREATE TABLE subscription_codes (
+            code TEXT NOT NULL,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+            PRIMARY KEY (code, subscription_id)
+        )""",
+        """CREATE TABLE deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscription_id TEXT NOT NULL REFERENCES subscriptions (subscription_id),
+            event_id TEXT NOT NULL,
+            event TEXT NOT NULL,
+            occurred_at REAL NOT NULL,
+            data TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at REAL,
+            last_attempt_at REAL,
+            last_status INTEGER,
+            last_error TEXT,
+            claimed_by TEXT,
+            claimed_until REAL,
+            UNIQUE (subscription_id, event_id)
+        )""",
+        "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at)",
+        "CREATE INDEX deliveries_subscription ON deliveries (subscription_id, seq)",
+        """CREATE TABLE notice_cursors (
+            feed TEXT PRIMARY KEY,
+            position REAL NOT NULL
+        )""",
+        # Notices start with the log as it stands: history is nobody's to be told.
+        """INSERT INTO notice_cursors (feed, position)
+            SELECT 'status', coalesce(max(seq), 0) FROM status_history""",
+        """INSERT INTO notice_cursors (feed, position)
+            SELECT 'requests', coalesce(max(seq), 0) FROM request_events""",
+        "INSERT INTO notice_cursors (feed, position) VALUES ('overdue', 0)",
+    ),
+    # 14: the endorsement a request's answer carries (宁波 第十四条), so a status check can
     # show it (docs/design.md §6.2). Answers sealed before are endorsed as their requests
     # say: every answer has carried its request's units since requests began.
     (

@@ -135,9 +135,14 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         # table of a million proofs) while the others time out on its lock and exit.
         # PostgreSQL is migrated by the operator (`sealgate db migrate`), never here.
         settings.migrate_database()
-    if settings.overdue_webhook and not (settings.secrets_dir / "webhook-key").exists():
-        # a home made before the webhook existed: its key, once, before the workers
+    if not (settings.secrets_dir / "webhook-key").exists():
+        # A home made before webhooks existed: its key, once, before the workers (it signs
+        # change notices and overdue announcements, and every instance must hold the same).
         write_secret(settings.home, "webhook-key")
+        log.warning(
+            "generated %s: copy it to the home of every other instance of this city",
+            settings.secrets_dir / "webhook-key",
+        )
     if workers <= 1:
         run_worker(settings, host, port, reuse_port=False)
         return

@@ -16,6 +16,7 @@ import pytest
 
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.audit_store import unchained_journal_bytes
+from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, listens, serving
@@ -242,3 +243,20 @@ async def test_a_gateway_stopped_by_sigterm_to_its_group_leaves_its_trail_whole(
     conn.close()
     assert last == ("checkpoint",)
     assert sealed == (20,)
+
+
+@pytest.mark.slow
+def test_a_home_made_before_webhooks_gets_its_webhook_key_when_served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Change notices and overdue announcements are signed with the home's webhook-key; a
+    home made before it existed gets one, once, from the supervisor (not one a worker)."""
+    home = tmp_path_factory.mktemp("old") / "home"
+    init_home(home, demo=True)
+    key = home / "secrets" / "webhook-key"
+    key.unlink()
+    log = home.parent / "serve.log"
+    with serving(home, free_port(), workers=2, log=log):
+        assert len(key.read_bytes()) >= 32
+        assert key.stat().st_mode & 0o077 == 0
+    assert "copy it to the home of every other instance" in log.read_text()

@@ -185,12 +185,18 @@ class PostgresServer:
     def pause(self) -> None:
         """SIGSTOP the whole server: connections stay open and nothing answers (a hung
         database, as a frozen VM or a stalled disk would leave it)."""
-        for pid in self.processes():  # the postmaster first: it forks no new backend
-            os.kill(pid, signal.SIGSTOP)
+        root, *_ = self.processes()
+        os.kill(root, signal.SIGSTOP)  # the postmaster first: it forks no new backend
+        # then its children as they are now (listed after it stopped: none escapes); a
+        # backend that ended meanwhile is no longer there to stop
+        for pid in self.processes()[1:]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         for pid in reversed(self.processes()):
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is not None:

@@ -89,8 +89,21 @@ def refused(exc: InvalidChange) -> Problem:
     )
 
 
-async def _admin(request: web.Request) -> None:
-    await request.app[AUTH].require(request, Role.ADMIN)
+async def _admin(request: web.Request) -> str:
+    """The admin's own client id."""
+    return (await request.app[AUTH].require(request, Role.ADMIN)).client_id
+
+
+def _not_oneself(admin_id: str, client_id: str, role: Role | None = None) -> None:
+    """An admin neither removes its own client nor takes its role away over HTTP: the
+    city would be left without a way in but the command line on the gateway's host."""
+    if client_id == admin_id and role is not Role.ADMIN:
+        raise refused(
+            InvalidChange(
+                "role" if role is not None else "client_id",
+                "an admin cannot remove its own client or its role: another admin can",
+            )
+        )
 
 
 def _path_id(request: web.Request, name: str) -> str:
@@ -198,9 +211,11 @@ async def post_client(request: web.Request) -> web.Response:
 
 
 async def delete_client(request: web.Request) -> web.Response:
-    await _admin(request)
+    admin_id = await _admin(request)
     parse_operator(request.headers.get("X-Operator"))
-    change = administration.remove_client(await _existing_client(request))
+    client_id = await _existing_client(request)
+    _not_oneself(admin_id, client_id)
+    change = administration.remove_client(client_id)
     try:
         await _make(request, change)
     except NotFound:
@@ -211,13 +226,13 @@ async def delete_client(request: web.Request) -> web.Response:
 
 
 async def put_grants(request: web.Request) -> web.Response:
-    await _admin(request)
+    admin_id = await _admin(request)
     parse_operator(request.headers.get("X-Operator"))
     client_id = await _existing_client(request)
     body = await _body(request, {"role"}, {"seals", "purposes", "office"})
-    return await _changed_client(
-        request, administration.set_grants(client_id, await _grants(request, body))
-    )
+    grants = await _grants(request, body)
+    _not_oneself(admin_id, client_id, grants.role)
+    return await _changed_client(request, administration.set_grants(client_id, grants))
 
 
 async def put_limits(request: web.Request) -> web.Response:

@@ -449,3 +449,22 @@ def test_the_root_stays_offline(served: Served) -> None:
     }
     with served.admin() as admin, pytest.raises(Forbidden):
         admin.seal(proof_request(seal))  # nor is the admin a signer of the seals it governs
+
+
+def test_an_admin_neither_removes_nor_demotes_itself(served: Served) -> None:
+    """Over HTTP an admin cannot lock the city out: its own client is neither removed nor
+    given another role (another admin, or the command line, can)."""
+    own_id = next(c.client_id for c, _ in served.demo.credentials.clients if c.role is Role.ADMIN)
+    with served.admin() as admin:
+        with pytest.raises(Unprocessable):
+            admin.remove_client(own_id, operator="ops-7")
+        with pytest.raises(Unprocessable):
+            admin.set_grants(own_id, role="verifier", purposes=["a"], operator="ops-7")
+        assert next(c for c in admin.clients() if c.client_id == own_id).role == "admin"
+        kept = admin.set_grants(own_id, role="admin", operator="ops-7")  # no change of role
+        assert kept.role == "admin"
+        other = admin.add_client(name="second admin", role="admin", operator="ops-7")
+        admin.remove_client(other.client_id, operator="ops-7")  # another admin: allowed
+    assert not [
+        r for r in records(served, "client-remove") if r["detail"].get("subject") == own_id
+    ]

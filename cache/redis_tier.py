@@ -47,7 +47,7 @@ from sealgate.cache.redis_url import is_cluster_url
 from sealgate.errors import Error
 from sealgate.verify.registry import ProofStatus
 
-__all__ = ["RedisTier", "redis_tier_for", "status_key"]
+__all__ = ["RedisTier", "directory_channel", "redis_tier_for", "status_key"]
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,16 @@ def status_key(code: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     return f"{namespace}:p:{code}"
 
 
+def directory_channel(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The channel provisioning changes are announced on (sealgate.gateway.announcements)."""
+    return f"{namespace}:directory"
+
+
 class RedisTier:
     """Proof statuses cached in Redis under ``{namespace}:p:{code}``, with invalidations
-    published on ``{namespace}:invalidate``.
+    published on ``{namespace}:invalidate`` and provisioning changes announced on
+    ``{namespace}:directory`` (:mod:`sealgate.gateway.announcements`), both heard on one
+    subscription.
 
     ``coalesce`` (default on) turns concurrent :meth:`get` calls into one MGET: requests
     arriving while an MGET is in flight go together in the next one, at most
@@ -133,6 +140,7 @@ class RedisTier:
         self._url = url
         self._prefix = status_key("", namespace)
         self._channel = f"{namespace}:invalidate"
+        self._directory_channel = directory_channel(namespace)
         self._ttl = ttl_seconds
         self._socket_timeout = socket_timeout
         self._socket_connect_timeout = socket_connect_timeout
@@ -300,9 +308,15 @@ class RedisTier:
 
     async def publish(self, code: str) -> bool:
         """Announce on the invalidation channel that ``code`` changed; True if sent."""
-        channel = self._channel
+        return await self._publish(self._channel, code)
+
+    async def announce(self, message: str) -> bool:
+        """Announce a provisioning change on the directory channel; True if sent."""
+        return await self._publish(self._directory_channel, message)
+
+    async def _publish(self, channel: str, message: str) -> bool:
         try:
-            await self._command(lambda redis: redis.publish(channel, code))
+            await self._command(lambda redis: redis.publish(channel, message))
         except (_Unavailable, RedisError):
             return False
         return True
@@ -413,12 +427,20 @@ class RedisTier:
 
     # -- invalidation ------------------------------------------------------------------
 
-    async def listen(self, on_invalidate: Callable[[str], None]) -> None:
-        """Call ``on_invalidate(code)`` for each invalidation, forever; cancel to stop.
+    async def listen(
+        self,
+        on_invalidate: Callable[[str], None],
+        on_directory: Callable[[str], None] | None = None,
+    ) -> None:
+        """Call ``on_invalidate(code)`` for each invalidation and ``on_directory(message)``
+        for each provisioning announcement, forever; cancel to stop.
 
-        After a lost subscription it reconnects with backoff (≤ 1 s) and then calls
-        ``on_invalidate("*")`` once: messages may have been missed, drop everything.
+        After a lost subscription it reconnects with backoff (≤ 1 s) and then calls each
+        with ``"*"`` once: messages may have been missed, drop (re-read) everything.
         """
+        handlers = {self._channel: on_invalidate}
+        if on_directory is not None:
+            handlers[self._directory_channel] = on_directory
         client: Redis | None = None
         backoff = _RECONNECT_FIRST
         missed = False  # a subscription was lost (or never made): signal "*" when back
@@ -430,13 +452,14 @@ class RedisTier:
                 client = fresh
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 try:
-                    await pubsub.subscribe(self._channel)
+                    await pubsub.subscribe(*handlers)
                     if missed:
                         log.info("Redis invalidation channel resubscribed")
-                        on_invalidate("*")
+                        for handler in handlers.values():
+                            self._deliver(b"*", handler)
                         missed = False
                     backoff = _RECONNECT_FIRST
-                    await self._receive(pubsub, on_invalidate)
+                    await self._receive(pubsub, handlers)
                 except AVAILABILITY_ERRORS as exc:
                     if not missed:
                         log.warning(
@@ -477,7 +500,7 @@ class RedisTier:
             **options,
         )
 
-    async def _receive(self, pubsub: PubSub, on_invalidate: Callable[[str], None]) -> None:
+    async def _receive(self, pubsub: PubSub, handlers: dict[str, Callable[[str], None]]) -> None:
         """Deliver messages until the connection fails; raise when it does.
 
         A killed server shows as EOF at once, but a silently dropped connection (NAT,
@@ -495,7 +518,10 @@ class RedisTier:
             if message is not None:
                 last_heard, ping_sent = now, None
                 if message["type"] == "message":
-                    self._deliver(message["data"], on_invalidate)
+                    channel = message["channel"]
+                    channel = channel.decode() if isinstance(channel, bytes) else channel
+                    if (handler := handlers.get(channel)) is not None:
+                        self._deliver(message["data"], handler)
                 continue
             if ping_sent is not None:
                 if now - ping_sent > liveness_timeout:

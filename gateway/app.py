@@ -21,13 +21,14 @@ from sealgate.cache.feed import ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup
 from sealgate.crypto.timestamps import timestamp_check
+from sealgate.gateway.announcements import Announcer, Hints
 from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL, AuditLog
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.batch_checks import BatchChecker
 from sealgate.gateway.bounded import GUARDS, BoundedDirectory, BoundedRegistry
 from sealgate.gateway.casework import RequestDesk, load_calendar
-from sealgate.gateway.catalog import REFRESH_SECONDS, SealCatalog
+from sealgate.gateway.catalog import SealCatalog
 from sealgate.gateway.checking import StatusChecker
 from sealgate.gateway.consenting import ConsentService
 from sealgate.gateway.handlers.admin import add_admin_routes
@@ -75,6 +76,7 @@ from sealgate.gateway.holder_assertions import HolderAssertions, load_platforms
 from sealgate.gateway.home import HomeError, Settings
 from sealgate.gateway.instants import use_offset
 from sealgate.gateway.keys import (
+    ANNOUNCER,
     AUDIT,
     AUTH,
     BATCH_CHECKS,
@@ -129,6 +131,7 @@ from sealgate.verify.holders import HolderKeys
 from sealgate.verify.lookup_failures import FailureLedger
 
 log = logging.getLogger("sealgate.gateway")
+MIN_RELOAD_GAP = 0.2  # seconds between two loads of the seal catalog
 
 
 async def components(app: web.Application) -> AsyncIterator[None]:
@@ -201,8 +204,12 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         app[CATALOG] = catalog
         app[SIGNING] = signing
         app[AUTH] = Authenticator(
-            directory, read=tokens.client_by_token, outage_freshness=settings.outage_freshness
+            directory,
+            read=tokens.client_by_token,
+            outage_freshness=settings.outage_freshness,
+            lifetime=settings.token_cache,
         )
+        app[ANNOUNCER] = Announcer(shared)
         app[GUARDS] = (registry.guard, tokens.guard)
         app[DIRECTORY] = tokens
         app[LOOKUP] = lookup
@@ -308,9 +315,13 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             clock=app[CLOCK],
         )
 
+        reload_now = asyncio.Event()  # set by an announcement heard (§6.2)
+
         async def refresh_catalog() -> None:
             while True:
-                await asyncio.sleep(REFRESH_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reload_now.wait(), settings.catalog_refresh)
+                reload_now.clear()  # what is heard from now on asks for another load
                 try:
                     fresh = await asyncio.to_thread(catalog.load)
                     # New keys are allowed before any sealing can pick them; a key the
@@ -323,6 +334,8 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                     desk.calendar = await asyncio.to_thread(load_calendar, directory)
                 except Exception:
                     log.exception("seal catalog refresh failed; keeping the previous one")
+                # A flood of announcements costs at most a few directory reads a second.
+                await asyncio.sleep(MIN_RELOAD_GAP)
 
         def on_message(code: str) -> None:
             if code == "*":  # the listener reconnected: messages may have been lost
@@ -341,7 +354,9 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(watch_readiness(app), name="readiness"),
         ]
         if shared is not None:
-            tasks.append(asyncio.create_task(shared.listen(on_message), name="cache-listener"))
+            hints = Hints(app[AUTH], reload_now.set)
+            listener = shared.listen(on_message, hints)
+            tasks.append(asyncio.create_task(listener, name="cache-listener"))
         try:
             yield
         finally:

@@ -1,9 +1,10 @@
 """Bearer-token authentication and role checks.
 
 Tokens are looked up by digest in the directory (off the event loop) and remembered for
-a short while, so a client added or removed with the CLI takes effect within
-:data:`CACHE_SECONDS`, and a flood of bad tokens costs one directory read per token per
-window rather than one per request.
+a short while (:data:`CACHE_SECONDS`, or config.toml's ``token_cache``), so a client
+changed or removed elsewhere takes effect here within it when no announcement on Redis
+says so sooner (:mod:`sealgate.gateway.announcements`), and a flood of bad tokens costs
+one directory read per token per window rather than one per request.
 
 Through a directory outage (docs/design.md §11) a remembered answer keeps serving for
 ``outage_freshness`` seconds past its window: a client removed meanwhile is refused that
@@ -45,12 +46,14 @@ class Authenticator:
         *,
         read: Callable[[str], Awaitable[Client | None]] | None = None,
         outage_freshness: float = 0.0,
+        lifetime: float = CACHE_SECONDS,
     ) -> None:
         self._directory = directory
         # How a token is read: off the event loop by default; the gateway passes its
         # bounded read (sealgate.gateway.bounded.BoundedDirectory).
         self._read = read or self._read_in_thread
         self._outage_freshness = outage_freshness
+        self._lifetime = lifetime  # config.toml token_cache
         self._cache: dict[str, tuple[float, Client | None]] = {}
 
     async def _read_in_thread(self, token: str) -> Client | None:
@@ -109,17 +112,21 @@ class Authenticator:
             return known[1]  # as remembered; the entry is not renewed
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
-        self._cache[header] = (time.monotonic() + CACHE_SECONDS, client)
+        self._cache[header] = (time.monotonic() + self._lifetime, client)
         return client
 
     def forget(self, client_id: str) -> None:
-        """Drop what this process remembers of a client an admin just changed or removed:
-        here in force at once, in other processes within :data:`CACHE_SECONDS`."""
+        """Drop what this process remembers of a client an admin just changed or removed
+        (here, or elsewhere and announced: :mod:`sealgate.gateway.announcements`)."""
         stale = [
             h for h, (_, c) in self._cache.items() if c is not None and c.client_id == client_id
         ]
         for header in stale:
             del self._cache[header]
+
+    def forget_everyone(self) -> None:
+        """Drop every remembered client: announcements may have been missed."""
+        self._cache.clear()
 
     async def require(self, request: web.Request, *roles: Role) -> Client:
         client = await self.client(request)

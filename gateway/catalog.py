@@ -2,7 +2,9 @@
 
 Loaded from the :class:`~sealgate.verify.directory.Directory` at start and refreshed in the
 background, so a ``sealgate seal rotate`` or ``seal create`` run beside a serving gateway
-takes effect within :data:`REFRESH_SECONDS` without a restart.
+takes effect within :data:`REFRESH_SECONDS` (config.toml ``catalog_refresh``) without a
+restart, and a seal's suspension as soon as it is announced
+(:mod:`sealgate.gateway.announcements`).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass, field
 from sealgate.crypto.proof import ProofSealer
 from sealgate.crypto.revocation import Revocations
 from sealgate.crypto.verification import TrustList
+from sealgate.gateway.home import DEFAULT_CATALOG_REFRESH
 from sealgate.gateway.revoking import revoked_entries
 from sealgate.verify.directory import Directory, IssuedCrl, KeyState, NotFound, Seal, SealKey
 from sealgate.verify.matters import Matter
 
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = DEFAULT_CATALOG_REFRESH
 #: How long GET /v1/crl may be cached: a new CRL reaches every cache within this (and the
 #: refresh), while a city's relying parties need not ask at every check.
 CRL_MAX_AGE = 60

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sealgate.errors import Error
 from sealgate.gateway.administration import Change, plain_text, record_detail
+from sealgate.gateway.announcements import announce_now
 from sealgate.gateway.audit import AUDIT_KEY_LABEL, INTENT
 from sealgate.gateway.audit_store import append, append_now, open_store, stored_head, write_head
 from sealgate.gateway.home import HomeError, Settings
@@ -76,10 +77,12 @@ class CliAudit:
 
     def make(self, change: Change, directory: Directory) -> None:
         """A checked change (:mod:`sealgate.gateway.administration`): its intent
-        recorded, the change made, its outcome recorded."""
+        recorded, the change made, its outcome recorded, and the change announced to
+        serving gateways (:mod:`sealgate.gateway.announcements`)."""
         self.ahead(change.action, **change.detail)(change.subject)
         change.write(directory)
         self.outcome(change.action, change.subject, **change.detail)
+        announce_now(self.settings.redis_url, change)
 
     def outcome(self, action: str, subject: str, **detail: object) -> None:
         """The outcome of a change made: if the trail refuses it now, the change stands

@@ -31,7 +31,8 @@ def add_client_commands(
     grants = client.add_parser(
         "set-grants",
         parents=[home],
-        help="replace a client's role, seals, purposes and office (in force within 10 s)",
+        help="replace a client's role, seals, purposes and office (in force at once with Redis,"
+        " else within 10 s)",
     )
     grants.add_argument("client", metavar="CLIENT")
     for parser in (add, grants):
@@ -51,14 +52,16 @@ def add_client_commands(
         add_operator(parser)
     client.add_parser("list", parents=[home], help="list clients")
     remove = client.add_parser(
-        "remove", parents=[home], help="remove a client: its token stops working within 10 s"
+        "remove",
+        parents=[home],
+        help="remove a client: its token stops working at once with Redis, else within 10 s",
     )
     remove.add_argument("client", metavar="CLIENT")
     add_operator(remove)
     limits = client.add_parser(
         "set-limits",
         parents=[home],
-        help="a client's own limit on failed lookups (in force within 10 s)",
+        help="a client's own limit on failed lookups (at once with Redis, else within 10 s)",
     )
     limits.add_argument("client", metavar="CLIENT")
     limits.add_argument(

@@ -33,6 +33,7 @@ from sealgate.crypto.errors import ContentError
 from sealgate.crypto.verification import TrustList
 from sealgate.errors import Error
 from sealgate.gateway.audit_sink import HeadSink, instance_name
+from sealgate.gateway.auth import CACHE_SECONDS as DEFAULT_TOKEN_CACHE
 from sealgate.gateway.bounded import DEFAULT_REQUEST_DEADLINE
 from sealgate.gateway.instants import CHINA, parse_offset
 from sealgate.gateway.webhooks import TargetRules, rules_from_config
@@ -51,6 +52,7 @@ DEFAULT_STATUS_LIST_BOUND = 60.0
 DEFAULT_CRL_URL = "http://127.0.0.1:8080/v1/crl"
 #: How long a CRL is current: the root must issue the next one within it.
 DEFAULT_CRL_NEXT_UPDATE = 24 * 3600.0
+DEFAULT_CATALOG_REFRESH = 5.0  # seconds between two loads of a worker's seal catalog
 CONFIG_NAME = "config.toml"
 
 
@@ -142,6 +144,11 @@ class Settings:
     # cached statuses and clients still answer.
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     outage_freshness: float = DEFAULT_OUTAGE_FRESHNESS
+    # config.toml ``token_cache``, ``catalog_refresh`` (seconds): how long a worker
+    # remembers a token's client, how often it re-reads its seal catalog; the bounds
+    # within which a change reaches it when no announcement on Redis does (§6.2).
+    token_cache: float = DEFAULT_TOKEN_CACHE
+    catalog_refresh: float = DEFAULT_CATALOG_REFRESH
     # Where signed audit heads are also appended, out of the home owner's reach
     # (sealgate.gateway.audit_sink): a redis:// URL, or None.
     audit_sink: str | None = None
@@ -441,6 +448,13 @@ def load_settings(
         DEFAULT_OUTAGE_FRESHNESS,
         least=0.0,
     )
+    token_cache, catalog_refresh = (
+        _seconds(duration(f"SEALGATE_{key.upper()}", key), key, default, least=least)
+        for key, default, least in (
+            ("token_cache", DEFAULT_TOKEN_CACHE, 0.0),
+            ("catalog_refresh", DEFAULT_CATALOG_REFRESH, 0.5),
+        )
+    )
     qr_lifetime = _seconds(
         duration("SEALGATE_QR_LIFETIME", "qr_lifetime"),
         "qr_lifetime",
@@ -493,6 +507,8 @@ def load_settings(
         archival_issuance=_flag(config.get("archival_issuance", False), "archival_issuance"),
         request_deadline=deadline,
         outage_freshness=freshness,
+        token_cache=token_cache,
+        catalog_refresh=catalog_refresh,
         audit_sink=sink,
         metrics_token=metrics_token or None,
         root_token_label=str(config.get("root_token_label", f"root-{token_label}")),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from sealgate.cache.lookup import CachedLookup
+from sealgate.gateway.announcements import Announcer
 from sealgate.gateway.attestation import GatewayKeys
 from sealgate.gateway.audit import AuditLog
 from sealgate.gateway.auth import Authenticator
@@ -44,6 +45,7 @@ SIGNING_OVERRIDE = web.AppKey("signing_override", SigningService)
 SEALING = web.AppKey("sealing", SealingService)
 CHECKER = web.AppKey("checker", StatusChecker)
 AUTH = web.AppKey("auth", Authenticator)
+ANNOUNCER = web.AppKey("announcer", Announcer)
 LOOKUP = web.AppKey("lookup", CachedLookup)
 AUDIT = web.AppKey("audit", AuditLog)
 HOLDER_KEYS = web.AppKey("holder_keys", HolderKeys)

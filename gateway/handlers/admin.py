@@ -28,7 +28,7 @@ from sealgate.gateway.administration import (
 from sealgate.gateway.audit import AUDIT_NOTE
 from sealgate.gateway.handlers.common import json_response, read_body
 from sealgate.gateway.instants import rfc3339
-from sealgate.gateway.keys import AUTH, CATALOG, DIRECTORY
+from sealgate.gateway.keys import ANNOUNCER, AUTH, CATALOG, DIRECTORY
 from sealgate.gateway.middleware import write_ahead
 from sealgate.gateway.problems import Problem
 from sealgate.gateway.request_parsing import parse_operator
@@ -159,10 +159,12 @@ async def _grants(request: web.Request, body: dict[str, Any]) -> Grants:
 
 
 async def _make(request: web.Request, change: Change) -> None:
-    """The change audited ahead, then made; the middleware records its outcome and signs."""
+    """The change audited ahead, then made and announced to every worker (before the
+    answer); the middleware records its outcome and signs."""
     request[AUDIT_NOTE].detail = change.record(parse_operator(request.headers.get("X-Operator")))
     await write_ahead(request)  # journaled before the change, or it is not made
     await request.app[DIRECTORY].call(change.write, write=True)
+    await request.app[ANNOUNCER].announce(change)
 
 
 async def _existing_client(request: web.Request) -> str:
@@ -278,7 +280,7 @@ async def _suspension(request: web.Request, *, suspend: bool) -> web.Response:
     except NotFound:
         raise unknown_seal() from None
     # In force in this process at once (its sealings read the catalog); in the others
-    # at their catalog's next refresh.
+    # as they hear the announcement, or at their catalog's next refresh.
     catalog = request.app[CATALOG]
     catalog.snapshot = await asyncio.to_thread(catalog.load)
     return json_response(seal_view(seal), headers=NO_STORE)

@@ -16,6 +16,7 @@ it is back.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import Callable
@@ -88,8 +89,8 @@ class Announcer:
 
 
 def announce_now(redis_url: str | None, change: Change) -> None:
-    """The command line's announcement: one connection for the command, bounded waits.
-    If Redis cannot be reached the change stands and the operator is told the bound."""
+    """The command line's announcement: one connection at a time, bounded waits. If
+    Redis cannot be reached the change stands and the operator is told the bound."""
     if redis_url is None:
         return
     import redis
@@ -97,35 +98,45 @@ def announce_now(redis_url: str | None, change: Change) -> None:
     from sealgate.cache.redis_tier import AVAILABILITY_ERRORS, directory_channel
 
     unreachable: tuple[type[BaseException], ...] = (*AVAILABILITY_ERRORS, redis.RedisError)
-    try:
-        with _connect(redis_url) as conn:
-            conn.publish(directory_channel(), hint_for(change))
-    except unreachable as exc:
-        print(
-            f"sealgate: warning: {change.action} {change.subject} done, but not announced on"
-            f" Redis ({type(exc).__name__}): serving gateways take it within their token"
-            " cache (clients, 10 s by default) or catalog refresh (seals, 5 s)",
-            file=sys.stderr,
-        )
+    failure: BaseException | None = None
+    for connect in _connections(redis_url):
+        try:
+            with connect() as conn:
+                conn.publish(directory_channel(), hint_for(change))
+            return
+        except unreachable as exc:
+            failure = exc
+    print(
+        f"sealgate: warning: {change.action} {change.subject} done, but not announced on"
+        f" Redis ({type(failure).__name__}): serving gateways take it within their token"
+        " cache (clients, 10 s by default) or catalog refresh (seals, 5 s)",
+        file=sys.stderr,
+    )
 
 
-def _connect(url: str) -> redis.Redis:
+def _connections(url: str) -> list[Callable[[], redis.Redis]]:
+    """Where to publish: the one server, or each node of a cluster in turn (a cluster's
+    PUBLISH reaches the subscribers on every node: any one node will do)."""
     import redis
 
     if not is_cluster_url(url):
-        return redis.Redis.from_url(
-            url, socket_timeout=_CLI_TIMEOUT, socket_connect_timeout=_CLI_TIMEOUT
-        )
-    # A cluster's PUBLISH reaches every node's subscribers: any one node will do.
+        return [
+            lambda: redis.Redis.from_url(
+                url, socket_timeout=_CLI_TIMEOUT, socket_connect_timeout=_CLI_TIMEOUT
+            )
+        ]
     address = parse_cluster_url(url)
-    host, port = address.nodes[0]
-    return redis.Redis(
-        host=host,
-        port=port,
-        username=address.username,
-        password=address.password,
-        ssl=address.tls,
-        ssl_ca_certs=address.ssl_ca_certs,
-        socket_timeout=_CLI_TIMEOUT,
-        socket_connect_timeout=_CLI_TIMEOUT,
-    )
+    return [
+        functools.partial(
+            redis.Redis,
+            host=host,
+            port=port,
+            username=address.username,
+            password=address.password,
+            ssl=address.tls,
+            ssl_ca_certs=address.ssl_ca_certs,
+            socket_timeout=_CLI_TIMEOUT,
+            socket_connect_timeout=_CLI_TIMEOUT,
+        )
+        for host, port in address.nodes
+    ]

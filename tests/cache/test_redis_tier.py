@@ -216,12 +216,38 @@ async def test_listen_survives_a_failing_callback(tier: RedisTier) -> None:
             await listener
 
 
+async def test_announcements_are_heard_apart_from_invalidations(tier: RedisTier) -> None:
+    """Provisioning announcements (sealgate.gateway.announcements) come on the same
+    subscription, to their own callback, never taken for a code."""
+    codes: list[str] = []
+    announced: list[str] = []
+    listener = asyncio.create_task(tier.listen(codes.append, announced.append))
+    try:
+
+        async def heard() -> bool:
+            await tier.announce("seals")
+            return bool(announced)
+
+        await eventually(heard, timeout=5, interval=0.02, what="listen subscribed")
+        assert await tier.announce("client:CL123") is True
+        assert await tier.publish("CODE1") is True
+        await eventually(lambda: "CODE1" in codes, timeout=5, interval=0.01)
+        assert "client:CL123" in announced
+        assert set(announced) == {"seals", "client:CL123"}
+        assert codes == ["CODE1"]
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
+
+
 async def test_unstarted_tier_is_a_harmless_miss() -> None:
     tier = RedisTier("redis://127.0.0.1:1/0")
     assert await tier.get("CODE1") is None
     await tier.put("CODE1", status_for("CODE1"))
     assert await tier.delete(["CODE1"]) is False
     assert await tier.publish("CODE1") is False
+    assert await tier.announce("seals") is False
     assert tier.available is False
 
 

@@ -10,6 +10,7 @@ not make it within a test's time: without it these tests fail.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,15 +20,19 @@ import httpx
 import pytest
 import redis
 
+from sealgate.bench.redis_cluster import RedisClusterServer
 from sealgate.bench.redis_server import RedisServer, RedisServerMissing
-from sealgate.cache.redis_tier import directory_channel
+from sealgate.cache.redis_tier import directory_channel, redis_tier_for
 from sealgate.client import Client
+from sealgate.gateway import administration
+from sealgate.gateway.announcements import announce_now
 from sealgate.gateway.cli import main as sealgate
 from sealgate.gateway.provision import init_home
 from sealgate.hsm.softhsm import softhsm_available
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.processes
 
@@ -177,9 +182,7 @@ def test_a_seal_suspended_over_http_seals_nothing_on_any_worker_at_once(served: 
 
 
 @pytest.mark.usefixtures("cli_redis")
-def test_a_cli_change_is_announced_too(
-    served: Served, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_cli_change_is_announced_too(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
     client_id, auth = new_verifier(served, "branch 12")
     with fresh() as http:
         workers = warmed(served, http, auth)
@@ -261,3 +264,27 @@ def test_the_bounds_are_settings(tmp_path: Path) -> None:
         env.setenv("SEALGATE_CATALOG_REFRESH", "0.1")
         with pytest.raises(HomeError, match="catalog_refresh"):
             load_settings(settings.home)
+
+
+async def test_the_command_line_announces_on_a_cluster_too(
+    redis_cluster: RedisClusterServer,
+) -> None:
+    """A cluster's PUBLISH reaches the subscribers of every node: the command line
+    publishes on the first node it reaches, the workers listen on any."""
+    tier = redis_tier_for(redis_cluster.url)
+    await tier.start()
+    heard: list[str] = []
+    listener = asyncio.create_task(tier.listen(lambda code: None, heard.append))
+    change = administration.remove_client("CL0000ANNOUNCED")
+    try:
+
+        async def announced() -> bool:
+            await asyncio.to_thread(announce_now, redis_cluster.url, change)
+            return "client:CL0000ANNOUNCED" in heard
+
+        await eventually(announced, timeout=10, interval=0.05, what="the announcement heard")
+    finally:
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await listener
+        await tier.close()

@@ -316,6 +316,7 @@ async def components(app: web.Application) -> AsyncIterator[None]:
         )
 
         reload_now = asyncio.Event()  # set by an announcement heard (§6.2)
+        named_at: dict[str, float] = {}  # key label → when a catalog in use last named it
 
         async def refresh_catalog() -> None:
             while True:
@@ -325,10 +326,15 @@ async def components(app: web.Application) -> AsyncIterator[None]:
                 try:
                     fresh = await asyncio.to_thread(catalog.load)
                     # New keys are allowed before any sealing can pick them; a key the
-                    # catalog no longer names stays allowed one refresh more, for the
-                    # sealings already prepared with it (then refused: ≤ 10 s).
-                    old = catalog.snapshot.signing_labels
-                    signing.allow(old | fresh.signing_labels | own_keys)
+                    # catalog no longer names stays allowed a refresh's span more, for
+                    # the sealings already prepared with it (then refused: ≤ 10 s by
+                    # default), however many announcements wake the loads meanwhile.
+                    now = time.monotonic()
+                    named_at.update(dict.fromkeys(catalog.snapshot.signing_labels, now))
+                    for label, at in list(named_at.items()):
+                        if now - at > settings.catalog_refresh:
+                            del named_at[label]
+                    signing.allow(named_at.keys() | fresh.signing_labels | own_keys)
                     catalog.snapshot = fresh
                     # `sealgate calendar load` beside serving gateways: in force as soon
                     desk.calendar = await asyncio.to_thread(load_calendar, directory)

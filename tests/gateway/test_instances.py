@@ -54,6 +54,7 @@ async def two_instances(
     postgres_server: PostgresServer,
     redis_server: RedisServer | None,
     workers: int = 1,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[tuple[Instances, aiohttp.ClientSession, str]]:
     database = postgres_server.create_database("instances")
     first = tmp_path / "gateway-a"
@@ -67,6 +68,7 @@ async def two_instances(
     tokens = {client.role: token for client, token in credentials.clients}
     ports = [free_port(), free_port()]
     env = {} if redis_server is None else {"SEALGATE_REDIS_URL": redis_server.url}
+    env.update(settings or {})
     with ExitStack() as processes:
         for home, port in zip((first, second), ports, strict=True):
             processes.enter_context(serving(home, port, workers, env=env))
@@ -193,3 +195,51 @@ async def test_without_redis_two_instances_meet_one_limit_in_their_database(
         with psycopg.connect(database) as conn:
             stored = conn.execute("SELECT level, refused FROM lookup_failures").fetchall()
         assert stored == [(100.0, 1)]  # one row, full, for the one client that guessed
+
+
+@pytest.mark.slow
+async def test_a_provisioning_change_reaches_the_other_instance_at_once(
+    tmp_path: Path, postgres_server: PostgresServer, redis_server: RedisServer
+) -> None:
+    """An admin's change on one instance, announced on Redis, is in force on the other
+    right after: its token cache and catalog live an hour here, so nothing else could
+    bring it there within the test (docs/design.md §6.2)."""
+    remembered = {"SEALGATE_TOKEN_CACHE": "3600", "SEALGATE_CATALOG_REFRESH": "3600"}
+    async with two_instances(tmp_path, postgres_server, redis_server, settings=remembered) as (
+        gw,
+        session,
+        _,
+    ):
+        a, b = gw.urls
+        admin = {**gw.auth(Role.ADMIN), "X-Operator": "ops-7"}
+        grants = {"name": "branch 3", "role": "verifier", "purposes": ["demo"]}
+        async with session.post(f"{a}/v1/admin/clients", json=grants, headers=admin) as r:
+            assert r.status == 201, await r.text()
+            client = await r.json()
+        auth = {"Authorization": f"Bearer {client['token']}"}
+
+        async def answers(method: str, url: str, headers: dict[str, str], status: int) -> None:
+            deadline = time.monotonic() + 10.0  # an hour's cache is the alternative
+            while True:
+                body = proof_request(gw.seal) if method == "POST" else None
+                async with session.request(method, url, json=body, headers=headers) as r:
+                    if r.status == status:
+                        return
+                assert time.monotonic() < deadline, f"{url} still answers {r.status}"
+                await asyncio.sleep(0.01)
+
+        await answers("GET", f"{b}/v1/subscriptions", auth, 200)  # b remembers it
+        async with session.delete(
+            f"{a}/v1/admin/clients/{client['client_id']}", headers=admin
+        ) as r:
+            assert r.status == 204
+        await answers("GET", f"{b}/v1/subscriptions", auth, 401)
+
+        sealing = (f"{b}/v1/certificates", gw.auth(Role.SIGNER))
+        await answers("POST", *sealing, 201)  # b's catalog is loaded, the seal in use
+        async with session.post(f"{a}/v1/admin/seals/{gw.seal}/suspend", headers=admin) as r:
+            assert r.status == 200
+        await answers("POST", *sealing, 403)
+        async with session.post(f"{a}/v1/admin/seals/{gw.seal}/resume", headers=admin) as r:
+            assert r.status == 200
+        await answers("POST", *sealing, 201)

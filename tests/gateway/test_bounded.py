@@ -16,7 +16,6 @@ from aiohttp.test_utils import make_mocked_request
 from sealgate.cache.feed import TRUST_WINDOW, ChangeFeed
 from sealgate.cache.local import LocalTier
 from sealgate.cache.lookup import CachedLookup, Found
-from sealgate.gateway import auth as auth_module
 from sealgate.gateway.auth import Authenticator
 from sealgate.gateway.bounded import (
     FAILURES_TO_OPEN,
@@ -222,14 +221,14 @@ class Directory:
 
 
 async def test_a_remembered_client_is_authenticated_through_a_directory_outage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     client = Client("bank", "银行", Role.VERIFIER, None, frozenset(), frozenset({"p"}), 0.0)
     directory = Directory(client)
     migrate(tmp_path / "registry.db")
     store = SqliteDirectory(tmp_path / "registry.db")  # never read: the reads are `read`
-    monkeypatch.setattr(auth_module, "CACHE_SECONDS", -1.0)  # every entry already expired
-    auth = Authenticator(store, read=directory.read, outage_freshness=60.0)
+    # lifetime -1: every entry already expired
+    auth = Authenticator(store, read=directory.read, outage_freshness=60.0, lifetime=-1.0)
 
     def request(token: str) -> web.Request:
         return make_mocked_request("GET", "/", headers={"Authorization": f"Bearer {token}"})
@@ -241,7 +240,7 @@ async def test_a_remembered_client_is_authenticated_through_a_directory_outage(
     with pytest.raises(DirectoryUnavailable):  # never seen: nothing to go on
         await auth.client(request("other"))
 
-    strict = Authenticator(store, read=directory.read)
+    strict = Authenticator(store, read=directory.read, lifetime=-1.0)
     directory.down = False
     await strict.client(request("good"))
     directory.down = True

@@ -23,7 +23,6 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.bench.redis_server import RedisServer
-from sealgate.gateway import auth as auth_module
 from sealgate.gateway.app import create_app
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
@@ -165,12 +164,12 @@ async def test_a_hung_postgresql_answers_within_the_deadline_and_recovers_by_its
     own_postgres: PostgresServer,
     tmp_path: Any,
     gateway_client: GatewayClient,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Tokens remembered for 1 s instead of 10, so the hang outlasts them: authentication
     # must then go on from memory too.
-    monkeypatch.setattr(auth_module, "CACHE_SECONDS", 1.0)
-    demo = demo_on(own_postgres, tmp_path, request_deadline=DEADLINE, outage_freshness=60.0)
+    demo = demo_on(
+        own_postgres, tmp_path, request_deadline=DEADLINE, outage_freshness=60.0, token_cache=1.0
+    )
     api = await gateway_client(create_app(demo.settings))
     known = [await seal(api, demo, n) for n in range(12)]
     # Codes this gateway has not read before each phase: the healthy load caches its own.

@@ -32,6 +32,7 @@ from sealgate.hsm.softhsm import softhsm_available
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.serving import free_port, serving
+from tests.gateway.test_admin import fresh, worker_of
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.processes
@@ -91,16 +92,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 def cli_redis(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     """The command line run in this process with the gateway's Redis."""
     monkeypatch.setenv("SEALGATE_REDIS_URL", served.redis.url)
-
-
-def fresh() -> httpx.Client:
-    """A new connection for every request: SO_REUSEPORT spreads them over the workers."""
-    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30)
-
-
-def worker_of(response: httpx.Response) -> str:
-    """Which worker answered: its request ids share a random prefix of its own."""
-    return response.headers["X-Request-Id"][:12]
 
 
 def new_verifier(served: Served, name: str) -> tuple[str, dict[str, str]]:

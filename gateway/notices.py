@@ -136,10 +136,17 @@ class NoticeCourier:
         self.backlog = Backlog(0, None)
         self._backlog_due = 0.0
         self._prune_due = 0.0
+        # One round at a time: what a round claimed is the owner's, so a second round of
+        # the same owner at once would send it again.
+        self._turn = asyncio.Lock()
 
     async def round(self) -> int:
         """Fan out, claim, deliver and record once, and the upkeep when it is due;
         returns how many were delivered."""
+        async with self._turn:
+            return await self._round()
+
+    async def _round(self) -> int:
         await self._book.fan_out(self._clock())
         claimed = await self._book.claim(self._owner, self._clock(), CLAIM_LEASE, CLAIM_BATCH)
         delivered = 0

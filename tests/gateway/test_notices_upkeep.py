@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
+from sealgate.gateway.home import HomeError, load_settings
 from sealgate.gateway.keys import COURIER
 from sealgate.gateway.notices import BACKLOG_SECONDS
 from sealgate.verify.directory import Role
@@ -95,3 +98,21 @@ async def test_metrics_follow_the_deliveries_and_old_settled_ones_are_pruned(
     assert (seen["retry"], seen["deliveries_pending"]) == (2.0, 1.0)
     assert await states(api, verifier, made["id"]) == [("pending", 1)]
     assert len(receiver.received) == 4  # each attempt made once, none twice
+
+
+def test_the_retention_is_a_setting_of_at_least_two_days(demo: Demo, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = (demo.home / "config.toml").read_text()
+    assert "[notices]" not in config
+    (home / "config.toml").write_text(config)
+    assert load_settings(home).notice_retention_days == 30
+    (home / "config.toml").write_text(config + "\n[notices]\nretention_days = 90\n")
+    assert load_settings(home).notice_retention_days == 90
+    for wrong in ("1", "0", '"a month"', "30.5", "true"):
+        (home / "config.toml").write_text(config + f"\n[notices]\nretention_days = {wrong}\n")
+        with pytest.raises(HomeError, match="retention_days"):
+            load_settings(home)
+    (home / "config.toml").write_text(config + "\n[notices]\nretention = 30\n")
+    with pytest.raises(HomeError, match=r"\[notices\] takes"):
+        load_settings(home)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import secrets
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from sealgate.gateway.home import HomeError
 from sealgate.verify.directory import Client, Directory, LookupLimit, Role
 from sealgate.verify.holders import HolderKind, InvalidHolderId, normalise_holder_id
+from sealgate.verify.plain_text import plain_text as verify_plain_text
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MAX_CLIENT_NAME = 200
@@ -50,16 +50,12 @@ def new_token() -> str:
 
 
 def plain_text(what: str, value: str, limit: int) -> str:
-    """Operator-typed text that the directory keeps and lists print tab-separated."""
-    value = value.strip()
-    if not value:
-        raise HomeError(f"{what} is empty")
-    if len(value) > limit:
-        raise HomeError(f"{what} is longer than {limit} characters")
-    # Tabs and newlines would split list lines; escapes would reach the terminal.
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise HomeError(f"{what} holds a control character")
-    return value
+    """Operator-typed text the directory keeps (the one rule, :mod:`sealgate.verify.plain_text`);
+    raises :class:`HomeError`."""
+    try:
+        return verify_plain_text(what, value, limit)
+    except ValueError as exc:
+        raise HomeError(str(exc)) from None
 
 
 def _text(field: str, what: str, value: str, limit: int) -> str:

@@ -13,12 +13,12 @@ Pure and I/O-free: the directory stores the table (:mod:`sealgate.verify.sql_mat
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sealgate.verify.directory import DirectoryError
+from sealgate.verify.plain_text import plain_text
 
 MAX_MATTER_ID = 64  # a purpose's length (the grant names it)
 MAX_MATTER_NAME = 200
@@ -65,18 +65,11 @@ class ContentNotGranted(DirectoryError):
 
 
 def plain(what: str, value: str, limit: int, *, forbidden: str = "") -> str:
-    """Text the table keeps and lists print tab-separated: stripped, not empty, within
-    ``limit``, no control or format characters, none of ``forbidden``."""
-    value = value.strip()
-    if not value:
-        raise InvalidMatter(f"{what} is empty")
-    if len(value) > limit:
-        raise InvalidMatter(f"{what} is longer than {limit} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise InvalidMatter(f"{what} holds a control character")
-    if any(c in forbidden for c in value):
-        raise InvalidMatter(f"{what} holds one of {' '.join(forbidden)}")
-    return value
+    """Text the table keeps (:func:`plain_text`'s rule); raises :class:`InvalidMatter`."""
+    try:
+        return plain_text(what, value, limit, forbidden=forbidden)
+    except ValueError as exc:
+        raise InvalidMatter(str(exc)) from None
 
 
 def parse_content_grant(text: str) -> tuple[str, frozenset[str] | None]:

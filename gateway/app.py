@@ -113,7 +113,7 @@ from sealgate.gateway.middleware import (
     RequestIds,
     gateway_middleware,
 )
-from sealgate.gateway.notices import NoticeCourier
+from sealgate.gateway.notices import DAY, NoticeCourier
 from sealgate.gateway.overdue import OverdueWatch
 from sealgate.gateway.public_check import CheckBuckets
 from sealgate.gateway.qr_codes import QrIssuer
@@ -279,8 +279,10 @@ async def components(app: web.Application) -> AsyncIterator[None]:
             key=webhook_key,
             rules=settings.notice_targets,
             clock=app[CLOCK],
+            retention=settings.notice_retention_days * DAY,
         )
         stack.push_async_callback(courier.close)
+        app[METRICS].follow_notices(courier)
         keys = GatewayKeys.load(settings.home)
         app[GATEWAY_KEYS] = keys
         own_keys |= set(keys.labels.values())

@@ -48,6 +48,9 @@ DEFAULT_HOME = Path(".sealgate")
 DEFAULT_QR_LIFETIME = 90.0
 QR_LIFETIMES = (60.0, 120.0)
 DEFAULT_STATUS_LIST_BOUND = 60.0
+# Days change notices' settled deliveries stay in the delivery log (docs/design.md §18).
+DEFAULT_NOTICE_RETENTION_DAYS = 30
+MIN_NOTICE_RETENTION_DAYS = 2
 #: Where ``make run``'s demo gateway serves its CRL; a city sets its public address.
 DEFAULT_CRL_URL = "http://127.0.0.1:8080/v1/crl"
 #: How long a CRL is current: the root must issue the next one within it.
@@ -183,8 +186,11 @@ class Settings:
     office_hours: OfficeHours | None = None
     overdue_webhook: str | None = None
     # config.toml [notices] (docs/design.md §18): where change notices may be sent
-    # besides public HTTPS hosts (plain http, networks otherwise refused).
+    # besides public HTTPS hosts (plain http, networks otherwise refused), and how many
+    # days delivered and given-up deliveries stay in the delivery log before the courier
+    # deletes them (retention_days, at least 2: a delivery is retried for a day).
     notice_targets: TargetRules = dataclasses.field(default_factory=TargetRules)
+    notice_retention_days: int = DEFAULT_NOTICE_RETENTION_DAYS
     # City settings for 亮码扫码 (docs/design.md §13): how long a dynamic QR payload lasts
     # (60-120 s), the bound within which a status change is in the published status
     # list, and the gateway's public address, the base of the list URIs in payloads.
@@ -524,16 +530,29 @@ def load_settings(
         public_url=str(config.get("public_url", "")).rstrip("/"),
         check_per_minute=_count(config.get("check_per_minute", 20), "check_per_minute"),
         consent_required=_flag(config.get("consent_required", True), "consent_required"),
-        notice_targets=_notice_targets(config.get("notices")),
+        **_notice_settings(config.get("notices")),
         **_request_settings(config.get("requests")),
     )
 
 
-def _notice_targets(table: object) -> TargetRules:
+def _notice_settings(table: object) -> dict[str, Any]:
+    """``[notices]``: the targets' rules (sealgate.gateway.webhooks) and ``retention_days``."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise HomeError(f"{CONFIG_NAME}: [notices] is a table")
+    rest = {k: v for k, v in table.items() if k != "retention_days"}
+    days = _count(table.get("retention_days", DEFAULT_NOTICE_RETENTION_DAYS), "retention_days")
+    if days < MIN_NOTICE_RETENTION_DAYS:
+        raise HomeError(
+            f"{CONFIG_NAME}: [notices] retention_days must be at least"
+            f" {MIN_NOTICE_RETENTION_DAYS} (a delivery is retried for a day)"
+        )
     try:
-        return rules_from_config(table)
+        rules = rules_from_config(rest)
     except ValueError as exc:
         raise HomeError(f"{CONFIG_NAME}: {exc}") from None
+    return {"notice_targets": rules, "notice_retention_days": days}
 
 
 def _request_settings(table: object) -> dict[str, Any]:

@@ -16,6 +16,12 @@ What ``/metrics`` shows (names and types as they were when it was written by han
   a signed checkpoint (the audit key cannot sign);
 - ``sealgate_seal_certificate_end_seconds`` gauge, by ``seal``: when each seal's active
   certificate ends (Unix time), for an alert well before it does;
+- ``sealgate_notice_deliveries_total`` counter, by ``outcome`` (``delivered``, ``retry``,
+  ``failed``: given up): change notices' delivery attempts (docs/design.md §18);
+  ``sealgate_notice_deliveries_pruned_total`` counter: settled deliveries deleted past
+  the retention; ``sealgate_notice_deliveries_pending`` gauge: deliveries owed, and
+  ``sealgate_notice_oldest_pending_seconds`` gauge: how long the oldest of them has been
+  owed (0: none), both the registry's as the courier last read them;
 - with a Redis tier only: ``sealgate_cache_redis_available`` gauge and
   ``sealgate_cache_redis_refused_writes_total`` counter.
 
@@ -39,6 +45,8 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -53,6 +61,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from sealgate.cache.lookup import SharedTier
 from sealgate.gateway.audit import AuditLog
+
+if TYPE_CHECKING:
+    from sealgate.gateway.notices import NoticeCourier
 
 __all__ = ["BUCKETS", "MULTIPROCESS_ENV", "PUBLISH_SECONDS", "READINESS_SECONDS", "Metrics"]
 
@@ -189,6 +200,41 @@ class Metrics:
             multiprocess_mode="livemax",
         )
         self._publishers.append(lambda: overdue.set(count()))
+
+    def follow_notices(self, courier: NoticeCourier) -> None:
+        """Publish the courier's attempts, prunes and the backlog it last read."""
+        attempts = Counter(
+            "sealgate_notice_deliveries",
+            "Change notices' delivery attempts, by outcome: delivered, retry (tried again"
+            " later) or failed (given up).",
+            ("outcome",),
+            registry=self.registry,
+        )
+        for outcome in courier.attempts:
+            series = attempts.labels(outcome)  # shown from 0, for rate() and increase()
+            self._publishers.append(
+                _follower(series, partial(courier.attempts.__getitem__, outcome))
+            )
+        pruned = self._counter(
+            "sealgate_notice_deliveries_pruned",
+            "Settled change-notice deliveries deleted past the retention.",
+        )
+        self._publishers.append(_follower(pruned, lambda: courier.pruned))
+        # The registry's, the same for every worker: the largest over the live ones.
+        pending = Gauge(
+            "sealgate_notice_deliveries_pending",
+            "Change-notice deliveries owed (not yet delivered nor given up).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        oldest = Gauge(
+            "sealgate_notice_oldest_pending_seconds",
+            "How long the oldest change-notice delivery owed has been owed (0: none).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self._publishers.append(lambda: pending.set(courier.backlog.pending))
+        self._publishers.append(lambda: oldest.set(courier.oldest_pending_age()))
 
     def publish(self) -> None:
         for publisher in self._publishers:

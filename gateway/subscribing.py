@@ -38,6 +38,7 @@ from sealgate.gateway.webhooks import (
 from sealgate.verify.directory import Client, Role
 from sealgate.verify.notices import (
     REQUEST_EVENTS,
+    Backlog,
     Claimed,
     Delivery,
     Event,
@@ -167,6 +168,12 @@ class BoundedNotices(NoticeBook):
 
     async def settle(self, owner: str, outcomes: list[Outcome]) -> None:
         await self._guard.call(lambda: self._inner.settle(owner, outcomes), write=True)
+
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._guard.call(lambda: self._inner.prune(before, limit), write=True)
+
+    async def backlog(self) -> Backlog:
+        return await self._guard.call(self._inner.backlog)
 
 
 class SubscriptionDesk:

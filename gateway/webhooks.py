@@ -196,7 +196,7 @@ def rules_from_config(table: Any) -> TargetRules:
     if table is None:
         return TargetRules()
     if not isinstance(table, dict) or set(table) - {"allow_http", "allow_networks"}:
-        raise ValueError("[notices] takes allow_http and allow_networks")
+        raise ValueError("[notices] takes allow_http, allow_networks and retention_days")
     allow_http = table.get("allow_http", False)
     if not isinstance(allow_http, bool):
         raise ValueError("[notices] allow_http must be true or false")

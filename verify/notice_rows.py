@@ -48,6 +48,10 @@ OVERDUE_SLACK = 60.0  # seconds, likewise for instants written by several clocks
 OVERDUE_STEP = 30.0
 # Actions of a request's events that answer it (for request.answered).
 ANSWERING = ("respond", "return")
+# What pruning may delete: every state but pending (a delivery still owed).
+SETTLED = ", ".join(
+    f"'{state.value}'" for state in DeliveryState if state is not DeliveryState.PENDING
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,9 @@ class NoticeQueries:
     claim: str
     claimed: str
     settle: str
+    prune_deliveries: str
+    prune_subscriptions: str
+    backlog: str
 
     @classmethod
     def written_with(cls, param: Callable[[int], str]) -> NoticeQueries:
@@ -180,6 +187,24 @@ class NoticeQueries:
                 f" last_attempt_at = {p(2)}, last_status = {p(3)}, last_error = {p(4)},"
                 f" next_attempt_at = {p(5)}, claimed_by = NULL, claimed_until = NULL"
                 f" WHERE seq = {p(6)} AND state = '{DeliveryState.PENDING.value}'"
+            ),
+            # Both read the index deliveries_age (state, created_at). No one else writes
+            # a settled row, so two instances pruning at once at worst wait a batch.
+            prune_deliveries=(
+                "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries"
+                f" WHERE state IN ({SETTLED}) AND created_at < {p(1)} LIMIT {p(2)})"
+            ),
+            # Its deliveries gone, a deleted subscription's row goes too (its codes
+            # went when it was deleted).
+            prune_subscriptions=(
+                "DELETE FROM subscriptions WHERE subscription_id IN (SELECT subscription_id"
+                f" FROM subscriptions s WHERE s.deleted_at < {p(1)} AND NOT EXISTS"
+                " (SELECT 1 FROM deliveries d WHERE d.subscription_id = s.subscription_id)"
+                f" LIMIT {p(2)})"
+            ),
+            backlog=(
+                "SELECT count(*), min(created_at) FROM deliveries"
+                f" WHERE state = '{DeliveryState.PENDING.value}'"
             ),
         )
 

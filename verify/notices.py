@@ -110,6 +110,15 @@ class Outcome:
     next_attempt_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The deliveries still owed (pending): how many, and since when the oldest was
+    (its fan-out's instant; None: nothing is owed)."""
+
+    pending: int
+    oldest: float | None
+
+
 def encode_events(events: tuple[Event, ...]) -> str:
     """Stored as ``,a,b,``: a statement finds an event with ``LIKE '%,a,%'``."""
     return "," + ",".join(e.value for e in events) + ","
@@ -176,3 +185,14 @@ class NoticeBook(ABC):
     async def settle(self, owner: str, outcomes: list[Outcome]) -> None:
         """Record the outcomes of attempts and release the claims (an outcome whose claim
         lapsed and was taken by another owner is still recorded: it happened)."""
+
+    @abstractmethod
+    async def prune(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` deliveries settled (delivered, given up, dropped) that
+        were owed before ``before``, in one short transaction, and then the subscriptions
+        deleted before it that have none left; returns how many deliveries went. A
+        pending delivery is never deleted, however old."""
+
+    @abstractmethod
+    async def backlog(self) -> Backlog:
+        """What is owed now (one indexed read)."""

@@ -35,6 +35,11 @@ FAMILIES = {
     "sealgate_audit_available": "gauge",
     "sealgate_audit_checkpoints_signed": "gauge",
     "sealgate_seal_certificate_end_seconds": "gauge",
+    # change notices (§18)
+    "sealgate_notice_deliveries": "counter",
+    "sealgate_notice_deliveries_pruned": "counter",
+    "sealgate_notice_deliveries_pending": "gauge",
+    "sealgate_notice_oldest_pending_seconds": "gauge",
 }
 
 

@@ -39,7 +39,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_rules() -> None:
     checked = promtool("check", "rules", RULES.name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 10 rules found" in checked.stdout
+    assert "SUCCESS: 12 rules found" in checked.stdout
 
 
 def test_promtool_unit_tests_the_rules() -> None:
@@ -106,6 +106,8 @@ async def test_the_rules_and_the_dashboard_name_only_exported_metrics(
         "sealgate_ready",
         "sealgate_problems_total",
         "sealgate_seal_certificate_end_seconds",
+        "sealgate_notice_deliveries_total",
+        "sealgate_notice_oldest_pending_seconds",
     } <= used
     assert used <= exported, used - exported
     scraped: dict[tuple[str, frozenset[tuple[str, str]]], float] = samples(text)

@@ -12,6 +12,7 @@ import pytest
 
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.notices import (
+    Backlog,
     DeliveryState,
     Event,
     NoticeBook,
@@ -195,3 +196,61 @@ async def test_a_requesters_office_is_told_of_answers_and_lateness(registry: Reg
     assert owed[1].data["state"] == "returned"
     assert "不属本单位" not in str(owed[1].data)  # the reason stays with the parties
     assert await notices.deliveries("S-else", "C-x", 10) == []
+
+
+async def test_pruning_deletes_only_settled_deliveries_past_the_retention(
+    registry: Registry, backend: Backend
+) -> None:
+    notices = book(registry)
+    await registry.register([proof(code) for code in "ABCDEF"])
+    await notices.add_subscription(subscription("S-1", codes=tuple("ABCDE")))
+    await notices.add_subscription(subscription("S-gone", "C-other", codes=("F",)))
+    old, recent = T0 + 2, T0 + 100  # fan-out instants: the first four owed long ago
+    for code in "ABCD":
+        await change(registry, code, Status.PLEDGED)
+    await change(registry, "F", Status.PLEDGED)
+    assert await notices.fan_out(old) == 5
+    claimed = {
+        c.delivery.data["code"]: c.delivery.seq for c in await notices.claim("w", old, 30, 10)
+    }
+    await notices.settle(
+        "w",
+        [
+            Outcome(claimed["A"], old + 1, True, 204, None, None),  # delivered
+            Outcome(claimed["B"], old + 1, False, 500, None, None),  # given up
+            Outcome(claimed["C"], old + 1, False, 500, None, old + 60),  # to try again
+            # D: never attempted, claim lapsed: pending
+        ],
+    )
+    await notices.delete_subscription("S-gone", "C-other", old + 2)  # F's dropped
+    await change(registry, "E", Status.PLEDGED, recent)
+    assert await notices.fan_out(recent) == 1
+    # C and D are claimed again too (due, their claim lapsed); only E is settled
+    [fresh] = [
+        c for c in await notices.claim("w", recent, 30, 10) if c.delivery.data["code"] == "E"
+    ]
+    await notices.settle("w", [Outcome(fresh.delivery.seq, recent, True, 200, None, None)])
+    assert await notices.backlog() == Backlog(2, old)  # C and D, owed since the old pass
+
+    assert await notices.prune(old, 10) == 0  # nothing owed before the cut
+    # A batch at a time: the three settled old ones (A, B and S-gone's F), then none.
+    assert await notices.prune(old + 50, 2) == 2
+    assert await notices.prune(old + 50, 2) == 1
+    assert await notices.prune(old + 50, 2) == 0
+    left = {d.data["code"]: d.state for d in await notices.deliveries("S-1", "C-bank", 10)}
+    assert left == {
+        "C": DeliveryState.PENDING,
+        "D": DeliveryState.PENDING,
+        "E": DeliveryState.DELIVERED,  # recent: kept
+    }
+    # The deleted subscription's row went with its last delivery; the live one stays.
+    rows = backend.execute("SELECT subscription_id FROM subscriptions ORDER BY 1")
+    assert [r[0] for r in rows] == ["S-1"]
+    # Pending ones stay however old they grow.
+    assert await notices.prune(recent + 10**9, 100) == 1  # E only
+    assert await notices.backlog() == Backlog(2, old)
+    assert [d.data["code"] for d in await notices.deliveries("S-1", "C-bank", 10)] == ["D", "C"]
+
+
+async def test_the_backlog_of_an_empty_outbox(registry: Registry) -> None:
+    assert await book(registry).backlog() == Backlog(0, None)

@@ -16,6 +16,7 @@ from typing import Any
 from sealgate.verify import notice_rows as nr
 from sealgate.verify.integrity import CorruptionWatch
 from sealgate.verify.notices import (
+    Backlog,
     Claimed,
     Delivery,
     NoticeBook,
@@ -141,3 +142,15 @@ class PostgresNotices(NoticeBook):
         self._integrity.refuse_writes()
         async with self._connection("notices") as conn:
             await conn.executemany(SQL.settle, nr.settle_rows(outcomes))
+
+    async def prune(self, before: float, limit: int) -> int:
+        self._integrity.refuse_writes()
+        async with self._connection("notices") as conn, conn.transaction():
+            done = await conn.execute(SQL.prune_deliveries, before, limit)
+            await conn.execute(SQL.prune_subscriptions, before, limit)
+        return int(done.rsplit(" ", 1)[-1])
+
+    async def backlog(self) -> Backlog:
+        async with self._connection("read") as conn:
+            row = await conn.fetchrow(SQL.backlog)
+        return Backlog(int(row[0]), row[1])

@@ -335,6 +335,10 @@ MIGRATIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
             FROM requests r WHERE r.answer_code = proofs.code""",
         ),
     ),
+    (
+        "change notices' deliveries by state and age, for pruning and the backlog's metrics",
+        ("CREATE INDEX deliveries_age ON deliveries (state, created_at)",),
+    ),
 )
 
 # Any fixed number works; it only has to be the same in every sealgate that migrates.

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from sealgate.verify import notice_rows as nr
 from sealgate.verify.notices import (
+    Backlog,
     Claimed,
     Delivery,
     NoticeBook,
@@ -63,6 +64,12 @@ def fan_out(conn: sqlite3.Connection, now: float, limit: int) -> int:
     for row in owed:
         written += conn.execute(SQL.insert_delivery, row).rowcount
     return written
+
+
+def prune(conn: sqlite3.Connection, before: float, limit: int) -> int:
+    deleted = conn.execute(SQL.prune_deliveries, (before, limit)).rowcount
+    conn.execute(SQL.prune_subscriptions, (before, limit))
+    return int(deleted)
 
 
 def claim(
@@ -128,3 +135,13 @@ class SqliteNotices(NoticeBook):
     async def settle(self, owner: str, outcomes: list[Outcome]) -> None:
         rows = nr.settle_rows(outcomes)
         await self._write_job(lambda c: c.executemany(SQL.settle, rows))
+
+    async def prune(self, before: float, limit: int) -> int:
+        return await self._write_job(lambda c: prune(c, before, limit))
+
+    async def backlog(self) -> Backlog:
+        def query(conn: sqlite3.Connection) -> Backlog:
+            pending, oldest = conn.execute(SQL.backlog).fetchone()
+            return Backlog(int(pending), oldest)
+
+        return await self._read(query)

@@ -382,6 +382,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             verifying_unit = (SELECT responder_unit FROM requests WHERE answer_code = proofs.code)
         WHERE code IN (SELECT answer_code FROM requests WHERE answer_code IS NOT NULL)""",
     ),
+    # 15: change notices' deliveries by state and age: what pruning deletes (the settled
+    # ones past the retention), and what is owed and since when, for /metrics
+    # (docs/design.md §18).
+    ("CREATE INDEX deliveries_age ON deliveries (state, created_at)",),
 )
 
 

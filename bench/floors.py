@@ -100,7 +100,7 @@ def main() -> None:
     if args.kind == "sign":
         if args.home is None or not args.key_label:
             parser.error("sign needs --home and --key-label")
-        from sealgate.gateway.home import load_settings
+        from sealgate.gateway.config_file import load_settings
 
         config = load_settings(args.home).keystore_config()
         rate, cpu_us = sign_rate(config, args.key_label, args.seconds)

@@ -103,7 +103,7 @@ class Workspace:
 
     def seal_key_label(self) -> str:
         """The label of the proof seal's active key in the home's token."""
-        from sealgate.gateway.home import load_settings
+        from sealgate.gateway.config_file import load_settings
 
         directory = load_settings(self.home).open_directory()
         try:
@@ -134,7 +134,7 @@ def registry_statuses(
     home: Path, what: str = "reading the registry"
 ) -> Iterator[list[ProofStatus]]:
     """Every registered proof's status, read straight from the home's registry, in batches."""
-    from sealgate.gateway.home import load_settings
+    from sealgate.gateway.config_file import load_settings
     from sealgate.verify.rows import STATUS_COLUMNS, status_from_row
 
     settings = load_settings(home)

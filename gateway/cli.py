@@ -35,7 +35,8 @@ from sealgate.gateway.cli_seals import (
 )
 from sealgate.gateway.cli_trail import add_audit_commands, audit_command
 from sealgate.gateway.cli_verify import add_verify_file, verify_file
-from sealgate.gateway.home import load_settings, resolve_home, tighten_home
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import resolve_home, tighten_home
 from sealgate.gateway.provision import Provisioner, init_home
 from sealgate.gateway.server import serve
 from sealgate.hsm.keystore import KeyAlgorithm

@@ -36,15 +36,8 @@ from sealgate.gateway import administration
 from sealgate.gateway.administration import Grants, new_id, plain_text
 from sealgate.gateway.attestation import GatewayKeys, create_gateway_keys
 from sealgate.gateway.audit import AUDIT_KEY_LABEL
-from sealgate.gateway.home import (
-    CONFIG_NAME,
-    HomeError,
-    Settings,
-    database_kind,
-    load_settings,
-    write_config,
-    write_secret,
-)
+from sealgate.gateway.config_file import load_settings, write_config
+from sealgate.gateway.home import CONFIG_NAME, HomeError, Settings, database_kind, write_secret
 from sealgate.gateway.revoking import issue_crl, purge_retired_keys
 from sealgate.gateway.trust_publication import publish_trust_document, root_signer
 from sealgate.hsm.errors import HsmError

@@ -20,7 +20,7 @@ def signer_config(home: Path, seal_id: str, database: Path) -> SignerConfig:
     """The token of a sealgate home and the active key of one of its seals."""
     from asn1crypto import pem
 
-    from sealgate.gateway.home import load_settings
+    from sealgate.gateway.config_file import load_settings
 
     settings = load_settings(home)
     keystore = settings.keystore_config()

@@ -13,7 +13,8 @@ from sealgate.cache.redis_url import (
     is_cluster_url,
     parse_cluster_url,
 )
-from sealgate.gateway.home import HomeError, load_settings, write_config
+from sealgate.gateway.config_file import load_settings, write_config
+from sealgate.gateway.home import HomeError
 
 
 def test_a_cluster_url_lists_its_startup_nodes() -> None:

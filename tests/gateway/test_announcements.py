@@ -243,7 +243,8 @@ def test_with_redis_down_the_change_is_made_and_the_bound_holds(
 
 def test_the_bounds_are_settings(tmp_path: Path) -> None:
     """config.toml's token_cache and catalog_refresh, checked as every duration is."""
-    from sealgate.gateway.home import HomeError, load_settings
+    from sealgate.gateway.config_file import load_settings
+    from sealgate.gateway.home import HomeError
 
     settings, _ = init_home(tmp_path / "home", demo=True)
     assert (settings.token_cache, settings.catalog_refresh) == (10.0, 5.0)

@@ -23,7 +23,8 @@ from sealgate.gateway.bounded import (
     end_request_deadline,
     request_deadline,
 )
-from sealgate.gateway.home import HomeError, load_settings, write_config
+from sealgate.gateway.config_file import load_settings, write_config
+from sealgate.gateway.home import HomeError
 from sealgate.gateway.problems import Problem
 from sealgate.verify.at_rest import DocumentCipher
 from sealgate.verify.directory import Client, DirectoryUnavailable, Role

@@ -10,7 +10,8 @@ import pytest
 
 from sealgate.gateway.app import create_app
 from sealgate.gateway.cli import main as sealgate
-from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import HomeError
 from sealgate.verify.directory import Role
 from sealgate.verify.workdays import OfficeHours
 from tests.gateway.conftest import Demo, GatewayClient, proof_request

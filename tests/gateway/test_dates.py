@@ -20,7 +20,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import HomeError
 from sealgate.gateway.keys import REGISTRY
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from sealgate.bench.redis_server import RedisServer
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import Settings, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import Settings
 from sealgate.gateway.provision import DemoCredentials
 from sealgate.hsm.errors import HsmUnavailable
 from sealgate.hsm.service import ProcessSigningService, SigningService

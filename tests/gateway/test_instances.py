@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from sealgate.bench.redis_server import RedisServer
-from sealgate.gateway.home import load_settings
+from sealgate.gateway.config_file import load_settings
 from sealgate.gateway.provision import init_home
 from sealgate.verify.directory import Role
 from sealgate.verify.holders import HolderKeys

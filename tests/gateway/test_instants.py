@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import HomeError
 from sealgate.gateway.instants import CHINA, parse_offset, rfc3339, use_offset
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, GatewayClient, proof_request

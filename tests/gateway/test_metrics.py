@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import load_settings
+from sealgate.gateway.config_file import load_settings
 from sealgate.verify.directory import Role
 from tests.gateway.conftest import Demo, proof_request
 from tests.gateway.scraped import Samples, samples, types, value

@@ -14,7 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import HomeError
 from sealgate.gateway.keys import COURIER
 from sealgate.gateway.notices import BACKLOG_SECONDS
 from sealgate.verify.directory import Role

@@ -25,7 +25,8 @@ from sealgate.crypto.attributes import OID_SIGNATURE_TIME_STAMP_TOKEN
 from sealgate.crypto.timestamps import Timestamp, verify_token
 from sealgate.crypto.verification import TrustList, verify_proof
 from sealgate.gateway.app import create_app
-from sealgate.gateway.home import HomeError, load_settings
+from sealgate.gateway.config_file import load_settings
+from sealgate.gateway.home import HomeError
 from sealgate.gateway.instants import rfc3339
 from sealgate.gateway.timestamping import Timestamper, TsaUnavailable
 from sealgate.verify.directory import Role

@@ -65,16 +65,16 @@ def test_sqlite_fills_the_endorsement_of_answers_sealed_before(tmp_path: Path) -
 
 
 def test_postgres_fills_the_endorsement_of_answers_sealed_before(postgres_url: str) -> None:
-    number = len(POSTGRES_MIGRATIONS)
-    assert "endorsement" in POSTGRES_MIGRATIONS[number - 1][0]
+    [number] = [n for n, (about, _) in enumerate(POSTGRES_MIGRATIONS, 1) if "endorsement" in about]
     migrate_postgres(postgres_url)
     with psycopg.connect(postgres_url) as conn:
-        # Undo the last migration, so the database is as one before it was.
+        # Undo that migration, so the database is as one before it was (the migrator
+        # applies every version missing, later ones kept).
         conn.execute("ALTER TABLE proofs DROP COLUMN extracting_unit, DROP COLUMN verifying_unit")
         conn.execute("DELETE FROM schema_migrations WHERE version = %s", (number,))
         _populate(conn.execute, "%s", "'\\x00'::bytea")
 
-    assert migrate_postgres(postgres_url) == number
+    assert migrate_postgres(postgres_url) == len(POSTGRES_MIGRATIONS)
 
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute(_READ).fetchall() == ENDORSED

@@ -41,9 +41,22 @@ _CLIENT = "client:"  # + a client id: forget that client's remembered tokens
 _CLI_TIMEOUT = 1.0  # the command line waits no longer on Redis than this, per step
 
 
+def hint(action: str, subject: str) -> str | None:
+    """What a change announces: which part of the directory to re-read (a client's
+    token, or the catalog: seals, their keys and the matters), or ``None``."""
+    if action.startswith(("seal-", "matter-")):
+        return SEALS
+    if action.startswith("client-"):
+        return _CLIENT + subject
+    return None
+
+
 def hint_for(change: Change) -> str:
-    """What a change announces: which part of the directory to re-read."""
-    return SEALS if change.action.startswith("seal-") else _CLIENT + change.subject
+    """What a provisioning change (a client's or a seal's) announces."""
+    announced = hint(change.action, change.subject)
+    if announced is None:  # pragma: no cover - administration makes no other change
+        raise ValueError(f"{change.action} announces nothing")
+    return announced
 
 
 class Hints:
@@ -88,10 +101,13 @@ class Announcer:
             )
 
 
-def announce_now(redis_url: str | None, change: Change) -> None:
-    """The command line's announcement: one connection at a time, bounded waits. If
-    Redis cannot be reached the change stands and the operator is told the bound."""
-    if redis_url is None:
+def announce_now(redis_url: str | None, action: str, subject: str) -> None:
+    """The command line's announcement of a change it made (any that serving gateways
+    hold: clients, seals and their keys, matters): one connection at a time, bounded
+    waits. If Redis cannot be reached the change stands and the operator is told the
+    bound."""
+    message = hint(action, subject)
+    if redis_url is None or message is None:
         return
     import redis
 
@@ -102,12 +118,12 @@ def announce_now(redis_url: str | None, change: Change) -> None:
     for connect in _connections(redis_url):
         try:
             with connect() as conn:
-                conn.publish(directory_channel(), hint_for(change))
+                conn.publish(directory_channel(), message)
             return
         except unreachable as exc:
             failure = exc
     print(
-        f"sealgate: warning: {change.action} {change.subject} done, but not announced on"
+        f"sealgate: warning: {action} {subject} done, but not announced on"
         f" Redis ({type(failure).__name__}): serving gateways take it within their token"
         " cache (clients, 10 s by default) or catalog refresh (seals, 5 s)",
         file=sys.stderr,

@@ -82,11 +82,11 @@ class CliAudit:
         self.ahead(change.action, **change.detail)(change.subject)
         change.write(directory)
         self.outcome(change.action, change.subject, **change.detail)
-        announce_now(self.settings.redis_url, change)
 
     def outcome(self, action: str, subject: str, **detail: object) -> None:
         """The outcome of a change made: if the trail refuses it now, the change stands
-        (its intent is recorded) and the operator is told."""
+        (its intent is recorded) and the operator is told. Announced to serving gateways
+        whichever (:mod:`sealgate.gateway.announcements`)."""
         try:
             self._append(action, subject, detail)
         except (sqlite3.Error, OSError) as exc:
@@ -95,6 +95,7 @@ class CliAudit:
                 f" its outcome could not be recorded ({type(exc).__name__})",
                 file=sys.stderr,
             )
+        announce_now(self.settings.redis_url, action, subject)
 
     def _append(
         self, action: str, subject: str, detail: dict[str, object], *, result: str = "ok"

@@ -187,6 +187,41 @@ def test_a_cli_change_is_announced_too(served: Served, capsys: pytest.CaptureFix
     assert "not announced" not in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("cli_redis")
+def test_a_matter_added_on_the_command_line_is_read_by_every_worker_at_once(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seals' keys and the matters live in each worker's catalog: a change the command
+    line makes to them (here a matter that reads content) is announced too."""
+    with fresh() as http:
+        sealed = sealing(served, http)
+        assert sealed.status_code == 201
+        code = sealed.json()["code"]
+        assert served.cli("matter", "add", "reads", "--name", "读取内容",
+                          "--content", "无犯罪记录证明", "--operator", "ops-7") == 0  # fmt: skip
+        with served.admin() as admin:
+            client = admin.add_client(
+                name="reader", role="verifier", purposes=["reads"], operator="ops-7"
+            )
+        auth = {"Authorization": f"Bearer {client.token}"}
+        read_by: set[str] = set()
+        deadline = time.monotonic() + HEARD_WITHIN
+        while len(read_by) < 2 and time.monotonic() < deadline:
+            answer = http.get(
+                f"{served.url}/v1/verify/{code}",
+                params={"purpose": "reads", "fields": "content"},
+                headers=auth,
+            )
+            if answer.status_code == 200:
+                assert answer.json()["content"]
+                read_by.add(worker_of(answer))
+            else:  # the catalog without the matter: refused, not a leak
+                assert answer.json()["code"] == "content-not-granted"
+                assert worker_of(answer) not in read_by
+        assert len(read_by) == 2
+    assert "not announced" not in capsys.readouterr().err
+
+
 def test_a_message_is_only_a_hint_to_read_again(served: Served) -> None:
     """Whoever can publish on Redis can make the workers read the directory again, and
     nothing more: a message naming a client or a seal grants nothing and removes nothing."""
@@ -271,7 +306,7 @@ async def test_the_command_line_announces_on_a_cluster_too(
     try:
 
         async def announced() -> bool:
-            await asyncio.to_thread(announce_now, redis_cluster.url, change)
+            await asyncio.to_thread(announce_now, redis_cluster.url, change.action, change.subject)
             return "client:CL0000ANNOUNCED" in heard
 
         await eventually(announced, timeout=10, interval=0.05, what="the announcement heard")

@@ -65,6 +65,19 @@ def _text(field: str, what: str, value: str, limit: int) -> str:
         raise InvalidChange(field, str(exc)) from None
 
 
+# Every change this module makes, by its audit action (the CLI's names, the HTTP routes').
+ACTIONS = frozenset(
+    {
+        "client-add",
+        "client-remove",
+        "client-set-grants",
+        "client-set-limits",
+        "seal-suspend",
+        "seal-resume",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """A checked change to the directory, not yet made."""
@@ -73,6 +86,10 @@ class Change:
     subject: str  # the client or seal it concerns
     detail: dict[str, object]  # what its records say of it beside the subject
     write: Callable[[Directory], None] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:  # the middleware signs each of ACTIONS at once
+            raise ValueError(f"{self.action} is not a provisioning action")
 
     def record(self, operator: str) -> dict[str, object]:
         return record_detail(self.subject, operator, self.detail)

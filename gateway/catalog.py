@@ -54,6 +54,8 @@ class CatalogSnapshot:
     signing_labels: frozenset[str] = frozenset()
     # The city's table of matters (docs/design.md §17): matter id → what it may read.
     matters: Mapping[str, Matter] = field(default_factory=dict)
+    # office (unit code) → the name its seals give it (the first in order, if several)
+    unit_names: Mapping[str, str] = field(default_factory=dict)
 
 
 class SealCatalog:
@@ -104,6 +106,7 @@ class SealCatalog:
                 if key.state is KeyState.ACTIVE
             ),
             matters=matters,
+            unit_names=_unit_names(seals.values()),
         )
 
     def _certificate_ends(self, seals: Iterable[Seal]) -> dict[str, float]:
@@ -149,9 +152,7 @@ class SealCatalog:
 
     def unit_name(self, unit_code: str) -> str | None:
         """The name the directory knows an office by (its seals'), or ``None``."""
-        seals = self.snapshot.seals.values()
-        names = sorted(s.unit_name for s in seals if s.unit_code == unit_code)
-        return names[0] if names else None
+        return self.snapshot.unit_names.get(unit_code)
 
     def sealer(self, key: SealKey) -> ProofSealer:
         sealer = self._sealers.get(key.key_label)
@@ -161,3 +162,11 @@ class SealCatalog:
             sealer = ProofSealer(key.certificate)
             self._sealers[key.key_label] = sealer
         return sealer
+
+
+def _unit_names(seals: Iterable[Seal]) -> dict[str, str]:
+    """Each office's name as its seals give it; the first in order if they differ."""
+    names: dict[str, str] = {}
+    for seal in sorted(seals, key=lambda s: s.unit_name):
+        names.setdefault(seal.unit_code, seal.unit_name)
+    return names

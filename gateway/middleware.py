@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sealgate.gateway import administration
 from sealgate.gateway.audit import AUDIT_NOTE, INTENT, AuditLog, AuditNote, AuditUnavailable
 from sealgate.gateway.auth import CLIENT
 from sealgate.gateway.bounded import end_request_deadline, request_deadline
@@ -95,16 +96,7 @@ AUDITED = {
 # Provisioning changes: as on the command line, a checkpoint signs their records as soon
 # as the outcome's is written, before the answer leaves (a record no checkpoint covers
 # could be deleted without trace).
-_PROVISIONING = frozenset(
-    {
-        "client-add",
-        "client-remove",
-        "client-set-grants",
-        "client-set-limits",
-        "seal-suspend",
-        "seal-resume",
-    }
-)
+_PROVISIONING = administration.ACTIONS
 # Changes refused up front while the trail cannot be written, so nothing is done unaudited.
 _CHANGES = frozenset(
     {

@@ -56,6 +56,11 @@ Ahead = Callable[[list[str]], Awaitable[None]]
 CODE_ATTEMPTS = 4
 
 
+def _where(requests: list[ProofRequest], index: int, field: str) -> str:
+    """A refused field's path in the body: a batch's items are numbered."""
+    return f"items[{index}].{field}" if len(requests) > 1 else field
+
+
 def request_digest(body: Any) -> bytes:
     """What identifies a request body for idempotency: its canonical JSON, hashed."""
     return hashlib.sha256(canonical_json(body)).digest()
@@ -208,14 +213,14 @@ class SealingService:
 
     def authorise(self, client: Client, requests: list[ProofRequest]) -> None:
         for index, request in enumerate(requests):
-            where = f"items[{index}].seal_id" if len(requests) > 1 else "seal_id"
             seal = self._catalog.seal(request.seal_id)
             if request.seal_id not in client.seals or seal is None:
                 raise Problem(
                     403,
                     "seal-not-granted",
                     "This client may not use that seal",
-                    f"{where}: seal {request.seal_id!r} is not granted to this client",
+                    f"{_where(requests, index, 'seal_id')}: seal {request.seal_id!r} is not"
+                    " granted to this client",
                 )
             if seal.scope is SealScope.PLATFORM and client.office is None:
                 # the proof's data is some office's: a platform seal records which
@@ -223,14 +228,16 @@ class SealingService:
                     403,
                     "no-office",
                     "A platform seal is used for an office: this signer has none",
-                    f"{where}: give the signer an --office to use seal {request.seal_id!r}",
+                    f"{_where(requests, index, 'seal_id')}: give the signer an --office to use"
+                    f" seal {request.seal_id!r}",
                 )
             if seal.suspended_at is not None:
                 raise Problem(
                     403,
                     "seal-suspended",
                     "The seal is suspended",
-                    f"{where}: seal {request.seal_id!r} is suspended (sealgate seal resume)",
+                    f"{_where(requests, index, 'seal_id')}: seal {request.seal_id!r} is"
+                    " suspended (sealgate seal resume)",
                 )
 
     @staticmethod
@@ -240,13 +247,12 @@ class SealingService:
         (``seal_answer``); a signer typing it could name any unit."""
         for index, request in enumerate(requests):
             if request.endorsement is not None:
-                where = f"items[{index}].endorsement" if len(requests) > 1 else "endorsement"
                 raise Problem(
                     422,
                     "endorsement-not-typed",
                     "The endorsement is filled from a verification request, never typed",
                     "answer the request (POST /v1/requests/{id}/respond) instead",
-                    field=where,
+                    field=_where(requests, index, "endorsement"),
                 )
 
     async def seal_answer(
